@@ -1,0 +1,83 @@
+"""The step Input (`dbops.fn.dbprovision.io/v1alpha1 Input`): worker image, Job defaults, retries, resync, TTLs.
+
+`package/input/` holds the CRD generated from INPUT_SCHEMA; `tests/test_api_sources.py` keeps them equal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.spec_schema import Schema, boolean, enum, integer, obj, string, string_map
+from worker.validation import FieldError, normalize
+
+INPUT_GROUP = "dbops.fn.dbprovision.io"
+INPUT_VERSION = "v1alpha1"
+DEFAULT_WORKER_IMAGE = "ghcr.io/dbprovision/dbops-worker:v0.1.0"
+
+INPUT_SCHEMA: Schema = obj(
+    "Settings of the function-dbops pipeline step.",
+    {
+        "apiVersion": string("dbops.fn.dbprovision.io/v1alpha1"),
+        "kind": string("Input"),
+        "metadata": {"type": "object", "description": "Ignored."},
+        "worker": obj(
+            "The worker container every Job runs.",
+            {
+                "image": string("Worker image.", minLength=1, maxLength=512, default=DEFAULT_WORKER_IMAGE),
+                "imagePullPolicy": enum(
+                    "Image pull policy.", ("Always", "IfNotPresent", "Never"), default="IfNotPresent"
+                ),
+                "serviceAccountName": string(
+                    "Service account of the Job's Pods (its token is never mounted).", maxLength=253
+                ),
+                "resources": obj(
+                    "Container resources.",
+                    {
+                        "requests": string_map("Requests.", max_len=64),
+                        "limits": string_map("Limits.", max_len=64),
+                    },
+                ),
+                "nodeSelector": string_map("Node selector of the Job's Pods.", max_len=63),
+                "priorityClassName": string("Priority class of the Job's Pods.", maxLength=253),
+            },
+        ),
+        "job": obj(
+            "Job settings.",
+            {
+                "backoffLimit": integer(
+                    "Pod retries inside one Job for transient failures (exit 1); exit 2 fails the Job at once.",
+                    minimum=0,
+                    maximum=10,
+                    default=1,
+                ),
+                "activeDeadlineSeconds": integer(
+                    "Longest a Job may run.", minimum=30, maximum=86400, default=600
+                ),
+            },
+        ),
+        "retry": obj(
+            "Back-off between Jobs after a transient failure: base * 2^(attempt-1), capped.",
+            {
+                "baseSeconds": integer("First delay.", minimum=1, maximum=3600, default=30),
+                "maxSeconds": integer("Longest delay.", minimum=1, maximum=86400, default=1800),
+            },
+        ),
+        "resync": obj(
+            "Periodic re-run of the worker to correct drift.",
+            {
+                "enabled": boolean("Re-run converged objects periodically.", default=True),
+                "intervalSeconds": integer(
+                    "Length of a resync epoch; each XR is offset within it so they do not fire together.",
+                    minimum=60,
+                    maximum=604800,
+                    default=3600,
+                ),
+            },
+        ),
+    },
+)
+
+
+def parse_input(raw: dict[str, Any] | None) -> tuple[dict[str, Any], list[FieldError]]:
+    """The Input with defaults filled in, and any violations (named `input.<field>`)."""
+    return normalize(INPUT_SCHEMA, raw or {}, "input")

@@ -1,0 +1,105 @@
+"""Shared fixtures: the private servers (one each per test session) and a runner for the worker's CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.servers import Server, private_servers
+
+_STARTED: dict[str, Server] = {}
+_CONTEXTS: list[Any] = []
+
+
+def _server(engine: str) -> Server:
+    if engine not in _STARTED:
+        context = private_servers((engine,))
+        _STARTED.update(context.__enter__())
+        _CONTEXTS.append(context)
+    return _STARTED[engine]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    while _CONTEXTS:
+        _CONTEXTS.pop().__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def pg() -> Server:
+    """The private PostgreSQL server (started on first use)."""
+    return _server("postgres")
+
+
+@pytest.fixture(scope="session")
+def maria() -> Server:
+    """The private MariaDB server (started on first use)."""
+    return _server("mariadb")
+
+
+@pytest.fixture(params=["postgres", "mariadb"])
+def server(request: pytest.FixtureRequest) -> Server:
+    """Each real server in turn, for tests that hold for every engine."""
+    return _server(request.param)
+
+
+WORKER = shutil.which("dbops-worker", path=os.path.dirname(sys.executable)) or "dbops-worker"
+
+
+@dataclass
+class WorkerRun:
+    code: int
+    result: dict[str, Any]
+    stdout: str
+    stderr: str
+
+    @property
+    def error(self) -> dict[str, Any]:
+        return self.result.get("error") or {}
+
+
+def request_for(server: Server, kind: str, spec: dict[str, Any], **connection: Any) -> dict[str, Any]:
+    """A worker request for `server` as the function would build it."""
+    engine = "postgres" if server.engine == "postgres" else "mariadb"
+    return {
+        "kind": kind,
+        "engine": engine,
+        "connection": {**server.connection(), **connection},
+        "spec": spec,
+        "owner": {"kind": kind, "name": "test", "namespace": "default", "uid": "0000"},
+    }
+
+
+def run_worker(
+    server: Server,
+    action: str,
+    request: dict[str, Any] | str,
+    password: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> WorkerRun:
+    """Run the installed `dbops-worker` console script the way the Job does (request and secrets from env)."""
+    full_env = server.worker_env()
+    full_env["DBOPS_REQUEST"] = request if isinstance(request, str) else json.dumps(request)
+    if password is not None:
+        full_env["DBOPS_PASSWORD"] = password
+    full_env.update(env or {})
+    proc = subprocess.run([WORKER, action], env=full_env, capture_output=True, text=True, timeout=timeout, check=False)
+    lines = proc.stdout.strip().splitlines()
+    try:
+        result = json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        result = {}
+    return WorkerRun(proc.returncode, result, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def worker() -> Iterator[Any]:
+    yield run_worker

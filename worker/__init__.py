@@ -1,0 +1,1 @@
+"""dbops provisioning worker: observe a database server, plan the statements that converge it, apply them."""

@@ -1,0 +1,70 @@
+"""`dbops-worker apply|plan|check|drop [--request FILE]`: exit 0 converged, 1 transient, 2 permanent."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from worker.errors import InvalidRequest, WorkerError
+from worker.request import ACTIONS, parse, secrets_from_env
+from worker.result import Result, redact, render, write_result_file
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="dbops-worker", description="Provision databases, users and grants; see docs/worker.md."
+    )
+    parser.add_argument("action", choices=ACTIONS)
+    parser.add_argument("--request", metavar="FILE", help="request JSON file (default: env DBOPS_REQUEST)")
+    args = parser.parse_args(argv)
+    return run_cli(args.action, args.request)
+
+
+def run_cli(action: str, request_file: str | None) -> int:
+    secrets: list[str] = []
+    try:
+        text = _read_request(request_file)
+        request = parse(text, action)
+        creds = secrets_from_env(request)
+        secrets = creds.values()
+    except WorkerError as exc:
+        result = Result(kind="unknown", action=action, error=exc)
+        return _finish(result, secrets)
+    from worker.engine import run  # imported late: a bad request is answered before the driver loads
+
+    result = run(action, request, creds, printer=lambda line: print(redact(line, secrets)))
+    return _finish(result, secrets)
+
+
+def _read_request(request_file: str | None) -> str:
+    if request_file:
+        try:
+            with open(request_file, encoding="utf-8") as handle:
+                return handle.read()
+        except OSError as exc:
+            raise InvalidRequest(f"--request: cannot read {request_file}: {exc.strerror}") from None
+    text = os.environ.get("DBOPS_REQUEST")
+    if not text:
+        raise InvalidRequest("no request: pass --request FILE or set DBOPS_REQUEST")
+    return text
+
+
+def _finish(result: Result, secrets: list[str]) -> int:
+    line = render(result, secrets)
+    if result.error is not None:
+        print(
+            f"dbops-worker: {result.error.error_class} error {result.error.code}: "
+            f"{redact(result.error.message, secrets)}",
+            file=sys.stderr,
+        )
+    print(line)
+    warning = write_result_file(line)
+    if warning:
+        print(f"dbops-worker: {warning}", file=sys.stderr)
+    sys.stdout.flush()
+    return result.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Observe -> plan -> apply, engine-neutral. Decides nothing about SQL; adapters do."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from worker.adapters import load
+from worker.adapters.base import Adapter, KindHandler, Plan
+from worker.errors import PermanentError, WorkerError
+from worker.request import Request, Secrets
+from worker.result import Result
+
+
+def run(action: str, request: Request, secrets: Secrets, printer: Any = None) -> Result:
+    """Carry out `action` for `request`. Never raises a WorkerError: it ends up in the result."""
+    started = time.monotonic()
+    result = Result(kind=request.kind, action=action)
+    adapter_cls = load(request.engine)
+    adapter = adapter_cls(request, secrets)
+    try:
+        with adapter:
+            info = adapter.connect()
+            result.server = {"version": info.version, "flavor": info.flavor}
+            _check_flavor(request.engine, info.flavor, info.version)
+            if action == "check":
+                result.observed = adapter.check()
+            else:
+                _converge(adapter, action, request.spec, result, printer)
+    except WorkerError as exc:
+        result.error = exc
+    finally:
+        result.statements = {"reads": adapter.reads, "writes": adapter.writes}
+        result.duration_ms = int((time.monotonic() - started) * 1000)
+    return result
+
+
+def _check_flavor(engine: str, flavor: str, version: str) -> None:
+    # engine: mysql names the protocol family, so it accepts a MariaDB server (the flavor is reported).
+    if engine != flavor and not (engine == "mysql" and flavor == "mariadb"):
+        raise PermanentError(
+            "EngineMismatch",
+            f"the instance says engine {engine}, but the server is {flavor} {version}; fix spec.engine",
+        )
+
+
+def _converge(adapter: Adapter, action: str, spec: dict[str, Any], result: Result, printer: Any) -> None:
+    handler = adapter.handler(result.kind)
+    observed = handler.observe(spec)
+    plan = _plan(handler, action, spec, observed)
+    if action == "plan":
+        result.changes = [s.summary for s in plan.steps]
+        if printer is not None:
+            for step in plan.steps:
+                printer(f"-- {step.reason}\n{step.summary};")
+        result.observed = handler.facts(spec, observed)
+        _raise_drift(plan)
+        return
+    if plan.steps:
+        # Observed without the lock to keep a no-op cheap; now decide again under the lock, since another
+        # worker may have converged the object meanwhile.
+        with adapter.lock(handler.lock_key(spec)):
+            observed = handler.observe(spec)
+            plan = _plan(handler, action, spec, observed)
+            try:
+                for step in adapter.execute(plan.steps):
+                    result.changes.append(step.summary)
+            finally:
+                result.observed = handler.facts(spec, observed)
+            observed = handler.observe(spec)
+            leftover = _plan(handler, action, spec, observed)
+            if leftover.steps:
+                raise PermanentError(
+                    "NotConverged",
+                    "the server still differs after applying the plan: "
+                    + "; ".join(s.summary for s in leftover.steps[:5]),
+                )
+    result.observed = handler.facts(spec, observed)
+    _raise_drift(plan)
+
+
+def _plan(handler: KindHandler[Any], action: str, spec: dict[str, Any], observed: Any) -> Plan:
+    return handler.plan_drop(spec, observed) if action == "drop" else handler.plan(spec, observed)
+
+
+def _raise_drift(plan: Plan) -> None:
+    if plan.drift:
+        raise PermanentError(
+            "ImmutableFieldChanged",
+            "the server differs in attributes that cannot change in place: " + "; ".join(plan.drift),
+        )

@@ -1,0 +1,90 @@
+"""Parse and validate a worker request (design section 5) before any connection is opened."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.errors import InvalidRequest
+from worker.semantics import engine_errors
+from worker.spec_schema import KINDS, request_schema
+from worker.validation import normalize
+
+ACTIONS = ("apply", "plan", "check", "drop")
+
+
+@dataclass(frozen=True)
+class Request:
+    kind: str
+    engine: str
+    connection: dict[str, Any]
+    spec: dict[str, Any]
+    owner: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Credentials from the environment only. repr() never shows them."""
+
+    admin_username: str = field(repr=False)
+    admin_password: str = field(repr=False)
+    password: str | None = field(default=None, repr=False)
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    def values(self) -> list[str]:
+        """Every secret string, for the last-line-of-defence redaction of output."""
+        return [v for v in (self.admin_password, self.password) if v]
+
+
+def parse(text: str, action: str) -> Request:
+    """Parse the request JSON; raise InvalidRequest naming every bad field and what is allowed."""
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise InvalidRequest(f"request is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise InvalidRequest("request must be a JSON object with kind, engine, connection and spec")
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        raise InvalidRequest(f"kind: must be one of {', '.join(KINDS)}; got {kind!r}")
+    if action == "check" and kind != "DatabaseInstance":
+        raise InvalidRequest(f"check applies to DatabaseInstance requests, not {kind}")
+    if action != "check" and kind == "DatabaseInstance":
+        raise InvalidRequest("a DatabaseInstance request supports only the check action")
+    schema = request_schema(kind)
+    value, errors = normalize(schema, raw, "request")
+    if not errors:
+        errors = engine_errors(kind, value["engine"], value["spec"], "request.spec")
+    if not errors:
+        # Fill the engine block's defaults even when it is absent, so adapters see one complete shape.
+        block = "postgres" if value["engine"] == "postgres" else "mysql"
+        block_schema = schema["properties"]["spec"]["properties"].get(block)
+        if block_schema is not None and block not in value["spec"]:
+            value["spec"][block], _ = normalize(block_schema, {}, f"request.spec.{block}")
+    if errors:
+        raise InvalidRequest("; ".join(str(e) for e in errors))
+    return Request(kind, value["engine"], value["connection"], value["spec"], value.get("owner", {}))
+
+
+def secrets_from_env(request: Request, env: os._Environ[str] | dict[str, str] = os.environ) -> Secrets:
+    """Read the credentials the Job's spec maps in from Secrets (never from the request)."""
+    missing = [k for k in ("DBOPS_ADMIN_USERNAME", "DBOPS_ADMIN_PASSWORD") if k not in env]
+    if missing:
+        raise InvalidRequest(
+            f"environment: {', '.join(missing)} not set (the Job maps them from the admin Secret)"
+        )
+    password = env.get("DBOPS_PASSWORD")
+    if password is not None and not password:
+        raise InvalidRequest("environment: DBOPS_PASSWORD is empty; the credentials Secret has no password")
+    return Secrets(
+        admin_username=env["DBOPS_ADMIN_USERNAME"],
+        admin_password=env["DBOPS_ADMIN_PASSWORD"],
+        password=password,
+        tls_ca=env.get("DBOPS_TLS_CA") or None,
+        tls_cert=env.get("DBOPS_TLS_CERT") or None,
+        tls_key=env.get("DBOPS_TLS_KEY") or None,
+    )

@@ -1,0 +1,94 @@
+"""The worker's result: one JSON object, last line of stdout and the termination-log file (design section 5)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.errors import WorkerError
+
+RESULT_LIMIT = 4096  # bytes Kubernetes keeps of a termination message
+DEFAULT_RESULT_FILE = "/dev/termination-log"
+REDACTED = "***"
+
+
+@dataclass
+class Result:
+    kind: str
+    action: str
+    changes: list[str] = field(default_factory=list)
+    observed: dict[str, Any] = field(default_factory=dict)
+    server: dict[str, str] = field(default_factory=dict)
+    statements: dict[str, int] = field(default_factory=lambda: {"reads": 0, "writes": 0})
+    duration_ms: int = 0
+    error: WorkerError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.error is None else self.error.exit_code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "kind": self.kind,
+            "action": self.action,
+            "changes": self.changes,
+            "observed": self.observed,
+            "server": self.server,
+            "statements": self.statements,
+            "durationMs": self.duration_ms,
+            "error": None
+            if self.error is None
+            else {"class": self.error.error_class, "code": self.error.code, "message": self.error.message},
+        }
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """Last line of defence: no secret value leaves the process, whatever produced the text."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def render(result: Result, secrets: list[str]) -> str:
+    """Serialise to one line of at most RESULT_LIMIT bytes, shortening the change list and messages if needed."""
+    data = result.to_dict()
+    line = redact(json.dumps(data, separators=(",", ":"), sort_keys=False), secrets)
+    changes = list(data["changes"])
+    while len(line.encode()) > RESULT_LIMIT and changes:
+        keep = max(0, len(changes) // 2)
+        dropped = len(result.changes) - keep
+        changes = changes[:keep]
+        data["changes"] = [*changes, f"... and {dropped} more"]
+        line = redact(json.dumps(data, separators=(",", ":")), secrets)
+        if keep == 0:
+            break
+    if len(line.encode()) > RESULT_LIMIT and data["error"]:
+        data["error"]["message"] = data["error"]["message"][:1024] + " ..."
+        line = redact(json.dumps(data, separators=(",", ":")), secrets)
+    if len(line.encode()) > RESULT_LIMIT:
+        data["observed"] = {"truncated": True}
+        line = redact(json.dumps(data, separators=(",", ":")), secrets)
+    return line
+
+
+def write_result_file(line: str, env: dict[str, str] | os._Environ[str] = os.environ) -> str | None:
+    """Write the termination message. Returns a warning when an explicitly requested file cannot be written."""
+    path = env.get("DBOPS_RESULT_FILE")
+    explicit = path is not None
+    path = path or DEFAULT_RESULT_FILE
+    if not explicit and not os.path.exists(path):
+        return None  # not in a Pod: Kubernetes mounts the file; never create one in /dev
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(line)
+    except OSError as exc:
+        if explicit:
+            return f"could not write the result to {path}: {exc.strerror}"
+    return None

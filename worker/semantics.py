@@ -1,0 +1,52 @@
+"""Checks the schema cannot express because they depend on the engine: name limits and reserved names.
+
+Both the function (before composing a Job) and the worker (before connecting) run them, so the same spec gets
+the same answer in both places.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.validation import FieldError
+
+# PostgreSQL refuses these as role names, or gives them a special meaning in GRANT/ALTER.
+PG_RESERVED_ROLES = frozenset({"public", "none", "current_user", "session_user", "current_role"})
+MYSQL_USER_MAX = 32
+
+
+def role_name_errors(engine: str, path: str, name: str) -> list[FieldError]:
+    """Errors for a role or user name that the engine would refuse or misread."""
+    if engine == "postgres":
+        if name.lower() in PG_RESERVED_ROLES:
+            return [FieldError(path, f"{name!r} is reserved in PostgreSQL; choose another name")]
+        if name.lower().startswith("pg_"):
+            return [FieldError(path, f"{name!r}: role names starting with pg_ are reserved in PostgreSQL")]
+    elif engine == "mysql" and len(name) > MYSQL_USER_MAX:
+        return [FieldError(path, f"must be at most {MYSQL_USER_MAX} characters on MySQL, got {len(name)}")]
+    return []
+
+
+def engine_errors(kind: str, engine: str, spec: dict[str, Any], prefix: str = "spec") -> list[FieldError]:
+    """Engine-dependent errors in a (defaulted) claim or request spec."""
+    errors: list[FieldError] = []
+    if kind == "DatabaseUser":
+        errors += role_name_errors(engine, f"{prefix}.username", spec["username"])
+        pg = spec.get("postgres", {})
+        for i, role in enumerate([*spec.get("roles", []), *pg.get("inRoles", [])]):
+            errors += role_name_errors(engine, f"{prefix}.roles[{i}]", role)
+    if kind == "Database" and engine != "postgres" and "owner" in spec:
+        errors.append(
+            FieldError(f"{prefix}.owner", "applies to PostgreSQL only; MySQL/MariaDB databases have no owner")
+        )
+    if kind == "DatabaseGrant" and "grantee" in spec:
+        errors += role_name_errors(engine, f"{prefix}.grantee", spec["grantee"])
+    if engine == "postgres":
+        from worker import pg_privileges
+
+        errors += pg_privileges.spec_errors(kind, spec, prefix)
+    else:
+        from worker import mysql_privileges
+
+        errors += mysql_privileges.spec_errors(kind, engine, spec, prefix)
+    return errors
