@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
 from worker.errors import InvalidRequest, WorkerError
 from worker.request import ACTIONS, parse, secrets_from_env
 from worker.result import Result, redact, render, write_result_file
+from worker.spec_schema import KINDS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,18 +25,28 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_cli(action: str, request_file: str | None) -> int:
     secrets: list[str] = []
+    text = ""
     try:
         text = _read_request(request_file)
         request = parse(text, action)
         creds = secrets_from_env(request)
         secrets = creds.values()
     except WorkerError as exc:
-        result = Result(kind="unknown", action=action, error=exc)
+        result = Result(kind=_kind_of(text), action=action, error=exc)
         return _finish(result, secrets)
     from worker.engine import run  # imported late: a bad request is answered before the driver loads
 
     result = run(action, request, creds, printer=lambda line: print(redact(line, secrets)))
     return _finish(result, secrets)
+
+
+def _kind_of(text: str) -> str:
+    """The request's kind for an error result, when the text gets that far."""
+    try:
+        kind = json.loads(text).get("kind")
+    except (ValueError, AttributeError):
+        return "unknown"
+    return kind if kind in KINDS else "unknown"
 
 
 def _read_request(request_file: str | None) -> str:
