@@ -15,12 +15,13 @@ PG_RESERVED_ROLES = frozenset({"public", "none", "current_user", "session_user",
 MYSQL_USER_MAX = 32
 
 
-def role_name_errors(engine: str, path: str, name: str) -> list[FieldError]:
-    """Errors for a role or user name that the engine would refuse or misread."""
+def role_name_errors(engine: str, path: str, name: str, membership: bool = False) -> list[FieldError]:
+    """Errors for a role or user name that the engine would refuse or misread. `membership`: the name is a role
+    to be a member of, where PostgreSQL's predefined pg_* roles (pg_monitor, pg_read_all_data) are fine."""
     if engine == "postgres":
         if name.lower() in PG_RESERVED_ROLES:
             return [FieldError(path, f"{name!r} is reserved in PostgreSQL; choose another name")]
-        if name.lower().startswith("pg_"):
+        if name.lower().startswith("pg_") and not membership:
             return [FieldError(path, f"{name!r}: role names starting with pg_ are reserved in PostgreSQL")]
     elif engine == "mysql" and len(name) > MYSQL_USER_MAX:
         return [FieldError(path, f"must be at most {MYSQL_USER_MAX} characters on MySQL, got {len(name)}")]
@@ -33,8 +34,10 @@ def engine_errors(kind: str, engine: str, spec: dict[str, Any], prefix: str = "s
     if kind == "DatabaseUser":
         errors += role_name_errors(engine, f"{prefix}.username", spec["username"])
         pg = spec.get("postgres", {})
-        for i, role in enumerate([*spec.get("roles", []), *pg.get("inRoles", [])]):
-            errors += role_name_errors(engine, f"{prefix}.roles[{i}]", role)
+        for i, role in enumerate(spec.get("roles", [])):
+            errors += role_name_errors(engine, f"{prefix}.roles[{i}]", role, membership=True)
+        for i, role in enumerate(pg.get("inRoles", [])):
+            errors += role_name_errors(engine, f"{prefix}.postgres.inRoles[{i}]", role, membership=True)
     if kind == "Database" and engine != "postgres" and "owner" in spec:
         errors.append(
             FieldError(f"{prefix}.owner", "applies to PostgreSQL only; MySQL/MariaDB databases have no owner")

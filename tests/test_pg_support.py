@@ -1,0 +1,127 @@
+"""Helpers shared by the PostgreSQL adapter tests (no tests here): unique names, worker runs, catalog reads."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Any
+
+import psycopg2
+import pytest
+
+from tests.conftest import WorkerRun, request_for, run_worker
+from tests.servers import Server, Statement
+
+
+def unique(prefix: str) -> str:
+    """A fresh object name per test, so tests share one server without restarting it."""
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def run(
+    pg: Server,
+    action: str,
+    kind: str,
+    spec: dict[str, Any],
+    password: str | None = None,
+    env: dict[str, str] | None = None,
+    **connection: Any,
+) -> WorkerRun:
+    return run_worker(pg, action, request_for(pg, kind, spec, **connection), password=password, env=env)
+
+
+def apply_ok(
+    pg: Server, kind: str, spec: dict[str, Any], password: str | None = None, **kw: Any
+) -> WorkerRun:
+    result = run(pg, "apply", kind, spec, password=password, **kw)
+    assert result.code == 0, (result.result, result.stderr)
+    return result
+
+
+def require_log(pg: Server) -> None:
+    if pg.log is None:
+        pytest.skip("the server in DBOPS_TEST_POSTGRES_URL has no statement log we can read")
+
+
+def writes_during(pg: Server, action: Any) -> tuple[Any, list[Statement]]:
+    """Run `action()` and return its value with the write statements the server logged meanwhile."""
+    require_log(pg)
+    assert pg.log is not None
+    mark = pg.log.mark()
+    value = action()
+    return value, pg.log.writes_since(mark)
+
+
+def log_text_during(pg: Server, action: Any) -> tuple[Any, str]:
+    require_log(pg)
+    assert pg.log is not None
+    mark = pg.log.mark()
+    value = action()
+    return value, pg.log.text_since(mark)
+
+
+def one(pg: Server, sql: str, params: Any = None, database: str | None = None) -> Any:
+    rows = pg.query(sql, params, database=database)
+    assert len(rows) == 1, rows
+    return rows[0][0] if len(rows[0]) == 1 else rows[0]
+
+
+def can_login(pg: Server, user: str, password: str, database: str | None = None) -> bool:
+    try:
+        conn = pg.connect(user=user, password=password, database=database)
+    except psycopg2.OperationalError:
+        return False
+    conn.close()
+    return True
+
+
+def as_user(pg: Server, user: str, password: str, sql: str, database: str | None = None) -> tuple[bool, str]:
+    """Run a statement as a user: (succeeded, error message). A refused login counts as a failure."""
+    try:
+        conn = pg.connect(user=user, password=password, database=database)
+    except psycopg2.OperationalError as exc:
+        return False, str(exc)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+        return True, ""
+    except psycopg2.Error as exc:
+        return False, exc.diag.message_primary or str(exc)
+    finally:
+        conn.close()
+
+
+def make_role(pg: Server, prefix: str, attributes: str = "LOGIN") -> tuple[str, str]:
+    """A role created by hand (not by dbops), with a password."""
+    name = unique(prefix)
+    password = secrets.token_urlsafe(16)
+    conn = pg.connect()
+    try:
+        with conn.cursor() as cur:
+            # The session stops logging first, so the test password stays out of the statement log that the
+            # leak tests read.
+            cur.execute("SET log_statement = 'none'")
+            cur.execute(f"CREATE ROLE {name} {attributes} PASSWORD %s", (password,))
+    finally:
+        conn.close()
+    return name, password
+
+
+def execute(pg: Server, *statements: str, database: str | None = None) -> None:
+    """Statements run by hand as the admin (the 'someone changed it outside dbops' in tests)."""
+    conn = pg.connect(database=database)
+    try:
+        with conn.cursor() as cur:
+            for sql in statements:
+                cur.execute(sql)
+    finally:
+        conn.close()
+
+
+def admin_env(user: str, password: str) -> dict[str, str]:
+    return {"DBOPS_ADMIN_USERNAME": user, "DBOPS_ADMIN_PASSWORD": password}
+
+
+def statements(writes: list[Statement]) -> list[str]:
+    """The write statements' text without transaction control."""
+    return [w.text for w in writes if w.text not in ("BEGIN", "COMMIT")]

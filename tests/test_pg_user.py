@@ -1,0 +1,382 @@
+"""DatabaseUser on a real PostgreSQL: role attributes, password, settings, memberships, database access, drop."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import pytest
+
+from tests.servers import Server
+from tests.test_pg_support import (
+    admin_env,
+    apply_ok,
+    as_user,
+    can_login,
+    execute,
+    log_text_during,
+    make_role,
+    one,
+    run,
+    unique,
+    writes_during,
+)
+
+pytestmark = pytest.mark.postgres
+
+ROLE = """
+SELECT rolsuper, rolcreatedb, rolcreaterole, rolinherit, rolcanlogin, rolreplication, rolbypassrls,
+       rolconnlimit, rolvaliduntil, rolconfig,
+       ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+              WHERE m.member = r.oid ORDER BY 1)
+  FROM pg_roles r WHERE rolname = %s
+"""
+
+
+def role(pg: Server, name: str) -> dict[str, Any] | None:
+    rows = pg.query(ROLE, (name,))
+    if not rows:
+        return None
+    keys = (
+        "superuser",
+        "createDB",
+        "createRole",
+        "inherit",
+        "login",
+        "replication",
+        "bypassRLS",
+        "connectionLimit",
+        "validUntil",
+        "config",
+        "roles",
+    )
+    return dict(zip(keys, rows[0], strict=True))
+
+
+def password() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def test_create_with_every_attribute_then_reapply_writes_nothing(pg: Server) -> None:
+    r1, _ = make_role(pg, "grp", "NOLOGIN")
+    r2, _ = make_role(pg, "grp", "NOLOGIN")
+    name = unique("user")
+    secret = password()
+    spec = {
+        "username": name,
+        "roles": [r1],
+        "postgres": {
+            "superuser": False,
+            "createDB": True,
+            "createRole": True,
+            "inherit": False,
+            "login": True,
+            "replication": True,
+            "bypassRLS": True,
+            "connectionLimit": 3,
+            "validUntil": "2031-02-03T04:05:06Z",
+            "inRoles": [r2],
+            "configParameters": {
+                "search_path": '"$user", app',
+                "statement_timeout": "30s",
+                "dbops.note": "a b",
+            },
+        },
+    }
+    result, log = log_text_during(pg, lambda: apply_ok(pg, "DatabaseUser", spec, password=secret))
+    observed = role(pg, name)
+    assert observed is not None
+    valid_until = observed.pop("validUntil")
+    assert valid_until.isoformat() == "2031-02-03T04:05:06+00:00"
+    observed["config"] = sorted(observed["config"])
+    assert observed == {
+        "superuser": False,
+        "createDB": True,
+        "createRole": True,
+        "inherit": False,
+        "login": True,
+        "replication": True,
+        "bypassRLS": True,
+        "connectionLimit": 3,
+        "config": ["dbops.note=a b", 'search_path="$user", app', "statement_timeout=30s"],
+        "roles": sorted([r1, r2]),
+    }
+    assert result.result["observed"] == {
+        "username": name,
+        "roles": sorted([r1, r2]),
+        "login": True,
+        "drift": [],
+    }
+    assert can_login(pg, name, secret)
+    # The password and its verifier never reach the statement log, the result or the output.
+    assert secret not in log
+    assert "SCRAM-SHA-256$" not in log
+    assert "ALTER ROLE" in log and "PASSWORD ***" in result.result["changes"][1]
+    assert secret not in result.stdout + result.stderr
+
+    second, writes = writes_during(pg, lambda: apply_ok(pg, "DatabaseUser", spec, password=secret))
+    assert writes == []
+    assert second.result["statements"] == {"reads": 1, "writes": 0}
+
+
+def test_changes_alter_only_the_delta(pg: Server) -> None:
+    r1, _ = make_role(pg, "grp", "NOLOGIN")
+    r2, _ = make_role(pg, "grp", "NOLOGIN")
+    name = unique("user")
+    secret = password()
+    base = {
+        "username": name,
+        "roles": [r1, r2],
+        "postgres": {"configParameters": {"work_mem": "8MB", "DateStyle": "ISO, MDY"}},
+    }
+    apply_ok(pg, "DatabaseUser", base, password=secret)
+    changed = {
+        "username": name,
+        "roles": [r2],
+        "postgres": {"connectionLimit": 7, "configParameters": {"datestyle": "ISO, MDY"}},
+    }
+    _, writes = writes_during(pg, lambda: apply_ok(pg, "DatabaseUser", changed, password=secret))
+    assert [w.text for w in writes if w.text not in ("BEGIN", "COMMIT")] == [
+        f"ALTER ROLE {name} WITH CONNECTION LIMIT 7",
+        f"ALTER ROLE {name} RESET work_mem",
+        f"REVOKE {r1} FROM {name}",
+    ]
+    observed = role(pg, name) or {}
+    assert observed["connectionLimit"] == 7
+    assert observed["config"] == ["DateStyle=ISO, MDY"]
+    assert observed["roles"] == [r2]
+
+
+def test_memberships_are_unmanaged_when_roles_and_in_roles_are_absent(pg: Server) -> None:
+    grp, _ = make_role(pg, "grp", "NOLOGIN")
+    name = unique("user")
+    apply_ok(pg, "DatabaseUser", {"username": name})
+    execute(pg, f"GRANT {grp} TO {name}")
+    _, writes = writes_during(pg, lambda: apply_ok(pg, "DatabaseUser", {"username": name}))
+    assert writes == []
+    assert (role(pg, name) or {})["roles"] == [grp]
+    # `roles: []` is an exact (empty) set: the hand-made membership goes.
+    apply_ok(pg, "DatabaseUser", {"username": name, "roles": []})
+    assert (role(pg, name) or {})["roles"] == []
+    # Predefined roles are ordinary memberships.
+    apply_ok(pg, "DatabaseUser", {"username": name, "postgres": {"inRoles": ["pg_read_all_data"]}})
+    assert (role(pg, name) or {})["roles"] == ["pg_read_all_data"]
+
+
+def test_changed_password_is_set_and_the_old_one_stops_working(pg: Server) -> None:
+    name = unique("user")
+    old, new = password(), password()
+    apply_ok(pg, "DatabaseUser", {"username": name}, password=old)
+    result, log = log_text_during(pg, lambda: apply_ok(pg, "DatabaseUser", {"username": name}, password=new))
+    assert result.result["changes"] == [f"ALTER ROLE {name} PASSWORD ***"]
+    assert can_login(pg, name, new)
+    assert not can_login(pg, name, old)
+    assert new not in log and "SCRAM-SHA-256$" not in log
+
+
+def test_password_unset_means_unmanaged(pg: Server) -> None:
+    name = unique("user")
+    secret = password()
+    apply_ok(pg, "DatabaseUser", {"username": name}, password=secret)
+    _, writes = writes_during(pg, lambda: apply_ok(pg, "DatabaseUser", {"username": name}))
+    assert writes == []
+    assert can_login(pg, name, secret)
+
+
+def test_md5_password_is_replaced_by_a_scram_verifier(pg: Server) -> None:
+    name = unique("user")
+    secret = password()
+    apply_ok(pg, "DatabaseUser", {"username": name}, password=secret)
+    execute(
+        pg,
+        "SET log_statement = 'none'",
+        "SET password_encryption = 'md5'",
+        f"ALTER ROLE {name} PASSWORD '{secret}'",
+    )
+    assert one(pg, "SELECT rolpassword LIKE 'md5%%' FROM pg_authid WHERE rolname = %s", (name,))
+    result = apply_ok(pg, "DatabaseUser", {"username": name}, password=secret)
+    assert result.result["changes"] == [f"ALTER ROLE {name} PASSWORD ***"]
+    assert one(pg, "SELECT rolpassword LIKE 'SCRAM-SHA-256$%%' FROM pg_authid WHERE rolname = %s", (name,))
+    assert can_login(pg, name, secret)
+
+
+def test_password_set_by_postgres_itself_is_recognised(pg: Server) -> None:
+    """The verifier check agrees with PostgreSQL's own SCRAM computation (not only with ours)."""
+    name = unique("user")
+    secret = password() + "-ü"
+    apply_ok(pg, "DatabaseUser", {"username": name})
+    execute(pg, "SET log_statement = 'none'", f"ALTER ROLE {name} PASSWORD '{secret}'")
+    _, writes = writes_during(pg, lambda: apply_ok(pg, "DatabaseUser", {"username": name}, password=secret))
+    assert writes == []
+    changed = apply_ok(pg, "DatabaseUser", {"username": name}, password=secret + "x")
+    assert changed.result["changes"] == [f"ALTER ROLE {name} PASSWORD ***"]
+
+
+def test_non_superuser_admin_detects_an_unchanged_password_by_logging_in(pg: Server) -> None:
+    admin, admin_password = make_role(pg, "roleadmin", "LOGIN CREATEROLE")
+    env = admin_env(admin, admin_password)
+    name = unique("user")
+    secret = password()
+    first = apply_ok(pg, "DatabaseUser", {"username": name}, password=secret, env=env)
+    assert first.result["changes"][-1] == f"ALTER ROLE {name} PASSWORD ***"
+    assert can_login(pg, name, secret)
+    _, writes = writes_during(
+        pg, lambda: apply_ok(pg, "DatabaseUser", {"username": name}, password=secret, env=env)
+    )
+    assert writes == []
+    new = password()
+    changed = apply_ok(pg, "DatabaseUser", {"username": name}, password=new, env=env)
+    assert changed.result["changes"] == [f"ALTER ROLE {name} PASSWORD ***"]
+    assert can_login(pg, name, new)
+    # A NOLOGIN role still proves its password: PostgreSQL checks LOGIN only after the password.
+    nologin = {"username": name, "postgres": {"login": False}}
+    apply_ok(pg, "DatabaseUser", nologin, password=new, env=env)
+    _, writes = writes_during(pg, lambda: apply_ok(pg, "DatabaseUser", nologin, password=new, env=env))
+    assert writes == []
+
+
+def test_admin_granted_set_on_logging_parameters_keeps_verifiers_out_of_the_log(pg: Server) -> None:
+    """PostgreSQL 15+: a non-superuser admin with SET on the logging parameters suppresses statement logging
+    for the password statement, also when that statement fails."""
+    if int(one(pg, "SHOW server_version_num")) < 150000:
+        pytest.skip("GRANT SET ON PARAMETER needs PostgreSQL 15")
+    admin, admin_password = make_role(pg, "logadmin", "LOGIN CREATEROLE")
+    execute(
+        pg,
+        "GRANT SET ON PARAMETER log_statement, log_min_duration_statement, log_min_error_statement "
+        f"TO {admin}",
+    )
+    env = admin_env(admin, admin_password)
+    name = unique("user")
+    secret = password()
+    result, log = log_text_during(
+        pg, lambda: apply_ok(pg, "DatabaseUser", {"username": name}, password=secret, env=env)
+    )
+    assert result.result["changes"][-1] == f"ALTER ROLE {name} PASSWORD ***"
+    assert "SET LOCAL log_statement = 'none'" in log
+    assert "SCRAM-SHA-256$" not in log and secret not in log
+    assert can_login(pg, name, secret)
+    # CREATEROLE cannot change a superuser's password: the failure is reported without the statement text.
+    boss, _ = make_role(pg, "boss", "LOGIN SUPERUSER")
+    failed, log = log_text_during(
+        pg,
+        lambda: run(
+            pg,
+            "apply",
+            "DatabaseUser",
+            {"username": boss, "postgres": {"superuser": True}},
+            password=secret,
+            env=env,
+        ),
+    )
+    assert failed.code == 2
+    assert failed.error["code"] == "PermissionDenied"
+    assert "ALTER ROLE" in failed.error["message"] and "PASSWORD ***" in failed.error["message"]
+    assert "SCRAM-SHA-256$" not in log and secret not in log
+    assert "SCRAM-SHA-256$" not in failed.stdout + failed.stderr
+    execute(
+        pg,
+        f"DROP ROLE {boss}",
+        f"DROP ROLE {name}",
+        "REVOKE SET ON PARAMETER log_statement, log_min_duration_statement, log_min_error_statement "
+        f"FROM {admin}",
+        f"DROP ROLE {admin}",
+    )
+
+
+def test_database_reference_gives_full_use(pg: Server) -> None:
+    db = unique("db")
+    apply_ok(pg, "Database", {"name": db})
+    name = unique("user")
+    secret = password()
+    spec = {"username": name, "database": db}
+    first = apply_ok(pg, "DatabaseUser", spec, password=secret)
+    assert first.result["changes"][-2:] == [
+        f"GRANT CREATE, CONNECT, TEMPORARY ON DATABASE {db} TO {name}",
+        f"GRANT USAGE, CREATE ON SCHEMA public TO {name}",
+    ]
+    privileges = one(
+        pg,
+        "SELECT has_database_privilege(%(u)s, %(d)s, 'CONNECT'), has_database_privilege(%(u)s, %(d)s, 'CREATE'),"
+        " has_database_privilege(%(u)s, %(d)s, 'TEMPORARY'), has_schema_privilege(%(u)s, 'public', 'USAGE'),"
+        " has_schema_privilege(%(u)s, 'public', 'CREATE')",
+        {"u": name, "d": db},
+        database=db,
+    )
+    assert privileges == (True, True, True, True, True)
+    ok, error = as_user(pg, name, secret, "CREATE TABLE public.t (id int); CREATE SCHEMA mine", database=db)
+    assert ok, error
+    second, writes = writes_during(pg, lambda: apply_ok(pg, "DatabaseUser", spec, password=secret))
+    assert writes == []
+    assert second.result["statements"] == {"reads": 2, "writes": 0}
+
+
+def test_missing_roles_or_database_are_permanent_and_change_nothing(pg: Server) -> None:
+    name = unique("user")
+    ghost = unique("ghost")
+    result, writes = writes_during(
+        pg, lambda: run(pg, "apply", "DatabaseUser", {"username": name, "roles": [ghost]})
+    )
+    assert result.code == 2
+    assert result.error["code"] == "RoleNotFound"
+    assert ghost in result.error["message"]
+    assert writes == []
+    missing_db = run(pg, "apply", "DatabaseUser", {"username": name, "database": unique("nodb")})
+    assert missing_db.code == 2
+    assert missing_db.error["code"] == "DatabaseNotFound"
+    assert role(pg, name) is None
+
+
+def test_reserved_names_are_request_errors(pg: Server) -> None:
+    result = run(pg, "apply", "DatabaseUser", {"username": "current_user"})
+    assert result.code == 2
+    assert "request.spec.username" in result.error["message"]
+
+
+def test_drop_refuses_a_role_that_owns_objects_and_drops_it_once_resolved(pg: Server) -> None:
+    db = unique("db")
+    apply_ok(pg, "Database", {"name": db})
+    name = unique("user")
+    secret = password()
+    spec = {"username": name, "database": db}
+    apply_ok(pg, "DatabaseUser", spec, password=secret)
+    ok, error = as_user(pg, name, secret, "CREATE TABLE public.owned (id int)", database=db)
+    assert ok, error
+    refused, writes = writes_during(pg, lambda: run(pg, "drop", "DatabaseUser", spec))
+    assert refused.code == 2
+    assert refused.error["code"] == "DependentObjects"
+    message = refused.error["message"]
+    assert f"owns 1 relation(s) in database {db}" in message
+    assert f"REASSIGN OWNED BY {name}" in message and f"DROP OWNED BY {name}" in message
+    assert writes == []
+    assert role(pg, name) is not None
+    execute(pg, "DROP TABLE public.owned", database=db)
+    # What dbops granted for spec.database is revoked by the drop itself.
+    dropped = run(pg, "drop", "DatabaseUser", spec)
+    assert dropped.code == 0, dropped.error
+    assert dropped.result["changes"][-1] == f"DROP ROLE {name}"
+    assert role(pg, name) is None
+    again = run(pg, "drop", "DatabaseUser", spec)
+    assert again.code == 0 and again.result["changes"] == []
+
+
+def test_drop_refuses_a_role_with_privileges_granted_by_hand(pg: Server) -> None:
+    name = unique("user")
+    apply_ok(pg, "DatabaseUser", {"username": name})
+    execute(pg, f"GRANT SELECT ON pg_catalog.pg_class TO {name}")
+    refused = run(pg, "drop", "DatabaseUser", {"username": name})
+    assert refused.code == 2
+    assert "holds privileges on 1 relation(s)" in refused.error["message"]
+    execute(pg, f"REVOKE SELECT ON pg_catalog.pg_class FROM {name}")
+    assert run(pg, "drop", "DatabaseUser", {"username": name}).code == 0
+
+
+def test_statement_error_names_the_statement_and_is_rolled_back(pg: Server) -> None:
+    name = unique("user")
+    spec = {"username": name, "postgres": {"configParameters": {"statement_timeout": "not-a-duration"}}}
+    result = run(pg, "apply", "DatabaseUser", spec)
+    assert result.code == 2
+    assert result.error["code"] == "InvalidValue"
+    assert "ALTER ROLE" in result.error["message"] and "statement_timeout" in result.error["message"]
+    assert role(pg, name) is None  # CREATE ROLE went back with the failed transaction
+    assert result.result["changes"] == []

@@ -1,0 +1,211 @@
+"""DatabaseGrant on PostgreSQL: exact privilege sets on databases, schemas, tables, sequences and routines, and
+exact role membership, for one grantee.
+
+`observe` costs one query in the admin database plus one per database the grants name; `plan` and `plan_drop` are
+pure. Every grantee/object pair the spec names ends with exactly the listed privileges (docs/worker-postgres.md).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker import pg_privileges as privs
+from worker.adapters.base import KindHandler, Plan, Step
+from worker.adapters.pg_acl import (
+    MEMBERSHIPS_SQL,
+    Found,
+    Membership,
+    Pair,
+    Target,
+    Want,
+    acl_steps,
+    membership_steps,
+    merge,
+    observe_objects,
+    parse_memberships,
+)
+from worker.adapters.pg_sql import Catalog
+from worker.errors import PermanentError
+
+GRANTEE_SQL = f"""
+SELECT r.oid IS NOT NULL,
+       ({MEMBERSHIPS_SQL}),
+       ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname = ANY (%(roles)s::text[])),
+       (SELECT coalesce(json_object_agg(datname, datallowconn), '{{}}')
+          FROM pg_database WHERE datname = ANY (%(databases)s::text[]))
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_roles r ON r.rolname = %(grantee)s
+"""
+
+
+@dataclass(frozen=True)
+class Named:
+    """One object (or `*`) a grant entry names, with where it sits in the spec."""
+
+    entry: int
+    path: str  # e.g. spec.postgres.grants[2].tables[0]
+    database: str
+    want: Want
+
+
+@dataclass
+class GrantObserved:
+    grantee_exists: bool = False
+    memberships: list[Membership] = field(default_factory=list)
+    existing_roles: frozenset[str] = frozenset()
+    databases: dict[str, bool] = field(default_factory=dict)  # existing database -> accepts connections
+    found: list[tuple[Named, Found]] = field(default_factory=list)
+    missing: list[Named] = field(default_factory=list)
+    missing_schema: list[Named] = field(default_factory=list)
+
+
+def entry_database(spec: dict[str, Any], grant: dict[str, Any]) -> str:
+    return str(grant.get("database") or spec["database"])
+
+
+def named_objects(spec: dict[str, Any]) -> list[Named]:
+    out: list[Named] = []
+    for i, grant in enumerate(spec["postgres"].get("grants", [])):
+        database = entry_database(spec, grant)
+        base = f"spec.postgres.grants[{i}]"
+        object_type = privs.grant_object_type(grant)
+        if object_type == privs.DATABASE:
+            out.append(Named(i, base, database, Want(privs.DATABASE, None, database)))
+        elif object_type == privs.SCHEMA:
+            out.append(Named(i, f"{base}.schema", database, Want(privs.SCHEMA, grant["schema"], None)))
+        else:
+            key = next(k for k, t in privs.OBJECT_LISTS if t == object_type)
+            for j, name in enumerate(grant[key]):
+                out.append(Named(i, f"{base}.{key}[{j}]", database, Want(object_type, grant["schema"], name)))
+    return out
+
+
+class GrantHandler(KindHandler[GrantObserved]):
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def lock_key(self, spec: dict[str, Any]) -> str:
+        # The same key as the grantee's DatabaseUser: both change the role's memberships and privileges.
+        return f"role:{spec['grantee']}"
+
+    def observe(self, spec: dict[str, Any]) -> GrantObserved:
+        grantee = spec["grantee"]
+        named = named_objects(spec)
+        databases = sorted({n.database for n in named})
+        (row,) = self.catalog.query(
+            GRANTEE_SQL,
+            {
+                "grantee": grantee,
+                "roles": sorted(spec["postgres"].get("roles") or ()),
+                "databases": databases,
+            },
+        )
+        out = GrantObserved(
+            grantee_exists=bool(row[0]),
+            memberships=parse_memberships(row[1]) if row[0] else [],
+            existing_roles=frozenset(row[2] or ()),
+            databases={
+                str(k): bool(v)
+                for k, v in (json.loads(row[3]) if isinstance(row[3], str) else row[3]).items()
+            },
+        )
+        if not out.grantee_exists:
+            return out
+        for database in databases:
+            if not out.databases.get(database):
+                continue  # missing or refusing connections: plan reports it
+            mine = [n for n in named if n.database == database]
+            run_in = None if database == self.catalog.admin_database else database
+            result = observe_objects(self.catalog, run_in, grantee, [n.want for n in mine])
+            out.found += [(mine[f.want_index], f) for f in result.found]
+            out.missing += [mine[i] for i in result.missing]
+            out.missing_schema += [mine[i] for i in result.missing_schema]
+        return out
+
+    def plan(self, spec: dict[str, Any], observed: GrantObserved) -> Plan:
+        self._check(spec, observed)
+        grantee = spec["grantee"]
+        roles = spec["postgres"].get("roles")
+        steps: list[Step] = membership_steps(
+            grantee,
+            None if roles is None else frozenset(roles),
+            observed.memberships,
+            self.catalog.info.version_tuple,
+            "spec.postgres.roles",
+        )
+        steps += acl_steps(grantee, self._pairs(spec, observed, revoke=False))
+        return Plan(steps)
+
+    def _check(self, spec: dict[str, Any], observed: GrantObserved) -> None:
+        grantee = spec["grantee"]
+        if not observed.grantee_exists:
+            raise PermanentError(
+                "RoleNotFound",
+                f"grantee {grantee} (spec.userRef/roleName) does not exist in the server; create the user first",
+            )
+        problems: list[str] = []
+        missing_roles = sorted(set(spec["postgres"].get("roles") or ()) - observed.existing_roles)
+        if missing_roles:
+            problems.append(f"spec.postgres.roles: role(s) {', '.join(missing_roles)} do not exist")
+        for i, grant in enumerate(spec["postgres"].get("grants", [])):
+            database = entry_database(spec, grant)
+            path = f"spec.postgres.grants[{i}]"
+            if database not in observed.databases:
+                where = f"{path}.database" if "database" in grant else "spec.databaseRef"
+                problems.append(f"{where}: database {database} does not exist")
+            elif not observed.databases[database]:
+                problems.append(
+                    f"{path}: database {database} does not accept connections (allowConnections: false)"
+                )
+            object_type = privs.grant_object_type(grant)
+            problems += [
+                str(e)
+                for e in privs.version_errors(
+                    object_type, grant["privileges"], self.catalog.info.version_tuple, f"{path}.privileges"
+                )
+            ]
+        for n in observed.missing_schema:
+            problems.append(f"{n.path}: schema {n.want.schema} does not exist in database {n.database}")
+        for n in observed.missing:
+            problems.append(
+                f"{n.path}: {n.want.kind} {n.want.schema}.{n.want.name} does not exist in database {n.database}"
+            )
+        if problems:
+            raise PermanentError("InvalidReference", "; ".join(problems))
+
+    def _pairs(self, spec: dict[str, Any], observed: GrantObserved, revoke: bool) -> list[Pair]:
+        grants = spec["postgres"].get("grants", [])
+        version = self.catalog.info.version_tuple
+        pairs: dict[Target, Pair] = {}
+        for named, found in observed.found:
+            grant = grants[named.entry]
+            pair = pairs.setdefault(found.target, Pair(found.target, {}, found.held))
+            pair.sources.append(f"spec.postgres.grants[{named.entry}]")
+            if not revoke:
+                wanted = privs.expand(found.target.object_type, grant["privileges"], version)
+                merge(pair.desired, wanted, bool(grant.get("withGrantOption")))
+        return list(pairs.values())
+
+    def plan_drop(self, spec: dict[str, Any], observed: GrantObserved) -> Plan:
+        if not observed.grantee_exists:
+            return Plan()
+        grantee = spec["grantee"]
+        listed = frozenset(spec["postgres"].get("roles") or ())
+        keep = frozenset(m.role for m in observed.memberships) - listed
+        steps = membership_steps(
+            grantee, keep, observed.memberships, self.catalog.info.version_tuple, "the drop of this grant"
+        )
+        steps += acl_steps(grantee, self._pairs(spec, observed, revoke=True))
+        return Plan(steps)
+
+    def facts(self, spec: dict[str, Any], observed: GrantObserved) -> dict[str, Any]:
+        counted: dict[Target, int] = {}
+        for _, found in observed.found:
+            counted[found.target] = len(found.held)
+        return {
+            "grantee": spec["grantee"],
+            "roles": sorted({m.role for m in observed.memberships}),
+            "privileges": sum(counted.values()),
+        }

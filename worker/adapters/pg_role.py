@@ -1,0 +1,422 @@
+"""DatabaseUser on PostgreSQL: a role with its attributes, password, settings, memberships and database access.
+
+`observe` costs one catalog query in the admin database, plus one in the user's database when `spec.database` is
+set; `plan` and `plan_drop` are pure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from worker import pg_privileges as privs
+from worker.adapters import pg_password
+from worker.adapters.base import KindHandler, Plan, Step
+from worker.adapters.pg_acl import (
+    MEMBERSHIPS_SQL,
+    Membership,
+    ObjectsObserved,
+    Pair,
+    Want,
+    acl_steps,
+    membership_steps,
+    observe_objects,
+    parse_memberships,
+)
+from worker.adapters.pg_sql import Catalog, ident, step
+from worker.errors import PermanentError
+
+# spec.postgres key -> (pg_roles column, keyword)
+ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
+    ("superuser", "rolsuper", "SUPERUSER"),
+    ("createDB", "rolcreatedb", "CREATEDB"),
+    ("createRole", "rolcreaterole", "CREATEROLE"),
+    ("inherit", "rolinherit", "INHERIT"),
+    ("login", "rolcanlogin", "LOGIN"),
+    ("replication", "rolreplication", "REPLICATION"),
+    ("bypassRLS", "rolbypassrls", "BYPASSRLS"),
+)
+
+# Settings PostgreSQL stores as a list of quoted identifiers (GUC_LIST_QUOTE): `search_path = 'a', 'b'` is stored
+# as `a, b`, while one literal 'a, b' would become the single name "a, b".
+LIST_SETTINGS = frozenset(
+    {"search_path", "temp_tablespaces", "session_preload_libraries", "local_preload_libraries"}
+)
+
+ROLE_SQL = """
+SELECT r.oid IS NOT NULL, {columns}, r.rolconnlimit,
+       CASE WHEN r.rolvaliduntil IS NULL OR r.rolvaliduntil = 'infinity' THEN NULL
+            ELSE extract(epoch FROM r.rolvaliduntil)::float8 END,
+       r.rolconfig,
+       ({memberships}),
+       ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname = ANY (%(roles)s::text[])),
+       (SELECT json_build_object('oid', oid, 'allowconn', datallowconn) FROM pg_database WHERE datname = %(database)s),
+       (SELECT coalesce(json_agg(json_build_object('db', d.datname, 'cls', x.cls, 'type', x.deptype,
+                                                   'objid', x.objid, 'n', x.n)), '[]')
+          FROM (SELECT s.dbid, s.classid::regclass::text AS cls, s.deptype::text AS deptype,
+                       CASE WHEN s.deptype = 'a' AND s.classid IN ('pg_database'::regclass, 'pg_namespace'::regclass)
+                            THEN s.objid END AS objid,
+                       count(*) AS n
+                  FROM pg_shdepend s
+                 WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = r.oid
+                 GROUP BY 1, 2, 3, 4) x
+          LEFT JOIN pg_database d ON d.oid = x.dbid),
+       {password}
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_roles r ON r.rolname = %(name)s
+  {authid}
+"""
+
+
+@dataclass(frozen=True)
+class Dependency:
+    database: str | None  # None: a shared object (database, tablespace, role)
+    catalog: str  # pg_class, pg_namespace, ...
+    kind: str  # pg_shdepend.deptype: o owner, a privileges, r policy, i initial privileges
+    objid: int | None  # only for privileges on databases and schemas (the ones dbops grants itself)
+    count: int
+
+
+@dataclass
+class RoleObserved:
+    exists: bool = False
+    attributes: dict[str, bool] = field(default_factory=dict)
+    connection_limit: int = -1
+    valid_until: float | None = None  # epoch seconds; None: never expires
+    config: dict[str, tuple[str, str]] = field(default_factory=dict)  # lower name -> (name, value)
+    memberships: list[Membership] = field(default_factory=list)
+    existing_roles: frozenset[str] = frozenset()
+    password_matches: bool | None = None  # None: unknown (or not managed, or no role yet)
+    database_oid: int | None = None
+    database_allows_connections: bool = True
+    access: ObjectsObserved | None = None  # the user's privileges on spec.database and its schema public
+    dependencies: list[Dependency] = field(default_factory=list)
+
+
+def desired_roles(spec: dict[str, Any]) -> frozenset[str] | None:
+    """`roles` and `postgres.inRoles` together: the exact membership set, or None (unmanaged) when both are absent."""
+    roles = spec.get("roles")
+    in_roles = (spec.get("postgres") or {}).get("inRoles")
+    if roles is None and in_roles is None:
+        return None
+    return frozenset([*(roles or []), *(in_roles or [])])
+
+
+def parse_valid_until(text: str) -> float | None:
+    if text == "infinity":
+        return None
+    return datetime.fromisoformat(text).timestamp()
+
+
+def setting_items(name: str, value: str) -> list[str]:
+    """A setting's value as PostgreSQL compares it: list settings as their elements, others as one string."""
+    if name.lower() not in LIST_SETTINGS:
+        return [value]
+    items: list[str] = []
+    current: list[str] = []
+    quoted = False
+    i = 0
+    while i < len(value):
+        char = value[i]
+        if char == '"':
+            if quoted and value[i + 1 : i + 2] == '"':
+                current.append('"')
+                i += 1
+            else:
+                quoted = not quoted
+        elif char == "," and not quoted:
+            items.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+        i += 1
+    items.append("".join(current).strip())
+    return items
+
+
+def _same_setting(name: str, desired: str, observed: str) -> bool:
+    return setting_items(name, desired) == setting_items(name, observed)
+
+
+def _setting_ref(name: str) -> str:
+    return ".".join(ident(part) for part in name.split("."))
+
+
+class RoleHandler(KindHandler[RoleObserved]):
+    def __init__(self, catalog: Catalog, password: str | None) -> None:
+        self.catalog = catalog
+        self._password = password
+
+    def lock_key(self, spec: dict[str, Any]) -> str:
+        return f"role:{spec['username']}"
+
+    # --- observe ------------------------------------------------------------------------------------------------
+
+    def observe(self, spec: dict[str, Any]) -> RoleObserved:
+        name = spec["username"]
+        wanted = sorted(desired_roles(spec) or ())
+        read_password = self._password is not None and self.catalog.admin_is_superuser
+        sql = ROLE_SQL.format(
+            columns=", ".join(f"r.{column}" for _, column, _ in ATTRIBUTES),
+            memberships=MEMBERSHIPS_SQL,
+            password="a.rolpassword" if read_password else "NULL",
+            authid="LEFT JOIN pg_authid a ON a.oid = r.oid" if read_password else "",
+        )
+        (row,) = self.catalog.query(sql, {"name": name, "roles": wanted, "database": spec.get("database")})
+        exists, *flags = row[: 1 + len(ATTRIBUTES)]
+        limit, valid_until, config, memberships, existing, database, deps, stored = row[1 + len(ATTRIBUTES) :]
+        out = RoleObserved(exists=bool(exists), existing_roles=frozenset(existing or ()))
+        if database is not None:
+            data = json.loads(database) if isinstance(database, str) else database
+            out.database_oid = int(data["oid"])
+            out.database_allows_connections = bool(data["allowconn"])
+        if out.exists:
+            out.attributes = {key: bool(v) for (key, _, _), v in zip(ATTRIBUTES, flags, strict=True)}
+            out.connection_limit = int(limit)
+            out.valid_until = valid_until
+            for entry in config or []:
+                key, _, value = entry.partition("=")
+                out.config[key.lower()] = (key, value)
+            out.memberships = parse_memberships(memberships)
+            out.dependencies = [
+                Dependency(
+                    d["db"], d["cls"], d["type"], None if d["objid"] is None else int(d["objid"]), int(d["n"])
+                )
+                for d in (json.loads(deps) if isinstance(deps, str) else deps)
+            ]
+            if self._password is not None:
+                if read_password:
+                    out.password_matches = pg_password.matches(stored, self._password)
+                else:
+                    out.password_matches = self.catalog.password_works(name, self._password)
+        database_name = spec.get("database")
+        if database_name and out.database_oid is not None:
+            if not out.database_allows_connections:
+                raise PermanentError(
+                    "DatabaseNotAcceptingConnections",
+                    f"spec.database: database {database_name} does not accept connections "
+                    "(allowConnections: false), so dbops cannot grant on its schema public",
+                )
+            out.access = observe_objects(
+                self.catalog,
+                database_name,
+                name,
+                [Want(privs.DATABASE, None, database_name), Want(privs.SCHEMA, "public", None)],
+            )
+        return out
+
+    # --- plan ---------------------------------------------------------------------------------------------------
+
+    def plan(self, spec: dict[str, Any], observed: RoleObserved) -> Plan:
+        name = spec["username"]
+        pg = spec["postgres"]
+        self._check_references(spec, observed)
+        steps: list[Step] = []
+        if not observed.exists:
+            clauses = [keyword if pg[key] else f"NO{keyword}" for key, _, keyword in ATTRIBUTES]
+            sql = f"CREATE ROLE {ident(name)} WITH {' '.join(clauses)} CONNECTION LIMIT %(limit)s"
+            params: dict[str, Any] = {"limit": pg["connectionLimit"]}
+            if pg["validUntil"] != "infinity":
+                sql += " VALID UNTIL %(until)s"
+                params["until"] = pg["validUntil"]
+            steps.append(step(sql, f"role {name} does not exist", params))
+        else:
+            steps += self._alter_attributes(name, pg, observed)
+        steps += self._password_steps(name, observed)
+        steps += self._setting_steps(name, pg, observed)
+        steps += membership_steps(
+            name,
+            desired_roles(spec),
+            observed.memberships,
+            self.catalog.info.version_tuple,
+            "spec.roles/spec.postgres.inRoles",
+        )
+        if spec.get("database"):
+            steps += acl_steps(name, self._access_pairs(spec, observed, revoke=False))
+        return Plan(steps)
+
+    def _check_references(self, spec: dict[str, Any], observed: RoleObserved) -> None:
+        missing = sorted((desired_roles(spec) or frozenset()) - observed.existing_roles)
+        if missing:
+            raise PermanentError(
+                "RoleNotFound",
+                f"spec.roles/spec.postgres.inRoles: role(s) {', '.join(missing)} do not exist; "
+                "create them first (another DatabaseUser or by hand)",
+            )
+        if spec.get("database") and observed.database_oid is None:
+            raise PermanentError(
+                "DatabaseNotFound",
+                f"spec.database: database {spec['database']} does not exist; create it first (a Database claim)",
+            )
+
+    def _alter_attributes(self, name: str, pg: dict[str, Any], observed: RoleObserved) -> list[Step]:
+        clauses: list[str] = []
+        changed: list[str] = []
+        params: dict[str, Any] = {}
+        for key, _, keyword in ATTRIBUTES:
+            if observed.attributes[key] != pg[key]:
+                clauses.append(keyword if pg[key] else f"NO{keyword}")
+                changed.append(f"{key} {observed.attributes[key]} -> {pg[key]}")
+        if observed.connection_limit != pg["connectionLimit"]:
+            clauses.append("CONNECTION LIMIT %(limit)s")
+            params["limit"] = pg["connectionLimit"]
+            changed.append(f"connectionLimit {observed.connection_limit} -> {pg['connectionLimit']}")
+        desired_until = parse_valid_until(pg["validUntil"])
+        if not same_instant(desired_until, observed.valid_until):
+            clauses.append("VALID UNTIL %(until)s")
+            params["until"] = pg["validUntil"]
+            changed.append(f"validUntil -> {pg['validUntil']}")
+        if not clauses:
+            return []
+        return [
+            step(
+                f"ALTER ROLE {ident(name)} WITH {' '.join(clauses)}",
+                f"role {name} differs: {', '.join(changed)}",
+                params or None,
+            )
+        ]
+
+    def _password_steps(self, name: str, observed: RoleObserved) -> list[Step]:
+        if self._password is None or observed.password_matches:
+            return []
+        verifier = pg_password.verifier(self._password)
+        reason = (
+            f"role {name} is new"
+            if not observed.exists
+            else "the password differs from DBOPS_PASSWORD"
+            if observed.password_matches is False
+            else "the password could not be confirmed by a login"
+        )
+        return [
+            step(
+                f"ALTER ROLE {ident(name)} PASSWORD %(password)s",
+                reason,
+                secret_params={"password": verifier},
+                also_secret=(self._password,),
+            )
+        ]
+
+    def _setting_steps(self, name: str, pg: dict[str, Any], observed: RoleObserved) -> list[Step]:
+        desired: dict[str, str] | None = pg.get("configParameters")
+        if desired is None:
+            return []
+        out: list[Step] = []
+        wanted = {k.lower(): (k, v) for k, v in desired.items()}
+        for key, (stored_name, _) in sorted(observed.config.items()):
+            if key not in wanted:
+                out.append(
+                    step(
+                        f"ALTER ROLE {ident(name)} RESET {_setting_ref(stored_name)}",
+                        f"setting {stored_name} is not in spec.postgres.configParameters",
+                    )
+                )
+        for key, (setting, value) in sorted(wanted.items()):
+            current = observed.config.get(key)
+            if current is not None and _same_setting(setting, value, current[1]):
+                continue
+            items = setting_items(setting, value)
+            placeholders = ", ".join(f"%(v{i})s" for i in range(len(items)))
+            out.append(
+                step(
+                    f"ALTER ROLE {ident(name)} SET {_setting_ref(setting)} = {placeholders}",
+                    f"setting {setting} is " + ("not set" if current is None else f"{current[1]!r}"),
+                    {f"v{i}": item for i, item in enumerate(items)},
+                )
+            )
+        return out
+
+    def _access_pairs(self, spec: dict[str, Any], observed: RoleObserved, revoke: bool) -> list[Pair]:
+        """The user's pairs on spec.database and its schema public: full use, or nothing when revoking."""
+        if observed.access is None:
+            return []
+        pairs: list[Pair] = []
+        for found in observed.access.found:
+            if found.target.object_type == privs.DATABASE:
+                # Database-level grants run with the role's own statements on the admin connection.
+                target = dataclasses.replace(found.target, database=None)
+                wanted: tuple[str, ...] = privs.DATABASE_ACCESS
+            else:
+                target = found.target
+                wanted = privs.PUBLIC_SCHEMA_ACCESS
+            desired = {} if revoke else dict.fromkeys(wanted, False)
+            pairs.append(Pair(target, desired, found.held, ["spec.database"]))
+        return pairs
+
+    # --- drop ---------------------------------------------------------------------------------------------------
+
+    def plan_drop(self, spec: dict[str, Any], observed: RoleObserved) -> Plan:
+        name = spec["username"]
+        if not observed.exists:
+            return Plan()
+        # The privileges dbops itself granted for spec.database are revoked below; anything else blocks.
+        ours: set[tuple[str, str | None, int]] = set()
+        if observed.access is not None:
+            for found in observed.access.found:
+                if found.target.object_type == privs.DATABASE:
+                    ours.add(("pg_database", None, found.oid))
+                else:
+                    ours.add(("pg_namespace", spec.get("database"), found.oid))
+        blocking = [
+            d
+            for d in observed.dependencies
+            if not (d.kind == "a" and d.objid is not None and (d.catalog, d.database, d.objid) in ours)
+        ]
+        if blocking:
+            raise PermanentError("DependentObjects", dependency_message(name, blocking))
+        steps = acl_steps(name, self._access_pairs(spec, observed, revoke=True))
+        steps.append(step(f"DROP ROLE {ident(name)}", "the spec asks to drop the role"))
+        return Plan(steps)
+
+    def facts(self, spec: dict[str, Any], observed: RoleObserved) -> dict[str, Any]:
+        return {
+            "username": spec["username"],
+            "roles": sorted({m.role for m in observed.memberships}),
+            "login": bool(observed.attributes.get("login", False)),
+            "drift": [],
+        }
+
+
+def same_instant(a: float | None, b: float | None) -> bool:
+    """PostgreSQL keeps microseconds (rounding), Python parses them (truncating): allow one microsecond."""
+    if a is None or b is None:
+        return a is b
+    return abs(a - b) <= 1.5e-6
+
+
+CATALOG_WORDS = {
+    "pg_class": "relation(s)",
+    "pg_namespace": "schema(s)",
+    "pg_proc": "routine(s)",
+    "pg_type": "type(s)",
+    "pg_database": "database(s)",
+    "pg_default_acl": "default privilege rule(s)",
+    "pg_tablespace": "tablespace(s)",
+    "pg_largeobject_metadata": "large object(s)",
+    "pg_foreign_server": "foreign server(s)",
+    "pg_foreign_data_wrapper": "foreign-data wrapper(s)",
+    "pg_policy": "policy(ies)",
+    "pg_parameter_acl": "parameter(s)",
+}
+DEPENDENCY_VERBS = {
+    "o": "owns",
+    "a": "holds privileges on",
+    "r": "is named in",
+    "i": "has initial privileges on",
+}
+
+
+def dependency_message(role: str, deps: list[Dependency]) -> str:
+    parts = []
+    databases = sorted({d.database for d in deps if d.database})
+    for d in sorted(deps, key=lambda d: (d.database or "", d.kind, d.catalog)):
+        where = f" in database {d.database}" if d.database else ""
+        what = CATALOG_WORDS.get(d.catalog, d.catalog)
+        parts.append(f"{DEPENDENCY_VERBS.get(d.kind, 'depends on')} {d.count} {what}{where}")
+    scope = f"in database(s) {', '.join(databases)}" if databases else "in any database"
+    return (
+        f"role {role} cannot be dropped: it {'; '.join(parts)}. Resolve: {scope} run "
+        f"REASSIGN OWNED BY {ident(role)} TO <another role>; DROP OWNED BY {ident(role)}; then drop again"
+    )
