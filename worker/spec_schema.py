@@ -27,7 +27,7 @@ K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 (a pattern for Secret keys)
 HOST_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9_.:-]*[A-Za-z0-9])?$"
 MYSQL_HOST_PATTERN = r"^[A-Za-z0-9%_.:-]+(/[0-9.]+)?$"
-PRIVILEGE_PATTERN = r"^[A-Za-z]+( [A-Za-z]+)*$"
+PRIVILEGE_PATTERN = r"^[A-Za-z_]+( [A-Za-z_]+)*$"  # MariaDB READ_ONLY ADMIN, MySQL 8 dynamic privileges
 TABLE_OR_ALL_PATTERN = r"^([a-zA-Z_][a-zA-Z0-9_]*|\*)$"
 SSL_MODES = ("disable", "require", "verify-ca", "verify-full")
 PG_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -685,7 +685,8 @@ DATABASE_GRANT: Schema = obj(
                                 lambda g: g["level"] != "procedure" or "procedure" in g,
                             ),
                             Rule(
-                                "self.level != 'function' || has(self.function)",
+                                # `function` is a CEL reserved word: Kubernetes exposes the field as __function__.
+                                "self.level != 'function' || has(self.__function__)",
                                 "function grants need function",
                                 lambda g: g["level"] != "function" or "function" in g,
                             ),

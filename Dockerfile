@@ -1,0 +1,46 @@
+# syntax=docker/dockerfile:1
+# Two images from one build context:
+#   docker build --target worker   -t ghcr.io/dbprovision/dbops-worker:v0.1.0 .
+#   docker build --target function -t ghcr.io/dbprovision/function-dbops-runtime:v0.1.0 .
+# The wheel is built once; each image installs it into a clean venv at /venv (the worker only the base
+# dependencies, the function the `function` extra as well). The venvs get no pip of their own: the stage's pip
+# installs into them, so the runtime images carry no installer. Every stage runs the same Python minor version,
+# so the venv's interpreter links stay valid when it is copied into the runtime stage.
+# tests/test_packaging.py executes these RUN and COPY steps (in order, paths mapped into a temporary directory)
+# and checks the stages, targets, user and Python version, so keep the steps here and nowhere else.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+RUN python -m pip install "build==1.2.2.post1"
+COPY pyproject.toml README.md ./
+COPY function/ function/
+COPY worker/ worker/
+RUN python -m build --wheel --outdir /dist .
+
+FROM ${PYTHON_IMAGE} AS worker-venv
+ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY --from=build /dist/ /dist/
+RUN python -m venv --without-pip /venv && python -m pip --python /venv/bin/python install /dist/*.whl
+
+FROM ${PYTHON_IMAGE} AS function-venv
+ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY --from=build /dist/ /dist/
+RUN python -m venv --without-pip /venv && python -m pip --python /venv/bin/python install "$(echo /dist/*.whl)[function]"
+
+# The Job's container: `dbops-worker <action>`; the root filesystem is read-only, so no bytecode is written.
+FROM ${PYTHON_IMAGE} AS worker
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/venv/bin:$PATH
+COPY --from=worker-venv /venv /venv
+USER 65532:65532
+ENTRYPOINT ["dbops-worker"]
+
+# The Function package's runtime: gRPC on 9443 (mTLS from TLS_SERVER_CERTS_DIR, which Crossplane sets).
+FROM ${PYTHON_IMAGE} AS function
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/venv/bin:$PATH
+COPY --from=function-venv /venv /venv
+USER 65532:65532
+EXPOSE 9443
+ENTRYPOINT ["function"]

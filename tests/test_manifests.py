@@ -1,0 +1,617 @@
+"""Every manifest we ship is valid where it will be applied:
+
+- XRDs, Compositions and package metadata against Crossplane's own CRD schemas (jsonschema, unknown fields
+  refused, their CEL rules evaluated), plus what Kubernetes demands of an XRD's schema (structural, CEL within the
+  cost budget) and of the claim CRD Crossplane generates from it (kubernetes-validate);
+- every example claim against its XRD's schema with the CEL rules evaluated, and through
+  `worker.validation.normalize` and `worker.semantics` as the function validates it;
+- deploy/ with kubernetes-validate (strict, Kubernetes 1.31), and the deletion-protection policy's CEL on
+  admission requests.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from function import apigen
+from function.cel_rules import evaluate, is_transition_rule, rule_errors
+from function.input import INPUT_GROUP, INPUT_VERSION, parse_input
+from worker import semantics
+from worker.spec_schema import GROUP, KINDS, SPECS, VERSION, Schema, status_schema
+from worker.validation import normalize
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("DBOPS_SHARED", ROOT.parent / "shared"))
+CROSSPLANE_CRDS = SHARED / "crossplane-crds"
+SEED = SHARED / "seed"
+K8S_VERSION = "1.31"
+
+
+def load_all(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+
+
+def load_one(path: Path) -> dict[str, Any]:
+    (doc,) = load_all(path)
+    return doc
+
+
+# --- Crossplane's CRD schemas as strict JSON Schemas --------------------------------------------------------------
+
+
+@cache
+def crd_schema(filename: str, version: str) -> Schema:
+    path = CROSSPLANE_CRDS / filename
+    if not path.exists():
+        pytest.fail(
+            f"{path} is missing: point DBOPS_SHARED at the directory holding crossplane-crds/ and seed/"
+        )
+    crd = load_one(path)
+    (found,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
+    schema: Schema = found["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def strict(schema: Any) -> Any:
+    """An OpenAPI v3 schema as a JSON Schema that refuses unknown fields, as `kubectl apply` (strict field
+    validation) does."""
+    if isinstance(schema, list):
+        return [strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: strict(v) for k, v in schema.items()}
+    if "properties" in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        out.setdefault("additionalProperties", False)
+    return out
+
+
+def with_defaults(schema: Schema, value: Any) -> Any:
+    """`value` with the schema's defaults filled in, as the API server stores it before CEL rules run."""
+    if isinstance(value, dict) and "properties" in schema:
+        out = dict(value)
+        for name, sub in schema["properties"].items():
+            if name in out:
+                out[name] = with_defaults(sub, out[name])
+            elif "default" in sub:
+                out[name] = copy.deepcopy(sub["default"])
+        return out
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [with_defaults(schema["items"], v) for v in value]
+    return value
+
+
+def crd_errors(doc: dict[str, Any], filename: str, version: str) -> list[str]:
+    """Schema and CEL violations of `doc` against one version of a CRD."""
+    schema = crd_schema(filename, version)
+    validator = jsonschema.Draft7Validator(strict(schema))
+    errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
+    if not errors:
+        errors += [str(e) for e in rule_errors(schema, with_defaults(schema, doc), "")]
+    return errors
+
+
+def test_strict_validation_catches_unknown_fields_and_broken_rules() -> None:
+    xrd = apigen.xrd("Database")
+    typo = copy.deepcopy(xrd)
+    typo["spec"]["claimName"] = typo["spec"].pop("claimNames")
+    assert any("claimName" in e for e in crd_errors(typo, XRD_CRD, "v1"))
+    cluster_with_claims = copy.deepcopy(xrd)
+    cluster_with_claims["spec"]["scope"] = "Cluster"
+    assert crd_errors(cluster_with_claims, XRD_CRD, "v1") == [
+        ".spec: Only LegacyCluster composite resources can offer claims"
+    ]
+    upper = copy.deepcopy(xrd)
+    upper["spec"]["claimNames"]["plural"] = "Databases"
+    assert crd_errors(upper, XRD_CRD, "v1") == [".spec.claimNames: Plural name must be lowercase"]
+
+
+# --- XRDs, Compositions, packages ---------------------------------------------------------------------------------
+
+XRD_CRD = "apiextensions.crossplane.io_compositeresourcedefinitions.yaml"
+COMPOSITION_CRD = "apiextensions.crossplane.io_compositions.yaml"
+INFOS = [apigen.KIND_INFO[k] for k in KINDS]
+
+
+def xrd_file(info: apigen.KindInfo) -> dict[str, Any]:
+    return load_one(ROOT / "apis" / info.folder / "definition.yaml")
+
+
+def composition_file(info: apigen.KindInfo) -> dict[str, Any]:
+    return load_one(ROOT / "apis" / info.folder / "composition.yaml")
+
+
+@pytest.mark.parametrize("info", INFOS, ids=KINDS)
+def test_xrd_validates_against_crossplane(info: apigen.KindInfo) -> None:
+    assert crd_errors(xrd_file(info), XRD_CRD, "v1") == []
+
+
+@pytest.mark.parametrize("info", INFOS, ids=KINDS)
+def test_xrd_names_scope_and_claim(info: apigen.KindInfo) -> None:
+    spec = xrd_file(info)["spec"]
+    assert xrd_file(info)["metadata"]["name"] == f"{spec['names']['plural']}.{spec['group']}" == info.xrd_name
+    assert spec["group"] == GROUP
+    assert spec["names"]["kind"] == "X" + info.kind and spec["claimNames"]["kind"] == info.kind
+    assert spec["scope"] == "LegacyCluster"
+    (version,) = spec["versions"]
+    assert version["name"] == VERSION and version["served"] and version["referenceable"]
+    schema = version["schema"]["openAPIV3Schema"]
+    assert schema["properties"]["spec"].get("required", []) == SPECS[info.kind].get("required", [])
+
+
+@pytest.mark.parametrize("info", INFOS, ids=KINDS)
+def test_printer_columns_show_ready_phase_name_and_age_once(info: apigen.KindInfo) -> None:
+    version = xrd_file(info)["spec"]["versions"][0]
+    ours = [c["name"] for c in version["additionalPrinterColumns"]]
+    shown = ours + list(apigen.CROSSPLANE_CLAIM_COLUMNS)  # Crossplane appends its columns to the claim CRD
+    assert len(shown) == len(set(shown)), f"duplicate columns: {shown}"
+    assert {"READY", "PHASE", "AGE"} <= set(shown)
+    assert ours[0] == "PHASE" and ours[1] in ("ENGINE", "DATABASE", "USERNAME", "GRANTEE")
+    schema = version["schema"]["openAPIV3Schema"]
+    for column in version["additionalPrinterColumns"]:
+        node = schema
+        for name in column["jsonPath"].strip(".").split("."):
+            assert name in node.get("properties", {}), (
+                f"{column['name']}: {column['jsonPath']} is not in the schema"
+            )
+            node = node["properties"][name]
+        assert node["type"] == column["type"]
+
+
+@pytest.mark.parametrize("info", INFOS, ids=KINDS)
+def test_composition_validates_and_calls_the_function_with_a_valid_input(info: apigen.KindInfo) -> None:
+    composition = composition_file(info)
+    assert crd_errors(composition, COMPOSITION_CRD, "v1") == []
+    xrd = xrd_file(info)
+    assert xrd["spec"]["defaultCompositionRef"]["name"] == composition["metadata"]["name"]
+    assert composition["spec"]["compositeTypeRef"] == {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "X" + info.kind,
+    }
+    assert composition["spec"]["mode"] == "Pipeline"
+    (step,) = composition["spec"]["pipeline"]
+    assert step["functionRef"]["name"] == load_one(ROOT / "package/crossplane.yaml")["metadata"]["name"]
+    step_input = step["input"]
+    assert step_input["apiVersion"] == f"{INPUT_GROUP}/{INPUT_VERSION}" and step_input["kind"] == "Input"
+    input_crd = load_one(ROOT / "package/input" / f"{INPUT_GROUP}_inputs.yaml")
+    jsonschema.validate(step_input, strict(input_crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]))
+    _, errors = parse_input(step_input)
+    assert errors == []
+
+
+def test_package_metadata_validates_against_crossplane() -> None:
+    function = load_one(ROOT / "package/crossplane.yaml")
+    assert crd_errors(function, "meta.pkg.crossplane.io_functions.yaml", "v1") == []
+    assert function["metadata"]["name"] == apigen.FUNCTION_NAME
+    assert function["spec"]["capabilities"] == ["composition"]
+    assert function["spec"]["crossplane"]["version"] == ">=v2.0.0"
+    configuration = load_one(ROOT / "apis/crossplane.yaml")
+    assert crd_errors(configuration, "meta.pkg.crossplane.io_configurations.yaml", "v1") == []
+    assert configuration["spec"]["crossplane"]["version"] == ">=v2.0.0"
+    (dependency,) = configuration["spec"]["dependsOn"]
+    assert (dependency["apiVersion"], dependency["kind"]) == ("pkg.crossplane.io/v1", "Function")
+    # The Function the Compositions call is the one the Configuration depends on and deploy/ installs.
+    installed = load_one(ROOT / "deploy/function.yaml")
+    assert installed["metadata"]["name"] == apigen.FUNCTION_NAME
+    assert installed["spec"]["package"].rsplit(":", 1)[0] == dependency["package"]
+    assert crd_errors(installed, "pkg.crossplane.io_functions.yaml", "v1") == []
+
+
+def test_input_crd_is_a_valid_kubernetes_crd() -> None:
+    crd = load_one(ROOT / "package/input" / f"{INPUT_GROUP}_inputs.yaml")
+    assert kubernetes_validate.validate(crd, K8S_VERSION, strict=True) == K8S_VERSION
+    assert structural_problems(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"], "input") == []
+
+
+def test_render_functions_file_uses_the_development_runtime() -> None:
+    function = load_one(ROOT / "examples/functions.yaml")
+    assert crd_errors(function, "pkg.crossplane.io_functions.yaml", "v1") == []
+    assert function["metadata"]["name"] == apigen.FUNCTION_NAME
+    annotations = function["metadata"]["annotations"]
+    assert annotations["render.crossplane.io/runtime"] == "Development"
+    assert annotations["render.crossplane.io/runtime-development-target"] == "localhost:9443"
+
+
+# --- what Kubernetes demands of the XRD schemas ---------------------------------------------------------------------
+
+
+def structural_problems(schema: Schema, path: str) -> list[str]:
+    """Violations of Kubernetes' structural-schema rules that our generator could produce."""
+    problems: list[str] = []
+    if "type" not in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        problems.append(f"{path}: no type")
+    if "properties" in schema and "additionalProperties" in schema:
+        problems.append(f"{path}: properties and additionalProperties together")
+    if "default" in schema:
+        _, errors = normalize(schema, schema["default"], path)
+        problems += [f"default: {e}" for e in errors]
+    if schema.get("x-kubernetes-list-type") == "set" and schema["items"].get("type") in ("object", "array"):
+        problems.append(f"{path}: list-type set needs scalar items")
+    if schema.get("x-kubernetes-list-type") == "map":
+        items = schema["items"]
+        for key in schema.get("x-kubernetes-list-map-keys", []):
+            if key not in items.get("required", []) and "default" not in items["properties"].get(key, {}):
+                problems.append(f"{path}: map key {key} must be required or defaulted")
+    if "pattern" in schema and re.search(r"\(\?[=!<]|\\[1-9]", schema["pattern"]):
+        problems.append(
+            f"{path}: pattern {schema['pattern']} uses lookaround or backreferences, which RE2 refuses"
+        )
+    for rule in schema.get("x-kubernetes-validations", []):
+        if not rule.get("message"):
+            problems.append(f"{path}: rule {rule['rule']} has no message")
+    for name, sub in schema.get("properties", {}).items():
+        problems += structural_problems(sub, f"{path}.{name}")
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            problems += structural_problems(schema[key], f"{path}[]")
+    return problems
+
+
+def cost_problems(schema: Schema, path: str, in_unbounded_list: bool = False) -> list[str]:
+    """What would make the API server's CEL cost estimate refuse a rule: a string it reads without maxLength or
+    enum, or a rule inside a list without maxItems."""
+    problems: list[str] = []
+    for rule in schema.get("x-kubernetes-validations", []):
+        if in_unbounded_list:
+            problems.append(f"{path}: rule inside a list without maxItems: {rule['rule']}")
+        targets = [""] if re.search(r"\bself\b(?!\.)", rule["rule"]) else []
+        targets += re.findall(r"\bself((?:\.\w+)+)", rule["rule"])
+        for chain in targets:
+            node = schema
+            for name in [n for n in chain.split(".") if n]:
+                node = node.get("properties", {}).get(name, {})
+            if node.get("type") == "string" and "maxLength" not in node and "enum" not in node:
+                problems.append(f"{path}{chain}: read by {rule['rule']!r} but has no maxLength")
+            if node.get("type") == "array" and "maxItems" not in node:
+                problems.append(f"{path}{chain}: read by {rule['rule']!r} but has no maxItems")
+    for name, sub in schema.get("properties", {}).items():
+        problems += cost_problems(sub, f"{path}.{name}", in_unbounded_list)
+    if isinstance(schema.get("items"), dict):
+        problems += cost_problems(schema["items"], f"{path}[]", in_unbounded_list or "maxItems" not in schema)
+    if isinstance(schema.get("additionalProperties"), dict):
+        unbounded = in_unbounded_list or "maxProperties" not in schema
+        problems += cost_problems(schema["additionalProperties"], f"{path}{{}}", unbounded)
+    return problems
+
+
+@pytest.mark.parametrize("info", INFOS, ids=KINDS)
+def test_xrd_schema_is_structural_and_within_the_cel_cost_budget(info: apigen.KindInfo) -> None:
+    schema = xrd_file(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert structural_problems(schema, "") == []
+    assert cost_problems(SPECS[info.kind], "spec") == []
+
+
+def test_cost_check_catches_an_unbounded_string() -> None:
+    schema: Schema = {
+        "type": "object",
+        "properties": {"a": {"type": "string"}},
+        "x-kubernetes-validations": [{"rule": "self.a == 'x'", "message": "m"}],
+    }
+    assert cost_problems(schema, "spec") == ["spec.a: read by \"self.a == 'x'\" but has no maxLength"]
+
+
+def claim_crd(info: apigen.KindInfo) -> dict[str, Any]:
+    """The claim CRD Crossplane generates from our XRD (internal/xcrd: base props, our spec and status, its own claim
+    fields and printer columns)."""
+    xrd = xrd_file(info)
+    version = xrd["spec"]["versions"][0]
+    ours = version["schema"]["openAPIV3Schema"]
+    spec = copy.deepcopy(ours["properties"]["spec"])
+    spec["properties"].update(
+        {
+            "compositionRef": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"type": "string"}},
+            },
+            "writeConnectionSecretToRef": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"type": "string"}},
+            },
+        }
+    )
+    status = copy.deepcopy(ours["properties"]["status"])
+    status["properties"]["conditions"] = {"type": "array", "items": {"type": "object"}}
+    columns = [
+        *version["additionalPrinterColumns"],
+        *[
+            {
+                "name": name,
+                "type": "date" if name == "AGE" else "string",
+                "jsonPath": ".metadata.creationTimestamp",
+            }
+            for name in apigen.CROSSPLANE_CLAIM_COLUMNS
+        ],
+    ]
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{info.plural}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "names": xrd["spec"]["claimNames"],
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": version["name"],
+                    "served": True,
+                    "storage": True,
+                    "additionalPrinterColumns": columns,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                                "status": status,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+@pytest.mark.parametrize("info", INFOS, ids=KINDS)
+def test_generated_claim_crd_is_a_valid_kubernetes_crd(info: apigen.KindInfo) -> None:
+    assert kubernetes_validate.validate(claim_crd(info), K8S_VERSION, strict=True) == K8S_VERSION
+
+
+# --- example claims ------------------------------------------------------------------------------------------------
+
+EXAMPLE_SETS = {
+    "quickstart": [ROOT / "examples/quickstart.yaml"],
+    "postgres": sorted((ROOT / "examples/postgres").glob("*.yaml")),
+    "mysql": sorted((ROOT / "examples/mysql").glob("*.yaml")),
+}
+
+
+def example_docs(name: str) -> list[dict[str, Any]]:
+    return [doc for path in EXAMPLE_SETS[name] for doc in load_all(path)]
+
+
+def claims(name: str) -> list[dict[str, Any]]:
+    return [d for d in example_docs(name) if d["apiVersion"] == f"{GROUP}/{VERSION}"]
+
+
+def claim_ids() -> list[tuple[str, str, str]]:
+    return [(s, c["kind"], c["metadata"]["name"]) for s in EXAMPLE_SETS for c in claims(s)]
+
+
+def test_quickstart_is_the_seed_verbatim() -> None:
+    seeds = sorted(SEED.glob("*.txt"))
+    if not seeds:
+        pytest.fail(f"no seed under {SEED}: point DBOPS_SHARED at the directory holding seed/")
+    (block,) = re.findall(r"```yaml\n(.*?)```", seeds[0].read_text(encoding="utf-8"), re.S)
+    ours = (ROOT / "examples/quickstart.yaml").read_text(encoding="utf-8")
+    assert ours.endswith(block), (
+        "examples/quickstart.yaml must end with the seed's Quick Start block, unchanged"
+    )
+    assert [d["kind"] for d in load_all(ROOT / "examples/quickstart.yaml")] == [
+        "Secret",
+        "DatabaseInstance",
+        "Database",
+        "DatabaseUser",
+    ]
+
+
+@pytest.mark.parametrize(("example_set", "kind", "name"), claim_ids())
+def test_example_claim_is_valid(example_set: str, kind: str, name: str) -> None:
+    (claim,) = [c for c in claims(example_set) if c["kind"] == kind and c["metadata"]["name"] == name]
+    info = apigen.KIND_INFO[kind]
+    assert set(claim) <= {"apiVersion", "kind", "metadata", "spec"}
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 63
+    schema = xrd_file(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    # 1. The API server: OpenAPI schema (unknown fields refused), then defaults, then the CEL rules.
+    jsonschema.validate(claim["spec"], strict(schema))
+    assert rule_errors(schema, with_defaults(schema, claim["spec"]), "spec") == []
+    # 2. The function: the same schema with the Python twins, then the engine-dependent checks.
+    value, errors = normalize(SPECS[kind], claim["spec"], "spec")
+    assert errors == []
+    assert rule_errors(SPECS[kind], value, "spec") == []
+    assert semantics.engine_errors(kind, engine_of(example_set, claim), value) == []
+
+
+def engine_of(example_set: str, claim: dict[str, Any]) -> str:
+    """The engine of the instance a claim refers to, following its references within the example set."""
+    by_name = {(c["kind"], c["metadata"]["name"]): c for c in claims(example_set)}
+    current = claim
+    for _ in range(4):
+        spec = current["spec"]
+        if current["kind"] == "DatabaseInstance":
+            return str(spec["engine"])
+        if "instanceRef" in spec:
+            current = by_name[("DatabaseInstance", spec["instanceRef"]["name"])]
+        elif "databaseRef" in spec:
+            current = by_name[("Database", spec["databaseRef"]["name"])]
+        else:
+            current = by_name[("DatabaseUser", spec["userRef"]["name"])]
+    raise AssertionError(f"cannot find the instance of {claim['metadata']['name']}")
+
+
+@pytest.mark.parametrize("example_set", list(EXAMPLE_SETS))
+def test_example_references_and_secrets_resolve_within_their_set(example_set: str) -> None:
+    docs = example_docs(example_set)
+    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    refs = {"instanceRef": "DatabaseInstance", "databaseRef": "Database", "userRef": "DatabaseUser"}
+    for claim in claims(example_set):
+        spec = claim["spec"]
+        for field, kind in refs.items():
+            if field in spec:
+                assert (kind, spec[field]["name"]) in names, f"{claim['metadata']['name']}: {field} dangles"
+        secret_refs = [spec.get("connection", {}).get("secretRef"), spec.get("tls", {}).get("secretRef")]
+        secret_refs.append(spec.get("existingPasswordSecret"))
+        for ref in filter(None, secret_refs):
+            assert ("Secret", ref["name"]) in names, (
+                f"{claim['metadata']['name']}: Secret {ref['name']} missing"
+            )
+    for doc in docs:
+        if doc["kind"] == "Secret":
+            assert kubernetes_validate.validate(doc, K8S_VERSION, strict=True) == K8S_VERSION
+
+
+def _paths(value: Any, path: str) -> set[str]:
+    out = {path}
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out |= _paths(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for v in value:
+            out |= _paths(v, f"{path}[]")
+    return out
+
+
+def test_examples_use_every_field_of_every_kind() -> None:
+    used: dict[str, set[str]] = {k: set() for k in KINDS}
+    for example_set in EXAMPLE_SETS:
+        for claim in claims(example_set):
+            used[claim["kind"]] |= _paths(claim["spec"], "spec")
+    missing = {
+        kind: [f.path for f in apigen.fields(SPECS[kind], "spec")[1:] if f.path not in used[kind]]
+        for kind in KINDS
+    }
+    assert {k: v for k, v in missing.items() if v} == {}
+
+
+# --- deploy/ --------------------------------------------------------------------------------------------------------
+
+DEPLOY_K8S = ["rbac.yaml", "deletion-protection.yaml"]
+
+
+@pytest.mark.parametrize("filename", DEPLOY_K8S)
+def test_deploy_manifests_are_valid_kubernetes(filename: str) -> None:
+    for doc in load_all(ROOT / "deploy" / filename):
+        assert kubernetes_validate.validate(doc, K8S_VERSION, strict=True) == K8S_VERSION
+
+
+def test_kubernetes_validate_is_strict_about_fields() -> None:
+    (role,) = load_all(ROOT / "deploy/rbac.yaml")
+    role["rules"][0]["verb"] = role["rules"][0].pop("verbs")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(role, K8S_VERSION, strict=True)
+
+
+def test_crossplane_may_manage_jobs_and_read_pods() -> None:
+    (role,) = load_all(ROOT / "deploy/rbac.yaml")
+    assert role["kind"] == "ClusterRole"
+    assert role["metadata"]["labels"]["rbac.crossplane.io/aggregate-to-crossplane"] == "true"
+    rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): set(r["verbs"]) for r in role["rules"]}
+    assert rules[(("batch",), ("jobs",))] == {"get", "list", "watch", "create", "update", "patch", "delete"}
+    assert rules[(("",), ("pods",))] == {"get", "list", "watch"}
+
+
+def policy() -> tuple[dict[str, Any], dict[str, Any]]:
+    vap, binding = load_all(ROOT / "deploy/deletion-protection.yaml")
+    return vap, binding
+
+
+def test_policy_matches_every_claim_and_composite_on_delete_only() -> None:
+    vap, binding = policy()
+    assert (
+        vap["kind"] == "ValidatingAdmissionPolicy" and binding["kind"] == "ValidatingAdmissionPolicyBinding"
+    )
+    assert binding["spec"]["policyName"] == vap["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    (rule,) = vap["spec"]["matchConstraints"]["resourceRules"]
+    assert rule["apiGroups"] == [GROUP] and rule["operations"] == ["DELETE"]
+    expected = {i.plural for i in INFOS} | {i.xr_plural for i in INFOS}
+    assert set(rule["resources"]) == expected
+    assert vap["spec"]["failurePolicy"] == "Fail"
+    # Every kind has the field the policy reads, defaulted to true.
+    for kind in KINDS:
+        assert SPECS[kind]["properties"]["deletionProtection"]["default"] is True
+
+
+def admission(
+    operation: str,
+    resource: str,
+    name: str,
+    namespace: str,
+    old_spec: dict[str, Any] | None,
+    new_spec: Any = None,
+) -> tuple[bool, str]:
+    """Run the policy's validation on one admission request: (allowed, message)."""
+    vap, _ = policy()
+    (validation,) = vap["spec"]["validations"]
+    request = {
+        "operation": operation,
+        "name": name,
+        "namespace": namespace,
+        "resource": {"group": GROUP, "version": VERSION, "resource": resource},
+    }
+    old = None if old_spec is None else {"metadata": {"name": name}, "spec": old_spec}
+    new = None if new_spec is None else {"metadata": {"name": name}, "spec": new_spec}
+    variables = {"request": request, "object": new, "oldObject": old}
+    allowed = bool(evaluate(validation["expression"], variables))
+    message = "" if allowed else str(evaluate(validation["messageExpression"], variables))
+    return allowed, message
+
+
+@pytest.mark.parametrize("spec", [{"deletionProtection": True}, {}], ids=["true", "absent"])
+def test_delete_of_a_protected_claim_is_refused_with_the_way_out(spec: dict[str, Any]) -> None:
+    allowed, message = admission("DELETE", "databases", "myapp-db", "team-a", {"name": "myapp", **spec})
+    assert not allowed
+    assert message.startswith(
+        "databases.dbops.dbprovision.io team-a/myapp-db has spec.deletionProtection: true"
+    )
+    assert (
+        "kubectl patch databases.dbops.dbprovision.io myapp-db -n team-a --type merge "
+        """-p '{"spec":{"deletionProtection":false}}'"""
+    ) in message
+    assert "would not drop anything in the database server" in message
+
+
+def test_delete_of_a_protected_composite_points_at_its_claim() -> None:
+    allowed, message = admission(
+        "DELETE", "xdatabaseusers", "myapp-user-x7k2p", "", {"deletionProtection": True}
+    )
+    assert not allowed
+    assert message.startswith("xdatabaseusers.dbops.dbprovision.io myapp-user-x7k2p has")
+    assert "crossplane.io/claim-name" in message and " -n " not in message
+
+
+@pytest.mark.parametrize("resource", sorted({i.plural for i in INFOS} | {i.xr_plural for i in INFOS}))
+def test_delete_of_an_unprotected_object_is_allowed(resource: str) -> None:
+    namespace = "" if resource.startswith("x") else "team-a"
+    assert admission("DELETE", resource, "obj", namespace, {"deletionProtection": False}) == (True, "")
+
+
+@pytest.mark.parametrize("operation", ["CREATE", "UPDATE", "CONNECT"])
+def test_other_operations_are_untouched(operation: str) -> None:
+    old = None if operation == "CREATE" else {"deletionProtection": True}
+    assert admission(operation, "databases", "db", "team-a", old, {"deletionProtection": True}) == (True, "")
+
+
+def test_policy_expressions_only_read_fields_kubernetes_provides() -> None:
+    vap, _ = policy()
+    for validation in vap["spec"]["validations"]:
+        for expression in (validation["expression"], validation["messageExpression"]):
+            assert set(
+                re.findall(r"\b(request|object|oldObject|params|variables|authorizer)\b", expression)
+            ) <= {
+                "request",
+                "object",
+                "oldObject",
+            }
+            assert not is_transition_rule(expression)
+
+
+def test_status_schemas_carry_no_rules() -> None:
+    # Status is written by the function through server-side apply; a rule there could wedge reconciliation.
+    for kind in KINDS:
+        assert "x-kubernetes-validations" not in str(status_schema(kind))
