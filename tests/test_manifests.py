@@ -31,7 +31,7 @@ from worker.spec_schema import GROUP, KINDS, SPECS, VERSION, Schema, status_sche
 from worker.validation import normalize
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("DBOPS_SHARED", ROOT.parent / "shared"))
+SHARED = Path(os.environ.get("DBOPS_SHARED", ROOT / "tests" / "fixtures"))
 CROSSPLANE_CRDS = SHARED / "crossplane-crds"
 SEED = SHARED / "seed"
 K8S_VERSION = "1.31"
