@@ -1,0 +1,620 @@
+"""DatabaseUser on MySQL/MariaDB: one account per allowed host, its options, password, roles and database.
+
+Passwords (docs/worker-mysql.md):
+- mysql_native_password (both flavors): the hash `*` + upper hex SHA1(SHA1(password)) is computed here and sent
+  as a hash; "unchanged" means the stored authentication string equals it.
+- ed25519 (MariaDB): the public key MariaDB stores is computed here with libsodium (PyNaCl) and sent with
+  `IDENTIFIED VIA ed25519 USING '<key>'`; "unchanged" compares it with the stored one.
+- caching_sha2_password / sha256_password (MySQL 8): the stored hash is salted per account, so the password is
+  sent (MySQL rewrites it out of its general and binary logs) and "unchanged" is decided by a login attempt.
+Statements carrying a hash or password run with the general log switched off for the session where the admin may.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from worker.adapters.base import KindHandler, Plan, ServerInfo, Step
+from worker.adapters.mysql_sql import (
+    Account,
+    Sql,
+    db_pattern,
+    ident,
+    is_mariadb,
+    placeholders,
+    row,
+    union,
+)
+from worker.errors import PermanentError
+from worker.mysql_privileges import level_privileges
+
+if TYPE_CHECKING:
+    from worker.adapters.mysql import MySQLAdapter
+
+NATIVE = "mysql_native_password"
+ED25519 = "ed25519"
+CACHING_SHA2 = "caching_sha2_password"
+SHA256 = "sha256_password"
+
+# Plugins whose password dbops can set, per flavor.
+SETTABLE = {"mariadb": frozenset({NATIVE, ED25519}), "mysql": frozenset({NATIVE, CACHING_SHA2, SHA256})}
+# Plugins where "unchanged" needs a login attempt (the stored hash is salted).
+LOGIN_VERIFIED = frozenset({CACHING_SHA2, SHA256})
+
+# Credentials no password can match, for accounts created while the password is not managed (an account without
+# any credential would accept an empty password). MySQL uses the same for its own mysql.sys account.
+NO_LOGIN = {
+    "mariadb": (NATIVE, "invalid"),
+    "mysql": (CACHING_SHA2, "$A$005$THISISACOMBINATIONOFINVALIDSALTANDPASSWORDTHATMUSTNEVERBRBEUSED"),
+}
+
+LIMITS = (
+    ("maxQueriesPerHour", "max_questions", "MAX_QUERIES_PER_HOUR"),
+    ("maxUpdatesPerHour", "max_updates", "MAX_UPDATES_PER_HOUR"),
+    ("maxConnectionsPerHour", "max_connections", "MAX_CONNECTIONS_PER_HOUR"),
+    ("maxUserConnections", "max_user_connections", "MAX_USER_CONNECTIONS"),
+)
+_MARIADB_SSL_TYPES = {0: "", 1: "ANY", 2: "X509", 3: "SPECIFIED"}
+_REQUIRE = {"": "NONE", "ANY": "SSL", "X509": "X509"}
+
+
+# --- password hashes ------------------------------------------------------------------------------------------------
+
+
+def native_hash(password: str) -> str:
+    """mysql_native_password's stored form: `*` + upper hex SHA1(SHA1(password))."""
+    inner = hashlib.sha1(password.encode()).digest()  # noqa: S324 (the plugin's algorithm, not our choice)
+    return "*" + hashlib.sha1(inner).hexdigest().upper()  # noqa: S324
+
+
+def ed25519_hash(password: str) -> str:
+    """MariaDB ed25519's stored form: base64 (unpadded) of the Ed25519 public key whose secret scalar is the
+    clamped first half of SHA512(password)."""
+    from nacl.bindings import crypto_scalarmult_ed25519_base_noclamp
+
+    scalar = bytearray(hashlib.sha512(password.encode()).digest()[:32])
+    scalar[0] &= 248
+    scalar[31] &= 127
+    scalar[31] |= 64
+    public = crypto_scalarmult_ed25519_base_noclamp(bytes(scalar))
+    return base64.b64encode(public).decode().rstrip("=")
+
+
+def stored_form(plugin: str, password: str) -> str | None:
+    """What the server stores for `password` under `plugin`, when it can be computed here."""
+    if plugin == NATIVE:
+        return native_hash(password)
+    if plugin == ED25519:
+        return ed25519_hash(password)
+    return None
+
+
+# --- observed state ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountState:
+    host: str
+    plugin: str
+    auth_string: str = field(default="", repr=False)
+    ssl_type: str = ""  # "" | "ANY" | "X509" | "SPECIFIED"
+    limits: tuple[int, ...] = (0, 0, 0, 0)  # in LIMITS order
+    locked: bool = False
+    is_role: bool = False
+    default_roles: tuple[str, ...] = ()
+
+
+def account_from_json(host: str, data: dict[str, Any], flavor: str) -> AccountState:
+    """One account from MariaDB's mysql.global_priv JSON or the JSON object built from MySQL's mysql.user."""
+    plugin = str(data.get("plugin") or NATIVE)
+    chain = data.get("auth_or")
+    if isinstance(chain, list) and len(chain) > 1:
+        plugin = " OR ".join(str(entry.get("plugin") or plugin) for entry in chain)
+    ssl_type = data.get("ssl_type", 0)
+    if flavor == "mariadb":
+        ssl_type = _MARIADB_SSL_TYPES.get(int(ssl_type or 0), "SPECIFIED")
+    locked = data.get("account_locked", False)
+    default_role = str(data.get("default_role") or "")
+    return AccountState(
+        host=host,
+        plugin=plugin,
+        auth_string=str(data.get("authentication_string") or ""),
+        ssl_type=str(ssl_type or "").upper(),
+        limits=tuple(int(data.get(column) or 0) for _, column, _ in LIMITS),
+        locked=locked is True or str(locked).upper() in ("Y", "1", "TRUE"),
+        is_role=bool(data.get("is_role")),
+        default_roles=(default_role,) if default_role else (),
+    )
+
+
+@dataclass(frozen=True)
+class UserState:
+    accounts: dict[str, AccountState]  # host -> account (roles excluded)
+    is_role: bool = False  # the name is a MariaDB role
+    roles: dict[str, frozenset[str]] = field(default_factory=dict)  # host -> roles granted
+    known_roles: frozenset[str] = frozenset()  # which of the spec's roles exist
+    db_privileges: dict[str, frozenset[str]] = field(
+        default_factory=dict
+    )  # host -> privileges on spec.database
+    plugin_status: str | None = None  # information_schema.PLUGINS status of spec's authPlugin
+    partial_revokes: bool = False
+    login_ok: bool | None = None  # MySQL: whether the password logs in (salted plugins only)
+
+
+# --- account queries shared with grants ---------------------------------------------------------------------------
+
+
+def account_parts(info: ServerInfo, user: str) -> list[tuple[str, list[Any]]]:
+    """Union parts: the accounts named `user` ('account', host, json) and the roles granted to them."""
+    if is_mariadb(info):
+        return [
+            (row("account", ["Host", "Priv"], "FROM mysql.global_priv WHERE User = %s"), [user]),
+            (row("role", ["Host", "Role"], "FROM mysql.roles_mapping WHERE User = %s"), [user]),
+        ]
+    account_json = (
+        "JSON_OBJECT('plugin', plugin, 'authentication_string', "
+        f"IF(plugin = '{NATIVE}', authentication_string, ''), 'ssl_type', ssl_type, "
+        "'max_questions', max_questions, 'max_updates', max_updates, 'max_connections', max_connections, "
+        "'max_user_connections', max_user_connections, 'account_locked', account_locked)"
+    )
+    return [
+        (row("account", ["Host", account_json], "FROM mysql.user WHERE User = %s"), [user]),
+        (row("role", ["TO_HOST", "FROM_USER"], "FROM mysql.role_edges WHERE TO_USER = %s"), [user]),
+        (
+            row("default_role", ["HOST", "DEFAULT_ROLE_USER"], "FROM mysql.default_roles WHERE USER = %s"),
+            [user],
+        ),
+        (row("var", ["'partial_revokes'", "@@global.partial_revokes"], ""), []),
+    ]
+
+
+def known_role_part(info: ServerInfo, roles: list[str]) -> tuple[str, list[Any]]:
+    if is_mariadb(info):
+        source = f"FROM mysql.global_priv WHERE Host = '' AND User IN ({placeholders(len(roles))})"
+    else:
+        # MySQL 8 roles are accounts; a role named without a host is `role`@`%`.
+        source = f"FROM mysql.user WHERE Host = '%%' AND User IN ({placeholders(len(roles))})"
+    return row("known_role", ["User"], source), list(roles)
+
+
+@dataclass
+class AccountRows:
+    accounts: dict[str, AccountState] = field(default_factory=dict)
+    roles: dict[str, set[str]] = field(default_factory=dict)
+    known_roles: set[str] = field(default_factory=set)
+    partial_revokes: bool = False
+    rest: list[tuple[Any, ...]] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, rows: list[tuple[Any, ...]], info: ServerInfo) -> AccountRows:
+        out = cls()
+        defaults: dict[str, list[str]] = {}
+        for r in rows:
+            kind, a, b = r[0], r[1], r[2]
+            if kind == "account":
+                out.accounts[a] = account_from_json(a, json.loads(b or "{}"), info.flavor)
+            elif kind == "role":
+                out.roles.setdefault(a, set()).add(b)
+            elif kind == "default_role":
+                defaults.setdefault(a, []).append(b)
+            elif kind == "known_role":
+                out.known_roles.add(a)
+            elif kind == "var" and a == "partial_revokes":
+                out.partial_revokes = str(b) in ("1", "ON")
+            else:
+                out.rest.append(r)
+        for host, names in defaults.items():
+            if host in out.accounts:
+                out.accounts[host] = replace(out.accounts[host], default_roles=tuple(sorted(names)))
+        return out
+
+
+# --- planning -----------------------------------------------------------------------------------------------------
+
+
+def role_steps(account: Account, have: frozenset[str], want: list[str], info: ServerInfo) -> list[Step]:
+    """Make the roles granted to `account` exactly `want` (revokes first, so a failure leaves less access)."""
+    steps: list[Step] = []
+    extra = sorted(have - set(want))
+    missing = [r for r in want if r not in have]
+    if is_mariadb(info):
+        # MariaDB grants and revokes one role per statement.
+        for role in extra:
+            steps.append(
+                Sql()
+                .add("REVOKE")
+                .add(ident(role))
+                .add("FROM")
+                .account(account)
+                .step(f"role {role} is not in the spec's roles")
+            )
+        for role in missing:
+            steps.append(
+                Sql()
+                .add("GRANT")
+                .add(ident(role))
+                .add("TO")
+                .account(account)
+                .step(f"role {role} is in the spec's roles")
+            )
+        return steps
+    if extra:
+        steps.append(
+            Sql()
+            .add("REVOKE")
+            .add(", ".join(ident(r) for r in extra))
+            .add("FROM")
+            .account(account)
+            .step(f"roles {', '.join(extra)} are not in the spec's roles")
+        )
+    if missing:
+        steps.append(
+            Sql()
+            .add("GRANT")
+            .add(", ".join(ident(r) for r in missing))
+            .add("TO")
+            .account(account)
+            .step(f"roles {', '.join(missing)} are in the spec's roles")
+        )
+    return steps
+
+
+def default_role_steps(
+    account: Account, current: tuple[str, ...], want: list[str], info: ServerInfo
+) -> list[Step]:
+    """Roles only act when active: MariaDB activates one default role per account (the first listed), MySQL 8
+    activates every listed role by default."""
+    if account.is_role:
+        return []
+    if is_mariadb(info):
+        target = want[:1]
+        if tuple(target) == current:
+            return []
+        sql = (
+            Sql()
+            .add("SET DEFAULT ROLE")
+            .add(ident(target[0]) if target else "NONE")
+            .add("FOR")
+            .account(account)
+        )
+        return [sql.step(f"default role should be {target[0] if target else 'none'} (the first of roles)")]
+    if tuple(sorted(want)) == tuple(sorted(current)):
+        return []
+    names = ", ".join(ident(r) for r in sorted(want)) if want else "NONE"
+    return [
+        Sql()
+        .add("ALTER USER")
+        .account(account)
+        .add("DEFAULT ROLE")
+        .add(names)
+        .step("every role in the spec is active by default")
+    ]
+
+
+def _require_clause(ssl_type: str) -> str:
+    return _REQUIRE.get(ssl_type, "NONE")
+
+
+def _desired_ssl(options: dict[str, Any]) -> str:
+    if options.get("requireX509"):
+        return "X509"
+    return "ANY" if options.get("requireSSL") else ""
+
+
+def _identified(sql: Sql, info: ServerInfo, plugin: str | None, password: str | None) -> Sql:
+    """The IDENTIFIED clause: a hash where the plugin allows one, the password otherwise."""
+    if password is None:
+        fallback_plugin, credential = NO_LOGIN[info.flavor]
+        if is_mariadb(info):
+            return sql.add(f"IDENTIFIED VIA {fallback_plugin} USING").value(credential)
+        return sql.add(f"IDENTIFIED WITH {fallback_plugin} AS").value(credential)
+    if is_mariadb(info):
+        chosen = plugin or NATIVE
+        stored = stored_form(chosen, password)
+        if stored is None:  # pragma: no cover - SETTABLE excludes it
+            raise PermanentError("Unsupported", f"MariaDB accounts with {chosen} are not supported")
+        return sql.add(f"IDENTIFIED VIA {chosen} USING").value(stored, secret=True)
+    if plugin == NATIVE:
+        return sql.add(f"IDENTIFIED WITH {NATIVE} AS").value(native_hash(password), secret=True)
+    if plugin:
+        return sql.add(f"IDENTIFIED WITH {plugin} BY").value(password, secret=True)
+    return sql.add("IDENTIFIED BY").value(password, secret=True)
+
+
+def _password_matches(current: AccountState, plugin: str, password: str, login_ok: bool | None) -> bool:
+    if current.plugin != plugin:
+        return False
+    if plugin in LOGIN_VERIFIED:
+        # No login answer (network trouble, TLS required...) says nothing against the stored password.
+        return login_ok is not False
+    stored = stored_form(plugin, password)
+    return stored is not None and current.auth_string.upper() == stored.upper()
+
+
+def check_plugin(info: ServerInfo, plugin: str | None) -> None:
+    if plugin is None:
+        return
+    if plugin not in SETTABLE[info.flavor]:
+        name = "MariaDB" if is_mariadb(info) else "MySQL"
+        offered = ", ".join(sorted(SETTABLE[info.flavor]))
+        raise PermanentError(
+            "Unsupported",
+            f"spec.mysql.authPlugin: {plugin} is not available on {name} {info.version}; use one of {offered}",
+        )
+
+
+@dataclass(frozen=True)
+class Wish:
+    """What the spec wants of every listed account."""
+
+    plugin: str | None
+    password: str | None = field(repr=False)
+    ssl_type: str
+    limits: tuple[int, ...]
+    locked: bool
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], password: str | None) -> Wish:
+        options = spec.get("mysql") or {}
+        return cls(
+            plugin=options.get("authPlugin"),
+            password=password,
+            ssl_type=_desired_ssl(options),
+            limits=tuple(int(options.get(key, 0)) for key, _, _ in LIMITS),
+            locked=bool(options.get("accountLocked")),
+        )
+
+
+def plan_user(spec: dict[str, Any], state: UserState, info: ServerInfo, password: str | None) -> Plan:
+    username = spec["username"]
+    hosts: list[str] = list((spec.get("mysql") or {}).get("allowedHosts") or ["%"])
+    wish = Wish.from_spec(spec, password)
+    check_plugin(info, wish.plugin)
+    if state.is_role:
+        raise PermanentError(
+            "NotAUser", f"spec.username: {username} is a role in the server, not a user; choose another name"
+        )
+    needs_plugin = wish.plugin is not None and any(
+        h not in state.accounts or state.accounts[h].plugin != wish.plugin for h in hosts
+    )
+    if needs_plugin and state.plugin_status != "ACTIVE":
+        raise PermanentError(
+            "PluginNotLoaded",
+            f"spec.mysql.authPlugin: the {wish.plugin} plugin is not active on the server "
+            f"({state.plugin_status or 'not installed'}); an admin must load it"
+            + (" (INSTALL SONAME 'auth_ed25519')" if wish.plugin == ED25519 else ""),
+        )
+    roles: list[str] | None = spec.get("roles")
+    if roles is not None:
+        unknown = [r for r in roles if r not in state.known_roles]
+        if unknown:
+            raise PermanentError(
+                "RoleNotFound",
+                f"spec.roles: {', '.join(unknown)} do not exist as roles in the server; create them first",
+            )
+    plan = Plan(drift=user_drift(spec, state))
+    for host in hosts:
+        account = Account(username, host)
+        current = state.accounts.get(host)
+        if current is None:
+            plan.steps.append(_create_step(account, info, wish))
+            if password is None and wish.plugin not in (None, NO_LOGIN[info.flavor][0]):
+                plan.drift.append(f"{account}: authPlugin {wish.plugin} needs the password (DBOPS_PASSWORD)")
+        else:
+            plan.steps += _alter_steps(
+                account, current, info, wish, login_ok=state.login_ok, drift=plan.drift
+            )
+        if roles is not None:
+            have = state.roles.get(host, frozenset())
+            plan.steps += role_steps(account, frozenset(have), roles, info)
+            plan.steps += default_role_steps(account, current.default_roles if current else (), roles, info)
+        if spec.get("database"):
+            plan.steps += _database_steps(account, spec["database"], state, info)
+    return plan
+
+
+def user_drift(spec: dict[str, Any], state: UserState) -> list[str]:
+    hosts = set((spec.get("mysql") or {}).get("allowedHosts") or ["%"])
+    return [
+        f"mysql.allowedHosts: account '{spec['username']}'@'{host}' exists but is not listed; dbops never drops "
+        "accounts on its own (list the host, or DROP USER it by hand)"
+        for host in sorted(set(state.accounts) - hosts)
+    ]
+
+
+def _create_step(account: Account, info: ServerInfo, wish: Wish) -> Step:
+    sql = _identified(Sql().add("CREATE USER").account(account), info, wish.plugin, wish.password)
+    if wish.ssl_type:
+        sql.add("REQUIRE").add(_require_clause(wish.ssl_type))
+    with_limits = [
+        (clause, value) for (_, _, clause), value in zip(LIMITS, wish.limits, strict=True) if value
+    ]
+    if with_limits:
+        sql.add("WITH")
+        for clause, value in with_limits:
+            sql.add(clause).value(value)
+    if wish.locked:
+        sql.add("ACCOUNT LOCK")
+    reason = f"account {account} does not exist"
+    if wish.password is None:
+        reason += "; the password is not managed, so it gets a credential no password matches"
+    return sql.step(reason)
+
+
+def _alter_steps(
+    account: Account,
+    current: AccountState,
+    info: ServerInfo,
+    wish: Wish,
+    *,
+    login_ok: bool | None,
+    drift: list[str],
+) -> list[Step]:
+    steps: list[Step] = []
+    target_plugin = wish.plugin or current.plugin
+    if wish.password is not None:
+        if target_plugin not in SETTABLE[info.flavor]:
+            drift.append(
+                f"{account}: authenticates with {current.plugin}, which has no password dbops can set; "
+                "set mysql.authPlugin to switch it"
+            )
+        elif not _password_matches(current, target_plugin, wish.password, login_ok):
+            why = (
+                "the password differs"
+                if current.plugin == target_plugin
+                else f"authPlugin is {current.plugin}, spec wants {target_plugin}"
+            )
+            sql = _identified(Sql().add("ALTER USER").account(account), info, target_plugin, wish.password)
+            steps.append(sql.step(why))
+    elif wish.plugin is not None and current.plugin != wish.plugin:
+        drift.append(
+            f"{account}: authPlugin is {current.plugin}, spec wants {wish.plugin}; changing it needs the password "
+            "(DBOPS_PASSWORD)"
+        )
+    sql = Sql().add("ALTER USER").account(account)
+    changed: list[str] = []
+    if current.ssl_type != wish.ssl_type:
+        sql.add("REQUIRE").add(_require_clause(wish.ssl_type))
+        was = _REQUIRE.get(current.ssl_type, current.ssl_type)
+        changed.append(f"REQUIRE {was} -> {_require_clause(wish.ssl_type)}")
+    limit_changes = [
+        (clause, want, have)
+        for (_, _, clause), want, have in zip(LIMITS, wish.limits, current.limits, strict=True)
+        if want != have
+    ]
+    if limit_changes:
+        sql.add("WITH")
+        for clause, want, have in limit_changes:
+            sql.add(clause).value(want)
+            changed.append(f"{clause} {have} -> {want}")
+    if current.locked != wish.locked:
+        sql.add("ACCOUNT LOCK" if wish.locked else "ACCOUNT UNLOCK")
+        changed.append("locked" if wish.locked else "unlocked")
+    if changed:
+        steps.append(sql.step("; ".join(changed)))
+    return steps
+
+
+def _database_steps(account: Account, database: str, state: UserState, info: ServerInfo) -> list[Step]:
+    need = level_privileges("database", info.flavor, info.version_tuple)
+    have = state.db_privileges.get(account.host or "", frozenset())
+    if need <= have:
+        return []
+    pattern = db_pattern(database, info, state.partial_revokes)
+    sql = Sql().add("GRANT ALL PRIVILEGES ON").add(f"{ident(pattern)}.*").add("TO").account(account)
+    return [sql.step(f"spec.database gives the user full use of {database}")]
+
+
+# --- the handler ----------------------------------------------------------------------------------------------------
+
+
+class UserHandler(KindHandler[UserState]):
+    def __init__(self, adapter: MySQLAdapter) -> None:
+        self.adapter = adapter
+
+    def lock_key(self, spec: dict[str, Any]) -> str:
+        return f"account:{spec['username']}"
+
+    def observe(self, spec: dict[str, Any]) -> UserState:
+        info = self.adapter.server
+        username = spec["username"]
+        options = spec.get("mysql") or {}
+        hosts = list(options.get("allowedHosts") or ["%"])
+        parts = account_parts(info, username)
+        if spec.get("roles"):
+            parts.append(known_role_part(info, spec["roles"]))
+        if options.get("authPlugin"):
+            parts.append(
+                (
+                    row(
+                        "plugin",
+                        ["PLUGIN_NAME", "PLUGIN_STATUS"],
+                        "FROM information_schema.PLUGINS WHERE PLUGIN_NAME = %s",
+                    ),
+                    [options["authPlugin"]],
+                )
+            )
+        if spec.get("database"):
+            grantees = [Account(username, h).grantee() for h in hosts]
+            # Both spellings of the name: the exact one may appear as a wildcard (_) or escaped (\_) pattern;
+            # only the escaped one (or MySQL's literal one under partial_revokes) counts as "full use".
+            parts.append(
+                (
+                    row(
+                        "dbpriv",
+                        ["GRANTEE", "TABLE_SCHEMA", "PRIVILEGE_TYPE"],
+                        f"FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE IN ({placeholders(len(grantees))})"
+                        " AND TABLE_SCHEMA IN (%s, %s)",
+                    ),
+                    [*grantees, spec["database"], db_pattern(spec["database"], info)],
+                )
+            )
+        sql, params = union(parts)
+        rows = self.adapter.query(sql, params, doing=f"reading account {username}")
+        parsed = AccountRows.parse(rows, info)
+        is_role = any(a.is_role for a in parsed.accounts.values())
+        accounts = {h: a for h, a in parsed.accounts.items() if not a.is_role}
+        plugin_status, db_privileges = None, {}
+        by_grantee = {Account(username, h).grantee(): h for h in hosts}
+        pattern = db_pattern(spec.get("database") or "", info, parsed.partial_revokes)
+        collected: dict[str, set[str]] = {}
+        for r in parsed.rest:
+            if r[0] == "plugin":
+                plugin_status = str(r[2]).upper()
+            elif r[0] == "dbpriv" and r[2] == pattern and r[1] in by_grantee:
+                collected.setdefault(by_grantee[r[1]], set()).add(str(r[3]).upper())
+        db_privileges = {h: frozenset(p) for h, p in collected.items()}
+        login_ok = None
+        password = self.adapter.secrets.password
+        if password is not None and not is_mariadb(info):
+            plugin = options.get("authPlugin")
+            if any(
+                a.plugin in LOGIN_VERIFIED and plugin in (None, a.plugin)
+                for h, a in accounts.items()
+                if h in hosts
+            ):
+                login_ok = self.adapter.try_login(username, password)
+        return UserState(
+            accounts=accounts,
+            is_role=is_role,
+            roles={h: frozenset(r) for h, r in parsed.roles.items()},
+            known_roles=frozenset(parsed.known_roles),
+            db_privileges=db_privileges,
+            plugin_status=plugin_status,
+            partial_revokes=parsed.partial_revokes,
+            login_ok=login_ok,
+        )
+
+    def plan(self, spec: dict[str, Any], observed: UserState) -> Plan:
+        return plan_user(spec, observed, self.adapter.server, self.adapter.secrets.password)
+
+    def plan_drop(self, spec: dict[str, Any], observed: UserState) -> Plan:
+        return plan_drop_user(spec, observed)
+
+    def facts(self, spec: dict[str, Any], observed: UserState) -> dict[str, Any]:
+        hosts = set((spec.get("mysql") or {}).get("allowedHosts") or ["%"])
+        listed = [a for h, a in observed.accounts.items() if h in hosts]
+        roles = sorted({r for h, rs in observed.roles.items() if h in hosts for r in rs})
+        out: dict[str, Any] = {
+            "username": spec["username"],
+            "hosts": sorted(observed.accounts),
+            "roles": roles,
+            "login": any(not a.locked for a in listed),
+        }
+        drift = user_drift(spec, observed)
+        if drift:
+            out["drift"] = drift
+        return out
+
+
+def plan_drop_user(spec: dict[str, Any], state: UserState) -> Plan:
+    hosts = (spec.get("mysql") or {}).get("allowedHosts") or ["%"]
+    existing = [Account(spec["username"], h) for h in hosts if h in state.accounts]
+    plan = Plan()
+    if existing:
+        plan.steps.append(Sql().add("DROP USER").accounts(existing).step("ensure: Absent"))
+    return plan

@@ -1,0 +1,182 @@
+"""Database on MySQL/MariaDB: CREATE DATABASE with character set and collation, ALTER DATABASE on change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from worker.adapters.base import KindHandler, Plan
+from worker.adapters.mysql_sql import Sql, ident, is_mariadb, row, union
+from worker.errors import PermanentError
+
+if TYPE_CHECKING:
+    from worker.adapters.mysql import MySQLAdapter
+
+
+@dataclass(frozen=True)
+class DatabaseState:
+    exists: bool
+    charset: str | None = None
+    collation: str | None = None
+    # What the server knows of the spec's character set and collation (empty when the spec names none).
+    charset_default_collation: str | None = None
+    # (character set, full collation name) pairs the spec's collation name applies to.
+    collation_targets: tuple[tuple[str, str], ...] = ()
+
+
+def desired_encoding(spec: dict[str, Any], state: DatabaseState) -> tuple[str | None, str | None]:
+    """The (character set, collation) the spec asks for, resolved by the server's catalogs; None = unmanaged.
+    Raises a permanent error naming the field when the server does not know them or they do not fit."""
+    options = spec.get("mysql") or {}
+    charset, collation = options.get("charset"), options.get("collation")
+    if charset and state.charset_default_collation is None:
+        raise PermanentError(
+            "InvalidSpec",
+            f"spec.mysql.charset: the server has no character set {charset!r} "
+            "(SHOW CHARACTER SET lists the ones it has)",
+        )
+    if not collation:
+        return charset, None
+    targets = state.collation_targets
+    if not targets:
+        raise PermanentError(
+            "InvalidSpec",
+            f"spec.mysql.collation: the server has no collation {collation!r} (SHOW COLLATION lists them)",
+        )
+    if charset:
+        fitting = [t for t in targets if t[0] == charset]
+        if not fitting:
+            raise PermanentError(
+                "InvalidSpec",
+                f"spec.mysql.collation: {collation!r} does not belong to character set {charset!r}; "
+                f"it belongs to {', '.join(sorted({t[0] for t in targets}))}",
+            )
+        return fitting[0]
+    exact = [t for t in targets if t[1] == collation]
+    if len(exact) == 1:
+        return exact[0]
+    if len({t[0] for t in targets}) == 1:
+        return targets[0]
+    raise PermanentError(
+        "InvalidSpec",
+        f"spec.mysql.collation: {collation!r} applies to several character sets; set spec.mysql.charset too",
+    )
+
+
+def plan_database(spec: dict[str, Any], state: DatabaseState) -> Plan:
+    name = spec["name"]
+    charset, collation = desired_encoding(spec, state)
+    plan = Plan()
+    if not state.exists:
+        sql = Sql().add("CREATE DATABASE").add(ident(name))
+        if charset:
+            sql.add("CHARACTER SET").add(ident(charset))
+        if collation:
+            sql.add("COLLATE").add(ident(collation))
+        plan.steps.append(sql.step(f"database {name} does not exist"))
+        return plan
+    wrong_charset = charset is not None and charset != state.charset
+    wrong_collation = collation is not None and collation != state.collation
+    if wrong_charset or wrong_collation:
+        sql = Sql().add("ALTER DATABASE").add(ident(name))
+        if charset:
+            sql.add("CHARACTER SET").add(ident(charset))
+        if collation:
+            sql.add("COLLATE").add(ident(collation))
+        was = f"{state.charset}/{state.collation}"
+        want = f"{charset or state.charset}/{collation or '(default)'}"
+        plan.steps.append(sql.step(f"database {name} defaults are {was}, spec wants {want}"))
+    return plan
+
+
+def plan_drop_database(spec: dict[str, Any], state: DatabaseState) -> Plan:
+    plan = Plan()
+    if state.exists:
+        plan.steps.append(Sql().add("DROP DATABASE").add(ident(spec["name"])).step("ensure: Absent"))
+    return plan
+
+
+class DatabaseHandler(KindHandler[DatabaseState]):
+    def __init__(self, adapter: MySQLAdapter) -> None:
+        self.adapter = adapter
+
+    def lock_key(self, spec: dict[str, Any]) -> str:
+        return f"database:{spec['name']}"
+
+    def observe(self, spec: dict[str, Any]) -> DatabaseState:
+        options = spec.get("mysql") or {}
+        parts = [
+            (
+                row(
+                    "schema",
+                    ["DEFAULT_CHARACTER_SET_NAME", "DEFAULT_COLLATION_NAME"],
+                    "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
+                ),
+                [spec["name"]],
+            )
+        ]
+        if options.get("charset"):
+            parts.append(
+                (
+                    row(
+                        "charset",
+                        ["CHARACTER_SET_NAME", "DEFAULT_COLLATE_NAME"],
+                        "FROM information_schema.CHARACTER_SETS WHERE CHARACTER_SET_NAME = %s",
+                    ),
+                    [options["charset"]],
+                )
+            )
+        if options.get("collation"):
+            info = self.adapter.server
+            # MariaDB 10.10+ names collations without their character set (uca1400_ai_ci) and lists the full
+            # names per character set.
+            if is_mariadb(info) and info.version_tuple >= (10, 10):
+                source = (
+                    "FROM information_schema.COLLATION_CHARACTER_SET_APPLICABILITY "
+                    "WHERE COLLATION_NAME = %s OR FULL_COLLATION_NAME = %s"
+                )
+                parts.append(
+                    (
+                        row("collation", ["CHARACTER_SET_NAME", "FULL_COLLATION_NAME"], source),
+                        [options["collation"], options["collation"]],
+                    )
+                )
+            else:
+                source = (
+                    "FROM information_schema.COLLATION_CHARACTER_SET_APPLICABILITY WHERE COLLATION_NAME = %s"
+                )
+                parts.append(
+                    (
+                        row("collation", ["CHARACTER_SET_NAME", "COLLATION_NAME"], source),
+                        [options["collation"]],
+                    )
+                )
+        sql, params = union(parts)
+        rows = self.adapter.query(sql, params, doing=f"reading database {spec['name']}")
+        return state_from_rows(rows)
+
+    def plan(self, spec: dict[str, Any], observed: DatabaseState) -> Plan:
+        return plan_database(spec, observed)
+
+    def plan_drop(self, spec: dict[str, Any], observed: DatabaseState) -> Plan:
+        return plan_drop_database(spec, observed)
+
+    def facts(self, spec: dict[str, Any], observed: DatabaseState) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": spec["name"]}
+        if observed.exists:
+            out["charset"] = observed.charset
+            out["collation"] = observed.collation
+        return out
+
+
+def state_from_rows(rows: list[tuple[Any, ...]]) -> DatabaseState:
+    exists, charset, collation, default = False, None, None, None
+    targets: list[tuple[str, str]] = []
+    for kind, a, b, *_ in rows:
+        if kind == "schema":
+            exists, charset, collation = True, a, b
+        elif kind == "charset":
+            default = b
+        elif kind == "collation" and a and b:
+            targets.append((a, b))
+    return DatabaseState(exists, charset, collation, default, tuple(sorted(targets)))
