@@ -30,13 +30,16 @@ INPUT_SCHEMA: Schema = obj(
                 "serviceAccountName": string(
                     "Service account of the Job's Pods (its token is never mounted).", maxLength=253
                 ),
-                "resources": obj(
-                    "Container resources.",
-                    {
-                        "requests": string_map("Requests.", max_len=64),
-                        "limits": string_map("Limits.", max_len=64),
-                    },
-                ),
+                "resources": {
+                    **obj(
+                        "Container resources. The worker is one short-lived Python process.",
+                        {
+                            "requests": string_map("Requests.", max_len=64),
+                            "limits": string_map("Limits.", max_len=64),
+                        },
+                    ),
+                    "default": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+                },
                 "nodeSelector": string_map("Node selector of the Job's Pods.", max_len=63),
                 "priorityClassName": string("Priority class of the Job's Pods.", maxLength=253),
             },
@@ -62,6 +65,22 @@ INPUT_SCHEMA: Schema = obj(
                 "maxSeconds": integer("Longest delay.", minimum=1, maximum=86400, default=1800),
             },
         ),
+        "ttl": obj(
+            "How soon Crossplane calls the function again. Crossplane watches the Secret and the Jobs, so these only "
+            "bound the wait for what it does not watch: referenced claims and Pods. Settled objects come back at "
+            "their next resync or retry.",
+            {
+                "runningSeconds": integer(
+                    "While a Job runs or is about to start.", minimum=1, maximum=600, default=10
+                ),
+                "waitingSeconds": integer(
+                    "While waiting for a referenced claim to exist or become Ready.",
+                    minimum=1,
+                    maximum=3600,
+                    default=30,
+                ),
+            },
+        ),
         "resync": obj(
             "Periodic re-run of the worker to correct drift.",
             {
@@ -79,5 +98,11 @@ INPUT_SCHEMA: Schema = obj(
 
 
 def parse_input(raw: dict[str, Any] | None) -> tuple[dict[str, Any], list[FieldError]]:
-    """The Input with defaults filled in, and any violations (named `input.<field>`)."""
-    return normalize(INPUT_SCHEMA, raw or {}, "input")
+    """The Input with defaults filled in (also inside sections that are absent), and any violations (named
+    `input.<field>`)."""
+    value, errors = normalize(INPUT_SCHEMA, raw or {}, "input")
+    if isinstance(value, dict):
+        for name, sub in INPUT_SCHEMA["properties"].items():
+            if sub.get("type") == "object" and sub.get("properties") and name not in value:
+                value[name], _ = normalize(sub, {}, f"input.{name}")
+    return value, errors

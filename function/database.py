@@ -1,0 +1,48 @@
+"""XDatabase: waits for its DatabaseInstance, then one `dbops-worker apply|drop` Job per desired state."""
+
+from __future__ import annotations
+
+from function import status as st
+from function.connection import server_access
+from function.job import WorkerCall
+from function.lifecycle import action_for
+from function.outcome import Outcome
+from function.provisioning import progress
+from function.references import Lookup, instance_spec
+from function.spec_validation import engine_block_errors, request_errors, validate_spec
+from function.view import View
+from function.worker_request import request_spec, worker_request
+
+KIND = "Database"
+
+
+def compose_database(view: View) -> Outcome:
+    spec, errors = validate_spec(view, KIND)
+    if errors:
+        return st.invalid(view, KIND, errors)
+    action, settled = action_for(view, KIND, spec)
+    if settled is not None:
+        return settled
+    lookup = Lookup(view)
+    instance = instance_spec(lookup, spec["instanceRef"]["name"], "spec.instanceRef")
+    if lookup.errors:
+        return _with(st.invalid(view, KIND, lookup.errors, lookup.requirements), lookup)
+    if instance is None or lookup.waiting:
+        return _with(
+            st.waiting(view, KIND, lookup.waiting_message(), "WaitingForInstance", lookup.requirements),
+            lookup,
+        )
+    access = server_access(instance)
+    errors = engine_block_errors(spec, access.engine, spec["instanceRef"]["name"])
+    request = worker_request(view, KIND, access.engine, access.connection, request_spec(KIND, spec, {}))
+    errors = errors or request_errors(KIND, action, request)
+    if errors:
+        return _with(st.invalid(view, KIND, errors, lookup.requirements), lookup)
+    out = st.from_progress(view, KIND, progress(view, WorkerCall(action, request, access, None, "")))
+    out.requirements.update(lookup.requirements)
+    return _with(out, lookup)
+
+
+def _with(out: Outcome, lookup: Lookup) -> Outcome:
+    out.conditions.extend(lookup.conditions)
+    return out

@@ -1,0 +1,246 @@
+"""The gRPC servicer: decode the request once, dispatch on the XR kind, write the outcome into the response.
+
+`RunFunction` never raises: every problem becomes a result and, where a status can carry it, a condition.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import grpc
+from crossplane.function import logging, response
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
+from google.protobuf import struct_pb2
+
+from function import status as st
+from function.database import compose_database
+from function.grant import compose_grant
+from function.input import parse_input
+from function.instance import compose_instance
+from function.job import canonical
+from function.outcome import Outcome, Result
+from function.response_cache import ResponseCache, request_key
+from function.user import compose_user
+from function.view import View, decode
+from worker.validation import FieldError
+
+COMPOSERS: dict[str, Callable[[View], Outcome]] = {
+    "DatabaseInstance": compose_instance,
+    "Database": compose_database,
+    "DatabaseUser": compose_user,
+    "DatabaseGrant": compose_grant,
+}
+TARGET = fnv1.TARGET_COMPOSITE_AND_CLAIM
+_SEVERITY = {"Normal": fnv1.SEVERITY_NORMAL, "Warning": fnv1.SEVERITY_WARNING, "Fatal": fnv1.SEVERITY_FATAL}
+_STATUS = {
+    "True": fnv1.STATUS_CONDITION_TRUE,
+    "False": fnv1.STATUS_CONDITION_FALSE,
+    "Unknown": fnv1.STATUS_CONDITION_UNKNOWN,
+}
+_READY = {True: fnv1.READY_TRUE, False: fnv1.READY_FALSE, None: fnv1.READY_UNSPECIFIED}
+
+
+def plain(value: struct_pb2.Value) -> Any:
+    """A protobuf Value as plain Python. JSON numbers arrive as doubles; whole ones become ints again so that
+    `port: 5432` validates as an integer (as the API server saw it)."""
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return to_dict(value.struct_value)
+    if kind == "list_value":
+        return [plain(v) for v in value.list_value.values]
+    if kind == "number_value":
+        number = value.number_value
+        return int(number) if number.is_integer() else number
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    return None
+
+
+def to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
+    return {key: plain(value) for key, value in struct.fields.items()}
+
+
+def decoded(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """`to_dict`, memoized on the serialized bytes: the same observed Job, claims and Pods arrive again and again
+    (each requirements iteration, each reconcile). Shared between calls: read it, never change it."""
+    return _decoded(struct.SerializeToString(deterministic=True))
+
+
+@lru_cache(maxsize=512)
+def _decoded(data: bytes) -> dict[str, Any]:
+    return to_dict(struct_pb2.Struct.FromString(data))
+
+
+@lru_cache(maxsize=512)
+def _encoded(resource_json: str) -> bytes:
+    """A desired resource as a serialized Struct, memoized: building a Struct field by field is the costliest part
+    of writing a response, and the same Job and Secret are written call after call."""
+    struct = struct_pb2.Struct()
+    struct.update(json.loads(resource_json))
+    data: bytes = struct.SerializeToString()
+    return data
+
+
+@lru_cache(maxsize=32)
+def _step_input(data: bytes | None) -> tuple[dict[str, Any], list[FieldError]]:
+    return parse_input(to_dict(struct_pb2.Struct.FromString(data)) if data is not None else None)
+
+
+def compose(view: View) -> Outcome:
+    """Dispatch on the XR kind. Errors no status can carry are fatal results."""
+    if view.input_errors:
+        message = "invalid step input: " + st.error_text(view.input_errors)
+        return Outcome(results=[Result("Fatal", message, "InvalidInput")])
+    if view.kind is None:
+        known = ", ".join(f"X{k}" for k in COMPOSERS)
+        return Outcome(
+            results=[
+                Result("Fatal", f"function-dbops composes {known}; got kind {view.xr_kind!r}", "UnknownKind")
+            ]
+        )
+    if view.namespace is None:
+        return st.failed(
+            view,
+            view.kind,
+            f"{view.xr_kind} {view.name} has neither a claim nor a namespace; dbops composes Secrets and Jobs in "
+            f"the claim's namespace: create a {view.kind} claim instead",
+            "NoNamespace",
+        )
+    return COMPOSERS[view.kind](view)
+
+
+def run(
+    req: fnv1.RunFunctionRequest, now: datetime, rng: random.Random
+) -> tuple[fnv1.RunFunctionResponse, View, Outcome]:
+    required: dict[str, list[dict[str, Any]]] = {}
+    for source in (req.extra_resources, req.required_resources):
+        for name, items in source.items():
+            required[name] = [decoded(item.resource) for item in items.items]
+    view = decode(
+        xr=decoded(req.observed.composite.resource),
+        input_=_step_input(
+            req.input.SerializeToString(deterministic=True) if req.HasField("input") else None
+        ),
+        observed={key: decoded(res.resource) for key, res in req.observed.resources.items()},
+        required=required,
+        now=now,
+        rng=rng,
+    )
+    outcome = compose(view)
+    return write(req, outcome, now), view, outcome
+
+
+def write(req: fnv1.RunFunctionRequest, outcome: Outcome, now: datetime) -> fnv1.RunFunctionResponse:
+    rsp = response.to(req, ttl=timedelta(seconds=outcome.ttl(now)))
+    for result in outcome.results:
+        rsp.results.append(
+            fnv1.Result(
+                severity=_SEVERITY[result.severity],
+                message=result.message,
+                reason=result.reason,
+                target=TARGET,
+            )
+        )
+    if outcome.fatal:
+        return rsp
+    for key, composed in outcome.resources.items():
+        target = rsp.desired.resources[key]
+        target.resource.ParseFromString(_encoded(canonical(composed.resource)))
+        target.ready = _READY[composed.ready]
+    composite = rsp.desired.composite
+    if outcome.status:
+        previous = to_dict(composite.resource).get("status")
+        merged = {**(previous if isinstance(previous, dict) else {}), **outcome.status}
+        composite.resource.update({"status": merged})
+    for key, value in outcome.connection_details.items():
+        composite.connection_details[key] = value.encode()
+    if outcome.ready is not None:
+        composite.ready = _READY[outcome.ready]
+    for cond in outcome.conditions:
+        rsp.conditions.append(
+            fnv1.Condition(
+                type=cond.type,
+                status=_STATUS[cond.status],
+                reason=cond.reason,
+                message=cond.message,
+                target=TARGET,
+            )
+        )
+    for name, want in outcome.requirements.items():
+        selector = fnv1.ResourceSelector(api_version=want.api_version, kind=want.kind)
+        if want.match_name is not None:
+            selector.match_name = want.match_name
+        if want.match_labels is not None:
+            selector.match_labels.labels.update(want.match_labels)
+        if want.namespace is not None:
+            selector.namespace = want.namespace
+        rsp.requirements.resources[name].CopyFrom(selector)
+    return rsp
+
+
+class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
+    """Serves RunFunction. `clock` and `rng` are injected for tests; production reads the UTC clock once per
+    call and draws passwords from the OS CSPRNG. Responses are memoized (function.response_cache)."""
+
+    def __init__(
+        self,
+        clock: Callable[[], datetime] | None = None,
+        rng: random.Random | None = None,
+        cache: ResponseCache | None = None,
+    ) -> None:
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.rng = rng or secrets.SystemRandom()
+        self.cache = cache if cache is not None else ResponseCache()
+        self.log = logging.get_logger()
+
+    async def RunFunction(
+        self, req: fnv1.RunFunctionRequest, _: grpc.aio.ServicerContext | None = None
+    ) -> fnv1.RunFunctionResponse:
+        log = self.log.bind(tag=req.meta.tag)
+        try:
+            now = self.clock()
+            key = request_key(req)
+            cached = self.cache.get(key, req, now)
+            if cached is not None:
+                rsp, summary = cached
+                log.debug("composed (memoized)", phase=summary.phase, job=summary.job)
+                return rsp
+            rsp, view, outcome = run(req, now, self.rng)
+            self.cache.put(key, rsp, outcome)
+        except Exception as exc:  # never let a bug become a gRPC error: Crossplane would retry blindly
+            frames = traceback.extract_tb(exc.__traceback__)
+            where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+            log.error("internal error", error=type(exc).__name__, where=where)
+            rsp = response.to(req)
+            rsp.results.append(
+                fnv1.Result(
+                    severity=fnv1.SEVERITY_FATAL,
+                    message=f"function-dbops internal error ({type(exc).__name__} at {where}); please report it",
+                    reason="InternalError",
+                    target=TARGET,
+                )
+            )
+            return rsp
+        # A decision that changes what the XR says is news (INFO); the same answer again is not (DEBUG).
+        changed = any(outcome.status.get(k) != view.status.get(k) for k in ("phase", "job", "message"))
+        emit = log.info if changed or outcome.results else log.debug
+        emit(
+            "composed",
+            kind=view.xr_kind,
+            xr=view.name,
+            phase=outcome.status.get("phase", ""),
+            job=outcome.status.get("job", ""),
+            resources=len(rsp.desired.resources),
+            results=[r.reason for r in outcome.results],
+        )
+        return rsp

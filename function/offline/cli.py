@@ -1,0 +1,113 @@
+"""`dbops-local`: run claims against real database servers without a cluster. See docs/offline.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from function.offline.loop import OfflineCluster, load_compositions, load_manifests
+from function.offline.runtime import FunctionClient, LocalFunction
+from function.offline.store import Obj
+
+MASK = "********"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="dbops-local",
+        description="Apply dbops claims and Secrets, call the function as Crossplane would, run the Jobs' worker "
+        "commands locally against the real servers, and print each claim's status.",
+    )
+    parser.add_argument("-f", "--filename", action="append", required=True, help="YAML with claims and Secrets")
+    parser.add_argument("--state", help="JSON file keeping the objects between runs (holds Secrets: mode 0600)")
+    parser.add_argument("--delete", action="append", default=[], metavar="KIND/NAME",
+                        help="delete a claim (or Secret) before reconciling, e.g. DatabaseUser/myapp-user")
+    parser.add_argument("--compositions", default="apis", help="directory with the Compositions (default: apis)")
+    parser.add_argument("--input", help="YAML merged into the function's Input (e.g. retry settings)")
+    parser.add_argument("--function-address", help="call a function already serving here (--insecure)")
+    parser.add_argument("--max-wait", type=float, default=60.0,
+                        help="longest wait for a retry the function schedules (seconds, default 60)")
+    parser.add_argument("--show-secrets", action="store_true", help="print Secret values unmasked")
+    parser.add_argument("-n", "--namespace", default="default")
+    parser.add_argument("-o", "--output", choices=("table", "yaml"), default="table")
+    args = parser.parse_args(argv)
+
+    compositions = load_compositions(args.compositions) if Path(args.compositions).is_dir() else {}
+    overrides = yaml.safe_load(Path(args.input).read_text()) if args.input else None
+    manifests = load_manifests(args.filename)
+    if args.function_address:
+        client = FunctionClient(args.function_address)
+        client.wait_ready()
+        return _run(client, compositions, overrides, manifests, args)
+    with LocalFunction() as client:
+        return _run(client, compositions, overrides, manifests, args)
+
+
+def _run(client: FunctionClient, compositions: dict[str, tuple[str, Obj | None]], overrides: Obj | None,
+         manifests: list[Obj], args: argparse.Namespace) -> int:
+    cluster = OfflineCluster(client, compositions, overrides, namespace=args.namespace)
+    if args.state and os.path.exists(args.state):
+        cluster.store.load(json.loads(Path(args.state).read_text()))
+    cluster.apply(manifests)
+    for item in args.delete:
+        kind, _, name = item.partition("/")
+        cluster.delete(kind, name)
+    rounds = cluster.reconcile(max_wait=args.max_wait)
+    if args.state:
+        fd = os.open(args.state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(cluster.store.dump(), handle)
+    report(cluster, args.output, args.show_secrets, rounds)
+    failed = [c for c in cluster.claims() if c.get("status", {}).get("phase") == "Failed"]
+    return 1 if failed else 0
+
+
+def report(cluster: OfflineCluster, output: str, show_secrets: bool, rounds: int, out: Any = sys.stdout) -> None:
+    claims = cluster.claims()
+    secrets = [s for s in cluster.store.select("v1", "Secret") if _composed(s)]
+    if output == "yaml":
+        docs = [*claims, *(_masked(s, show_secrets) for s in secrets)]
+        yaml.safe_dump_all(docs, out, sort_keys=False)
+        return
+    print(f"converged after {rounds} round(s), {cluster.jobs_run} Job(s) run", file=out)
+    print(f"{'KIND':<18} {'NAME':<24} {'PHASE':<13} MESSAGE", file=out)
+    for claim in claims:
+        status = claim.get("status", {})
+        print(f"{claim['kind']:<18} {claim['metadata']['name']:<24} {status.get('phase', '-'):<13} "
+              f"{status.get('message', '')}", file=out)
+    for secret in secrets:
+        print(f"\nSecret {secret['metadata']['namespace']}/{secret['metadata']['name']}:", file=out)
+        for key, value in sorted(cluster.secret_data(secret["metadata"]["name"],
+                                                     secret["metadata"]["namespace"]).items()):
+            shown = value if show_secrets or key not in ("password", "uri") else _mask(key, value)
+            print(f"  {key}: {shown}", file=out)
+
+
+def _composed(obj: Obj) -> bool:
+    return "crossplane.io/composite" in obj.get("metadata", {}).get("labels", {})
+
+
+def _mask(key: str, value: str) -> str:
+    if key == "uri" and "@" in value and ":" in value.split("@", maxsplit=1)[0]:
+        head, _, tail = value.partition("@")
+        scheme_user, _, _ = head.rpartition(":")
+        return f"{scheme_user}:{MASK}@{tail}"
+    return MASK
+
+
+def _masked(secret: Obj, show: bool) -> Obj:
+    if show:
+        return secret
+    out: Obj = json.loads(json.dumps(secret))
+    out["data"] = dict.fromkeys(out.get("data", {}), MASK)
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

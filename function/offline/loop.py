@@ -1,0 +1,286 @@
+"""The offline control loop: reconcile claims through the function and local Jobs until nothing changes."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from crossplane.function import resource
+
+from function.offline import crossplane as xp
+from function.offline.jobs import run_job, secret_value
+from function.offline.runtime import FunctionClient
+from function.offline.store import Obj, ObjectStore
+
+ORDER = {kind: i for i, kind in enumerate(xp.CLAIM_KINDS)}
+MAX_REQUIREMENT_ROUNDS = 5  # as Crossplane: call again while the function asks for new resources
+FUNCTION_NAME = "function-dbops"
+
+
+def load_manifests(paths: Iterable[str | Path]) -> list[Obj]:
+    out: list[Obj] = []
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            out.extend(doc for doc in yaml.safe_load_all(handle) if doc)
+    return out
+
+
+def load_compositions(directory: str | Path) -> dict[str, tuple[str, Obj | None]]:
+    """Composite kind -> (composition name, the function-dbops step's Input) from Composition files."""
+    found: dict[str, tuple[str, Obj | None]] = {}
+    for path in sorted(Path(directory).rglob("*.yaml")):
+        for doc in load_manifests([path]):
+            if doc.get("kind") != "Composition":
+                continue
+            kind = doc["spec"]["compositeTypeRef"]["kind"]
+            steps = [s for s in doc["spec"].get("pipeline", []) if s["functionRef"]["name"] == FUNCTION_NAME]
+            found[kind] = (doc["metadata"]["name"], steps[0].get("input") if steps else None)
+    return found
+
+
+@dataclass
+class Outcome:
+    """What the last call for one XR produced, for reports and tests."""
+
+    results: list[dict[str, str]] = field(default_factory=list)
+    ttl: float | None = None
+    events: list[str] = field(default_factory=list)
+
+
+class OfflineCluster:
+    """Claims, Secrets and composed resources in memory; the function over gRPC; Jobs run locally."""
+
+    def __init__(self, client: FunctionClient, compositions: dict[str, tuple[str, Obj | None]] | None = None,
+                 input_overrides: Obj | None = None, namespace: str = "default") -> None:
+        self.client = client
+        self.compositions = compositions or {}
+        self.input_overrides = input_overrides or {}
+        self.namespace = namespace
+        self.store = ObjectStore()
+        self.outcomes: dict[str, Outcome] = {}
+        self.jobs_run = 0
+
+    # --- what users do -------------------------------------------------------------------------------------
+
+    def apply(self, manifests: Iterable[Obj]) -> None:
+        """kubectl apply: claims and Secrets (status of existing claims is kept)."""
+        for manifest in manifests:
+            obj = copy.deepcopy(manifest)
+            meta = obj.setdefault("metadata", {})
+            meta.setdefault("namespace", self.namespace)
+            existing = self.store.get(obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"])
+            if existing is not None and "status" in existing:
+                obj["status"] = existing["status"]
+            if existing is not None:
+                obj["metadata"]["uid"] = existing["metadata"]["uid"]
+                if "resourceRef" in existing.get("spec", {}):
+                    obj.setdefault("spec", {})["resourceRef"] = existing["spec"]["resourceRef"]
+            self.store.put(xp.normalise_secret(obj))
+
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
+        """kubectl delete of a claim or Secret; a claim takes its XR and composed resources with it (garbage
+        collection), and the function is not called, as in Crossplane."""
+        namespace = namespace or self.namespace
+        api = "v1" if kind == "Secret" else xp.API_VERSION
+        obj = self.store.get(api, kind, name, namespace)
+        if obj is None:
+            raise KeyError(f"{kind} {namespace}/{name} not found")
+        if xp.is_claim(obj):
+            xr = self.composite(obj)
+            if xr is not None:
+                for composed in self._composed(xr).values():
+                    self._delete_composed(composed)
+                self.store.delete(xr)
+        self.store.delete(obj)
+
+    def reconcile(self, max_rounds: int = 40, max_wait: float = 0.0, deadline: float = 600) -> int:
+        """Run rounds until a round changes nothing; then, if an XR asked to be called again within `max_wait`
+        seconds (a retry back-off), wait and go on. Returns the number of rounds."""
+        started = time.monotonic()
+        for rounds in range(1, max_rounds + 1):
+            before = self.store.changes
+            self._round()
+            if self.store.changes != before:
+                continue
+            wait = self._next_wait()
+            if wait is None or wait > max_wait or time.monotonic() - started + wait > deadline:
+                return rounds
+            time.sleep(wait)
+        return max_rounds
+
+    # --- what users look at --------------------------------------------------------------------------------
+
+    def claim(self, kind: str, name: str, namespace: str | None = None) -> Obj:
+        obj = self.store.get(xp.API_VERSION, kind, name, namespace or self.namespace)
+        if obj is None:
+            raise KeyError(f"{kind} {name} not found")
+        return obj
+
+    def claims(self) -> list[Obj]:
+        found = [o for o in self.store.all() if xp.is_claim(o)]
+        return sorted(found, key=lambda o: (ORDER[o["kind"]], o["metadata"]["namespace"], o["metadata"]["name"]))
+
+    def composite(self, claim: Obj) -> Obj | None:
+        labels = {"crossplane.io/claim-name": claim["metadata"]["name"],
+                  "crossplane.io/claim-namespace": claim["metadata"]["namespace"]}
+        found = self.store.select(xp.API_VERSION, "X" + claim["kind"], labels=labels)
+        return found[0] if found else None
+
+    def composed_of(self, claim: Obj) -> dict[str, Obj]:
+        xr = self.composite(claim)
+        return self._composed(xr) if xr else {}
+
+    def secret_data(self, name: str, namespace: str | None = None) -> dict[str, str]:
+        secret = self.store.get("v1", "Secret", name, namespace or self.namespace)
+        if secret is None:
+            raise KeyError(f"Secret {name} not found")
+        return {k: secret_value(secret, k) or "" for k in secret.get("data", {})}
+
+    def pods_of(self, job: Obj) -> list[Obj]:
+        return self.store.select("v1", "Pod", job["metadata"].get("namespace", ""),
+                               labels={"batch.kubernetes.io/job-name": job["metadata"]["name"]})
+
+    # --- one round -----------------------------------------------------------------------------------------
+
+    def _round(self) -> None:
+        for claim in self.claims():
+            self._sync(claim)
+        self._run_jobs()
+
+    def _sync(self, claim: Obj) -> None:
+        xr_kind = "X" + claim["kind"]
+        composition, fn_input = self.compositions.get(xr_kind, (f"{xr_kind.lower()}-dbops", None))
+        fn_input = _merge(copy.deepcopy(fn_input) if fn_input else None, self.input_overrides)
+        xr = self.store.put(xp.composite_for(claim, self.composite(claim), composition))
+        if claim.get("spec", {}).get("resourceRef") is None:
+            claim = copy.deepcopy(claim)
+            claim.setdefault("spec", {})["resourceRef"] = {"apiVersion": xp.API_VERSION, "kind": xr_kind,
+                                                           "name": xr["metadata"]["name"]}
+            claim = self.store.put(claim)
+        observed = self._composed(xr)
+        rsp = self._call(xr, observed, fn_input)
+        outcome = Outcome(results=xp.results(rsp), ttl=xp.ttl_seconds(rsp))
+        self.outcomes[xr["metadata"]["name"]] = outcome
+        fatal = next((r["message"] for r in outcome.results if r["severity"] == "Fatal"), None)
+        desired = {} if fatal else xp.desired_resources(rsp)
+        if not fatal:
+            self._apply_desired(xr, observed, desired, outcome)
+        status = copy.deepcopy(xr.get("status", {})) if fatal else resource.struct_to_dict(
+            rsp.desired.composite.resource).get("status", {})
+        if rsp.desired.composite.ready != 0:
+            ready = rsp.desired.composite.ready == 1
+        else:
+            ready = all(r for _, r in desired.values())
+        xr_conds, claim_conds = xp.conditions(rsp, ready, fatal)
+        xr = copy.deepcopy(xr)
+        xr["status"] = {**{k: v for k, v in status.items() if k != "conditions"}, "conditions": xr_conds}
+        self.store.put(xr)
+        claim = copy.deepcopy(self.claim(claim["kind"], claim["metadata"]["name"], claim["metadata"]["namespace"]))
+        claim["status"] = {**{k: v for k, v in status.items() if k != "conditions"}, "conditions": claim_conds}
+        self.store.put(claim)
+        self._write_connection_secret(claim, rsp)
+
+    def _call(self, xr: Obj, observed: dict[str, Obj], fn_input: Obj | None) -> Any:
+        required: dict[str, list[Obj]] = {}
+        rsp = None
+        for _ in range(MAX_REQUIREMENT_ROUNDS):
+            rsp = self.client.run(xp.request(xr["metadata"]["name"], xr, observed, fn_input, required))
+            resolved = {name: self._resolve(sel) for name, sel in xp.selectors(rsp).items()}
+            if resolved == required:
+                break
+            required = resolved
+        return rsp
+
+    def _resolve(self, sel: dict[str, Any]) -> list[Obj]:
+        if "name" in sel:
+            obj = self.store.get(sel["apiVersion"], sel["kind"], sel["name"], sel.get("namespace", ""))
+            return [obj] if obj else []
+        return self.store.select(sel["apiVersion"], sel["kind"], sel.get("namespace"), labels=sel.get("labels"))
+
+    def _apply_desired(self, xr: Obj, observed: dict[str, Obj], desired: dict[str, tuple[Obj, bool]],
+                       outcome: Outcome) -> None:
+        for name, (wanted, _) in desired.items():
+            obj = xp.normalise_secret(xp.composed_metadata(wanted, xr, name))
+            meta = obj["metadata"]
+            if not meta.get("namespace"):
+                outcome.events.append(f"cannot apply {name}: a namespaced {obj.get('kind')} needs a namespace")
+                continue
+            existing = self.store.get(obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"])
+            if (existing is not None and obj["kind"] == "Job"
+                    and existing["spec"].get("template") != obj["spec"].get("template")):
+                outcome.events.append(f"cannot apply {name}: Job spec.template is immutable")
+                continue
+            if existing is not None and "status" in existing and "status" not in obj:
+                obj["status"] = existing["status"]
+            self.store.put(obj)
+        for name, old in observed.items():
+            if name not in desired:
+                self._delete_composed(old)
+
+    def _delete_composed(self, obj: Obj) -> None:
+        if obj.get("kind") == "Job":
+            for pod in self.pods_of(obj):
+                self.store.delete(pod)
+        self.store.delete(obj)
+
+    def _write_connection_secret(self, claim: Obj, rsp: Any) -> None:
+        ref = claim.get("spec", {}).get("writeConnectionSecretToRef")
+        details = dict(rsp.desired.composite.connection_details)
+        if not ref or not details:
+            return
+        import base64
+
+        self.store.put({
+            "apiVersion": "v1", "kind": "Secret", "type": "connection.crossplane.io/v1alpha1",
+            "metadata": {"name": ref["name"], "namespace": claim["metadata"]["namespace"]},
+            "data": {k: base64.b64encode(v).decode() for k, v in sorted(details.items())},
+        })
+
+    def _composed(self, xr: Obj) -> dict[str, Obj]:
+        out: dict[str, Obj] = {}
+        for obj in self.store.all():
+            meta = obj.get("metadata", {})
+            if meta.get("labels", {}).get("crossplane.io/composite") != xr["metadata"]["name"]:
+                continue
+            name = meta.get("annotations", {}).get(xp.COMPOSITION_RESOURCE_NAME)
+            if name and obj.get("kind") != "Pod":
+                out[name] = obj
+        return out
+
+    def _run_jobs(self) -> None:
+        for job in self.store.select("batch/v1", "Job"):
+            conditions = {c["type"] for c in job.get("status", {}).get("conditions", []) if c["status"] == "True"}
+            if conditions & {"Complete", "Failed"}:
+                continue
+            if job.get("spec", {}).get("suspend"):
+                continue
+            run = run_job(job, lambda ns, name: self.store.get("v1", "Secret", name, ns))
+            if run.status.get("active"):
+                # Still waiting for a Secret: keep the first start time so an unchanged wait changes nothing.
+                run.status["startTime"] = job.get("status", {}).get("startTime", run.status["startTime"])
+            else:
+                self.jobs_run += 1
+            for pod in run.pods:
+                self.store.put(pod)
+            updated = copy.deepcopy(job)
+            updated["status"] = run.status
+            self.store.put(updated)
+
+    def _next_wait(self) -> float | None:
+        waits = [o.ttl for o in self.outcomes.values() if o.ttl is not None]
+        return min(waits) if waits else None
+
+
+def _merge(base: Obj | None, overrides: Obj) -> Obj | None:
+    if not overrides:
+        return base
+    out: Obj = copy.deepcopy(base) if base else {"apiVersion": "dbops.fn.dbprovision.io/v1alpha1", "kind": "Input"}
+    for key, value in overrides.items():
+        current = out.get(key)
+        out[key] = _merge(current, value) if isinstance(value, dict) and isinstance(current, dict) else value
+    return out

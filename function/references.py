@@ -1,0 +1,107 @@
+"""Referenced claims (instance, database, user) and Secrets: ask Crossplane for them, then judge what came back.
+
+A referenced object is usable when Crossplane answered the requirement, the object exists, and (for claims) its
+`status.phase` is `Ready` (Crossplane copies the XR's status, which this function writes, to the claim).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from function.job import canonical
+from function.objects import mapping, text
+from function.outcome import Condition, Requirement
+from function.status import INSTANCE_READY
+from function.view import API_VERSION, View, claim_spec
+from worker.spec_schema import SPECS
+from worker.validation import FieldError, normalize
+
+INSTANCE = "instance"
+DATABASE = "database"
+USER = "user"
+PASSWORD_SECRET = "existing-password-secret"  # noqa: S105 (a requirement name)
+
+
+@lru_cache(maxsize=512)
+def _normalized(kind: str, spec_json: str) -> tuple[Any, tuple[FieldError, ...]]:
+    """A referenced claim's spec with defaults, memoized: every call of every dependent reads the same claims.
+    Shared: read it, never change it."""
+    value, errors = normalize(SPECS[kind], json.loads(spec_json), "spec")
+    return value, tuple(errors)
+
+
+@dataclass
+class Lookup:
+    """Accumulates requirements and what is still missing while references are resolved."""
+
+    view: View
+    requirements: dict[str, Requirement] = field(default_factory=dict)
+    waiting: list[str] = field(default_factory=list)
+    errors: list[FieldError] = field(default_factory=list)
+    conditions: list[Condition] = field(default_factory=list)
+
+    def require(self, name: str, api_version: str, kind: str, match_name: str) -> dict[str, Any] | None:
+        self.requirements[name] = Requirement(api_version, kind, self.view.namespace, match_name=match_name)
+        if not self.view.resolved(name):
+            self.waiting.append(f"looking up {kind} {match_name}")
+            return None
+        found = self.view.one(name)
+        if found is None or text(found, "metadata", "name") not in ("", match_name):
+            self.waiting.append(f"{kind} {match_name} not found in namespace {self.view.namespace}")
+            return None
+        return found
+
+    def claim(self, name: str, claim_kind: str, match_name: str) -> dict[str, Any] | None:
+        """A referenced claim, or None (recorded as waiting) while it is missing or not Ready."""
+        kind = self.view.ref_kind(claim_kind)
+        found = self.require(name, API_VERSION, kind, match_name)
+        if found is None:
+            return None
+        status = mapping(found, "status")
+        if status.get("phase") != "Ready":
+            detail = f"phase {status['phase']}" if status.get("phase") else "no status yet"
+            if status.get("message"):
+                detail += f": {status['message']}"
+            self.waiting.append(f"{kind} {match_name} is not Ready ({detail})")
+            return None
+        return found
+
+    def claim_spec(self, found: dict[str, Any], claim_kind: str, path: str) -> dict[str, Any] | None:
+        """The referenced claim's spec with defaults, or None with an error when it does not validate."""
+        spec = found.get("spec")
+        value, errors = _normalized(claim_kind, canonical(claim_spec(spec if isinstance(spec, dict) else {})))
+        if errors:
+            name = text(found, "metadata", "name") or "?"
+            self.errors.append(FieldError(path, f"{claim_kind} {name} has an invalid spec: {errors[0]}"))
+            return None
+        return value if isinstance(value, dict) else None
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.waiting or self.errors)
+
+    def waiting_message(self) -> str:
+        return "waiting: " + "; ".join(self.waiting)
+
+
+def instance_spec(lookup: Lookup, name: str, path: str) -> dict[str, Any] | None:
+    """Resolve the DatabaseInstance claim `name`; record the InstanceReady condition."""
+    before = len(lookup.waiting)
+    found = lookup.claim(INSTANCE, "DatabaseInstance", name)
+    if found is None:
+        message = "; ".join(lookup.waiting[before:])
+        if not lookup.view.resolved(INSTANCE):
+            reason = "LookingUp"
+        elif lookup.view.one(INSTANCE) is None:
+            reason = "InstanceNotFound"
+        else:
+            reason = "InstanceNotReady"
+        lookup.conditions.append(Condition(INSTANCE_READY, "False", reason, message))
+        return None
+    lookup.conditions.append(
+        Condition(INSTANCE_READY, "True", "InstanceReady", f"DatabaseInstance {name} is Ready")
+    )
+    return lookup.claim_spec(found, "DatabaseInstance", path)

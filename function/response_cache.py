@@ -1,0 +1,104 @@
+"""Memoized responses: composing is a pure function of the request and the time, so an identical request within the
+time its outcome holds gets the same response without recomputing it.
+
+Crossplane calls the function for every XR every TTL and on every watch event, mostly with an unchanged request
+(the steady state). An entry holds the response (without meta), the outcome's TTL rule and how long the outcome
+holds (`valid_until`: the next resync epoch or retry; None: until the request changes). Requests differing in
+anything but `meta` are different keys. Entries are evicted least-recently-used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+
+from function.outcome import MIN_TTL, Outcome
+
+MAX_ENTRIES = 2048
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a log line and the TTL need from an outcome (never resources or connection details)."""
+
+    phase: str
+    job: str
+    results: tuple[str, ...]
+    ttl_seconds: float
+    ttl_at: datetime | None
+    valid_until: datetime | None
+
+    @classmethod
+    def of(cls, outcome: Outcome) -> Summary:
+        return cls(
+            phase=str(outcome.status.get("phase", "")),
+            job=str(outcome.status.get("job", "")),
+            results=tuple(r.reason for r in outcome.results),
+            ttl_seconds=outcome.ttl_seconds,
+            ttl_at=outcome.ttl_at,
+            valid_until=outcome.valid_until,
+        )
+
+    def ttl(self, now: datetime) -> float:
+        if self.ttl_at is not None:
+            return max((self.ttl_at - now).total_seconds(), MIN_TTL)
+        return max(self.ttl_seconds, MIN_TTL)
+
+
+@dataclass(frozen=True)
+class Entry:
+    response: bytes
+    summary: Summary
+
+    def fresh(self, now: datetime) -> bool:
+        return self.summary.valid_until is None or now < self.summary.valid_until
+
+
+def request_key(req: fnv1.RunFunctionRequest) -> bytes:
+    """A digest of everything in the request but `meta` (whose tag Crossplane derives from the rest anyway)."""
+    body = fnv1.RunFunctionRequest()
+    body.CopyFrom(req)
+    body.ClearField("meta")
+    return hashlib.blake2b(body.SerializeToString(deterministic=True), digest_size=20).digest()
+
+
+class ResponseCache:
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[bytes, Entry] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(
+        self, key: bytes, req: fnv1.RunFunctionRequest, now: datetime
+    ) -> tuple[fnv1.RunFunctionResponse, Summary] | None:
+        entry = self._entries.get(key)
+        if entry is None or not entry.fresh(now):
+            if entry is not None:
+                del self._entries[key]
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        rsp = fnv1.RunFunctionResponse.FromString(entry.response)
+        rsp.meta.tag = req.meta.tag
+        rsp.meta.ttl.FromTimedelta(timedelta(seconds=entry.summary.ttl(now)))
+        return rsp, entry.summary
+
+    def put(self, key: bytes, rsp: fnv1.RunFunctionResponse, outcome: Outcome) -> None:
+        if not outcome.cacheable:
+            return
+        body = fnv1.RunFunctionResponse()
+        body.CopyFrom(rsp)
+        body.ClearField("meta")
+        self._entries[key] = Entry(body.SerializeToString(), Summary.of(outcome))
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,116 @@
+"""`passwordSecret.secretTemplate.data`: values with Go-template-style placeholders, rendered without evaluation.
+
+Only this grammar is understood (anything else is an error naming the key, never code):
+
+    {{ .Field }}            Field in FIELDS
+    {{ .Field | pipe ... }} pipes in PIPES, applied left to right
+    {{- ... -}}             trim the whitespace before / after the action, as Go templates do
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+FIELDS = ("Username", "Password", "Host", "Port", "Database", "SSLMode", "Namespace", "Name")
+
+PIPES: dict[str, Callable[[str], str]] = {
+    "urlquery": lambda v: urllib.parse.quote(v, safe=""),
+    "urlencode": lambda v: urllib.parse.quote(v, safe=""),
+    "b64enc": lambda v: base64.b64encode(v.encode()).decode(),
+    "quote": json.dumps,
+    "upper": str.upper,
+    "lower": str.lower,
+}
+
+PIPE_HELP = {
+    "urlquery": "percent-encode every reserved character (for a URL's user, password or query)",
+    "urlencode": "same as urlquery",
+    "b64enc": "base64-encode",
+    "quote": "wrap in double quotes, escaping as JSON does",
+    "upper": "upper-case",
+    "lower": "lower-case",
+}
+
+_ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.DOTALL)
+_BODY = re.compile(r"^\s*\.([A-Za-z][A-Za-z0-9]*)\s*((?:\|\s*[A-Za-z][A-Za-z0-9]*\s*)*)$")
+
+
+class TemplateError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class _Action:
+    field: str
+    pipes: tuple[str, ...]
+
+
+_Part = str | _Action
+
+
+def parse(text: str) -> list[_Part]:
+    """Split a template into literal text and actions; raise TemplateError with a fix on anything unknown."""
+    parts: list[_Part] = []
+    pos = 0
+    trim_next = False
+    for match in _ACTION.finditer(text):
+        literal = text[pos : match.start()]
+        if trim_next:
+            literal = literal.lstrip()
+        if match.group(1):
+            literal = literal.rstrip()
+        _check_literal(literal)
+        if literal:
+            parts.append(literal)
+        parts.append(_parse_action(match.group(2)))
+        trim_next = bool(match.group(3))
+        pos = match.end()
+    tail = text[pos:]
+    if trim_next:
+        tail = tail.lstrip()
+    _check_literal(tail)
+    if tail:
+        parts.append(tail)
+    return parts
+
+
+def _check_literal(literal: str) -> None:
+    if "{{" in literal:
+        raise TemplateError("unclosed '{{'; write {{ .Field }}")
+    if "}}" in literal:
+        raise TemplateError("'}}' without '{{'")
+
+
+def _parse_action(body: str) -> _Action:
+    match = _BODY.match(body)
+    if not match:
+        raise TemplateError(
+            f"cannot read {{{{{body}}}}}: write {{{{ .Field }}}} or {{{{ .Field | pipe }}}} with Field one of "
+            f"{', '.join(FIELDS)}"
+        )
+    name = match.group(1)
+    if name not in FIELDS:
+        raise TemplateError(f"unknown placeholder .{name}; allowed: {', '.join('.' + f for f in FIELDS)}")
+    pipes = tuple(p.strip() for p in match.group(2).split("|") if p.strip())
+    for pipe in pipes:
+        if pipe not in PIPES:
+            raise TemplateError(f"unknown pipe {pipe!r}; allowed: {', '.join(PIPES)}")
+    return _Action(name, pipes)
+
+
+def render(text: str, values: Mapping[str, str]) -> str:
+    out: list[str] = []
+    for part in parse(text):
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        value = values[part.field]
+        for pipe in part.pipes:
+            value = PIPES[pipe](value)
+        out.append(value)
+    return "".join(out)

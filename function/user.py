@@ -1,0 +1,186 @@
+"""XDatabaseUser: the credentials Secret (password generated once, then kept), XR connection details, and one
+`dbops-worker apply|drop` Job per desired state once the instance (and database) are Ready and the Secret exists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from function import credentials as creds
+from function import status as st
+from function.connection import SecretKeyRef, server_access
+from function.defaults import spec_with_defaults
+from function.job import WorkerCall
+from function.lifecycle import action_for
+from function.objects import mapping, text
+from function.outcome import Composed, Outcome, Result
+from function.password import alphabet_error
+from function.provisioning import carried_over, progress
+from function.references import DATABASE, PASSWORD_SECRET, Lookup, instance_spec
+from function.spec_validation import engine_block_errors, request_errors, validate_spec
+from function.view import View
+from function.worker_request import request_spec, worker_request
+from worker.validation import FieldError
+
+KIND = "DatabaseUser"
+
+
+def _spec_errors(spec: dict[str, Any]) -> list[FieldError]:
+    """What the schema cannot say about passwordSecret: the template grammar and a usable alphabet."""
+    settings = spec.get("passwordSecret", {})
+    errors = [
+        FieldError(f"spec.passwordSecret.secretTemplate.{where}", message)
+        for where, message in creds.template_errors(settings.get("secretTemplate", {}))
+    ]
+    if _generates(spec):
+        problem = alphabet_error(settings.get("includeSpecialChars", False), settings.get("excludeChars", ""))
+        if problem:
+            errors.append(FieldError("spec.passwordSecret.excludeChars", problem))
+    return errors
+
+
+def _generates(spec: dict[str, Any]) -> bool:
+    generate = spec.get("passwordSecret", {}).get("generate")
+    return bool(generate) if generate is not None else "existingPasswordSecret" not in spec
+
+
+def compose_user(view: View) -> Outcome:
+    out = _compose(view)
+    if view.legacy and not out.connection_details:
+        # Whatever else happened, the claim's connection Secret keeps what the credentials Secret holds.
+        observed = creds.observed_secret(view)
+        if observed is not None:
+            keys = {**mapping(observed, "data"), **mapping(observed, "stringData")}
+            values = {k: creds.secret_value(observed, k) for k in keys}
+            out.connection_details = {k: v for k, v in values.items() if v is not None}
+    return out
+
+
+def _compose(view: View) -> Outcome:
+    spec, errors = validate_spec(view, KIND)
+    if not errors:
+        errors = _spec_errors(spec)
+    if errors:
+        return st.invalid(view, KIND, errors)
+    action, settled = action_for(view, KIND, spec)
+    if settled is not None:
+        return settled
+    lookup = Lookup(view)
+    instance_name = spec["instanceRef"]["name"]
+    instance = instance_spec(lookup, instance_name, "spec.instanceRef")
+    database = ""
+    if "databaseRef" in spec:
+        database = _database_name(lookup, spec["databaseRef"]["name"], instance_name)
+    existing = None
+    if "existingPasswordSecret" in spec and action == "apply":
+        ref = spec["existingPasswordSecret"]
+        existing = lookup.require(PASSWORD_SECRET, "v1", "Secret", ref["name"])
+    if lookup.errors:
+        return _with(st.invalid(view, KIND, lookup.errors, lookup.requirements), lookup)
+    if instance is None or lookup.waiting:
+        reason = "WaitingForInstance" if instance is None else "WaitingForDependencies"
+        return _with(st.waiting(view, KIND, lookup.waiting_message(), reason, lookup.requirements), lookup)
+    access = server_access(instance)
+    resolved = {"database": database} if database else {}
+    request = worker_request(view, KIND, access.engine, access.connection, request_spec(KIND, spec, resolved))
+    errors = engine_block_errors(spec, access.engine, instance_name) or request_errors(KIND, action, request)
+    if errors:
+        return _with(st.invalid(view, KIND, errors, lookup.requirements), lookup)
+
+    if action == "drop":
+        # The password is not needed to drop; the Secret stays until the claim is deleted (docs/function.md).
+        out = st.from_progress(view, KIND, progress(view, WorkerCall("drop", request, access, None, "")))
+        out.resources.update({k: v for k, v in carried_over(view).items() if k == creds.SECRET_KEY})
+        out.requirements.update(lookup.requirements)
+        return _with(out, lookup)
+
+    settings = spec_with_defaults(KIND, spec)["passwordSecret"]
+    observed = creds.observed_secret(view)
+    wanted_name = settings.get("secretName") or f"{view.claim_name}-credentials"
+    secret_name = text(observed, "metadata", "name") or wanted_name
+    warnings: list[Result] = []
+    if secret_name != wanted_name:
+        warnings.append(
+            Result(
+                "Warning",
+                f"spec.passwordSecret.secretName is {wanted_name}, but the credentials Secret was created as "
+                f"{secret_name} and a composed resource cannot be renamed; it keeps its name",
+                "SecretNameFixed",
+            )
+        )
+    if existing is not None:
+        key = spec["existingPasswordSecret"]["key"]
+        ref_name = spec["existingPasswordSecret"]["name"]
+        value = creds.secret_value(existing, key)
+        if value is None:
+            message = (
+                f"spec.existingPasswordSecret: Secret {ref_name} has no key {key!r} "
+                "(or it is empty); add it or set existingPasswordSecret.key"
+            )
+            return _with(st.failed(view, KIND, message, "PasswordSecretInvalid", lookup.requirements), lookup)
+        revision = "rv-" + (text(existing, "metadata", "resourceVersion") or "0")
+        password = creds.Password(value, revision, generated_now=False)
+        password_ref: SecretKeyRef | None = SecretKeyRef(ref_name, key)
+        needs_secret = False
+    elif _generates(spec):
+        password = creds.generated_password(view, settings)
+        password_ref = SecretKeyRef(secret_name, "password")
+        needs_secret = True
+    else:
+        password = creds.Password(None, "none", generated_now=False)
+        password_ref = None
+        needs_secret = False
+
+    template = settings["secretTemplate"]
+    endpoint = access.endpoint(database)
+    data = creds.secret_data(view, endpoint, spec["username"], password.value, template)
+    secret = creds.secret(view, secret_name, data, template, password.revision)
+    secret_ready = observed is not None and not password.generated_now
+
+    if needs_secret and not secret_ready:
+        # The Pod must never start before its Secret exists (it would fail on the missing secretKeyRef), and a
+        # password generated in this call is not yet the one the cluster holds.
+        out = st.waiting(
+            view,
+            KIND,
+            f"creating the credentials Secret {secret_name}; the Job starts once it exists",
+            "WaitingForSecret",
+            lookup.requirements,
+        )
+        out.resources = {k: v for k, v in out.resources.items() if k != creds.SECRET_KEY}
+        out.ttl_seconds = float(view.input["ttl"]["runningSeconds"])
+    else:
+        call = WorkerCall("apply", request, access, password_ref, password.revision)
+        out = st.from_progress(view, KIND, progress(view, call))
+        out.requirements.update(lookup.requirements)
+    out.resources[creds.SECRET_KEY] = Composed(secret, ready=True)
+    # A password drawn in this call must not be handed out again for the same request: draw anew each time.
+    out.cacheable = out.cacheable and not password.generated_now
+    out.results.extend(warnings)
+    if view.legacy:
+        out.connection_details = data
+    return _with(out, lookup)
+
+
+def _database_name(lookup: Lookup, name: str, instance_name: str) -> str:
+    """The server-side name of the referenced Database claim, checking it lives on the same instance."""
+    found = lookup.claim(DATABASE, "Database", name)
+    if found is None:
+        return ""
+    spec = lookup.claim_spec(found, "Database", "spec.databaseRef")
+    if spec is None:
+        return ""
+    if spec["instanceRef"]["name"] != instance_name:
+        lookup.errors.append(
+            FieldError(
+                "spec.databaseRef",
+                f"Database {name} is on DatabaseInstance {spec['instanceRef']['name']}, but this user is on "
+                f"{instance_name}; reference a Database on the same instance",
+            )
+        )
+        return ""
+    return str(spec["name"])
+
+
+def _with(out: Outcome, lookup: Lookup) -> Outcome:
+    out.conditions.extend(lookup.conditions)
+    return out

@@ -1,0 +1,146 @@
+"""The decoded RunFunctionRequest: the XR, the step Input, observed and required resources, `now` and randomness.
+
+Everything a `compose_<kind>` function may look at is here, decoded once. The clock and the random source are
+injected so that composing is a pure function of the view (tests pass a fixed `now` and a seeded source).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from function.objects import text
+from worker.spec_schema import GROUP, VERSION
+from worker.validation import FieldError
+
+API_VERSION = f"{GROUP}/{VERSION}"
+XR_KINDS = {f"X{kind}": kind for kind in ("DatabaseInstance", "Database", "DatabaseUser", "DatabaseGrant")}
+CLAIM_NAME_LABEL = "crossplane.io/claim-name"
+CLAIM_NAMESPACE_LABEL = "crossplane.io/claim-namespace"
+
+# Spec fields Crossplane owns on an XR or a claim (v1 style at the top of spec, v2 style under spec.crossplane).
+# They are not part of the claim's API and never reach validation or the worker.
+CROSSPLANE_SPEC_FIELDS = frozenset(
+    {
+        "resourceRef",
+        "compositeDeletePolicy",
+        "compositionRef",
+        "compositionSelector",
+        "compositionRevisionRef",
+        "compositionRevisionSelector",
+        "compositionUpdatePolicy",
+        "resourceRefs",
+        "claimRef",
+        "writeConnectionSecretToRef",
+        "publishConnectionDetailsTo",
+        "environmentConfigRefs",
+        "crossplane",
+    }
+)
+
+
+@dataclass(frozen=True)
+class View:
+    """One call's inputs. `kind` is the claim kind (`DatabaseUser`), `xr_kind` the composite's (`XDatabaseUser`)."""
+
+    xr_kind: str
+    kind: str | None
+    xr: dict[str, Any]
+    spec: dict[str, Any]
+    status: dict[str, Any]
+    input: dict[str, Any]
+    input_errors: list[FieldError]
+    observed: dict[str, dict[str, Any]]
+    required: dict[str, list[dict[str, Any]]]
+    now: datetime
+    rng: random.Random = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return text(self.xr, "metadata", "name")
+
+    @property
+    def uid(self) -> str:
+        return text(self.xr, "metadata", "uid")
+
+    @property
+    def legacy(self) -> bool:
+        """A cluster-scoped XR (claims, LegacyCluster); a v2 Namespaced XR has a namespace of its own."""
+        return not text(self.xr, "metadata", "namespace")
+
+    @property
+    def namespace(self) -> str | None:
+        """Where composed Secrets and Jobs live and referenced objects are looked up."""
+        return (
+            text(self.xr, "metadata", "namespace")
+            or text(self.xr, "metadata", "labels", CLAIM_NAMESPACE_LABEL)
+            or text(self.xr, "spec", "claimRef", "namespace")
+            or None
+        )
+
+    @property
+    def claim_name(self) -> str:
+        """The claim's name (for a v2 Namespaced XR, its own): the default Secret name derives from it."""
+        if not self.legacy:
+            return self.name
+        return (
+            text(self.xr, "metadata", "labels", CLAIM_NAME_LABEL)
+            or text(self.xr, "spec", "claimRef", "name")
+            or self.name
+        )
+
+    def ref_kind(self, claim_kind: str) -> str:
+        """The kind a reference resolves to: the claim for a legacy XR, the namespaced XR otherwise."""
+        return claim_kind if self.legacy else f"X{claim_kind}"
+
+    def resolved(self, requirement: str) -> bool:
+        """Whether Crossplane answered this requirement (possibly with nothing found)."""
+        return requirement in self.required
+
+    def one(self, requirement: str) -> dict[str, Any] | None:
+        items = self.required.get(requirement) or []
+        return items[0] if items else None
+
+    def owner(self) -> dict[str, str]:
+        """The worker request's `owner`: the claim when there is one (what users know), else the XR."""
+        out = {"kind": self.kind or self.xr_kind, "name": self.claim_name}
+        if self.namespace:
+            out["namespace"] = self.namespace
+        if self.uid:
+            out["uid"] = self.uid
+        return out
+
+
+def claim_spec(xr_spec: dict[str, Any]) -> dict[str, Any]:
+    """An XR's or claim's spec without the fields Crossplane owns: what the user wrote in the claim."""
+    return {k: v for k, v in xr_spec.items() if k not in CROSSPLANE_SPEC_FIELDS}
+
+
+def decode(
+    *,
+    xr: dict[str, Any],
+    input_: tuple[dict[str, Any], list[FieldError]],
+    observed: dict[str, dict[str, Any]],
+    required: dict[str, list[dict[str, Any]]],
+    now: datetime,
+    rng: random.Random,
+) -> View:
+    xr_kind = str(xr.get("kind", ""))
+    spec = xr.get("spec")
+    status = xr.get("status")
+    value, errors = input_
+    return View(
+        xr_kind=xr_kind,
+        kind=XR_KINDS.get(xr_kind),
+        xr=xr,
+        spec=claim_spec(spec) if isinstance(spec, dict) else {},
+        status=status if isinstance(status, dict) else {},
+        input=value,
+        input_errors=errors,
+        observed=observed,
+        required=required,
+        now=now,
+        rng=rng,
+    )

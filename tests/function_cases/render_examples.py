@@ -1,0 +1,255 @@
+"""Build `examples/render/`: XRs, required resources and observed fixtures that `crossplane render` turns into a
+converged status. Run `python -m tests.function_cases.render_examples` after a change to the function that alters
+Jobs (the fixtures carry the Job names and state hashes it computes); `tests/test_function_grpc.py` checks that
+the committed files still converge.
+
+Each set: the XRs Crossplane would create from the claims, `required.yaml` (the referenced claims, Ready, and
+the Pods of the completed Jobs with the worker's result as termination message) and one `observed-<xr>.yaml` per
+XR (its credentials Secret and completed Job).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from function.fn import FunctionRunner
+from tests.function_cases import kube
+from tests.function_cases.render import render
+
+OUT = kube.ROOT / "examples" / "render"
+FINISHED = "2025-01-15T09:30:00Z"
+CLOCK = datetime(2025, 1, 15, 9, 29, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Example:
+    file: str  # examples/render/<set>/<file>.yaml
+    claim: dict[str, Any]
+    facts: dict[str, Any]  # the worker's `observed` in the completed Job's result
+
+
+def _claim(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": kube.API, "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+def quickstart() -> list[Example]:
+    claims = {d["metadata"]["name"]: d for d in kube.load_yaml(kube.ROOT / "examples" / "quickstart.yaml")}
+    return [
+        Example(
+            "instance",
+            claims["postgres-server"],
+            {
+                "version": "15.10",
+                "flavor": "postgres",
+                "tls": False,
+                "canCreateDatabases": True,
+                "canCreateRoles": True,
+                "superuser": True,
+            },
+        ),
+        Example(
+            "database",
+            claims["myapp-db"],
+            {
+                "name": "myapp",
+                "owner": "postgres",
+                "encoding": "UTF8",
+                "lcCollate": "C.UTF-8",
+                "lcCtype": "C.UTF-8",
+            },
+        ),
+        Example("user", claims["myapp-user"], {"username": "myapp", "roles": [], "login": True}),
+    ]
+
+
+def mariadb() -> list[Example]:
+    return [
+        Example(
+            "instance",
+            _claim(
+                "DatabaseInstance",
+                "mariadb-main",
+                {
+                    "engine": "mariadb",
+                    "connection": {
+                        "host": "mariadb.databases.svc.cluster.local",
+                        "port": 3306,
+                        "secretRef": {"name": "mariadb-admin"},
+                    },
+                    "mysql": {"charset": "utf8mb4", "tls": "require"},
+                },
+            ),
+            {
+                "version": "10.11.10-MariaDB",
+                "flavor": "mariadb",
+                "tls": True,
+                "canCreateDatabases": True,
+                "canCreateRoles": True,
+                "superuser": True,
+            },
+        ),
+        Example(
+            "database",
+            _claim(
+                "Database",
+                "shop-db",
+                {
+                    "instanceRef": {"name": "mariadb-main"},
+                    "name": "shop",
+                    "mysql": {"charset": "utf8mb4", "collation": "utf8mb4_unicode_ci"},
+                },
+            ),
+            {"name": "shop", "charset": "utf8mb4", "collation": "utf8mb4_unicode_ci"},
+        ),
+        Example(
+            "user",
+            _claim(
+                "DatabaseUser",
+                "shop-app",
+                {
+                    "instanceRef": {"name": "mariadb-main"},
+                    "databaseRef": {"name": "shop-db"},
+                    "username": "shop_app",
+                    "passwordSecret": {
+                        "secretName": "shop-app-credentials",
+                        "secretTemplate": {
+                            "data": {
+                                "JDBC_URL": "jdbc:mariadb://{{ .Host }}:{{ .Port }}/{{ .Database }}?user={{ .Username }}"
+                            }
+                        },
+                    },
+                    "mysql": {"allowedHosts": ["10.0.%"], "maxUserConnections": 30},
+                },
+            ),
+            {"username": "shop_app", "hosts": ["10.0.%"], "roles": [], "login": True},
+        ),
+        Example(
+            "grant",
+            _claim(
+                "DatabaseGrant",
+                "shop-app-grants",
+                {
+                    "userRef": {"name": "shop-app"},
+                    "databaseRef": {"name": "shop-db"},
+                    "mysql": {
+                        "grants": [
+                            {"level": "database", "privileges": ["SELECT", "INSERT", "UPDATE", "DELETE"]}
+                        ]
+                    },
+                },
+            ),
+            {"grantee": "shop_app", "hosts": ["10.0.%"], "roles": [], "privileges": 4},
+        ),
+    ]
+
+
+SETS = {"postgres": quickstart, "mariadb": mariadb}
+SERVER_VERSION = {"postgres": "15.10", "mariadb": "10.11.10-MariaDB"}
+
+
+def _runner() -> FunctionRunner:
+    return FunctionRunner(clock=lambda: CLOCK, rng=random.Random(20250115))
+
+
+def _ready_claim(claim: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(claim)
+    out["metadata"] = {"name": claim["metadata"]["name"], "namespace": kube.NAMESPACE}
+    out["spec"].update(kube.crossplane_claim_fields(claim["kind"], claim["metadata"]["name"]))
+    out["status"] = {"phase": "Ready", "message": "converged"}
+    return out
+
+
+def build(set_name: str) -> dict[str, list[dict[str, Any]]]:
+    """The documents of every file of a set, keyed by file name."""
+    runner = _runner()
+
+    def run(req: Any) -> Any:
+        return asyncio.run(runner.RunFunction(req))
+
+    examples = SETS[set_name]()
+    claims = [_ready_claim(e.claim) for e in examples]
+    files: dict[str, list[dict[str, Any]]] = {}
+    pods: list[dict[str, Any]] = []
+    for example in examples:
+        kind = example.claim["kind"]
+        xr = kube.xr_from_claim(example.claim)
+        observed: list[dict[str, Any]] = []
+        for _ in range(3):  # Secret first (users), then the Job
+            out = render(run, xr, kube.composition_input(kind), observed, claims)
+            jobs = {k: v for k, v in out.composed.items() if v["kind"] == "Job"}
+            secret = out.composed.get("credentials")
+            if secret is not None and not any(o["kind"] == "Secret" for o in observed):
+                observed.append(_observed(secret, "credentials"))
+                continue
+            [(key, job)] = jobs.items()
+            done = kube.job_complete(_observed(job, key), FINISHED)
+            observed.append(done)
+            action = job["spec"]["template"]["spec"]["containers"][0]["command"][1]
+            server = {"version": SERVER_VERSION[set_name], "flavor": set_name}
+            result = kube.worker_result(kind, action, example.facts, server=server)
+            pods.append(kube.pod(done, 0, result, FINISHED))
+            break
+        files[f"{example.file}.yaml"] = [xr]
+        files[f"observed-{example.file}.yaml"] = observed
+    files["required.yaml"] = claims + pods
+    return files
+
+
+def _observed(res: dict[str, Any], key: str) -> dict[str, Any]:
+    out = kube.observed(res, key)
+    meta = out["metadata"]
+    meta["uid"] = kube.xr_uid(meta["name"])
+    meta["creationTimestamp"] = FINISHED
+    return out
+
+
+HEADER = {
+    "required.yaml": "# Required resources: the referenced claims (Ready) and the Pods of the completed Jobs, whose\n"
+    "# termination message is the worker's JSON result.\n",
+    "observed": "# Observed composed resources of one XR: what Crossplane would pass after the Job completed.\n",
+    "xr": "# The XR Crossplane creates for the claim of the same name (legacy, cluster-scoped).\n",
+}
+
+
+ORDER = ("apiVersion", "kind", "metadata", "type", "data", "spec", "status")
+
+
+def ordered(doc: dict[str, Any]) -> dict[str, Any]:
+    """Top-level keys in the order people read Kubernetes objects, sorted below, for stable, readable files."""
+    keys = [k for k in ORDER if k in doc] + sorted(k for k in doc if k not in ORDER)
+    return {k: _sorted(doc[k]) for k in keys}
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+def write() -> None:
+    for set_name in SETS:
+        for name, docs in build(set_name).items():
+            path = OUT / set_name / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            header = HEADER.get(name) or (
+                HEADER["observed"] if name.startswith("observed-") else HEADER["xr"]
+            )
+            body = yaml.safe_dump_all(
+                [ordered(d) for d in docs], sort_keys=False, explicit_start=True, width=120
+            )
+            Path(path).write_text(header + body, encoding="utf-8")
+            print(f"wrote {path.relative_to(kube.ROOT)}")
+
+
+if __name__ == "__main__":
+    write()

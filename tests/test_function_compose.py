@@ -1,0 +1,1107 @@
+"""RunFunction, called as Crossplane calls it, for every behaviour of design section 4 (table rows where the
+behaviour is "given these observed objects, expect this status")."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+
+from function import schedule
+from function.fn import FunctionRunner
+from function.job import JOB_PREFIX
+from tests.function_cases import kube
+from worker.request import parse
+
+# 50 minutes into the Quick Start user's current resync epoch (1 h, offset by its uid), so that "earlier in the
+# same epoch" and "the next epoch" are both easy to name.
+_SHIFT = schedule.offset(kube.xr_uid("myapp-user"), 3600)
+NOW = datetime.fromtimestamp(schedule.epoch_start(483_000, 3600, _SHIFT) + 50 * 60, tz=UTC)
+QUICKSTART = {d["metadata"]["name"]: d for d in kube.load_yaml(kube.ROOT / "examples" / "quickstart.yaml")}
+INSTANCE = kube.claim("DatabaseInstance", "postgres-server", QUICKSTART["postgres-server"]["spec"])
+DATABASE = kube.claim("Database", "myapp-db", QUICKSTART["myapp-db"]["spec"])
+USER_XR = kube.xr_from_claim(QUICKSTART["myapp-user"])
+DB_XR = kube.xr_from_claim(QUICKSTART["myapp-db"])
+INSTANCE_XR = kube.xr_from_claim(QUICKSTART["postgres-server"])
+USER_REQUIRED = {"instance": [INSTANCE], "database": [DATABASE]}
+USER_INPUT = kube.composition_input("DatabaseUser")
+
+
+def call(req: fnv1.RunFunctionRequest, now: datetime = NOW, seed: int = 7) -> fnv1.RunFunctionResponse:
+    runner = FunctionRunner(clock=lambda: now, rng=random.Random(seed))
+    return asyncio.run(runner.RunFunction(req))
+
+
+def iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def user_secret(now: datetime = NOW) -> dict[str, Any]:
+    """The credentials Secret the function composes on the first call, as observed after Crossplane applied it."""
+    rsp = call(kube.request(USER_XR, required=USER_REQUIRED, input_=USER_INPUT), now)
+    return kube.observed(kube.desired(rsp)["credentials"], "credentials")
+
+
+SECRET = user_secret()
+PASSWORD = kube.secret_data(SECRET)["password"]
+
+
+def user_job(
+    now: datetime = NOW, observed: dict[str, dict[str, Any]] | None = None, xr: dict[str, Any] = USER_XR
+) -> tuple[str, dict[str, Any]]:
+    """The Job composed for the Quick Start user once its Secret exists: (desired key, observed Job)."""
+    rsp = call(
+        kube.request(
+            xr,
+            observed_resources=observed or {"credentials": SECRET},
+            required=USER_REQUIRED,
+            input_=USER_INPUT,
+        ),
+        now,
+    )
+    [(key, job)] = kube.jobs(rsp).items()
+    return key, kube.observed(job, key)
+
+
+USER_FACTS = {"username": "myapp", "roles": [], "login": True}
+
+
+# --- the Quick Start --------------------------------------------------------------------------------------------
+
+
+def test_quickstart_user_first_composes_its_secret_and_waits_for_it() -> None:
+    rsp = call(kube.request(USER_XR, required=USER_REQUIRED, input_=USER_INPUT))
+    desired = kube.desired(rsp)
+    assert set(desired) == {"credentials"}, "no Job before the Secret exists"
+    secret = desired["credentials"]
+    assert secret["metadata"]["name"] == "myapp-db-credentials"
+    assert secret["metadata"]["namespace"] == "default"
+    data = kube.secret_data(secret)
+    assert set(data) == {"username", "password", "host", "port", "database", "uri"}
+    assert data["username"] == "myapp"
+    assert data["host"] == "postgres.default.svc.cluster.local"
+    assert data["port"] == "5432"
+    assert data["database"] == "myapp"
+    assert len(data["password"]) == 32 and data["password"].isalnum()
+    assert (
+        data["uri"] == f"postgresql://myapp:{data['password']}@postgres.default.svc.cluster.local:5432/myapp"
+    )
+    assert rsp.desired.resources["credentials"].ready == fnv1.READY_TRUE
+    assert kube.status(rsp)["phase"] == "Pending"
+    assert kube.conditions(rsp)["Provisioned"][:2] == ("False", "WaitingForSecret")
+    assert kube.conditions(rsp)["InstanceReady"][0] == "True"
+    # The claim's writeConnectionSecretToRef gets the same keys.
+    details = {k: v.decode() for k, v in rsp.desired.composite.connection_details.items()}
+    assert details == data
+
+
+def test_quickstart_user_with_its_secret_composes_the_job() -> None:
+    rsp = call(
+        kube.request(
+            USER_XR, observed_resources={"credentials": SECRET}, required=USER_REQUIRED, input_=USER_INPUT
+        )
+    )
+    desired = kube.desired(rsp)
+    assert kube.secret_data(desired["credentials"])["password"] == PASSWORD
+    [(key, job)] = kube.jobs(rsp).items()
+    name = job["metadata"]["name"]
+    assert key == JOB_PREFIX + name.rsplit("-", 1)[1]
+    assert name.startswith("myapp-user-x7k2p-") and len(name) <= 63
+    assert job["metadata"]["namespace"] == "default"
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["dbops-worker", "apply"]
+    env = kube.job_env(job)
+    assert env["DBOPS_ADMIN_USERNAME"]["valueFrom"]["secretKeyRef"] == {
+        "name": "postgres-admin-creds",
+        "key": "username",
+    }
+    assert env["DBOPS_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "postgres-admin-creds",
+        "key": "password",
+    }
+    assert env["DBOPS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "myapp-db-credentials",
+        "key": "password",
+    }
+    request = kube.job_request(job)
+    assert request["kind"] == "DatabaseUser" and request["engine"] == "postgres"
+    assert request["spec"] == {"username": "myapp", "database": "myapp"}
+    assert request["connection"]["host"] == "postgres.default.svc.cluster.local"
+    assert request["connection"]["database"] == "postgres"
+    assert request["owner"] == {
+        "kind": "DatabaseUser",
+        "name": "myapp-user",
+        "namespace": "default",
+        "uid": kube.xr_uid("myapp-user"),
+    }
+    parse(json.dumps(request), "apply")  # the worker accepts it
+    status = kube.status(rsp)
+    assert status["phase"] == "Provisioning" and status["job"] == name and status["attempts"] == 0
+    assert {r.resources[k].kind for r in [rsp.requirements] for k in r.resources} == {
+        "Pod",
+        "DatabaseInstance",
+        "Database",
+    }
+    assert rsp.requirements.resources["pods"].match_labels.labels["batch.kubernetes.io/job-name"] == name
+
+
+def test_quickstart_instance_composes_a_check_job() -> None:
+    rsp = call(kube.request(INSTANCE_XR, input_=kube.composition_input("DatabaseInstance")))
+    [job] = kube.jobs(rsp).values()
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["dbops-worker", "check"]
+    request = kube.job_request(job)
+    assert request["spec"] == {} and request["kind"] == "DatabaseInstance"
+    assert "sslMode" not in request["connection"]
+    parse(json.dumps(request), "check")
+    assert kube.conditions(rsp)["Connected"][0] == "Unknown"
+
+
+def test_quickstart_database_composes_an_apply_job() -> None:
+    rsp = call(
+        kube.request(DB_XR, required={"instance": [INSTANCE]}, input_=kube.composition_input("Database"))
+    )
+    [job] = kube.jobs(rsp).values()
+    request = kube.job_request(job)
+    assert request["spec"]["name"] == "myapp"
+    assert request["spec"]["postgres"] == {"encoding": "UTF8"}
+    assert "DBOPS_PASSWORD" not in kube.job_env(job)
+    parse(json.dumps(request), "apply")
+
+
+# --- status from the Job: table -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    reason: str
+    job: str  # running | complete | failed-permanent | failed-transient | failed-policy
+    pods: bool = True
+    age: timedelta = timedelta(seconds=5)  # how long ago the Job finished
+    want_phase: str = ""
+    want_reason: str = ""
+    want_new_job: bool = False
+    want_attempts: int = 0
+    want_message: str = ""
+    want_ready: bool = False
+    previous_status: dict[str, Any] = field(default_factory=dict)
+
+
+KEY, JOB = user_job()
+PERMANENT = {"class": "permanent", "code": "PermissionDenied", "message": "permission denied to create role"}
+TRANSIENT = {
+    "class": "transient",
+    "code": "ConnectionRefused",
+    "message": "connection refused by 10.0.0.5:5432",
+}
+
+CASES = [
+    Case(
+        "a complete Job with its result is Ready",
+        "complete",
+        want_phase="Ready",
+        want_reason="Converged",
+        want_ready=True,
+    ),
+    Case(
+        "without Pod access, a complete Job is Ready and keeps the facts it had",
+        "complete",
+        pods=False,
+        want_phase="Ready",
+        want_reason="Converged",
+        want_ready=True,
+        previous_status={"user": {"username": "myapp", "login": True}},
+    ),
+    Case("a running Job is Provisioning", "running", want_phase="Provisioning", want_reason="JobRunning"),
+    Case(
+        "exit 2 fails with the worker's message and no retry",
+        "failed-permanent",
+        age=timedelta(minutes=40),
+        want_phase="Failed",
+        want_reason="PermanentFailure",
+        want_attempts=1,
+        want_message="permission denied to create role",
+    ),
+    Case(
+        "exit 2 seen only through the pod failure policy is permanent too",
+        "failed-policy",
+        pods=False,
+        age=timedelta(minutes=40),
+        want_phase="Failed",
+        want_reason="PermanentFailure",
+        want_attempts=1,
+    ),
+    Case(
+        "exit 1 waits for its back-off with the failed Job kept",
+        "failed-transient",
+        age=timedelta(seconds=10),
+        want_phase="Failed",
+        want_reason="TransientFailure",
+        want_attempts=1,
+        want_message="connection refused",
+    ),
+    Case(
+        "exit 1 after the back-off starts attempt 2",
+        "failed-transient",
+        age=timedelta(seconds=31),
+        want_phase="Provisioning",
+        want_reason="Retrying",
+        want_new_job=True,
+        want_attempts=1,
+    ),
+]
+
+
+def observed_job(case: Case, finished: datetime) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    when = iso(finished)
+    if case.job == "running":
+        return kube.job_running(JOB, when), []
+    if case.job == "complete":
+        result = kube.worker_result("DatabaseUser", observed_facts=USER_FACTS)
+        return kube.job_complete(JOB, when), [kube.pod(JOB, 0, result, when)]
+    if case.job == "failed-policy":
+        return kube.job_failed(JOB, when, reason="PodFailurePolicy"), []
+    error = PERMANENT if case.job == "failed-permanent" else TRANSIENT
+    code = 2 if error is PERMANENT else 1
+    return kube.job_failed(JOB, when), [
+        kube.pod(JOB, code, kube.worker_result("DatabaseUser", error=error), when)
+    ]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.reason for c in CASES])
+def test_status_from_the_job(case: Case) -> None:
+    finished = NOW - case.age
+    job, pods = observed_job(case, finished)
+    xr = kube.with_status(USER_XR, case.previous_status) if case.previous_status else USER_XR
+    required = {**USER_REQUIRED, "pods": pods if case.pods else []}
+    rsp = call(
+        kube.request(
+            xr, observed_resources={"credentials": SECRET, KEY: job}, required=required, input_=USER_INPUT
+        )
+    )
+    status = kube.status(rsp)
+    assert status["phase"] == case.want_phase, status
+    conds = kube.conditions(rsp)
+    assert conds["Provisioned"][1] == case.want_reason
+    assert conds["Provisioned"][0] == ("True" if case.want_phase == "Ready" else "False")
+    assert status["attempts"] == case.want_attempts
+    assert case.want_message in status["message"]
+    jobs = kube.jobs(rsp)
+    if case.want_new_job:
+        assert KEY not in jobs and len(jobs) == 1
+        [new] = jobs.values()
+        assert new["metadata"]["annotations"]["dbops.dbprovision.io/attempt"] == "2"
+        assert status["job"] == new["metadata"]["name"]
+    else:
+        assert list(jobs) == [KEY], "the Job is kept, and no other is started"
+        assert status["job"] == JOB["metadata"]["name"]
+    assert (rsp.desired.composite.ready == fnv1.READY_TRUE) is case.want_ready
+    if case.want_phase == "Ready":
+        assert status["lastAppliedHash"] == JOB["metadata"]["annotations"]["dbops.dbprovision.io/state-hash"]
+        assert status["lastSuccessfulTime"] == iso(finished)
+        want_facts = USER_FACTS if case.pods else case.previous_status["user"]
+        assert status["user"] == want_facts
+        assert rsp.desired.resources[KEY].ready == fnv1.READY_TRUE
+        # Settled: Crossplane comes back at the next resync epoch, at most an interval from now.
+        assert 1 <= rsp.meta.ttl.seconds <= 3600
+    if case.want_phase == "Failed":
+        [result] = [r for r in rsp.results if r.severity == fnv1.SEVERITY_WARNING]
+        assert case.want_message in result.message
+        assert result.target == fnv1.TARGET_COMPOSITE_AND_CLAIM
+    if case.job == "running" or case.want_new_job:
+        assert rsp.meta.ttl.seconds == 10
+    if case.want_reason == "TransientFailure":
+        assert rsp.meta.ttl.seconds == 20, "the TTL is the time left until the retry"
+
+
+def test_permanent_failure_is_not_retried_within_the_epoch_but_at_the_next() -> None:
+    failed_at = NOW - timedelta(seconds=1)
+    job = kube.job_failed(JOB, iso(failed_at))
+    pods = [kube.pod(JOB, 2, kube.worker_result("DatabaseUser", error=PERMANENT), iso(failed_at))]
+    observed = {"credentials": SECRET, KEY: job}
+    required = {**USER_REQUIRED, "pods": pods}
+    seen = set()
+    for minutes in (0, 5, 9):
+        rsp = call(
+            kube.request(USER_XR, observed_resources=observed, required=required, input_=USER_INPUT),
+            NOW + timedelta(minutes=minutes),
+        )
+        seen.add(kube.status(rsp)["phase"])
+        assert list(kube.jobs(rsp)) == [KEY]
+    later = NOW + timedelta(minutes=10, seconds=1)
+    rsp = call(
+        kube.request(USER_XR, observed_resources=observed, required=required, input_=USER_INPUT), later
+    )
+    jobs = kube.jobs(rsp)
+    assert KEY not in jobs and len(jobs) == 1, "the next resync epoch runs the worker again"
+    assert kube.status(rsp)["phase"] == "Provisioning"
+    assert seen == {"Failed"}, "within the epoch the failed Job stays and nothing new starts"
+
+
+def test_transient_back_off_doubles_per_attempt() -> None:
+    job = copy.deepcopy(JOB)
+    job["metadata"]["annotations"]["dbops.dbprovision.io/attempt"] = "3"
+    failed_at = NOW - timedelta(seconds=100)
+    pods = [kube.pod(job, 1, kube.worker_result("DatabaseUser", error=TRANSIENT), iso(failed_at))]
+    req = kube.request(
+        USER_XR,
+        observed_resources={"credentials": SECRET, KEY: kube.job_failed(job, iso(failed_at))},
+        required={**USER_REQUIRED, "pods": pods},
+        input_=USER_INPUT,
+    )
+    rsp = call(req)
+    assert kube.status(rsp)["phase"] == "Failed", "attempt 3 waits 30 * 2^2 = 120 s"
+    assert rsp.meta.ttl.seconds == 20
+    rsp = call(req, NOW + timedelta(seconds=20))
+    [new] = kube.jobs(rsp).values()
+    assert new["metadata"]["annotations"]["dbops.dbprovision.io/attempt"] == "4"
+    assert kube.status(rsp)["attempts"] == 3
+
+
+def test_resync_runs_a_new_job_in_the_next_epoch_and_stays_ready() -> None:
+    done = NOW - timedelta(minutes=1)
+    result = kube.worker_result("DatabaseUser", observed_facts=USER_FACTS)
+    observed = {"credentials": SECRET, KEY: kube.job_complete(JOB, iso(done))}
+    required = {**USER_REQUIRED, "pods": [kube.pod(JOB, 0, result, iso(done))]}
+    rsp = call(kube.request(USER_XR, observed_resources=observed, required=required, input_=USER_INPUT))
+    assert kube.status(rsp)["phase"] == "Ready"
+    ttl = rsp.meta.ttl.seconds
+    assert 1 <= ttl <= 3600
+    # At the epoch boundary the same desired state gets a fresh Job; status stays Ready meanwhile.
+    later = NOW + timedelta(seconds=ttl + 1)
+    rsp = call(
+        kube.request(USER_XR, observed_resources=observed, required=required, input_=USER_INPUT), later
+    )
+    jobs = kube.jobs(rsp)
+    assert KEY not in jobs and len(jobs) == 1
+    status = kube.status(rsp)
+    assert status["phase"] == "Ready" and status["user"] == USER_FACTS
+    assert kube.conditions(rsp)["Provisioned"][:2] == ("True", "Resync")
+    assert rsp.desired.composite.ready == fnv1.READY_TRUE
+    [new] = jobs.values()
+    # ... and while that Job runs, the converged status stays (the XR status says what converged last).
+    new_key = next(iter(jobs))
+    converged = kube.with_status(USER_XR, status)
+    rsp = call(
+        kube.request(
+            converged,
+            observed_resources={
+                "credentials": SECRET,
+                new_key: kube.job_running(kube.observed(new, new_key), iso(later)),
+            },
+            required=USER_REQUIRED,
+            input_=USER_INPUT,
+        ),
+        later,
+    )
+    assert kube.status(rsp)["phase"] == "Ready" and kube.status(rsp)["user"] == USER_FACTS
+
+
+def test_resync_disabled_keeps_the_complete_job() -> None:
+    no_resync = {**USER_INPUT, "resync": {"enabled": False, "intervalSeconds": 3600}}
+    key, job = user_job()
+    rsp0 = call(
+        kube.request(
+            USER_XR, observed_resources={"credentials": SECRET}, required=USER_REQUIRED, input_=no_resync
+        )
+    )
+    [(key, job)] = kube.jobs(rsp0).items()
+    done = kube.job_complete(kube.observed(job, key), iso(NOW))
+    rsp = call(
+        kube.request(
+            USER_XR,
+            observed_resources={"credentials": SECRET, key: done},
+            required=USER_REQUIRED,
+            input_=no_resync,
+        ),
+        NOW + timedelta(days=3),
+    )
+    assert list(kube.jobs(rsp)) == [key] and kube.status(rsp)["phase"] == "Ready"
+
+
+def test_a_spec_change_replaces_the_job() -> None:
+    changed = copy.deepcopy(USER_XR)
+    changed["spec"]["postgres"] = {"connectionLimit": 5}
+    done = kube.job_complete(JOB, iso(NOW))
+    rsp = call(
+        kube.request(
+            kube.with_status(changed, {"phase": "Ready"}),
+            observed_resources={"credentials": SECRET, KEY: done},
+            required=USER_REQUIRED,
+            input_=USER_INPUT,
+        )
+    )
+    jobs = kube.jobs(rsp)
+    assert KEY not in jobs and len(jobs) == 1
+    [job] = jobs.values()
+    assert kube.job_request(job)["spec"]["postgres"] == {
+        "connectionLimit": 5,
+        "validUntil": "infinity",
+        "superuser": False,
+        "createDB": False,
+        "createRole": False,
+        "inherit": True,
+        "login": True,
+        "replication": False,
+        "bypassRLS": False,
+    }
+    assert kube.status(rsp)["phase"] == "Provisioning"
+
+
+# --- dependencies ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("required", "want"),
+    [
+        ({}, "looking up DatabaseInstance postgres-server"),
+        (
+            {"instance": [], "database": [DATABASE]},
+            "DatabaseInstance postgres-server not found in namespace default",
+        ),
+        (
+            {
+                "instance": [
+                    kube.claim("DatabaseInstance", "postgres-server", INSTANCE["spec"], phase="Provisioning")
+                ],
+                "database": [DATABASE],
+            },
+            "DatabaseInstance postgres-server is not Ready (phase Provisioning",
+        ),
+        (
+            {
+                "instance": [kube.claim("DatabaseInstance", "postgres-server", INSTANCE["spec"], phase=None)],
+                "database": [DATABASE],
+            },
+            "DatabaseInstance postgres-server is not Ready (no status yet)",
+        ),
+        (
+            {
+                "instance": [INSTANCE],
+                "database": [kube.claim("Database", "myapp-db", DATABASE["spec"], phase="Failed")],
+            },
+            "Database myapp-db is not Ready (phase Failed",
+        ),
+    ],
+    ids=["unresolved", "missing", "provisioning", "no-status", "database-failed"],
+)
+def test_missing_or_unready_dependencies_wait_without_a_job(required: dict[str, Any], want: str) -> None:
+    for observed in ({}, {"credentials": SECRET}):
+        rsp = call(kube.request(USER_XR, observed_resources=observed, required=required, input_=USER_INPUT))
+        status = kube.status(rsp)
+        assert status["phase"] == "Pending"
+        assert want in status["message"]
+        assert not kube.jobs(rsp)
+        assert rsp.desired.composite.ready == fnv1.READY_FALSE
+        assert rsp.meta.ttl.seconds == 30, "required resources are not watched: poll"
+        assert set(rsp.requirements.resources) >= {"instance"}
+        if observed:
+            assert kube.secret_data(kube.desired(rsp)["credentials"])["password"] == PASSWORD
+
+
+def test_database_waits_for_its_instance_with_instance_ready_false() -> None:
+    rsp = call(kube.request(DB_XR, required={"instance": []}, input_=kube.composition_input("Database")))
+    assert kube.status(rsp)["phase"] == "Pending" and not kube.jobs(rsp)
+    assert kube.conditions(rsp)["InstanceReady"][0] == "False"
+
+
+def test_user_and_database_on_different_instances_is_an_error() -> None:
+    other = kube.claim("Database", "myapp-db", {**DATABASE["spec"], "instanceRef": {"name": "other"}})
+    rsp = call(
+        kube.request(USER_XR, required={"instance": [INSTANCE], "database": [other]}, input_=USER_INPUT)
+    )
+    assert kube.status(rsp)["phase"] == "Failed"
+    assert "spec.databaseRef: Database myapp-db is on DatabaseInstance other" in kube.status(rsp)["message"]
+
+
+# --- the password -----------------------------------------------------------------------------------------------
+
+
+def test_password_is_identical_across_100_calls_given_the_observed_secret() -> None:
+    passwords = set()
+    for i in range(100):
+        rsp = call(
+            kube.request(
+                USER_XR, observed_resources={"credentials": SECRET}, required=USER_REQUIRED, input_=USER_INPUT
+            ),
+            NOW + timedelta(minutes=i),
+            seed=i,
+        )
+        desired = kube.desired(rsp)
+        passwords.add(kube.secret_data(desired["credentials"])["password"])
+        assert (
+            desired["credentials"]["metadata"]["annotations"]["dbops.dbprovision.io/password-revision"] == "1"
+        )
+    assert passwords == {PASSWORD}
+
+
+def test_password_is_generated_when_there_is_none_and_honours_the_settings() -> None:
+    xr = copy.deepcopy(USER_XR)
+    xr["spec"]["passwordSecret"].update(length=48, includeSpecialChars=True, excludeChars="0O1lI")
+    seen = set()
+    for seed in range(20):
+        rsp = call(kube.request(xr, required=USER_REQUIRED, input_=USER_INPUT), seed=seed)
+        password = kube.secret_data(kube.desired(rsp)["credentials"])["password"]
+        assert len(password) == 48
+        assert not set(password) & set("0O1lI")
+        assert set(password) <= set("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789-._~")
+        assert set(password) & set("-._~")
+        seen.add(password)
+    assert len(seen) == 20
+
+
+def test_a_lost_secret_gets_a_new_password_with_a_higher_revision_and_a_new_job() -> None:
+    done = kube.job_complete(JOB, iso(NOW))
+    rsp = call(
+        kube.request(USER_XR, observed_resources={KEY: done}, required=USER_REQUIRED, input_=USER_INPUT),
+        seed=99,
+    )
+    secret = kube.desired(rsp)["credentials"]
+    assert kube.secret_data(secret)["password"] != PASSWORD
+    assert secret["metadata"]["annotations"]["dbops.dbprovision.io/password-revision"] == "2"
+    assert list(kube.jobs(rsp)) == [KEY], "no new Job until the new Secret exists; the old one is kept"
+    rsp = call(
+        kube.request(
+            USER_XR,
+            observed_resources={KEY: done, "credentials": kube.observed(secret, "credentials")},
+            required=USER_REQUIRED,
+            input_=USER_INPUT,
+        )
+    )
+    jobs = kube.jobs(rsp)
+    assert KEY not in jobs and len(jobs) == 1
+    [job] = jobs.values()
+    assert job["metadata"]["annotations"]["dbops.dbprovision.io/password-revision"] == "2"
+
+
+def test_existing_password_secret_is_required_and_referenced() -> None:
+    xr = copy.deepcopy(USER_XR)
+    del xr["spec"]["passwordSecret"]["generate"]
+    xr["spec"]["existingPasswordSecret"] = {"name": "app-password", "key": "pw"}
+    rsp = call(kube.request(xr, required=USER_REQUIRED, input_=USER_INPUT))
+    assert kube.status(rsp)["phase"] == "Pending"
+    assert rsp.requirements.resources["existing-password-secret"].match_name == "app-password"
+    existing = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "app-password", "namespace": "default", "resourceVersion": "812"},
+        "data": {"pw": "czNjcjN0LXBhc3N3b3Jk"},
+    }
+    required = {**USER_REQUIRED, "existing-password-secret": [existing]}
+    rsp = call(kube.request(xr, required=required, input_=USER_INPUT))
+    [job] = kube.jobs(rsp).values()
+    assert kube.job_env(job)["DBOPS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "app-password",
+        "key": "pw",
+    }
+    assert job["metadata"]["annotations"]["dbops.dbprovision.io/password-revision"] == "rv-812"
+    assert kube.secret_data(kube.desired(rsp)["credentials"])["password"] == "s3cr3t-password"
+    assert "s3cr3t-password" not in json.dumps(job)
+    # A new resourceVersion (the password changed) means a new Job.
+    required["existing-password-secret"] = [
+        {**existing, "metadata": {**existing["metadata"], "resourceVersion": "813"}}
+    ]
+    [job2] = kube.jobs(call(kube.request(xr, required=required, input_=USER_INPUT))).values()
+    assert job2["metadata"]["name"] != job["metadata"]["name"]
+    # A Secret without the key is an error naming the field.
+    required["existing-password-secret"] = [{**existing, "data": {}}]
+    rsp = call(kube.request(xr, required=required, input_=USER_INPUT))
+    assert kube.status(rsp)["phase"] == "Failed"
+    assert "spec.existingPasswordSecret: Secret app-password has no key 'pw'" in kube.status(rsp)["message"]
+
+
+def test_no_job_anywhere_contains_a_secret_value() -> None:
+    """Every Job the scenarios compose: the password and the admin password appear nowhere in it."""
+    admin_password = "supersecret"  # the Quick Start's admin Secret (never given to the function)
+    seen_jobs = 0
+    for observed in ({"credentials": SECRET}, {"credentials": SECRET, KEY: kube.job_complete(JOB, iso(NOW))}):
+        for now in (NOW, NOW + timedelta(hours=5)):
+            rsp = call(
+                kube.request(USER_XR, observed_resources=observed, required=USER_REQUIRED, input_=USER_INPUT),
+                now,
+            )
+            for job in kube.jobs(rsp).values():
+                seen_jobs += 1
+                text = json.dumps(job)
+                assert PASSWORD not in text and admin_password not in text
+                for env in kube.job_env(job).values():
+                    assert env["name"] in (
+                        "DBOPS_REQUEST",
+                        "HOME",
+                        "DBOPS_TLS_CA",
+                        "DBOPS_TLS_CERT",
+                        "DBOPS_TLS_KEY",
+                    ) or set(env) == {"name", "valueFrom"}
+    assert seen_jobs >= 3
+
+
+def test_secret_template_renders_placeholders_and_pipes() -> None:
+    xr = copy.deepcopy(USER_XR)
+    xr["spec"]["passwordSecret"]["secretTemplate"] = {
+        "type": "kubernetes.io/basic-auth",
+        "labels": {"team": "payments"},
+        "annotations": {"owner": "payments@example.com"},
+        "data": {
+            "DATABASE_URL": "postgres://{{ .Username }}:{{ .Password | urlquery }}@{{ .Host }}:{{ .Port }}/{{ .Database }}?sslmode={{ .SSLMode }}",
+            "WHO": "{{- .Namespace -}} / {{ .Name | upper }}",
+            "uri": "custom",
+        },
+    }
+    xr["spec"]["passwordSecret"]["includeSpecialChars"] = True
+    rsp = call(kube.request(xr, observed_resources={}, required=USER_REQUIRED, input_=USER_INPUT))
+    secret = kube.desired(rsp)["credentials"]
+    data = kube.secret_data(secret)
+    password = data["password"]
+    from urllib.parse import quote
+
+    assert data["DATABASE_URL"] == (
+        f"postgres://myapp:{quote(password, safe='')}@postgres.default.svc.cluster.local:5432/myapp?sslmode=prefer"
+    )
+    assert data["WHO"] == "default/ MYAPP-USER"
+    assert data["uri"] == "custom"
+    assert secret["type"] == "kubernetes.io/basic-auth"
+    assert secret["metadata"]["labels"]["team"] == "payments"
+    assert secret["metadata"]["annotations"]["owner"] == "payments@example.com"
+
+
+# --- invalid specs ---------------------------------------------------------------------------------------------
+
+
+INVALID = [
+    ("username", {"username": "my-app"}, "spec.username: must match"),
+    ("unknown field", {"passwrd": {}}, "spec.passwrd: unknown field"),
+    (
+        "wrong type",
+        {"postgres": {"connectionLimit": "ten"}},
+        "spec.postgres.connectionLimit: must be an integer",
+    ),
+    (
+        "CEL rule",
+        {"existingPasswordSecret": {"name": "x"}},
+        "existingPasswordSecret and passwordSecret.generate: true contradict",
+    ),
+    ("reserved role", {"roles": ["public"]}, "spec.roles[0]: 'public' is reserved in PostgreSQL"),
+    (
+        "engine block",
+        {"mysql": {"maxUserConnections": 3}},
+        "spec.mysql: DatabaseInstance postgres-server runs postgres",
+    ),
+    (
+        "template placeholder",
+        {
+            "passwordSecret": {
+                "secretName": "myapp-db-credentials",
+                "secretTemplate": {"data": {"DSN": "{{ .Pasword }}"}},
+            }
+        },
+        "spec.passwordSecret.secretTemplate.data['DSN']: unknown placeholder .Pasword",
+    ),
+    (
+        "template code",
+        {
+            "passwordSecret": {
+                "secretName": "myapp-db-credentials",
+                "secretTemplate": {"data": {"X": '{{ printf "%s" .Password }}'}},
+            }
+        },
+        "spec.passwordSecret.secretTemplate.data['X']: cannot read",
+    ),
+    (
+        "template pipe",
+        {
+            "passwordSecret": {
+                "secretName": "myapp-db-credentials",
+                "secretTemplate": {"data": {"X": "{{ .Password | exec }}"}},
+            }
+        },
+        "unknown pipe 'exec'",
+    ),
+    (
+        "password key",
+        {
+            "passwordSecret": {
+                "secretName": "myapp-db-credentials",
+                "secretTemplate": {"data": {"password": "x"}},
+            }
+        },
+        "data['password']: is reserved",
+    ),
+    (
+        "alphabet",
+        {
+            "passwordSecret": {
+                "secretName": "myapp-db-credentials",
+                "excludeChars": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+            }
+        },
+        "spec.passwordSecret.excludeChars: excludeChars leaves 10 usable characters",
+    ),
+    ("missing instanceRef", {"instanceRef": None}, "spec.instanceRef: is required"),
+]
+
+
+@pytest.mark.parametrize(("reason", "change", "want"), INVALID, ids=[c[0] for c in INVALID])
+def test_an_invalid_spec_names_the_field_and_composes_nothing_new(
+    reason: str, change: dict[str, Any], want: str
+) -> None:
+    xr = copy.deepcopy(USER_XR)
+    for key, value in change.items():
+        if value is None:
+            del xr["spec"][key]
+        else:
+            xr["spec"][key] = value
+    done = kube.job_complete(JOB, iso(NOW))
+    observed = {"credentials": SECRET, KEY: done}
+    rsp = call(kube.request(xr, observed_resources=observed, required=USER_REQUIRED, input_=USER_INPUT))
+    status = kube.status(rsp)
+    assert status["phase"] == "Failed"
+    assert want in status["message"], status["message"]
+    assert kube.conditions(rsp)["Provisioned"][:2] == ("False", "InvalidSpec")
+    [result] = rsp.results
+    assert result.severity == fnv1.SEVERITY_WARNING and want in result.message
+    desired = kube.desired(rsp)
+    assert set(desired) == set(observed), "nothing new, nothing dropped"
+    assert kube.secret_data(desired["credentials"]) == kube.secret_data(SECRET)
+    assert desired[KEY]["metadata"]["name"] == JOB["metadata"]["name"]
+    assert "status" not in desired[KEY] and "resourceVersion" not in desired[KEY]["metadata"]
+    assert rsp.desired.composite.ready == fnv1.READY_FALSE
+
+
+def test_an_invalid_spec_on_a_new_user_composes_nothing() -> None:
+    xr = copy.deepcopy(USER_XR)
+    xr["spec"]["username"] = "9lives"
+    rsp = call(kube.request(xr, required=USER_REQUIRED, input_=USER_INPUT))
+    assert not rsp.desired.resources
+    assert "spec.username" in kube.status(rsp)["message"]
+
+
+def test_immutable_fields_are_enforced_against_the_observed_jobs() -> None:
+    xr = copy.deepcopy(USER_XR)
+    xr["spec"]["username"] = "myapp2"
+    rsp = call(
+        kube.request(
+            xr,
+            observed_resources={"credentials": SECRET, KEY: JOB},
+            required=USER_REQUIRED,
+            input_=USER_INPUT,
+        )
+    )
+    assert kube.status(rsp)["phase"] == "Failed"
+    assert (
+        "spec.username: username is immutable; create a new object to change it"
+        in kube.status(rsp)["message"]
+    )
+    assert list(kube.jobs(rsp)) == [KEY]
+    # The same change on an object that has no Job yet is a create, not a change.
+    rsp = call(
+        kube.request(
+            xr, observed_resources={"credentials": SECRET}, required=USER_REQUIRED, input_=USER_INPUT
+        )
+    )
+    assert kube.status(rsp)["phase"] == "Provisioning"
+
+
+def test_database_name_and_instance_engine_are_immutable() -> None:
+    rsp = call(
+        kube.request(DB_XR, required={"instance": [INSTANCE]}, input_=kube.composition_input("Database"))
+    )
+    [(key, job)] = kube.jobs(rsp).items()
+    renamed = copy.deepcopy(DB_XR)
+    renamed["spec"]["name"] = "other"
+    rsp = call(
+        kube.request(
+            renamed,
+            observed_resources={key: kube.observed(job, key)},
+            required={"instance": [INSTANCE]},
+            input_=kube.composition_input("Database"),
+        )
+    )
+    assert "spec.name: name is immutable" in kube.status(rsp)["message"]
+    rsp = call(kube.request(INSTANCE_XR, input_=kube.composition_input("DatabaseInstance")))
+    [(key, job)] = kube.jobs(rsp).items()
+    changed = copy.deepcopy(INSTANCE_XR)
+    changed["spec"]["engine"] = "mariadb"
+    rsp = call(
+        kube.request(
+            changed,
+            observed_resources={key: kube.observed(job, key)},
+            input_=kube.composition_input("DatabaseInstance"),
+        )
+    )
+    assert "spec.engine: engine is immutable" in kube.status(rsp)["message"]
+
+
+def test_unknown_kind_and_invalid_input_are_fatal() -> None:
+    rsp = call(kube.request({**USER_XR, "kind": "XBucket"}))
+    [result] = rsp.results
+    assert result.severity == fnv1.SEVERITY_FATAL and "got kind 'XBucket'" in result.message
+    assert not rsp.desired.resources
+    rsp = call(kube.request(USER_XR, required=USER_REQUIRED, input_={"job": {"backoffLimit": 99}}))
+    [result] = rsp.results
+    assert result.severity == fnv1.SEVERITY_FATAL
+    assert "input.job.backoffLimit: must be between 0 and 10, got 99" in result.message
+
+
+def test_an_xr_without_claim_or_namespace_fails_clearly() -> None:
+    xr = copy.deepcopy(USER_XR)
+    del xr["metadata"]["labels"]
+    del xr["spec"]["claimRef"]
+    rsp = call(kube.request(xr, input_=USER_INPUT))
+    assert kube.status(rsp)["phase"] == "Failed"
+    assert "create a DatabaseUser claim instead" in kube.status(rsp)["message"]
+    assert not rsp.desired.resources
+
+
+def test_a_namespaced_xr_uses_its_own_namespace_and_references_xrs() -> None:
+    xr = copy.deepcopy(USER_XR)
+    xr["metadata"] = {"name": "myapp-user", "namespace": "team-a", "uid": "u1"}
+    del xr["spec"]["claimRef"]
+    instance = {
+        **INSTANCE,
+        "kind": "XDatabaseInstance",
+        "metadata": {"name": "postgres-server", "namespace": "team-a"},
+    }
+    database = {**DATABASE, "kind": "XDatabase", "metadata": {"name": "myapp-db", "namespace": "team-a"}}
+    rsp = call(kube.request(xr, required={"instance": [instance], "database": [database]}, input_=USER_INPUT))
+    assert rsp.requirements.resources["instance"].kind == "XDatabaseInstance"
+    assert rsp.requirements.resources["instance"].namespace == "team-a"
+    secret = kube.desired(rsp)["credentials"]
+    assert secret["metadata"]["namespace"] == "team-a"
+    assert not rsp.desired.composite.connection_details, "v2 XRs have no connection details"
+
+
+# --- deletion ---------------------------------------------------------------------------------------------------
+
+
+def absent(xr: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    out = copy.deepcopy(xr)
+    out["spec"].update(ensure="Absent", **spec)
+    return out
+
+
+def test_ensure_absent_is_refused_while_deletion_protection_is_on() -> None:
+    done = kube.job_complete(JOB, iso(NOW))
+    rsp = call(
+        kube.request(
+            absent(USER_XR, deletionPolicy="Delete"),
+            observed_resources={"credentials": SECRET, KEY: done},
+            required=USER_REQUIRED,
+            input_=USER_INPUT,
+        )
+    )
+    status = kube.status(rsp)
+    assert status["phase"] == "Failed"
+    assert "set spec.deletionProtection: false first" in status["message"]
+    assert kube.conditions(rsp)["Provisioned"][1] == "DeletionProtected"
+    assert list(kube.jobs(rsp)) == [KEY], "no drop Job"
+
+
+def test_ensure_absent_with_retain_stops_managing() -> None:
+    done = kube.job_complete(JOB, iso(NOW))
+    xr = kube.with_status(absent(USER_XR, deletionProtection=False), {"phase": "Ready", "user": USER_FACTS})
+    rsp = call(
+        kube.request(
+            xr,
+            observed_resources={"credentials": SECRET, KEY: done},
+            required=USER_REQUIRED,
+            input_=USER_INPUT,
+        )
+    )
+    status = kube.status(rsp)
+    assert status["phase"] == "Ready" and status["message"].startswith("not managed")
+    assert kube.conditions(rsp)["Provisioned"][:2] == ("True", "NotManaged")
+    assert set(kube.desired(rsp)) == {"credentials"}, "the Secret stays, no Job runs"
+    assert kube.secret_data(kube.desired(rsp)["credentials"])["password"] == PASSWORD
+
+
+def test_ensure_absent_with_delete_drops_then_reports_dropped() -> None:
+    xr = absent(USER_XR, deletionProtection=False, deletionPolicy="Delete")
+    done = kube.job_complete(JOB, iso(NOW))
+    rsp = call(
+        kube.request(
+            xr,
+            observed_resources={"credentials": SECRET, KEY: done},
+            required=USER_REQUIRED,
+            input_=USER_INPUT,
+        )
+    )
+    jobs = kube.jobs(rsp)
+    [(key, job)] = jobs.items()
+    assert key != KEY
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["dbops-worker", "drop"]
+    assert "DBOPS_PASSWORD" not in kube.job_env(job)
+    parse(json.dumps(kube.job_request(job)), "drop")
+    assert kube.status(rsp)["phase"] == "Provisioning"
+    dropped = kube.job_complete(kube.observed(job, key), iso(NOW))
+    pods = [kube.pod(dropped, 0, kube.worker_result("DatabaseUser", action="drop"), iso(NOW))]
+    rsp = call(
+        kube.request(
+            kube.with_status(xr, {"phase": "Ready", "user": USER_FACTS}),
+            observed_resources={"credentials": SECRET, key: dropped},
+            required={**USER_REQUIRED, "pods": pods},
+            input_=USER_INPUT,
+        )
+    )
+    status = kube.status(rsp)
+    assert status["phase"] == "Dropped" and "user" not in status
+    assert kube.conditions(rsp)["Provisioned"][:2] == ("False", "Dropped")
+    assert "credentials" in kube.desired(rsp), "the Secret stays until the claim is deleted"
+    assert rsp.desired.composite.ready == fnv1.READY_TRUE
+
+
+# --- grants and instances ------------------------------------------------------------------------------------------
+
+
+MARIA = kube.claim(
+    "DatabaseInstance",
+    "maria",
+    {
+        "engine": "mariadb",
+        "connection": {"host": "maria.db", "port": 3306, "secretRef": {"name": "maria-admin"}},
+    },
+)
+MARIA_USER = kube.claim(
+    "DatabaseUser",
+    "shop-app",
+    {
+        "instanceRef": {"name": "maria"},
+        "username": "shop_app",
+        "mysql": {"allowedHosts": ["10.0.%", "app.example.com"]},
+    },
+)
+MARIA_DB = kube.claim("Database", "shop-db", {"instanceRef": {"name": "maria"}, "name": "shop"})
+
+
+def grant_xr(spec: dict[str, Any]) -> dict[str, Any]:
+    return kube.xr_from_claim({"kind": "DatabaseGrant", "metadata": {"name": "g"}, "spec": spec})
+
+
+def test_grant_resolves_user_database_and_instance_in_steps() -> None:
+    xr = grant_xr(
+        {
+            "userRef": {"name": "shop-app"},
+            "databaseRef": {"name": "shop-db"},
+            "mysql": {"grants": [{"level": "database", "privileges": ["SELECT"]}]},
+        }
+    )
+    inp = kube.composition_input("DatabaseGrant")
+    rsp = call(kube.request(xr, input_=inp))
+    assert set(rsp.requirements.resources) == {"user", "database"}
+    rsp = call(kube.request(xr, required={"user": [MARIA_USER], "database": [MARIA_DB]}, input_=inp))
+    assert set(rsp.requirements.resources) == {"user", "database", "instance"}
+    assert rsp.requirements.resources["instance"].match_name == "maria"
+    rsp = call(
+        kube.request(
+            xr, required={"user": [MARIA_USER], "database": [MARIA_DB], "instance": [MARIA]}, input_=inp
+        )
+    )
+    [job] = kube.jobs(rsp).values()
+    request = kube.job_request(job)
+    assert request["engine"] == "mariadb"
+    assert request["spec"]["grantee"] == "shop_app"
+    assert request["spec"]["granteeHosts"] == ["10.0.%", "app.example.com"]
+    assert request["spec"]["database"] == "shop"
+    assert "userRef" not in request["spec"] and "databaseRef" not in request["spec"]
+    parse(json.dumps(request), "apply")
+
+
+def test_grant_by_role_name_needs_an_instance() -> None:
+    inp = kube.composition_input("DatabaseGrant")
+    rsp = call(
+        kube.request(grant_xr({"roleName": "reporting", "postgres": {"roles": ["readers"]}}), input_=inp)
+    )
+    assert "spec.instanceRef: is required when neither userRef nor databaseRef" in kube.status(rsp)["message"]
+    xr = grant_xr(
+        {"roleName": "public", "instanceRef": {"name": "postgres-server"}, "postgres": {"roles": ["readers"]}}
+    )
+    rsp = call(kube.request(xr, required={"instance": [INSTANCE]}, input_=inp))
+    assert "spec.roleName: 'public' is reserved in PostgreSQL" in kube.status(rsp)["message"]
+
+
+def test_grant_references_on_different_instances_are_an_error() -> None:
+    xr = grant_xr({"userRef": {"name": "shop-app"}, "instanceRef": {"name": "postgres-server"}})
+    rsp = call(
+        kube.request(xr, required={"user": [MARIA_USER]}, input_=kube.composition_input("DatabaseGrant"))
+    )
+    assert "the references lead to different DatabaseInstances" in kube.status(rsp)["message"]
+
+
+def test_instance_check_result_fills_status_and_connected() -> None:
+    pg_main = next(
+        d
+        for d in kube.load_yaml(kube.ROOT / "examples" / "postgres" / "instance.yaml")
+        if d["metadata"]["name"] == "pg-main"
+    )
+    xr = kube.xr_from_claim(pg_main)
+    inp = kube.composition_input("DatabaseInstance")
+    rsp = call(kube.request(xr, input_=inp))
+    [(key, job)] = kube.jobs(rsp).items()
+    env = kube.job_env(job)
+    assert env["DBOPS_ADMIN_USERNAME"]["valueFrom"]["secretKeyRef"] == {"name": "pg-admin", "key": "user"}
+    assert env["DBOPS_TLS_CA"]["value"] == "/etc/dbops/tls/ca.crt"
+    volume = next(v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls")
+    assert volume["secret"]["secretName"] == "pg-tls" and volume["secret"]["optional"] is True
+    assert {i["key"] for i in volume["secret"]["items"]} == {"ca.pem", "client.pem", "client-key.pem"}
+    connection = kube.job_request(job)["connection"]
+    assert connection["sslMode"] == "verify-full"
+    # healthCheck.timeoutSeconds (15) bounds the check: statementTimeout 30s -> 15s, connectTimeout 5 stays.
+    assert connection["statementTimeout"] == "15s" and connection["connectTimeout"] == 5
+    assert connection["applicationName"] == "dbops-pg-main"
+    facts = {
+        "version": "15.4",
+        "flavor": "postgres",
+        "tls": True,
+        "canCreateDatabases": True,
+        "canCreateRoles": True,
+        "superuser": False,
+    }
+    done = kube.job_complete(kube.observed(job, key), iso(NOW))
+    pods = [kube.pod(done, 0, kube.worker_result("DatabaseInstance", "check", facts), iso(NOW))]
+    rsp = call(kube.request(xr, observed_resources={key: done}, required={"pods": pods}, input_=inp))
+    status = kube.status(rsp)
+    assert status["phase"] == "Ready" and status["instance"] == facts
+    connected = kube.conditions(rsp)["Connected"]
+    assert connected[0] == "True" and "postgres 15.4 over TLS" in connected[2]
+    assert rsp.meta.ttl.seconds <= 600, "the health check interval is the resync interval"
+    failed = kube.job_failed(kube.observed(job, key), iso(NOW))
+    error = {
+        "class": "permanent",
+        "code": "AuthenticationFailed",
+        "message": "password authentication failed for user admin",
+    }
+    pods = [kube.pod(failed, 2, kube.worker_result("DatabaseInstance", "check", error=error), iso(NOW))]
+    rsp = call(kube.request(xr, observed_resources={key: failed}, required={"pods": pods}, input_=inp))
+    assert kube.conditions(rsp)["Connected"][:2] == ("False", "AuthenticationFailed")
+    assert kube.status(rsp)["message"].startswith("password authentication failed")
+
+
+def test_long_names_give_valid_job_names() -> None:
+    claim_ = copy.deepcopy(QUICKSTART["myapp-user"])
+    claim_["metadata"]["name"] = "a" * 60 + "-user"
+    xr = kube.xr_from_claim(claim_)
+    rsp = call(
+        kube.request(
+            xr, observed_resources={"credentials": SECRET}, required=USER_REQUIRED, input_=USER_INPUT
+        )
+    )
+    [job] = kube.jobs(rsp).values()
+    assert len(job["metadata"]["name"]) <= 63
+    for labels in (job["metadata"]["labels"], job["spec"]["template"]["metadata"]["labels"]):
+        assert all(len(v) <= 63 for v in labels.values())
+
+
+def test_a_user_without_a_managed_password_gets_no_password_anywhere() -> None:
+    xr = copy.deepcopy(USER_XR)
+    xr["spec"]["passwordSecret"] = {"generate": False, "secretName": "myapp-db-credentials"}
+    rsp = call(kube.request(xr, required=USER_REQUIRED, input_=USER_INPUT))
+    [job] = kube.jobs(rsp).values()
+    assert "DBOPS_PASSWORD" not in kube.job_env(job), "the worker leaves the password alone"
+    data = kube.secret_data(kube.desired(rsp)["credentials"])
+    assert "password" not in data
+    assert data["uri"] == "postgresql://myapp@postgres.default.svc.cluster.local:5432/myapp"

@@ -1,0 +1,125 @@
+"""The response memo: an identical request gets the identical answer while it holds, never after."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import datetime, timedelta
+
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+from google.protobuf.json_format import MessageToDict
+
+from function.fn import FunctionRunner
+from function.response_cache import ResponseCache
+from tests.function_cases import kube
+from tests.test_function_compose import (
+    JOB,
+    KEY,
+    NOW,
+    SECRET,
+    TRANSIENT,
+    USER_FACTS,
+    USER_INPUT,
+    USER_REQUIRED,
+    USER_XR,
+    iso,
+)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _runner(clock: Clock, cache: ResponseCache | None = None) -> FunctionRunner:
+    return FunctionRunner(
+        clock=clock, rng=random.Random(5), cache=cache if cache is not None else ResponseCache()
+    )
+
+
+def _call(runner: FunctionRunner, req: fnv1.RunFunctionRequest) -> fnv1.RunFunctionResponse:
+    return asyncio.run(runner.RunFunction(req))
+
+
+def _body(rsp: fnv1.RunFunctionResponse) -> dict[str, object]:
+    out = MessageToDict(rsp)
+    out.pop("meta")
+    return out
+
+
+def _converged(tag: str = "a") -> fnv1.RunFunctionRequest:
+    done = kube.job_complete(JOB, iso(NOW - timedelta(minutes=1)))
+    pods = [kube.pod(JOB, 0, kube.worker_result("DatabaseUser", observed_facts=USER_FACTS), iso(NOW))]
+    return kube.request(
+        USER_XR, {"credentials": SECRET, KEY: done}, {**USER_REQUIRED, "pods": pods}, USER_INPUT, tag=tag
+    )
+
+
+def test_an_identical_request_is_answered_from_the_memo_with_its_own_tag_and_ttl() -> None:
+    clock = Clock(NOW)
+    runner = _runner(clock)
+    first = _call(runner, _converged("a"))
+    clock.now = NOW + timedelta(minutes=4)
+    second = _call(runner, _converged("b"))
+    assert runner.cache.hits == 1 and runner.cache.misses == 1
+    assert _body(first) == _body(second)
+    assert second.meta.tag == "b"
+    assert first.meta.ttl.seconds - second.meta.ttl.seconds == 240, "the TTL still points at the next epoch"
+    # The memo answers exactly what composing afresh would.
+    fresh = _call(_runner(clock), _converged("c"))
+    assert _body(fresh) == _body(second) and fresh.meta.ttl == second.meta.ttl
+
+
+def test_the_memo_ends_at_the_next_resync_epoch() -> None:
+    clock = Clock(NOW)
+    runner = _runner(clock)
+    first = _call(runner, _converged())
+    clock.now = NOW + timedelta(seconds=first.meta.ttl.seconds + 1)
+    later = _call(runner, _converged())
+    assert runner.cache.hits == 0
+    assert set(kube.jobs(later)) != set(kube.jobs(first)), "a resync Job, not the memoized answer"
+
+
+def test_the_memo_ends_when_the_back_off_is_over() -> None:
+    failed = kube.job_failed(JOB, iso(NOW))
+    pods = [kube.pod(JOB, 1, kube.worker_result("DatabaseUser", error=TRANSIENT), iso(NOW))]
+    req = kube.request(
+        USER_XR, {"credentials": SECRET, KEY: failed}, {**USER_REQUIRED, "pods": pods}, USER_INPUT
+    )
+    clock = Clock(NOW + timedelta(seconds=10))
+    runner = _runner(clock)
+    assert kube.status(_call(runner, req))["phase"] == "Failed"
+    clock.now = NOW + timedelta(seconds=29)
+    assert kube.status(_call(runner, req))["phase"] == "Failed"
+    assert runner.cache.hits == 1
+    clock.now = NOW + timedelta(seconds=31)
+    rsp = _call(runner, req)
+    assert kube.status(rsp)["phase"] == "Provisioning" and KEY not in kube.jobs(rsp)
+
+
+def test_a_freshly_generated_password_is_never_memoized() -> None:
+    runner = _runner(Clock(NOW))
+    req = kube.request(USER_XR, required=USER_REQUIRED, input_=USER_INPUT)
+    first = kube.secret_data(kube.desired(_call(runner, req))["credentials"])["password"]
+    second = kube.secret_data(kube.desired(_call(runner, req))["credentials"])["password"]
+    assert runner.cache.hits == 0 and len(runner.cache) == 0
+    assert first != second
+
+
+def test_the_memo_is_bounded() -> None:
+    cache = ResponseCache(max_entries=3)
+    runner = _runner(Clock(NOW), cache)
+    for i in range(6):
+        _call(
+            runner,
+            kube.request(
+                {**USER_XR, "metadata": {**USER_XR["metadata"], "resourceVersion": str(i)}},
+                {"credentials": SECRET},
+                USER_REQUIRED,
+                USER_INPUT,
+            ),
+        )
+    assert len(cache) == 3
