@@ -173,6 +173,10 @@ def job(
             "name": name,
             "namespace": view.namespace,
             "labels": managed_labels(view),
+            # Crossplane deletes superseded Jobs without a propagation policy, and batch/v1 then orphans the
+            # Pods by default; a foregroundDeletion finalizer set at creation makes that deletion cascade instead,
+            # so finished Pods do not pile up with every resync.
+            "finalizers": ["foregroundDeletion"],
             "annotations": {
                 STATE_HASH_ANNOTATION: state,
                 EPOCH_ANNOTATION: str(epoch),
