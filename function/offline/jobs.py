@@ -44,6 +44,7 @@ class PodRun:
 class JobRun:
     pods: list[Obj] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)
+    logs: list[str] = field(default_factory=list)  # each Pod's stdout and stderr, as `kubectl logs` shows them
 
 
 def now_rfc3339() -> str:
@@ -86,6 +87,7 @@ def run_job(job: Obj, lookup_secret: SecretLookup, timeout_default: float = 600)
             result.status["active"] = 1
             return result
         result.pods.append(_pod(job, pod_name, pod_spec, run=run))
+        result.logs.append(run.logs)
         if run.exit_code == 0:
             result.status.update(succeeded=1, completionTime=run.finished)
             result.status["conditions"] = [_condition("Complete", "", "")]

@@ -64,6 +64,7 @@ class OfflineCluster:
         self.store = ObjectStore()
         self.outcomes: dict[str, Outcome] = {}
         self.jobs_run = 0
+        self.pod_logs: dict[str, str] = {}  # Pod name -> its logs, for `kubectl logs`-style inspection
 
     # --- what users do -------------------------------------------------------------------------------------
 
@@ -265,6 +266,8 @@ class OfflineCluster:
                 run.status["startTime"] = job.get("status", {}).get("startTime", run.status["startTime"])
             else:
                 self.jobs_run += 1
+            for pod, logs in zip(run.pods, run.logs, strict=False):
+                self.pod_logs[pod["metadata"]["name"]] = logs
             for pod in run.pods:
                 self.store.put(pod)
             updated = copy.deepcopy(job)

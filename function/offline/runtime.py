@@ -37,8 +37,9 @@ class FunctionClient:
 class LocalFunction:
     """Serve the function from this installation on a free local port for the life of the context."""
 
-    def __init__(self, debug: bool = False) -> None:
+    def __init__(self, debug: bool = False, log_path: str | None = None) -> None:
         self.debug = debug
+        self.log_path = log_path  # where the function's JSON logs go (default: discarded)
         self.proc: subprocess.Popen[bytes] | None = None
         self.client: FunctionClient | None = None
 
@@ -48,7 +49,11 @@ class LocalFunction:
             port = sock.getsockname()[1]
         exe = shutil.which("function", path=os.path.dirname(sys.executable)) or "function"
         args = [exe, "--insecure", "--address", f"127.0.0.1:{port}", *(["--debug"] if self.debug else [])]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if self.log_path:
+            with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+                self.proc = subprocess.Popen(args, stdout=log, stderr=log)
+        else:
+            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.client = FunctionClient(f"127.0.0.1:{port}")
         try:
             self.client.wait_ready()
