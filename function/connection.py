@@ -33,6 +33,8 @@ class ServerAccess:
     admin_username: SecretKeyRef
     admin_password: SecretKeyRef
     tls: TLSFiles | None
+    # resourceVersions of the admin and TLS Secrets: fixing or rotating them re-runs the worker (the hash covers it)
+    revision: str = ""
 
     def endpoint(self, database: str) -> Endpoint:
         return Endpoint(

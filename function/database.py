@@ -32,7 +32,7 @@ def compose_database(view: View) -> Outcome:
             st.waiting(view, KIND, lookup.waiting_message(), "WaitingForInstance", lookup.requirements),
             lookup,
         )
-    access = server_access(instance)
+    access = lookup.credentials(server_access(instance))
     errors = engine_block_errors(spec, access.engine, spec["instanceRef"]["name"])
     request = worker_request(view, KIND, access.engine, access.connection, request_spec(KIND, spec, {}))
     errors = errors or request_errors(KIND, action, request)

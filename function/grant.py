@@ -70,7 +70,7 @@ def compose_grant(view: View) -> Outcome:
         reason = "WaitingForInstance" if instance is None else "WaitingForDependencies"
         return _with(st.waiting(view, KIND, lookup.waiting_message(), reason, lookup.requirements), lookup)
 
-    access = server_access(instance)
+    access = lookup.credentials(server_access(instance))
     resolved: dict[str, Any] = {}
     renames: dict[str, str] = {}
     if user is not None:

@@ -10,6 +10,7 @@ from function.defaults import spec_with_defaults
 from function.job import WorkerCall
 from function.outcome import Condition, Outcome
 from function.provisioning import progress
+from function.references import Lookup
 from function.spec_validation import request_errors, validate_spec
 from function.view import View
 from function.worker_request import request_spec, worker_request
@@ -21,7 +22,8 @@ def compose_instance(view: View) -> Outcome:
     spec, errors = validate_spec(view, KIND)
     if errors:
         return _with_connected(st.invalid(view, KIND, errors), "Unknown", "InvalidSpec", "")
-    access = server_access(spec)
+    lookup = Lookup(view)
+    access = lookup.credentials(server_access(spec))
     health = spec_with_defaults(KIND, spec)["healthCheck"]
     request = worker_request(
         view,
@@ -36,6 +38,7 @@ def compose_instance(view: View) -> Outcome:
     interval = int(health["intervalSeconds"]) if health["enabled"] else None
     prog = progress(view, WorkerCall("check", request, access, None, ""), interval)
     out = st.from_progress(view, KIND, prog)
+    out.requirements.update(lookup.requirements)
     reported = prog.reported
     if prog.phase == "Ready":
         facts = out.status.get("instance", {})

@@ -43,9 +43,15 @@ def canonical(value: Any) -> str:
 
 
 def state_hash(call: WorkerCall) -> str:
-    """The desired state in the server: request, action and password revision (never the password). Equal state
-    hashes mean a re-run would change nothing that was asked for (a resync or a retry)."""
-    material = {"action": call.action, "request": call.request, "passwordRevision": call.password_revision}
+    """The desired state in the server: request, action, password revision (never the password) and the revision
+    of the admin/TLS Secrets. Equal state hashes mean a re-run would change nothing that was asked for (a resync
+    or a retry)."""
+    material = {
+        "action": call.action,
+        "request": call.request,
+        "passwordRevision": call.password_revision,
+        "credentialsRevision": call.access.revision,
+    }
     return hashlib.sha256(canonical(material).encode()).hexdigest()[:16]
 
 

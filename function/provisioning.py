@@ -30,6 +30,7 @@ from function.job import (
     state_hash,
 )
 from function.job_status import JobState, job_state
+from function.labels import XR_LABEL, label_value
 from function.objects import mapping, text
 from function.outcome import Composed, Requirement
 from function.view import View
@@ -150,7 +151,7 @@ def progress(view: View, call: WorkerCall, interval_override: int | None = None)
             state=state,
             reported=reported,
             attempts=attempt - 1,
-            pods=_pods(view, reported.name if reported is not None else name),
+            pods=_pods(view),
             # A resync after a success: that success is still news (its facts and time) for this one call.
             fresh=reported is not None and reported.phase == "complete",
             **running,
@@ -172,7 +173,7 @@ def progress(view: View, call: WorkerCall, interval_override: int | None = None)
         "resources": kept,
         "state": state,
         "reported": st,
-        "pods": _pods(view, st.name),
+        "pods": _pods(view),
     }
     if st.phase == "running":
         if was_settled:
@@ -251,12 +252,16 @@ def _converged_message(action: str, st: JobState) -> str:
     return f"converged by Job {st.name}: no changes needed"
 
 
-def _pods(view: View, job: str) -> Requirement:
+def _pods(view: View) -> Requirement:
+    """The Pods of this XR's Jobs, by the label their template carries. Selecting by the XR rather than by the
+    current Job's name keeps the requirement stable while the Job name is still being worked out (it depends on
+    resources required in the same reconcile), so Crossplane needs one round of requirements less;
+    `job_status` picks the current Job's Pods by their job-name label."""
     return Requirement(
         api_version="v1",
         kind="Pod",
         namespace=view.namespace,
-        match_labels={"batch.kubernetes.io/job-name": job},
+        match_labels={XR_LABEL: label_value(view.name)},
     )
 
 

@@ -7,10 +7,11 @@ A referenced object is usable when Crossplane answered the requirement, the obje
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
+from function.connection import ServerAccess
 from function.job import canonical
 from function.objects import mapping, text
 from function.outcome import Condition, Requirement
@@ -23,6 +24,8 @@ INSTANCE = "instance"
 DATABASE = "database"
 USER = "user"
 PASSWORD_SECRET = "existing-password-secret"  # noqa: S105 (a requirement name)
+ADMIN_SECRET = "admin-secret"  # noqa: S105 (a requirement name)
+TLS_SECRET = "tls-secret"  # noqa: S105 (a requirement name)
 
 
 @lru_cache(maxsize=512)
@@ -78,6 +81,20 @@ class Lookup:
             self.errors.append(FieldError(path, f"{claim_kind} {name} has an invalid spec: {errors[0]}"))
             return None
         return value if isinstance(value, dict) else None
+
+    def credentials(self, access: ServerAccess) -> ServerAccess:
+        """`access` with the revision of the Secrets its Job maps in. Only `metadata.resourceVersion` is read: a
+        fixed admin password or a renewed certificate then yields a new Job at once, instead of at the next resync
+        epoch. A Secret that is missing does not block (its Pod waits for it, as Kubernetes does)."""
+        parts = []
+        wanted = [(ADMIN_SECRET, access.admin_password.name)]
+        if access.tls is not None:
+            wanted.append((TLS_SECRET, access.tls.secret))
+        for requirement, name in wanted:
+            self.requirements[requirement] = Requirement("v1", "Secret", self.view.namespace, match_name=name)
+            found = self.view.one(requirement)
+            parts.append(text(found, "metadata", "resourceVersion") if found else "-")
+        return replace(access, revision="/".join(parts))
 
     @property
     def blocked(self) -> bool:

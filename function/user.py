@@ -79,7 +79,7 @@ def _compose(view: View) -> Outcome:
     if instance is None or lookup.waiting:
         reason = "WaitingForInstance" if instance is None else "WaitingForDependencies"
         return _with(st.waiting(view, KIND, lookup.waiting_message(), reason, lookup.requirements), lookup)
-    access = server_access(instance)
+    access = lookup.credentials(server_access(instance))
     resolved = {"database": database} if database else {}
     request = worker_request(view, KIND, access.engine, access.connection, request_spec(KIND, spec, resolved))
     errors = engine_block_errors(spec, access.engine, instance_name) or request_errors(KIND, action, request)

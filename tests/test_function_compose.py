@@ -148,8 +148,10 @@ def test_quickstart_user_with_its_secret_composes_the_job() -> None:
         "Pod",
         "DatabaseInstance",
         "Database",
+        "Secret",
     }
-    assert rsp.requirements.resources["pods"].match_labels.labels["batch.kubernetes.io/job-name"] == name
+    assert rsp.requirements.resources["admin-secret"].match_name == "postgres-admin-creds"
+    assert rsp.requirements.resources["pods"].match_labels.labels == {"dbops.dbprovision.io/xr": "myapp-user-x7k2p"}
 
 
 def test_quickstart_instance_composes_a_check_job() -> None:

@@ -159,7 +159,7 @@ def test_quickstart_over_grpc_from_nothing_to_ready(served: Any) -> None:
     first = render(stub.RunFunction, xr, inp, [], claims)
     assert first.xr["status"]["phase"] == "Pending" and first.ready == "False"
     assert set(first.composed) == {"credentials"}
-    assert first.calls == 2, "asks for the claims, gets them: requirements stable"
+    assert first.calls == 3, "asks for the claims, then the instance's admin Secret: requirements stable"
     assert (
         first.requests[1].required_resources["instance"].items[0].resource["metadata"]["name"]
         == "postgres-server"

@@ -144,13 +144,15 @@ def job_running(job: dict[str, Any], started: str) -> dict[str, Any]:
 def pod(job: dict[str, Any], exit_code: int, message: str, finished: str) -> dict[str, Any]:
     """A Pod of `job` whose worker container terminated with `exit_code` and termination `message`."""
     name = job["metadata"]["name"]
+    # The Job controller gives its Pods the template's labels plus the job-name labels.
+    template_labels = job.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": f"{name}-abcde",
             "namespace": job["metadata"].get("namespace", NAMESPACE),
-            "labels": {"batch.kubernetes.io/job-name": name, "job-name": name},
+            "labels": {**template_labels, "batch.kubernetes.io/job-name": name, "job-name": name},
         },
         "status": {
             "phase": "Succeeded" if exit_code == 0 else "Failed",

@@ -11,6 +11,7 @@ XR (its credentials Secret and completed Job).
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import random
 from dataclasses import dataclass
@@ -152,6 +153,26 @@ def mariadb() -> list[Example]:
 
 
 SETS = {"postgres": quickstart, "mariadb": mariadb}
+
+
+def _secret(name: str, username: str, password: str) -> dict[str, Any]:
+    """An admin Secret as the API server returns it (only its resourceVersion reaches the Job's hash)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": kube.NAMESPACE, "resourceVersion": "1001"},
+        "type": "Opaque",
+        "data": {
+            "username": base64.b64encode(username.encode()).decode(),
+            "password": base64.b64encode(password.encode()).decode(),
+        },
+    }
+
+
+ADMIN_SECRETS = {
+    "postgres": lambda: [_secret("postgres-admin-creds", "postgres", "supersecret")],
+    "mariadb": lambda: [_secret("mariadb-admin", "root", "change-me-admin-password")],
+}
 SERVER_VERSION = {"postgres": "15.10", "mariadb": "10.11.10-MariaDB"}
 
 
@@ -175,7 +196,7 @@ def build(set_name: str) -> dict[str, list[dict[str, Any]]]:
         return asyncio.run(runner.RunFunction(req))
 
     examples = SETS[set_name]()
-    claims = [_ready_claim(e.claim) for e in examples]
+    claims = [_ready_claim(e.claim) for e in examples] + ADMIN_SECRETS[set_name]()
     files: dict[str, list[dict[str, Any]]] = {}
     pods: list[dict[str, Any]] = []
     for example in examples:
@@ -212,8 +233,9 @@ def _observed(res: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 HEADER = {
-    "required.yaml": "# Required resources: the referenced claims (Ready) and the Pods of the completed Jobs, whose\n"
-    "# termination message is the worker's JSON result.\n",
+    "required.yaml": "# Required resources: the referenced claims (Ready), the instance's admin Secret (only its\n"
+    "# resourceVersion is used) and the Pods of the completed Jobs, whose termination message is the worker's\n"
+    "# JSON result.\n",
     "observed": "# Observed composed resources of one XR: what Crossplane would pass after the Job completed.\n",
     "xr": "# The XR Crossplane creates for the claim of the same name (legacy, cluster-scoped).\n",
 }
