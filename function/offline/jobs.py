@@ -227,6 +227,8 @@ def _pod(job: Obj, name: str, pod_spec: Obj, run: PodRun | None = None, waiting:
             "name": name,
             "namespace": job["metadata"].get("namespace", ""),
             "labels": {
+                # The Job controller gives its Pods the template's labels plus its own.
+                **(job["spec"]["template"].get("metadata", {}).get("labels", {})),
                 "batch.kubernetes.io/job-name": job_name,
                 "job-name": job_name,
                 "batch.kubernetes.io/controller-uid": uid,

@@ -1,0 +1,325 @@
+"""End to end without a cluster: claims -> function over gRPC -> Jobs run locally -> real servers -> status.
+
+Everything here goes through `function.offline` (what `dbops-local` and `make demo` run): the real `function`
+console script, the real `dbops-worker` with the environment each Job declares, the private PostgreSQL and
+MariaDB servers. Assertions are what a user would check: the claim's phase and message, the catalog, a login.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from function.offline.crossplane import API_VERSION
+from function.offline.loop import OfflineCluster, load_compositions, load_manifests
+from function.offline.runtime import FunctionClient, LocalFunction
+from tests.servers import Server
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGINE = {"postgres": "postgres", "mariadb": "mariadb"}
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def function_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionClient]:
+    log = tmp_path_factory.mktemp("function") / "function.log"
+    with LocalFunction(log_path=str(log)) as client:
+        yield client
+
+
+def cluster(client: FunctionClient) -> OfflineCluster:
+    # Retries back off from 1 s so a transient failure is retried within the test.
+    return OfflineCluster(client, load_compositions(ROOT / "apis"),
+                          input_overrides={"retry": {"baseSeconds": 1, "maxSeconds": 2}})
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{os.getpid() % 1000}x{next(_names)}"
+
+
+# --- manifests ----------------------------------------------------------------------------------------------
+
+
+def admin_secret(server: Server, name: str, password: str | None = None) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": "Opaque",
+            "stringData": {"username": server.admin_user,
+                           "password": server.admin_password if password is None else password}}
+
+
+def claim(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+def instance(server: Server, name: str, secret: str) -> dict[str, Any]:
+    return claim("DatabaseInstance", name, {
+        "engine": ENGINE[server.engine],
+        "connection": {"host": server.host, "port": server.port, "secretRef": {"name": secret}},
+    })
+
+
+def phases(c: OfflineCluster) -> dict[str, str]:
+    return {f"{o['kind']}/{o['metadata']['name']}": o.get("status", {}).get("phase", "-") for o in c.claims()}
+
+
+def status(c: OfflineCluster, kind: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = c.claim(kind, name).get("status", {})
+    return found
+
+
+def condition(c: OfflineCluster, kind: str, name: str, kind_of_condition: str) -> dict[str, Any]:
+    for cond in status(c, kind, name).get("conditions", []):
+        if cond["type"] == kind_of_condition:
+            return dict(cond)
+    return {}
+
+
+def jobs(c: OfflineCluster) -> dict[str, dict[str, Any]]:
+    return {j["metadata"]["name"]: j for j in c.store.select("batch/v1", "Job")}
+
+
+def database_exists(server: Server, name: str) -> bool:
+    if server.engine == "postgres":
+        return bool(server.query("SELECT 1 FROM pg_database WHERE datname = %s", (name,)))
+    return bool(server.query("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (name,)))
+
+
+def login(server: Server, user: str, password: str, database: str, sql: str) -> list[tuple[Any, ...]]:
+    conn = server.connect(user=user, password=password, database=database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return list(cur.fetchall()) if cur.description else []
+    finally:
+        conn.close()
+
+
+# --- the seed's Quick Start --------------------------------------------------------------------------------
+
+
+QUICKSTARTS = {
+    "postgres": ("examples/quickstart.yaml", "myapp-db-credentials", "myapp"),
+    "mariadb": ("examples/quickstart-mariadb.yaml", "shop-db-credentials", "shop"),
+}
+
+
+@pytest.mark.parametrize("server", ["postgres", "mariadb"], indirect=True)
+def test_quickstart_reaches_ready_and_the_user_logs_in(function_client: FunctionClient, server: Server) -> None:
+    path, secret_name, database = QUICKSTARTS[server.engine]
+    docs = load_manifests([ROOT / path])
+    for doc in docs:  # point the example at the private server; everything else as written
+        if doc["kind"] == "Secret":
+            doc["stringData"] = {"username": server.admin_user, "password": server.admin_password}
+        if doc["kind"] == "DatabaseInstance":
+            doc["spec"]["connection"].update(host=server.host, port=server.port)
+    c = cluster(function_client)
+    c.apply(docs)
+    c.reconcile()
+
+    assert set(phases(c).values()) == {"Ready"}, phases(c)
+    for obj in c.claims():
+        assert condition(c, obj["kind"], obj["metadata"]["name"], "Provisioned")["status"] == "True"
+        assert condition(c, obj["kind"], obj["metadata"]["name"], "Ready")["status"] == "True"
+    instance_status = next(o for o in c.claims() if o["kind"] == "DatabaseInstance")["status"]
+    assert instance_status["instance"]["flavor"] == server.engine
+    # Every Job completed, one per object, and its Pod's termination message is the worker's result.
+    assert {j["status"]["conditions"][-1]["type"] for j in jobs(c).values()} == {"Complete"}
+    assert len(jobs(c)) == 3
+    creds = c.secret_data(secret_name)
+    assert set(creds) >= {"username", "password", "host", "port", "database", "uri"}
+    assert creds["host"] == server.host and creds["port"] == str(server.port) and creds["database"] == database
+    assert database_exists(server, database)
+    who = "SELECT current_user" if server.engine == "postgres" else "SELECT current_user()"
+    assert login(server, creds["username"], creds["password"], database, who)[0][0].startswith(creds["username"])
+    # The password is generated once: another round keeps it and runs nothing.
+    runs = c.jobs_run
+    c.reconcile()
+    assert c.secret_data(secret_name)["password"] == creds["password"]
+    assert c.jobs_run == runs
+
+
+# --- a spec change -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("server", ["postgres", "mariadb"], indirect=True)
+def test_spec_change_runs_a_new_job_and_converges(function_client: FunctionClient, server: Server) -> None:
+    name = unique("chg")
+    c = cluster(function_client)
+    options: dict[str, Any] = ({"postgres": {"connectionLimit": 5}} if server.engine == "postgres"
+                               else {"mysql": {"charset": "utf8mb4", "collation": "utf8mb4_general_ci"}})
+    db = claim("Database", "db", {"instanceRef": {"name": "server"}, "name": name, **options})
+    c.apply([admin_secret(server, "admin"), instance(server, "server", "admin"), db])
+    c.reconcile()
+    assert phases(c)["Database/db"] == "Ready"
+    first_job = status(c, "Database", "db")["job"]
+
+    changed = copy.deepcopy(db)
+    if server.engine == "postgres":
+        changed["spec"]["postgres"]["connectionLimit"] = 10
+    else:
+        changed["spec"]["mysql"]["collation"] = "utf8mb4_unicode_ci"
+    c.apply([changed])
+    c.reconcile()
+
+    after = status(c, "Database", "db")
+    assert after["phase"] == "Ready" and after["job"] != first_job
+    assert first_job not in jobs(c), "the superseded Job left the desired set and was deleted"
+    assert after["message"].endswith("1 change(s)")
+    if server.engine == "postgres":
+        assert server.query("SELECT datconnlimit FROM pg_database WHERE datname = %s", (name,)) == [(10,)]
+    else:
+        assert server.query(
+            "SELECT default_collation_name FROM information_schema.schemata WHERE schema_name = %s", (name,)
+        ) == [("utf8mb4_unicode_ci",)]
+
+
+# --- dependencies ------------------------------------------------------------------------------------------
+
+
+def test_user_created_before_its_instance_is_ready_waits_then_converges(
+    function_client: FunctionClient, pg: Server
+) -> None:
+    dbname, username = unique("early"), unique("early_u")
+    c = cluster(function_client)
+    c.apply([
+        claim("Database", "db", {"instanceRef": {"name": "server"}, "name": dbname}),
+        claim("DatabaseUser", "user", {"instanceRef": {"name": "server"}, "databaseRef": {"name": "db"},
+                                       "username": username}),
+    ])
+    c.reconcile()
+    user = status(c, "DatabaseUser", "user")
+    assert user["phase"] == "Pending" and "DatabaseInstance server" in user["message"]
+    assert condition(c, "DatabaseUser", "user", "InstanceReady")["reason"] == "InstanceNotFound"
+    assert not jobs(c)
+
+    # The instance arrives before its admin Secret: its check Job cannot start, so it is not Ready yet.
+    c.apply([instance(pg, "server", "admin")])
+    c.reconcile()
+    assert phases(c)["DatabaseInstance/server"] != "Ready"
+    assert status(c, "DatabaseUser", "user")["phase"] == "Pending"
+    assert "not Ready" in status(c, "DatabaseUser", "user")["message"]
+    assert [j for j in jobs(c) if "user" in j] == [], "no Job for the user while the instance is not Ready"
+
+    c.apply([admin_secret(pg, "admin")])
+    c.reconcile()
+    assert set(phases(c).values()) == {"Ready"}, phases(c)
+    creds = c.secret_data("user-credentials")
+    assert login(pg, username, creds["password"], dbname, "SELECT current_database()") == [(dbname,)]
+
+
+# --- a wrong admin password ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("server", ["postgres", "mariadb"], indirect=True)
+def test_wrong_admin_password_fails_then_fixing_the_secret_converges(
+    function_client: FunctionClient, server: Server
+) -> None:
+    dbname = unique("wrongpw")
+    c = cluster(function_client)
+    c.apply([
+        admin_secret(server, "admin", password="not-the-password"),
+        instance(server, "server", "admin"),
+        claim("Database", "db", {"instanceRef": {"name": "server"}, "name": dbname}),
+    ])
+    c.reconcile()
+    failed = status(c, "DatabaseInstance", "server")
+    assert failed["phase"] == "Failed", failed
+    assert "AuthenticationFailed" in condition(c, "DatabaseInstance", "server", "Connected")["reason"]
+    assert server.admin_user in failed["message"] or "authentication" in failed["message"].lower()
+    assert "not-the-password" not in str(c.store.dump())  # only the Secret holds it, and dump() is all objects
+    assert status(c, "Database", "db")["phase"] == "Pending"
+    assert not database_exists(server, dbname)
+    runs = c.jobs_run
+    c.reconcile()
+    assert c.jobs_run == runs, "a permanent failure is not retried until something changes"
+
+    c.apply([admin_secret(server, "admin")])
+    c.reconcile()
+    assert set(phases(c).values()) == {"Ready"}, phases(c)
+    assert database_exists(server, dbname)
+
+
+# --- grants ---------------------------------------------------------------------------------------------------
+
+
+def _grant_spec(engine: str, privileges: list[str]) -> dict[str, Any]:
+    if engine == "postgres":
+        return {"postgres": {"grants": [{"schema": "public", "tables": ["orders"], "privileges": privileges}]}}
+    return {"mysql": {"grants": [{"level": "table", "table": "orders", "privileges": privileges}]}}
+
+
+@pytest.mark.parametrize("server", ["postgres", "mariadb"], indirect=True)
+def test_grant_shrink_revokes(function_client: FunctionClient, server: Server) -> None:
+    dbname, username = unique("grants"), unique("grant_u")
+    c = cluster(function_client)
+    base = [
+        admin_secret(server, "admin"),
+        instance(server, "server", "admin"),
+        claim("Database", "db", {"instanceRef": {"name": "server"}, "name": dbname}),
+        claim("DatabaseUser", "user", {"instanceRef": {"name": "server"}, "username": username}),
+    ]
+    c.apply(base)
+    c.reconcile()
+    assert set(phases(c).values()) == {"Ready"}, phases(c)
+    server.query("CREATE TABLE orders (id int)", database=dbname)
+    grant = claim("DatabaseGrant", "grant", {"userRef": {"name": "user"}, "databaseRef": {"name": "db"},
+                                             **_grant_spec(server.engine, ["SELECT", "INSERT"])})
+    c.apply([grant])
+    c.reconcile()
+    assert phases(c)["DatabaseGrant/grant"] == "Ready", status(c, "DatabaseGrant", "grant")
+    password = c.secret_data("user-credentials")["password"]
+    login(server, username, password, dbname, "INSERT INTO orders VALUES (1)")
+
+    shrunk = copy.deepcopy(grant)
+    shrunk["spec"].update(_grant_spec(server.engine, ["SELECT"]))
+    c.apply([shrunk])
+    c.reconcile()
+    assert phases(c)["DatabaseGrant/grant"] == "Ready"
+    assert login(server, username, password, dbname, "SELECT count(*) FROM orders") == [(1,)]
+    with pytest.raises(Exception, match=r"(?i)denied"):
+        login(server, username, password, dbname, "INSERT INTO orders VALUES (2)")
+
+
+# --- deletion -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("server", ["postgres", "mariadb"], indirect=True)
+def test_ensure_absent_drops_only_when_unprotected_and_deleting_a_claim_drops_nothing(
+    function_client: FunctionClient, server: Server
+) -> None:
+    kept, dropped = unique("kept"), unique("gone")
+    c = cluster(function_client)
+    c.apply([
+        admin_secret(server, "admin"),
+        instance(server, "server", "admin"),
+        claim("Database", "kept", {"instanceRef": {"name": "server"}, "name": kept}),
+        claim("Database", "gone", {"instanceRef": {"name": "server"}, "name": dropped}),
+    ])
+    c.reconcile()
+    assert set(phases(c).values()) == {"Ready"}
+
+    # Deleting a claim never drops anything in the server.
+    c.delete("Database", "kept")
+    c.reconcile()
+    assert database_exists(server, kept)
+
+    # ensure: Absent with deletionPolicy: Delete is refused while deletionProtection is on (the default) ...
+    absent = claim("Database", "gone", {"instanceRef": {"name": "server"}, "name": dropped, "ensure": "Absent",
+                                        "deletionPolicy": "Delete"})
+    c.apply([absent])
+    c.reconcile()
+    refused = status(c, "Database", "gone")
+    assert refused["phase"] == "Failed" and "deletionProtection" in refused["message"]
+    assert database_exists(server, dropped)
+
+    # ... and drops once protection is off.
+    absent["spec"]["deletionProtection"] = False
+    c.apply([absent])
+    c.reconcile()
+    assert status(c, "Database", "gone")["phase"] == "Dropped"
+    assert not database_exists(server, dropped)
