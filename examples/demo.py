@@ -80,7 +80,7 @@ def main() -> int:
                 conditions = ", ".join(f"{c['type']}={c['status']}" for c in status.get("conditions", []))
                 print(f"\n  {claim['kind']}/{claim['metadata']['name']}: phase={status.get('phase')} [{conditions}]")
                 for key, value in facts.items():
-                    print(f"    {key}: {value}")
+                    print(f"    {key}: " + ", ".join(f"{k}={v}" for k, v in sorted(value.items())))
             phases = {c.get("status", {}).get("phase") for c in cluster.claims()}
             if phases != {"Ready"}:
                 failed = True
