@@ -21,7 +21,7 @@ test: $(STAMP) lint typecheck
 
 lint: $(STAMP)
 	$(BIN)/ruff check function worker tests bench examples
-	$(BIN)/ruff format --check function worker || true
+	$(BIN)/ruff format --check function worker
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

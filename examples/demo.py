@@ -59,26 +59,35 @@ def prove_login(cluster: OfflineCluster, secret_name: str, server: Server) -> No
 
 def main() -> int:
     compositions = load_compositions(ROOT / "apis")
-    runs = [("postgres", "examples/quickstart.yaml", "myapp-db-credentials"),
-            ("mariadb", "examples/quickstart-mariadb.yaml", "shop-db-credentials")]
+    runs = [
+        ("postgres", "examples/quickstart.yaml", "myapp-db-credentials"),
+        ("mariadb", "examples/quickstart-mariadb.yaml", "shop-db-credentials"),
+    ]
     print("starting private PostgreSQL and MariaDB servers ...")
     failed = False
     with private_servers() as servers, LocalFunction() as client:
         for engine, path, secret in runs:
             server = servers[engine]
             prepare(server)
-            print(f"\n=== {path} on {engine} at {server.host}:{server.port} "
-                  "(connection.host/port pointed at the demo server; everything else as written) ===")
+            print(
+                f"\n=== {path} on {engine} at {server.host}:{server.port} "
+                "(connection.host/port pointed at the demo server; everything else as written) ==="
+            )
             cluster = OfflineCluster(client, compositions)
             cluster.apply(point_at(load_manifests([ROOT / path]), server))
             rounds = cluster.reconcile(max_wait=10)
             report(cluster, "table", show_secrets=False, rounds=rounds)
             for claim in cluster.claims():
                 status = claim.get("status", {})
-                facts = {k: v for k, v in status.items()
-                         if k in ("instance", "database", "user", "grant") and isinstance(v, dict)}
+                facts = {
+                    k: v
+                    for k, v in status.items()
+                    if k in ("instance", "database", "user", "grant") and isinstance(v, dict)
+                }
                 conditions = ", ".join(f"{c['type']}={c['status']}" for c in status.get("conditions", []))
-                print(f"\n  {claim['kind']}/{claim['metadata']['name']}: phase={status.get('phase')} [{conditions}]")
+                print(
+                    f"\n  {claim['kind']}/{claim['metadata']['name']}: phase={status.get('phase')} [{conditions}]"
+                )
                 for key, value in facts.items():
                     print(f"    {key}: " + ", ".join(f"{k}={v}" for k, v in sorted(value.items())))
             phases = {c.get("status", {}).get("phase") for c in cluster.claims()}

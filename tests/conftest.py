@@ -91,7 +91,9 @@ def run_worker(
     if password is not None:
         full_env["DBOPS_PASSWORD"] = password
     full_env.update(env or {})
-    proc = subprocess.run([WORKER, action], env=full_env, capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        [WORKER, action], env=full_env, capture_output=True, text=True, timeout=timeout, check=False
+    )
     lines = proc.stdout.strip().splitlines()
     try:
         result = json.loads(lines[-1]) if lines else {}

@@ -35,8 +35,11 @@ def function_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Functi
 
 def cluster(client: FunctionClient) -> OfflineCluster:
     # Retries back off from 1 s so a transient failure is retried within the test.
-    return OfflineCluster(client, load_compositions(ROOT / "apis"),
-                          input_overrides={"retry": {"baseSeconds": 1, "maxSeconds": 2}})
+    return OfflineCluster(
+        client,
+        load_compositions(ROOT / "apis"),
+        input_overrides={"retry": {"baseSeconds": 1, "maxSeconds": 2}},
+    )
 
 
 def unique(prefix: str) -> str:
@@ -47,9 +50,16 @@ def unique(prefix: str) -> str:
 
 
 def admin_secret(server: Server, name: str, password: str | None = None) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": "Opaque",
-            "stringData": {"username": server.admin_user,
-                           "password": server.admin_password if password is None else password}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "type": "Opaque",
+        "stringData": {
+            "username": server.admin_user,
+            "password": server.admin_password if password is None else password,
+        },
+    }
 
 
 def claim(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -57,10 +67,14 @@ def claim(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def instance(server: Server, name: str, secret: str) -> dict[str, Any]:
-    return claim("DatabaseInstance", name, {
-        "engine": ENGINE[server.engine],
-        "connection": {"host": server.host, "port": server.port, "secretRef": {"name": secret}},
-    })
+    return claim(
+        "DatabaseInstance",
+        name,
+        {
+            "engine": ENGINE[server.engine],
+            "connection": {"host": server.host, "port": server.port, "secretRef": {"name": secret}},
+        },
+    )
 
 
 def phases(c: OfflineCluster) -> dict[str, str]:
@@ -109,7 +123,9 @@ QUICKSTARTS = {
 
 
 @pytest.mark.parametrize("server", ["postgres", "mariadb"], indirect=True)
-def test_quickstart_reaches_ready_and_the_user_logs_in(function_client: FunctionClient, server: Server) -> None:
+def test_quickstart_reaches_ready_and_the_user_logs_in(
+    function_client: FunctionClient, server: Server
+) -> None:
     path, secret_name, database = QUICKSTARTS[server.engine]
     docs = load_manifests([ROOT / path])
     for doc in docs:  # point the example at the private server; everything else as written
@@ -132,10 +148,14 @@ def test_quickstart_reaches_ready_and_the_user_logs_in(function_client: Function
     assert len(jobs(c)) == 3
     creds = c.secret_data(secret_name)
     assert set(creds) >= {"username", "password", "host", "port", "database", "uri"}
-    assert creds["host"] == server.host and creds["port"] == str(server.port) and creds["database"] == database
+    assert (
+        creds["host"] == server.host and creds["port"] == str(server.port) and creds["database"] == database
+    )
     assert database_exists(server, database)
     who = "SELECT current_user" if server.engine == "postgres" else "SELECT current_user()"
-    assert login(server, creds["username"], creds["password"], database, who)[0][0].startswith(creds["username"])
+    assert login(server, creds["username"], creds["password"], database, who)[0][0].startswith(
+        creds["username"]
+    )
     # The password is generated once: another round keeps it and runs nothing.
     runs = c.jobs_run
     c.reconcile()
@@ -150,8 +170,11 @@ def test_quickstart_reaches_ready_and_the_user_logs_in(function_client: Function
 def test_spec_change_runs_a_new_job_and_converges(function_client: FunctionClient, server: Server) -> None:
     name = unique("chg")
     c = cluster(function_client)
-    options: dict[str, Any] = ({"postgres": {"connectionLimit": 5}} if server.engine == "postgres"
-                               else {"mysql": {"charset": "utf8mb4", "collation": "utf8mb4_general_ci"}})
+    options: dict[str, Any] = (
+        {"postgres": {"connectionLimit": 5}}
+        if server.engine == "postgres"
+        else {"mysql": {"charset": "utf8mb4", "collation": "utf8mb4_general_ci"}}
+    )
     db = claim("Database", "db", {"instanceRef": {"name": "server"}, "name": name, **options})
     c.apply([admin_secret(server, "admin"), instance(server, "server", "admin"), db])
     c.reconcile()
@@ -186,11 +209,16 @@ def test_user_created_before_its_instance_is_ready_waits_then_converges(
 ) -> None:
     dbname, username = unique("early"), unique("early_u")
     c = cluster(function_client)
-    c.apply([
-        claim("Database", "db", {"instanceRef": {"name": "server"}, "name": dbname}),
-        claim("DatabaseUser", "user", {"instanceRef": {"name": "server"}, "databaseRef": {"name": "db"},
-                                       "username": username}),
-    ])
+    c.apply(
+        [
+            claim("Database", "db", {"instanceRef": {"name": "server"}, "name": dbname}),
+            claim(
+                "DatabaseUser",
+                "user",
+                {"instanceRef": {"name": "server"}, "databaseRef": {"name": "db"}, "username": username},
+            ),
+        ]
+    )
     c.reconcile()
     user = status(c, "DatabaseUser", "user")
     assert user["phase"] == "Pending" and "DatabaseInstance server" in user["message"]
@@ -221,17 +249,21 @@ def test_wrong_admin_password_fails_then_fixing_the_secret_converges(
 ) -> None:
     dbname = unique("wrongpw")
     c = cluster(function_client)
-    c.apply([
-        admin_secret(server, "admin", password="not-the-password"),
-        instance(server, "server", "admin"),
-        claim("Database", "db", {"instanceRef": {"name": "server"}, "name": dbname}),
-    ])
+    c.apply(
+        [
+            admin_secret(server, "admin", password="not-the-password"),
+            instance(server, "server", "admin"),
+            claim("Database", "db", {"instanceRef": {"name": "server"}, "name": dbname}),
+        ]
+    )
     c.reconcile()
     failed = status(c, "DatabaseInstance", "server")
     assert failed["phase"] == "Failed", failed
     assert "AuthenticationFailed" in condition(c, "DatabaseInstance", "server", "Connected")["reason"]
     assert server.admin_user in failed["message"] or "authentication" in failed["message"].lower()
-    assert "not-the-password" not in str(c.store.dump())  # only the Secret holds it, and dump() is all objects
+    assert "not-the-password" not in str(
+        c.store.dump()
+    )  # only the Secret holds it, and dump() is all objects
     assert status(c, "Database", "db")["phase"] == "Pending"
     assert not database_exists(server, dbname)
     runs = c.jobs_run
@@ -249,7 +281,9 @@ def test_wrong_admin_password_fails_then_fixing_the_secret_converges(
 
 def _grant_spec(engine: str, privileges: list[str]) -> dict[str, Any]:
     if engine == "postgres":
-        return {"postgres": {"grants": [{"schema": "public", "tables": ["orders"], "privileges": privileges}]}}
+        return {
+            "postgres": {"grants": [{"schema": "public", "tables": ["orders"], "privileges": privileges}]}
+        }
     return {"mysql": {"grants": [{"level": "table", "table": "orders", "privileges": privileges}]}}
 
 
@@ -267,8 +301,15 @@ def test_grant_shrink_revokes(function_client: FunctionClient, server: Server) -
     c.reconcile()
     assert set(phases(c).values()) == {"Ready"}, phases(c)
     server.query("CREATE TABLE orders (id int)", database=dbname)
-    grant = claim("DatabaseGrant", "grant", {"userRef": {"name": "user"}, "databaseRef": {"name": "db"},
-                                             **_grant_spec(server.engine, ["SELECT", "INSERT"])})
+    grant = claim(
+        "DatabaseGrant",
+        "grant",
+        {
+            "userRef": {"name": "user"},
+            "databaseRef": {"name": "db"},
+            **_grant_spec(server.engine, ["SELECT", "INSERT"]),
+        },
+    )
     c.apply([grant])
     c.reconcile()
     assert phases(c)["DatabaseGrant/grant"] == "Ready", status(c, "DatabaseGrant", "grant")
@@ -294,12 +335,14 @@ def test_ensure_absent_drops_only_when_unprotected_and_deleting_a_claim_drops_no
 ) -> None:
     kept, dropped = unique("kept"), unique("gone")
     c = cluster(function_client)
-    c.apply([
-        admin_secret(server, "admin"),
-        instance(server, "server", "admin"),
-        claim("Database", "kept", {"instanceRef": {"name": "server"}, "name": kept}),
-        claim("Database", "gone", {"instanceRef": {"name": "server"}, "name": dropped}),
-    ])
+    c.apply(
+        [
+            admin_secret(server, "admin"),
+            instance(server, "server", "admin"),
+            claim("Database", "kept", {"instanceRef": {"name": "server"}, "name": kept}),
+            claim("Database", "gone", {"instanceRef": {"name": "server"}, "name": dropped}),
+        ]
+    )
     c.reconcile()
     assert set(phases(c).values()) == {"Ready"}
 
@@ -309,8 +352,11 @@ def test_ensure_absent_drops_only_when_unprotected_and_deleting_a_claim_drops_no
     assert database_exists(server, kept)
 
     # ensure: Absent with deletionPolicy: Delete is refused while deletionProtection is on (the default) ...
-    absent = claim("Database", "gone", {"instanceRef": {"name": "server"}, "name": dropped, "ensure": "Absent",
-                                        "deletionPolicy": "Delete"})
+    absent = claim(
+        "Database",
+        "gone",
+        {"instanceRef": {"name": "server"}, "name": dropped, "ensure": "Absent", "deletionPolicy": "Delete"},
+    )
     c.apply([absent])
     c.reconcile()
     refused = status(c, "Database", "gone")

@@ -24,15 +24,30 @@ def main(argv: list[str] | None = None) -> int:
         description="Apply dbops claims and Secrets, call the function as Crossplane would, run the Jobs' worker "
         "commands locally against the real servers, and print each claim's status.",
     )
-    parser.add_argument("-f", "--filename", action="append", required=True, help="YAML with claims and Secrets")
-    parser.add_argument("--state", help="JSON file keeping the objects between runs (holds Secrets: mode 0600)")
-    parser.add_argument("--delete", action="append", default=[], metavar="KIND/NAME",
-                        help="delete a claim (or Secret) before reconciling, e.g. DatabaseUser/myapp-user")
-    parser.add_argument("--compositions", default="apis", help="directory with the Compositions (default: apis)")
+    parser.add_argument(
+        "-f", "--filename", action="append", required=True, help="YAML with claims and Secrets"
+    )
+    parser.add_argument(
+        "--state", help="JSON file keeping the objects between runs (holds Secrets: mode 0600)"
+    )
+    parser.add_argument(
+        "--delete",
+        action="append",
+        default=[],
+        metavar="KIND/NAME",
+        help="delete a claim (or Secret) before reconciling, e.g. DatabaseUser/myapp-user",
+    )
+    parser.add_argument(
+        "--compositions", default="apis", help="directory with the Compositions (default: apis)"
+    )
     parser.add_argument("--input", help="YAML merged into the function's Input (e.g. retry settings)")
     parser.add_argument("--function-address", help="call a function already serving here (--insecure)")
-    parser.add_argument("--max-wait", type=float, default=60.0,
-                        help="longest wait for a retry the function schedules (seconds, default 60)")
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=60.0,
+        help="longest wait for a retry the function schedules (seconds, default 60)",
+    )
     parser.add_argument("--show-secrets", action="store_true", help="print Secret values unmasked")
     parser.add_argument("-n", "--namespace", default="default")
     parser.add_argument("-o", "--output", choices=("table", "yaml"), default="table")
@@ -49,8 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         return _run(client, compositions, overrides, manifests, args)
 
 
-def _run(client: FunctionClient, compositions: dict[str, tuple[str, Obj | None]], overrides: Obj | None,
-         manifests: list[Obj], args: argparse.Namespace) -> int:
+def _run(
+    client: FunctionClient,
+    compositions: dict[str, tuple[str, Obj | None]],
+    overrides: Obj | None,
+    manifests: list[Obj],
+    args: argparse.Namespace,
+) -> int:
     cluster = OfflineCluster(client, compositions, overrides, namespace=args.namespace)
     if args.state and os.path.exists(args.state):
         cluster.store.load(json.loads(Path(args.state).read_text()))
@@ -68,7 +88,9 @@ def _run(client: FunctionClient, compositions: dict[str, tuple[str, Obj | None]]
     return 1 if failed else 0
 
 
-def report(cluster: OfflineCluster, output: str, show_secrets: bool, rounds: int, out: Any = sys.stdout) -> None:
+def report(
+    cluster: OfflineCluster, output: str, show_secrets: bool, rounds: int, out: Any = sys.stdout
+) -> None:
     claims = cluster.claims()
     secrets = [s for s in cluster.store.select("v1", "Secret") if _composed(s)]
     if output == "yaml":
@@ -79,12 +101,16 @@ def report(cluster: OfflineCluster, output: str, show_secrets: bool, rounds: int
     print(f"{'KIND':<18} {'NAME':<24} {'PHASE':<13} MESSAGE", file=out)
     for claim in claims:
         status = claim.get("status", {})
-        print(f"{claim['kind']:<18} {claim['metadata']['name']:<24} {status.get('phase', '-'):<13} "
-              f"{status.get('message', '')}", file=out)
+        print(
+            f"{claim['kind']:<18} {claim['metadata']['name']:<24} {status.get('phase', '-'):<13} "
+            f"{status.get('message', '')}",
+            file=out,
+        )
     for secret in secrets:
         print(f"\nSecret {secret['metadata']['namespace']}/{secret['metadata']['name']}:", file=out)
-        for key, value in sorted(cluster.secret_data(secret["metadata"]["name"],
-                                                     secret["metadata"]["namespace"]).items()):
+        for key, value in sorted(
+            cluster.secret_data(secret["metadata"]["name"], secret["metadata"]["namespace"]).items()
+        ):
             shown = value if show_secrets or key not in ("password", "uri") else _mask(key, value)
             print(f"  {key}: {shown}", file=out)
 

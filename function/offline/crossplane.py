@@ -36,8 +36,12 @@ def composite_for(claim: Obj, existing: Obj | None, composition: str) -> Obj:
     meta = claim["metadata"]
     name = existing["metadata"]["name"] if existing else xr_name(claim)
     spec = {k: copy.deepcopy(v) for k, v in claim.get("spec", {}).items() if k not in CLAIM_ONLY_SPEC}
-    spec["claimRef"] = {"apiVersion": API_VERSION, "kind": claim["kind"], "name": meta["name"],
-                        "namespace": meta.get("namespace", "default")}
+    spec["claimRef"] = {
+        "apiVersion": API_VERSION,
+        "kind": claim["kind"],
+        "name": meta["name"],
+        "namespace": meta.get("namespace", "default"),
+    }
     spec["compositionRef"] = {"name": composition}
     if "writeConnectionSecretToRef" in claim.get("spec", {}):
         spec["writeConnectionSecretToRef"] = {"name": meta["uid"], "namespace": CONNECTION_SECRET_NAMESPACE}
@@ -62,10 +66,19 @@ def composite_for(claim: Obj, existing: Obj | None, composition: str) -> Obj:
     return xr
 
 
-def request(tag: str, xr: Obj, observed: dict[str, Obj], fn_input: Obj | None,
-            required: dict[str, list[Obj]]) -> Any:
-    req = fnv1.RunFunctionRequest(meta=fnv1.RequestMeta(tag=tag, capabilities=[
-        fnv1.CAPABILITY_CAPABILITIES, fnv1.CAPABILITY_REQUIRED_RESOURCES, fnv1.CAPABILITY_CONDITIONS]))
+def request(
+    tag: str, xr: Obj, observed: dict[str, Obj], fn_input: Obj | None, required: dict[str, list[Obj]]
+) -> Any:
+    req = fnv1.RunFunctionRequest(
+        meta=fnv1.RequestMeta(
+            tag=tag,
+            capabilities=[
+                fnv1.CAPABILITY_CAPABILITIES,
+                fnv1.CAPABILITY_REQUIRED_RESOURCES,
+                fnv1.CAPABILITY_CONDITIONS,
+            ],
+        )
+    )
     req.observed.composite.resource.update(xr)
     for name, obj in observed.items():
         req.observed.resources[name].resource.update(obj)
@@ -112,9 +125,16 @@ def composed_metadata(obj: Obj, xr: Obj, name: str) -> Obj:
         if key in xr_labels:
             labels[key] = xr_labels[key]
     meta.setdefault("annotations", {})[COMPOSITION_RESOURCE_NAME] = name
-    meta["ownerReferences"] = [{"apiVersion": xr["apiVersion"], "kind": xr["kind"], "name": xr["metadata"]["name"],
-                                "uid": xr["metadata"].get("uid", ""), "controller": True,
-                                "blockOwnerDeletion": True}]
+    meta["ownerReferences"] = [
+        {
+            "apiVersion": xr["apiVersion"],
+            "kind": xr["kind"],
+            "name": xr["metadata"]["name"],
+            "uid": xr["metadata"].get("uid", ""),
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
     if not meta.get("name"):
         meta["name"] = f"{xr['metadata']['name']}-{hashlib.sha256(name.encode()).hexdigest()[:5]}"
     return obj
@@ -135,18 +155,39 @@ def normalise_secret(obj: Obj) -> Obj:
 def conditions(rsp: Any, ready: bool, fatal: str | None) -> tuple[list[Obj], list[Obj]]:
     """(XR conditions, claim conditions): Crossplane's Synced and Ready plus the function's custom ones."""
     now = "1970-01-01T00:00:00Z"
-    synced: Obj = {"type": "Synced", "status": "True", "reason": "ReconcileSuccess", "lastTransitionTime": now}
+    synced: Obj = {
+        "type": "Synced",
+        "status": "True",
+        "reason": "ReconcileSuccess",
+        "lastTransitionTime": now,
+    }
     if fatal:
-        synced = {"type": "Synced", "status": "False", "reason": "ReconcileError", "message": fatal,
-                  "lastTransitionTime": now}
-    ready_cond: Obj = {"type": "Ready", "status": "True" if ready else "False",
-                       "reason": "Available" if ready else "Creating", "lastTransitionTime": now}
+        synced = {
+            "type": "Synced",
+            "status": "False",
+            "reason": "ReconcileError",
+            "message": fatal,
+            "lastTransitionTime": now,
+        }
+    ready_cond: Obj = {
+        "type": "Ready",
+        "status": "True" if ready else "False",
+        "reason": "Available" if ready else "Creating",
+        "lastTransitionTime": now,
+    }
     xr_conds, claim_conds = [synced, ready_cond], [dict(synced), dict(ready_cond)]
-    status_names = {fnv1.STATUS_CONDITION_TRUE: "True", fnv1.STATUS_CONDITION_FALSE: "False",
-                    fnv1.STATUS_CONDITION_UNKNOWN: "Unknown"}
+    status_names = {
+        fnv1.STATUS_CONDITION_TRUE: "True",
+        fnv1.STATUS_CONDITION_FALSE: "False",
+        fnv1.STATUS_CONDITION_UNKNOWN: "Unknown",
+    }
     for cond in rsp.conditions:
-        item: Obj = {"type": cond.type, "status": status_names.get(cond.status, "Unknown"), "reason": cond.reason,
-                     "lastTransitionTime": now}
+        item: Obj = {
+            "type": cond.type,
+            "status": status_names.get(cond.status, "Unknown"),
+            "reason": cond.reason,
+            "lastTransitionTime": now,
+        }
         if cond.HasField("message"):
             item["message"] = cond.message
         xr_conds.append(item)

@@ -44,7 +44,9 @@ class PodRun:
 class JobRun:
     pods: list[Obj] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)
-    logs: list[str] = field(default_factory=list)  # each Pod's stdout and stderr, as `kubectl logs` shows them
+    logs: list[str] = field(
+        default_factory=list
+    )  # each Pod's stdout and stderr, as `kubectl logs` shows them
 
 
 def now_rfc3339() -> str:
@@ -94,8 +96,10 @@ def run_job(job: Obj, lookup_secret: SecretLookup, timeout_default: float = 600)
             return result
         result.status["failed"] = result.status["failed"] + 1
         if run.exit_code in fail_codes:
-            message = (f"Container {pod_spec['containers'][0]['name']} for pod {namespace}/{pod_name} failed with "
-                       f"exit code {run.exit_code} matching FailJob rule at index 0")
+            message = (
+                f"Container {pod_spec['containers'][0]['name']} for pod {namespace}/{pod_name} failed with "
+                f"exit code {run.exit_code} matching FailJob rule at index 0"
+            )
             result.status["conditions"] = [
                 _condition("FailureTarget", "PodFailurePolicy", message),
                 _condition("Failed", "PodFailurePolicy", message),
@@ -125,7 +129,9 @@ def run_pod(pod_spec: Obj, namespace: str, lookup_secret: SecretLookup, deadline
         command = resolve_command([*container.get("command", []), *container.get("args", [])])
         started = now_rfc3339()
         try:
-            proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=deadline, check=False)
+            proc = subprocess.run(
+                command, env=env, capture_output=True, text=True, timeout=deadline, check=False
+            )
             code, logs = proc.returncode, proc.stdout + proc.stderr
         except subprocess.TimeoutExpired as exc:
             partial = (exc.stdout or b"") + (exc.stderr or b"")
@@ -148,8 +154,9 @@ def _fail_job_exit_codes(job_spec: Obj) -> set[int]:
     return codes
 
 
-def _mount_secret_volumes(pod_spec: Obj, container: Obj, namespace: str, lookup: SecretLookup,
-                          root: Path) -> dict[str, str]:
+def _mount_secret_volumes(
+    pod_spec: Obj, container: Obj, namespace: str, lookup: SecretLookup, root: Path
+) -> dict[str, str]:
     volumes = {v["name"]: v for v in pod_spec.get("volumes", [])}
     mounts: dict[str, str] = {}
     for mount in container.get("volumeMounts", []):
@@ -171,14 +178,18 @@ def _mount_secret_volumes(pod_spec: Obj, container: Obj, namespace: str, lookup:
             if value is None:
                 if source.get("optional"):
                     continue
-                raise PodCannotStart(f'couldn\'t find key {item["key"]} in Secret {namespace}/{source["secretName"]}')
+                raise PodCannotStart(
+                    f"couldn't find key {item['key']} in Secret {namespace}/{source['secretName']}"
+                )
             path = target / item["path"]
             path.write_text(value)
             path.chmod(0o400)
     return mounts
 
 
-def _environment(container: Obj, namespace: str, lookup: SecretLookup, mounts: dict[str, str]) -> dict[str, str]:
+def _environment(
+    container: Obj, namespace: str, lookup: SecretLookup, mounts: dict[str, str]
+) -> dict[str, str]:
     env: dict[str, str] = {}
     for var in container.get("env", []):
         if "value" in var:
@@ -192,8 +203,11 @@ def _environment(container: Obj, namespace: str, lookup: SecretLookup, mounts: d
         if value is None:
             if ref.get("optional"):
                 continue
-            what = f'secret "{ref["name"]}" not found' if secret is None else (
-                f'couldn\'t find key {ref["key"]} in Secret {namespace}/{ref["name"]}')
+            what = (
+                f'secret "{ref["name"]}" not found'
+                if secret is None
+                else (f"couldn't find key {ref['key']} in Secret {namespace}/{ref['name']}")
+            )
             raise PodCannotStart(what)
         env[var["name"]] = value
     return env
@@ -202,7 +216,7 @@ def _environment(container: Obj, namespace: str, lookup: SecretLookup, mounts: d
 def _translate(value: str, mounts: dict[str, str]) -> str:
     for mount_path, local in mounts.items():
         if value == mount_path or value.startswith(mount_path + "/"):
-            return local + value[len(mount_path):]
+            return local + value[len(mount_path) :]
     return value
 
 
@@ -234,26 +248,51 @@ def _pod(job: Obj, name: str, pod_spec: Obj, run: PodRun | None = None, waiting:
                 "batch.kubernetes.io/controller-uid": uid,
                 "controller-uid": uid,
             },
-            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job_name, "uid": uid,
-                                 "controller": True, "blockOwnerDeletion": True}],
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": job_name,
+                    "uid": uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": pod_spec,
     }
     if run is None:
         pod["status"] = {
             "phase": "Pending",
-            "containerStatuses": [{"name": container, "ready": False, "restartCount": 0, "image": "",
-                                   "state": {"waiting": {"reason": "CreateContainerConfigError",
-                                                         "message": waiting or ""}}}],
+            "containerStatuses": [
+                {
+                    "name": container,
+                    "ready": False,
+                    "restartCount": 0,
+                    "image": "",
+                    "state": {"waiting": {"reason": "CreateContainerConfigError", "message": waiting or ""}},
+                }
+            ],
         }
         return pod
-    terminated = {"exitCode": run.exit_code, "reason": "Completed" if run.exit_code == 0 else "Error",
-                  "startedAt": run.started, "finishedAt": run.finished}
+    terminated = {
+        "exitCode": run.exit_code,
+        "reason": "Completed" if run.exit_code == 0 else "Error",
+        "startedAt": run.started,
+        "finishedAt": run.finished,
+    }
     if run.message:
         terminated["message"] = run.message
     pod["status"] = {
         "phase": "Succeeded" if run.exit_code == 0 else "Failed",
-        "containerStatuses": [{"name": container, "ready": False, "restartCount": 0, "image": "",
-                               "state": {"terminated": terminated}}],
+        "containerStatuses": [
+            {
+                "name": container,
+                "ready": False,
+                "restartCount": 0,
+                "image": "",
+                "state": {"terminated": terminated},
+            }
+        ],
     }
     return pod

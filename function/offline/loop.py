@@ -55,8 +55,13 @@ class Outcome:
 class OfflineCluster:
     """Claims, Secrets and composed resources in memory; the function over gRPC; Jobs run locally."""
 
-    def __init__(self, client: FunctionClient, compositions: dict[str, tuple[str, Obj | None]] | None = None,
-                 input_overrides: Obj | None = None, namespace: str = "default") -> None:
+    def __init__(
+        self,
+        client: FunctionClient,
+        compositions: dict[str, tuple[str, Obj | None]] | None = None,
+        input_overrides: Obj | None = None,
+        namespace: str = "default",
+    ) -> None:
         self.client = client
         self.compositions = compositions or {}
         self.input_overrides = input_overrides or {}
@@ -124,11 +129,15 @@ class OfflineCluster:
 
     def claims(self) -> list[Obj]:
         found = [o for o in self.store.all() if xp.is_claim(o)]
-        return sorted(found, key=lambda o: (ORDER[o["kind"]], o["metadata"]["namespace"], o["metadata"]["name"]))
+        return sorted(
+            found, key=lambda o: (ORDER[o["kind"]], o["metadata"]["namespace"], o["metadata"]["name"])
+        )
 
     def composite(self, claim: Obj) -> Obj | None:
-        labels = {"crossplane.io/claim-name": claim["metadata"]["name"],
-                  "crossplane.io/claim-namespace": claim["metadata"]["namespace"]}
+        labels = {
+            "crossplane.io/claim-name": claim["metadata"]["name"],
+            "crossplane.io/claim-namespace": claim["metadata"]["namespace"],
+        }
         found = self.store.select(xp.API_VERSION, "X" + claim["kind"], labels=labels)
         return found[0] if found else None
 
@@ -143,8 +152,12 @@ class OfflineCluster:
         return {k: secret_value(secret, k) or "" for k in secret.get("data", {})}
 
     def pods_of(self, job: Obj) -> list[Obj]:
-        return self.store.select("v1", "Pod", job["metadata"].get("namespace", ""),
-                               labels={"batch.kubernetes.io/job-name": job["metadata"]["name"]})
+        return self.store.select(
+            "v1",
+            "Pod",
+            job["metadata"].get("namespace", ""),
+            labels={"batch.kubernetes.io/job-name": job["metadata"]["name"]},
+        )
 
     # --- one round -----------------------------------------------------------------------------------------
 
@@ -160,8 +173,11 @@ class OfflineCluster:
         xr = self.store.put(xp.composite_for(claim, self.composite(claim), composition))
         if claim.get("spec", {}).get("resourceRef") is None:
             claim = copy.deepcopy(claim)
-            claim.setdefault("spec", {})["resourceRef"] = {"apiVersion": xp.API_VERSION, "kind": xr_kind,
-                                                           "name": xr["metadata"]["name"]}
+            claim.setdefault("spec", {})["resourceRef"] = {
+                "apiVersion": xp.API_VERSION,
+                "kind": xr_kind,
+                "name": xr["metadata"]["name"],
+            }
             claim = self.store.put(claim)
         observed = self._composed(xr)
         rsp = self._call(xr, observed, fn_input)
@@ -171,8 +187,11 @@ class OfflineCluster:
         desired = {} if fatal else xp.desired_resources(rsp)
         if not fatal:
             self._apply_desired(xr, observed, desired, outcome)
-        status = copy.deepcopy(xr.get("status", {})) if fatal else resource.struct_to_dict(
-            rsp.desired.composite.resource).get("status", {})
+        status = (
+            copy.deepcopy(xr.get("status", {}))
+            if fatal
+            else resource.struct_to_dict(rsp.desired.composite.resource).get("status", {})
+        )
         if rsp.desired.composite.ready != 0:
             ready = rsp.desired.composite.ready == 1
         else:
@@ -181,8 +200,13 @@ class OfflineCluster:
         xr = copy.deepcopy(xr)
         xr["status"] = {**{k: v for k, v in status.items() if k != "conditions"}, "conditions": xr_conds}
         self.store.put(xr)
-        claim = copy.deepcopy(self.claim(claim["kind"], claim["metadata"]["name"], claim["metadata"]["namespace"]))
-        claim["status"] = {**{k: v for k, v in status.items() if k != "conditions"}, "conditions": claim_conds}
+        claim = copy.deepcopy(
+            self.claim(claim["kind"], claim["metadata"]["name"], claim["metadata"]["namespace"])
+        )
+        claim["status"] = {
+            **{k: v for k, v in status.items() if k != "conditions"},
+            "conditions": claim_conds,
+        }
         self.store.put(claim)
         self._write_connection_secret(claim, rsp)
 
@@ -201,19 +225,27 @@ class OfflineCluster:
         if "name" in sel:
             obj = self.store.get(sel["apiVersion"], sel["kind"], sel["name"], sel.get("namespace", ""))
             return [obj] if obj else []
-        return self.store.select(sel["apiVersion"], sel["kind"], sel.get("namespace"), labels=sel.get("labels"))
+        return self.store.select(
+            sel["apiVersion"], sel["kind"], sel.get("namespace"), labels=sel.get("labels")
+        )
 
-    def _apply_desired(self, xr: Obj, observed: dict[str, Obj], desired: dict[str, tuple[Obj, bool]],
-                       outcome: Outcome) -> None:
+    def _apply_desired(
+        self, xr: Obj, observed: dict[str, Obj], desired: dict[str, tuple[Obj, bool]], outcome: Outcome
+    ) -> None:
         for name, (wanted, _) in desired.items():
             obj = xp.normalise_secret(xp.composed_metadata(wanted, xr, name))
             meta = obj["metadata"]
             if not meta.get("namespace"):
-                outcome.events.append(f"cannot apply {name}: a namespaced {obj.get('kind')} needs a namespace")
+                outcome.events.append(
+                    f"cannot apply {name}: a namespaced {obj.get('kind')} needs a namespace"
+                )
                 continue
             existing = self.store.get(obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"])
-            if (existing is not None and obj["kind"] == "Job"
-                    and existing["spec"].get("template") != obj["spec"].get("template")):
+            if (
+                existing is not None
+                and obj["kind"] == "Job"
+                and existing["spec"].get("template") != obj["spec"].get("template")
+            ):
                 outcome.events.append(f"cannot apply {name}: Job spec.template is immutable")
                 continue
             if existing is not None and "status" in existing and "status" not in obj:
@@ -236,11 +268,15 @@ class OfflineCluster:
             return
         import base64
 
-        self.store.put({
-            "apiVersion": "v1", "kind": "Secret", "type": "connection.crossplane.io/v1alpha1",
-            "metadata": {"name": ref["name"], "namespace": claim["metadata"]["namespace"]},
-            "data": {k: base64.b64encode(v).decode() for k, v in sorted(details.items())},
-        })
+        self.store.put(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "connection.crossplane.io/v1alpha1",
+                "metadata": {"name": ref["name"], "namespace": claim["metadata"]["namespace"]},
+                "data": {k: base64.b64encode(v).decode() for k, v in sorted(details.items())},
+            }
+        )
 
     def _composed(self, xr: Obj) -> dict[str, Obj]:
         out: dict[str, Obj] = {}
@@ -255,7 +291,9 @@ class OfflineCluster:
 
     def _run_jobs(self) -> None:
         for job in self.store.select("batch/v1", "Job"):
-            conditions = {c["type"] for c in job.get("status", {}).get("conditions", []) if c["status"] == "True"}
+            conditions = {
+                c["type"] for c in job.get("status", {}).get("conditions", []) if c["status"] == "True"
+            }
             if conditions & {"Complete", "Failed"}:
                 continue
             if job.get("spec", {}).get("suspend"):
@@ -282,7 +320,9 @@ class OfflineCluster:
 def _merge(base: Obj | None, overrides: Obj) -> Obj | None:
     if not overrides:
         return base
-    out: Obj = copy.deepcopy(base) if base else {"apiVersion": "dbops.fn.dbprovision.io/v1alpha1", "kind": "Input"}
+    out: Obj = (
+        copy.deepcopy(base) if base else {"apiVersion": "dbops.fn.dbprovision.io/v1alpha1", "kind": "Input"}
+    )
     for key, value in overrides.items():
         current = out.get(key)
         out[key] = _merge(current, value) if isinstance(value, dict) and isinstance(current, dict) else value

@@ -63,8 +63,9 @@ class LocalFunction:
         time.sleep(0.05)
         return self.client
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self.client is not None:
             self.client.close()
         if self.proc is not None:

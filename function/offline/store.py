@@ -53,11 +53,19 @@ class ObjectStore:
         return removed
 
     def select(
-        self, api_version: str | None = None, kind: str | None = None, namespace: str | None = None,
-             labels: dict[str, str] | None = None) -> list[Obj]:
+        self,
+        api_version: str | None = None,
+        kind: str | None = None,
+        namespace: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> list[Obj]:
         out = []
         for (av, k, ns, _), obj in sorted(self._objects.items()):
-            if (api_version and av != api_version) or (kind and k != kind) or (namespace is not None and ns != namespace):
+            if (
+                (api_version and av != api_version)
+                or (kind and k != kind)
+                or (namespace is not None and ns != namespace)
+            ):
                 continue
             have = obj.get("metadata", {}).get("labels", {})
             if labels and any(have.get(lk) != lv for lk, lv in labels.items()):
