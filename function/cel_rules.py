@@ -216,8 +216,9 @@ def _correlate_items(schema: Schema, value: list[Any], old: Any) -> list[Any]:
     if schema.get("x-kubernetes-list-type") != "map" or not isinstance(old, list):
         return [None] * len(value)
     keys = schema.get("x-kubernetes-list-map-keys", [])
-    by_key = {tuple(o.get(k) for k in keys): o for o in old if isinstance(o, dict)}
-    return [by_key.get(tuple(v.get(k) for k in keys)) if isinstance(v, dict) else None for v in value]
+    # Keys by their JSON text: a key of the wrong type (a list) is a schema error, not a reason to crash.
+    by_key = {_json([o.get(k) for k in keys]): o for o in old if isinstance(o, dict)}
+    return [by_key.get(_json([v.get(k) for k in keys])) if isinstance(v, dict) else None for v in value]
 
 
 def _has_type(value: Any, kind: str) -> bool:

@@ -45,4 +45,5 @@ def compose_database(view: View) -> Outcome:
 
 def _with(out: Outcome, lookup: Lookup) -> Outcome:
     out.conditions.extend(lookup.conditions)
+    out.results.extend(lookup.results())
     return out

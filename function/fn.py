@@ -27,6 +27,7 @@ from function.input import parse_input
 from function.instance import compose_instance
 from function.job import canonical
 from function.outcome import Outcome, Result
+from function.redaction import known_secrets, redacted
 from function.response_cache import ResponseCache, request_key
 from function.user import compose_user
 from function.view import View, decode
@@ -136,7 +137,8 @@ def run(
         now=now,
         rng=rng,
     )
-    outcome = compose(view)
+    # Whatever a worker reported, no password this call can see reaches status, conditions or events.
+    outcome = redacted(compose(view), known_secrets(view), view.kind)
     return write(req, outcome, now), view, outcome
 
 

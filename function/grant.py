@@ -97,10 +97,11 @@ def compose_grant(view: View) -> Outcome:
 
 
 def _claim_spec(lookup: Lookup, requirement: str, kind: str, name: str, path: str) -> dict[str, Any] | None:
-    found = lookup.claim(requirement, kind, name)
+    found = lookup.claim(requirement, kind, name, path)
     return lookup.claim_spec(found, kind, path) if found is not None else None
 
 
 def _with(out: Outcome, lookup: Lookup) -> Outcome:
     out.conditions.extend(lookup.conditions)
+    out.results.extend(lookup.results())
     return out

@@ -14,7 +14,7 @@ from typing import Any
 from function.connection import ServerAccess
 from function.job import canonical
 from function.objects import mapping, text
-from function.outcome import Condition, Requirement
+from function.outcome import Condition, Requirement, Result
 from function.status import INSTANCE_READY
 from function.view import API_VERSION, View, claim_spec
 from worker.spec_schema import SPECS
@@ -45,22 +45,33 @@ class Lookup:
     waiting: list[str] = field(default_factory=list)
     errors: list[FieldError] = field(default_factory=list)
     conditions: list[Condition] = field(default_factory=list)
+    # References to objects that do not exist (yet): the call waits for them, and says so in a Warning result
+    # naming the field, since a typo in a name looks exactly like this.
+    missing: list[FieldError] = field(default_factory=list)
 
-    def require(self, name: str, api_version: str, kind: str, match_name: str) -> dict[str, Any] | None:
+    def require(
+        self, name: str, api_version: str, kind: str, match_name: str, path: str = ""
+    ) -> dict[str, Any] | None:
         self.requirements[name] = Requirement(api_version, kind, self.view.namespace, match_name=match_name)
         if not self.view.resolved(name):
             self.waiting.append(f"looking up {kind} {match_name}")
             return None
         found = self.view.one(name)
         if found is None or text(found, "metadata", "name") not in ("", match_name):
-            self.waiting.append(f"{kind} {match_name} not found in namespace {self.view.namespace}")
+            what = f"{kind} {match_name} not found in namespace {self.view.namespace}"
+            self.waiting.append(f"{path}: {what}" if path else what)
+            if path:
+                self.missing.append(FieldError(path, f"{what}; waiting for it (create it, or fix the name)"))
             return None
         return found
 
-    def claim(self, name: str, claim_kind: str, match_name: str) -> dict[str, Any] | None:
+    def results(self) -> list[Result]:
+        return [Result("Warning", str(e), "ReferenceNotFound") for e in self.missing]
+
+    def claim(self, name: str, claim_kind: str, match_name: str, path: str = "") -> dict[str, Any] | None:
         """A referenced claim, or None (recorded as waiting) while it is missing or not Ready."""
         kind = self.view.ref_kind(claim_kind)
-        found = self.require(name, API_VERSION, kind, match_name)
+        found = self.require(name, API_VERSION, kind, match_name, path)
         if found is None:
             return None
         status = mapping(found, "status")
@@ -107,7 +118,7 @@ class Lookup:
 def instance_spec(lookup: Lookup, name: str, path: str) -> dict[str, Any] | None:
     """Resolve the DatabaseInstance claim `name`; record the InstanceReady condition."""
     before = len(lookup.waiting)
-    found = lookup.claim(INSTANCE, "DatabaseInstance", name)
+    found = lookup.claim(INSTANCE, "DatabaseInstance", name, path)
     if found is None:
         message = "; ".join(lookup.waiting[before:])
         if not lookup.view.resolved(INSTANCE):

@@ -73,7 +73,7 @@ def _compose(view: View) -> Outcome:
     existing = None
     if "existingPasswordSecret" in spec and action == "apply":
         ref = spec["existingPasswordSecret"]
-        existing = lookup.require(PASSWORD_SECRET, "v1", "Secret", ref["name"])
+        existing = lookup.require(PASSWORD_SECRET, "v1", "Secret", ref["name"], "spec.existingPasswordSecret")
     if lookup.errors:
         return _with(st.invalid(view, KIND, lookup.errors, lookup.requirements), lookup)
     if instance is None or lookup.waiting:
@@ -163,7 +163,7 @@ def _compose(view: View) -> Outcome:
 
 def _database_name(lookup: Lookup, name: str, instance_name: str) -> str:
     """The server-side name of the referenced Database claim, checking it lives on the same instance."""
-    found = lookup.claim(DATABASE, "Database", name)
+    found = lookup.claim(DATABASE, "Database", name, "spec.databaseRef")
     if found is None:
         return ""
     spec = lookup.claim_spec(found, "Database", "spec.databaseRef")
@@ -183,4 +183,5 @@ def _database_name(lookup: Lookup, name: str, instance_name: str) -> str:
 
 def _with(out: Outcome, lookup: Lookup) -> Outcome:
     out.conditions.extend(lookup.conditions)
+    out.results.extend(lookup.results())
     return out

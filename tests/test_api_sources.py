@@ -345,8 +345,8 @@ def test_rule_errors_accepts_a_valid_spec_and_names_the_broken_rule() -> None:
     bad = _defaulted("DatabaseInstance", {**INSTANCE, "mysql": {}, "tls": {"enabled": True}})
     errors = {str(e) for e in rule_errors(SPECS["DatabaseInstance"], bad, "spec")}
     assert errors == {
-        "spec: mysql options need engine: mysql or mariadb",
-        "spec.tls: tls.enabled defaults to mode verify-full, which needs tls.secretRef; set it or tls.mode: require",
+        "spec.mysql: mysql options need engine: mysql or mariadb",
+        "spec.tls.secretRef: tls.enabled defaults to mode verify-full, which needs tls.secretRef; set it or tls.mode: require",
     }
 
 
@@ -361,7 +361,7 @@ def test_rule_errors_reaches_list_items_with_their_index() -> None:
         },
     }
     errors = [str(e) for e in rule_errors(SPECS["DatabaseGrant"], _defaulted("DatabaseGrant", spec), "spec")]
-    assert errors == ["spec.mysql.grants[1]: column grants need columns"]
+    assert errors == ["spec.mysql.grants[1].columns: column grants need columns"]
 
 
 def test_transition_rules_run_only_on_updates_and_only_where_the_old_value_exists() -> None:

@@ -8,7 +8,7 @@ import os
 import sys
 
 from worker.errors import InvalidRequest, WorkerError
-from worker.request import ACTIONS, parse, secrets_from_env
+from worker.request import ACTIONS, admin_errors, parse, secrets_from_env
 from worker.result import Result, redact, render, write_result_file
 from worker.spec_schema import KINDS
 
@@ -31,6 +31,9 @@ def run_cli(action: str, request_file: str | None) -> int:
         request = parse(text, action)
         creds = secrets_from_env(request)
         secrets = creds.values()
+        refused = admin_errors(request, creds)
+        if refused:
+            raise InvalidRequest("; ".join(refused))
     except WorkerError as exc:
         result = Result(kind=_kind_of(text), action=action, error=exc)
         return _finish(result, secrets)

@@ -70,6 +70,35 @@ def parse(text: str, action: str) -> Request:
     return Request(kind, value["engine"], value["connection"], value["spec"], value.get("owner", {}))
 
 
+def admin_errors(request: Request, secrets: Secrets) -> list[str]:
+    """The request's fields that name the account the worker connects as. Altering, dropping or revoking from
+    that account, or making another role a member of it (PostgreSQL members may SET ROLE to it), would lock dbops
+    out or hand its power over. Only the worker knows the admin's name (from its Secret), so only it can check,
+    and it does so before connecting."""
+    admin = secrets.admin_username
+    spec = request.spec
+    named: list[tuple[str, Any]] = []
+    if request.kind == "DatabaseUser":
+        named.append(("username", spec.get("username")))
+        named += [(f"roles[{i}]", r) for i, r in enumerate(spec.get("roles") or [])]
+        named += [
+            (f"postgres.inRoles[{i}]", r)
+            for i, r in enumerate((spec.get("postgres") or {}).get("inRoles") or [])
+        ]
+    elif request.kind == "DatabaseGrant":
+        named.append(("grantee", spec.get("grantee")))
+        for block in ("postgres", "mysql"):
+            named += [
+                (f"{block}.roles[{i}]", r) for i, r in enumerate((spec.get(block) or {}).get("roles") or [])
+            ]
+    return [
+        f"request.spec.{path}: {admin!r} is the admin account dbops connects as; dbops does not manage it "
+        "(choose another name)"
+        for path, name in named
+        if name == admin
+    ]
+
+
 def secrets_from_env(request: Request, env: os._Environ[str] | dict[str, str] = os.environ) -> Secrets:
     """Read the credentials the Job's spec maps in from Secrets (never from the request)."""
     missing = [k for k in ("DBOPS_ADMIN_USERNAME", "DBOPS_ADMIN_PASSWORD") if k not in env]

@@ -56,25 +56,42 @@ def redact(text: str, secrets: list[str]) -> str:
     return text
 
 
+def _redacted(value: Any, secrets: list[str]) -> Any:
+    """Every string in a JSON-like value redacted. Done before serialising: in the JSON text a secret with a quote,
+    a backslash or a control character is escaped and would no longer match, and cutting a message short could
+    leave half a secret behind."""
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, list):
+        return [_redacted(v, secrets) for v in value]
+    if isinstance(value, dict):
+        return {_redacted(k, secrets): _redacted(v, secrets) for k, v in value.items()}
+    return value
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
 def render(result: Result, secrets: list[str]) -> str:
     """Serialise to one line of at most RESULT_LIMIT bytes, shortening the change list and messages if needed."""
-    data = result.to_dict()
-    line = redact(json.dumps(data, separators=(",", ":"), sort_keys=False), secrets)
+    data = _redacted(result.to_dict(), secrets)
+    line = _dumps(data)
     changes = list(data["changes"])
     while len(line.encode()) > RESULT_LIMIT and changes:
         keep = max(0, len(changes) // 2)
         dropped = len(result.changes) - keep
         changes = changes[:keep]
         data["changes"] = [*changes, f"... and {dropped} more"]
-        line = redact(json.dumps(data, separators=(",", ":")), secrets)
+        line = _dumps(data)
         if keep == 0:
             break
     if len(line.encode()) > RESULT_LIMIT and data["error"]:
         data["error"]["message"] = data["error"]["message"][:1024] + " ..."
-        line = redact(json.dumps(data, separators=(",", ":")), secrets)
+        line = _dumps(data)
     if len(line.encode()) > RESULT_LIMIT:
         data["observed"] = {"truncated": True}
-        line = redact(json.dumps(data, separators=(",", ":")), secrets)
+        line = _dumps(data)
     return line
 
 

@@ -12,6 +12,9 @@ from worker.validation import FieldError
 
 # PostgreSQL refuses these as role names, or gives them a special meaning in GRANT/ALTER.
 PG_RESERVED_ROLES = frozenset({"public", "none", "current_user", "session_user", "current_role"})
+# MySQL and MariaDB refuse these as role names (SET ROLE NONE, GRANT ... TO PUBLIC); MariaDB even reads a quoted
+# `none` in SET DEFAULT ROLE as NONE. User names are not affected.
+MYSQL_RESERVED_ROLES = frozenset({"none", "public"})
 MYSQL_USER_MAX = 32
 
 
@@ -25,7 +28,26 @@ def role_name_errors(engine: str, path: str, name: str, membership: bool = False
             return [FieldError(path, f"{name!r}: role names starting with pg_ are reserved in PostgreSQL")]
     elif engine == "mysql" and len(name) > MYSQL_USER_MAX:
         return [FieldError(path, f"must be at most {MYSQL_USER_MAX} characters on MySQL, got {len(name)}")]
+    elif membership and name.lower() in MYSQL_RESERVED_ROLES:
+        return [
+            FieldError(path, f"{name!r} is reserved in MySQL and MariaDB role names; choose another name")
+        ]
     return []
+
+
+def _pg_database_role_errors(spec: dict[str, Any], prefix: str) -> list[FieldError]:
+    """The roles a Database names (owner, schema owners, default-privilege grantees and creators): existing roles,
+    so PostgreSQL's predefined pg_* roles are fine, but not the names PostgreSQL reads as keywords."""
+    pg = spec.get("postgres") or {}
+    named = [("owner", spec.get("owner"))]
+    named += [(f"postgres.schemas[{i}].owner", s.get("owner")) for i, s in enumerate(pg.get("schemas", []))]
+    for i, rule in enumerate(pg.get("defaultPrivileges", [])):
+        named += [(f"postgres.defaultPrivileges[{i}].{key}", rule.get(key)) for key in ("role", "forRole")]
+    errors: list[FieldError] = []
+    for path, name in named:
+        if isinstance(name, str):
+            errors += role_name_errors("postgres", f"{prefix}.{path}", name, membership=True)
+    return errors
 
 
 def engine_errors(kind: str, engine: str, spec: dict[str, Any], prefix: str = "spec") -> list[FieldError]:
@@ -42,8 +64,13 @@ def engine_errors(kind: str, engine: str, spec: dict[str, Any], prefix: str = "s
         errors.append(
             FieldError(f"{prefix}.owner", "applies to PostgreSQL only; MySQL/MariaDB databases have no owner")
         )
+    if kind == "Database" and engine == "postgres":
+        errors += _pg_database_role_errors(spec, prefix)
     if kind == "DatabaseGrant" and "grantee" in spec:
         errors += role_name_errors(engine, f"{prefix}.grantee", spec["grantee"])
+    if kind == "DatabaseGrant" and engine != "postgres":
+        for i, role in enumerate((spec.get("mysql") or {}).get("roles", [])):
+            errors += role_name_errors(engine, f"{prefix}.mysql.roles[{i}]", role, membership=True)
     if engine == "postgres":
         from worker import pg_privileges
 

@@ -48,6 +48,9 @@ class Rule:
     cel: str
     message: str
     check: Callable[[dict[str, Any]], bool]
+    # The field the error is reported at (Kubernetes `fieldPath`, relative to the node carrying the rule, e.g.
+    # `.mysql`), so the API server and our validators name the field to fix, not just the object around it.
+    field: str = ""
 
 
 # --- builders -------------------------------------------------------------------------------------------------
@@ -106,7 +109,10 @@ def obj(
     if required:
         out["required"] = list(required)
     if rules:
-        out["x-kubernetes-validations"] = [{"rule": r.cel, "message": r.message} for r in rules]
+        out["x-kubernetes-validations"] = [
+            {"rule": r.cel, "message": r.message, **({"fieldPath": r.field} if r.field else {})}
+            for r in rules
+        ]
         out[CHECKS] = [r.check for r in rules]
     return out
 
@@ -161,6 +167,7 @@ ENGINE_OPTION_RULE = Rule(
     "!(has(self.postgres) && has(self.mysql))",
     "set postgres or mysql options, not both",
     lambda s: not ("postgres" in s and "mysql" in s),
+    ".mysql",
 )
 
 INSTANCE_REF = object_ref("The DatabaseInstance claim (same namespace) whose server holds this object.")
@@ -228,6 +235,7 @@ DATABASE_INSTANCE: Schema = obj(
                     "!has(self.mode) || self.enabled || self.mode == 'disable'",
                     "tls.mode needs tls.enabled: true",
                     lambda t: "mode" not in t or t["enabled"] or t["mode"] == "disable",
+                    ".mode",
                 ),
                 Rule(
                     "!(self.enabled && has(self.mode) && (self.mode == 'verify-ca' || self.mode == 'verify-full'))"
@@ -237,11 +245,13 @@ DATABASE_INSTANCE: Schema = obj(
                         not (t["enabled"] and t.get("mode") in ("verify-ca", "verify-full"))
                         or "secretRef" in t
                     ),
+                    ".secretRef",
                 ),
                 Rule(
                     "!self.enabled || has(self.mode) || has(self.secretRef)",
                     "tls.enabled defaults to mode verify-full, which needs tls.secretRef; set it or tls.mode: require",
                     lambda t: not t["enabled"] or "mode" in t or "secretRef" in t,
+                    ".secretRef",
                 ),
             ),
         ),
@@ -298,21 +308,25 @@ DATABASE_INSTANCE: Schema = obj(
             "!has(self.postgres) || self.engine == 'postgres'",
             "postgres options need engine: postgres",
             lambda s: "postgres" not in s or s["engine"] == "postgres",
+            ".postgres",
         ),
         Rule(
             "!has(self.mysql) || self.engine != 'postgres'",
             "mysql options need engine: mysql or mariadb",
             lambda s: "mysql" not in s or s["engine"] != "postgres",
+            ".mysql",
         ),
         Rule(
             "!(has(self.tls) && self.tls.enabled && has(self.postgres) && has(self.postgres.sslMode))",
             "set the TLS mode once: tls.mode or postgres.sslMode, not both",
             lambda s: not (s.get("tls", {}).get("enabled") and "sslMode" in s.get("postgres", {})),
+            ".postgres.sslMode",
         ),
         Rule(
             "!(has(self.tls) && self.tls.enabled && has(self.mysql) && has(self.mysql.tls))",
             "set the TLS mode once: tls.mode or mysql.tls, not both",
             lambda s: not (s.get("tls", {}).get("enabled") and "tls" in s.get("mysql", {})),
+            ".mysql.tls",
         ),
     ),
 )
@@ -403,6 +417,7 @@ DATABASE: Schema = obj(
                                 "self.objectType != 'schemas' || !has(self.schema)",
                                 "default privileges on schemas cannot be limited to a schema",
                                 lambda d: d["objectType"] != "schemas" or "schema" not in d,
+                                ".schema",
                             ),
                         ),
                     ),
@@ -558,6 +573,7 @@ DATABASE_USER: Schema = obj(
             lambda s: (
                 not ("existingPasswordSecret" in s and s.get("passwordSecret", {}).get("generate") is True)
             ),
+            ".passwordSecret.generate",
         ),
     ),
 )
@@ -632,6 +648,7 @@ DATABASE_GRANT: Schema = obj(
                                     not any(k in g for k in ("tables", "sequences", "functions"))
                                     or "schema" in g
                                 ),
+                                ".schema",
                             ),
                         ),
                     ),
@@ -663,37 +680,44 @@ DATABASE_GRANT: Schema = obj(
                                 "self.level != 'global' || !(has(self.database) || has(self.table))",
                                 "a global grant names no database or table",
                                 lambda g: g["level"] != "global" or not ("database" in g or "table" in g),
+                                ".level",
                             ),
                             Rule(
                                 "!(self.level == 'table' || self.level == 'column') || has(self.table)",
                                 "table and column grants need table",
                                 lambda g: g["level"] not in ("table", "column") or "table" in g,
+                                ".table",
                             ),
                             Rule(
                                 "self.level != 'column' || has(self.columns)",
                                 "column grants need columns",
                                 lambda g: g["level"] != "column" or "columns" in g,
+                                ".columns",
                             ),
                             Rule(
                                 "self.level == 'column' || !has(self.columns)",
                                 "columns belong to column grants",
                                 lambda g: g["level"] == "column" or "columns" not in g,
+                                ".columns",
                             ),
                             Rule(
                                 "self.level != 'procedure' || has(self.procedure)",
                                 "procedure grants need procedure",
                                 lambda g: g["level"] != "procedure" or "procedure" in g,
+                                ".procedure",
                             ),
                             Rule(
                                 # `function` is a CEL reserved word: Kubernetes exposes the field as __function__.
                                 "self.level != 'function' || has(self.__function__)",
                                 "function grants need function",
                                 lambda g: g["level"] != "function" or "function" in g,
+                                ".function",
                             ),
                             Rule(
                                 "(self.level == 'table' || self.level == 'column') || !has(self.table)",
                                 "table belongs to table and column grants",
                                 lambda g: g["level"] in ("table", "column") or "table" not in g,
+                                ".table",
                             ),
                         ),
                     ),
@@ -708,6 +732,7 @@ DATABASE_GRANT: Schema = obj(
             "has(self.userRef) != has(self.roleName)",
             "set exactly one of userRef and roleName",
             lambda s: ("userRef" in s) != ("roleName" in s),
+            ".roleName",
         ),
     ),
 )
@@ -941,11 +966,13 @@ def request_schema(kind: str) -> Schema:
                 "self.engine == 'postgres' || !has(self.spec.postgres)",
                 "spec.postgres needs engine postgres",
                 lambda r: r["engine"] == "postgres" or "postgres" not in r["spec"],
+                ".spec.postgres",
             ),
             Rule(
                 "self.engine != 'postgres' || !has(self.spec.mysql)",
                 "spec.mysql needs engine mysql or mariadb",
                 lambda r: r["engine"] != "postgres" or "mysql" not in r["spec"],
+                ".spec.mysql",
             ),
             Rule(
                 "self.engine == 'postgres' || !has(self.connection.sslMode) || "
@@ -954,6 +981,7 @@ def request_schema(kind: str) -> Schema:
                 lambda r: (
                     r["engine"] == "postgres" or r["connection"].get("sslMode") not in ("allow", "prefer")
                 ),
+                ".connection.sslMode",
             ),
         ),
     )

@@ -35,11 +35,20 @@ class FieldError:
 
 @lru_cache(maxsize=256)
 def _regex(pattern: str) -> re.Pattern[str]:
+    # OpenAPI patterns are ECMA-262 / RE2 regular expressions, whose `$` matches only at the end of the text; in
+    # Python it also matches before a final newline, so `app\n` would pass `^[a-z]+$` here and fail in the API
+    # server. Our patterns end with `$` as their only end anchor.
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
     return re.compile(pattern)
 
 
+# `scheme://user:password@host` pasted into a field: the error message must not repeat the password.
+_URL_PASSWORD = re.compile(r"(://[^/@:\s]*):[^/@\s]*@")
+
+
 def _show(value: Any) -> str:
-    text = repr(value)
+    text = _URL_PASSWORD.sub(r"\1:***@", repr(value))
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -95,7 +104,7 @@ def _walk_object(
             schema.get("x-kubernetes-validations", []), schema.get(CHECKS, []), strict=True
         ):
             if not check(out):
-                errors.append(FieldError(path, rule["message"]))
+                errors.append(FieldError(path + rule.get("fieldPath", ""), rule["message"]))
     return out
 
 
@@ -120,7 +129,8 @@ def _walk_array(schema: Schema, value: list[Any], path: str, errors: list[FieldE
         for i, item in enumerate(out):
             if not isinstance(item, dict):
                 continue
-            key = tuple(item.get(k) for k in keys)
+            # repr: a key of the wrong type (a list, say) is reported by its item's schema, and must not crash us.
+            key = tuple(repr(item.get(k)) for k in keys)
             if key in seen_keys:
                 shown = ", ".join(f"{k}={item.get(k)!r}" for k in keys)
                 errors.append(FieldError(f"{path}[{i}]", f"duplicate entry with {shown}"))
