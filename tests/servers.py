@@ -273,12 +273,25 @@ class Server:
     server_log_path: str | None = None
     socket_dir: str | None = None
     stop_callback: object = None
+    start_callback: object = None  # starts a stopped server again, same data, port and TLS (fault tests)
 
     @property
     def url(self) -> str:
         scheme = "postgresql" if self.engine == "postgres" else "mysql"
         db = f"/{self.admin_database}" if self.admin_database else ""
         return f"{scheme}://{self.admin_user}:***@{self.host}:{self.port}{db}"
+
+    def stop(self) -> None:
+        """Stop the server abruptly (PostgreSQL: immediate shutdown, MariaDB: SIGTERM): sessions are cut."""
+        if not callable(self.stop_callback):
+            raise RuntimeError(f"{self.url} was not started by tests.servers; it cannot be stopped")
+        self.stop_callback()
+
+    def start(self) -> None:
+        """Start a server stopped with `stop()` again, on the same port with the same data."""
+        if not callable(self.start_callback):
+            raise RuntimeError(f"{self.url} was not started by tests.servers; it cannot be restarted")
+        self.start_callback()
 
     def connection(self) -> dict[str, object]:
         """The request `connection` block for this server."""
@@ -366,7 +379,9 @@ def _pg_bindir() -> str:
     return os.path.dirname(path)
 
 
-def start_postgres(base: Path, ca: CertificateAuthority) -> Server:
+def start_postgres(
+    base: Path, ca: CertificateAuthority, cert_hosts: tuple[str, ...] = ("localhost", "127.0.0.1")
+) -> Server:
     bindir = _pg_bindir()
     data, sockets, log = base / "pgdata", base / "pgsock", base / "postgres.log"
     sockets.mkdir(parents=True)
@@ -374,7 +389,7 @@ def start_postgres(base: Path, ca: CertificateAuthority) -> Server:
     password = secrets.token_urlsafe(18)
     pwfile = base / "pgpass"
     pwfile.write_text(password + "\n")
-    tls = ca.issue("pg-server", "localhost", hosts=("localhost", "127.0.0.1"), directory=base / "tls")
+    tls = ca.issue("pg-server", "localhost", hosts=cert_hosts, directory=base / "tls")
     _chown(base, "postgres")
     _run(
         [
@@ -425,7 +440,13 @@ def start_postgres(base: Path, ca: CertificateAuthority) -> Server:
     with open(data / "postgresql.conf", "a", encoding="utf-8") as handle:
         handle.write("\n# dbops test server\n" + "".join(f"{k} = {v}\n" for k, v in conf.items()))
     _chown(base, "postgres")
-    _run([f"{bindir}/pg_ctl", "-D", str(data), "-l", str(log), "-w", "-t", "60", "start"], user="postgres")
+
+    def start() -> None:
+        _run(
+            [f"{bindir}/pg_ctl", "-D", str(data), "-l", str(log), "-w", "-t", "60", "start"], user="postgres"
+        )
+
+    start()
     # The statement log is the server log; psql from the socket creates the role tests use for cert logins.
     _run(
         [
@@ -461,10 +482,13 @@ def start_postgres(base: Path, ca: CertificateAuthority) -> Server:
         str(log),
         str(sockets),
         stop,
+        start,
     )
 
 
-def start_mariadb(base: Path, ca: CertificateAuthority) -> Server:
+def start_mariadb(
+    base: Path, ca: CertificateAuthority, cert_hosts: tuple[str, ...] = ("localhost", "127.0.0.1")
+) -> Server:
     mariadbd = shutil.which("mariadbd") or shutil.which("mysqld") or "/usr/sbin/mariadbd"
     install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
     if not os.path.exists(mariadbd) or not install:
@@ -472,7 +496,7 @@ def start_mariadb(base: Path, ca: CertificateAuthority) -> Server:
     data, log, general = base / "mariadb-data", base / "mariadb.err", base / "mariadb-general.log"
     sock, pid = base / "mariadb.sock", base / "mariadb.pid"
     base.mkdir(parents=True)
-    tls = ca.issue("maria-server", "localhost", hosts=("localhost", "127.0.0.1"), directory=base / "tls")
+    tls = ca.issue("maria-server", "localhost", hosts=cert_hosts, directory=base / "tls")
     for path in (tls.cert, tls.key):
         os.chmod(path, 0o644 if path.endswith(".crt") else 0o600)
     user_args = ["--user=mysql"] if IS_ROOT else []
@@ -512,14 +536,23 @@ def start_mariadb(base: Path, ca: CertificateAuthority) -> Server:
         "--performance-schema=OFF",
         *user_args,
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not sock.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(
-                f"MariaDB did not start; see {log}:\n{log.read_text() if log.exists() else ''}"
-            )
-        time.sleep(0.1)
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        sock.unlink(missing_ok=True)  # a killed server leaves its socket behind; we wait for a new one
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        procs.append(proc)
+        deadline = time.monotonic() + 60
+        while not sock.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"MariaDB did not start; see {log}:\n{log.read_text() if log.exists() else ''}"
+                )
+            time.sleep(0.1)
+
+    start()
     password = secrets.token_urlsafe(18)
     client = shutil.which("mariadb") or shutil.which("mysql") or "mariadb"
     setup = (
@@ -532,11 +565,13 @@ def start_mariadb(base: Path, ca: CertificateAuthority) -> Server:
     _run([client, f"--socket={sock}", "-uroot", "-e", "SET SESSION sql_log_off=1;" + setup])
 
     def stop() -> None:
+        proc = procs[-1]
         proc.terminate()
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
 
     return Server(
         "mariadb",
@@ -550,6 +585,7 @@ def start_mariadb(base: Path, ca: CertificateAuthority) -> Server:
         str(log),
         str(base),
         stop,
+        start,
     )
 
 
@@ -570,8 +606,12 @@ def from_url(url: str, engine: str) -> Server:
 
 
 @contextlib.contextmanager
-def private_servers(engines: tuple[str, ...] = ("postgres", "mariadb")) -> Iterator[dict[str, Server]]:
-    """Start the requested servers (or take them from the environment); stop and clean up on exit."""
+def private_servers(
+    engines: tuple[str, ...] = ("postgres", "mariadb"),
+    cert_hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
+) -> Iterator[dict[str, Server]]:
+    """Start the requested servers (or take them from the environment); stop and clean up on exit.
+    `cert_hosts`: the names and addresses in the servers' certificates (subject alternative names)."""
     base = Path(tempfile.mkdtemp(prefix="dbops-servers-"))
     os.chmod(base, 0o755)
     ca = CertificateAuthority(base / "ca")
@@ -584,9 +624,9 @@ def private_servers(engines: tuple[str, ...] = ("postgres", "mariadb")) -> Itera
             if env_url:
                 servers[engine] = from_url(env_url, engine)
             elif engine == "postgres":
-                servers[engine] = start_postgres(base / "pg", ca)
+                servers[engine] = start_postgres(base / "pg", ca, cert_hosts)
             else:
-                servers[engine] = start_mariadb(base / "maria", ca)
+                servers[engine] = start_mariadb(base / "maria", ca, cert_hosts)
         yield servers
     finally:
         for server in servers.values():

@@ -7,9 +7,15 @@ from typing import Any
 
 from worker.adapters import load
 from worker.adapters.base import Adapter, KindHandler, Plan
-from worker.errors import PermanentError, WorkerError
+from worker.errors import PermanentError, TransientError, WorkerError
 from worker.request import Request, Secrets
 from worker.result import Result
+
+# Transient errors that a concurrent change by another session causes (two workers granting on one object, a
+# deadlock): under the lock, observing again usually finds that work done, so they are retried at once, a few
+# times, instead of after the function's back-off. Each attempt's transaction was rolled back by the adapter.
+RETRY_IN_PLACE = frozenset({"ConcurrentChange", "SerializationFailure", "Deadlock"})
+IN_PLACE_ATTEMPTS = 5  # each failure means another transaction committed: N racing workers need at most N
 
 
 def run(action: str, request: Request, secrets: Secrets, printer: Any = None) -> Result:
@@ -60,13 +66,18 @@ def _converge(adapter: Adapter, action: str, spec: dict[str, Any], result: Resul
         # Observed without the lock to keep a no-op cheap; now decide again under the lock, since another
         # worker may have converged the object meanwhile.
         with adapter.lock(handler.lock_key(spec)):
-            observed = handler.observe(spec)
-            plan = _plan(handler, action, spec, observed)
-            try:
-                for step in adapter.execute(plan.steps):
-                    result.changes.append(step.summary)
-            finally:
-                result.observed = handler.facts(spec, observed)
+            for attempt in range(1, IN_PLACE_ATTEMPTS + 1):
+                observed = handler.observe(spec)
+                plan = _plan(handler, action, spec, observed)
+                try:
+                    for step in adapter.execute(plan.steps):
+                        result.changes.append(step.summary)
+                    break
+                except TransientError as exc:
+                    if exc.code not in RETRY_IN_PLACE or attempt == IN_PLACE_ATTEMPTS:
+                        raise
+                finally:
+                    result.observed = handler.facts(spec, observed)
             observed = handler.observe(spec)
             leftover = _plan(handler, action, spec, observed)
             if leftover.steps:

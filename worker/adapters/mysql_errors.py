@@ -30,7 +30,12 @@ _ADMIN_GRANTS = (
 
 ERRORS: dict[int, Mapping] = {
     # Access and authentication.
-    1045: Mapping(False, "AuthenticationFailed", "check the admin Secret's username and password"),
+    1045: Mapping(
+        False,
+        "AuthenticationFailed",
+        "check the admin Secret's username and password; an account with REQUIRE SSL or X509 also refuses a "
+        "login without TLS or without a client certificate (tls.secretRef keys tls.crt and tls.key)",
+    ),
     1698: Mapping(False, "AuthenticationFailed", "the admin account does not accept a password login"),
     1044: Mapping(False, "PermissionDenied", _ADMIN_GRANTS),
     1142: Mapping(False, "PermissionDenied", _ADMIN_GRANTS),
@@ -47,8 +52,8 @@ ERRORS: dict[int, Mapping] = {
     1862: Mapping(False, "PasswordExpired", "the admin account's password has expired; set a new one"),
     1820: Mapping(False, "PasswordExpired", "the admin account's password has expired; set a new one"),
     # Connection trouble: retry later.
-    2002: Mapping(True, "Unreachable"),
-    2003: Mapping(True, "Unreachable"),
+    2002: Mapping(True, "Unreachable", "nothing listens on connection.host:port yet; the server may be down"),
+    2003: Mapping(True, "Unreachable", "nothing listens on connection.host:port yet; the server may be down"),
     2005: Mapping(True, "HostNotFound", "check connection.host"),
     2006: Mapping(True, "ConnectionLost"),
     2013: Mapping(True, "ConnectionLost"),
@@ -90,6 +95,60 @@ ERRORS: dict[int, Mapping] = {
     1149: Mapping(False, "InternalError", "this is a dbops bug; please report it with the plan output"),
     1221: Mapping(False, "InternalError", "this is a dbops bug; please report it with the plan output"),
     2026: Mapping(False, "TLSError", "the server does not offer TLS, or the TLS handshake failed"),
+}
+
+
+# For the access errors: what the admin lacks, by what the worker was doing (the statement summary, or the
+# `reading ...` of a catalog query). First match wins; without one, the general list above.
+PERMISSION_HINTS: tuple[tuple[str, str], ...] = (
+    ("CREATE DATABASE", "the admin account needs the CREATE privilege (GRANT CREATE ON *.* TO <admin>)"),
+    (
+        "ALTER DATABASE",
+        "the admin account needs the ALTER privilege on the database (GRANT ALTER ON *.* ...)",
+    ),
+    ("DROP DATABASE", "the admin account needs the DROP privilege on the database (GRANT DROP ON *.* ...)"),
+    (
+        "CREATE USER",
+        "the admin account needs the CREATE USER privilege (GRANT CREATE USER ON *.* TO <admin>)",
+    ),
+    ("ALTER USER", "the admin account needs the CREATE USER privilege (GRANT CREATE USER ON *.* TO <admin>)"),
+    ("DROP USER", "the admin account needs the CREATE USER privilege (GRANT CREATE USER ON *.* TO <admin>)"),
+    (
+        "SET PASSWORD",
+        "the admin account needs the CREATE USER privilege (GRANT CREATE USER ON *.* TO <admin>)",
+    ),
+    ("SET DEFAULT ROLE", "the admin account needs the CREATE USER privilege, or ADMIN OPTION on the role"),
+    (
+        "GRANT",
+        "the admin account may only pass on privileges it holds WITH GRANT OPTION at that level or above "
+        "(GRANT <privileges> ON <level> TO <admin> WITH GRANT OPTION), and roles it holds WITH ADMIN OPTION",
+    ),
+    (
+        "REVOKE",
+        "the admin account needs GRANT OPTION and the privileges it revokes (or the CREATE USER privilege), "
+        "and ADMIN OPTION on the roles it revokes",
+    ),
+    ("reading", "the admin account needs SELECT on the mysql schema to read the grant tables"),
+)
+
+
+def _permission_hint(doing: str, fallback: str) -> str:
+    for prefix, hint in PERMISSION_HINTS:
+        if doing.startswith(prefix):
+            return hint
+    return fallback
+
+
+# How our own timeouts and a lost connection read to a user: appended to the server's words.
+SITUATION_HINTS: dict[str, str] = {
+    "LockTimeout": "another session held a lock this statement needs for longer than connection.lockTimeout "
+    "(MariaDB waits on its grant tables up to connection.statementTimeout instead); retrying later",
+    "StatementTimeout": "the statement ran longer than connection.statementTimeout; retrying later",
+    "ConnectionLost": "the connection to the server was lost (the server stopped or restarted, or the network "
+    "failed); DDL and DCL are not transactional here: statements before this one are applied, whether this one "
+    "took effect is unknown; the next run observes the server and applies the rest",
+    "ServerShutdown": "the server is shutting down; statements before this one are applied, the next run "
+    "applies the rest",
 }
 
 
@@ -140,7 +199,13 @@ def classify(exc: BaseException, secrets: Sequence[str] = (), doing: str = "") -
     if mapping is None:
         # Unknown client-side errors (2xxx) are about the connection; unknown server errors are not retryable.
         mapping = Mapping(True, "ConnectionError") if 2000 <= number < 3000 else Mapping(False, "ServerError")
-    message = _message(f"server error {number}: {text}", doing, secrets, mapping.hint)
+    hint = mapping.hint
+    if mapping.code == "PermissionDenied" and number in (1044, 1142, 1143, 1227):
+        hint = _permission_hint(doing, hint)
+    elif mapping.code in SITUATION_HINTS and doing[:1].isupper():
+        # `doing` is a statement summary (SQL keywords first), not `connecting ...` / `reading ...`.
+        hint = SITUATION_HINTS[mapping.code]
+    message = _message(f"server error {number}: {text}", doing, secrets, hint)
     if mapping.transient:
         return TransientError(mapping.code, message)
     return PermanentError(mapping.code, message)

@@ -100,6 +100,21 @@ def _hint_for(statement: str) -> str:
     return "the admin role lacks a privilege this statement needs"
 
 
+# Connection-level SQLSTATEs a session ends with when the server stops or the link breaks (psycopg2 reports a
+# broken socket without any SQLSTATE).
+CONNECTION_LOST = ("57P01", "57P02", "57P03")
+# Two sessions updating the same catalog row (two GRANTs on one object for different grantees): PostgreSQL raises
+# XX000 with this text once the other transaction commits. A re-run observes the committed state and succeeds.
+CONCURRENT_UPDATE = "tuple concurrently updated"
+# What the worker's own timeouts mean, for the messages of 55P03 and 57014.
+TIMEOUT_HINTS = {
+    "55P03": "another session held a lock this statement needs for longer than connection.lockTimeout; "
+    "retrying later",
+    "57014": "the statement ran longer than connection.statementTimeout (the instance's "
+    "postgres.statementTimeout), or an operator cancelled it; retrying later",
+}
+
+
 def classify(sqlstate: str | None) -> tuple[bool, str]:
     """(transient, code) for a SQLSTATE; unknown codes are permanent so a broken request does not loop."""
     if sqlstate is None:
@@ -109,19 +124,40 @@ def classify(sqlstate: str | None) -> tuple[bool, str]:
     return CLASSES.get(sqlstate[:2], (False, "DatabaseError"))
 
 
-def statement_error(exc: Any, summary: str, secrets: tuple[str, ...] = ()) -> WorkerError:
-    """A classified error for a failed statement. `summary` is the redacted statement; `exc` a psycopg2 Error."""
+def connection_lost(exc: Any) -> bool:
+    """Whether a statement failed because the session ended (server stopped, restarted, network broken)."""
+    sqlstate: str | None = getattr(exc, "pgcode", None)
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in CONNECTION_LOST
+
+
+def statement_error(exc: Any, summary: str, secrets: tuple[str, ...] = (), outcome: str = "") -> WorkerError:
+    """A classified error for a failed statement. `summary` is the redacted statement; `exc` a psycopg2 Error;
+    `outcome` says what became of the statement's transaction when the connection was lost."""
     sqlstate: str | None = getattr(exc, "pgcode", None)
     transient, code = classify(sqlstate)
     diag = getattr(exc, "diag", None)
     lines = str(exc).strip().splitlines()
     text = getattr(diag, "message_primary", None) or (lines[0] if lines else type(exc).__name__)
+    if sqlstate == "XX000" and CONCURRENT_UPDATE in text:
+        transient, code = True, "ConcurrentChange"
+    elif connection_lost(exc):
+        transient, code = True, "ConnectionLost"  # the same code as on MySQL/MariaDB
     parts = [f"{summary}: {text}"]
     detail = getattr(diag, "message_detail", None)
     hint = getattr(diag, "message_hint", None)
     if detail:
         parts.append(detail.replace("\n", "; "))
-    if sqlstate == "42501":
+    if connection_lost(exc):
+        parts.append(
+            "The connection to the server was lost (the server stopped or restarted, or the network failed)"
+            + (f"; {outcome}" if outcome else "")
+            + "; retrying later"
+        )
+    elif code == "ConcurrentChange":
+        parts.append("Another session changed the same object at the same time; retrying")
+    elif sqlstate in TIMEOUT_HINTS:
+        parts.append(f"Hint: {TIMEOUT_HINTS[sqlstate]}")
+    elif sqlstate == "42501":
         parts.append(f"Hint: {_hint_for(summary)}")
     elif hint:
         parts.append(f"Hint: {hint}")
@@ -132,6 +168,30 @@ def statement_error(exc: Any, summary: str, secrets: tuple[str, ...] = ()) -> Wo
         )
     message = redact(". ".join(p.rstrip(".") for p in parts), list(secrets))
     return (TransientError if transient else PermanentError)(code, message)
+
+
+# PostgreSQL answers a GRANT/REVOKE of privileges the admin holds without grant option with a WARNING (SQLSTATE
+# 01007/01006), not an error, and changes nothing (or only part). The English texts, as psycopg2 hands notices over
+# as text only; on a server with translated messages the final observation still reports `NotConverged`.
+UNGRANTED = (
+    "no privileges were granted",
+    "not all privileges were granted",
+    "no privileges could be revoked",
+    "not all privileges could be revoked",
+)
+UNGRANTED_HINT = (
+    "the admin holds the privilege without GRANT OPTION (or not at all): grant it to the admin WITH GRANT OPTION, "
+    "make the admin the object's owner (or a member of the owner role), or use a superuser admin"
+)
+
+
+def ungranted_warning(notices: list[str], summary: str) -> WorkerError | None:
+    """A PermissionDenied for a GRANT/REVOKE the server only partly carried out, from the session's notices."""
+    for notice in notices:
+        text = notice.strip().split(":", 1)[-1].strip()
+        if any(text.startswith(prefix) for prefix in UNGRANTED):
+            return PermanentError("PermissionDenied", f"{summary}: {text}. Hint: {UNGRANTED_HINT}")
+    return None
 
 
 # libpq connection failures: (substring of the message, transient, code, advice). First match wins.
@@ -149,6 +209,19 @@ CONNECT_FAILURES: tuple[tuple[str, bool, str, str], ...] = (
         "the server's pg_hba.conf refuses this client; allow it or use TLS if only hostssl lines match",
     ),
     ("is not permitted to log in", False, "AuthenticationFailed", "the admin role lacks LOGIN"),
+    (
+        "connection requires a valid client certificate",
+        False,
+        "AuthenticationFailed",
+        "pg_hba.conf authenticates the admin by client certificate: put the certificate and key in the "
+        "instance's tls.secretRef (keys tls.crt and tls.key)",
+    ),
+    (
+        "certificate authentication failed",
+        False,
+        "AuthenticationFailed",
+        "the client certificate's common name (CN) must be the admin user name, or map it in pg_ident.conf",
+    ),
     ('role "', False, "AuthenticationFailed", "check the admin Secret's username"),
     ('database "', False, "DatabaseNotFound", "fix connection.database (the admin database)"),
     ("could not translate host name", True, "HostNotFound", "check connection.host; DNS may not know it yet"),

@@ -17,7 +17,7 @@ import psycopg2
 import psycopg2.extensions
 
 from worker.adapters.base import Adapter, KindHandler, ServerInfo, Step
-from worker.adapters.pg_errors import connect_error, statement_error
+from worker.adapters.pg_errors import connect_error, statement_error, ungranted_warning
 from worker.adapters.pg_sql import Params
 from worker.errors import PermanentError, WorkerError
 from worker.request import Request, Secrets
@@ -30,6 +30,7 @@ QUIET_LOGGING = (
     ("log_min_duration_statement", "-1"),
     ("log_min_error_statement", "panic"),
 )
+CLIENT_CHECK = "1s"  # client_connection_check_interval while the worker holds its object lock
 # A login refused for one of these reasons got past the password check: the password is right.
 AFTER_AUTHENTICATION = (
     "is not permitted to log in",
@@ -64,6 +65,7 @@ class PostgresAdapter(Adapter):
         self._admin: psycopg2.extensions.connection | None = None
         self._others: dict[str, psycopg2.extensions.connection] = {}
         self._quiet: list[tuple[str, str]] | None = None  # the logging settings this admin may set
+        self._watching = False  # sessions check for a dead client (see _watch_client)
 
     # --- connections --------------------------------------------------------------------------------------------
 
@@ -146,6 +148,8 @@ class PostgresAdapter(Adapter):
             return self._admin
         if database not in self._others:
             self._others[database] = self._open(database)
+            if self._watching:
+                self._set_client_check(database)
         return self._others[database]
 
     def _close_others(self) -> None:
@@ -221,6 +225,7 @@ class PostgresAdapter(Adapter):
         """A session advisory lock on the admin connection; the wait is bounded by lock_timeout (55P03 ->
         TransientError LockTimeout)."""
         number = advisory_key(key)
+        self._watch_client()
         try:
             self.query("SELECT pg_advisory_lock(%s)", (number,))
         except WorkerError as exc:
@@ -237,6 +242,24 @@ class PostgresAdapter(Adapter):
             if self._admin is not None and not self._admin.closed:
                 with suppress(WorkerError):
                     self.query("SELECT pg_advisory_unlock(%s)", (number,))
+
+    def _watch_client(self) -> None:
+        """Let the server notice a worker that died (SIGKILL, node loss) while one of its statements waits or
+        runs: PostgreSQL 14+ then ends the session within a second, which rolls back the transaction and frees
+        the object lock, instead of finishing the statement first and holding both until then. Set on every
+        session once the worker is about to write (on reads it would cost a statement per no-op run)."""
+        if self.info.version_tuple < (14,):
+            return
+        self._watching = True
+        for database in [None, *self._others]:
+            self._set_client_check(database)
+
+    def _set_client_check(self, database: str | None) -> None:
+        # Best effort: some platforms refuse the setting, and nothing depends on it.
+        with suppress(WorkerError):
+            self.query(
+                "SELECT set_config('client_connection_check_interval', %s, false)", (CLIENT_CHECK,), database
+            )
 
     def _quiet_settings(self) -> list[tuple[str, str]]:
         """The logging settings this admin may change for a transaction (superuser, or PG15+ SET privilege)."""
@@ -283,14 +306,20 @@ class PostgresAdapter(Adapter):
 
     def _run_one(self, conn: psycopg2.extensions.connection, step: Step) -> None:
         self.writes += 1
+        del conn.notices[:]
         try:
             with conn.cursor() as cur:
                 cur.execute(step.sql, step.params)
         except psycopg2.Error as exc:
-            raise statement_error(exc, step.summary, step.secrets) from None
+            unknown = "whether it took effect is unknown; the next run observes the server and converges"
+            raise statement_error(exc, step.summary, step.secrets, unknown) from None
+        refused = ungranted_warning(list(conn.notices), step.summary)
+        if refused is not None:
+            raise refused
 
     def _run_transaction(self, conn: psycopg2.extensions.connection, group: list[Step]) -> None:
         current = group[0]
+        committing = False
         conn.autocommit = False
         try:
             with conn.cursor() as cur:
@@ -300,15 +329,26 @@ class PostgresAdapter(Adapter):
                         self.reads += 1
                         cur.execute(f"SET LOCAL {name} = %s", (value,))
                     self.writes += 1
+                    del conn.notices[:]
                     cur.execute(current.sql, current.params)
+                    refused = ungranted_warning(list(conn.notices), current.summary)
+                    if refused is not None:
+                        raise refused  # rolled back below: nothing of the transaction stays
                     for name, _ in quiet:
                         # Back to the server's setting for the rest of the transaction.
                         self.reads += 1
                         cur.execute(f"SET LOCAL {name} TO DEFAULT")
+            committing = True
             conn.commit()
         except psycopg2.Error as exc:
             self._rollback(conn)
-            raise statement_error(exc, current.summary, current.secrets) from None
+            outcome = (
+                "whether its transaction committed is unknown; the next run observes the server and converges"
+                if committing
+                else f"its transaction ({len(group)} statement(s)) was rolled back, nothing of it is applied"
+            )
+            summary = f"COMMIT after {current.summary}" if committing else current.summary
+            raise statement_error(exc, summary, current.secrets, outcome) from None
         except BaseException:
             self._rollback(conn)
             raise

@@ -1,0 +1,453 @@
+"""Faults on MariaDB (issue 6): the server stops mid-apply, the worker is killed mid-apply, workers race on one
+object, lock and statement timeouts, a host that does not resolve, an admin without a privilege.
+
+MariaDB runs DDL and DCL outside transactions, so "nothing half-applied" means something else than on PostgreSQL:
+the statements before the fault are applied, the next run observes the server and applies exactly the rest.
+Cases the worker-level tests already prove are not repeated: `test_mysql_user.py` (two workers on one account,
+our object lock timing out), `test_mysql_instance.py` (unreachable server, unknown host, TLS). docs/reliability.md
+lists all.
+
+The worker is made to stop inside its plan by a test session holding `LOCK TABLES mysql.tables_priv WRITE`: a
+grant spec with a database-level and a table-level entry runs `GRANT ... ON db.*` (table mysql.db) and then waits
+in `GRANT ... ON db.t` (table mysql.tables_priv). MariaDB waits for its grant tables without honouring
+`lock_wait_timeout`; `max_statement_time` (connection.statementTimeout) bounds the wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pymysql
+import pytest
+
+from function.offline.crossplane import API_VERSION
+from function.offline.runtime import FunctionClient, LocalFunction
+from tests.conftest import WorkerRun, request_for, run_worker
+from tests.servers import Server
+from tests.test_faults_support import (
+    cluster,
+    condition,
+    dedicated,
+    finish,
+    maria_blocked,
+    start_worker,
+    wait_until,
+    worker_runs,
+)
+from tests.test_mysql_support import hosts_of, show_grants, unique
+from worker.adapters.mysql import lock_name
+
+pytestmark = [pytest.mark.mariadb, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def own_maria() -> Iterator[Server]:
+    """A MariaDB server of this module's own: the tests stop and start it."""
+    with dedicated("mariadb") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def function_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionClient]:
+    with LocalFunction(log_path=str(tmp_path_factory.mktemp("fn") / "function.log")) as client:
+        yield client
+
+
+def kube_name(prefix: str) -> str:
+    return unique(prefix).replace("_", "-")
+
+
+class Scene:
+    """A database with a table and an account, and the two-level grant spec the tests apply to it."""
+
+    def __init__(self, maria: Server) -> None:
+        self.maria = maria
+        self.db, self.user = unique("db"), unique("g")
+        maria.query(f"CREATE DATABASE {self.db}")
+        maria.query(f"CREATE TABLE {self.db}.t (i int)")
+        maria.query(f"CREATE USER '{self.user}'@'%'")
+        # A database-level grant names a pattern: dbops escapes `_` so it matches this database only.
+        self.pattern = self.db.replace("_", "\\_")
+        self.database_grant = f"GRANT SELECT ON `{self.pattern}`.* TO '{self.user}'@'%'"
+        self.table_grant = f"GRANT INSERT ON `{self.db}`.`t` TO '{self.user}'@'%'"
+
+    def request(self, **connection: Any) -> dict[str, Any]:
+        grants = [
+            {"level": "database", "database": self.db, "privileges": ["SELECT"]},
+            {"level": "table", "database": self.db, "table": "t", "privileges": ["INSERT"]},
+        ]
+        spec = {"grantee": self.user, "granteeHosts": ["%"], "mysql": {"grants": grants}}
+        return request_for(self.maria, "DatabaseGrant", spec, **connection)
+
+    def grants(self) -> list[str]:
+        return sorted(show_grants(self.maria, self.user))
+
+    def applied_first_only(self) -> list[str]:
+        """SHOW GRANTS after the database-level statement only."""
+        return sorted(
+            [
+                f"GRANT USAGE ON *.* TO `{self.user}`@`%`",
+                f"GRANT SELECT ON `{self.pattern}`.* TO `{self.user}`@`%`",
+            ]
+        )
+
+    def complete(self) -> list[str]:
+        """SHOW GRANTS once the spec is converged."""
+        return sorted([*self.applied_first_only(), f"GRANT INSERT ON `{self.db}`.`t` TO `{self.user}`@`%`"])
+
+
+def hold(maria: Server, *tables: str) -> pymysql.connections.Connection:
+    conn = maria.connect()
+    with conn.cursor() as cur:
+        cur.execute("LOCK TABLES " + ", ".join(f"{t} WRITE" for t in tables))
+    return conn
+
+
+def release(conn: pymysql.connections.Connection) -> None:
+    try:
+        with conn.cursor() as cur:
+            cur.execute("UNLOCK TABLES")
+    except pymysql.MySQLError:
+        pass  # the server went away: so did the lock
+    finally:
+        with contextlib.suppress(pymysql.MySQLError):
+            conn.close()
+
+
+def assert_no_op(maria: Server, request: dict[str, Any], password: str | None = None) -> None:
+    again = run_worker(maria, "apply", request, password=password)
+    assert again.code == 0, again.result
+    assert again.result["statements"]["writes"] == 0
+
+
+# --- the server stops mid-apply ---------------------------------------------------------------------------------
+
+
+def test_server_stops_mid_apply_then_the_next_run_applies_exactly_the_rest(own_maria: Server) -> None:
+    maria = own_maria
+    scene = Scene(maria)
+    request = scene.request(statementTimeout="10min")
+    blocker = hold(maria, "mysql.tables_priv")
+    proc = start_worker(maria, "apply", request)
+    wait_until(
+        lambda: maria_blocked(maria, "GRANT INSERT"), "the worker waits in the table-level GRANT", proc
+    )
+    maria.stop()
+    try:
+        stopped = finish(proc)
+        while_down = run_worker(maria, "apply", request)
+    finally:
+        maria.start()
+        release(blocker)
+
+    assert stopped.code == 1, stopped.result
+    assert stopped.error["class"] == "transient"
+    assert stopped.error["code"] in ("ConnectionLost", "ServerShutdown")
+    message = stopped.error["message"]
+    assert message.startswith(scene.table_grant + ": server error ")
+    assert "the next run" in message and "applies the rest" in message
+    assert stopped.result["changes"] == [scene.database_grant]
+    assert while_down.code == 1
+    assert (while_down.error["class"], while_down.error["code"]) == ("transient", "Unreachable")
+    assert scene.grants() == scene.applied_first_only()
+
+    again = run_worker(maria, "apply", request)
+    assert again.code == 0, again.result
+    assert again.result["changes"] == [scene.table_grant]
+    assert scene.grants() == scene.complete()
+    assert_no_op(maria, request)
+
+
+def test_server_down_then_up_is_retried_by_the_function_until_ready(
+    own_maria: Server, function_client: FunctionClient
+) -> None:
+    """Through the whole path: a transient failure is retried with back-off, without any change to the claims."""
+    maria = own_maria
+    instance, database = kube_name("maria-down"), kube_name("maria-down-db")
+    db_name = unique("db")
+    c = cluster(function_client)
+    maria.stop()
+    try:
+        c.apply(
+            [
+                admin_secret(maria, f"{instance}-admin"),
+                instance_claim(maria, instance, f"{instance}-admin"),
+                claim("Database", database, {"instanceRef": {"name": instance}, "name": db_name}),
+            ]
+        )
+        c.reconcile(max_wait=0)
+        down = c.claim("DatabaseInstance", instance)
+        waiting = c.claim("Database", database)
+    finally:
+        maria.start()
+    assert down["status"]["phase"] == "Failed", down["status"]
+    assert "transient" in down["status"]["message"]
+    assert condition(down, "Connected")["reason"] == "Unreachable"
+    assert waiting["status"]["phase"] == "Pending"
+
+    c.reconcile(max_wait=5)
+    assert c.claim("DatabaseInstance", instance)["status"]["phase"] == "Ready"
+    assert c.claim("Database", database)["status"]["phase"] == "Ready"
+    assert len(worker_runs(c, c.claim("DatabaseInstance", instance))) >= 2
+    assert maria.query(
+        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (db_name,)
+    )
+
+
+# --- the worker is killed mid-apply -----------------------------------------------------------------------------
+
+
+def test_worker_killed_mid_apply_then_the_next_run_converges_without_duplicates(maria: Server) -> None:
+    scene = Scene(maria)
+    request = scene.request(statementTimeout="10min")
+    blocker = hold(maria, "mysql.tables_priv")
+    try:
+        proc = start_worker(maria, "apply", request)
+        wait_until(
+            lambda: maria_blocked(maria, "GRANT INSERT"), "the worker waits in the table-level GRANT", proc
+        )
+        proc.kill()  # SIGKILL: no cleanup, no result
+        proc.wait()
+        assert scene.grants() == scene.applied_first_only()
+    finally:
+        release(blocker)
+    # MariaDB does not notice the dead client while the statement waits: it finishes the statement, then ends the
+    # session, which releases the worker's object lock.
+    lock = lock_name(f"account:{scene.user}")
+    wait_until(
+        lambda: maria.query("SELECT IS_USED_LOCK(%s)", (lock,))[0][0] is None,
+        "the killed worker's session ends and frees its lock",
+    )
+
+    again = run_worker(maria, "apply", request)
+    assert again.code == 0, again.result
+    assert set(again.result["changes"]) <= {scene.table_grant}  # at most what the dead session did not finish
+    assert scene.grants() == scene.complete()
+    assert hosts_of(maria, scene.user) == ["%"]
+    assert_no_op(maria, request)
+
+
+# --- workers race on one object ---------------------------------------------------------------------------------
+
+
+def run_together(*jobs: tuple[Server, dict[str, Any]]) -> list[WorkerRun]:
+    results: list[WorkerRun] = []
+    lock = threading.Lock()
+
+    def one(server: Server, request: dict[str, Any]) -> None:
+        run = run_worker(server, "apply", request)
+        with lock:
+            results.append(run)
+
+    threads = [threading.Thread(target=one, args=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_two_workers_on_one_database_create_it_once(maria: Server) -> None:
+    """(Two workers on one account: test_mysql_user.test_two_workers_at_once_serialise_and_both_succeed.)"""
+    name = unique("db")
+    request = request_for(maria, "Database", {"name": name, "mysql": {"collation": "utf8mb4_bin"}})
+    runs = run_together((maria, request), (maria, request))
+    assert [r.code for r in runs] == [0, 0], [r.result for r in runs]
+    changes = [c for r in runs for c in r.result["changes"]]
+    assert sum(c.startswith("CREATE DATABASE") for c in changes) == 1
+    assert sum(c.startswith("ALTER DATABASE") for c in changes) == 0
+    assert maria.query(
+        "SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (name,)
+    ) == [("utf8mb4_bin",)]
+
+
+def test_grants_of_two_grantees_on_one_table_at_once_both_converge(maria: Server) -> None:
+    scene = Scene(maria)
+    other = unique("g")
+    maria.query(f"CREATE USER '{other}'@'%'")
+    entry = {"level": "table", "database": scene.db, "table": "t", "privileges": ["SELECT", "UPDATE"]}
+    requests = [
+        request_for(
+            maria, "DatabaseGrant", {"grantee": g, "granteeHosts": ["%"], "mysql": {"grants": [entry]}}
+        )
+        for g in (scene.user, other)
+    ]
+    runs = run_together(*((maria, r) for r in requests))
+    assert [r.code for r in runs] == [0, 0], [r.result for r in runs]
+    for grantee in (scene.user, other):
+        assert f"GRANT SELECT, UPDATE ON `{scene.db}`.`t` TO `{grantee}`@`%`" in show_grants(maria, grantee)
+
+
+# --- timeouts ---------------------------------------------------------------------------------------------------
+
+
+def test_a_lock_wait_over_lock_timeout_is_transient_and_changes_nothing(maria: Server) -> None:
+    """ALTER DATABASE needs the schema's metadata lock, which a session with LOCK TABLES ... WRITE holds."""
+    name = unique("db")
+    maria.query(f"CREATE DATABASE {name} COLLATE utf8mb4_general_ci")
+    maria.query(f"CREATE TABLE {name}.t (i int)")
+    request = request_for(
+        maria, "Database", {"name": name, "mysql": {"collation": "utf8mb4_bin"}}, lockTimeout="1s"
+    )
+    blocker = hold(maria, f"{name}.t")
+    try:
+        timed_out = run_worker(maria, "apply", request)
+    finally:
+        release(blocker)
+    assert timed_out.code == 1, timed_out.result
+    assert (timed_out.error["class"], timed_out.error["code"]) == ("transient", "LockTimeout")
+    message = timed_out.error["message"]
+    assert message.startswith(f"ALTER DATABASE `{name}` ")
+    assert "Lock wait timeout exceeded" in message and "longer than connection.lockTimeout" in message
+    assert timed_out.result["changes"] == []
+    collation = "SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s"
+    assert maria.query(collation, (name,)) == [("utf8mb4_general_ci",)]
+
+    again = run_worker(maria, "apply", request)
+    assert again.code == 0, again.result
+    assert maria.query(collation, (name,)) == [("utf8mb4_bin",)]
+
+
+def test_a_statement_over_statement_timeout_is_transient_and_the_next_run_applies_the_rest(
+    maria: Server,
+) -> None:
+    scene = Scene(maria)
+    request = scene.request(statementTimeout="1s")
+    blocker = hold(maria, "mysql.tables_priv")
+    try:
+        timed_out = run_worker(maria, "apply", request)
+    finally:
+        release(blocker)
+    assert timed_out.code == 1, timed_out.result
+    assert (timed_out.error["class"], timed_out.error["code"]) == ("transient", "StatementTimeout")
+    message = timed_out.error["message"]
+    assert message.startswith(scene.table_grant + ": server error 1969: ")
+    assert "longer than connection.statementTimeout" in message
+    assert timed_out.result["changes"] == [scene.database_grant]
+    assert scene.grants() == scene.applied_first_only()
+
+    again = run_worker(maria, "apply", request)
+    assert again.code == 0, again.result
+    assert again.result["changes"] == [scene.table_grant]
+    assert scene.grants() == scene.complete()
+
+
+# --- the host does not resolve ----------------------------------------------------------------------------------
+
+
+def test_a_host_that_does_not_resolve_is_retried_then_fixing_it_converges(
+    maria: Server, function_client: FunctionClient
+) -> None:
+    """Through the whole path (the worker alone: test_mysql_instance.test_unknown_host_is_transient)."""
+    instance = kube_name("maria-dns")
+    c = cluster(function_client)
+    wrong = instance_claim(maria, instance, f"{instance}-admin")
+    wrong["spec"]["connection"]["host"] = "no-such-host.invalid"
+    c.apply([admin_secret(maria, f"{instance}-admin"), wrong])
+    c.reconcile(max_wait=1.5)  # waits for the first retry (after 1 s), not for the next ones (2 s each)
+    failed = c.claim("DatabaseInstance", instance)
+    assert failed["status"]["phase"] == "Failed"
+    assert "transient" in failed["status"]["message"]
+    assert "does not resolve" in failed["status"]["message"]
+    assert condition(failed, "Connected")["reason"] == "HostNotFound"
+    assert len(worker_runs(c, failed)) >= 2
+
+    c.apply([instance_claim(maria, instance, f"{instance}-admin")])
+    c.reconcile(max_wait=3)
+    assert c.claim("DatabaseInstance", instance)["status"]["phase"] == "Ready"
+
+
+# --- the admin lacks a privilege --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def limited_admin(maria: Server) -> Iterator[tuple[str, str]]:
+    """An admin account that can read the grant tables and nothing else (tests grant it more)."""
+    name, password = unique("adm"), "Limited-admin-pw-1"
+    maria.query("CREATE USER %s@'%%' IDENTIFIED BY %s", (name, password))
+    maria.query(f"GRANT SELECT ON mysql.* TO '{name}'@'%'")
+    yield name, password
+    maria.query(f"DROP USER '{name}'@'%'")
+
+
+def as_admin(admin: tuple[str, str]) -> dict[str, str]:
+    return {"DBOPS_ADMIN_USERNAME": admin[0], "DBOPS_ADMIN_PASSWORD": admin[1]}
+
+
+@pytest.mark.parametrize(
+    ("kind", "privilege"),
+    [("DatabaseUser", "CREATE USER"), ("Database", "CREATE privilege")],
+)
+def test_admin_without_a_privilege_gets_a_permanent_error_naming_it(
+    maria: Server, limited_admin: tuple[str, str], kind: str, privilege: str
+) -> None:
+    name = unique("x")
+    spec = {"username": name} if kind == "DatabaseUser" else {"name": name}
+    result = run_worker(
+        maria, "apply", request_for(maria, kind, spec), password="User-pw-123456", env=as_admin(limited_admin)
+    )
+    assert result.code == 2, result.result
+    assert (result.error["class"], result.error["code"]) == ("permanent", "PermissionDenied")
+    assert privilege in result.error["message"]
+    assert result.result["changes"] == []
+    assert hosts_of(maria, name) == []
+    assert not maria.query("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (name,))
+
+
+def test_admin_without_grant_option_gets_a_permanent_error_naming_it(
+    maria: Server, limited_admin: tuple[str, str]
+) -> None:
+    scene = Scene(maria)
+    maria.query(f"GRANT SELECT, INSERT ON `{scene.db}`.* TO '{limited_admin[0]}'@'%'")  # no GRANT OPTION
+    result = run_worker(maria, "apply", scene.request(), env=as_admin(limited_admin))
+    assert result.code == 2, result.result
+    assert (result.error["class"], result.error["code"]) == ("permanent", "PermissionDenied")
+    assert result.error["message"].startswith(scene.database_grant + ": server error 1044: ")
+    assert "WITH GRANT OPTION" in result.error["message"]
+    assert scene.grants() == [f"GRANT USAGE ON *.* TO `{scene.user}`@`%`"]
+
+    maria.query(f"GRANT SELECT, INSERT ON `{scene.db}`.* TO '{limited_admin[0]}'@'%' WITH GRANT OPTION")
+    fixed = run_worker(maria, "apply", scene.request(), env=as_admin(limited_admin))
+    assert fixed.code == 0, fixed.result
+    assert scene.grants() == scene.complete()
+
+
+def test_admin_that_cannot_read_the_grant_tables_is_told_so(
+    maria: Server, limited_admin: tuple[str, str]
+) -> None:
+    maria.query(f"REVOKE SELECT ON mysql.* FROM '{limited_admin[0]}'@'%'")
+    result = run_worker(
+        maria,
+        "apply",
+        request_for(maria, "DatabaseUser", {"username": unique("x")}),
+        password="User-pw-123456",
+        env=as_admin(limited_admin),
+    )
+    assert result.code == 2, result.result
+    assert result.error["code"] == "PermissionDenied"
+    assert "SELECT on the mysql schema" in result.error["message"]
+    assert result.result["statements"]["writes"] == 0
+
+
+# --- manifests for the cases through the function ---------------------------------------------------------------
+
+
+def admin_secret(maria: Server, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "stringData": {"username": maria.admin_user, "password": maria.admin_password},
+    }
+
+
+def claim(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+def instance_claim(maria: Server, name: str, secret: str) -> dict[str, Any]:
+    connection = {"host": maria.host, "port": maria.port, "secretRef": {"name": secret}}
+    return claim("DatabaseInstance", name, {"engine": "mariadb", "connection": connection})

@@ -1,0 +1,454 @@
+"""Faults on PostgreSQL (issue 6): the server stops mid-apply, the worker is killed mid-apply, workers race on one
+object, lock and statement timeouts, a host that does not resolve, an admin without a privilege.
+
+Each ends in a clear transient (exit 1) or permanent (exit 2) error, leaves nothing half-applied, and the next run
+converges with nothing lost or duplicated. Cases the worker-level tests already prove are not repeated:
+`test_pg_lock.py` (workers racing on one role and one database, our object lock timing out),
+`test_pg_instance.py` (unreachable server, unknown host, admin without CREATEROLE). docs/reliability.md lists all.
+
+The worker is made to stop inside its plan by a test session that updated the database's `pg_database` row in an
+open transaction: the worker's `GRANT ... ON DATABASE` (its third statement, after `CREATE ROLE` and the password,
+in one transaction) waits for that row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg2.extensions
+import pytest
+
+from function.offline.crossplane import API_VERSION
+from function.offline.runtime import FunctionClient, LocalFunction
+from tests.conftest import WorkerRun, request_for, run_worker
+from tests.servers import Server
+from tests.test_faults_support import (
+    cluster,
+    condition,
+    dedicated,
+    finish,
+    pg_blocked,
+    start_worker,
+    wait_until,
+    worker_runs,
+)
+from tests.test_pg_support import admin_env, as_user, execute, make_role, one, unique
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+PASSWORD = "Fault-test-pw-1234567"
+
+
+@pytest.fixture(scope="module")
+def own_pg() -> Iterator[Server]:
+    """A PostgreSQL server of this module's own: the tests stop and start it."""
+    with dedicated("postgres") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def function_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionClient]:
+    with LocalFunction(log_path=str(tmp_path_factory.mktemp("fn") / "function.log")) as client:
+        yield client
+
+
+def kube_name(prefix: str) -> str:
+    return unique(prefix).replace("_", "-")
+
+
+def user_request(pg: Server, name: str, database: str, app: str, **connection: Any) -> dict[str, Any]:
+    spec = {"username": name, "database": database}
+    return request_for(pg, "DatabaseUser", spec, applicationName=app, **connection)
+
+
+def hold_database_row(pg: Server, database: str) -> psycopg2.extensions.connection:
+    """A session whose open transaction changed the database's catalog row; GRANT ... ON DATABASE waits for it."""
+    conn = pg.connect()
+    conn.autocommit = False
+    with conn.cursor() as cur:
+        cur.execute(f"ALTER DATABASE {database} CONNECTION LIMIT 50")
+    return conn
+
+
+def role_count(pg: Server, name: str) -> int:
+    return int(one(pg, "SELECT count(*) FROM pg_roles WHERE rolname = %s", (name,)))
+
+
+def creates(run: WorkerRun) -> int:
+    return sum(change.startswith("CREATE ROLE") for change in run.result["changes"])
+
+
+def assert_user_complete(pg: Server, name: str, database: str) -> None:
+    """Exactly one role, it logs in with the password and has full use of the database (the plan's last grant)."""
+    assert role_count(pg, name) == 1
+    table = unique("t")
+    assert as_user(pg, name, PASSWORD, f"CREATE TABLE public.{table} (i int)", database=database) == (
+        True,
+        "",
+    )
+
+
+def assert_no_op(pg: Server, request: dict[str, Any]) -> None:
+    again = run_worker(pg, "apply", request, password=PASSWORD)
+    assert again.code == 0, again.result
+    assert again.result["statements"]["writes"] == 0
+
+
+# --- the server stops mid-apply ---------------------------------------------------------------------------------
+
+
+def test_server_stops_mid_apply_nothing_commits_and_the_next_run_converges(own_pg: Server) -> None:
+    pg = own_pg
+    db, name, app = unique("db"), unique("u"), unique("app")
+    execute(pg, f"CREATE DATABASE {db}")
+    request = user_request(pg, name, db, app, lockTimeout="10min")
+    blocker = hold_database_row(pg, db)
+    proc = start_worker(pg, "apply", request, password=PASSWORD)
+    wait_until(lambda: pg_blocked(pg, app, "GRANT"), "the worker waits in GRANT ... ON DATABASE", proc)
+    pg.stop()
+    try:
+        stopped = finish(proc)
+        while_down = run_worker(pg, "apply", request, password=PASSWORD)
+    finally:
+        pg.start()
+        blocker.close()
+
+    assert stopped.code == 1, stopped.result
+    assert (stopped.error["class"], stopped.error["code"]) == ("transient", "ConnectionLost")
+    message = stopped.error["message"]
+    assert message.startswith(f"GRANT CREATE, CONNECT, TEMPORARY ON DATABASE {db} TO {name}: ")
+    assert "connection to the server was lost" in message
+    assert "rolled back, nothing of it is applied" in message
+    assert stopped.result["changes"] == []
+    assert while_down.code == 1
+    assert (while_down.error["class"], while_down.error["code"]) == ("transient", "ConnectionRefused")
+    # CREATE ROLE and the password were in the transaction the server never committed.
+    assert role_count(pg, name) == 0
+
+    again = run_worker(pg, "apply", request, password=PASSWORD)
+    assert again.code == 0, again.result
+    assert creates(again) == 1
+    assert_user_complete(pg, name, db)
+    assert_no_op(pg, request)
+
+
+def test_server_down_then_up_is_retried_by_the_function_until_ready(
+    own_pg: Server, function_client: FunctionClient
+) -> None:
+    """Through the whole path: a transient failure is retried with back-off, without any change to the claims."""
+    pg = own_pg
+    instance, database = kube_name("pg-down"), kube_name("pg-down-db")
+    db_name = unique("db")
+    c = cluster(function_client)
+    pg.stop()
+    try:
+        c.apply(
+            [
+                admin_secret(pg, f"{instance}-admin"),
+                instance_claim(pg, instance, f"{instance}-admin"),
+                claim("Database", database, {"instanceRef": {"name": instance}, "name": db_name}),
+            ]
+        )
+        c.reconcile(max_wait=0)
+        down = c.claim("DatabaseInstance", instance)
+        waiting = c.claim("Database", database)
+    finally:
+        pg.start()
+    status = down["status"]
+    assert status["phase"] == "Failed", status
+    assert "transient" in status["message"]
+    assert "nothing listens on connection.host:port yet" in status["message"]
+    assert condition(down, "Connected")["reason"] == "ConnectionRefused"
+    assert waiting["status"]["phase"] == "Pending"
+    assert not pg.query("SELECT 1 FROM pg_database WHERE datname = %s", (db_name,))
+
+    c.reconcile(max_wait=5)
+    assert c.claim("DatabaseInstance", instance)["status"]["phase"] == "Ready"
+    assert c.claim("Database", database)["status"]["phase"] == "Ready"
+    assert len(worker_runs(c, c.claim("DatabaseInstance", instance))) >= 2  # the failed check, then the retry
+    assert one(pg, "SELECT count(*) FROM pg_database WHERE datname = %s", (db_name,)) == 1
+
+
+# --- the worker is killed mid-apply -----------------------------------------------------------------------------
+
+
+def test_worker_killed_mid_apply_leaves_nothing_and_the_next_run_converges(pg: Server) -> None:
+    db, name, app = unique("db"), unique("u"), unique("app")
+    execute(pg, f"CREATE DATABASE {db}")
+    request = user_request(pg, name, db, app, lockTimeout="10min")
+    blocker = hold_database_row(pg, db)
+    try:
+        proc = start_worker(pg, "apply", request, password=PASSWORD)
+        wait_until(lambda: pg_blocked(pg, app, "GRANT"), "the worker waits in GRANT ... ON DATABASE", proc)
+        proc.kill()  # SIGKILL: no cleanup, no result, as when a node dies or the Pod is OOM-killed
+        proc.wait()
+        if int(one(pg, "SHOW server_version_num")) >= 140000:
+            # client_connection_check_interval: the server ends the dead worker's session although its statement
+            # still waits, which rolls back its transaction and frees its object lock at once.
+            wait_until(
+                lambda: not pg.query("SELECT 1 FROM pg_stat_activity WHERE application_name = %s", (app,)),
+                "the server ends the killed worker's session",
+            )
+            assert role_count(pg, name) == 0
+    finally:
+        blocker.rollback()
+        blocker.close()
+    wait_until(
+        lambda: not pg.query("SELECT 1 FROM pg_stat_activity WHERE application_name = %s", (app,)),
+        "the killed worker's session ends",
+    )
+    assert role_count(pg, name) == 0
+
+    again = run_worker(pg, "apply", request, password=PASSWORD)
+    assert again.code == 0, again.result
+    assert creates(again) == 1
+    assert_user_complete(pg, name, db)
+    assert_no_op(pg, request)
+
+
+def test_worker_killed_in_its_second_transaction_keeps_the_first_and_the_next_run_adds_the_rest(
+    pg: Server,
+) -> None:
+    """A user's plan is two transactions: the role with its database grant (admin database), then the grant on
+    schema public inside the user's database. Killed in the second, the first stays committed, the second is
+    rolled back by the server at once (client_connection_check_interval on that session too), and the next run
+    applies exactly the schema grant."""
+    if int(one(pg, "SHOW server_version_num")) < 140000:
+        pytest.skip("client_connection_check_interval needs PostgreSQL 14")
+    db, name, app = unique("db"), unique("u"), unique("app")
+    other, _ = make_role(pg, "other", "NOLOGIN")
+    execute(pg, f"CREATE DATABASE {db}")
+    request = user_request(pg, name, db, app, lockTimeout="10min")
+    blocker = pg.connect(database=db)
+    blocker.autocommit = False
+    with blocker.cursor() as cur:
+        cur.execute(f"GRANT USAGE ON SCHEMA public TO {other}")  # holds schema public's catalog row
+    try:
+        proc = start_worker(pg, "apply", request, password=PASSWORD)
+        wait_until(
+            lambda: pg_blocked(pg, app, "GRANT USAGE"), "the worker waits in GRANT ... ON SCHEMA", proc
+        )
+        proc.kill()
+        proc.wait()
+        wait_until(
+            lambda: not pg.query("SELECT 1 FROM pg_stat_activity WHERE application_name = %s", (app,)),
+            "the server ends both sessions of the killed worker",
+        )
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert role_count(pg, name) == 1  # the first transaction committed
+    assert one(pg, "SELECT has_database_privilege(%s, %s, 'CONNECT')", (name, db)) is True
+    assert one(pg, "SELECT has_schema_privilege(%s, 'public', 'CREATE')", (name,), database=db) is False
+
+    again = run_worker(pg, "apply", request, password=PASSWORD)
+    assert again.code == 0, again.result
+    assert again.result["changes"] == [f"GRANT USAGE, CREATE ON SCHEMA public TO {name}"]
+    assert_user_complete(pg, name, db)
+    assert_no_op(pg, request)
+
+
+# --- workers race on one object ---------------------------------------------------------------------------------
+
+
+def test_a_grant_racing_another_transaction_on_the_same_catalog_row_is_retried_in_place(pg: Server) -> None:
+    """Two users of one database are two objects (two locks), but both GRANT ... ON DATABASE update the same
+    pg_database row. The loser used to end permanent with `tuple concurrently updated`; now the worker observes
+    again and succeeds. The other transaction is held open by the test so the collision is certain."""
+    db, name, app = unique("db"), unique("u"), unique("app")
+    other, _ = make_role(pg, "other", "NOLOGIN")
+    execute(pg, f"CREATE DATABASE {db}")
+    request = user_request(pg, name, db, app)
+    competitor = pg.connect()
+    competitor.autocommit = False
+    with competitor.cursor() as cur:
+        cur.execute(f"GRANT CONNECT ON DATABASE {db} TO {other}")
+    try:
+        proc = start_worker(pg, "apply", request, password=PASSWORD)
+        wait_until(lambda: pg_blocked(pg, app, "GRANT"), "the worker waits in GRANT ... ON DATABASE", proc)
+        competitor.commit()
+        won = finish(proc)
+    finally:
+        competitor.close()
+    assert won.code == 0, won.result
+    assert creates(won) == 1
+    assert_user_complete(pg, name, db)
+    assert one(pg, "SELECT has_database_privilege(%s, %s, 'CONNECT')", (other, db)) is True
+    assert_no_op(pg, request)
+
+
+def test_many_users_of_one_database_at_once_all_converge(pg: Server) -> None:
+    db = unique("db")
+    execute(pg, f"CREATE DATABASE {db}")
+    names = [unique("u") for _ in range(4)]
+    requests = [user_request(pg, name, db, unique("app")) for name in names]
+    procs = [start_worker(pg, "apply", r, password=PASSWORD) for r in requests]
+    runs = [finish(p) for p in procs]
+    assert [r.code for r in runs] == [0] * len(runs), [r.result for r in runs]
+    for name in names:
+        assert_user_complete(pg, name, db)
+
+
+def test_grants_of_two_grantees_on_one_table_race_and_both_converge(pg: Server) -> None:
+    db = unique("db")
+    execute(pg, f"CREATE DATABASE {db}")
+    execute(pg, "CREATE TABLE public.orders (id int)", database=db)
+    first, _ = make_role(pg, "reader", "NOLOGIN")
+    second, _ = make_role(pg, "reader", "NOLOGIN")
+    app = unique("app")
+
+    def grant(grantee: str) -> dict[str, Any]:
+        entry = {"database": db, "schema": "public", "tables": ["orders"], "privileges": ["SELECT"]}
+        spec = {"grantee": grantee, "postgres": {"grants": [entry]}}
+        return request_for(pg, "DatabaseGrant", spec, applicationName=app)
+
+    competitor = pg.connect(database=db)
+    competitor.autocommit = False
+    with competitor.cursor() as cur:
+        cur.execute(
+            f"GRANT SELECT ON public.orders TO {first}"
+        )  # the first grantee's worker, mid-transaction
+    try:
+        proc = start_worker(pg, "apply", grant(second))
+        wait_until(lambda: pg_blocked(pg, app, "GRANT SELECT"), "the second grant waits for the first", proc)
+        competitor.commit()
+        won = finish(proc)
+    finally:
+        competitor.close()
+    assert won.code == 0, won.result
+    assert won.result["changes"] == [f"GRANT SELECT ON TABLE public.orders TO {second}"]
+    for grantee in (first, second):
+        assert one(pg, "SELECT has_table_privilege(%s, 'public.orders', 'SELECT')", (grantee,), database=db)
+    assert run_worker(pg, "apply", grant(first)).result["statements"]["writes"] == 0
+
+
+# --- timeouts ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("timeouts", "code", "words", "setting"),
+    [
+        ({"lockTimeout": "1s"}, "LockTimeout", "canceling statement due to lock timeout", "lockTimeout"),
+        (
+            {"lockTimeout": "10min", "statementTimeout": "1s"},
+            "StatementTimeout",
+            "canceling statement due to statement timeout",
+            "statementTimeout",
+        ),
+    ],
+)
+def test_a_lock_wait_or_statement_over_its_timeout_is_transient_and_rolled_back(
+    pg: Server, timeouts: dict[str, str], code: str, words: str, setting: str
+) -> None:
+    db, name, app = unique("db"), unique("u"), unique("app")
+    execute(pg, f"CREATE DATABASE {db}")
+    blocker = hold_database_row(pg, db)
+    try:
+        timed_out = run_worker(pg, "apply", user_request(pg, name, db, app, **timeouts), password=PASSWORD)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert timed_out.code == 1, timed_out.result
+    assert (timed_out.error["class"], timed_out.error["code"]) == ("transient", code)
+    message = timed_out.error["message"]
+    assert message.startswith(f"GRANT CREATE, CONNECT, TEMPORARY ON DATABASE {db} TO {name}: {words}")
+    assert f"longer than connection.{setting}" in message
+    assert role_count(pg, name) == 0  # the role's transaction was rolled back with the statement
+
+    request = user_request(pg, name, db, app, **timeouts)
+    again = run_worker(pg, "apply", request, password=PASSWORD)
+    assert again.code == 0, again.result
+    assert_user_complete(pg, name, db)
+
+
+# --- the host does not resolve ----------------------------------------------------------------------------------
+
+
+def test_a_host_that_does_not_resolve_is_retried_then_fixing_it_converges(
+    pg: Server, function_client: FunctionClient
+) -> None:
+    """Through the whole path (the worker alone: test_pg_instance.test_unreachable_server_is_transient)."""
+    instance = kube_name("pg-dns")
+    c = cluster(function_client)
+    wrong = instance_claim(pg, instance, f"{instance}-admin")
+    wrong["spec"]["connection"]["host"] = "no-such-host.invalid"
+    wrong["spec"]["postgres"] = {"connectTimeout": 2}
+    c.apply([admin_secret(pg, f"{instance}-admin"), wrong])
+    c.reconcile(max_wait=1.5)  # waits for the first retry (after 1 s), not for the next ones (2 s each)
+    failed = c.claim("DatabaseInstance", instance)
+    assert failed["status"]["phase"] == "Failed"
+    assert "transient" in failed["status"]["message"]
+    assert "could not translate host name" in failed["status"]["message"]
+    assert condition(failed, "Connected")["reason"] == "HostNotFound"
+    assert len(worker_runs(c, failed)) >= 2  # retried with back-off, unlike a permanent failure
+
+    c.apply([instance_claim(pg, instance, f"{instance}-admin")])
+    c.reconcile(max_wait=3)
+    assert c.claim("DatabaseInstance", instance)["status"]["phase"] == "Ready"
+
+
+# --- the admin lacks a privilege --------------------------------------------------------------------------------
+
+
+def test_admin_without_createdb_gets_a_permanent_error_naming_it(pg: Server) -> None:
+    """(Without CREATEROLE: test_pg_instance.test_admin_without_createrole_gets_a_hint.)"""
+    admin, password = make_role(pg, "nocreatedb", "LOGIN CREATEROLE")
+    name = unique("db")
+    result = run_worker(
+        pg, "apply", request_for(pg, "Database", {"name": name}), env=admin_env(admin, password)
+    )
+    assert result.code == 2, result.result
+    assert (result.error["class"], result.error["code"]) == ("permanent", "PermissionDenied")
+    assert "CREATEDB" in result.error["message"]
+    assert not pg.query("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+
+
+def test_admin_without_grant_option_gets_a_permanent_error_naming_it(pg: Server) -> None:
+    """PostgreSQL only warns when the grantor lacks GRANT OPTION and grants nothing; the worker used to report
+    the GRANT as a change and then `NotConverged`. Now it is PermissionDenied naming GRANT OPTION."""
+    db = unique("db")
+    execute(pg, f"CREATE DATABASE {db}")
+    execute(pg, "CREATE TABLE public.ledger (id int)", database=db)
+    admin, password = make_role(pg, "nograntopt", "LOGIN CREATEROLE")
+    grantee, _ = make_role(pg, "grantee", "NOLOGIN")
+    execute(pg, f"GRANT SELECT ON public.ledger TO {admin}", database=db)  # without GRANT OPTION
+    entry = {"database": db, "schema": "public", "tables": ["ledger"], "privileges": ["SELECT"]}
+    request = request_for(pg, "DatabaseGrant", {"grantee": grantee, "postgres": {"grants": [entry]}})
+    result = run_worker(pg, "apply", request, env=admin_env(admin, password))
+    assert result.code == 2, result.result
+    assert (result.error["class"], result.error["code"]) == ("permanent", "PermissionDenied")
+    assert result.error["message"].startswith(f"GRANT SELECT ON TABLE public.ledger TO {grantee}: ")
+    assert "GRANT OPTION" in result.error["message"]
+    assert result.result["changes"] == []
+    assert (
+        one(pg, "SELECT has_table_privilege(%s, 'public.ledger', 'SELECT')", (grantee,), database=db) is False
+    )
+
+    execute(pg, f"GRANT SELECT ON public.ledger TO {admin} WITH GRANT OPTION", database=db)
+    fixed = run_worker(pg, "apply", request, env=admin_env(admin, password))
+    assert fixed.code == 0, fixed.result
+    assert (
+        one(pg, "SELECT has_table_privilege(%s, 'public.ledger', 'SELECT')", (grantee,), database=db) is True
+    )
+
+
+# --- manifests for the cases through the function ---------------------------------------------------------------
+
+
+def admin_secret(pg: Server, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "stringData": {"username": pg.admin_user, "password": pg.admin_password},
+    }
+
+
+def claim(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+def instance_claim(pg: Server, name: str, secret: str) -> dict[str, Any]:
+    connection = {"host": pg.host, "port": pg.port, "secretRef": {"name": secret}}
+    return claim("DatabaseInstance", name, {"engine": "postgres", "connection": connection})

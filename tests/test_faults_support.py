@@ -1,0 +1,121 @@
+"""Helpers shared by the fault tests (no tests here): workers in the background, waiting for a worker to block,
+dedicated servers that may be stopped, and the offline cluster for faults seen through the function.
+
+The blocking trick: a test session holds a lock that the worker's second (or later) statement needs, so the worker
+is reliably *inside* its plan when the fault is injected (server stopped, worker killed, timeout reached).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from function.offline.loop import OfflineCluster, load_compositions
+from function.offline.runtime import FunctionClient
+from tests.conftest import WORKER, WorkerRun
+from tests.servers import Server, private_servers
+
+ROOT = Path(__file__).resolve().parent.parent
+WAIT_SECONDS = 60  # how long to wait for something that must happen (a worker to block, a session to end)
+
+
+def start_worker(
+    server: Server,
+    action: str,
+    request: dict[str, Any],
+    password: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
+    """`dbops-worker` in the background, with the request and secrets in its environment as a Job has them."""
+    full_env = server.worker_env(DBOPS_REQUEST=json.dumps(request))
+    if password is not None:
+        full_env["DBOPS_PASSWORD"] = password
+    full_env.update(env or {})
+    return subprocess.Popen(
+        [WORKER, action], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finish(proc: subprocess.Popen[str]) -> WorkerRun:
+    out, err = proc.communicate(timeout=WAIT_SECONDS * 2)
+    lines = out.strip().splitlines()
+    result = json.loads(lines[-1]) if lines else {}
+    return WorkerRun(proc.returncode, result, out, err)
+
+
+def wait_until(condition: Callable[[], bool], what: str, proc: subprocess.Popen[str] | None = None) -> None:
+    """Poll `condition` until it holds; fail naming `what` (and the worker's output if it ended meanwhile)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"the worker ended (exit {proc.returncode}) before {what}:\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting until {what}")
+        time.sleep(0.05)
+
+
+def pg_blocked(pg: Server, application: str, statement: str) -> bool:
+    """Whether the worker's session (by application_name) waits on a lock in a statement starting so."""
+    rows = pg.query(
+        "SELECT 1 FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock' "
+        "AND query LIKE %s",
+        (application, statement + "%"),
+    )
+    return bool(rows)
+
+
+def maria_blocked(maria: Server, statement: str) -> bool:
+    """Whether a session waits on a lock running a statement that starts so."""
+    rows = maria.query(
+        "SELECT 1 FROM information_schema.PROCESSLIST WHERE INFO LIKE %s AND STATE LIKE 'Waiting%%'",
+        (statement + "%",),
+    )
+    return bool(rows)
+
+
+@contextmanager
+def dedicated(engine: str, cert_hosts: tuple[str, ...] = ("localhost", "127.0.0.1")) -> Iterator[Server]:
+    """A private server of its own, which a test may stop and start (the session-wide ones stay up)."""
+    with private_servers((engine,), cert_hosts=cert_hosts) as servers:
+        server = servers[engine]
+        if server.start_callback is None:
+            pytest.skip("the server comes from DBOPS_TEST_*_URL; it cannot be stopped and started here")
+        yield server
+
+
+def cluster(client: FunctionClient) -> OfflineCluster:
+    """Claims through the real function; transient failures are retried after 1 s, 2 s, 2 s, ..."""
+    return OfflineCluster(
+        client,
+        load_compositions(ROOT / "apis"),
+        input_overrides={"retry": {"baseSeconds": 1, "maxSeconds": 2}},
+    )
+
+
+def jobs_of(c: OfflineCluster, claim: dict[str, Any]) -> list[dict[str, Any]]:
+    """The claim's Jobs that exist now (replaced ones are deleted)."""
+    return [o for o in c.composed_of(claim).values() if o["kind"] == "Job"]
+
+
+def worker_runs(c: OfflineCluster, claim: dict[str, Any]) -> list[str]:
+    """The logs of every worker Pod that ran for the claim so far, replaced Jobs included (Pods are named
+    `<xr name>-<digest>-<attempt>`)."""
+    xr = c.composite(claim)
+    assert xr is not None, f"{claim['kind']} {claim['metadata']['name']} has no XR"
+    prefix = xr["metadata"]["name"] + "-"
+    return [logs for pod, logs in sorted(c.pod_logs.items()) if pod.startswith(prefix)]
+
+
+def condition(claim: dict[str, Any], kind: str) -> dict[str, Any]:
+    for cond in claim.get("status", {}).get("conditions", []):
+        if cond["type"] == kind:
+            return dict(cond)
+    return {}
