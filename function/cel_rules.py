@@ -24,16 +24,9 @@ from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError
 
 from worker.spec_schema import Schema
-from worker.validation import FieldError
+from worker.validation import TYPES, FieldError
 
 _OLD_SELF = re.compile(r"\boldSelf\b")
-_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "boolean": (bool,),
-    "object": (dict,),
-    "array": (list,),
-}
 
 
 # Kubernetes exposes an object property to CEL under an escaped name when the name is a CEL reserved word or has
@@ -173,7 +166,7 @@ def rule_errors(schema: Schema, value: Any, path: str, old: Any = None) -> list[
 
 def _walk(schema: Schema, value: Any, path: str, old: Any, errors: list[FieldError]) -> None:
     kind = schema.get("type")
-    if kind in _TYPES and not _has_type(value, kind):
+    if kind in TYPES and not _has_type(value, kind):
         return  # a type error is normalize()'s to report; rules on a mistyped value are meaningless
     _check_rules(schema, value, path, old, errors)
     if isinstance(value, dict):
@@ -224,7 +217,7 @@ def _correlate_items(schema: Schema, value: list[Any], old: Any) -> list[Any]:
 def _has_type(value: Any, kind: str) -> bool:
     if kind == "integer" and isinstance(value, bool):
         return False
-    return isinstance(value, _TYPES[kind])
+    return isinstance(value, TYPES[kind])
 
 
 def _eval_message(exc: CELEvalError) -> str:

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -102,6 +103,38 @@ def run_worker(
     return WorkerRun(proc.returncode, result, proc.stdout, proc.stderr)
 
 
-@pytest.fixture
-def worker() -> Iterator[Any]:
-    yield run_worker
+def unique(prefix: str) -> str:
+    """A fresh server-side name per test, so tests share one server without restarting it."""
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def run(
+    server: Server,
+    action: str,
+    kind: str,
+    spec: dict[str, Any],
+    password: str | None = None,
+    env: dict[str, str] | None = None,
+    **connection: Any,
+) -> WorkerRun:
+    """`run_worker` for a request built from `kind` and `spec`."""
+    return run_worker(
+        server, action, request_for(server, kind, spec, **connection), password=password, env=env
+    )
+
+
+def apply_ok(
+    server: Server, kind: str, spec: dict[str, Any], password: str | None = None, **kw: Any
+) -> WorkerRun:
+    result = run(server, "apply", kind, spec, password=password, **kw)
+    assert result.code == 0, (result.result, result.stderr)
+    return result
+
+
+@pytest.fixture(scope="module")
+def function_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The real `function` console script, served once per test module; its log goes to a temporary file."""
+    from function.offline.runtime import LocalFunction
+
+    with LocalFunction(log_path=str(tmp_path_factory.mktemp("function") / "function.log")) as client:
+        yield client

@@ -9,72 +9,22 @@ from __future__ import annotations
 
 import copy
 import itertools
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from function.offline.crossplane import API_VERSION
-from function.offline.loop import OfflineCluster, load_compositions, load_manifests
-from function.offline.runtime import FunctionClient, LocalFunction
+from function.offline.loop import OfflineCluster, load_manifests
+from function.offline.runtime import FunctionClient
+from tests.conftest import unique
+from tests.offline_support import admin_secret, claim, cluster, condition, instance_claim
 from tests.servers import Server
 
 ROOT = Path(__file__).resolve().parent.parent
-ENGINE = {"postgres": "postgres", "mariadb": "mariadb"}
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def function_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionClient]:
-    log = tmp_path_factory.mktemp("function") / "function.log"
-    with LocalFunction(log_path=str(log)) as client:
-        yield client
-
-
-def cluster(client: FunctionClient) -> OfflineCluster:
-    # Retries back off from 1 s so a transient failure is retried within the test.
-    return OfflineCluster(
-        client,
-        load_compositions(ROOT / "apis"),
-        input_overrides={"retry": {"baseSeconds": 1, "maxSeconds": 2}},
-    )
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{os.getpid() % 1000}x{next(_names)}"
-
-
 # --- manifests ----------------------------------------------------------------------------------------------
-
-
-def admin_secret(server: Server, name: str, password: str | None = None) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name},
-        "type": "Opaque",
-        "stringData": {
-            "username": server.admin_user,
-            "password": server.admin_password if password is None else password,
-        },
-    }
-
-
-def claim(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
-
-
-def instance(server: Server, name: str, secret: str) -> dict[str, Any]:
-    return claim(
-        "DatabaseInstance",
-        name,
-        {
-            "engine": ENGINE[server.engine],
-            "connection": {"host": server.host, "port": server.port, "secretRef": {"name": secret}},
-        },
-    )
 
 
 def phases(c: OfflineCluster) -> dict[str, str]:
@@ -84,13 +34,6 @@ def phases(c: OfflineCluster) -> dict[str, str]:
 def status(c: OfflineCluster, kind: str, name: str) -> dict[str, Any]:
     found: dict[str, Any] = c.claim(kind, name).get("status", {})
     return found
-
-
-def condition(c: OfflineCluster, kind: str, name: str, kind_of_condition: str) -> dict[str, Any]:
-    for cond in status(c, kind, name).get("conditions", []):
-        if cond["type"] == kind_of_condition:
-            return dict(cond)
-    return {}
 
 
 def jobs(c: OfflineCluster) -> dict[str, dict[str, Any]]:
@@ -139,8 +82,8 @@ def test_quickstart_reaches_ready_and_the_user_logs_in(
 
     assert set(phases(c).values()) == {"Ready"}, phases(c)
     for obj in c.claims():
-        assert condition(c, obj["kind"], obj["metadata"]["name"], "Provisioned")["status"] == "True"
-        assert condition(c, obj["kind"], obj["metadata"]["name"], "Ready")["status"] == "True"
+        assert condition(c.claim(obj["kind"], obj["metadata"]["name"]), "Provisioned")["status"] == "True"
+        assert condition(c.claim(obj["kind"], obj["metadata"]["name"]), "Ready")["status"] == "True"
     instance_status = next(o for o in c.claims() if o["kind"] == "DatabaseInstance")["status"]
     assert instance_status["instance"]["flavor"] == server.engine
     # Every Job completed, one per object, and its Pod's termination message is the worker's result.
@@ -176,7 +119,7 @@ def test_spec_change_runs_a_new_job_and_converges(function_client: FunctionClien
         else {"mysql": {"charset": "utf8mb4", "collation": "utf8mb4_general_ci"}}
     )
     db = claim("Database", "db", {"instanceRef": {"name": "server"}, "name": name, **options})
-    c.apply([admin_secret(server, "admin"), instance(server, "server", "admin"), db])
+    c.apply([admin_secret(server, "admin"), instance_claim(server, "server", "admin"), db])
     c.reconcile()
     assert phases(c)["Database/db"] == "Ready"
     first_job = status(c, "Database", "db")["job"]
@@ -222,11 +165,11 @@ def test_user_created_before_its_instance_is_ready_waits_then_converges(
     c.reconcile()
     user = status(c, "DatabaseUser", "user")
     assert user["phase"] == "Pending" and "DatabaseInstance server" in user["message"]
-    assert condition(c, "DatabaseUser", "user", "InstanceReady")["reason"] == "InstanceNotFound"
+    assert condition(c.claim("DatabaseUser", "user"), "InstanceReady")["reason"] == "InstanceNotFound"
     assert not jobs(c)
 
     # The instance arrives before its admin Secret: its check Job cannot start, so it is not Ready yet.
-    c.apply([instance(pg, "server", "admin")])
+    c.apply([instance_claim(pg, "server", "admin")])
     c.reconcile()
     assert phases(c)["DatabaseInstance/server"] != "Ready"
     assert status(c, "DatabaseUser", "user")["phase"] == "Pending"
@@ -252,14 +195,14 @@ def test_wrong_admin_password_fails_then_fixing_the_secret_converges(
     c.apply(
         [
             admin_secret(server, "admin", password="not-the-password"),
-            instance(server, "server", "admin"),
+            instance_claim(server, "server", "admin"),
             claim("Database", "db", {"instanceRef": {"name": "server"}, "name": dbname}),
         ]
     )
     c.reconcile()
     failed = status(c, "DatabaseInstance", "server")
     assert failed["phase"] == "Failed", failed
-    assert "AuthenticationFailed" in condition(c, "DatabaseInstance", "server", "Connected")["reason"]
+    assert "AuthenticationFailed" in condition(c.claim("DatabaseInstance", "server"), "Connected")["reason"]
     assert server.admin_user in failed["message"] or "authentication" in failed["message"].lower()
     assert "not-the-password" not in str(
         c.store.dump()
@@ -293,7 +236,7 @@ def test_grant_shrink_revokes(function_client: FunctionClient, server: Server) -
     c = cluster(function_client)
     base = [
         admin_secret(server, "admin"),
-        instance(server, "server", "admin"),
+        instance_claim(server, "server", "admin"),
         claim("Database", "db", {"instanceRef": {"name": "server"}, "name": dbname}),
         claim("DatabaseUser", "user", {"instanceRef": {"name": "server"}, "username": username}),
     ]
@@ -338,7 +281,7 @@ def test_ensure_absent_drops_only_when_unprotected_and_deleting_a_claim_drops_no
     c.apply(
         [
             admin_secret(server, "admin"),
-            instance(server, "server", "admin"),
+            instance_claim(server, "server", "admin"),
             claim("Database", "kept", {"instanceRef": {"name": "server"}, "name": kept}),
             claim("Database", "gone", {"instanceRef": {"name": "server"}, "name": dropped}),
         ]

@@ -23,13 +23,11 @@ from typing import Any
 import pymysql
 import pytest
 
-from function.offline.crossplane import API_VERSION
-from function.offline.runtime import FunctionClient, LocalFunction
-from tests.conftest import WorkerRun, request_for, run_worker
+from function.offline.runtime import FunctionClient
+from tests.conftest import WorkerRun, request_for, run_worker, unique
+from tests.offline_support import admin_secret, claim, cluster, condition, instance_claim, kube_name
 from tests.servers import Server
 from tests.test_faults_support import (
-    cluster,
-    condition,
     dedicated,
     finish,
     maria_blocked,
@@ -37,7 +35,7 @@ from tests.test_faults_support import (
     wait_until,
     worker_runs,
 )
-from tests.test_mysql_support import hosts_of, show_grants, unique
+from tests.test_mysql_support import hosts_of, show_grants
 from worker.adapters.mysql import lock_name
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.slow]
@@ -48,16 +46,6 @@ def own_maria() -> Iterator[Server]:
     """A MariaDB server of this module's own: the tests stop and start it."""
     with dedicated("mariadb") as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def function_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionClient]:
-    with LocalFunction(log_path=str(tmp_path_factory.mktemp("fn") / "function.log")) as client:
-        yield client
-
-
-def kube_name(prefix: str) -> str:
-    return unique(prefix).replace("_", "-")
 
 
 class Scene:
@@ -433,21 +421,3 @@ def test_admin_that_cannot_read_the_grant_tables_is_told_so(
 
 
 # --- manifests for the cases through the function ---------------------------------------------------------------
-
-
-def admin_secret(maria: Server, name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name},
-        "stringData": {"username": maria.admin_user, "password": maria.admin_password},
-    }
-
-
-def claim(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
-
-
-def instance_claim(maria: Server, name: str, secret: str) -> dict[str, Any]:
-    connection = {"host": maria.host, "port": maria.port, "secretRef": {"name": secret}}
-    return claim("DatabaseInstance", name, {"engine": "mariadb", "connection": connection})

@@ -19,13 +19,11 @@ from typing import Any
 import psycopg2.extensions
 import pytest
 
-from function.offline.crossplane import API_VERSION
-from function.offline.runtime import FunctionClient, LocalFunction
-from tests.conftest import WorkerRun, request_for, run_worker
+from function.offline.runtime import FunctionClient
+from tests.conftest import WorkerRun, request_for, run_worker, unique
+from tests.offline_support import admin_secret, claim, cluster, condition, instance_claim, kube_name
 from tests.servers import Server
 from tests.test_faults_support import (
-    cluster,
-    condition,
     dedicated,
     finish,
     pg_blocked,
@@ -33,7 +31,7 @@ from tests.test_faults_support import (
     wait_until,
     worker_runs,
 )
-from tests.test_pg_support import admin_env, as_user, execute, make_role, one, unique
+from tests.test_pg_support import admin_env, as_user, execute, make_role, one
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -45,16 +43,6 @@ def own_pg() -> Iterator[Server]:
     """A PostgreSQL server of this module's own: the tests stop and start it."""
     with dedicated("postgres") as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def function_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionClient]:
-    with LocalFunction(log_path=str(tmp_path_factory.mktemp("fn") / "function.log")) as client:
-        yield client
-
-
-def kube_name(prefix: str) -> str:
-    return unique(prefix).replace("_", "-")
 
 
 def user_request(pg: Server, name: str, database: str, app: str, **connection: Any) -> dict[str, Any]:
@@ -434,21 +422,3 @@ def test_admin_without_grant_option_gets_a_permanent_error_naming_it(pg: Server)
 
 
 # --- manifests for the cases through the function ---------------------------------------------------------------
-
-
-def admin_secret(pg: Server, name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name},
-        "stringData": {"username": pg.admin_user, "password": pg.admin_password},
-    }
-
-
-def claim(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
-
-
-def instance_claim(pg: Server, name: str, secret: str) -> dict[str, Any]:
-    connection = {"host": pg.host, "port": pg.port, "secretRef": {"name": secret}}
-    return claim("DatabaseInstance", name, {"engine": "postgres", "connection": connection})

@@ -12,17 +12,14 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from function.offline.loop import OfflineCluster, load_compositions
-from function.offline.runtime import FunctionClient
+from function.offline.loop import OfflineCluster
 from tests.conftest import WORKER, WorkerRun
 from tests.servers import Server, private_servers
 
-ROOT = Path(__file__).resolve().parent.parent
 WAIT_SECONDS = 60  # how long to wait for something that must happen (a worker to block, a session to end)
 
 
@@ -91,15 +88,6 @@ def dedicated(engine: str, cert_hosts: tuple[str, ...] = ("localhost", "127.0.0.
         yield server
 
 
-def cluster(client: FunctionClient) -> OfflineCluster:
-    """Claims through the real function; transient failures are retried after 1 s, 2 s, 2 s, ..."""
-    return OfflineCluster(
-        client,
-        load_compositions(ROOT / "apis"),
-        input_overrides={"retry": {"baseSeconds": 1, "maxSeconds": 2}},
-    )
-
-
 def jobs_of(c: OfflineCluster, claim: dict[str, Any]) -> list[dict[str, Any]]:
     """The claim's Jobs that exist now (replaced ones are deleted)."""
     return [o for o in c.composed_of(claim).values() if o["kind"] == "Job"]
@@ -112,10 +100,3 @@ def worker_runs(c: OfflineCluster, claim: dict[str, Any]) -> list[str]:
     assert xr is not None, f"{claim['kind']} {claim['metadata']['name']} has no XR"
     prefix = xr["metadata"]["name"] + "-"
     return [logs for pod, logs in sorted(c.pod_logs.items()) if pod.startswith(prefix)]
-
-
-def condition(claim: dict[str, Any], kind: str) -> dict[str, Any]:
-    for cond in claim.get("status", {}).get("conditions", []):
-        if cond["type"] == kind:
-            return dict(cond)
-    return {}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import apply_ok, run, unique
 from tests.servers import Server
-from tests.test_mysql_support import apply_ok, run, unique, writes_during
+from tests.test_mysql_support import writes_during
 
 pytestmark = pytest.mark.mariadb
 

@@ -8,17 +8,9 @@ from typing import Any
 import pymysql
 import pytest
 
+from tests.conftest import apply_ok, run, unique
 from tests.servers import Server
-from tests.test_mysql_support import (
-    apply_ok,
-    can_login,
-    denied,
-    query_as,
-    run,
-    show_grants,
-    unique,
-    writes_during,
-)
+from tests.test_mysql_support import can_login, denied, query_as, show_grants, writes_during
 
 pytestmark = pytest.mark.mariadb
 

@@ -4,40 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pymysql
 import pytest
 
-from tests.conftest import WorkerRun, request_for, run_worker
 from tests.servers import Server, Statement, is_write
-
-
-def unique(prefix: str) -> str:
-    """A fresh object name per test, so tests share one server without restarting it."""
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
-
-
-def run(
-    maria: Server,
-    action: str,
-    kind: str,
-    spec: dict[str, Any],
-    password: str | None = None,
-    env: dict[str, str] | None = None,
-    **connection: Any,
-) -> WorkerRun:
-    return run_worker(maria, action, request_for(maria, kind, spec, **connection), password=password, env=env)
-
-
-def apply_ok(
-    maria: Server, kind: str, spec: dict[str, Any], password: str | None = None, **kw: Any
-) -> WorkerRun:
-    result = run(maria, "apply", kind, spec, password=password, **kw)
-    assert result.code == 0, (result.result, result.stderr)
-    return result
 
 
 def require_log(maria: Server) -> None:

@@ -9,20 +9,17 @@ from typing import Any
 import pymysql
 import pytest
 
-from tests.conftest import WorkerRun
+from tests.conftest import WorkerRun, apply_ok, run, unique
 from tests.servers import Server
 from tests.test_mysql_support import (
     account,
-    apply_ok,
     can_login,
     denied,
     ensure_ed25519,
     hosts_of,
     log_text_during,
     query_as,
-    run,
     show_grants,
-    unique,
     writes_during,
 )
 from worker.adapters.mysql_account import ed25519_hash, native_hash

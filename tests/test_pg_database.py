@@ -10,17 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import apply_ok, run, unique
 from tests.servers import IS_ROOT, Server
-from tests.test_pg_support import (
-    apply_ok,
-    execute,
-    make_role,
-    one,
-    run,
-    statements,
-    unique,
-    writes_during,
-)
+from tests.test_pg_support import execute, make_role, one, statements, writes_during
 
 pytestmark = pytest.mark.postgres
 

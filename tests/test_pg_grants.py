@@ -8,18 +8,9 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import apply_ok, run, unique
 from tests.servers import Server
-from tests.test_pg_support import (
-    apply_ok,
-    as_user,
-    execute,
-    make_role,
-    one,
-    run,
-    statements,
-    unique,
-    writes_during,
-)
+from tests.test_pg_support import as_user, execute, make_role, one, statements, writes_during
 
 pytestmark = pytest.mark.postgres
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run, unique
 from tests.servers import CertificateAuthority, Server, free_port
-from tests.test_pg_support import admin_env, execute, log_text_during, make_role, one, run, unique
+from tests.test_pg_support import admin_env, execute, log_text_during, make_role, one
 
 pytestmark = pytest.mark.postgres
 

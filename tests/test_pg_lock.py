@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import WORKER, request_for
+from tests.conftest import WORKER, request_for, run, unique
 from tests.servers import Server
-from tests.test_pg_support import execute, one, run, unique
+from tests.test_pg_support import execute, one
 from worker.adapters.postgres import advisory_key
 
 pytestmark = pytest.mark.postgres

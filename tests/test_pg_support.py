@@ -3,39 +3,13 @@
 from __future__ import annotations
 
 import secrets
-import uuid
 from typing import Any
 
 import psycopg2
 import pytest
 
-from tests.conftest import WorkerRun, request_for, run_worker
+from tests.conftest import unique
 from tests.servers import Server, Statement
-
-
-def unique(prefix: str) -> str:
-    """A fresh object name per test, so tests share one server without restarting it."""
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
-
-
-def run(
-    pg: Server,
-    action: str,
-    kind: str,
-    spec: dict[str, Any],
-    password: str | None = None,
-    env: dict[str, str] | None = None,
-    **connection: Any,
-) -> WorkerRun:
-    return run_worker(pg, action, request_for(pg, kind, spec, **connection), password=password, env=env)
-
-
-def apply_ok(
-    pg: Server, kind: str, spec: dict[str, Any], password: str | None = None, **kw: Any
-) -> WorkerRun:
-    result = run(pg, "apply", kind, spec, password=password, **kw)
-    assert result.code == 0, (result.result, result.stderr)
-    return result
 
 
 def require_log(pg: Server) -> None:

@@ -7,18 +7,16 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import apply_ok, run, unique
 from tests.servers import Server
 from tests.test_pg_support import (
     admin_env,
-    apply_ok,
     as_user,
     can_login,
     execute,
     log_text_during,
     make_role,
     one,
-    run,
-    unique,
     writes_during,
 )
 

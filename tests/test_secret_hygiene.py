@@ -35,10 +35,10 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 
 from function.fn import FunctionRunner
-from function.offline.crossplane import API_VERSION
 from function.offline.loop import OfflineCluster, load_compositions, load_manifests
 from function.offline.runtime import FunctionClient, LocalFunction
 from tests.function_cases import kube
+from tests.offline_support import claim
 from tests.servers import Server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,10 +68,6 @@ def function_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fun
 
 def unique(prefix: str) -> str:
     return f"{prefix}{os.getpid() % 1000}h{next(_names)}"
-
-
-def claim(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
 
 
 def secret(name: str, **data: str) -> dict[str, Any]:

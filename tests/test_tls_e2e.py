@@ -25,12 +25,12 @@ from typing import Any
 import pytest
 
 from function.job import TLS_DIR
-from function.offline.crossplane import API_VERSION
 from function.offline.loop import OfflineCluster
-from function.offline.runtime import FunctionClient, LocalFunction
+from function.offline.runtime import FunctionClient
+from tests.conftest import unique
+from tests.offline_support import claim, cluster, condition, kube_name
 from tests.servers import CertificateAuthority, Server, TLSFiles, private_servers
-from tests.test_faults_support import cluster, condition, worker_runs
-from tests.test_pg_support import unique
+from tests.test_faults_support import worker_runs
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mariadb, pytest.mark.slow]
 
@@ -47,12 +47,6 @@ def servers() -> Iterator[dict[str, Server]]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def function_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionClient]:
-    with LocalFunction(log_path=str(tmp_path_factory.mktemp("fn") / "function.log")) as client:
-        yield client
-
-
 @pytest.fixture(params=ENGINES)
 def server(request: pytest.FixtureRequest, servers: dict[str, Server]) -> Server:
     return servers[request.param]
@@ -64,10 +58,6 @@ def ca_of(server: Server) -> CertificateAuthority:
 
 
 # --- manifests --------------------------------------------------------------------------------------------------
-
-
-def kube_name(prefix: str) -> str:
-    return unique(prefix).replace("_", "-")
 
 
 def secret(name: str, data: dict[str, str]) -> dict[str, Any]:
@@ -88,10 +78,6 @@ def tls_secret(name: str, ca: str, client: TLSFiles | None = None) -> dict[str, 
         data["tls.crt"] = Path(client.cert).read_text()
         data["tls.key"] = Path(client.key).read_text()
     return secret(name, data)
-
-
-def claim(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
 
 
 def instance(

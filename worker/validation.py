@@ -15,7 +15,7 @@ from typing import Any
 
 from worker.spec_schema import CHECKS, KEY_PATTERN, Schema
 
-_TYPES: dict[str, tuple[type, ...]] = {
+TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),
     "boolean": (bool,),
@@ -167,7 +167,7 @@ def _check_scalar(schema: Schema, value: Any, path: str, errors: list[FieldError
 def _is_type(value: Any, kind: str) -> bool:
     if kind in ("integer",) and isinstance(value, bool):
         return False
-    return isinstance(value, _TYPES[kind])
+    return isinstance(value, TYPES[kind])
 
 
 def _type_name(value: Any) -> str:

@@ -1,0 +1,63 @@
+"""Helpers for tests that go through the offline loop (`function.offline`): manifests and a cluster.
+
+The `function_client` fixture (tests/conftest.py) serves the real function once per test module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from function.offline.crossplane import API_VERSION
+from function.offline.loop import OfflineCluster, load_compositions
+from function.offline.runtime import FunctionClient
+from tests.conftest import unique
+from tests.servers import Server
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def kube_name(prefix: str) -> str:
+    """A fresh Kubernetes object name."""
+    return unique(prefix).replace("_", "-")
+
+
+def cluster(client: FunctionClient) -> OfflineCluster:
+    """Claims through the real function; transient failures are retried after 1 s, 2 s, 2 s, ..."""
+    return OfflineCluster(
+        client,
+        load_compositions(ROOT / "apis"),
+        input_overrides={"retry": {"baseSeconds": 1, "maxSeconds": 2}},
+    )
+
+
+def claim(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+def admin_secret(server: Server, name: str, password: str | None = None) -> dict[str, Any]:
+    """The instance's admin Secret with the server's admin credentials (or another password)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "type": "Opaque",
+        "stringData": {
+            "username": server.admin_user,
+            "password": server.admin_password if password is None else password,
+        },
+    }
+
+
+def instance_claim(server: Server, name: str, secret: str, **spec: Any) -> dict[str, Any]:
+    """A DatabaseInstance for `server` (host and port of the private server) with admin Secret `secret`."""
+    connection = {"host": server.host, "port": server.port, "secretRef": {"name": secret}}
+    return claim("DatabaseInstance", name, {"engine": server.engine, "connection": connection, **spec})
+
+
+def condition(claim_obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The claim's condition of type `kind` ({} when absent)."""
+    for cond in claim_obj.get("status", {}).get("conditions", []):
+        if cond["type"] == kind:
+            return dict(cond)
+    return {}
