@@ -84,7 +84,11 @@ INPUT_SCHEMA: Schema = obj(
         "resync": obj(
             "Periodic re-run of the worker to correct drift.",
             {
-                "enabled": boolean("Re-run converged objects periodically.", default=True),
+                "enabled": boolean(
+                    "Re-run converged objects periodically; false turns off every periodic re-run, "
+                    "DatabaseInstance health checks included.",
+                    default=True,
+                ),
                 "intervalSeconds": integer(
                     "Length of a resync epoch; each XR is offset within it so they do not fire together.",
                     minimum=60,

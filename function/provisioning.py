@@ -77,11 +77,15 @@ def _annotation_int(res: dict[str, Any], key: str) -> int:
 
 
 def resync_interval(view: View, override: int | None = None) -> tuple[bool, int]:
-    """(enabled, seconds). A DatabaseInstance's enabled health check sets its own interval."""
+    """(enabled, seconds). A DatabaseInstance's enabled health check sets its own interval; the Input's
+    `resync.enabled: false` is the platform-wide switch that turns every periodic re-run off, health checks
+    included (maintenance windows, tests)."""
     resync = view.input["resync"]
+    if not resync["enabled"]:
+        return False, int(override or resync["intervalSeconds"])
     if override is not None:
         return True, override
-    return bool(resync["enabled"]), int(resync["intervalSeconds"])
+    return True, int(resync["intervalSeconds"])
 
 
 def progress(view: View, call: WorkerCall, interval_override: int | None = None) -> Progress:

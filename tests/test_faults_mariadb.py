@@ -25,9 +25,10 @@ import pytest
 
 from function.offline.runtime import FunctionClient
 from tests.conftest import WorkerRun, request_for, run_worker, unique
-from tests.offline_support import admin_secret, claim, cluster, condition, instance_claim, kube_name
+from tests.offline_support import admin_secret, cluster, condition, instance_claim, kube_name
 from tests.servers import Server
 from tests.test_faults_support import (
+    claims_during_outage,
     dedicated,
     finish,
     maria_blocked,
@@ -154,23 +155,15 @@ def test_server_down_then_up_is_retried_by_the_function_until_ready(
 ) -> None:
     """Through the whole path: a transient failure is retried with back-off, without any change to the claims."""
     maria = own_maria
-    instance, database = kube_name("maria-down"), kube_name("maria-down-db")
-    db_name = unique("db")
-    c = cluster(function_client)
-    maria.stop()
-    try:
-        c.apply(
-            [
-                admin_secret(maria, f"{instance}-admin"),
-                instance_claim(maria, instance, f"{instance}-admin"),
-                claim("Database", database, {"instanceRef": {"name": instance}, "name": db_name}),
-            ]
-        )
-        c.reconcile(max_wait=0)
-        down = c.claim("DatabaseInstance", instance)
-        waiting = c.claim("Database", database)
-    finally:
-        maria.start()
+    run = claims_during_outage(maria, function_client)
+    c, instance, database, db_name, down, waiting = (
+        run.cluster,
+        run.instance,
+        run.database,
+        run.db_name,
+        run.down,
+        run.waiting,
+    )
     assert down["status"]["phase"] == "Failed", down["status"]
     assert "transient" in down["status"]["message"]
     assert condition(down, "Connected")["reason"] == "Unreachable"

@@ -21,9 +21,10 @@ import pytest
 
 from function.offline.runtime import FunctionClient
 from tests.conftest import WorkerRun, request_for, run_worker, unique
-from tests.offline_support import admin_secret, claim, cluster, condition, instance_claim, kube_name
+from tests.offline_support import admin_secret, cluster, condition, instance_claim, kube_name
 from tests.servers import Server
 from tests.test_faults_support import (
+    claims_during_outage,
     dedicated,
     finish,
     pg_blocked,
@@ -126,23 +127,15 @@ def test_server_down_then_up_is_retried_by_the_function_until_ready(
 ) -> None:
     """Through the whole path: a transient failure is retried with back-off, without any change to the claims."""
     pg = own_pg
-    instance, database = kube_name("pg-down"), kube_name("pg-down-db")
-    db_name = unique("db")
-    c = cluster(function_client)
-    pg.stop()
-    try:
-        c.apply(
-            [
-                admin_secret(pg, f"{instance}-admin"),
-                instance_claim(pg, instance, f"{instance}-admin"),
-                claim("Database", database, {"instanceRef": {"name": instance}, "name": db_name}),
-            ]
-        )
-        c.reconcile(max_wait=0)
-        down = c.claim("DatabaseInstance", instance)
-        waiting = c.claim("Database", database)
-    finally:
-        pg.start()
+    run = claims_during_outage(pg, function_client)
+    c, instance, database, db_name, down, waiting = (
+        run.cluster,
+        run.instance,
+        run.database,
+        run.db_name,
+        run.down,
+        run.waiting,
+    )
     status = down["status"]
     assert status["phase"] == "Failed", status
     assert "transient" in status["message"]

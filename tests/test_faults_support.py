@@ -12,12 +12,15 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from function.offline.loop import OfflineCluster
-from tests.conftest import WORKER, WorkerRun
+from function.offline.runtime import FunctionClient
+from tests.conftest import WORKER, WorkerRun, unique
+from tests.offline_support import admin_secret, claim, cluster, instance_claim, kube_name
 from tests.servers import Server, private_servers
 
 WAIT_SECONDS = 60  # how long to wait for something that must happen (a worker to block, a session to end)
@@ -100,3 +103,37 @@ def worker_runs(c: OfflineCluster, claim: dict[str, Any]) -> list[str]:
     assert xr is not None, f"{claim['kind']} {claim['metadata']['name']} has no XR"
     prefix = xr["metadata"]["name"] + "-"
     return [logs for pod, logs in sorted(c.pod_logs.items()) if pod.startswith(prefix)]
+
+
+@dataclass
+class OutageRun:
+    """Claims applied while the server was down, reconciled once then (and the server started again)."""
+
+    cluster: OfflineCluster
+    instance: str
+    database: str
+    db_name: str
+    down: dict[str, Any]  # the DatabaseInstance claim while the server was down
+    waiting: dict[str, Any]  # the Database claim while the server was down
+
+
+def claims_during_outage(server: Server, client: FunctionClient) -> OutageRun:
+    """Apply an instance and a Database while `server` is stopped, reconcile without waiting, start it again."""
+    instance, database = kube_name(f"{server.engine}-down"), kube_name(f"{server.engine}-down-db")
+    db_name = unique("db")
+    c = cluster(client)
+    server.stop()
+    try:
+        c.apply(
+            [
+                admin_secret(server, f"{instance}-admin"),
+                instance_claim(server, instance, f"{instance}-admin"),
+                claim("Database", database, {"instanceRef": {"name": instance}, "name": db_name}),
+            ]
+        )
+        c.reconcile(max_wait=0)
+        down = c.claim("DatabaseInstance", instance)
+        waiting = c.claim("Database", database)
+    finally:
+        server.start()
+    return OutageRun(c, instance, database, db_name, down, waiting)
