@@ -9,23 +9,31 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from pymysql.converters import escape_string
-from sqlalchemy.dialects.mysql.pymysql import dialect as _pymysql_dialect
 
 from worker.adapters.base import ServerInfo, Step
 
-_PREPARER = _pymysql_dialect().identifier_preparer
 REDACTED = "'***'"
 
 MIN_MARIADB: tuple[int, ...] = (10, 5)
 MIN_MYSQL: tuple[int, ...] = (8, 0)
 
 
+@cache
+def _preparer() -> Any:
+    # Imported on first use: SQLAlchemy's dialect is the largest import of the worker, and a converged object
+    # (a no-op apply) never needs to quote an identifier, so it never pays for it.
+    from sqlalchemy.dialects.mysql.pymysql import dialect
+
+    return dialect().identifier_preparer
+
+
 def ident(name: str) -> str:
     """A back-quoted identifier."""
-    return str(_PREPARER.quote_identifier(name))
+    return str(_preparer().quote_identifier(name))
 
 
 def is_mariadb(info: ServerInfo) -> bool:
