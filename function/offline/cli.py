@@ -97,7 +97,8 @@ def report(
         docs = [*claims, *(_masked(s, show_secrets) for s in secrets)]
         yaml.safe_dump_all(docs, out, sort_keys=False)
         return
-    print(f"converged after {rounds} round(s), {cluster.jobs_run} Job(s) run", file=out)
+    how = "converged" if cluster.settled else "still changing (stopped)"
+    print(f"{how} after {rounds} round(s), {cluster.jobs_run} Job(s) run", file=out)
     print(f"{'KIND':<18} {'NAME':<24} {'PHASE':<13} MESSAGE", file=out)
     for claim in claims:
         status = claim.get("status", {})

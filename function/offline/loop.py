@@ -69,6 +69,7 @@ class OfflineCluster:
         self.store = ObjectStore()
         self.outcomes: dict[str, Outcome] = {}
         self.jobs_run = 0
+        self.settled = False
         self.pod_logs: dict[str, str] = {}  # Pod name -> its logs, for `kubectl logs`-style inspection
 
     # --- what users do -------------------------------------------------------------------------------------
@@ -106,8 +107,10 @@ class OfflineCluster:
 
     def reconcile(self, max_rounds: int = 40, max_wait: float = 0.0, deadline: float = 600) -> int:
         """Run rounds until a round changes nothing; then, if an XR asked to be called again within `max_wait`
-        seconds (a retry back-off), wait and go on. Returns the number of rounds."""
+        seconds (a retry back-off), wait and go on. Returns the number of rounds; `settled` says whether the last
+        round changed nothing (False: stopped at `max_rounds` while things still changed)."""
         started = time.monotonic()
+        self.settled = False
         for rounds in range(1, max_rounds + 1):
             before = self.store.changes
             self._round()
@@ -115,6 +118,7 @@ class OfflineCluster:
                 continue
             wait = self._next_wait()
             if wait is None or wait > max_wait or time.monotonic() - started + wait > deadline:
+                self.settled = True
                 return rounds
             time.sleep(wait)
         return max_rounds
