@@ -26,24 +26,15 @@ def compose_database(view: View) -> Outcome:
     lookup = Lookup(view)
     instance = instance_spec(lookup, spec["instanceRef"]["name"], "spec.instanceRef")
     if lookup.errors:
-        return _with(st.invalid(view, KIND, lookup.errors, lookup.requirements), lookup)
+        return lookup.invalid(KIND)
     if instance is None or lookup.waiting:
-        return _with(
-            st.waiting(view, KIND, lookup.waiting_message(), "WaitingForInstance", lookup.requirements),
-            lookup,
-        )
+        return lookup.waiting_outcome(KIND, "WaitingForInstance")
     access = lookup.credentials(server_access(instance))
     errors = engine_block_errors(spec, access.engine, spec["instanceRef"]["name"])
     request = worker_request(view, KIND, access.engine, access.connection, request_spec(KIND, spec, {}))
     errors = errors or request_errors(KIND, action, request)
     if errors:
-        return _with(st.invalid(view, KIND, errors, lookup.requirements), lookup)
+        return lookup.invalid(KIND, errors)
     out = st.from_progress(view, KIND, progress(view, WorkerCall(action, request, access, None, "")))
     out.requirements.update(lookup.requirements)
-    return _with(out, lookup)
-
-
-def _with(out: Outcome, lookup: Lookup) -> Outcome:
-    out.conditions.extend(lookup.conditions)
-    out.results.extend(lookup.results())
-    return out
+    return lookup.annotate(out)

@@ -56,19 +56,16 @@ def compose_grant(view: View) -> Outcome:
             )
         )
     if lookup.errors:
-        return _with(st.invalid(view, KIND, lookup.errors, lookup.requirements), lookup)
+        return lookup.invalid(KIND)
     if not instances:
-        return _with(
-            st.waiting(view, KIND, lookup.waiting_message(), "WaitingForDependencies", lookup.requirements),
-            lookup,
-        )
+        return lookup.waiting_outcome(KIND, "WaitingForDependencies")
     instance_name, path = next(iter(instances.items()))
     instance = instance_spec(lookup, instance_name, path)
     if lookup.errors:
-        return _with(st.invalid(view, KIND, lookup.errors, lookup.requirements), lookup)
+        return lookup.invalid(KIND)
     if instance is None or lookup.waiting:
         reason = "WaitingForInstance" if instance is None else "WaitingForDependencies"
-        return _with(st.waiting(view, KIND, lookup.waiting_message(), reason, lookup.requirements), lookup)
+        return lookup.waiting_outcome(KIND, reason)
 
     access = lookup.credentials(server_access(instance))
     resolved: dict[str, Any] = {}
@@ -90,18 +87,12 @@ def compose_grant(view: View) -> Outcome:
         KIND, action, request, renames
     )
     if errors:
-        return _with(st.invalid(view, KIND, errors, lookup.requirements), lookup)
+        return lookup.invalid(KIND, errors)
     out = st.from_progress(view, KIND, progress(view, WorkerCall(action, request, access, None, "")))
     out.requirements.update(lookup.requirements)
-    return _with(out, lookup)
+    return lookup.annotate(out)
 
 
 def _claim_spec(lookup: Lookup, requirement: str, kind: str, name: str, path: str) -> dict[str, Any] | None:
     found = lookup.claim(requirement, kind, name, path)
     return lookup.claim_spec(found, kind, path) if found is not None else None
-
-
-def _with(out: Outcome, lookup: Lookup) -> Outcome:
-    out.conditions.extend(lookup.conditions)
-    out.results.extend(lookup.results())
-    return out

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
+from function import status as st
 from function.connection import ServerAccess
 from function.job import canonical
 from function.objects import mapping, text
-from function.outcome import Condition, Requirement, Result
+from function.outcome import Condition, Outcome, Requirement, Result
 from function.status import INSTANCE_READY
 from function.view import API_VERSION, View, claim_spec
 from worker.spec_schema import SPECS
@@ -110,6 +111,22 @@ class Lookup:
     @property
     def blocked(self) -> bool:
         return bool(self.waiting or self.errors)
+
+    def annotate(self, out: Outcome) -> Outcome:
+        """`out` with what resolving the references produced: InstanceReady and any reference results."""
+        out.conditions.extend(self.conditions)
+        out.results.extend(self.results())
+        return out
+
+    def invalid(self, kind: str, errors: list[FieldError] | None = None) -> Outcome:
+        """Failed with `errors` (default: the references' own), keeping the requirements asked for."""
+        return self.annotate(
+            st.invalid(self.view, kind, self.errors if errors is None else errors, self.requirements)
+        )
+
+    def waiting_outcome(self, kind: str, reason: str) -> Outcome:
+        """Pending while a referenced object is missing or not Ready."""
+        return self.annotate(st.waiting(self.view, kind, self.waiting_message(), reason, self.requirements))
 
     def waiting_message(self) -> str:
         return "waiting: " + "; ".join(self.waiting)

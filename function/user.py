@@ -75,23 +75,23 @@ def _compose(view: View) -> Outcome:
         ref = spec["existingPasswordSecret"]
         existing = lookup.require(PASSWORD_SECRET, "v1", "Secret", ref["name"], "spec.existingPasswordSecret")
     if lookup.errors:
-        return _with(st.invalid(view, KIND, lookup.errors, lookup.requirements), lookup)
+        return lookup.invalid(KIND)
     if instance is None or lookup.waiting:
         reason = "WaitingForInstance" if instance is None else "WaitingForDependencies"
-        return _with(st.waiting(view, KIND, lookup.waiting_message(), reason, lookup.requirements), lookup)
+        return lookup.waiting_outcome(KIND, reason)
     access = lookup.credentials(server_access(instance))
     resolved = {"database": database} if database else {}
     request = worker_request(view, KIND, access.engine, access.connection, request_spec(KIND, spec, resolved))
     errors = engine_block_errors(spec, access.engine, instance_name) or request_errors(KIND, action, request)
     if errors:
-        return _with(st.invalid(view, KIND, errors, lookup.requirements), lookup)
+        return lookup.invalid(KIND, errors)
 
     if action == "drop":
         # The password is not needed to drop; the Secret stays until the claim is deleted (docs/function.md).
         out = st.from_progress(view, KIND, progress(view, WorkerCall("drop", request, access, None, "")))
         out.resources.update({k: v for k, v in carried_over(view).items() if k == creds.SECRET_KEY})
         out.requirements.update(lookup.requirements)
-        return _with(out, lookup)
+        return lookup.annotate(out)
 
     settings = spec_with_defaults(KIND, spec)["passwordSecret"]
     observed = creds.observed_secret(view)
@@ -116,7 +116,9 @@ def _compose(view: View) -> Outcome:
                 f"spec.existingPasswordSecret: Secret {ref_name} has no key {key!r} "
                 "(or it is empty); add it or set existingPasswordSecret.key"
             )
-            return _with(st.failed(view, KIND, message, "PasswordSecretInvalid", lookup.requirements), lookup)
+            return lookup.annotate(
+                st.failed(view, KIND, message, "PasswordSecretInvalid", lookup.requirements)
+            )
         revision = "rv-" + (text(existing, "metadata", "resourceVersion") or "0")
         password = creds.Password(value, revision, generated_now=False)
         password_ref: SecretKeyRef | None = SecretKeyRef(ref_name, key)
@@ -158,7 +160,7 @@ def _compose(view: View) -> Outcome:
     out.results.extend(warnings)
     if view.legacy:
         out.connection_details = data
-    return _with(out, lookup)
+    return lookup.annotate(out)
 
 
 def _database_name(lookup: Lookup, name: str, instance_name: str) -> str:
@@ -179,9 +181,3 @@ def _database_name(lookup: Lookup, name: str, instance_name: str) -> str:
         )
         return ""
     return str(spec["name"])
-
-
-def _with(out: Outcome, lookup: Lookup) -> Outcome:
-    out.conditions.extend(lookup.conditions)
-    out.results.extend(lookup.results())
-    return out
