@@ -143,6 +143,31 @@ def template_errors(template: dict[str, Any]) -> list[tuple[str, str]]:
     return errors
 
 
+BASIC_AUTH = "kubernetes.io/basic-auth"
+BASIC_AUTH_KEYS = ("username", "password")
+
+
+def secret_type_errors(template: dict[str, Any], data: dict[str, str]) -> list[str]:
+    """What the Secret's type needs from the rendered keys. The API server accepts a basic-auth Secret with either
+    key; whoever reads one expects both, so a user without a managed password cannot have that type."""
+    if template.get("type") != BASIC_AUTH:
+        return []
+    missing = [key for key in BASIC_AUTH_KEYS if not data.get(key)]
+    if not missing:
+        return []
+    why = []
+    if "password" in missing:
+        why.append(
+            "no password is managed (passwordSecret.generate is false and there is no existingPasswordSecret)"
+        )
+    if "username" in missing:
+        why.append("secretTemplate.data['username'] renders empty")
+    return [
+        f"{BASIC_AUTH} needs non-empty keys username and password, but the Secret would have no "
+        f"{' and no '.join(missing)}: {'; '.join(why)}; use type Opaque or give the user a password"
+    ]
+
+
 def secret_data(
     view: View, endpoint: Endpoint, username: str, password: str | None, template: dict[str, Any]
 ) -> dict[str, str]:

@@ -83,6 +83,34 @@ def _short(text: str) -> str:
     return text if len(text) <= MESSAGE_MAX else text[: MESSAGE_MAX - 3] + "..."
 
 
+_SIGNALS = {6: "SIGABRT", 9: "SIGKILL", 11: "SIGSEGV", 15: "SIGTERM"}
+
+
+def _killed(exit_code: Any, reason: str, job_reason: str) -> str:
+    """What to tell the user when the worker died from a signal (exit 128 + n) and so reported nothing; "" when it
+    exited by itself. The cause is guessed from the container's reason (OOMKilled) and the Job's (DeadlineExceeded).
+    A kill is transient whatever the cause: the next run converges what the killed one left (docs/reliability.md)."""
+    if not isinstance(exit_code, int) or not 128 < exit_code <= 128 + 64:
+        return ""
+    number = exit_code - 128
+    head = (
+        f"the worker was killed ({_SIGNALS.get(number, f'signal {number}')}, exit code {exit_code}"
+        f"{', ' + reason if reason else ''}) before it could report a result"
+    )
+    if reason == "OOMKilled":
+        cause = "it ran out of memory; raise the step Input's worker.resources.limits.memory"
+    elif job_reason == "DeadlineExceeded":
+        cause = "the Job ran longer than the step Input's job.activeDeadlineSeconds"
+    elif number == 9:
+        cause = (
+            "likely out of memory (see the Pod's events; the limit is the step Input's "
+            "worker.resources.limits.memory), else the node went away or someone killed the Pod"
+        )
+    else:
+        cause = "the Pod was stopped (node drain, eviction or deletion)"
+    return f"{head}: {cause}; it is retried"
+
+
 def job_state(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobState:
     name = text(job, "metadata", "name")
     complete = _condition(job, "Complete") or _condition(job, "SuccessCriteriaMet")
@@ -107,10 +135,16 @@ def job_state(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobState:
         permanent = exit_code == PERMANENT_EXIT_CODE
     else:
         permanent = failed.get("reason") == "PodFailurePolicy"
+    output = last.get("message")
+    last_line = output.strip().splitlines()[-1] if isinstance(output, str) and output.strip() else ""
+    killed = _killed(exit_code, str(last.get("reason", "")), str(failed.get("reason", "")))
     if error.get("message"):
         message = str(error["message"])
-    elif isinstance(last.get("message"), str) and last["message"].strip():
-        message = last["message"].strip().splitlines()[-1]
+    elif killed:
+        # With FallbackToLogsOnError the "message" of a killed worker is its log tail: context, not the cause.
+        message = killed + (f"; its last output: {last_line}" if last_line else "")
+    elif last_line:
+        message = last_line
     elif isinstance(exit_code, int):
         message = f"the worker exited with code {exit_code} ({last.get('reason', 'Error')})"
     else:

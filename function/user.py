@@ -135,6 +135,12 @@ def _compose(view: View) -> Outcome:
     template = settings["secretTemplate"]
     endpoint = access.endpoint(database)
     data = creds.secret_data(view, endpoint, spec["username"], password.value, template)
+    type_errors = creds.secret_type_errors(template, data)
+    if type_errors:
+        return lookup.invalid(
+            KIND, [FieldError("spec.passwordSecret.secretTemplate.type", e) for e in type_errors]
+        )
+    template = _keep_secret_type(observed, template, secret_name, warnings)
     secret = creds.secret(view, secret_name, data, template, password.revision)
     secret_ready = observed is not None and not password.generated_now
 
@@ -161,6 +167,28 @@ def _compose(view: View) -> Outcome:
     if view.legacy:
         out.connection_details = data
     return lookup.annotate(out)
+
+
+def _keep_secret_type(
+    observed: dict[str, Any] | None, template: dict[str, Any], secret_name: str, warnings: list[Result]
+) -> dict[str, Any]:
+    """The template with the observed Secret's type when it differs: the API server refuses any update that changes
+    a Secret's type, so composing the new one would fail on every reconcile while the claim looked fine."""
+    kept = text(observed, "type")
+    wanted = template.get("type", "Opaque")
+    if not kept or kept == wanted:
+        return template
+    warnings.append(
+        Result(
+            "Warning",
+            f"spec.passwordSecret.secretTemplate.type is {wanted}, but the credentials Secret {secret_name} exists "
+            f"with type {kept} and Kubernetes cannot change a Secret's type; it keeps its type. Delete the Secret "
+            "to have it created again with the new type (a generated password is then regenerated and set by a "
+            "new Job)",
+            "SecretTypeFixed",
+        )
+    )
+    return {**template, "type": kept}
 
 
 def _database_name(lookup: Lookup, name: str, instance_name: str) -> str:

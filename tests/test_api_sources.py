@@ -151,10 +151,14 @@ def all_rule_nodes() -> list[Node]:
     return nodes
 
 
+# `self.a.b` field chains a rule reads; a name called as a method (`self.roles.all(...)`) is not a field.
+FIELD_CHAIN = r"self((?:\.\w+(?!\w*\())+)"
+
+
 def can_fail(rule: str, schema: Schema) -> bool:
     """Whether every field the rule reads exists in the schema; a rule about an absent field always holds (e.g. the
     request of a DatabaseInstance has no spec.postgres), so only its agreement is tested, not both outcomes."""
-    for chain in re.findall(r"self((?:\.\w+)+)", rule):
+    for chain in re.findall(FIELD_CHAIN, rule):
         node = schema
         for name in chain.strip(".").split("."):
             props = node.get("properties", {})
@@ -251,7 +255,8 @@ def _candidates(schema: Schema, literals: set[str]) -> list[Any]:
     return {
         "boolean": [_ABSENT, True, False],
         "object": [_ABSENT, {}],
-        "array": [_ABSENT, []],
+        # A list of names also gets one entry, for rules that compare lists (`adminRoles` within `roles`).
+        "array": [_ABSENT, [], *([["a"]] if schema.get("items", {}).get("type") == "string" else [])],
         "integer": [_ABSENT, schema.get("minimum", 0)],
     }.get(schema.get("type", ""), [_ABSENT, "a"])
 
@@ -262,7 +267,7 @@ def combinations(node: Node) -> list[dict[str, Any]]:
     literals: set[str] = set()
     for rule, _ in node.pairs():
         literals |= set(re.findall(r"'([^']*)'", rule))
-        for chain in re.findall(r"self((?:\.\w+)+)", rule):
+        for chain in re.findall(FIELD_CHAIN, rule):
             names = tuple(re.sub(r"^__(\w+)__$", r"\1", n) for n in chain.strip(".").split("."))
             chains |= {names[: i + 1] for i in range(len(names))}
     ordered = sorted(chains, key=len)

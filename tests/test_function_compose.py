@@ -4,9 +4,14 @@ behaviour is "given these observed objects, expect this status")."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import json
+import os
 import random
+import subprocess
+import sys
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -151,7 +156,9 @@ def test_quickstart_user_with_its_secret_composes_the_job() -> None:
         "Secret",
     }
     assert rsp.requirements.resources["admin-secret"].match_name == "postgres-admin-creds"
-    assert rsp.requirements.resources["pods"].match_labels.labels == {"dbops.dbprovision.io/xr": "myapp-user-x7k2p"}
+    assert rsp.requirements.resources["pods"].match_labels.labels == {
+        "dbops.dbprovision.io/xr": "myapp-user-x7k2p"
+    }
 
 
 def test_quickstart_instance_composes_a_check_job() -> None:
@@ -183,7 +190,7 @@ def test_quickstart_database_composes_an_apply_job() -> None:
 @dataclass
 class Case:
     reason: str
-    job: str  # running | complete | failed-permanent | failed-transient | failed-policy
+    job: str  # running | complete | failed-permanent | failed-transient | failed-policy | killed-<reason>
     pods: bool = True
     age: timedelta = timedelta(seconds=5)  # how long ago the Job finished
     want_phase: str = ""
@@ -257,6 +264,35 @@ CASES = [
         want_new_job=True,
         want_attempts=1,
     ),
+    Case(
+        "SIGKILL by the OOM killer (exit 137, no result) is transient and points at the memory limit",
+        "killed-OOMKilled",
+        age=timedelta(seconds=10),
+        want_phase="Failed",
+        want_reason="TransientFailure",
+        want_attempts=1,
+        want_message="the worker was killed (SIGKILL, exit code 137, OOMKilled) before it could report a result: "
+        "it ran out of memory; raise the step Input's worker.resources.limits.memory; it is retried",
+    ),
+    Case(
+        "SIGKILL for another reason (exit 137, Error, no result) is transient and names memory or a kill",
+        "killed-Error",
+        age=timedelta(seconds=10),
+        want_phase="Failed",
+        want_reason="TransientFailure",
+        want_attempts=1,
+        want_message="the worker was killed (SIGKILL, exit code 137, Error) before it could report a result: "
+        "likely out of memory",
+    ),
+    Case(
+        "SIGKILL after the back-off starts attempt 2",
+        "killed-OOMKilled",
+        age=timedelta(seconds=31),
+        want_phase="Provisioning",
+        want_reason="Retrying",
+        want_new_job=True,
+        want_attempts=1,
+    ),
 ]
 
 
@@ -269,6 +305,13 @@ def observed_job(case: Case, finished: datetime) -> tuple[dict[str, Any], list[d
         return kube.job_complete(JOB, when), [kube.pod(JOB, 0, result, when)]
     if case.job == "failed-policy":
         return kube.job_failed(JOB, when, reason="PodFailurePolicy"), []
+    if case.job.startswith("killed-"):
+        # SIGKILL: no termination message (nothing logged either); the Job has used up its Pod retries.
+        pod = kube.pod(JOB, 137, "", when)
+        terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+        terminated["reason"] = case.job.removeprefix("killed-")
+        del terminated["message"]
+        return kube.job_failed(JOB, when, reason="BackoffLimitExceeded"), [pod]
     error = PERMANENT if case.job == "failed-permanent" else TRANSIENT
     code = 2 if error is PERMANENT else 1
     return kube.job_failed(JOB, when), [
@@ -289,6 +332,9 @@ def test_status_from_the_job(case: Case) -> None:
     )
     status = kube.status(rsp)
     assert status["phase"] == case.want_phase, status
+    # Every condition and result reaches the claim, not just the XR.
+    assert rsp.conditions and {c.target for c in rsp.conditions} == {fnv1.TARGET_COMPOSITE_AND_CLAIM}
+    assert {r.target for r in rsp.results} <= {fnv1.TARGET_COMPOSITE_AND_CLAIM}
     conds = kube.conditions(rsp)
     assert conds["Provisioned"][1] == case.want_reason
     assert conds["Provisioned"][0] == ("True" if case.want_phase == "Ready" else "False")
@@ -310,8 +356,8 @@ def test_status_from_the_job(case: Case) -> None:
         want_facts = USER_FACTS if case.pods else case.previous_status["user"]
         assert status["user"] == want_facts
         assert rsp.desired.resources[KEY].ready == fnv1.READY_TRUE
-        # Settled: Crossplane comes back at the next resync epoch, at most an interval from now.
-        assert 1 <= rsp.meta.ttl.seconds <= 3600
+        # Settled: Crossplane comes back at the next resync epoch; NOW is 50 minutes into a 1 h epoch.
+        assert (rsp.meta.ttl.seconds, rsp.meta.ttl.nanos) == (10 * 60, 0)
     if case.want_phase == "Failed":
         [result] = [r for r in rsp.results if r.severity == fnv1.SEVERITY_WARNING]
         assert case.want_message in result.message
@@ -454,6 +500,64 @@ def test_a_spec_change_replaces_the_job() -> None:
         "bypassRLS": False,
     }
     assert kube.status(rsp)["phase"] == "Provisioning"
+
+
+def converged_ttl(uid: str, now: datetime = NOW, name: str | None = None) -> int:
+    """Seconds until Crossplane calls again for the Quick Start user converged at `now`, its XR having `uid` (and
+    `name`): the time left to its next resync epoch."""
+    xr = copy.deepcopy(USER_XR)
+    xr["metadata"]["uid"] = uid
+    if name is not None:
+        xr["metadata"]["name"] = name
+    observed: dict[str, dict[str, Any]] = {"credentials": SECRET}
+    [(key, job)] = kube.jobs(
+        call(kube.request(xr, observed_resources=observed, required=USER_REQUIRED, input_=USER_INPUT), now)
+    ).items()
+    done = kube.job_complete(kube.observed(job, key), iso(now))
+    pods = [kube.pod(done, 0, kube.worker_result("DatabaseUser", observed_facts=USER_FACTS), iso(now))]
+    rsp = call(
+        kube.request(
+            xr,
+            observed_resources={**observed, key: done},
+            required={**USER_REQUIRED, "pods": pods},
+            input_=USER_INPUT,
+        ),
+        now,
+        seed=len(uid),
+    )
+    assert kube.status(rsp)["phase"] == "Ready"
+    return int(rsp.meta.ttl.seconds)
+
+
+def test_resync_offsets_differ_between_xrs_and_stay_fixed_per_uid() -> None:
+    uids = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"xr/user-{i}")) for i in range(200)]
+    offsets = [schedule.offset(u, 3600) for u in uids]
+    assert all(0 <= o < 3600 for o in offsets)
+    assert len(set(offsets)) > 180, "200 XRs spread over the hour (a few collisions are expected)"
+    assert [schedule.offset(u, 3600) for u in uids] == offsets
+    # Not Python's per-process string hash: another interpreter with another hash seed computes the same offsets.
+    script = (
+        "import sys; from function import schedule; print([schedule.offset(u, 3600) for u in sys.argv[1:]])"
+    )
+    for seed in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, "-c", script, *uids[:5]],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=kube.ROOT,
+        )
+        assert done.stdout.strip() == str(offsets[:5])
+    # As the user sees it: two converged users that differ only in their uid come back at different times ...
+    mine, other = kube.xr_uid("myapp-user"), kube.xr_uid("other-user")
+    ttl = converged_ttl(mine)
+    assert ttl == 10 * 60, "NOW is 50 minutes into this uid's 1 h epoch"
+    assert converged_ttl(other) != ttl
+    # ... and one uid keeps its offset: called again, an epoch later, or with the XR renamed.
+    assert converged_ttl(mine) == ttl
+    assert converged_ttl(mine, NOW + timedelta(hours=1)) == ttl
+    assert converged_ttl(mine, name="renamed-x1b2c") == ttl
 
 
 # --- dependencies ---------------------------------------------------------------------------------------------
@@ -618,20 +722,44 @@ def test_existing_password_secret_is_required_and_referenced() -> None:
     assert "spec.existingPasswordSecret: Secret app-password has no key 'pw'" in kube.status(rsp)["message"]
 
 
+def admin_secret() -> dict[str, Any]:
+    """The Quick Start's admin Secret as Crossplane hands it to the function (required resource `admin-secret`):
+    `stringData` turned into base64 `data` by the API server."""
+    source = QUICKSTART["postgres-admin-creds"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": source["metadata"]["name"], "namespace": "default", "resourceVersion": "4711"},
+        "type": "Opaque",
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in source["stringData"].items()},
+    }
+
+
 def test_no_job_anywhere_contains_a_secret_value() -> None:
-    """Every Job the scenarios compose: the password and the admin password appear nowhere in it."""
-    admin_password = "supersecret"  # the Quick Start's admin Secret (never given to the function)
+    """Every Job the scenarios compose, with the admin Secret required as in a cluster: neither the user's password
+    nor the admin password (plain or base64) appears anywhere in it; secrets reach the Pod only by reference."""
+    admin = admin_secret()
+    admin_password = QUICKSTART["postgres-admin-creds"]["stringData"]["password"]
+    secrets = [PASSWORD, admin_password, SECRET["data"]["password"], admin["data"]["password"]]
+    required = {**USER_REQUIRED, "admin-secret": [admin]}
+    rsp = call(
+        kube.request(
+            USER_XR, observed_resources={"credentials": SECRET}, required=required, input_=USER_INPUT
+        )
+    )
+    [(key, job)] = kube.jobs(rsp).items()
+    assert job["metadata"]["name"] != JOB["metadata"]["name"], "the admin Secret was read (its revision)"
+    done = kube.job_complete(kube.observed(job, key), iso(NOW))
     seen_jobs = 0
-    for observed in ({"credentials": SECRET}, {"credentials": SECRET, KEY: kube.job_complete(JOB, iso(NOW))}):
+    for observed in ({"credentials": SECRET}, {"credentials": SECRET, key: done}):
         for now in (NOW, NOW + timedelta(hours=5)):
             rsp = call(
-                kube.request(USER_XR, observed_resources=observed, required=USER_REQUIRED, input_=USER_INPUT),
-                now,
+                kube.request(USER_XR, observed_resources=observed, required=required, input_=USER_INPUT), now
             )
             for job in kube.jobs(rsp).values():
                 seen_jobs += 1
                 text = json.dumps(job)
-                assert PASSWORD not in text and admin_password not in text
+                assert not [s for s in secrets if s in text]
                 for env in kube.job_env(job).values():
                     assert env["name"] in (
                         "DBOPS_REQUEST",
@@ -640,6 +768,10 @@ def test_no_job_anywhere_contains_a_secret_value() -> None:
                         "DBOPS_TLS_CERT",
                         "DBOPS_TLS_KEY",
                     ) or set(env) == {"name", "valueFrom"}
+                assert kube.job_env(job)["DBOPS_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+                    "name": "postgres-admin-creds",
+                    "key": "password",
+                }
     assert seen_jobs >= 3
 
 
@@ -670,6 +802,43 @@ def test_secret_template_renders_placeholders_and_pipes() -> None:
     assert secret["type"] == "kubernetes.io/basic-auth"
     assert secret["metadata"]["labels"]["team"] == "payments"
     assert secret["metadata"]["annotations"]["owner"] == "payments@example.com"
+
+
+@pytest.mark.parametrize(
+    "secret_type",
+    ["Opaque", "kubernetes.io/basic-auth", "example.com/db-credentials", "vault.example.com/team/db"],
+)
+def test_allowed_secret_types_are_composed_with_username_and_password(secret_type: str) -> None:
+    xr = copy.deepcopy(USER_XR)
+    xr["spec"]["passwordSecret"]["secretTemplate"] = {"type": secret_type}
+    observed = {"credentials": {**SECRET, "type": secret_type}}  # created with that type
+    rsp = call(kube.request(xr, observed_resources=observed, required=USER_REQUIRED, input_=USER_INPUT))
+    secret = kube.desired(rsp)["credentials"]
+    assert secret["type"] == secret_type
+    data = kube.secret_data(secret)
+    assert (data["username"], data["password"]) == ("myapp", PASSWORD)
+    assert kube.status(rsp)["phase"] == "Provisioning" and len(kube.jobs(rsp)) == 1
+
+
+def test_basic_auth_with_an_existing_password_secret_is_composed() -> None:
+    xr = copy.deepcopy(USER_XR)
+    xr["spec"]["passwordSecret"] = {
+        "secretName": "myapp-db-credentials",
+        "secretTemplate": {"type": "kubernetes.io/basic-auth"},
+    }
+    xr["spec"]["existingPasswordSecret"] = {"name": "app-password", "key": "pw"}
+    existing = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "app-password", "namespace": "default", "resourceVersion": "9"},
+        "data": {"pw": base64.b64encode(b"from-elsewhere").decode()},
+    }
+    required = {**USER_REQUIRED, "existing-password-secret": [existing]}
+    rsp = call(kube.request(xr, required=required, input_=USER_INPUT))
+    secret = kube.desired(rsp)["credentials"]
+    assert secret["type"] == "kubernetes.io/basic-auth"
+    assert kube.secret_data(secret)["password"] == "from-elsewhere"
+    assert kube.status(rsp)["phase"] == "Provisioning"
 
 
 # --- invalid specs ---------------------------------------------------------------------------------------------
@@ -745,6 +914,49 @@ INVALID = [
         "spec.passwordSecret.excludeChars: excludeChars leaves 10 usable characters",
     ),
     ("missing instanceRef", {"instanceRef": None}, "spec.instanceRef: is required"),
+    *(
+        (
+            f"secret type {secret_type}",
+            {
+                "passwordSecret": {
+                    "secretName": "myapp-db-credentials",
+                    "secretTemplate": {"type": secret_type},
+                }
+            },
+            "spec.passwordSecret.secretTemplate.type: secretTemplate.type must be Opaque, "
+            "kubernetes.io/basic-auth or a custom type <domain>/<name>",
+        )
+        for secret_type in (
+            "kubernetes.io/tls",
+            "kubernetes.io/service-account-token",
+            "bootstrap.kubernetes.io/token",
+            "bogus type!!",
+            "",
+        )
+    ),
+    (
+        "basic-auth without a password",
+        {
+            "passwordSecret": {
+                "generate": False,
+                "secretName": "myapp-db-credentials",
+                "secretTemplate": {"type": "kubernetes.io/basic-auth"},
+            }
+        },
+        "spec.passwordSecret.secretTemplate.type: kubernetes.io/basic-auth needs non-empty keys username and "
+        "password, but the Secret would have no password: no password is managed",
+    ),
+    (
+        "basic-auth with an empty username",
+        {
+            "passwordSecret": {
+                "secretName": "myapp-db-credentials",
+                "secretTemplate": {"type": "kubernetes.io/basic-auth", "data": {"username": ""}},
+            }
+        },
+        "spec.passwordSecret.secretTemplate.type: kubernetes.io/basic-auth needs non-empty keys username and "
+        "password, but the Secret would have no username: secretTemplate.data['username'] renders empty",
+    ),
 ]
 
 
@@ -1107,3 +1319,25 @@ def test_a_user_without_a_managed_password_gets_no_password_anywhere() -> None:
     data = kube.secret_data(kube.desired(rsp)["credentials"])
     assert "password" not in data
     assert data["uri"] == "postgresql://myapp@postgres.default.svc.cluster.local:5432/myapp"
+
+
+def test_a_secret_keeps_its_type_with_a_warning_when_the_template_type_changes() -> None:
+    # Kubernetes refuses to change a Secret's type; composing the new type would fail on every apply.
+    assert SECRET["type"] == "Opaque"
+    xr = copy.deepcopy(USER_XR)
+    xr["spec"]["passwordSecret"]["secretTemplate"] = {"type": "kubernetes.io/basic-auth"}
+    rsp = call(
+        kube.request(
+            xr, observed_resources={"credentials": SECRET}, required=USER_REQUIRED, input_=USER_INPUT
+        )
+    )
+    secret = kube.desired(rsp)["credentials"]
+    assert secret["type"] == "Opaque"
+    assert kube.secret_data(secret)["password"] == PASSWORD, "the password is kept"
+    [warning] = [r for r in rsp.results if r.reason == "SecretTypeFixed"]
+    assert warning.severity == fnv1.SEVERITY_WARNING
+    assert "kubernetes.io/basic-auth" in warning.message and "Delete the Secret" in warning.message
+    # Once the Secret is gone it is composed with the new type.
+    rsp = call(kube.request(xr, required=USER_REQUIRED, input_=USER_INPUT))
+    assert kube.desired(rsp)["credentials"]["type"] == "kubernetes.io/basic-auth"
+    assert not [r for r in rsp.results if r.reason == "SecretTypeFixed"]

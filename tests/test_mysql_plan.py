@@ -6,6 +6,7 @@ functions are fed a MySQL 8 `ServerInfo` and observed state, and the generated S
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -414,6 +415,56 @@ def test_mysql8_database_reference_honours_partial_revokes() -> None:
     assert sqls(plan_user(spec, state, MYSQL, PASSWORD).steps) == [
         "GRANT ALL PRIVILEGES ON `shop_db`.* TO 'app'@'%'"
     ]
+
+
+def mysql8_account_row(**columns: Any) -> tuple[Any, ...]:
+    """An 'account' row as the MySQL 8 observation returns it: the JSON_OBJECT built from mysql.user columns
+    (ssl_type and account_locked are ENUM strings there; the hash is read for mysql_native_password only)."""
+    values = {
+        "plugin": "mysql_native_password",
+        "authentication_string": native_hash(PASSWORD),
+        "ssl_type": "",
+        "max_questions": 0,
+        "max_updates": 0,
+        "max_connections": 0,
+        "max_user_connections": 0,
+        "account_locked": "N",
+        **columns,
+    }
+    return ("account", "%", json.dumps(values), None, None, None)
+
+
+def test_mysql8_alters_only_the_delta() -> None:
+    observed = mysql8_account_row(ssl_type="ANY", max_questions=10, max_connections=5, max_user_connections=2)
+    state = UserState(AccountRows.parse([observed], MYSQL).accounts)
+    assert state.accounts["%"].ssl_type == "ANY"  # REQUIRE SSL
+    assert not state.accounts["%"].locked
+    # The same limits, REQUIRE SSL and the same password: nothing to do.
+    same = user_spec(requireSSL=True, maxQueriesPerHour=10, maxConnectionsPerHour=5, maxUserConnections=2)
+    assert not plan_user(same, state, MYSQL, PASSWORD)
+    # One limit, REQUIRE X509 and ACCOUNT LOCK differ: one ALTER USER with exactly those clauses.
+    changed = user_spec(
+        requireX509=True,
+        maxQueriesPerHour=10,
+        maxConnectionsPerHour=7,
+        maxUserConnections=2,
+        accountLocked=True,
+    )
+    [step] = plan_user(changed, state, MYSQL, PASSWORD).steps
+    assert step.sql == "ALTER USER %s@%s REQUIRE X509 WITH MAX_CONNECTIONS_PER_HOUR %s ACCOUNT LOCK"
+    assert step.params == ("app", "%", 7)
+    assert step.summary == "ALTER USER 'app'@'%' REQUIRE X509 WITH MAX_CONNECTIONS_PER_HOUR 7 ACCOUNT LOCK"
+    assert step.reason == "REQUIRE SSL -> X509; MAX_CONNECTIONS_PER_HOUR 5 -> 7; locked"
+    assert not step.secrets
+    # The server as that statement leaves it: converged.
+    after = mysql8_account_row(
+        ssl_type="X509", max_questions=10, max_connections=7, max_user_connections=2, account_locked="Y"
+    )
+    assert not plan_user(changed, UserState(AccountRows.parse([after], MYSQL).accounts), MYSQL, PASSWORD)
+    # Back to no TLS requirement and unlocked, limits unchanged.
+    relaxed = user_spec(maxQueriesPerHour=10, maxConnectionsPerHour=7, maxUserConnections=2)
+    [step] = plan_user(relaxed, UserState(AccountRows.parse([after], MYSQL).accounts), MYSQL, PASSWORD).steps
+    assert step.summary == "ALTER USER 'app'@'%' REQUIRE NONE ACCOUNT UNLOCK"
 
 
 def test_mysql8_observation_reads_its_own_catalogs() -> None:

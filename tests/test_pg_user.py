@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 from typing import Any
 
@@ -17,8 +19,10 @@ from tests.test_pg_support import (
     log_text_during,
     make_role,
     one,
+    statements,
     writes_during,
 )
+from worker.adapters import pg_password
 
 pytestmark = pytest.mark.postgres
 
@@ -133,16 +137,35 @@ def test_changes_alter_only_the_delta(pg: Server) -> None:
         "roles": [r2],
         "postgres": {"connectionLimit": 7, "configParameters": {"datestyle": "ISO, MDY"}},
     }
-    _, writes = writes_during(pg, lambda: apply_ok(pg, "DatabaseUser", changed, password=secret))
-    assert [w.text for w in writes if w.text not in ("BEGIN", "COMMIT")] == [
+    result, writes = writes_during(pg, lambda: apply_ok(pg, "DatabaseUser", changed, password=secret))
+    # The unchanged password is not set again: that statement would be unlogged, but its logging switch counts.
+    assert statements(writes) == [
         f"ALTER ROLE {name} WITH CONNECTION LIMIT 7",
         f"ALTER ROLE {name} RESET work_mem",
         f"REVOKE {r1} FROM {name}",
     ]
+    assert result.result["changes"] == statements(writes)
+    assert result.result["statements"]["writes"] == 3
     observed = role(pg, name) or {}
     assert observed["connectionLimit"] == 7
     assert observed["config"] == ["DateStyle=ISO, MDY"]
     assert observed["roles"] == [r2]
+
+
+def test_superuser_attribute_is_granted_and_taken_back(pg: Server) -> None:
+    name = unique("user")
+    spec = {"username": name, "postgres": {"superuser": True}}
+    created = apply_ok(pg, "DatabaseUser", spec)
+    assert "WITH SUPERUSER " in created.result["changes"][0]
+    assert one(pg, "SELECT rolsuper FROM pg_roles WHERE rolname = %s", (name,)) is True
+    demoted = apply_ok(pg, "DatabaseUser", {"username": name, "postgres": {"superuser": False}})
+    assert demoted.result["changes"] == [f"ALTER ROLE {name} WITH NOSUPERUSER"]
+    assert one(pg, "SELECT rolsuper FROM pg_roles WHERE rolname = %s", (name,)) is False
+    promoted = apply_ok(pg, "DatabaseUser", spec)
+    assert promoted.result["changes"] == [f"ALTER ROLE {name} WITH SUPERUSER"]
+    assert one(pg, "SELECT rolsuper FROM pg_roles WHERE rolname = %s", (name,)) is True
+    assert run(pg, "drop", "DatabaseUser", spec).code == 0
+    assert role(pg, name) is None
 
 
 def test_memberships_are_unmanaged_when_roles_and_in_roles_are_absent(pg: Server) -> None:
@@ -170,6 +193,23 @@ def test_changed_password_is_set_and_the_old_one_stops_working(pg: Server) -> No
     assert can_login(pg, name, new)
     assert not can_login(pg, name, old)
     assert new not in log and "SCRAM-SHA-256$" not in log
+
+
+def test_plan_shows_the_password_statement_redacted_and_writes_nothing(pg: Server) -> None:
+    name = unique("user")
+    secret = password()
+    result, log = log_text_during(
+        pg, lambda: run(pg, "plan", "DatabaseUser", {"username": name}, password=secret)
+    )
+    assert result.code == 0, result.result
+    assert f"ALTER ROLE {name} PASSWORD ***;" in result.stdout
+    assert result.result["changes"][-1] == f"ALTER ROLE {name} PASSWORD ***"
+    assert result.result["statements"]["writes"] == 0
+    for text in (result.stdout, result.stderr, json.dumps(result.result), log):
+        assert secret not in text
+        assert "SCRAM-SHA-256$" not in text
+    assert "CREATE ROLE" not in log
+    assert role(pg, name) is None
 
 
 def test_password_unset_means_unmanaged(pg: Server) -> None:
@@ -204,8 +244,12 @@ def test_password_set_by_postgres_itself_is_recognised(pg: Server) -> None:
     secret = password() + "-ü"
     apply_ok(pg, "DatabaseUser", {"username": name})
     execute(pg, "SET log_statement = 'none'", f"ALTER ROLE {name} PASSWORD '{secret}'")
-    _, writes = writes_during(pg, lambda: apply_ok(pg, "DatabaseUser", {"username": name}, password=secret))
-    assert writes == []
+    same, writes = writes_during(
+        pg, lambda: apply_ok(pg, "DatabaseUser", {"username": name}, password=secret)
+    )
+    assert writes == []  # a password set again would show as its unlogged statement's logging switch
+    assert same.result["changes"] == []
+    assert same.result["statements"]["writes"] == 0
     changed = apply_ok(pg, "DatabaseUser", {"username": name}, password=secret + "x")
     assert changed.result["changes"] == [f"ALTER ROLE {name} PASSWORD ***"]
 
@@ -215,9 +259,17 @@ def test_non_superuser_admin_detects_an_unchanged_password_by_logging_in(pg: Ser
     env = admin_env(admin, admin_password)
     name = unique("user")
     secret = password()
-    first = apply_ok(pg, "DatabaseUser", {"username": name}, password=secret, env=env)
+    first, log = log_text_during(
+        pg, lambda: apply_ok(pg, "DatabaseUser", {"username": name}, password=secret, env=env)
+    )
     assert first.result["changes"][-1] == f"ALTER ROLE {name} PASSWORD ***"
     assert can_login(pg, name, secret)
+    # docs/security.md: an admin without superuser or SET on the logging parameters cannot switch statement
+    # logging off, so the log gets the verifier, never the password.
+    assert "SET LOCAL log_statement" not in log
+    [verifier] = re.findall(rf"ALTER ROLE {name} PASSWORD '(SCRAM-SHA-256\$[^']+)'", log)
+    assert pg_password.matches(verifier, secret)
+    assert secret not in log
     _, writes = writes_during(
         pg, lambda: apply_ok(pg, "DatabaseUser", {"username": name}, password=secret, env=env)
     )
@@ -230,6 +282,38 @@ def test_non_superuser_admin_detects_an_unchanged_password_by_logging_in(pg: Ser
     nologin = {"username": name, "postgres": {"login": False}}
     apply_ok(pg, "DatabaseUser", nologin, password=new, env=env)
     _, writes = writes_during(pg, lambda: apply_ok(pg, "DatabaseUser", nologin, password=new, env=env))
+    assert writes == []
+
+
+def test_an_expired_role_gets_its_password_set_on_every_run_and_still_converges(pg: Server) -> None:
+    """A non-superuser admin cannot read pg_authid, and PostgreSQL refuses the password of a role whose validUntil
+    has passed exactly like a wrong one: "unchanged" cannot be known, so the password is set on every run
+    (docs/worker-postgres.md), and the run still converges instead of ending NotConverged."""
+    admin, admin_password = make_role(pg, "roleadmin", "LOGIN CREATEROLE")
+    env = admin_env(admin, admin_password)
+    name = unique("user")
+    secret = password()
+    spec = {"username": name, "postgres": {"validUntil": "2001-02-03T04:05:06Z"}}
+    first = run(pg, "apply", "DatabaseUser", spec, password=secret, env=env)
+    assert first.code == 0, first.result
+    assert first.result["changes"][-1] == f"ALTER ROLE {name} PASSWORD ***"
+    for _ in range(2):
+        again, writes = writes_during(
+            pg, lambda: run(pg, "apply", "DatabaseUser", spec, password=secret, env=env)
+        )
+        assert again.code == 0, again.result
+        assert again.result["changes"] == [f"ALTER ROLE {name} PASSWORD ***"]
+        assert again.result["statements"]["writes"] == 1
+        # This admin cannot switch statement logging off: the log shows the verifier of the password, the
+        # one write of the run.
+        [logged] = statements(writes)
+        assert logged.startswith(f"ALTER ROLE {name} PASSWORD 'SCRAM-SHA-256$")
+        assert pg_password.matches(logged.split("'")[1], secret)
+        assert secret not in logged
+    stored = one(pg, "SELECT rolpassword FROM pg_authid WHERE rolname = %s", (name,))
+    assert pg_password.matches(stored, secret)
+    # A superuser admin compares the stored verifier instead, which expiry does not affect: nothing to write.
+    _, writes = writes_during(pg, lambda: apply_ok(pg, "DatabaseUser", spec, password=secret))
     assert writes == []
 
 
@@ -338,22 +422,36 @@ def test_drop_refuses_a_role_that_owns_objects_and_drops_it_once_resolved(pg: Se
     secret = password()
     spec = {"username": name, "database": db}
     apply_ok(pg, "DatabaseUser", spec, password=secret)
-    ok, error = as_user(pg, name, secret, "CREATE TABLE public.owned (id int)", database=db)
+    tables = ["owned", *(f"t{i}" for i in range(1, 7))]
+    ok, error = as_user(
+        pg, name, secret, "".join(f"CREATE TABLE public.{t} (id int);" for t in tables), database=db
+    )
     assert ok, error
+    owned_db = unique("ownerdb")
+    execute(pg, f"CREATE DATABASE {owned_db} OWNER {name}")  # a shared object: named from the admin database
     refused, writes = writes_during(pg, lambda: run(pg, "drop", "DatabaseUser", spec))
     assert refused.code == 2
     assert refused.error["code"] == "DependentObjects"
     message = refused.error["message"]
-    assert f"owns 1 relation(s) in database {db}" in message
+    # Counts per kind and database, the first objects by name (schema-qualified), and how many more.
+    assert f"owns 1 database(s) (database {owned_db})" in message
+    assert f"owns 7 relation(s) in database {db} (table public.owned, table public.t1, " in message
+    assert "and 2 more)" in message
+    assert message.count(f"in database {db}") == 1  # the privileges dbops granted there do not block
     assert f"REASSIGN OWNED BY {name}" in message and f"DROP OWNED BY {name}" in message
     assert writes == []
     assert role(pg, name) is not None
-    execute(pg, "DROP TABLE public.owned", database=db)
+    # The resolution the message gives, run where it says: the shared database moves with REASSIGN OWNED too.
+    execute(pg, f"REASSIGN OWNED BY {name} TO {pg.admin_user}", f"DROP OWNED BY {name}", database=db)
     # What dbops granted for spec.database is revoked by the drop itself.
     dropped = run(pg, "drop", "DatabaseUser", spec)
     assert dropped.code == 0, dropped.error
     assert dropped.result["changes"][-1] == f"DROP ROLE {name}"
     assert role(pg, name) is None
+    assert one(pg, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (owned_db,)) == (
+        pg.admin_user
+    )
+    execute(pg, f"DROP DATABASE {owned_db}")
     again = run(pg, "drop", "DatabaseUser", spec)
     assert again.code == 0 and again.result["changes"] == []
 
@@ -364,7 +462,11 @@ def test_drop_refuses_a_role_with_privileges_granted_by_hand(pg: Server) -> None
     execute(pg, f"GRANT SELECT ON pg_catalog.pg_class TO {name}")
     refused = run(pg, "drop", "DatabaseUser", {"username": name})
     assert refused.code == 2
-    assert "holds privileges on 1 relation(s)" in refused.error["message"]
+    assert (
+        f"holds privileges on 1 relation(s) in database {pg.admin_database or 'postgres'} "
+        in (refused.error["message"])
+    )
+    assert "(table pg_catalog.pg_class)" in refused.error["message"]
     execute(pg, f"REVOKE SELECT ON pg_catalog.pg_class FROM {name}")
     assert run(pg, "drop", "DatabaseUser", {"username": name}).code == 0
 

@@ -52,7 +52,7 @@ def _check_flavor(engine: str, flavor: str, version: str) -> None:
 
 def _converge(adapter: Adapter, action: str, spec: dict[str, Any], result: Result, printer: Any) -> None:
     handler = adapter.handler(result.kind)
-    observed = handler.observe(spec)
+    observed = _observe(handler, action, spec)
     plan = _plan(handler, action, spec, observed)
     if action == "plan":
         result.changes = [s.summary for s in plan.steps]
@@ -67,7 +67,7 @@ def _converge(adapter: Adapter, action: str, spec: dict[str, Any], result: Resul
         # worker may have converged the object meanwhile.
         with adapter.lock(handler.lock_key(spec)):
             for attempt in range(1, IN_PLACE_ATTEMPTS + 1):
-                observed = handler.observe(spec)
+                observed = _observe(handler, action, spec)
                 plan = _plan(handler, action, spec, observed)
                 try:
                     for step in adapter.execute(plan.steps):
@@ -78,16 +78,22 @@ def _converge(adapter: Adapter, action: str, spec: dict[str, Any], result: Resul
                         raise
                 finally:
                     result.observed = handler.facts(spec, observed)
-            observed = handler.observe(spec)
-            leftover = _plan(handler, action, spec, observed)
-            if leftover.steps:
+            observed = _observe(handler, action, spec)
+            # An unverifiable step (a password nobody can check) is planned again on every observation: it was
+            # just executed, so it is not a difference the plan failed to fix.
+            leftover = [s for s in _plan(handler, action, spec, observed).steps if not s.unverifiable]
+            if leftover:
                 raise PermanentError(
                     "NotConverged",
                     "the server still differs after applying the plan: "
-                    + "; ".join(s.summary for s in leftover.steps[:5]),
+                    + "; ".join(s.summary for s in leftover[:5]),
                 )
     result.observed = handler.facts(spec, observed)
     _raise_drift(plan)
+
+
+def _observe(handler: KindHandler[Any], action: str, spec: dict[str, Any]) -> Any:
+    return handler.observe_drop(spec) if action == "drop" else handler.observe(spec)
 
 
 def _plan(handler: KindHandler[Any], action: str, spec: dict[str, Any], observed: Any) -> Plan:

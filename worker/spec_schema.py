@@ -8,6 +8,7 @@ This module is plain data and a few builders so the worker can import it at star
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -168,6 +169,22 @@ ENGINE_OPTION_RULE = Rule(
     "set postgres or mysql options, not both",
     lambda s: not ("postgres" in s and "mysql" in s),
     ".mysql",
+)
+
+
+def admin_roles_listed(admin: list[str] | None, *role_lists: list[str] | None) -> bool:
+    """Every adminRoles entry is one of the memberships the spec manages: the admin option qualifies a membership,
+    it cannot stand alone."""
+    listed = {r for roles in role_lists for r in roles or ()}
+    return all(r in listed for r in admin or ())
+
+
+# DatabaseGrant's postgres and mysql blocks: adminRoles qualifies entries of that block's roles.
+ADMIN_ROLES_RULE = Rule(
+    "!has(self.adminRoles) || self.adminRoles.all(r, has(self.roles) && r in self.roles)",
+    "adminRoles names a role that roles does not list; add it to roles or remove it from adminRoles",
+    lambda b: admin_roles_listed(b.get("adminRoles"), b.get("roles")),
+    ".adminRoles",
 )
 
 INSTANCE_REF = object_ref("The DatabaseInstance claim (same namespace) whose server holds this object.")
@@ -444,6 +461,35 @@ DATABASE: Schema = obj(
 
 MYSQL_AUTH_PLUGINS = ("mysql_native_password", "caching_sha2_password", "ed25519")
 
+# secretTemplate.type: the built-in types other than these need keys we never write (tls.crt, .dockerconfigjson,
+# ...) or are filled in by controllers (service-account-token, bootstrap tokens), so the API server would refuse the
+# Secret or it would be useless, and the claim would wait for it forever. Custom types are `<DNS subdomain>/<path>`,
+# the convention Kubernetes documents, outside the kubernetes.io and k8s.io domains it reserves for itself.
+SECRET_TYPES = ("Opaque", "kubernetes.io/basic-auth")
+_DNS_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_PATH_SEGMENT = "[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
+CUSTOM_SECRET_TYPE_PATTERN = f"^{_DNS_LABEL}([.]{_DNS_LABEL})*(/{_PATH_SEGMENT})+$"
+RESERVED_SECRET_TYPE_PATTERN = "^([^/]*[.])?(kubernetes|k8s)[.]io/"  # noqa: S105 (a pattern for Secret types)
+_CUSTOM_SECRET_TYPE = re.compile(CUSTOM_SECRET_TYPE_PATTERN[:-1] + r"\Z")
+_RESERVED_SECRET_TYPE = re.compile(RESERVED_SECRET_TYPE_PATTERN)
+
+
+def _allowed_secret_type(value: str) -> bool:
+    return value in SECRET_TYPES or (
+        _CUSTOM_SECRET_TYPE.search(value) is not None and _RESERVED_SECRET_TYPE.search(value) is None
+    )
+
+
+SECRET_TYPE_RULE = Rule(
+    "!has(self.type) || self.type in ['Opaque', 'kubernetes.io/basic-auth'] || "
+    f"(self.type.matches('{CUSTOM_SECRET_TYPE_PATTERN}') && !self.type.matches('{RESERVED_SECRET_TYPE_PATTERN}'))",
+    "secretTemplate.type must be Opaque, kubernetes.io/basic-auth or a custom type <domain>/<name> (e.g. "
+    "example.com/db-credentials) outside kubernetes.io and k8s.io: other built-in types need keys dbops does not "
+    "write",
+    lambda t: "type" not in t or _allowed_secret_type(t["type"]),
+    ".type",
+)
+
 DATABASE_USER: Schema = obj(
     "A user (PostgreSQL role with LOGIN, MySQL/MariaDB account) and its credentials Secret.",
     {
@@ -472,7 +518,14 @@ DATABASE_USER: Schema = obj(
                 "secretTemplate": obj(
                     "Shape of the credentials Secret.",
                     {
-                        "type": string("Secret type.", maxLength=253, default="Opaque"),
+                        "type": string(
+                            "Secret type: `Opaque`, `kubernetes.io/basic-auth` (the user must have a password: "
+                            "the Secret then holds both `username` and `password`) or a custom "
+                            "`<DNS subdomain>/<name>` outside kubernetes.io and k8s.io, e.g. "
+                            "`example.com/db-credentials`.",
+                            maxLength=253,
+                            default="Opaque",
+                        ),
                         "labels": string_map("Extra labels.", max_len=63),
                         "annotations": string_map("Extra annotations.", max_len=4096),
                         "data": {
@@ -485,6 +538,7 @@ DATABASE_USER: Schema = obj(
                             ),
                         },
                     },
+                    rules=(SECRET_TYPE_RULE,),
                 ),
             },
         ),
@@ -499,6 +553,10 @@ DATABASE_USER: Schema = obj(
         "roles": ident_set(
             "Roles granted to the user (PostgreSQL role membership, MariaDB/MySQL 8 roles). When set, it is the "
             "exact set: memberships not listed are revoked."
+        ),
+        "adminRoles": ident_set(
+            "Roles from `roles` (or `postgres.inRoles`) the user holds WITH ADMIN OPTION, so it may grant them to "
+            "others; the other managed memberships are held without it."
         ),
         **LIFECYCLE,
         "postgres": obj(
@@ -575,6 +633,16 @@ DATABASE_USER: Schema = obj(
             ),
             ".passwordSecret.generate",
         ),
+        Rule(
+            "!has(self.adminRoles) || self.adminRoles.all(r, (has(self.roles) && r in self.roles) || "
+            "(has(self.postgres) && has(self.postgres.inRoles) && r in self.postgres.inRoles))",
+            "adminRoles names a role that neither roles nor postgres.inRoles lists; add it there or remove it "
+            "from adminRoles",
+            lambda s: admin_roles_listed(
+                s.get("adminRoles"), s.get("roles"), s.get("postgres", {}).get("inRoles")
+            ),
+            ".adminRoles",
+        ),
     ),
 )
 
@@ -604,6 +672,10 @@ DATABASE_GRANT: Schema = obj(
             "PostgreSQL privileges.",
             {
                 "roles": ident_set("Roles the grantee is a member of; when set, the exact set."),
+                "adminRoles": ident_set(
+                    "Roles from `roles` the grantee holds WITH ADMIN OPTION, so it may grant them to others; the "
+                    "other memberships in `roles` are held without it."
+                ),
                 "grants": array(
                     "Privileges on objects. Database level when only `database` is given, schema level with "
                     "`schema`, object level with `tables`, `sequences` or `functions` (`*` means all in the schema).",
@@ -655,11 +727,16 @@ DATABASE_GRANT: Schema = obj(
                     maxItems=128,
                 ),
             },
+            rules=(ADMIN_ROLES_RULE,),
         ),
         "mysql": obj(
             "MySQL/MariaDB privileges.",
             {
                 "roles": ident_set("Roles granted to the grantee; when set, the exact set."),
+                "adminRoles": ident_set(
+                    "Roles from `roles` the grantee holds WITH ADMIN OPTION, so it may grant them to others; the "
+                    "other roles in `roles` are held without it."
+                ),
                 "grants": array(
                     "Privileges at one level each.",
                     obj(
@@ -724,6 +801,7 @@ DATABASE_GRANT: Schema = obj(
                     maxItems=128,
                 ),
             },
+            rules=(ADMIN_ROLES_RULE,),
         ),
     },
     rules=(

@@ -34,6 +34,9 @@ class Step:
     dialect's identifier preparer. `summary` is what users see (results, `plan` output): secrets are `***`.
     `secrets` lists every secret-derived string in sql/params (password, verifier, hash) so output is redacted
     and, where the engine allows, statement logging is suppressed for this statement.
+    `unverifiable` marks a step whose effect no observation can confirm (a password the worker can neither read
+    nor prove by logging in): it runs whenever it is planned, and the engine's final convergence check does not
+    count it as left over (otherwise every such run would end NotConverged).
     """
 
     sql: str
@@ -43,6 +46,7 @@ class Step:
     transactional: bool = True  # False: must run outside a transaction (PG CREATE/DROP DATABASE, ...)
     database: str | None = None  # PG: run in this database instead of the admin database
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    unverifiable: bool = False
 
 
 @dataclass
@@ -73,6 +77,11 @@ class KindHandler(abc.ABC, Generic[Observed]):
     @abc.abstractmethod
     def plan_drop(self, spec: dict[str, Any], observed: Observed) -> Plan:
         """Statements that remove the object (section 6 of the design). Pure."""
+
+    def observe_drop(self, spec: dict[str, Any]) -> Observed:
+        """What `plan_drop` needs; the engine calls it instead of `observe` for `drop`. By default the same
+        reads; a handler may read more here (e.g. names for a refusal), since drops are rare."""
+        return self.observe(spec)
 
     @abc.abstractmethod
     def facts(self, spec: dict[str, Any], observed: Observed) -> dict[str, Any]:

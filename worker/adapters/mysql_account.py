@@ -136,6 +136,8 @@ class UserState:
     accounts: dict[str, AccountState]  # host -> account (roles excluded)
     is_role: bool = False  # the name is a MariaDB role
     roles: dict[str, frozenset[str]] = field(default_factory=dict)  # host -> roles granted
+    # host -> the roles held WITH ADMIN OPTION
+    admin_roles: dict[str, frozenset[str]] = field(default_factory=dict)
     known_roles: frozenset[str] = frozenset()  # which of the spec's roles exist
     db_privileges: dict[str, frozenset[str]] = field(
         default_factory=dict
@@ -153,7 +155,10 @@ def account_parts(info: ServerInfo, user: str) -> list[tuple[str, list[Any]]]:
     if is_mariadb(info):
         return [
             (row("account", ["Host", "Priv"], "FROM mysql.global_priv WHERE User = %s"), [user]),
-            (row("role", ["Host", "Role"], "FROM mysql.roles_mapping WHERE User = %s"), [user]),
+            (
+                row("role", ["Host", "Role", "Admin_option"], "FROM mysql.roles_mapping WHERE User = %s"),
+                [user],
+            ),
         ]
     account_json = (
         "JSON_OBJECT('plugin', plugin, 'authentication_string', "
@@ -163,7 +168,14 @@ def account_parts(info: ServerInfo, user: str) -> list[tuple[str, list[Any]]]:
     )
     return [
         (row("account", ["Host", account_json], "FROM mysql.user WHERE User = %s"), [user]),
-        (row("role", ["TO_HOST", "FROM_USER"], "FROM mysql.role_edges WHERE TO_USER = %s"), [user]),
+        (
+            row(
+                "role",
+                ["TO_HOST", "FROM_USER", "WITH_ADMIN_OPTION"],
+                "FROM mysql.role_edges WHERE TO_USER = %s",
+            ),
+            [user],
+        ),
         (
             row("default_role", ["HOST", "DEFAULT_ROLE_USER"], "FROM mysql.default_roles WHERE USER = %s"),
             [user],
@@ -185,6 +197,7 @@ def known_role_part(info: ServerInfo, roles: list[str]) -> tuple[str, list[Any]]
 class AccountRows:
     accounts: dict[str, AccountState] = field(default_factory=dict)
     roles: dict[str, set[str]] = field(default_factory=dict)
+    admin_roles: dict[str, set[str]] = field(default_factory=dict)
     known_roles: set[str] = field(default_factory=set)
     partial_revokes: bool = False
     rest: list[tuple[Any, ...]] = field(default_factory=list)
@@ -199,6 +212,8 @@ class AccountRows:
                 out.accounts[a] = account_from_json(a, json.loads(b or "{}"), info.flavor)
             elif kind == "role":
                 out.roles.setdefault(a, set()).add(b)
+                if len(r) > 3 and str(r[3] or "").upper() == "Y":
+                    out.admin_roles.setdefault(a, set()).add(b)
             elif kind == "default_role":
                 defaults.setdefault(a, []).append(b)
             elif kind == "known_role":
@@ -216,11 +231,37 @@ class AccountRows:
 # --- planning -----------------------------------------------------------------------------------------------------
 
 
-def role_steps(account: Account, have: frozenset[str], want: list[str], info: ServerInfo) -> list[Step]:
-    """Make the roles granted to `account` exactly `want` (revokes first, so a failure leaves less access)."""
+def admin_dropped(
+    have: frozenset[str], want: list[str], have_admin: frozenset[str], want_admin: frozenset[str] | None
+) -> list[str]:
+    """Roles that stay granted but lose their admin option."""
+    if want_admin is None:
+        return []
+    return sorted(r for r in have_admin if r in have and r in want and r not in want_admin)
+
+
+def role_steps(
+    account: Account,
+    have: frozenset[str],
+    want: list[str],
+    info: ServerInfo,
+    *,
+    have_admin: frozenset[str] = frozenset(),
+    want_admin: frozenset[str] | None = frozenset(),
+) -> list[Step]:
+    """Make the roles granted to `account` exactly `want`, and the admin option exactly `want_admin` among them
+    (None: leave the admin option of kept roles alone). Revokes first, so a failure leaves less access.
+
+    `GRANT r TO a WITH ADMIN OPTION` both grants a missing role and upgrades a held one. Dropping only the admin
+    option: MariaDB has `REVOKE ADMIN OPTION FOR r FROM a`; MySQL 8 has no such statement (its REVOKE takes roles
+    only, and a plain GRANT never lowers an edge's admin option), so the role is revoked and granted again
+    without it, in the same plan."""
     steps: list[Step] = []
     extra = sorted(have - set(want))
-    missing = [r for r in want if r not in have]
+    lowered = admin_dropped(have, want, have_admin, want_admin)
+    admin = want_admin or frozenset()
+    missing = [r for r in want if r not in have and r not in admin]
+    raised = [r for r in want if r in admin and r not in have_admin]
     if is_mariadb(info):
         # MariaDB grants and revokes one role per statement.
         for role in extra:
@@ -232,6 +273,15 @@ def role_steps(account: Account, have: frozenset[str], want: list[str], info: Se
                 .account(account)
                 .step(f"role {role} is not in the spec's roles")
             )
+        for role in lowered:
+            steps.append(
+                Sql()
+                .add("REVOKE ADMIN OPTION FOR")
+                .add(ident(role))
+                .add("FROM")
+                .account(account)
+                .step(f"role {role} is held with admin option; the spec's adminRoles does not list it")
+            )
         for role in missing:
             steps.append(
                 Sql()
@@ -240,6 +290,16 @@ def role_steps(account: Account, have: frozenset[str], want: list[str], info: Se
                 .add("TO")
                 .account(account)
                 .step(f"role {role} is in the spec's roles")
+            )
+        for role in raised:
+            steps.append(
+                Sql()
+                .add("GRANT")
+                .add(ident(role))
+                .add("TO")
+                .account(account)
+                .add("WITH ADMIN OPTION")
+                .step(f"role {role} is in the spec's adminRoles")
             )
         return steps
     if extra:
@@ -251,14 +311,37 @@ def role_steps(account: Account, have: frozenset[str], want: list[str], info: Se
             .account(account)
             .step(f"roles {', '.join(extra)} are not in the spec's roles")
         )
-    if missing:
+    if lowered:
+        steps.append(
+            Sql()
+            .add("REVOKE")
+            .add(", ".join(ident(r) for r in lowered))
+            .add("FROM")
+            .account(account)
+            .step(
+                f"roles {', '.join(lowered)} are held with admin option, which the spec's adminRoles does not "
+                "list; MySQL 8 has no REVOKE ADMIN OPTION FOR, so they are revoked and granted again without it"
+            )
+        )
+    plain = [r for r in want if r in missing or r in lowered]
+    if plain:
         steps.append(
             Sql()
             .add("GRANT")
-            .add(", ".join(ident(r) for r in missing))
+            .add(", ".join(ident(r) for r in plain))
             .add("TO")
             .account(account)
-            .step(f"roles {', '.join(missing)} are in the spec's roles")
+            .step(f"roles {', '.join(plain)} are in the spec's roles")
+        )
+    if raised:
+        steps.append(
+            Sql()
+            .add("GRANT")
+            .add(", ".join(ident(r) for r in raised))
+            .add("TO")
+            .account(account)
+            .add("WITH ADMIN OPTION")
+            .step(f"roles {', '.join(raised)} are in the spec's adminRoles")
         )
     return steps
 
@@ -293,6 +376,26 @@ def default_role_steps(
         .add(names)
         .step("every role in the spec is active by default")
     ]
+
+
+def membership_steps(
+    account: Account,
+    have: frozenset[str],
+    want: list[str],
+    info: ServerInfo,
+    *,
+    current_defaults: tuple[str, ...],
+    have_admin: frozenset[str],
+    want_admin: frozenset[str],
+) -> list[Step]:
+    """The roles granted to `account`, their admin option and its default roles, for a spec that manages roles."""
+    steps = role_steps(account, have, want, info, have_admin=have_admin, want_admin=want_admin)
+    if not is_mariadb(info):
+        # MySQL 8 drops an admin option by revoking the role: the default roles are stated again in case the
+        # revoke took the role out of them.
+        lowered = admin_dropped(have, want, have_admin, want_admin)
+        current_defaults = tuple(r for r in current_defaults if r not in lowered)
+    return steps + default_role_steps(account, current_defaults, want, info)
 
 
 def _require_clause(ssl_type: str) -> str:
@@ -409,9 +512,15 @@ def plan_user(spec: dict[str, Any], state: UserState, info: ServerInfo, password
                 account, current, info, wish, login_ok=state.login_ok, drift=plan.drift
             )
         if roles is not None:
-            have = state.roles.get(host, frozenset())
-            plan.steps += role_steps(account, frozenset(have), roles, info)
-            plan.steps += default_role_steps(account, current.default_roles if current else (), roles, info)
+            plan.steps += membership_steps(
+                account,
+                state.roles.get(host, frozenset()),
+                roles,
+                info,
+                current_defaults=current.default_roles if current else (),
+                have_admin=state.admin_roles.get(host, frozenset()),
+                want_admin=frozenset(spec.get("adminRoles") or ()),
+            )
         if spec.get("database"):
             plan.steps += _database_steps(account, spec["database"], state, info)
     return plan
@@ -582,6 +691,7 @@ class UserHandler(KindHandler[UserState]):
             accounts=accounts,
             is_role=is_role,
             roles={h: frozenset(r) for h, r in parsed.roles.items()},
+            admin_roles={h: frozenset(r) for h, r in parsed.admin_roles.items()},
             known_roles=frozenset(parsed.known_roles),
             db_privileges=db_privileges,
             plugin_status=plugin_status,

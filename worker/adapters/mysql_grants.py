@@ -19,8 +19,8 @@ from worker.adapters.mysql_account import (
     AccountRows,
     AccountState,
     account_parts,
-    default_role_steps,
     known_role_part,
+    membership_steps,
     role_steps,
 )
 from worker.adapters.mysql_sql import Account, Sql, db_pattern, ident, is_mariadb, placeholders, row, union
@@ -61,6 +61,8 @@ class Held:
 class GrantState:
     accounts: dict[str, AccountState]  # host ('' for a MariaDB role) -> account
     roles: dict[str, frozenset[str]] = field(default_factory=dict)
+    # host -> the roles held WITH ADMIN OPTION
+    admin_roles: dict[str, frozenset[str]] = field(default_factory=dict)
     known_roles: frozenset[str] = frozenset()
     held: dict[tuple[str, Target], Held] = field(default_factory=dict)
     # Database-level grants on the unescaped name: a wildcard pattern that also covers the named database.
@@ -293,11 +295,19 @@ def plan_grants(spec: dict[str, Any], state: GrantState, info: ServerInfo, drop:
         if roles is not None:
             have = state.roles.get(key, frozenset())
             if drop:
-                plan.steps += role_steps(account, have, [r for r in have if r not in roles], info)
+                # Roles the spec does not name stay, admin option included.
+                kept = [r for r in have if r not in roles]
+                plan.steps += role_steps(account, have, kept, info, want_admin=None)
             else:
-                plan.steps += role_steps(account, have, roles, info)
-                current = state.accounts[key].default_roles if key in state.accounts else ()
-                plan.steps += default_role_steps(account, current, roles, info)
+                plan.steps += membership_steps(
+                    account,
+                    have,
+                    roles,
+                    info,
+                    current_defaults=state.accounts[key].default_roles if key in state.accounts else (),
+                    have_admin=state.admin_roles.get(key, frozenset()),
+                    want_admin=frozenset((spec.get("mysql") or {}).get("adminRoles") or ()),
+                )
     return plan
 
 
@@ -506,6 +516,7 @@ def state_from_rows(rows: list[tuple[Any, ...]], spec: dict[str, Any], info: Ser
     return GrantState(
         accounts=parsed.accounts,
         roles={h: frozenset(r) for h, r in parsed.roles.items()},
+        admin_roles={h: frozenset(r) for h, r in parsed.admin_roles.items()},
         known_roles=frozenset(parsed.known_roles),
         held=held,
         aliases=aliases,

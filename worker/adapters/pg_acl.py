@@ -358,8 +358,11 @@ def default_acl_steps(rule: DefaultRule, desired: Desired, held: Held, database:
 
 # --- role membership --------------------------------------------------------------------------------------------
 
+# One row per (role, grantor): from PostgreSQL 16 a member can hold the same role from several grantors, each grant
+# with its own admin option.
 MEMBERSHIPS_SQL = """
-SELECT coalesce(json_agg(json_build_object('role', g.rolname, 'grantor', gr.rolname)), '[]')
+SELECT coalesce(json_agg(json_build_object('role', g.rolname, 'grantor', gr.rolname,
+                                           'admin', m.admin_option)), '[]')
   FROM pg_auth_members m
   JOIN pg_roles g ON g.oid = m.roleid
   LEFT JOIN pg_roles gr ON gr.oid = m.grantor
@@ -371,11 +374,18 @@ SELECT coalesce(json_agg(json_build_object('role', g.rolname, 'grantor', gr.roln
 class Membership:
     role: str
     grantor: str | None
+    admin: bool = False  # held WITH ADMIN OPTION (from this grantor)
 
 
 def parse_memberships(raw: Any) -> list[Membership]:
     data = json.loads(raw) if isinstance(raw, str) else (raw or [])
-    return [Membership(str(m["role"]), m.get("grantor")) for m in data]
+    return [Membership(str(m["role"]), m.get("grantor"), bool(m.get("admin"))) for m in data]
+
+
+def _granted_by(version: tuple[int, ...], grantor: str | None) -> str:
+    # From PostgreSQL 16 a membership is per grantor, and REVOKE without GRANTED BY only acts on the one the
+    # current user granted (superusers: the bootstrap superuser's).
+    return f" GRANTED BY {ident(grantor)}" if version >= (16,) and grantor else ""
 
 
 def membership_steps(
@@ -384,27 +394,52 @@ def membership_steps(
     held: Sequence[Membership],
     version: tuple[int, ...],
     source: str,
+    *,
+    admin: frozenset[str] | None = frozenset(),
+    admin_source: str = "",
 ) -> list[Step]:
-    """GRANT/REVOKE role statements that make `member`'s memberships exactly `desired` (None: unmanaged)."""
+    """GRANT/REVOKE role statements that make `member`'s memberships exactly `desired` (None: unmanaged), and the
+    admin option exactly `admin` among them (None: the admin option of kept memberships is left as it is).
+
+    A role counts as held with admin option when any grantor's grant carries it; revoking the option revokes it
+    from every grantor's grant (no CASCADE: a grant the member passed on makes the revoke fail instead)."""
     if desired is None:
         return []
     have = {m.role for m in held}
+    have_admin = {m.role for m in held if m.admin}
+    who = ident(member)
     out: list[Step] = []
     for m in sorted(held, key=lambda m: (m.role, m.grantor or "")):
         if m.role in desired:
             continue
-        sql = f"REVOKE {ident(m.role)} FROM {ident(member)}"
-        # From PostgreSQL 16 a membership is per grantor, and REVOKE without GRANTED BY only removes the one the
-        # current user granted.
-        if version >= (16,) and m.grantor:
-            sql += f" GRANTED BY {ident(m.grantor)}"
-        out.append(step(sql, f"{member} is a member of {m.role}, which {source} does not list"))
-    missing = sorted(desired - have)
-    if missing:
         out.append(
             step(
-                f"GRANT {idents(missing)} TO {ident(member)}",
-                f"{source} lists {', '.join(missing)} for {member}",
+                f"REVOKE {ident(m.role)} FROM {who}{_granted_by(version, m.grantor)}",
+                f"{member} is a member of {m.role}, which {source} does not list",
+            )
+        )
+    if admin is not None:
+        # Before 16 there is one grant per role, and the statement names no grantor: one statement each.
+        lowered = {
+            f"REVOKE ADMIN OPTION FOR {ident(m.role)} FROM {who}{_granted_by(version, m.grantor)}": m.role
+            for m in sorted(held, key=lambda m: (m.role, m.grantor or ""))
+            if m.role in desired and m.admin and m.role not in admin
+        }
+        out += [
+            step(sql, f"{member} holds {role} with admin option, which {admin_source} does not list")
+            for sql, role in lowered.items()
+        ]
+    plain = sorted(desired - have - (admin or frozenset()))
+    if plain:
+        out.append(step(f"GRANT {idents(plain)} TO {who}", f"{source} lists {', '.join(plain)} for {member}"))
+    # WITH ADMIN OPTION both adds a missing membership and upgrades a held one (PostgreSQL 16+: the grant of the
+    # current user, or a new one by it beside another grantor's).
+    with_admin = sorted(((admin or frozenset()) & desired) - have_admin)
+    if with_admin:
+        out.append(
+            step(
+                f"GRANT {idents(with_admin)} TO {who} WITH ADMIN OPTION",
+                f"{admin_source} lists {', '.join(with_admin)} for {member}",
             )
         )
     return out

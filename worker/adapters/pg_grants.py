@@ -134,6 +134,8 @@ class GrantHandler(KindHandler[GrantObserved]):
             observed.memberships,
             self.catalog.info.version_tuple,
             "spec.postgres.roles",
+            admin=frozenset(spec["postgres"].get("adminRoles") or ()),
+            admin_source="spec.postgres.adminRoles",
         )
         steps += acl_steps(grantee, self._pairs(spec, observed, revoke=False))
         return Plan(steps)
@@ -194,8 +196,14 @@ class GrantHandler(KindHandler[GrantObserved]):
         grantee = spec["grantee"]
         listed = frozenset(spec["postgres"].get("roles") or ())
         keep = frozenset(m.role for m in observed.memberships) - listed
+        # Memberships the spec does not name stay, admin option included.
         steps = membership_steps(
-            grantee, keep, observed.memberships, self.catalog.info.version_tuple, "the drop of this grant"
+            grantee,
+            keep,
+            observed.memberships,
+            self.catalog.info.version_tuple,
+            "the drop of this grant",
+            admin=None,
         )
         steps += acl_steps(grantee, self._pairs(spec, observed, revoke=True))
         return Plan(steps)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,7 +28,7 @@ from worker.adapters.pg_acl import (
     parse_memberships,
 )
 from worker.adapters.pg_sql import Catalog, ident, step
-from worker.errors import PermanentError
+from worker.errors import PermanentError, WorkerError
 
 # spec.postgres key -> (pg_roles column, keyword)
 ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
@@ -64,11 +65,40 @@ SELECT r.oid IS NOT NULL, {columns}, r.rolconnlimit,
                  WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = r.oid
                  GROUP BY 1, 2, 3, 4) x
           LEFT JOIN pg_database d ON d.oid = x.dbid),
-       {password}
+       {password},
+       coalesce(r.rolvaliduntil < now(), false)
   FROM (SELECT 1) AS one
   LEFT JOIN pg_roles r ON r.rolname = %(name)s
   {authid}
 """
+
+
+# Drop path only: up to %(limit)s names per kind of dependency in the connected database (and, with %(shared)s,
+# of the shared objects: databases, tablespaces). pg_identify_object names objects schema-qualified whatever the
+# search_path; only the first rows by oid are named, so a role owning many objects costs little.
+DEPENDENCY_NAMES_SQL = """
+SELECT x.dbid = 0, x.classid::regclass::text, x.deptype::text,
+       array_agg(concat_ws(' ', o.type, o.identity) ORDER BY x.objid, x.objsubid)
+         FILTER (WHERE o.identity IS NOT NULL)
+  FROM (SELECT s.dbid, s.classid, s.objid, s.objsubid, s.deptype,
+               row_number() OVER (PARTITION BY s.dbid, s.classid, s.deptype ORDER BY s.objid, s.objsubid) AS n
+          FROM pg_shdepend s
+         WHERE s.refclassid = 'pg_authid'::regclass
+           AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = %(role)s)
+           AND (s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                OR (%(shared)s AND s.dbid = 0))
+           AND NOT (s.deptype = 'a' AND s.classid::regclass::text || ':' || s.objid = ANY (%(ours)s::text[]))
+       ) x
+ CROSS JOIN LATERAL pg_identify_object(x.classid, x.objid, x.objsubid) o
+ WHERE x.n <= %(limit)s
+ GROUP BY 1, 2, 3
+"""
+NAMES_SHOWN = 5  # per kind of dependency and database in a DependentObjects message
+
+# (database or None for shared objects, catalog, deptype) -> names, as in Dependency
+DependencyKey = tuple[str | None, str, str]
+# The privileges dbops granted for spec.database: (catalog, database or None, objid); the drop revokes them itself.
+Ours = set[tuple[str, str | None, int]]
 
 
 @dataclass(frozen=True)
@@ -90,10 +120,12 @@ class RoleObserved:
     memberships: list[Membership] = field(default_factory=list)
     existing_roles: frozenset[str] = frozenset()
     password_matches: bool | None = None  # None: unknown (or not managed, or no role yet)
+    expired: bool = False  # validUntil has passed (by the server's clock): a login cannot prove the password
     database_oid: int | None = None
     database_allows_connections: bool = True
     access: ObjectsObserved | None = None  # the user's privileges on spec.database and its schema public
     dependencies: list[Dependency] = field(default_factory=list)
+    dependency_names: dict[DependencyKey, tuple[str, ...]] = field(default_factory=dict)  # drop path only
 
 
 def desired_roles(spec: dict[str, Any]) -> frozenset[str] | None:
@@ -167,7 +199,9 @@ class RoleHandler(KindHandler[RoleObserved]):
         )
         (row,) = self.catalog.query(sql, {"name": name, "roles": wanted, "database": spec.get("database")})
         exists, *flags = row[: 1 + len(ATTRIBUTES)]
-        limit, valid_until, config, memberships, existing, database, deps, stored = row[1 + len(ATTRIBUTES) :]
+        limit, valid_until, config, memberships, existing, database, deps, stored, expired = row[
+            1 + len(ATTRIBUTES) :
+        ]
         out = RoleObserved(exists=bool(exists), existing_roles=frozenset(existing or ()))
         if database is not None:
             data = json.loads(database) if isinstance(database, str) else database
@@ -177,6 +211,7 @@ class RoleHandler(KindHandler[RoleObserved]):
             out.attributes = {key: bool(v) for (key, _, _), v in zip(ATTRIBUTES, flags, strict=True)}
             out.connection_limit = int(limit)
             out.valid_until = valid_until
+            out.expired = bool(expired)
             for entry in config or []:
                 key, _, value = entry.partition("=")
                 out.config[key.lower()] = (key, value)
@@ -190,8 +225,9 @@ class RoleHandler(KindHandler[RoleObserved]):
             if self._password is not None:
                 if read_password:
                     out.password_matches = pg_password.matches(stored, self._password)
-                else:
+                elif not out.expired:
                     out.password_matches = self.catalog.password_works(name, self._password)
+                # else unknown: PostgreSQL refuses an expired role's password exactly like a wrong one.
         database_name = spec.get("database")
         if database_name and out.database_oid is not None:
             if not out.database_allows_connections:
@@ -233,6 +269,8 @@ class RoleHandler(KindHandler[RoleObserved]):
             observed.memberships,
             self.catalog.info.version_tuple,
             "spec.roles/spec.postgres.inRoles",
+            admin=frozenset(spec.get("adminRoles") or ()),
+            admin_source="spec.adminRoles",
         )
         if spec.get("database"):
             steps += acl_steps(name, self._access_pairs(spec, observed, revoke=False))
@@ -283,19 +321,29 @@ class RoleHandler(KindHandler[RoleObserved]):
         if self._password is None or observed.password_matches:
             return []
         verifier = pg_password.verifier(self._password)
-        reason = (
-            f"role {name} is new"
-            if not observed.exists
-            else "the password differs from DBOPS_PASSWORD"
-            if observed.password_matches is False
-            else "the password could not be confirmed by a login"
-        )
+        # Unknown (None) for an existing role: neither pg_authid nor a login can tell, so the password is set on
+        # every run, and the step is marked unverifiable so the engine does not report it as NotConverged.
+        unknown = observed.exists and observed.password_matches is None
+        if not observed.exists:
+            reason = f"role {name} is new"
+        elif not unknown:
+            reason = "the password differs from DBOPS_PASSWORD"
+        elif observed.expired:
+            reason = (
+                "validUntil has passed, so a login cannot confirm the password and the admin cannot read "
+                "pg_authid: it is set again"
+            )
+        else:
+            reason = "the password could not be confirmed by a login (pg_hba.conf, network): it is set again"
         return [
-            step(
-                f"ALTER ROLE {ident(name)} PASSWORD %(password)s",
-                reason,
-                secret_params={"password": verifier},
-                also_secret=(self._password,),
+            dataclasses.replace(
+                step(
+                    f"ALTER ROLE {ident(name)} PASSWORD %(password)s",
+                    reason,
+                    secret_params={"password": verifier},
+                    also_secret=(self._password,),
+                ),
+                unverifiable=unknown,
             )
         ]
 
@@ -347,25 +395,48 @@ class RoleHandler(KindHandler[RoleObserved]):
 
     # --- drop ---------------------------------------------------------------------------------------------------
 
+    def observe_drop(self, spec: dict[str, Any]) -> RoleObserved:
+        """`observe`, plus the names of what blocks the drop (one more query per database involved)."""
+        out = self.observe(spec)
+        ours = ours_for_drop(spec, out)
+        blocking = blocking_dependencies(out, ours)
+        if blocking:
+            out.dependency_names = self._dependency_names(spec["username"], blocking, ours)
+        return out
+
+    def _dependency_names(
+        self, name: str, blocking: list[Dependency], ours: Ours
+    ) -> dict[DependencyKey, tuple[str, ...]]:
+        admin = self.catalog.admin_database
+        databases: list[str | None] = []
+        if any(d.database in (None, admin) for d in blocking):
+            databases.append(None)  # the admin database, which also names the shared objects
+        databases += sorted({d.database for d in blocking if d.database not in (None, admin)})
+        names: dict[DependencyKey, tuple[str, ...]] = {}
+        for database in databases:
+            here = database or admin
+            read = {None, admin} if database is None else {database}  # None: the shared objects
+            excluded = [f"{catalog}:{objid}" for catalog, db, objid in ours if db in read]
+            # Best effort: a database that refuses connections still gets the refusal, with counts only.
+            with suppress(WorkerError):
+                rows = self.catalog.query(
+                    DEPENDENCY_NAMES_SQL,
+                    {"role": name, "shared": database is None, "ours": excluded, "limit": NAMES_SHOWN},
+                    database,
+                )
+                for shared, catalog, kind, found in rows:
+                    names[(None if shared else here, catalog, kind)] = tuple(sorted(found or ()))
+        return names
+
     def plan_drop(self, spec: dict[str, Any], observed: RoleObserved) -> Plan:
         name = spec["username"]
         if not observed.exists:
             return Plan()
-        # The privileges dbops itself granted for spec.database are revoked below; anything else blocks.
-        ours: set[tuple[str, str | None, int]] = set()
-        if observed.access is not None:
-            for found in observed.access.found:
-                if found.target.object_type == privs.DATABASE:
-                    ours.add(("pg_database", None, found.oid))
-                else:
-                    ours.add(("pg_namespace", spec.get("database"), found.oid))
-        blocking = [
-            d
-            for d in observed.dependencies
-            if not (d.kind == "a" and d.objid is not None and (d.catalog, d.database, d.objid) in ours)
-        ]
+        blocking = blocking_dependencies(observed, ours_for_drop(spec, observed))
         if blocking:
-            raise PermanentError("DependentObjects", dependency_message(name, blocking))
+            raise PermanentError(
+                "DependentObjects", dependency_message(name, blocking, observed.dependency_names)
+            )
         steps = acl_steps(name, self._access_pairs(spec, observed, revoke=True))
         steps.append(step(f"DROP ROLE {ident(name)}", "the spec asks to drop the role"))
         return Plan(steps)
@@ -408,13 +479,44 @@ DEPENDENCY_VERBS = {
 }
 
 
-def dependency_message(role: str, deps: list[Dependency]) -> str:
+def ours_for_drop(spec: dict[str, Any], observed: RoleObserved) -> Ours:
+    """The privileges dbops itself granted for spec.database: the drop revokes them, so they do not block it."""
+    ours: Ours = set()
+    if observed.access is not None:
+        for found in observed.access.found:
+            if found.target.object_type == privs.DATABASE:
+                ours.add(("pg_database", None, found.oid))
+            else:
+                ours.add(("pg_namespace", spec.get("database"), found.oid))
+    return ours
+
+
+def blocking_dependencies(observed: RoleObserved, ours: Ours) -> list[Dependency]:
+    return [
+        d
+        for d in observed.dependencies
+        if not (d.kind == "a" and d.objid is not None and (d.catalog, d.database, d.objid) in ours)
+    ]
+
+
+def dependency_message(
+    role: str, deps: list[Dependency], names: dict[DependencyKey, tuple[str, ...]] | None = None
+) -> str:
+    """What blocks the drop, per kind and database, with up to NAMES_SHOWN object names each, and the fix."""
+    counts: dict[DependencyKey, int] = {}
+    for d in deps:  # privileges on databases and schemas come one row per object: one line per kind here
+        counts[(d.database, d.catalog, d.kind)] = counts.get((d.database, d.catalog, d.kind), 0) + d.count
     parts = []
     databases = sorted({d.database for d in deps if d.database})
-    for d in sorted(deps, key=lambda d: (d.database or "", d.kind, d.catalog)):
-        where = f" in database {d.database}" if d.database else ""
-        what = CATALOG_WORDS.get(d.catalog, d.catalog)
-        parts.append(f"{DEPENDENCY_VERBS.get(d.kind, 'depends on')} {d.count} {what}{where}")
+    for key in sorted(counts, key=lambda k: (k[0] or "", k[2], k[1])):
+        database, catalog, kind = key
+        count = counts[key]
+        where = f" in database {database}" if database else ""
+        what = CATALOG_WORDS.get(catalog, catalog)
+        listed = (names or {}).get(key, ())[:NAMES_SHOWN]
+        more = f" and {count - len(listed)} more" if count > len(listed) else ""
+        detail = f" ({', '.join(listed)}{more})" if listed else ""
+        parts.append(f"{DEPENDENCY_VERBS.get(kind, 'depends on')} {count} {what}{where}{detail}")
     scope = f"in database(s) {', '.join(databases)}" if databases else "in any database"
     return (
         f"role {role} cannot be dropped: it {'; '.join(parts)}. Resolve: {scope} run "

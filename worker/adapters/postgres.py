@@ -181,6 +181,9 @@ class PostgresAdapter(Adapter):
         try:
             conn = psycopg2.connect(**self._parameters(self.admin_database, user, password))
         except psycopg2.Error as exc:
+            # libpq keeps no SQLSTATE for a failed connection (pgcode is None), so the server's message is all
+            # there is, in the server's lc_messages. Text not matched here (another language included) is
+            # "unknown": the password is then set again, and that step does not count against convergence.
             text = str(exc)
             if "password authentication failed" in text:
                 return False
