@@ -149,7 +149,7 @@ def test_every_level_grants_converges_shrinks_and_reverts_hand_edits(maria: Serv
     maria.query(case.hand.format(**fmt))
     assert works(maria, world, case.removed)
     _, writes = writes_during(maria, lambda: apply_ok(maria, "DatabaseGrant", shrunk))
-    assert len(writes) == 1 and writes[0].text.startswith("REVOKE")
+    assert [w.text for w in writes] == [case.revoke.format(**fmt)]
     assert not works(maria, world, case.removed)
 
     # privileges: [] revokes everything on the pair.
@@ -223,6 +223,71 @@ def test_grant_option_is_granted_and_revoked_with_valid_syntax(maria: Server) ->
     assert [w.text for w in writes] == [f"REVOKE GRANT OPTION ON `{world.db}`.`t` FROM '{world.user}'@'%'"]
     assert f"GRANT SELECT ON `{world.db}`.`t` TO `{world.user}`@`%`" in show_grants(maria, world.user)
     assert denied(maria, world.user, PASSWORD, f"GRANT SELECT ON `{world.db}`.t TO '{other}'@'%'")
+
+
+@pytest.mark.parametrize("level", ["database", "procedure", "function"])
+def test_grant_option_at_database_and_routine_level_is_granted_and_revoked(maria: Server, level: str) -> None:
+    world = make_world(maria)
+    other = unique("u")
+    maria.query("CREATE USER %s@%s IDENTIFIED BY %s", (other, "%", PASSWORD))
+    pattern = world.db.replace("_", "\\_")
+    entry, on, shown, passes_on = {
+        "database": (
+            {"level": "database", "privileges": ["SELECT"]},
+            f"`{pattern}`.*",
+            f"GRANT SELECT ON `{pattern}`.* TO `{world.user}`@`%`",
+            f"GRANT SELECT ON `{world.db}`.t TO '{other}'@'%'",
+        ),
+        "procedure": (
+            {"level": "procedure", "procedure": "p", "privileges": ["EXECUTE"]},
+            f"PROCEDURE `{world.db}`.`p`",
+            f"GRANT EXECUTE ON PROCEDURE `{world.db}`.`p` TO `{world.user}`@`%`",
+            f"GRANT EXECUTE ON PROCEDURE `{world.db}`.p TO '{other}'@'%'",
+        ),
+        "function": (
+            {"level": "function", "function": "f", "privileges": ["EXECUTE"]},
+            f"FUNCTION `{world.db}`.`f`",
+            f"GRANT EXECUTE ON FUNCTION `{world.db}`.`f` TO `{world.user}`@`%`",
+            f"GRANT EXECUTE ON FUNCTION `{world.db}`.f TO '{other}'@'%'",
+        ),
+    }[level]
+    with_option = grant(world, {**entry, "withGrantOption": True})
+    assert show_grants(maria, world.user) == [f"GRANT USAGE ON *.* TO `{world.user}`@`%`"]
+
+    result = apply_ok(maria, "DatabaseGrant", with_option)
+    assert result.result["changes"] == [
+        f"GRANT {entry['privileges'][0]} ON {on} TO '{world.user}'@'%' WITH GRANT OPTION"
+    ]
+    assert sorted(show_grants(maria, world.user)) == sorted(
+        [f"GRANT USAGE ON *.* TO `{world.user}`@`%`", f"{shown} WITH GRANT OPTION"]
+    )
+    query_as(maria, world.user, PASSWORD, passes_on)  # the grant option is real: the grantee passes it on
+    _, writes = writes_during(maria, lambda: apply_ok(maria, "DatabaseGrant", with_option))
+    assert writes == []
+
+    # Competitors revoke with `REVOKE ALL PRIVILEGES, GRANT OPTION ON ...`, a syntax error whenever ON is given.
+    with pytest.raises(pymysql.err.ProgrammingError) as info:
+        maria.query(f"REVOKE ALL PRIVILEGES, GRANT OPTION ON {on} FROM {world.account}")
+    assert info.value.args[0] == 1064
+
+    # Turning withGrantOption off revokes only the grant option, in a statement the server accepts.
+    without = grant(world, entry)
+    result, writes = writes_during(maria, lambda: run(maria, "apply", "DatabaseGrant", without))
+    assert result.code == 0, result.result
+    assert [w.text for w in writes] == [f"REVOKE GRANT OPTION ON {on} FROM '{world.user}'@'%'"]
+    assert sorted(show_grants(maria, world.user)) == sorted(
+        [f"GRANT USAGE ON *.* TO `{world.user}`@`%`", shown]
+    )
+    assert denied(maria, world.user, PASSWORD, passes_on)
+    _, writes = writes_during(maria, lambda: apply_ok(maria, "DatabaseGrant", without))
+    assert writes == []
+
+    # A grant option added by hand on the managed pair is revoked again on the next apply.
+    maria.query(f"{shown} WITH GRANT OPTION")  # a SHOW GRANTS line is itself a valid GRANT
+    assert f"{shown} WITH GRANT OPTION" in show_grants(maria, world.user)
+    _, writes = writes_during(maria, lambda: apply_ok(maria, "DatabaseGrant", without))
+    assert [w.text for w in writes] == [f"REVOKE GRANT OPTION ON {on} FROM '{world.user}'@'%'"]
+    assert shown in show_grants(maria, world.user)
 
 
 def test_a_shrunk_list_is_revoked_across_levels_at_once(maria: Server) -> None:

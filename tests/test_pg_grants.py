@@ -127,32 +127,69 @@ def test_schema_and_named_tables_with_real_reads(pg: Server, scene: Scene) -> No
     assert not reads(pg, scene, "SELECT * FROM app.t1")
 
 
+def test_schema_level_shrinks_and_reverts_hand_edits(pg: Server, scene: Scene) -> None:
+    # Rolled back, so the grantee owns nothing afterwards and the same statement can run again.
+    create = "BEGIN; CREATE TABLE app.mine (id int); ROLLBACK"
+    assert not reads(pg, scene, create)
+    full = scene.spec({"schema": "app", "privileges": ["USAGE", "CREATE"]})
+    first = grant_ok(pg, full)
+    assert first.result["changes"] == [f"GRANT USAGE, CREATE ON SCHEMA app TO {scene.grantee}"]
+    assert has(pg, scene, "has_schema_privilege(%(g)s, 'app', 'USAGE')")
+    assert has(pg, scene, "has_schema_privilege(%(g)s, 'app', 'CREATE')")
+    assert reads(pg, scene, create)
+    _, writes = writes_during(pg, lambda: grant_ok(pg, full))
+    assert writes == []
+
+    # Shrinking [USAGE, CREATE] to [USAGE] revokes CREATE and nothing else.
+    shrunk = scene.spec({"schema": "app", "privileges": ["USAGE"]})
+    _, writes = writes_during(pg, lambda: grant_ok(pg, shrunk))
+    assert statements(writes) == [f"REVOKE CREATE ON SCHEMA app FROM {scene.grantee}"]
+    assert has(pg, scene, "has_schema_privilege(%(g)s, 'app', 'USAGE')")
+    assert not has(pg, scene, "has_schema_privilege(%(g)s, 'app', 'CREATE')")
+    assert not reads(pg, scene, create)
+
+    # CREATE granted by hand on the managed pair goes on the next apply.
+    execute(pg, f"GRANT CREATE ON SCHEMA app TO {scene.grantee}", database=scene.db)
+    assert reads(pg, scene, create)
+    _, writes = writes_during(pg, lambda: grant_ok(pg, shrunk))
+    assert statements(writes) == [f"REVOKE CREATE ON SCHEMA app FROM {scene.grantee}"]
+    assert not has(pg, scene, "has_schema_privilege(%(g)s, 'app', 'CREATE')")
+    assert has(pg, scene, "has_schema_privilege(%(g)s, 'app', 'USAGE')")
+    assert not reads(pg, scene, create)
+
+
+def table_all(pg: Server) -> list[str]:
+    """What ALL means for a table on this server, from the server's own version: MAINTAIN exists from 17."""
+    privileges = ["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"]
+    if int(pg.query("SHOW server_version_num")[0][0]) >= 170000:
+        privileges.append("MAINTAIN")
+    return privileges
+
+
 def test_all_tables_with_all_privileges_and_grant_option(pg: Server, scene: Scene) -> None:
+    everything = table_all(pg)
+    listed = ", ".join(everything)
+    usage = {"schema": "app", "privileges": ["USAGE"]}
     spec = scene.spec(
-        {"schema": "app", "privileges": ["USAGE"]},
-        {"schema": "app", "tables": ["*"], "privileges": ["ALL"], "withGrantOption": True},
+        usage, {"schema": "app", "tables": ["*"], "privileges": ["ALL"], "withGrantOption": True}
     )
     first = grant_ok(pg, spec)
     assert (
-        f"GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON TABLE app.t1, app.t2, app.v1 TO {scene.grantee} WITH GRANT OPTION"
+        f"GRANT {listed} ON TABLE app.t1, app.t2, app.v1 TO {scene.grantee} WITH GRANT OPTION"
         in first.result["changes"]
     )
     for table in ("app.t1", "app.t2", "app.v1"):
-        for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"):
+        for privilege in everything:
             assert has(pg, scene, f"has_table_privilege(%(g)s, '{table}', '{privilege} WITH GRANT OPTION')")
     # `*` covers tables, not sequences.
     assert not has(pg, scene, "has_sequence_privilege(%(g)s, 'app.s1', 'SELECT')")
     _, writes = writes_during(pg, lambda: grant_ok(pg, spec))
     assert writes == []
 
-    without = scene.spec(
-        {"schema": "app", "privileges": ["USAGE"]},
-        {"schema": "app", "tables": ["*"], "privileges": ["ALL"]},
-    )
+    without = scene.spec(usage, {"schema": "app", "tables": ["*"], "privileges": ["ALL"]})
     _, writes = writes_during(pg, lambda: grant_ok(pg, without))
     assert statements(writes) == [
-        "REVOKE GRANT OPTION FOR SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER "
-        f"ON TABLE app.t1, app.t2, app.v1 FROM {scene.grantee}"
+        f"REVOKE GRANT OPTION FOR {listed} ON TABLE app.t1, app.t2, app.v1 FROM {scene.grantee}"
     ]
     assert has(pg, scene, "has_table_privilege(%(g)s, 'app.t1', 'SELECT')")
     assert not has(pg, scene, "has_table_privilege(%(g)s, 'app.t1', 'SELECT WITH GRANT OPTION')")
@@ -160,9 +197,29 @@ def test_all_tables_with_all_privileges_and_grant_option(pg: Server, scene: Scen
     # A table created later joins `*` on the next apply.
     execute(pg, f"SET ROLE {scene.owner}", "CREATE TABLE app.t3 (id int)", database=scene.db)
     _, writes = writes_during(pg, lambda: grant_ok(pg, without))
+    assert statements(writes) == [f"GRANT {listed} ON TABLE app.t3 TO {scene.grantee}"]
+
+    # Shrinking ALL to SELECT revokes exactly the rest, in one statement over every table `*` covers.
+    select_only = scene.spec(usage, {"schema": "app", "tables": ["*"], "privileges": ["SELECT"]})
+    _, writes = writes_during(pg, lambda: grant_ok(pg, select_only))
+    rest = [p for p in everything if p != "SELECT"]
     assert statements(writes) == [
-        f"GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON TABLE app.t3 TO {scene.grantee}"
+        f"REVOKE {', '.join(rest)} ON TABLE app.t1, app.t2, app.t3, app.v1 FROM {scene.grantee}"
     ]
+    for table in ("app.t1", "app.t2", "app.t3", "app.v1"):
+        assert has(pg, scene, f"has_table_privilege(%(g)s, '{table}', 'SELECT')")
+        for privilege in rest:
+            assert not has(pg, scene, f"has_table_privilege(%(g)s, '{table}', '{privilege}')")
+    assert reads(pg, scene, "SELECT * FROM app.t2")
+    assert not reads(pg, scene, "INSERT INTO app.t2 VALUES (1)")
+
+    # An INSERT granted by hand on one table `*` covers is revoked on the next apply, and only there.
+    execute(pg, f"GRANT INSERT ON app.t2 TO {scene.grantee}", database=scene.db)
+    assert reads(pg, scene, "INSERT INTO app.t2 VALUES (1)")
+    _, writes = writes_during(pg, lambda: grant_ok(pg, select_only))
+    assert statements(writes) == [f"REVOKE INSERT ON TABLE app.t2 FROM {scene.grantee}"]
+    assert not reads(pg, scene, "INSERT INTO app.t2 VALUES (1)")
+    assert reads(pg, scene, "SELECT * FROM app.t2")
 
 
 def test_sequences_and_every_overload_of_a_routine(pg: Server, scene: Scene) -> None:
@@ -185,6 +242,75 @@ def test_sequences_and_every_overload_of_a_routine(pg: Server, scene: Scene) -> 
     _, writes = writes_during(pg, lambda: grant_ok(pg, everything))
     assert statements(writes) == [f"GRANT EXECUTE ON ROUTINE app.g() TO {scene.grantee}"]
     assert reads(pg, scene, "SELECT app.g()")
+
+
+def test_sequences_shrink_and_a_hand_granted_update_is_revoked(pg: Server, scene: Scene) -> None:
+    usage = {"schema": "app", "privileges": ["USAGE"]}
+    full = scene.spec(usage, {"schema": "app", "sequences": ["s1"], "privileges": ["ALL"]})
+    first = grant_ok(pg, full)
+    assert f"GRANT USAGE, SELECT, UPDATE ON SEQUENCE app.s1 TO {scene.grantee}" in first.result["changes"]
+    assert reads(pg, scene, "SELECT setval('app.s1', 5)")
+    assert reads(pg, scene, "SELECT last_value FROM app.s1")
+    _, writes = writes_during(pg, lambda: grant_ok(pg, full))
+    assert writes == []
+
+    shrunk = scene.spec(usage, {"schema": "app", "sequences": ["s1"], "privileges": ["USAGE"]})
+    _, writes = writes_during(pg, lambda: grant_ok(pg, shrunk))
+    assert statements(writes) == [f"REVOKE SELECT, UPDATE ON SEQUENCE app.s1 FROM {scene.grantee}"]
+    assert reads(pg, scene, "SELECT nextval('app.s1')")
+    assert not reads(pg, scene, "SELECT last_value FROM app.s1")
+    assert not reads(pg, scene, "SELECT setval('app.s1', 5)")
+
+    execute(pg, f"GRANT UPDATE ON SEQUENCE app.s1 TO {scene.grantee}", database=scene.db)
+    assert reads(pg, scene, "SELECT setval('app.s1', 5)")
+    _, writes = writes_during(pg, lambda: grant_ok(pg, shrunk))
+    assert statements(writes) == [f"REVOKE UPDATE ON SEQUENCE app.s1 FROM {scene.grantee}"]
+    assert not has(pg, scene, "has_sequence_privilege(%(g)s, 'app.s1', 'UPDATE')")
+    assert not reads(pg, scene, "SELECT setval('app.s1', 5)")
+    assert reads(pg, scene, "SELECT nextval('app.s1')")
+
+
+def test_functions_shrink_and_a_hand_granted_execute_is_revoked(pg: Server, scene: Scene) -> None:
+    # The scene revoked EXECUTE from PUBLIC, so a call proves the grantee's own privilege.
+    both = "SELECT app.f(1), app.f('x'::text)"
+    assert not reads(pg, scene, "SELECT app.f(1)")
+    usage = {"schema": "app", "privileges": ["USAGE"]}
+    overloads = "app.f(integer), app.f(text)"
+
+    def spec(privileges: list[str], option: bool = False) -> dict[str, Any]:
+        entry = {"schema": "app", "functions": ["f"], "privileges": privileges, "withGrantOption": option}
+        return scene.spec(usage, entry)
+
+    first = grant_ok(pg, spec(["EXECUTE"], option=True))
+    assert (
+        f"GRANT EXECUTE ON ROUTINE {overloads} TO {scene.grantee} WITH GRANT OPTION"
+        in first.result["changes"]
+    )
+    assert has(pg, scene, "has_function_privilege(%(g)s, 'app.f(text)', 'EXECUTE WITH GRANT OPTION')")
+    assert reads(pg, scene, both)
+    assert not reads(pg, scene, "SELECT app.g()")
+    _, writes = writes_during(pg, lambda: grant_ok(pg, spec(["EXECUTE"], option=True)))
+    assert writes == []
+
+    _, writes = writes_during(pg, lambda: grant_ok(pg, spec(["EXECUTE"])))
+    assert statements(writes) == [
+        f"REVOKE GRANT OPTION FOR EXECUTE ON ROUTINE {overloads} FROM {scene.grantee}"
+    ]
+    assert not has(pg, scene, "has_function_privilege(%(g)s, 'app.f(text)', 'EXECUTE WITH GRANT OPTION')")
+    assert reads(pg, scene, both)
+
+    # EXECUTE is a routine's only privilege: shrinking means `[]`.
+    _, writes = writes_during(pg, lambda: grant_ok(pg, spec([])))
+    assert statements(writes) == [f"REVOKE EXECUTE ON ROUTINE {overloads} FROM {scene.grantee}"]
+    assert not reads(pg, scene, "SELECT app.f(1)")
+    assert not reads(pg, scene, "SELECT app.f('x'::text)")
+
+    # EXECUTE granted by hand on one overload of the named function goes on the next apply.
+    execute(pg, f"GRANT EXECUTE ON FUNCTION app.f(text) TO {scene.grantee}", database=scene.db)
+    assert reads(pg, scene, "SELECT app.f('x'::text)")
+    _, writes = writes_during(pg, lambda: grant_ok(pg, spec([])))
+    assert statements(writes) == [f"REVOKE EXECUTE ON ROUTINE app.f(text) FROM {scene.grantee}"]
+    assert not reads(pg, scene, "SELECT app.f('x'::text)")
 
 
 def test_role_membership_is_an_exact_set(pg: Server, scene: Scene) -> None:
@@ -210,18 +336,30 @@ def test_bad_references_exit_2_and_nothing_is_half_applied(pg: Server, scene: Sc
         {"schema": "app", "tables": ["nope"], "privileges": ["SELECT"]},
         {"schema": "ghost", "privileges": ["USAGE"]},
         {"schema": "app", "tables": ["t2"], "privileges": ["MAINTAIN"]},
+        {"schema": "app", "sequences": ["s1", "noseq"], "privileges": ["USAGE"]},
+        {"schema": "app", "functions": ["nofn"], "privileges": ["EXECUTE"]},
+        {"schema": "app", "sequences": ["t1"], "privileges": ["USAGE"]},  # a table is not a sequence
     )
     result, writes = writes_during(pg, lambda: run(pg, "apply", "DatabaseGrant", spec))
     assert result.code == 2
+    assert result.error["code"] == "InvalidReference"
     message = result.error["message"]
+    for part in (
+        f"spec.postgres.grants[4].sequences[1]: sequence app.noseq does not exist in database {scene.db}",
+        f"spec.postgres.grants[5].functions[0]: function app.nofn does not exist in database {scene.db}",
+        f"spec.postgres.grants[6].sequences[0]: sequence app.t1 does not exist in database {scene.db}",
+    ):
+        assert part in message
+    assert "grants[4].sequences[0]" not in message
     assert (
         f"spec.postgres.grants[1].tables[0]: table app.nope does not exist in database {scene.db}" in message
     )
     assert "spec.postgres.grants[2].schema: schema ghost does not exist" in message
-    if pg.query("SHOW server_version_num")[0][0] < "170000":
+    if int(pg.query("SHOW server_version_num")[0][0]) < 170000:
         assert "MAINTAIN needs PostgreSQL 17 or later" in message
     assert writes == []
     assert not has(pg, scene, "has_table_privilege(%(g)s, 'app.t1', 'SELECT')")
+    assert not has(pg, scene, "has_sequence_privilege(%(g)s, 'app.s1', 'USAGE')")
     missing_grantee = run(pg, "apply", "DatabaseGrant", {**scene.spec(), "grantee": unique("ghost")})
     assert missing_grantee.code == 2
     assert missing_grantee.error["code"] == "RoleNotFound"
@@ -342,6 +480,108 @@ def test_default_privileges_cover_objects_created_later_and_every_rule_applies(p
     apply_ok(pg, "Database", spec)
     execute(pg, f"SET ROLE {owner}", "CREATE TABLE app.later3 (id int)", database=db)
     assert not as_user(pg, reader, reader_pw, "SELECT * FROM app.later3", database=db)[0]
+
+
+def test_default_privileges_for_sequences_functions_and_types_are_exact(pg: Server) -> None:
+    owner, _ = make_role(pg, "owner", "NOLOGIN")
+    user, user_pw = make_role(pg, "user", "LOGIN")
+    other, other_pw = make_role(pg, "other", "LOGIN")
+    db = unique("db")
+    base = {"name": db, "owner": owner, "postgres": {"schemas": [{"name": "app"}]}}
+    apply_ok(pg, "Database", base)
+    for role in (user, other):
+        usage = {
+            "grantee": role,
+            "database": db,
+            "postgres": {"grants": [{"schema": "app", "privileges": ["USAGE"]}]},
+        }
+        apply_ok(pg, "DatabaseGrant", usage)
+    # PUBLIC holds EXECUTE on new functions and USAGE on new types by default, which would make every check
+    # below pass without the rules; these global defaults take it away (PUBLIC is not a grantee dbops manages).
+    execute(
+        pg,
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC",
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} REVOKE USAGE ON TYPES FROM PUBLIC",
+        database=db,
+    )
+
+    def spec(sequences: list[str], functions: list[str], types: list[str]) -> dict[str, Any]:
+        rules = [
+            {"role": user, "schema": "app", "objectType": "sequences", "privileges": sequences},
+            {"role": user, "schema": "app", "objectType": "functions", "privileges": functions},
+            {"role": user, "schema": "app", "objectType": "types", "privileges": types},
+        ]
+        return {**base, "postgres": {**base["postgres"], "defaultPrivileges": rules}}
+
+    def as_(role: str, password: str, sql: str) -> bool:
+        return as_user(pg, role, password, sql, database=db)[0]
+
+    def created_later(*sql: str) -> None:
+        execute(pg, f"SET ROLE {owner}", *sql, database=db)
+
+    head = f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA app"
+    full = spec(["USAGE", "SELECT", "UPDATE"], ["EXECUTE"], ["USAGE"])
+    first = apply_ok(pg, "Database", full)
+    assert first.result["changes"] == [
+        f"{head} GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {user}",
+        f"{head} GRANT EXECUTE ON FUNCTIONS TO {user}",
+        f"{head} GRANT USAGE ON TYPES TO {user}",
+    ]
+    _, writes = writes_during(pg, lambda: apply_ok(pg, "Database", full))
+    assert writes == []
+
+    created_later(
+        "CREATE SEQUENCE app.sq",
+        "CREATE FUNCTION app.h() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+        "CREATE TYPE app.mood AS ENUM ('ok')",
+    )
+    assert as_(user, user_pw, "SELECT nextval('app.sq'), setval('app.sq', 5), app.h()")
+    assert as_(user, user_pw, "CREATE TEMPORARY TABLE tmp (m app.mood)")
+    assert one(pg, "SELECT has_type_privilege(%s, 'app.mood', 'USAGE')", (user,), database=db)
+    assert not as_(other, other_pw, "SELECT nextval('app.sq')")
+    assert not as_(other, other_pw, "SELECT app.h()")
+    assert not as_(other, other_pw, "CREATE TEMPORARY TABLE tmp (m app.mood)")
+    assert not one(pg, "SELECT has_type_privilege(%s, 'app.mood', 'USAGE')", (other,), database=db)
+
+    # Shrinking revokes exactly what was removed; `[]` on types empties the tuple and PostgreSQL drops its row.
+    shrunk = spec(["USAGE"], ["EXECUTE"], [])
+    _, writes = writes_during(pg, lambda: apply_ok(pg, "Database", shrunk))
+    assert statements(writes) == [
+        f"{head} REVOKE SELECT, UPDATE ON SEQUENCES FROM {user}",
+        f"{head} REVOKE USAGE ON TYPES FROM {user}",
+    ]
+    types_rows = "SELECT count(*) FROM pg_default_acl WHERE defaclobjtype = 'T' AND defaclnamespace = 'app'::regnamespace"
+    assert one(pg, types_rows, database=db) == 0
+    created_later("CREATE SEQUENCE app.sq2", "CREATE TYPE app.mood2 AS ENUM ('ok')")
+    assert as_(user, user_pw, "SELECT nextval('app.sq2')")
+    assert not as_(user, user_pw, "SELECT last_value FROM app.sq2")
+    assert not as_(user, user_pw, "SELECT setval('app.sq2', 5)")
+    assert not as_(user, user_pw, "CREATE TEMPORARY TABLE tmp (m app.mood2)")
+    assert not one(pg, "SELECT has_type_privilege(%s, 'app.mood2', 'USAGE')", (user,), database=db)
+
+    # Defaults added by hand on managed tuples go on the next apply.
+    execute(
+        pg,
+        f"{head} GRANT UPDATE ON SEQUENCES TO {user}",
+        f"{head} GRANT USAGE ON TYPES TO {user}",
+        database=db,
+    )
+    _, writes = writes_during(pg, lambda: apply_ok(pg, "Database", shrunk))
+    assert statements(writes) == [
+        f"{head} REVOKE UPDATE ON SEQUENCES FROM {user}",
+        f"{head} REVOKE USAGE ON TYPES FROM {user}",
+    ]
+    assert one(pg, types_rows, database=db) == 0
+    created_later("CREATE SEQUENCE app.sq3", "CREATE TYPE app.mood3 AS ENUM ('ok')")
+    assert not as_(user, user_pw, "SELECT setval('app.sq3', 5)")
+    assert not one(pg, "SELECT has_type_privilege(%s, 'app.mood3', 'USAGE')", (user,), database=db)
+
+    # `[]` on functions: a function created afterwards is no longer callable.
+    _, writes = writes_during(pg, lambda: apply_ok(pg, "Database", spec(["USAGE"], [], [])))
+    assert statements(writes) == [f"{head} REVOKE EXECUTE ON FUNCTIONS FROM {user}"]
+    created_later("CREATE FUNCTION app.h2() RETURNS int LANGUAGE sql AS 'SELECT 2'")
+    assert not as_(user, user_pw, "SELECT app.h2()")
+    assert as_(user, user_pw, "SELECT app.h()")  # objects created earlier keep what they were given
 
 
 def test_default_privileges_reference_checks(pg: Server) -> None:
