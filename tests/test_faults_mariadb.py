@@ -3,9 +3,9 @@ object, lock and statement timeouts, a host that does not resolve, an admin with
 
 MariaDB runs DDL and DCL outside transactions, so "nothing half-applied" means something else than on PostgreSQL:
 the statements before the fault are applied, the next run observes the server and applies exactly the rest.
-Cases the worker-level tests already prove are not repeated: `test_mysql_user.py` (two workers on one account,
-our object lock timing out), `test_mysql_instance.py` (unreachable server, unknown host, TLS). docs/reliability.md
-lists all.
+Cases the worker-level tests already prove are not repeated: `test_mysql_user.py` (our object lock timing out),
+`test_mysql_instance.py` (unreachable server, unknown host, TLS). docs/reliability.md lists all. Races are forced:
+the test holds what the workers contend for (their GET_LOCK, a grant table) until it sees all of them waiting.
 
 The worker is made to stop inside its plan by a test session holding `LOCK TABLES mysql.tables_priv WRITE`: a
 grant spec with a database-level and a table-level entry runs `GRANT ... ON db.*` (table mysql.db) and then waits
@@ -16,7 +16,6 @@ in `GRANT ... ON db.t` (table mysql.tables_priv). MariaDB waits for its grant ta
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -25,19 +24,24 @@ import pymysql
 import pytest
 
 from function.offline.runtime import FunctionClient
-from tests.conftest import WorkerRun, request_for, run_worker, unique
+from tests.conftest import request_for, run_worker, unique
 from tests.offline_support import admin_secret, cluster, condition, instance_claim, kube_name
 from tests.servers import Server
 from tests.test_faults_support import (
+    assert_a_further_reconcile_runs_no_job,
+    assert_no_op,
     claims_during_outage,
     dedicated,
     finish,
+    holding_object_lock,
     maria_blocked,
+    maria_waiting_in,
+    object_lock_waiters,
     start_worker,
     wait_until,
     worker_runs,
 )
-from tests.test_mysql_support import hosts_of, show_grants
+from tests.test_mysql_support import can_login, hosts_of, show_grants
 from worker.adapters.mysql import lock_name
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.slow]
@@ -58,17 +62,22 @@ class Scene:
         self.db, self.user = unique("db"), unique("g")
         maria.query(f"CREATE DATABASE {self.db}")
         maria.query(f"CREATE TABLE {self.db}.t (i int)")
+        maria.query(f"CREATE TABLE {self.db}.u (i int)")
         maria.query(f"CREATE USER '{self.user}'@'%'")
         # A database-level grant names a pattern: dbops escapes `_` so it matches this database only.
         self.pattern = self.db.replace("_", "\\_")
         self.database_grant = f"GRANT SELECT ON `{self.pattern}`.* TO '{self.user}'@'%'"
         self.table_grant = f"GRANT INSERT ON `{self.db}`.`t` TO '{self.user}'@'%'"
+        self.last_grant = f"GRANT UPDATE ON `{self.db}`.`u` TO '{self.user}'@'%'"
 
-    def request(self, **connection: Any) -> dict[str, Any]:
+    def request(self, three: bool = False, **connection: Any) -> dict[str, Any]:
+        """The two-level spec; with `three`, a third statement after the table-level one (`last_grant`)."""
         grants = [
             {"level": "database", "database": self.db, "privileges": ["SELECT"]},
             {"level": "table", "database": self.db, "table": "t", "privileges": ["INSERT"]},
         ]
+        if three:
+            grants.append({"level": "table", "database": self.db, "table": "u", "privileges": ["UPDATE"]})
         spec = {"grantee": self.user, "granteeHosts": ["%"], "mysql": {"grants": grants}}
         return request_for(self.maria, "DatabaseGrant", spec, **connection)
 
@@ -88,6 +97,10 @@ class Scene:
         """SHOW GRANTS once the spec is converged."""
         return sorted([*self.applied_first_only(), f"GRANT INSERT ON `{self.db}`.`t` TO `{self.user}`@`%`"])
 
+    def complete_three(self) -> list[str]:
+        """SHOW GRANTS once the spec with `three` is converged."""
+        return sorted([*self.complete(), f"GRANT UPDATE ON `{self.db}`.`u` TO `{self.user}`@`%`"])
+
 
 def hold(maria: Server, *tables: str) -> pymysql.connections.Connection:
     conn = maria.connect()
@@ -105,12 +118,6 @@ def release(conn: pymysql.connections.Connection) -> None:
     finally:
         with contextlib.suppress(pymysql.MySQLError):
             conn.close()
-
-
-def assert_no_op(maria: Server, request: dict[str, Any], password: str | None = None) -> None:
-    again = run_worker(maria, "apply", request, password=password)
-    assert again.code == 0, again.result
-    assert again.result["statements"]["writes"] == 0
 
 
 # --- the server stops mid-apply ---------------------------------------------------------------------------------
@@ -174,17 +181,19 @@ def test_server_down_then_up_is_retried_by_the_function_until_ready(
     assert c.claim("DatabaseInstance", instance)["status"]["phase"] == "Ready"
     assert c.claim("Database", database)["status"]["phase"] == "Ready"
     assert len(worker_runs(c, c.claim("DatabaseInstance", instance))) >= 2
-    assert maria.query(
-        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (db_name,)
-    )
+    assert schemas_named(maria, db_name) == 1
+    assert_a_further_reconcile_runs_no_job(c)
 
 
 # --- the worker is killed mid-apply -----------------------------------------------------------------------------
 
 
 def test_worker_killed_mid_apply_then_the_next_run_converges_without_duplicates(maria: Server) -> None:
+    """Three statements: the database-level GRANT is applied, the worker is killed while its table-level GRANT
+    waits, and the third was never sent. MariaDB does not notice the dead client while the statement waits: it
+    finishes that statement, then ends the session. So the next run must apply exactly the third."""
     scene = Scene(maria)
-    request = scene.request(statementTimeout="10min")
+    request = scene.request(three=True, statementTimeout="10min")
     blocker = hold(maria, "mysql.tables_priv")
     try:
         proc = start_worker(maria, "apply", request)
@@ -196,18 +205,18 @@ def test_worker_killed_mid_apply_then_the_next_run_converges_without_duplicates(
         assert scene.grants() == scene.applied_first_only()
     finally:
         release(blocker)
-    # MariaDB does not notice the dead client while the statement waits: it finishes the statement, then ends the
-    # session, which releases the worker's object lock.
+    # The dead session finishing its statement and ending is what releases the worker's object lock.
     lock = lock_name(f"account:{scene.user}")
     wait_until(
         lambda: maria.query("SELECT IS_USED_LOCK(%s)", (lock,))[0][0] is None,
         "the killed worker's session ends and frees its lock",
     )
+    assert scene.grants() == scene.complete()  # the waiting statement completed; the third was never sent
 
     again = run_worker(maria, "apply", request)
     assert again.code == 0, again.result
-    assert set(again.result["changes"]) <= {scene.table_grant}  # at most what the dead session did not finish
-    assert scene.grants() == scene.complete()
+    assert again.result["changes"] == [scene.last_grant]
+    assert scene.grants() == scene.complete_three()
     assert hosts_of(maria, scene.user) == ["%"]
     assert_no_op(maria, request)
 
@@ -215,52 +224,82 @@ def test_worker_killed_mid_apply_then_the_next_run_converges_without_duplicates(
 # --- workers race on one object ---------------------------------------------------------------------------------
 
 
-def run_together(*jobs: tuple[Server, dict[str, Any]]) -> list[WorkerRun]:
-    results: list[WorkerRun] = []
-    lock = threading.Lock()
-
-    def one(server: Server, request: dict[str, Any]) -> None:
-        run = run_worker(server, "apply", request)
-        with lock:
-            results.append(run)
-
-    threads = [threading.Thread(target=one, args=job) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+def schemas_named(maria: Server, name: str) -> int:
+    rows = maria.query("SELECT count(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (name,))
+    return int(rows[0][0])
 
 
-def test_two_workers_on_one_database_create_it_once(maria: Server) -> None:
-    """(Two workers on one account: test_mysql_user.test_two_workers_at_once_serialise_and_both_succeed.)"""
+def test_two_workers_on_one_database_wait_for_its_lock_and_create_it_once(maria: Server) -> None:
+    """The test holds the database's GET_LOCK until both workers are seen waiting for it (processlist state
+    `User lock`): the race is certain. Released, the first creates the database, the second re-observes under
+    the lock and finds it done."""
     name = unique("db")
-    request = request_for(maria, "Database", {"name": name, "mysql": {"collation": "utf8mb4_bin"}})
-    runs = run_together((maria, request), (maria, request))
+    request = request_for(
+        maria, "Database", {"name": name, "mysql": {"collation": "utf8mb4_bin"}}, lockTimeout="10min"
+    )
+    key = f"database:{name}"
+    with holding_object_lock(maria, key):
+        procs = [start_worker(maria, "apply", request) for _ in range(2)]
+        wait_until(lambda: object_lock_waiters(maria, key) == 2, "both workers wait for the lock", procs)
+    runs = [finish(p) for p in procs]
     assert [r.code for r in runs] == [0, 0], [r.result for r in runs]
-    changes = [c for r in runs for c in r.result["changes"]]
-    assert sum(c.startswith("CREATE DATABASE") for c in changes) == 1
-    assert sum(c.startswith("ALTER DATABASE") for c in changes) == 0
+    changes = sorted(c for r in runs for c in r.result["changes"])
+    assert changes == [f"CREATE DATABASE `{name}` CHARACTER SET `utf8mb4` COLLATE `utf8mb4_bin`"]
+    assert schemas_named(maria, name) == 1
     assert maria.query(
         "SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (name,)
     ) == [("utf8mb4_bin",)]
+    assert_no_op(maria, request)
+
+
+def test_two_workers_on_one_account_wait_for_its_lock_and_create_it_once(maria: Server) -> None:
+    """As above for a DatabaseUser (an old and a new Job for one account), with its password."""
+    name, password = unique("u"), "Race-user-pw-123456"
+    request = request_for(maria, "DatabaseUser", {"username": name}, lockTimeout="10min")
+    key = f"account:{name}"
+    with holding_object_lock(maria, key):
+        procs = [start_worker(maria, "apply", request, password=password) for _ in range(2)]
+        wait_until(lambda: object_lock_waiters(maria, key) == 2, "both workers wait for the lock", procs)
+    runs = [finish(p) for p in procs]
+    assert [r.code for r in runs] == [0, 0], [r.result for r in runs]
+    changes = [c for r in runs for c in r.result["changes"]]
+    assert len(changes) == 1 and changes[0].startswith(f"CREATE USER '{name}'@'%'"), changes
+    assert hosts_of(maria, name) == ["%"]
+    assert can_login(maria, name, password)
+    assert_no_op(maria, request, password=password)
 
 
 def test_grants_of_two_grantees_on_one_table_at_once_both_converge(maria: Server) -> None:
+    """Two grantees are two locks but one grant table: the test holds mysql.tables_priv until both GRANTs wait
+    for it, so they run into each other for certain."""
     scene = Scene(maria)
     other = unique("g")
     maria.query(f"CREATE USER '{other}'@'%'")
     entry = {"level": "table", "database": scene.db, "table": "t", "privileges": ["SELECT", "UPDATE"]}
     requests = [
         request_for(
-            maria, "DatabaseGrant", {"grantee": g, "granteeHosts": ["%"], "mysql": {"grants": [entry]}}
+            maria,
+            "DatabaseGrant",
+            {"grantee": g, "granteeHosts": ["%"], "mysql": {"grants": [entry]}},
+            statementTimeout="10min",
         )
         for g in (scene.user, other)
     ]
-    runs = run_together(*((maria, r) for r in requests))
+    blocker = hold(maria, "mysql.tables_priv")
+    try:
+        procs = [start_worker(maria, "apply", r) for r in requests]
+        statement = f"GRANT SELECT, UPDATE ON `{scene.db}`.`t`"
+        wait_until(
+            lambda: maria_waiting_in(maria, statement) == 2, "both GRANTs wait for the grant table", procs
+        )
+    finally:
+        release(blocker)
+    runs = [finish(p) for p in procs]
     assert [r.code for r in runs] == [0, 0], [r.result for r in runs]
-    for grantee in (scene.user, other):
+    for grantee, run, request in zip((scene.user, other), runs, requests, strict=True):
+        assert run.result["changes"] == [f"GRANT SELECT, UPDATE ON `{scene.db}`.`t` TO '{grantee}'@'%'"]
         assert f"GRANT SELECT, UPDATE ON `{scene.db}`.`t` TO `{grantee}`@`%`" in show_grants(maria, grantee)
+        assert_no_op(maria, request)
 
 
 # --- timeouts ---------------------------------------------------------------------------------------------------
@@ -290,7 +329,11 @@ def test_a_lock_wait_over_lock_timeout_is_transient_and_changes_nothing(maria: S
 
     again = run_worker(maria, "apply", request)
     assert again.code == 0, again.result
+    assert again.result["changes"] == [
+        f"ALTER DATABASE `{name}` CHARACTER SET `utf8mb4` COLLATE `utf8mb4_bin`"
+    ]
     assert maria.query(collation, (name,)) == [("utf8mb4_bin",)]
+    assert_no_op(maria, request)
 
 
 def test_a_statement_over_statement_timeout_is_transient_and_the_next_run_applies_the_rest(
@@ -315,6 +358,7 @@ def test_a_statement_over_statement_timeout_is_transient_and_the_next_run_applie
     assert again.code == 0, again.result
     assert again.result["changes"] == [scene.table_grant]
     assert scene.grants() == scene.complete()
+    assert_no_op(maria, request)
 
 
 # --- the host does not resolve ----------------------------------------------------------------------------------
@@ -344,6 +388,7 @@ def test_a_host_that_does_not_resolve_is_retried_then_fixing_it_converges(
     c.apply([instance_claim(maria, instance, f"{instance}-admin")])
     c.reconcile(max_wait=3)
     assert c.claim("DatabaseInstance", instance)["status"]["phase"] == "Ready"
+    assert_a_further_reconcile_runs_no_job(c)
 
 
 # --- the admin lacks a privilege --------------------------------------------------------------------------------
@@ -364,23 +409,39 @@ def as_admin(admin: tuple[str, str]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("kind", "privilege"),
-    [("DatabaseUser", "CREATE USER"), ("Database", "CREATE privilege")],
+    ("kind", "privilege", "hint"),
+    [
+        ("DatabaseUser", "CREATE USER", "GRANT CREATE USER ON *.* TO <admin>"),
+        ("Database", "CREATE privilege", "GRANT CREATE ON *.* TO <admin>"),
+    ],
 )
-def test_admin_without_a_privilege_gets_a_permanent_error_naming_it(
-    maria: Server, limited_admin: tuple[str, str], kind: str, privilege: str
+def test_admin_without_a_privilege_gets_a_permanent_error_naming_it_and_granting_it_converges(
+    maria: Server, limited_admin: tuple[str, str], kind: str, privilege: str, hint: str
 ) -> None:
-    name = unique("x")
-    spec = {"username": name} if kind == "DatabaseUser" else {"name": name}
-    result = run_worker(
-        maria, "apply", request_for(maria, kind, spec), password="User-pw-123456", env=as_admin(limited_admin)
-    )
+    name, password = unique("x"), "User-pw-123456"
+    is_user = kind == "DatabaseUser"
+    request = request_for(maria, kind, {"username": name} if is_user else {"name": name})
+    result = run_worker(maria, "apply", request, password=password, env=as_admin(limited_admin))
     assert result.code == 2, result.result
     assert (result.error["class"], result.error["code"]) == ("permanent", "PermissionDenied")
     assert privilege in result.error["message"]
+    assert f"({hint})" in result.error["message"]
     assert result.result["changes"] == []
     assert hosts_of(maria, name) == []
-    assert not maria.query("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (name,))
+    assert schemas_named(maria, name) == 0
+
+    maria.query(hint.replace("<admin>", f"'{limited_admin[0]}'@'%'"))  # what the hint says
+    fixed = run_worker(maria, "apply", request, password=password, env=as_admin(limited_admin))
+    assert fixed.code == 0, fixed.result
+    created = f"CREATE USER '{name}'@'%'" if is_user else f"CREATE DATABASE `{name}`"
+    assert len(fixed.result["changes"]) == 1, fixed.result["changes"]
+    assert fixed.result["changes"][0].startswith(created)
+    if is_user:
+        assert hosts_of(maria, name) == ["%"]
+        assert can_login(maria, name, password)
+    else:
+        assert schemas_named(maria, name) == 1
+    assert_no_op(maria, request, password=password, env=as_admin(limited_admin))
 
 
 def test_admin_without_grant_option_gets_a_permanent_error_naming_it(
@@ -398,24 +459,35 @@ def test_admin_without_grant_option_gets_a_permanent_error_naming_it(
     maria.query(f"GRANT SELECT, INSERT ON `{scene.db}`.* TO '{limited_admin[0]}'@'%' WITH GRANT OPTION")
     fixed = run_worker(maria, "apply", scene.request(), env=as_admin(limited_admin))
     assert fixed.code == 0, fixed.result
+    assert fixed.result["changes"] == [scene.database_grant, scene.table_grant]
     assert scene.grants() == scene.complete()
+    assert_no_op(maria, scene.request(), env=as_admin(limited_admin))
 
 
-def test_admin_that_cannot_read_the_grant_tables_is_told_so(
+def test_admin_that_cannot_read_the_grant_tables_is_told_so_and_granting_it_converges(
     maria: Server, limited_admin: tuple[str, str]
 ) -> None:
-    maria.query(f"REVOKE SELECT ON mysql.* FROM '{limited_admin[0]}'@'%'")
-    result = run_worker(
-        maria,
-        "apply",
-        request_for(maria, "DatabaseUser", {"username": unique("x")}),
-        password="User-pw-123456",
-        env=as_admin(limited_admin),
-    )
+    admin = f"'{limited_admin[0]}'@'%'"
+    maria.query(f"GRANT CREATE USER ON *.* TO {admin}")  # all it needs but the grant tables
+    maria.query(f"REVOKE SELECT ON mysql.* FROM {admin}")
+    name, password = unique("x"), "User-pw-123456"
+    request = request_for(maria, "DatabaseUser", {"username": name})
+    result = run_worker(maria, "apply", request, password=password, env=as_admin(limited_admin))
     assert result.code == 2, result.result
-    assert result.error["code"] == "PermissionDenied"
+    assert (result.error["class"], result.error["code"]) == ("permanent", "PermissionDenied")
     assert "SELECT on the mysql schema" in result.error["message"]
     assert result.result["statements"]["writes"] == 0
+    assert hosts_of(maria, name) == []
+
+    maria.query(f"GRANT SELECT ON mysql.* TO {admin}")
+    fixed = run_worker(maria, "apply", request, password=password, env=as_admin(limited_admin))
+    assert fixed.code == 0, fixed.result
+    assert len(fixed.result["changes"]) == 1 and fixed.result["changes"][0].startswith(
+        f"CREATE USER '{name}'@'%'"
+    )
+    assert hosts_of(maria, name) == ["%"]
+    assert can_login(maria, name, password)
+    assert_no_op(maria, request, password=password, env=as_admin(limited_admin))
 
 
 # --- manifests for the cases through the function ---------------------------------------------------------------

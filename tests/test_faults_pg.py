@@ -25,10 +25,13 @@ from tests.conftest import WorkerRun, request_for, run_worker, unique
 from tests.offline_support import admin_secret, cluster, condition, instance_claim, kube_name
 from tests.servers import Server
 from tests.test_faults_support import (
+    assert_a_further_reconcile_runs_no_job,
+    assert_no_op,
     claims_during_outage,
     dedicated,
     finish,
     pg_blocked,
+    pg_waiting_in,
     start_worker,
     wait_until,
     worker_runs,
@@ -79,12 +82,6 @@ def assert_user_complete(pg: Server, name: str, database: str) -> None:
     )
 
 
-def assert_no_op(pg: Server, request: dict[str, Any]) -> None:
-    again = run_worker(pg, "apply", request, password=PASSWORD)
-    assert again.code == 0, again.result
-    assert again.result["statements"]["writes"] == 0
-
-
 # --- the server stops mid-apply ---------------------------------------------------------------------------------
 
 
@@ -120,7 +117,7 @@ def test_server_stops_mid_apply_nothing_commits_and_the_next_run_converges(own_p
     assert again.code == 0, again.result
     assert creates(again) == 1
     assert_user_complete(pg, name, db)
-    assert_no_op(pg, request)
+    assert_no_op(pg, request, password=PASSWORD)
 
 
 def test_server_down_then_up_is_retried_by_the_function_until_ready(
@@ -150,6 +147,7 @@ def test_server_down_then_up_is_retried_by_the_function_until_ready(
     assert c.claim("Database", database)["status"]["phase"] == "Ready"
     assert len(worker_runs(c, c.claim("DatabaseInstance", instance))) >= 2  # the failed check, then the retry
     assert one(pg, "SELECT count(*) FROM pg_database WHERE datname = %s", (db_name,)) == 1
+    assert_a_further_reconcile_runs_no_job(c)
 
 
 # --- the worker is killed mid-apply -----------------------------------------------------------------------------
@@ -186,7 +184,7 @@ def test_worker_killed_mid_apply_leaves_nothing_and_the_next_run_converges(pg: S
     assert again.code == 0, again.result
     assert creates(again) == 1
     assert_user_complete(pg, name, db)
-    assert_no_op(pg, request)
+    assert_no_op(pg, request, password=PASSWORD)
 
 
 def test_worker_killed_in_its_second_transaction_keeps_the_first_and_the_next_run_adds_the_rest(
@@ -228,7 +226,7 @@ def test_worker_killed_in_its_second_transaction_keeps_the_first_and_the_next_ru
     assert again.code == 0, again.result
     assert again.result["changes"] == [f"GRANT USAGE, CREATE ON SCHEMA public TO {name}"]
     assert_user_complete(pg, name, db)
-    assert_no_op(pg, request)
+    assert_no_op(pg, request, password=PASSWORD)
 
 
 # --- workers race on one object ---------------------------------------------------------------------------------
@@ -257,19 +255,33 @@ def test_a_grant_racing_another_transaction_on_the_same_catalog_row_is_retried_i
     assert creates(won) == 1
     assert_user_complete(pg, name, db)
     assert one(pg, "SELECT has_database_privilege(%s, %s, 'CONNECT')", (other, db)) is True
-    assert_no_op(pg, request)
+    assert_no_op(pg, request, password=PASSWORD)
 
 
 def test_many_users_of_one_database_at_once_all_converge(pg: Server) -> None:
-    db = unique("db")
+    """Four users of one database: four locks, one pg_database row. The test holds that row until all four wait
+    in GRANT ... ON DATABASE, then lets go: they collide on the row for certain, and each loser retries in place."""
+    db, app = unique("db"), unique("app")
     execute(pg, f"CREATE DATABASE {db}")
     names = [unique("u") for _ in range(4)]
-    requests = [user_request(pg, name, db, unique("app")) for name in names]
-    procs = [start_worker(pg, "apply", r, password=PASSWORD) for r in requests]
+    requests = [user_request(pg, name, db, app, lockTimeout="10min") for name in names]
+    blocker = hold_database_row(pg, db)
+    try:
+        procs = [start_worker(pg, "apply", r, password=PASSWORD) for r in requests]
+        wait_until(
+            lambda: pg_waiting_in(pg, app, "GRANT") == len(names),
+            "all four workers wait in GRANT ... ON DATABASE",
+            procs,
+        )
+    finally:
+        blocker.rollback()
+        blocker.close()
     runs = [finish(p) for p in procs]
     assert [r.code for r in runs] == [0] * len(runs), [r.result for r in runs]
-    for name in names:
+    assert [creates(r) for r in runs] == [1] * len(runs)
+    for name, request in zip(names, requests, strict=True):
         assert_user_complete(pg, name, db)
+        assert_no_op(pg, request, password=PASSWORD)
 
 
 def test_grants_of_two_grantees_on_one_table_race_and_both_converge(pg: Server) -> None:
@@ -302,7 +314,7 @@ def test_grants_of_two_grantees_on_one_table_race_and_both_converge(pg: Server) 
     assert won.result["changes"] == [f"GRANT SELECT ON TABLE public.orders TO {second}"]
     for grantee in (first, second):
         assert one(pg, "SELECT has_table_privilege(%s, 'public.orders', 'SELECT')", (grantee,), database=db)
-    assert run_worker(pg, "apply", grant(first)).result["statements"]["writes"] == 0
+        assert_no_op(pg, grant(grantee))
 
 
 # --- timeouts ---------------------------------------------------------------------------------------------------
@@ -341,7 +353,9 @@ def test_a_lock_wait_or_statement_over_its_timeout_is_transient_and_rolled_back(
     request = user_request(pg, name, db, app, **timeouts)
     again = run_worker(pg, "apply", request, password=PASSWORD)
     assert again.code == 0, again.result
+    assert creates(again) == 1
     assert_user_complete(pg, name, db)
+    assert_no_op(pg, request, password=PASSWORD)
 
 
 # --- the host does not resolve ----------------------------------------------------------------------------------
@@ -372,22 +386,32 @@ def test_a_host_that_does_not_resolve_is_retried_then_fixing_it_converges(
     c.apply([instance_claim(pg, instance, f"{instance}-admin")])
     c.reconcile(max_wait=3)
     assert c.claim("DatabaseInstance", instance)["status"]["phase"] == "Ready"
+    assert_a_further_reconcile_runs_no_job(c)
 
 
 # --- the admin lacks a privilege --------------------------------------------------------------------------------
 
 
-def test_admin_without_createdb_gets_a_permanent_error_naming_it(pg: Server) -> None:
+def test_admin_without_createdb_gets_a_permanent_error_naming_it_and_granting_it_converges(
+    pg: Server,
+) -> None:
     """(Without CREATEROLE: test_pg_instance.test_admin_without_createrole_gets_a_hint.)"""
     admin, password = make_role(pg, "nocreatedb", "LOGIN CREATEROLE")
     name = unique("db")
-    result = run_worker(
-        pg, "apply", request_for(pg, "Database", {"name": name}), env=admin_env(admin, password)
-    )
+    request, env = request_for(pg, "Database", {"name": name}), admin_env(admin, password)
+    result = run_worker(pg, "apply", request, env=env)
     assert result.code == 2, result.result
     assert (result.error["class"], result.error["code"]) == ("permanent", "PermissionDenied")
-    assert "CREATEDB" in result.error["message"]
+    assert "the admin role needs CREATEDB (ALTER ROLE <admin> CREATEDB)" in result.error["message"]
+    assert result.result["changes"] == []
     assert not pg.query("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+
+    execute(pg, f"ALTER ROLE {admin} CREATEDB")  # what the hint says
+    fixed = run_worker(pg, "apply", request, env=env)
+    assert fixed.code == 0, fixed.result
+    assert fixed.result["changes"] == [f"CREATE DATABASE {name}"]
+    assert one(pg, "SELECT count(*) FROM pg_database WHERE datname = %s", (name,)) == 1
+    assert_no_op(pg, request, env=env)
 
 
 def test_admin_without_grant_option_gets_a_permanent_error_naming_it(pg: Server) -> None:
@@ -414,9 +438,11 @@ def test_admin_without_grant_option_gets_a_permanent_error_naming_it(pg: Server)
     execute(pg, f"GRANT SELECT ON public.ledger TO {admin} WITH GRANT OPTION", database=db)
     fixed = run_worker(pg, "apply", request, env=admin_env(admin, password))
     assert fixed.code == 0, fixed.result
+    assert fixed.result["changes"] == [f"GRANT SELECT ON TABLE public.ledger TO {grantee}"]
     assert (
         one(pg, "SELECT has_table_privilege(%s, 'public.ledger', 'SELECT')", (grantee,), database=db) is True
     )
+    assert_no_op(pg, request, env=admin_env(admin, password))
 
 
 # --- manifests for the cases through the function ---------------------------------------------------------------

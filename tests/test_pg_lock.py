@@ -2,45 +2,51 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-from typing import Any
-
 import pytest
 
-from tests.conftest import WORKER, request_for, run, unique
+from tests.conftest import request_for, run, unique
 from tests.servers import Server
-from tests.test_pg_support import execute, one
+from tests.test_faults_support import (
+    assert_no_op,
+    finish,
+    holding_object_lock,
+    object_lock_waiters,
+    start_worker,
+    wait_until,
+)
+from tests.test_pg_support import can_login, execute, one
 from worker.adapters.postgres import advisory_key
 
 pytestmark = pytest.mark.postgres
 
 
-def start(pg: Server, kind: str, spec: dict[str, Any], password: str | None = None) -> subprocess.Popen[str]:
-    env = pg.worker_env(DBOPS_REQUEST=json.dumps(request_for(pg, kind, spec)))
-    if password:
-        env["DBOPS_PASSWORD"] = password
-    return subprocess.Popen(
-        [WORKER, "apply"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def finish(proc: subprocess.Popen[str]) -> tuple[int, dict[str, Any]]:
-    out, _ = proc.communicate(timeout=120)
-    return proc.returncode, json.loads(out.strip().splitlines()[-1])
-
-
-def test_concurrent_workers_on_one_user_both_succeed_and_create_once(pg: Server) -> None:
-    db = unique("db")
-    name = unique("user")
-    procs = [start(pg, "Database", {"name": db}) for _ in range(3)]
-    procs += [start(pg, "DatabaseUser", {"username": name}, password="pw-" + name) for _ in range(3)]
-    results = [finish(p) for p in procs]
-    assert [code for code, _ in results] == [0] * 6, results
-    changes = [c for _, result in results for c in result["changes"]]
+def test_workers_waiting_on_one_object_lock_all_succeed_and_create_once(pg: Server) -> None:
+    """Three Jobs for one database and three for one role at once (old and new Jobs, retries). The test holds both
+    object locks first, so every worker provably waits for its lock (counted in pg_locks) before any may write;
+    released, they take it one by one and all but the first find the work done under the lock."""
+    db, name = unique("db"), unique("user")
+    password = "pw-" + name
+    database = request_for(pg, "Database", {"name": db}, lockTimeout="10min")
+    user = request_for(pg, "DatabaseUser", {"username": name}, lockTimeout="10min")
+    keys = (f"database:{db}", f"role:{name}")
+    with holding_object_lock(pg, keys[0]), holding_object_lock(pg, keys[1]):
+        procs = [start_worker(pg, "apply", database) for _ in range(3)]
+        procs += [start_worker(pg, "apply", user, password=password) for _ in range(3)]
+        wait_until(
+            lambda: [object_lock_waiters(pg, key) for key in keys] == [3, 3],
+            "all six workers wait for their object's lock",
+            procs,
+        )
+    runs = [finish(p) for p in procs]
+    assert [r.code for r in runs] == [0] * 6, [r.result for r in runs]
+    changes = [c for r in runs for c in r.result["changes"]]
     assert sum(c.startswith("CREATE DATABASE") for c in changes) == 1
     assert sum(c.startswith("CREATE ROLE") for c in changes) == 1
+    assert one(pg, "SELECT count(*) FROM pg_database WHERE datname = %s", (db,)) == 1
     assert one(pg, "SELECT count(*) FROM pg_roles WHERE rolname = %s", (name,)) == 1
+    assert can_login(pg, name, password)
+    assert_no_op(pg, database)
+    assert_no_op(pg, user, password=password)
 
 
 def test_lock_wait_is_bounded_by_lock_timeout_and_transient(pg: Server) -> None:
@@ -56,7 +62,11 @@ def test_lock_wait_is_bounded_by_lock_timeout_and_transient(pg: Server) -> None:
         assert one(pg, "SELECT count(*) FROM pg_roles WHERE rolname = %s", (name,)) == 0
     finally:
         holder.close()  # the session lock goes with the session
-    assert run(pg, "apply", "DatabaseUser", {"username": name}, lockTimeout="1s").code == 0
+    retried = run(pg, "apply", "DatabaseUser", {"username": name}, lockTimeout="1s")
+    assert retried.code == 0, retried.result
+    assert len(retried.result["changes"]) == 1, retried.result["changes"]
+    assert retried.result["changes"][0].startswith(f"CREATE ROLE {name} ")
+    assert_no_op(pg, request_for(pg, "DatabaseUser", {"username": name}, lockTimeout="1s"))
     execute(pg, f"DROP ROLE {name}")
 
 
