@@ -16,10 +16,11 @@ import pytest
 from function.cel_rules import rule_errors
 from tests.conftest import apply_ok, run, unique
 from tests.servers import Server
+from tests.test_mysql_plan import sqls, user_spec
 from tests.test_mysql_support import writes_during as maria_writes_during
 from tests.test_pg_support import as_user, execute, make_role, statements
 from tests.test_pg_support import writes_during as pg_writes_during
-from worker.adapters.base import ServerInfo, Step
+from worker.adapters.base import ServerInfo
 from worker.adapters.mysql_account import AccountRows, AccountState, UserState, account_parts, plan_user
 from worker.adapters.mysql_grants import GrantState, plan_grants
 from worker.adapters.pg_acl import Membership, membership_steps
@@ -374,22 +375,8 @@ def test_maria_observation_reads_the_admin_option() -> None:
 # --- MySQL 8 (SQL generation only: no MySQL server here) -------------------------------------------------------
 
 
-def sqls(steps: list[Step]) -> list[str]:
-    return [s.summary for s in steps]
-
-
 def mysql_user_spec(**extra: Any) -> dict[str, Any]:
-    options = {
-        "maxQueriesPerHour": 0,
-        "maxUpdatesPerHour": 0,
-        "maxConnectionsPerHour": 0,
-        "maxUserConnections": 0,
-        "requireSSL": False,
-        "requireX509": False,
-        "allowedHosts": ["%"],
-        "accountLocked": False,
-    }
-    return {"username": "app", "mysql": options, **extra}
+    return {**user_spec(), **extra}
 
 
 def mysql_account(defaults: tuple[str, ...] = ()) -> AccountState:

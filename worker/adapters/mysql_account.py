@@ -256,93 +256,36 @@ def role_steps(
     option: MariaDB has `REVOKE ADMIN OPTION FOR r FROM a`; MySQL 8 has no such statement (its REVOKE takes roles
     only, and a plain GRANT never lowers an edge's admin option), so the role is revoked and granted again
     without it, in the same plan."""
-    steps: list[Step] = []
     extra = sorted(have - set(want))
     lowered = admin_dropped(have, want, have_admin, want_admin)
     admin = want_admin or frozenset()
-    missing = [r for r in want if r not in have and r not in admin]
+    mariadb = is_mariadb(info)
+    # MySQL 8 re-grants the lowered roles without the option; MariaDB lowers them in place.
+    plain = [r for r in want if (r not in have and r not in admin) or (not mariadb and r in lowered)]
     raised = [r for r in want if r in admin and r not in have_admin]
-    if is_mariadb(info):
-        # MariaDB grants and revokes one role per statement.
-        for role in extra:
-            steps.append(
-                Sql()
-                .add("REVOKE")
-                .add(ident(role))
-                .add("FROM")
-                .account(account)
-                .step(f"role {role} is not in the spec's roles")
-            )
-        for role in lowered:
-            steps.append(
-                Sql()
-                .add("REVOKE ADMIN OPTION FOR")
-                .add(ident(role))
-                .add("FROM")
-                .account(account)
-                .step(f"role {role} is held with admin option; the spec's adminRoles does not list it")
-            )
-        for role in missing:
-            steps.append(
-                Sql()
-                .add("GRANT")
-                .add(ident(role))
-                .add("TO")
-                .account(account)
-                .step(f"role {role} is in the spec's roles")
-            )
-        for role in raised:
-            steps.append(
-                Sql()
-                .add("GRANT")
-                .add(ident(role))
-                .add("TO")
-                .account(account)
-                .add("WITH ADMIN OPTION")
-                .step(f"role {role} is in the spec's adminRoles")
-            )
-        return steps
-    if extra:
-        steps.append(
-            Sql()
-            .add("REVOKE")
-            .add(", ".join(ident(r) for r in extra))
-            .add("FROM")
-            .account(account)
-            .step(f"roles {', '.join(extra)} are not in the spec's roles")
-        )
-    if lowered:
-        steps.append(
-            Sql()
-            .add("REVOKE")
-            .add(", ".join(ident(r) for r in lowered))
-            .add("FROM")
-            .account(account)
-            .step(
-                f"roles {', '.join(lowered)} are held with admin option, which the spec's adminRoles does not "
-                "list; MySQL 8 has no REVOKE ADMIN OPTION FOR, so they are revoked and granted again without it"
-            )
-        )
-    plain = [r for r in want if r in missing or r in lowered]
-    if plain:
-        steps.append(
-            Sql()
-            .add("GRANT")
-            .add(", ".join(ident(r) for r in plain))
-            .add("TO")
-            .account(account)
-            .step(f"roles {', '.join(plain)} are in the spec's roles")
-        )
-    if raised:
-        steps.append(
-            Sql()
-            .add("GRANT")
-            .add(", ".join(ident(r) for r in raised))
-            .add("TO")
-            .account(account)
-            .add("WITH ADMIN OPTION")
-            .step(f"roles {', '.join(raised)} are in the spec's adminRoles")
-        )
+    groups = [
+        ("REVOKE", extra, "FROM", "", "not in the spec's roles"),
+        (
+            "REVOKE ADMIN OPTION FOR" if mariadb else "REVOKE",
+            lowered,
+            "FROM",
+            "",
+            "held with admin option, which the spec's adminRoles does not list"
+            + (
+                ""
+                if mariadb
+                else " (MySQL 8 has no REVOKE ADMIN OPTION FOR: revoked, then granted without it)"
+            ),
+        ),
+        ("GRANT", plain, "TO", "", "in the spec's roles"),
+        ("GRANT", raised, "TO", "WITH ADMIN OPTION", "in the spec's adminRoles"),
+    ]
+    steps: list[Step] = []
+    for verb, roles, preposition, tail, why in groups:
+        # MariaDB grants and revokes one role per statement; MySQL 8 takes a list.
+        for batch in [[r] for r in roles] if mariadb else [roles] if roles else []:
+            sql = Sql().add(verb).add(", ".join(ident(r) for r in batch)).add(preposition).account(account)
+            steps.append((sql.add(tail) if tail else sql).step(f"role(s) {', '.join(batch)}: {why}"))
     return steps
 
 
