@@ -132,14 +132,18 @@ def test_template_and_connections_flags(pg: Server) -> None:
 def test_immutable_difference_is_reported_and_the_mutable_delta_still_applied(pg: Server) -> None:
     name = unique("db")
     apply_ok(pg, "Database", {"name": name, "postgres": {"encoding": "UTF8", "connectionLimit": 2}})
-    spec = {"name": name, "postgres": {"encoding": "latin-1", "lcCollate": "C", "connectionLimit": 4}}
+    spec = {
+        "name": name,
+        "postgres": {"encoding": "latin-1", "lcCollate": "C", "lcCtype": "POSIX", "connectionLimit": 4},
+    }
     result = run(pg, "apply", "Database", spec)
     assert result.code == 2
     assert result.error["code"] == "ImmutableFieldChanged"
     assert "encoding is UTF8" in result.error["message"]
     assert "lcCollate is C.UTF-8" in result.error["message"]
+    assert "lcCtype is C.UTF-8" in result.error["message"]
     assert result.result["changes"] == [f"ALTER DATABASE {name} WITH CONNECTION LIMIT 4"]
-    assert result.result["observed"]["drift"]
+    assert len(result.result["observed"]["drift"]) == 3, result.result["observed"]["drift"]
     assert database(pg, name) == {**(database(pg, name) or {}), "encoding": "UTF8", "connectionLimit": 4}
     # Equivalent spellings are not drift: UTF-8 is UTF8 and C.utf8 is C.UTF-8.
     same = {"name": name, "postgres": {"encoding": "utf-8", "lcCtype": "C.utf8", "connectionLimit": 4}}
