@@ -128,6 +128,20 @@ def test_unreachable_server_is_transient(pg: Server) -> None:
     assert unknown.error["code"] == "HostNotFound"
 
 
+def test_an_admin_at_its_connection_limit_is_transient(pg: Server) -> None:
+    # The message names the role ("too many connections for role ..."), which must not read as a bad user name.
+    admin, password = make_role(pg, "busyadmin", "LOGIN CREATEROLE CONNECTION LIMIT 0")
+    try:
+        result = run(pg, "check", "DatabaseInstance", {}, env=admin_env(admin, password))
+        assert result.code == 1
+        assert result.error["class"] == "transient"
+        assert result.error["code"] == "TooManyConnections"
+        assert "connection limit" in result.error["message"]
+        assert password not in result.stdout + result.stderr
+    finally:
+        execute(pg, f"DROP ROLE {admin}")
+
+
 def test_missing_admin_database_is_permanent(pg: Server) -> None:
     result = check(pg, database=unique("nodb"))
     assert result.code == 2

@@ -194,8 +194,17 @@ def ungranted_warning(notices: list[str], summary: str) -> WorkerError | None:
     return None
 
 
-# libpq connection failures: (substring of the message, transient, code, advice). First match wins.
+# libpq connection failures: (substring of the message, transient, code, advice). First match wins, so the
+# connection-limit messages come before `role "`, which "too many connections for role "x"" also contains.
 CONNECT_FAILURES: tuple[tuple[str, bool, str, str], ...] = (
+    (
+        "too many connections for role",
+        True,
+        "TooManyConnections",
+        "the admin role is at its connection limit (ALTER ROLE ... CONNECTION LIMIT); retried later",
+    ),
+    ("too many", True, "TooManyConnections", "the server has no free connection slots"),
+    ("remaining connection slots", True, "TooManyConnections", "the server has no free connection slots"),
     (
         "password authentication failed",
         False,
@@ -274,8 +283,6 @@ CONNECT_FAILURES: tuple[tuple[str, bool, str, str], ...] = (
     ("timed out", True, "ConnectTimeout", "the server did not answer within connection.connectTimeout"),
     ("starting up", True, "ServerStarting", "the server is starting"),
     ("shutting down", True, "ServerStopping", "the server is shutting down"),
-    ("too many", True, "TooManyConnections", "the server has no free connection slots"),
-    ("remaining connection slots", True, "TooManyConnections", "the server has no free connection slots"),
 )
 
 
