@@ -4,11 +4,13 @@ Starts private PostgreSQL and MariaDB servers, gives their admin the Quick Start
 points each DatabaseInstance's host and port at them (the only change to the YAML), runs the claims through
 `dbops-local`'s loop (the real function over gRPC, the real worker against the real servers), prints every claim's
 status and the generated credentials Secret with the password masked, logs in as the application user with the
-Secret's values, and cleans up.
+Secret's values, and cleans up. It always starts its own servers (DBOPS_TEST_POSTGRES_URL / DBOPS_TEST_MYSQL_URL,
+which point the tests at an existing server, are ignored), since it changes the admin's password.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from function.offline.runtime import LocalFunction  # noqa: E402
 from tests.servers import Server, private_servers  # noqa: E402
 
 QUICKSTART_PASSWORD = "supersecret"  # noqa: S105 (the seed's example admin password, on a throwaway server)
+EXISTING_SERVER_VARIABLES = ("DBOPS_TEST_POSTGRES_URL", "DBOPS_TEST_MYSQL_URL")
 
 
 def point_at(docs: list[dict[str, Any]], server: Server) -> list[dict[str, Any]]:
@@ -63,6 +66,9 @@ def main() -> int:
         ("postgres", "examples/quickstart.yaml", "myapp-db-credentials"),
         ("mariadb", "examples/quickstart-mariadb.yaml", "shop-db-credentials"),
     ]
+    # private_servers() would use the server these name, and prepare() would change its admin's password.
+    for variable in EXISTING_SERVER_VARIABLES:
+        os.environ.pop(variable, None)
     print("starting private PostgreSQL and MariaDB servers ...")
     failed = False
     with private_servers() as servers, LocalFunction() as client:

@@ -5,6 +5,8 @@ The `function_client` fixture (tests/conftest.py) serves the real function once 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +24,29 @@ def kube_name(prefix: str) -> str:
     return unique(prefix).replace("_", "-")
 
 
-def cluster(client: FunctionClient) -> OfflineCluster:
+def cluster(client: FunctionClient, sleep: Callable[[float], None] = time.sleep) -> OfflineCluster:
     """Claims through the real function; transient failures are retried after 1 s, 2 s, 2 s, ... Periodic re-runs
-    are off, so a resync epoch (or health check) that happens to begin during a test adds no Job to count."""
+    are off, so a resync epoch (or health check) that happens to begin during a test adds no Job to count.
+    `sleep`: how the loop waits for a retry (a test may count the waits, or act during one)."""
     overrides = {"retry": {"baseSeconds": 1, "maxSeconds": 2}, "resync": {"enabled": False}}
-    return OfflineCluster(client, load_compositions(ROOT / "apis"), input_overrides=overrides)
+    return OfflineCluster(client, load_compositions(ROOT / "apis"), input_overrides=overrides, sleep=sleep)
 
 
 def claim(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
 
 
-def admin_secret(server: Server, name: str, password: str | None = None) -> dict[str, Any]:
-    """The instance's admin Secret with the server's admin credentials (or another password)."""
+def admin_secret(
+    server: Server, name: str, password: str | None = None, username: str | None = None
+) -> dict[str, Any]:
+    """The instance's admin Secret with the server's admin credentials (or another password or user)."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": name},
         "type": "Opaque",
         "stringData": {
-            "username": server.admin_user,
+            "username": server.admin_user if username is None else username,
             "password": server.admin_password if password is None else password,
         },
     }

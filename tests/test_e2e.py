@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from function.offline.loop import OfflineCluster, load_manifests
+from function.offline.loop import DEFAULT_MAX_WAIT, MAX_ROUNDS, OfflineCluster, load_manifests
 from function.offline.runtime import FunctionClient
 from tests.conftest import unique
 from tests.offline_support import admin_secret, claim, cluster, condition, instance_claim
@@ -38,6 +40,14 @@ def status(c: OfflineCluster, kind: str, name: str) -> dict[str, Any]:
 
 def jobs(c: OfflineCluster) -> dict[str, dict[str, Any]]:
     return {j["metadata"]["name"]: j for j in c.store.select("batch/v1", "Job")}
+
+
+def worker_result(c: OfflineCluster, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Job's one Pod's terminated state, and its termination message read as the worker's JSON result."""
+    pods = c.pods_of(job)
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    terminated: dict[str, Any] = pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]
+    return terminated, json.loads(terminated["message"])
 
 
 def database_exists(server: Server, name: str) -> bool:
@@ -86,9 +96,18 @@ def test_quickstart_reaches_ready_and_the_user_logs_in(
         assert condition(c.claim(obj["kind"], obj["metadata"]["name"]), "Ready")["status"] == "True"
     instance_status = next(o for o in c.claims() if o["kind"] == "DatabaseInstance")["status"]
     assert instance_status["instance"]["flavor"] == server.engine
-    # Every Job completed, one per object, and its Pod's termination message is the worker's result.
-    assert {j["status"]["conditions"][-1]["type"] for j in jobs(c).values()} == {"Complete"}
+    # Every Job completed, one per object, and its Pod's termination message is the worker's result, which the
+    # claim's status reports.
     assert len(jobs(c)) == 3
+    for obj in c.claims():
+        st = obj["status"]
+        job = jobs(c)[st["job"]]
+        assert [cond["type"] for cond in job["status"]["conditions"]] == ["Complete"]
+        terminated, result = worker_result(c, job)
+        assert terminated["exitCode"] == 0
+        assert result["ok"] is True and result["error"] is None and result["kind"] == obj["kind"]
+        done = f"{len(result['changes'])} change(s)" if result["changes"] else "no changes needed"
+        assert st["message"] == f"converged by Job {st['job']}: {done}"
     creds = c.secret_data(secret_name)
     assert set(creds) >= {"username", "password", "host", "port", "database", "uri"}
     assert (
@@ -202,11 +221,34 @@ def test_wrong_admin_password_fails_then_fixing_the_secret_converges(
     c.reconcile()
     failed = status(c, "DatabaseInstance", "server")
     assert failed["phase"] == "Failed", failed
-    assert "AuthenticationFailed" in condition(c.claim("DatabaseInstance", "server"), "Connected")["reason"]
-    assert server.admin_user in failed["message"] or "authentication" in failed["message"].lower()
-    assert "not-the-password" not in str(
-        c.store.dump()
-    )  # only the Secret holds it, and dump() is all objects
+    assert condition(c.claim("DatabaseInstance", "server"), "Connected")["reason"] == "AuthenticationFailed"
+    # The worker exited 2 (permanent), so the Job's podFailurePolicy failed it at once; the Pod keeps the exit code
+    # and the worker's result as its termination message, and the claim's message is the worker's.
+    job = jobs(c)[failed["job"]]
+    assert [(cond["type"], cond["reason"]) for cond in job["status"]["conditions"]] == [
+        ("FailureTarget", "PodFailurePolicy"),
+        ("Failed", "PodFailurePolicy"),
+    ]
+    terminated, result = worker_result(c, job)
+    assert terminated["exitCode"] == 2 and terminated["reason"] == "Error"
+    assert result["ok"] is False
+    assert {k: result["error"][k] for k in ("class", "code")} == {
+        "class": "permanent",
+        "code": "AuthenticationFailed",
+    }
+    denied = (
+        f'password authentication failed for user "{server.admin_user}"'
+        if server.engine == "postgres"
+        else f"Access denied for user '{server.admin_user}'@"
+    )
+    assert denied in result["error"]["message"]
+    assert failed["message"].startswith(result["error"]["message"])
+    # The Secret holds the password (base64 in `data`, as the API server keeps it); no other object, no status
+    # or termination message, and no Pod's log carries it.
+    assert c.secret_data("admin")["password"] == "not-the-password"
+    others = [o for o in c.store.dump() if (o["kind"], o["metadata"]["name"]) != ("Secret", "admin")]
+    assert "not-the-password" not in json.dumps(others)
+    assert not [pod for pod, logs in c.pod_logs.items() if "not-the-password" in logs]
     assert status(c, "Database", "db")["phase"] == "Pending"
     assert not database_exists(server, dbname)
     runs = c.jobs_run
@@ -312,3 +354,88 @@ def test_ensure_absent_drops_only_when_unprotected_and_deleting_a_claim_drops_no
     c.reconcile()
     assert status(c, "Database", "gone")["phase"] == "Dropped"
     assert not database_exists(server, dropped)
+
+
+# --- waiting: only for a retry ----------------------------------------------------------------------------------
+
+
+def test_the_default_max_wait_settles_permanent_failures_and_missing_secrets_without_waiting(
+    function_client: FunctionClient, pg: Server
+) -> None:
+    """Claims waiting for a failed instance, and an instance whose admin Secret is missing, ask the function to be
+    called again in 30 s and 10 s; the loop calls every claim every round, so it does not wait for those."""
+    waits: list[float] = []
+    c = cluster(function_client, sleep=waits.append)
+    c.apply(
+        [
+            admin_secret(pg, "admin", password="not-the-password"),
+            instance_claim(pg, "server", "admin"),
+            claim("Database", "db", {"instanceRef": {"name": "server"}, "name": unique("nowait")}),
+            claim(
+                "DatabaseUser", "user", {"instanceRef": {"name": "server"}, "username": unique("nowait_u")}
+            ),
+            instance_claim(pg, "no-secret", "absent-admin"),
+        ]
+    )
+    rounds = c.reconcile(max_wait=DEFAULT_MAX_WAIT)
+    assert phases(c) == {
+        "DatabaseInstance/no-secret": "Provisioning",
+        "DatabaseInstance/server": "Failed",
+        "Database/db": "Pending",
+        "DatabaseUser/user": "Pending",
+    }
+    assert waits == [], "nothing but a retry is waited for"
+    assert c.settled and c.next_retry is None and rounds < MAX_ROUNDS
+    (pod,) = c.pods_of(jobs(c)[status(c, "DatabaseInstance", "no-secret")["job"]])
+    assert pod["status"]["containerStatuses"][0]["state"] == {
+        "waiting": {"reason": "CreateContainerConfigError", "message": 'secret "absent-admin" not found'}
+    }
+    assert c.jobs_run == 1, "only the wrong-password check ran"
+
+
+def test_a_transient_failure_is_waited_for_and_retried_then_converges(
+    function_client: FunctionClient, pg: Server
+) -> None:
+    """The server is down (connection refused: transient); while the loop waits for the back-off it comes back,
+    and the retry converges the instance and then the Database behind it."""
+    waits: list[float] = []
+    down = [True]
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if down.pop():
+            pg.start()
+        time.sleep(seconds)  # the back-off is measured by the function's clock
+
+    dbname = unique("retried")
+    c = cluster(function_client, sleep=sleep)
+    pg.stop()
+    try:
+        c.apply(
+            [
+                admin_secret(pg, "admin"),
+                instance_claim(pg, "server", "admin"),
+                claim("Database", "db", {"instanceRef": {"name": "server"}, "name": dbname}),
+            ]
+        )
+        c.reconcile(max_wait=DEFAULT_MAX_WAIT)
+    finally:
+        if down:
+            pg.start()
+    assert set(phases(c).values()) == {"Ready"}, phases(c)
+    assert len(waits) == 1, waits
+    assert c.settled and c.next_retry is None
+    instance = c.composite(c.claim("DatabaseInstance", "server"))
+    assert instance is not None
+    # Pods are named <Job>-<index>: the first Job's Pods (the Job's own backoffLimit re-runs a Pod that exits 1)
+    # were refused, the retry's one Pod converged.
+    pods = sorted(p for p in c.pod_logs if p.startswith(instance["metadata"]["name"] + "-"))
+    by_job: dict[str, list[str]] = {}
+    for pod in pods:
+        by_job.setdefault(pod.rsplit("-", 1)[0], []).append(c.pod_logs[pod])
+    assert len(by_job) == 2, "the failed check, then the retry"
+    retried = by_job.pop(status(c, "DatabaseInstance", "server")["job"])
+    (refused,) = by_job.values()
+    assert all('"class":"transient","code":"ConnectionRefused"' in logs for logs in refused), refused
+    assert len(retried) == 1 and '"ok":true' in retried[0]
+    assert database_exists(pg, dbname)

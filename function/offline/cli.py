@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from function.offline.loop import OfflineCluster, load_compositions, load_manifests
+from function.offline.loop import DEFAULT_MAX_WAIT, OfflineCluster, load_compositions, load_manifests
 from function.offline.runtime import FunctionClient, LocalFunction
 from function.offline.store import Obj
 
@@ -45,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-wait",
         type=float,
-        default=60.0,
-        help="longest wait for a retry the function schedules (seconds, default 60)",
+        default=DEFAULT_MAX_WAIT,
+        help="longest wait for a retry the function schedules after a transient failure "
+        f"(seconds, default {DEFAULT_MAX_WAIT:g})",
     )
     parser.add_argument("--show-secrets", action="store_true", help="print Secret values unmasked")
     parser.add_argument("-n", "--namespace", default="default")
@@ -97,8 +99,7 @@ def report(
         docs = [*claims, *(_masked(s, show_secrets) for s in secrets)]
         yaml.safe_dump_all(docs, out, sort_keys=False)
         return
-    how = "converged" if cluster.settled else "still changing (stopped)"
-    print(f"{how} after {rounds} round(s), {cluster.jobs_run} Job(s) run", file=out)
+    print(summary(cluster, rounds), file=out)
     print(f"{'KIND':<18} {'NAME':<24} {'PHASE':<13} MESSAGE", file=out)
     for claim in claims:
         status = claim.get("status", {})
@@ -114,6 +115,32 @@ def report(
         ):
             shown = value if show_secrets or key not in ("password", "uri") else _mask(key, value)
             print(f"  {key}: {shown}", file=out)
+    for pod, why in waiting_pods(cluster):
+        print(f"\nPod {pod} cannot start: {why}", file=out)
+
+
+def summary(cluster: OfflineCluster, rounds: int) -> str:
+    """The first line: whether the last round changed nothing, and a retry left for a later run."""
+    if not cluster.settled:
+        return f"still changing after {rounds} round(s) (stopped at the limit), {cluster.jobs_run} Job(s) run"
+    line = f"settled after {rounds} round(s), {cluster.jobs_run} Job(s) run"
+    if cluster.next_retry is not None:
+        line += f"; a retry is due in {math.ceil(cluster.next_retry)} s, beyond the wait (run again then)"
+    return line
+
+
+def waiting_pods(cluster: OfflineCluster) -> list[tuple[str, str]]:
+    """Pods that wait for a Secret: the container's waiting reason and message, or the kubelet's event."""
+    out = []
+    for pod in cluster.store.select("v1", "Pod"):
+        for status in pod.get("status", {}).get("containerStatuses", []):
+            waiting = status.get("state", {}).get("waiting")
+            if waiting is None:
+                continue
+            name = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+            detail = waiting.get("message") or cluster.pod_events.get(pod["metadata"]["name"], "")
+            out.append((name, f"{waiting['reason']}: {detail}" if detail else waiting["reason"]))
+    return out
 
 
 def _composed(obj: Obj) -> bool:

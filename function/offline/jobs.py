@@ -2,8 +2,10 @@
 
 Environment variables come from literal values and `secretKeyRef`s resolved against the Secrets in play; Secret
 volumes are written to a private temporary directory and paths under their mount points are translated to it;
-the termination-log file is a temporary file handed to the worker as `DBOPS_RESULT_FILE`. Exit codes, the
-termination message and the Job's retry rules (`backoffLimit`, `podFailurePolicy`) behave as in Kubernetes.
+the termination-log file is a temporary file handed to the worker as `DBOPS_RESULT_FILE`. To that the image's
+own environment is added (`IMAGE_ENV`, a `PATH`, a `HOME` unless declared) and nothing else: this process's
+environment never leaks in. Exit codes, the termination message and the Job's rules (`backoffLimit`,
+`podFailurePolicy`, `activeDeadlineSeconds` for the whole Job) behave as in Kubernetes.
 """
 
 from __future__ import annotations
@@ -24,11 +26,22 @@ from function.offline.store import Obj
 
 TERMINATION_LOG = "/dev/termination-log"
 LOG_TAIL_BYTES = 2048  # what Kubernetes keeps of logs for FallbackToLogsOnError
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# What the worker image's ENV lines (and its python base image) set; a declared variable overrides them.
+IMAGE_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}
+DEADLINE_MESSAGE = "Job was active longer than specified deadline"  # the Job controller's words
 SecretLookup = Callable[[str, str], Obj | None]
 
 
 class PodCannotStart(Exception):
-    """The kubelet could not start the container (CreateContainerConfigError): a Secret or key is missing."""
+    """The kubelet cannot start the container yet; `reason` is the container's waiting reason as Kubernetes
+    reports it: `CreateContainerConfigError` (message in the status) when an env var's Secret or key is missing,
+    `ContainerCreating` while a Secret volume cannot be mounted (the message is a `FailedMount` event)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
 
 
 @dataclass
@@ -38,19 +51,24 @@ class PodRun:
     logs: str
     started: str
     finished: str
+    deadline_exceeded: bool = False  # killed at the Job's activeDeadlineSeconds
 
 
 @dataclass
 class JobRun:
     pods: list[Obj] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)
-    logs: list[str] = field(
-        default_factory=list
-    )  # each Pod's stdout and stderr, as `kubectl logs` shows them
+    logs: dict[str, str] = field(default_factory=dict)  # Pod name -> stdout and stderr (`kubectl logs`)
+    events: dict[str, str] = field(default_factory=dict)  # Pod name -> its last warning event (`describe`)
+    ran: bool = False  # whether a container started (False while the Pod waits, or past the deadline)
 
 
 def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime(TIME_FORMAT)
+
+
+def _parse_time(timestamp: str) -> datetime.datetime:
+    return datetime.datetime.strptime(timestamp, TIME_FORMAT).replace(tzinfo=datetime.UTC)
 
 
 def secret_value(secret: Obj, key: str) -> str | None:
@@ -72,29 +90,51 @@ def resolve_command(command: list[str]) -> list[str]:
 
 
 def run_job(job: Obj, lookup_secret: SecretLookup, timeout_default: float = 600) -> JobRun:
-    """Run the Job's Pod (again after transient failures, as the Job controller would) and return its status."""
+    """Run the Job's Pod (again after transient failures, as the Job controller would) and return its status.
+
+    A Job that already has a `startTime` (its Pod was waiting for a Secret) keeps it: `activeDeadlineSeconds`
+    counts from there for the whole Job, every Pod included, and ends it `DeadlineExceeded` as Kubernetes does."""
     spec = job["spec"]
     namespace = job["metadata"].get("namespace", "")
     pod_spec = spec["template"]["spec"]
     backoff_limit = int(spec.get("backoffLimit", 6))
     fail_codes = _fail_job_exit_codes(spec)
-    deadline = float(spec.get("activeDeadlineSeconds", timeout_default))
-    result = JobRun(status={"startTime": now_rfc3339(), "active": 0, "succeeded": 0, "failed": 0})
+    active_deadline = datetime.timedelta(seconds=float(spec.get("activeDeadlineSeconds", timeout_default)))
+    start_time = (job.get("status") or {}).get("startTime")
+    # A fresh start counts from now exactly (startTime itself has whole seconds only).
+    started = _parse_time(start_time) if start_time else datetime.datetime.now(datetime.UTC)
+    status = {
+        "startTime": start_time or started.strftime(TIME_FORMAT),
+        "active": 0,
+        "succeeded": 0,
+        "failed": 0,
+    }
+    result = JobRun(status=status)
     for attempt in range(backoff_limit + 1):
+        remaining = (started + active_deadline - datetime.datetime.now(datetime.UTC)).total_seconds()
+        if remaining <= 0:
+            return _deadline_exceeded(result)
         pod_name = f"{job['metadata']['name']}-{attempt:05d}"[:63]
         try:
-            run = run_pod(pod_spec, namespace, lookup_secret, deadline)
+            run = run_pod(pod_spec, namespace, lookup_secret, remaining)
         except PodCannotStart as exc:
-            result.pods.append(_pod(job, pod_name, pod_spec, waiting=str(exc)))
+            result.pods.append(_pod(job, pod_name, pod_spec, waiting=exc))
+            if exc.reason == "ContainerCreating":
+                result.events[pod_name] = f"Warning FailedMount: {exc.message}"
             result.status["active"] = 1
             return result
+        result.ran = True
+        result.logs[pod_name] = run.logs
+        if run.deadline_exceeded:
+            # The Job controller deletes the Job's active Pods at the deadline: no Pod stays to be observed.
+            result.status["failed"] += 1
+            return _deadline_exceeded(result)
         result.pods.append(_pod(job, pod_name, pod_spec, run=run))
-        result.logs.append(run.logs)
         if run.exit_code == 0:
             result.status.update(succeeded=1, completionTime=run.finished)
             result.status["conditions"] = [_condition("Complete", "", "")]
             return result
-        result.status["failed"] = result.status["failed"] + 1
+        result.status["failed"] += 1
         if run.exit_code in fail_codes:
             message = (
                 f"Container {pod_spec['containers'][0]['name']} for pod {namespace}/{pod_name} failed with "
@@ -112,6 +152,15 @@ def run_job(job: Obj, lookup_secret: SecretLookup, timeout_default: float = 600)
     return result
 
 
+def _deadline_exceeded(result: JobRun) -> JobRun:
+    result.status["active"] = 0
+    result.status["conditions"] = [
+        _condition("FailureTarget", "DeadlineExceeded", DEADLINE_MESSAGE),
+        _condition("Failed", "DeadlineExceeded", DEADLINE_MESSAGE),
+    ]
+    return result
+
+
 def run_pod(pod_spec: Obj, namespace: str, lookup_secret: SecretLookup, deadline: float) -> PodRun:
     container = pod_spec["containers"][0]
     with tempfile.TemporaryDirectory(prefix="dbops-pod-") as tmp:
@@ -122,10 +171,9 @@ def run_pod(pod_spec: Obj, namespace: str, lookup_secret: SecretLookup, deadline
         result_file.touch()
         mounts[term_path] = str(result_file)
         env["DBOPS_RESULT_FILE"] = str(result_file)
-        # The image's own environment: a PATH and a writable HOME; nothing from this process leaks in.
-        env.setdefault("PATH", f"{os.path.dirname(sys.executable)}:/usr/bin:/bin")
-        env.setdefault("HOME", tmp)
-        env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+        # The image's own environment (its PATH holds the worker's console script; a writable HOME unless the
+        # Pod declares one); nothing from this process leaks in.
+        env = {**IMAGE_ENV, "PATH": f"{os.path.dirname(sys.executable)}:/usr/bin:/bin", "HOME": tmp, **env}
         command = resolve_command([*container.get("command", []), *container.get("args", [])])
         started = now_rfc3339()
         try:
@@ -134,15 +182,22 @@ def run_pod(pod_spec: Obj, namespace: str, lookup_secret: SecretLookup, deadline
             )
             code, logs = proc.returncode, proc.stdout + proc.stderr
         except subprocess.TimeoutExpired as exc:
-            partial = (exc.stdout or b"") + (exc.stderr or b"")
-            text = partial.decode(errors="replace") if isinstance(partial, bytes) else str(partial)
-            code, logs = 137, f"{text}\nkilled: activeDeadlineSeconds exceeded"
+            text = "".join(_text(part) for part in (exc.stdout, exc.stderr))
+            logs = f"{text}\nkilled: the Job's activeDeadlineSeconds passed"
+            return PodRun(137, "", logs, started, now_rfc3339(), deadline_exceeded=True)
         except OSError as exc:
             code, logs = 128, f"cannot start container: {exc}"
         message = result_file.read_text()
         if not message and code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
             message = logs.encode()[-LOG_TAIL_BYTES:].decode(errors="replace")
         return PodRun(code, message[:4096], logs, started, now_rfc3339())
+
+
+def _text(output: str | bytes | None) -> str:
+    """What a timed-out process wrote (bytes even in text mode, on some paths)."""
+    if isinstance(output, bytes):
+        return output.decode(errors="replace")
+    return output or ""
 
 
 def _fail_job_exit_codes(job_spec: Obj) -> set[int]:
@@ -168,10 +223,14 @@ def _mount_secret_volumes(
         if source is None:
             continue  # emptyDir and the like: an empty writable directory
         secret = lookup(namespace, source["secretName"])
+        # The kubelet's words when it cannot mount the volume; the Pod stays ContainerCreating meanwhile.
+        failed_mount = f'MountVolume.SetUp failed for volume "{mount["name"]}" : '
         if secret is None:
             if source.get("optional"):
                 continue
-            raise PodCannotStart(f'secret "{source["secretName"]}" not found')
+            raise PodCannotStart(
+                "ContainerCreating", f'{failed_mount}secret "{source["secretName"]}" not found'
+            )
         items = source.get("items") or [{"key": k, "path": k} for k in {**secret.get("data", {})}]
         for item in items:
             value = secret_value(secret, item["key"])
@@ -179,7 +238,7 @@ def _mount_secret_volumes(
                 if source.get("optional"):
                     continue
                 raise PodCannotStart(
-                    f"couldn't find key {item['key']} in Secret {namespace}/{source['secretName']}"
+                    "ContainerCreating", f"{failed_mount}references non-existent secret key: {item['key']}"
                 )
             path = target / item["path"]
             path.write_text(value)
@@ -208,7 +267,7 @@ def _environment(
                 if secret is None
                 else (f"couldn't find key {ref['key']} in Secret {namespace}/{ref['name']}")
             )
-            raise PodCannotStart(what)
+            raise PodCannotStart("CreateContainerConfigError", what)
         env[var["name"]] = value
     return env
 
@@ -230,7 +289,9 @@ def _condition(kind: str, reason: str, message: str) -> dict[str, str]:
     return out
 
 
-def _pod(job: Obj, name: str, pod_spec: Obj, run: PodRun | None = None, waiting: str | None = None) -> Obj:
+def _pod(
+    job: Obj, name: str, pod_spec: Obj, run: PodRun | None = None, waiting: PodCannotStart | None = None
+) -> Obj:
     job_name = job["metadata"]["name"]
     uid = job["metadata"].get("uid", "")
     container = pod_spec["containers"][0]["name"]
@@ -262,6 +323,9 @@ def _pod(job: Obj, name: str, pod_spec: Obj, run: PodRun | None = None, waiting:
         "spec": pod_spec,
     }
     if run is None:
+        state: dict[str, str] = {"reason": waiting.reason if waiting else "ContainerCreating"}
+        if waiting is not None and waiting.reason != "ContainerCreating":
+            state["message"] = waiting.message
         pod["status"] = {
             "phase": "Pending",
             "containerStatuses": [
@@ -270,7 +334,7 @@ def _pod(job: Obj, name: str, pod_spec: Obj, run: PodRun | None = None, waiting:
                     "ready": False,
                     "restartCount": 0,
                     "image": "",
-                    "state": {"waiting": {"reason": "CreateContainerConfigError", "message": waiting or ""}},
+                    "state": {"waiting": state},
                 }
             ],
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,9 @@ from function.offline.store import Obj, ObjectStore
 ORDER = {kind: i for i, kind in enumerate(xp.CLAIM_KINDS)}
 MAX_REQUIREMENT_ROUNDS = 5  # as Crossplane: call again while the function asks for new resources
 FUNCTION_NAME = "function-dbops"
+MAX_ROUNDS = 40
+# `dbops-local --max-wait`: long enough for the first two retries at the default back-off (30 s, then 60 s).
+DEFAULT_MAX_WAIT = 60.0
 
 
 def load_manifests(paths: Iterable[str | Path]) -> list[Obj]:
@@ -61,8 +64,13 @@ class OfflineCluster:
         compositions: dict[str, tuple[str, Obj | None]] | None = None,
         input_overrides: Obj | None = None,
         namespace: str = "default",
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
+        self.sleep = sleep  # how the loop waits for a retry (tests count the waits)
+        self.clock = clock
         self.compositions = compositions or {}
         self.input_overrides = input_overrides or {}
         self.namespace = namespace
@@ -70,7 +78,9 @@ class OfflineCluster:
         self.outcomes: dict[str, Outcome] = {}
         self.jobs_run = 0
         self.settled = False
+        self.next_retry: float | None = None  # seconds to a retry that was not waited for (after reconcile)
         self.pod_logs: dict[str, str] = {}  # Pod name -> its logs, for `kubectl logs`-style inspection
+        self.pod_events: dict[str, str] = {}  # Pod name -> its last warning, as `kubectl describe pod` shows
 
     # --- what users do -------------------------------------------------------------------------------------
 
@@ -105,22 +115,43 @@ class OfflineCluster:
                 self.store.delete(xr)
         self.store.delete(obj)
 
-    def reconcile(self, max_rounds: int = 40, max_wait: float = 0.0, deadline: float = 600) -> int:
-        """Run rounds until a round changes nothing; then, if an XR asked to be called again within `max_wait`
-        seconds (a retry back-off), wait and go on. Returns the number of rounds; `settled` says whether the last
-        round changed nothing (False: stopped at `max_rounds` while things still changed)."""
-        started = time.monotonic()
+    def reconcile(self, max_rounds: int = MAX_ROUNDS, max_wait: float = 0.0, deadline: float = 600) -> int:
+        """Run rounds until one changes nothing. Then, if the function scheduled a retry (a claim failed
+        transiently and its back-off ends within `max_wait` seconds), wait for it and go on; a round after such
+        a wait that changes nothing settles too. Returns the number of rounds. `settled` says whether the last
+        round changed nothing (False: stopped after `max_rounds` while things still changed); `next_retry`, the
+        seconds to a retry left for later (beyond `max_wait` or `deadline`), or None.
+
+        A change is a created or deleted object or an update that differs in more than its resourceVersion (the
+        store keeps identical writes as no-ops). Nothing here writes a clock reading unless something happened
+        (a Pod ran, a Job finished; a waiting Pod keeps its Job's startTime), so an idle round writes nothing.
+
+        Only retries are waited for. The function's other TTLs poll for what Crossplane does not watch: a
+        referenced claim (`ttl.waitingSeconds`) and a Pod (`ttl.runningSeconds`); here every round calls every
+        claim and runs each Job to its end, so what they poll for can only change when you apply something, and
+        waiting for them would change nothing (resync epochs are left for later too)."""
+        started = self.clock()
         self.settled = False
+        waited = False
         for rounds in range(1, max_rounds + 1):
             before = self.store.changes
             self._round()
             if self.store.changes != before:
+                waited = False
                 continue
-            wait = self._next_wait()
-            if wait is None or wait > max_wait or time.monotonic() - started + wait > deadline:
+            self.next_retry = self._next_retry()
+            if (
+                waited
+                or self.next_retry is None
+                or self.next_retry > max_wait
+                or self.clock() - started + self.next_retry > deadline
+                or rounds == max_rounds
+            ):
                 self.settled = True
                 return rounds
-            time.sleep(wait)
+            self.sleep(self.next_retry)
+            waited = True
+        self.next_retry = None
         return max_rounds
 
     # --- what users look at --------------------------------------------------------------------------------
@@ -302,22 +333,30 @@ class OfflineCluster:
                 continue
             if job.get("spec", {}).get("suspend"):
                 continue
+            # A Job whose Pod waits for a Secret is tried again every round; it keeps its startTime.
             run = run_job(job, lambda ns, name: self.store.get("v1", "Secret", name, ns))
-            if run.status.get("active"):
-                # Still waiting for a Secret: keep the first start time so an unchanged wait changes nothing.
-                run.status["startTime"] = job.get("status", {}).get("startTime", run.status["startTime"])
-            else:
-                self.jobs_run += 1
-            for pod, logs in zip(run.pods, run.logs, strict=False):
-                self.pod_logs[pod["metadata"]["name"]] = logs
+            self.jobs_run += run.ran
+            self.pod_logs.update(run.logs)
+            self.pod_events.update(run.events)
             for pod in run.pods:
                 self.store.put(pod)
             updated = copy.deepcopy(job)
             updated["status"] = run.status
             self.store.put(updated)
 
-    def _next_wait(self) -> float | None:
-        waits = [o.ttl for o in self.outcomes.values() if o.ttl is not None]
+    def _next_retry(self) -> float | None:
+        """Seconds until the earliest retry the function scheduled: its TTL for an XR in a back-off after a
+        transient failure (`Provisioned` False, reason `TransientFailure`, as docs/function.md has it)."""
+        waits = []
+        for xr in self.store.select(xp.API_VERSION):
+            outcome = self.outcomes.get(xr["metadata"]["name"])
+            if xp.is_claim(xr) or outcome is None or outcome.ttl is None:
+                continue
+            if any(
+                c.get("type") == "Provisioned" and c.get("reason") == "TransientFailure"
+                for c in xr.get("status", {}).get("conditions", [])
+            ):
+                waits.append(outcome.ttl)
         return min(waits) if waits else None
 
 

@@ -1,0 +1,111 @@
+"""The `dbops-local` command as a user runs it (docs/offline.md): the installed console script, a claims file,
+the private PostgreSQL server. Three runs: a wrong admin password, the fixed Secret, a deleted claim."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from function.offline.cli import MASK
+from tests.conftest import unique
+from tests.offline_support import admin_secret, claim, instance_claim
+from tests.servers import Server
+
+ROOT = Path(__file__).resolve().parent.parent
+DBOPS_LOCAL = shutil.which("dbops-local", path=os.path.dirname(sys.executable))
+WRONG = "not-the-admin-password"
+
+
+def dbops_local(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the command from the repository (its default --compositions is `apis`), with no DBOPS_* variables.
+    The timeout only guards against a hang; nothing here depends on how long a run takes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DBOPS_")}
+    assert DBOPS_LOCAL is not None, f"dbops-local is not installed next to {sys.executable}"
+    return subprocess.run(
+        [DBOPS_LOCAL, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600, check=False
+    )
+
+
+def rows(stdout: str) -> dict[str, tuple[str, str]]:
+    """The status table: `KIND/NAME` -> (PHASE, MESSAGE)."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("KIND "))
+    out: dict[str, tuple[str, str]] = {}
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        kind, name, phase, *message = line.split(maxsplit=3)
+        out[f"{kind}/{name}"] = (phase, message[0] if message else "")
+    return out
+
+
+def state_secret(state: Path, name: str) -> dict[str, str]:
+    for obj in json.loads(state.read_text()):
+        if obj["kind"] == "Secret" and obj["metadata"]["name"] == name:
+            return {k: base64.b64decode(v).decode() for k, v in obj["data"].items()}
+    raise KeyError(name)
+
+
+def test_dbops_local_fails_on_a_wrong_password_converges_once_fixed_and_deletes_a_claim(
+    pg: Server, tmp_path: Path
+) -> None:
+    dbname, username = unique("cli"), unique("cli_u")
+    claims: list[dict[str, Any]] = [
+        instance_claim(pg, "server", "admin"),
+        claim("Database", "db", {"instanceRef": {"name": "server"}, "name": dbname}),
+        claim(
+            "DatabaseUser",
+            "user",
+            {"instanceRef": {"name": "server"}, "databaseRef": {"name": "db"}, "username": username},
+        ),
+    ]
+    claims_file, state = tmp_path / "claims.yaml", tmp_path / "state.json"
+
+    # 1. A wrong admin password: the instance fails with the worker's message, the rest waits; exit status 1.
+    # With the default --max-wait the run settles without waiting for the claims that poll their instance.
+    claims_file.write_text(yaml.safe_dump_all([admin_secret(pg, "admin", password=WRONG), *claims]))
+    run = dbops_local("-f", str(claims_file), "--state", str(state))
+    assert run.returncode == 1, run.stdout + run.stderr
+    first_line = run.stdout.splitlines()[0]
+    assert first_line.startswith("settled after ") and "retry" not in first_line, first_line
+    table = rows(run.stdout)
+    assert table["DatabaseInstance/server"][0] == "Failed"
+    assert f'password authentication failed for user "{pg.admin_user}"' in table["DatabaseInstance/server"][1]
+    assert table["Database/db"][0] == table["DatabaseUser/user"][0] == "Pending"
+    assert WRONG not in run.stdout + run.stderr
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600, "the state file holds Secrets"
+
+    # 2. The Secret fixed, the same state: everything converges, exit status 0, the credentials Secret is shown
+    # with its password masked, and it logs in.
+    claims_file.write_text(yaml.safe_dump_all([admin_secret(pg, "admin"), *claims]))
+    run = dbops_local("-f", str(claims_file), "--state", str(state))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.startswith("settled after ")
+    assert {phase for phase, _ in rows(run.stdout).values()} == {"Ready"}, run.stdout
+    creds = state_secret(state, "user-credentials")
+    assert f"  password: {MASK}" in run.stdout
+    assert f"  uri: postgresql://{username}:{MASK}@{pg.host}:{pg.port}/{dbname}" in run.stdout
+    assert creds["password"] not in run.stdout + run.stderr
+    assert pg.admin_password not in run.stdout + run.stderr
+    conn = pg.connect(user=username, password=creds["password"], database=dbname)
+    conn.close()
+
+    # 3. --delete: the claim goes with its XR and composed resources (its credentials Secret); as in Crossplane,
+    # nothing is dropped in the server.
+    run = dbops_local("-f", str(claims_file), "--state", str(state), "--delete", "DatabaseUser/user")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert set(rows(run.stdout)) == {"DatabaseInstance/server", "Database/db"}
+    assert "user-credentials" not in run.stdout
+    with pytest.raises(KeyError):
+        state_secret(state, "user-credentials")
+    assert pg.query("SELECT 1 FROM pg_roles WHERE rolname = %s", (username,)) == [(1,)]
