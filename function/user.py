@@ -140,7 +140,20 @@ def _compose(view: View) -> Outcome:
         return lookup.invalid(
             KIND, [FieldError("spec.passwordSecret.secretTemplate.type", e) for e in type_errors]
         )
-    template = _keep_secret_type(observed, template, secret_name, warnings)
+    kept = _keep_secret_type(observed, template, secret_name, warnings)
+    if kept is not template and creds.secret_type_errors(kept, data):
+        return lookup.invalid(
+            KIND,
+            [
+                FieldError(
+                    "spec.passwordSecret.secretTemplate.type",
+                    f"the credentials Secret {secret_name} exists with type {kept['type']}, which Kubernetes "
+                    "cannot change, and would be left without username or password; delete the Secret so it is "
+                    f"created again as {template.get('type', 'Opaque')}, or keep a managed password",
+                )
+            ],
+        )
+    template = kept
     secret = creds.secret(view, secret_name, data, template, password.revision)
     secret_ready = observed is not None and not password.generated_now
 

@@ -1341,3 +1341,22 @@ def test_a_secret_keeps_its_type_with_a_warning_when_the_template_type_changes()
     rsp = call(kube.request(xr, required=USER_REQUIRED, input_=USER_INPUT))
     assert kube.desired(rsp)["credentials"]["type"] == "kubernetes.io/basic-auth"
     assert not [r for r in rsp.results if r.reason == "SecretTypeFixed"]
+
+
+def test_a_kept_basic_auth_type_never_leaves_the_secret_without_its_password() -> None:
+    # The Secret keeps its type; a basic-auth Secret must still hold both keys, so dropping the password is refused.
+    basic = {**SECRET, "type": "kubernetes.io/basic-auth"}
+    xr = copy.deepcopy(USER_XR)
+    xr["spec"]["passwordSecret"] = {
+        "generate": False,
+        "secretName": "myapp-db-credentials",
+        "secretTemplate": {"type": "Opaque"},
+    }
+    rsp = call(
+        kube.request(xr, observed_resources={"credentials": basic}, required=USER_REQUIRED, input_=USER_INPUT)
+    )
+    status = kube.status(rsp)
+    assert status["phase"] == "Failed"
+    assert "spec.passwordSecret.secretTemplate.type" in status["message"]
+    assert "exists with type kubernetes.io/basic-auth" in status["message"]
+    assert kube.secret_data(kube.desired(rsp)["credentials"]) == kube.secret_data(SECRET), "kept as it was"

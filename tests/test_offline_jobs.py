@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from function.offline.jobs import DEADLINE_MESSAGE, IMAGE_ENV, run_job, run_pod
+from function.offline.loop import OfflineCluster
 from function.offline.store import Obj
 
 NAMESPACE = "apps"
@@ -192,3 +193,19 @@ def test_a_pod_waiting_for_a_secret_counts_against_the_job_deadline_from_its_sta
     run = run_job(job(waiting, status=started_long_ago, activeDeadlineSeconds=600), lookup())
     assert run.status["startTime"] == "2000-01-01T00:00:00Z"
     assert run.status["conditions"][-1]["reason"] == "DeadlineExceeded" and not run.ran and run.pods == []
+
+
+def test_the_loop_removes_the_waiting_pod_when_the_job_deadline_ends_it() -> None:
+    # The Job controller deletes a Job's active Pods at its deadline; a stale waiting Pod would still be listed.
+    cluster = OfflineCluster(client=None)  # type: ignore[arg-type]  # only Jobs are run here, no function
+    env = [{"name": "P", "valueFrom": {"secretKeyRef": {"name": "gone", "key": "k"}}}]
+    cluster.store.put(job(pod_spec(["true"], env=env), activeDeadlineSeconds=60))
+    cluster._run_jobs()
+    [waiting] = cluster.store.select("v1", "Pod")
+    assert waiting["status"]["phase"] == "Pending"
+    [started] = cluster.store.select("batch/v1", "Job")
+    cluster.store.put({**started, "status": {**started["status"], "startTime": "2000-01-01T00:00:00Z"}})
+    cluster._run_jobs()
+    [ended] = cluster.store.select("batch/v1", "Job")
+    assert {c["reason"] for c in ended["status"]["conditions"]} == {"DeadlineExceeded"}
+    assert cluster.store.select("v1", "Pod") == []

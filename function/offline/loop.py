@@ -338,6 +338,12 @@ class OfflineCluster:
             self.jobs_run += run.ran
             self.pod_logs.update(run.logs)
             self.pod_events.update(run.events)
+            if not run.status.get("active"):
+                # A Job that ended without running a Pod (its deadline passed while the Pod waited) leaves no
+                # waiting Pod behind: the Job controller deletes the active ones.
+                for pod in self.pods_of(job):
+                    if pod.get("status", {}).get("phase") == "Pending":
+                        self.store.delete(pod)
             for pod in run.pods:
                 self.store.put(pod)
             updated = copy.deepcopy(job)
