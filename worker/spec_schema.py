@@ -187,6 +187,11 @@ ADMIN_ROLES_RULE = Rule(
     ".adminRoles",
 )
 
+GRANT_ADMIN_ROLES = ident_set(
+    "Roles from `roles` the grantee holds WITH ADMIN OPTION, so it may grant them to others; the other roles in "
+    "`roles` are held without it."
+)
+
 INSTANCE_REF = object_ref("The DatabaseInstance claim (same namespace) whose server holds this object.")
 
 
@@ -672,10 +677,7 @@ DATABASE_GRANT: Schema = obj(
             "PostgreSQL privileges.",
             {
                 "roles": ident_set("Roles the grantee is a member of; when set, the exact set."),
-                "adminRoles": ident_set(
-                    "Roles from `roles` the grantee holds WITH ADMIN OPTION, so it may grant them to others; the "
-                    "other memberships in `roles` are held without it."
-                ),
+                "adminRoles": GRANT_ADMIN_ROLES,
                 "grants": array(
                     "Privileges on objects. Database level when only `database` is given, schema level with "
                     "`schema`, object level with `tables`, `sequences` or `functions` (`*` means all in the schema).",
@@ -733,10 +735,7 @@ DATABASE_GRANT: Schema = obj(
             "MySQL/MariaDB privileges.",
             {
                 "roles": ident_set("Roles granted to the grantee; when set, the exact set."),
-                "adminRoles": ident_set(
-                    "Roles from `roles` the grantee holds WITH ADMIN OPTION, so it may grant them to others; the "
-                    "other roles in `roles` are held without it."
-                ),
+                "adminRoles": GRANT_ADMIN_ROLES,
                 "grants": array(
                     "Privileges at one level each.",
                     obj(

@@ -336,13 +336,11 @@ class RoleHandler(KindHandler[RoleObserved]):
         else:
             reason = "the password could not be confirmed by a login (pg_hba.conf, network): it is set again"
         return [
-            dataclasses.replace(
-                step(
-                    f"ALTER ROLE {ident(name)} PASSWORD %(password)s",
-                    reason,
-                    secret_params={"password": verifier},
-                    also_secret=(self._password,),
-                ),
+            step(
+                f"ALTER ROLE {ident(name)} PASSWORD %(password)s",
+                reason,
+                secret_params={"password": verifier},
+                also_secret=(self._password,),
                 unverifiable=unknown,
             )
         ]

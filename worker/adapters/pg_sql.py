@@ -75,6 +75,7 @@ def step(
     database: str | None = None,
     secret_params: dict[str, str] | None = None,
     also_secret: tuple[str, ...] = (),
+    unverifiable: bool = False,
 ) -> Step:
     """A Step whose summary is the statement itself, with secret parameters shown as ***.
 
@@ -97,6 +98,7 @@ def step(
         transactional=transactional,
         database=database,
         secrets=(*(secret_params or {}).values(), *also_secret),
+        unverifiable=unverifiable,
     )
 
 
