@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Build the pinned upstream tools the real-control-plane suite runs, from the Go module proxy only, into a cache
+# directory keyed by their versions. Nothing built here is committed. Prints the cache directory on stdout.
+#
+#   tools/cluster/build-tools.sh [cli|core|kube|all]      (default all)
+#
+# DBOPS_TOOLS_CACHE overrides the cache root (default ~/.cache/dbops-tools).
+set -euo pipefail
+
+CLI_VERSION=v2.5.0          # github.com/crossplane/cli/v2: crossplane composition render, resource validate, xpkg
+CORE_VERSION=v2.3.4         # github.com/crossplane/crossplane/v2: Crossplane core (cmd/crossplane)
+KUBE_VERSION=v1.36.3        # k8s.io/kubernetes: kube-apiserver, kube-controller-manager
+STAGING_VERSION=v0.36.3     # the k8s.io/* staging modules released with KUBE_VERSION
+ETCD_VERSION=v3.7.1         # go.etcd.io/etcd/server/v3
+
+root=${DBOPS_TOOLS_CACHE:-$HOME/.cache/dbops-tools}
+key="crossplane-cli-$CLI_VERSION+core-$CORE_VERSION+kube-$KUBE_VERSION+etcd-$ETCD_VERSION"
+bin="$root/$key/bin"
+work="$root/$key/src"
+mkdir -p "$bin" "$work"
+export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
+log() { echo "build-tools: $*" >&2; }
+
+build_cli() {
+  [ -x "$bin/crossplane" ] && return
+  log "crossplane CLI $CLI_VERSION"
+  # go install pkg@version asks the proxy for the module's version list (to check deprecation), which this
+  # proxy refuses; a wrapper module that requires the exact version needs no list.
+  local w="$work/cli"
+  rm -rf "$w"; mkdir -p "$w"
+  (cd "$w" && go mod init local/xpcli >/dev/null 2>&1 &&
+    go mod edit -require="github.com/crossplane/cli/v2@$CLI_VERSION" &&
+    printf 'package main\nimport _ "github.com/crossplane/cli/v2/cmd/crossplane"\n' >tools.go &&
+    go build -trimpath -ldflags "-s -w" -o "$bin/crossplane" github.com/crossplane/cli/v2/cmd/crossplane)
+}
+
+build_core() {
+  [ -x "$bin/crossplane-core" ] && return
+  log "crossplane core $CORE_VERSION"
+  # core's go.mod replaces its apis module with a local path, so go install refuses it: build it from a wrapper
+  # module that requires the tagged apis module instead (the same commit the release was built from).
+  local w="$work/core"
+  rm -rf "$w"; mkdir -p "$w"
+  (cd "$w" && go mod init local/xpcore >/dev/null 2>&1 &&
+    go mod edit -require="github.com/crossplane/crossplane/v2@$CORE_VERSION" \
+      -require="github.com/crossplane/crossplane/apis/v2@$CORE_VERSION" \
+      -replace="github.com/crossplane/crossplane/apis/v2=github.com/crossplane/crossplane/apis/v2@$CORE_VERSION" &&
+    printf 'package main\nimport _ "github.com/crossplane/crossplane/v2/cmd/crossplane"\n' >tools.go &&
+    go mod tidy >/dev/null 2>&1 || true
+    go build -trimpath -ldflags "-s -w" -o "$bin/crossplane-core" github.com/crossplane/crossplane/v2/cmd/crossplane)
+  ln -sfn "$(cd "$w" && go list -m -f '{{.Dir}}' github.com/crossplane/crossplane/v2)/cluster/crds" "$root/$key/crossplane-crds"
+}
+
+build_kube() {
+  if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kube-controller-manager" ] && [ -x "$bin/etcd" ]; then return; fi
+  log "kubernetes $KUBE_VERSION and etcd $ETCD_VERSION"
+  local w="$work/kube"
+  rm -rf "$w"; mkdir -p "$w"
+  (cd "$w" && go mod init local/kubebin >/dev/null 2>&1
+    # k8s.io/kubernetes points its staging modules at ./staging; point them at the released versions instead.
+    local mod
+    mod=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+    for m in $(awk '/=> \.\/staging\/src\//{print $1}' "$mod"); do go mod edit -replace="$m=$m@$STAGING_VERSION"; done
+    go mod edit -require="k8s.io/kubernetes@$KUBE_VERSION" -require="go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+    printf 'package main\nimport (\n _ "k8s.io/kubernetes/cmd/kube-apiserver"\n _ "k8s.io/kubernetes/cmd/kube-controller-manager"\n)\n' >tools.go
+    go mod tidy >/dev/null 2>&1 || true
+    local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
+    local ld="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+    go build -trimpath -ldflags "$ld" -o "$bin/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+    go build -trimpath -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3)
+}
+
+case "${1:-all}" in
+  cli) build_cli ;;
+  core) build_core ;;
+  kube) build_kube ;;
+  all) build_cli; build_core; build_kube ;;
+  *) echo "usage: $0 [cli|core|kube|all]" >&2; exit 64 ;;
+esac
+echo "$root/$key"
