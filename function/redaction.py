@@ -46,6 +46,8 @@ def _key(value: Any, default: str) -> str:
 def known_secrets(view: View) -> list[str]:
     """The passwords in this call's observed and required resources (and their URL-encoded forms)."""
     found: list[str | None] = [_value(view.observed.get("credentials"), "password")]
+    # The Secret under the credentials Secret's name (looked up before it is first composed).
+    found.append(_value(view.one("credentials-secret"), "password"))
     existing = view.one("existing-password-secret")
     found.append(_value(existing, _key(dig(view.spec, "existingPasswordSecret", "key"), "password")))
     # The admin Secret's password key is named by the instance: the XR itself, or the referenced instance claim.

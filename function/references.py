@@ -27,6 +27,8 @@ USER = "user"
 PASSWORD_SECRET = "existing-password-secret"  # noqa: S105 (a requirement name)
 ADMIN_SECRET = "admin-secret"  # noqa: S105 (a requirement name)
 TLS_SECRET = "tls-secret"  # noqa: S105 (a requirement name)
+CREDENTIALS_SECRET = "credentials-secret"  # noqa: S105 (a requirement name)
+CLAIM = "claim"  # the XR's own claim (a DatabaseUser's writeConnectionSecretToRef)
 
 
 @lru_cache(maxsize=512)

@@ -35,7 +35,7 @@ DATABASE = kube.claim("Database", "myapp-db", QUICKSTART["myapp-db"]["spec"])
 USER_XR = kube.xr_from_claim(QUICKSTART["myapp-user"])
 DB_XR = kube.xr_from_claim(QUICKSTART["myapp-db"])
 INSTANCE_XR = kube.xr_from_claim(QUICKSTART["postgres-server"])
-USER_REQUIRED = {"instance": [INSTANCE], "database": [DATABASE]}
+USER_REQUIRED = {"instance": [INSTANCE], "database": [DATABASE], "credentials-secret": []}
 USER_INPUT = kube.composition_input("DatabaseUser")
 
 
@@ -102,9 +102,7 @@ def test_quickstart_user_first_composes_its_secret_and_waits_for_it() -> None:
     assert kube.status(rsp)["phase"] == "Pending"
     assert kube.conditions(rsp)["Provisioned"][:2] == ("False", "WaitingForSecret")
     assert kube.conditions(rsp)["InstanceReady"][0] == "True"
-    # The claim's writeConnectionSecretToRef gets the same keys.
-    details = {k: v.decode() for k, v in rsp.desired.composite.connection_details.items()}
-    assert details == data
+    assert not rsp.desired.composite.connection_details, "the claim does not ask for a connection Secret"
 
 
 def test_quickstart_user_with_its_secret_composes_the_job() -> None:
@@ -154,6 +152,7 @@ def test_quickstart_user_with_its_secret_composes_the_job() -> None:
         "DatabaseInstance",
         "Database",
         "Secret",
+        "DatabaseUser",  # its own claim: does it ask for connection details?
     }
     assert rsp.requirements.resources["admin-secret"].match_name == "postgres-admin-creds"
     assert rsp.requirements.resources["pods"].match_labels.labels == {
@@ -722,6 +721,217 @@ def test_existing_password_secret_is_required_and_referenced() -> None:
     assert "spec.existingPasswordSecret: Secret app-password has no key 'pw'" in kube.status(rsp)["message"]
 
 
+# --- connection details: only for a claim that asks ------------------------------------------------------------
+
+
+USER_CLAIM = kube.claim("DatabaseUser", "myapp-user", QUICKSTART["myapp-user"]["spec"])
+ASKING_CLAIM = kube.claim(
+    "DatabaseUser",
+    "myapp-user",
+    {**QUICKSTART["myapp-user"]["spec"], "writeConnectionSecretToRef": {"name": "myapp-connection"}},
+)
+
+
+def details(rsp: fnv1.RunFunctionResponse) -> dict[str, str]:
+    return {k: v.decode() for k, v in rsp.desired.composite.connection_details.items()}
+
+
+def test_connection_details_only_for_a_claim_that_asks_for_them() -> None:
+    """Crossplane writes an XR's connection details to its Secret in writeConnectionSecretsToNamespace
+    (crossplane-system) and copies that to the claim's writeConnectionSecretToRef: only a claim that asks may
+    have its password there."""
+    observed = {"credentials": SECRET}
+    for found in ([USER_CLAIM], [], None):  # not asking; no claim; not looked up yet
+        required = {**USER_REQUIRED, **({"claim": found} if found is not None else {})}
+        for obs in ({}, observed):
+            rsp = call(kube.request(USER_XR, observed_resources=obs, required=required, input_=USER_INPUT))
+            assert details(rsp) == {}
+            assert rsp.requirements.resources["claim"].match_name == "myapp-user"
+            assert rsp.requirements.resources["claim"].kind == "DatabaseUser"
+    required = {**USER_REQUIRED, "claim": [ASKING_CLAIM]}
+    rsp = call(kube.request(USER_XR, observed_resources=observed, required=required, input_=USER_INPUT))
+    assert details(rsp) == kube.secret_data(SECRET)
+    # Also while the user waits for its instance: the values come from the observed Secret.
+    waiting = {"instance": [], "database": [DATABASE], "claim": [ASKING_CLAIM]}
+    rsp = call(kube.request(USER_XR, observed_resources=observed, required=waiting, input_=USER_INPUT))
+    assert kube.status(rsp)["phase"] == "Pending" and details(rsp) == kube.secret_data(SECRET)
+
+
+def test_connection_details_already_published_are_blanked_when_not_asked() -> None:
+    """An XR whose connection Secret already holds the password (published by an earlier release, or before the
+    claim dropped writeConnectionSecretToRef): every key Crossplane read from it is sent back empty, since
+    Crossplane merge-patches that Secret and would keep a key the function leaves out."""
+    req = kube.request(
+        USER_XR,
+        observed_resources={"credentials": SECRET},
+        required={**USER_REQUIRED, "claim": [USER_CLAIM]},
+        input_=USER_INPUT,
+    )
+    for key, value in kube.secret_data(SECRET).items():
+        req.observed.composite.connection_details[key] = value.encode()
+    rsp = call(req)
+    assert details(rsp) == dict.fromkeys(kube.secret_data(SECRET), "")
+    assert PASSWORD.encode() not in rsp.SerializeToString()
+
+
+def test_a_namespaced_xr_has_no_connection_details_and_does_not_look_up_its_claim() -> None:
+    xr = copy.deepcopy(USER_XR)
+    xr["metadata"] = {"name": "myapp-user", "namespace": "default", "uid": "u1"}
+    del xr["spec"]["claimRef"]
+    rsp = call(kube.request(xr, observed_resources={"credentials": SECRET}, input_=USER_INPUT))
+    assert "claim" not in rsp.requirements.resources and details(rsp) == {}
+
+
+# --- the credentials Secret is never a Secret dbops did not create for the claim ---------------------------------
+
+
+def existing(name: str, controller: dict[str, str] | None = None, **labels: str) -> dict[str, Any]:
+    """A Secret that exists in the claim's namespace, as Crossplane returns it for the by-name lookup."""
+    meta: dict[str, Any] = {"name": name, "namespace": "default", "resourceVersion": "99", "labels": labels}
+    if controller is not None:
+        meta["ownerReferences"] = [
+            {"apiVersion": "v1", "controller": True, "blockOwnerDeletion": True, **controller}
+        ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta,
+        "data": {"password": "c2VjcmV0LXZhbHVlLTE="},
+    }
+
+
+TLS_INSTANCE = kube.claim(
+    "DatabaseInstance",
+    "postgres-server",
+    {**INSTANCE["spec"], "tls": {"enabled": True, "mode": "verify-full", "secretRef": {"name": "pg-tls"}}},
+)
+OTHER_XR = {"apiVersion": kube.API, "kind": "XDatabaseUser", "name": "other-user-q8w4e", "uid": "uid-other"}
+
+
+@pytest.mark.parametrize(
+    ("secret_name", "found", "instance", "why"),
+    [
+        # The instance's admin and TLS Secrets are refused by name, whether or not they exist yet.
+        ("postgres-admin-creds", [], INSTANCE, "is the admin Secret of DatabaseInstance postgres-server"),
+        ("postgres-admin-creds", [existing("postgres-admin-creds")], INSTANCE, "is the admin Secret"),
+        ("pg-tls", [], TLS_INSTANCE, "is the TLS Secret of DatabaseInstance postgres-server"),
+        (
+            "other-user-credentials",
+            [
+                existing(
+                    "other-user-credentials",
+                    OTHER_XR,
+                    **{
+                        "crossplane.io/composite": "other-user-q8w4e",
+                        "crossplane.io/claim-name": "other-user",
+                    },
+                )
+            ],
+            INSTANCE,
+            "already exists and it belongs to XDatabaseUser other-user-q8w4e (the claim other-user)",
+        ),
+        (
+            "web-tls",
+            [
+                existing(
+                    "web-tls",
+                    {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "name": "web", "uid": "c1"},
+                )
+            ],
+            INSTANCE,
+            "already exists and it belongs to Certificate web",
+        ),
+        ("app-config", [existing("app-config")], INSTANCE, "already exists and it has no controller"),
+        # Owned by this XR's name but another uid: a claim deleted and created again is another XR.
+        (
+            "myapp-db-credentials",
+            [existing("myapp-db-credentials", {**OTHER_XR, "name": "myapp-user-x7k2p"})],
+            INSTANCE,
+            "belongs to XDatabaseUser myapp-user-x7k2p",
+        ),
+    ],
+    ids=["admin", "admin-exists", "tls", "other-claim", "cert-manager", "unrelated", "same-name-other-uid"],
+)
+def test_the_credentials_secret_is_never_an_existing_secret_dbops_did_not_create(
+    secret_name: str, found: list[dict[str, Any]], instance: dict[str, Any], why: str
+) -> None:
+    xr = copy.deepcopy(USER_XR)
+    xr["spec"]["passwordSecret"]["secretName"] = secret_name
+    required = {**USER_REQUIRED, "instance": [instance], "credentials-secret": found}
+    rsp = call(kube.request(xr, required=required, input_=USER_INPUT))
+    assert kube.desired(rsp) == {}, "nothing is composed: above all not that Secret"
+    status = kube.status(rsp)
+    assert status["phase"] == "Failed"
+    message = status["message"]
+    assert message.startswith(f"spec.passwordSecret.secretName: Secret default/{secret_name} "), message
+    assert why in message and "choose another secretName" in message
+    assert kube.conditions(rsp)["Provisioned"][:2] == ("False", "SecretNotOwned")
+    assert [(r.severity, r.reason) for r in rsp.results] == [(fnv1.SEVERITY_WARNING, "SecretNotOwned")]
+    assert rsp.desired.composite.ready == fnv1.READY_FALSE
+    assert not rsp.desired.composite.connection_details
+    assert rsp.meta.ttl.seconds == 30, "look again soon: the Secret may be deleted"
+    assert "secret-value-1" not in str(rsp)
+
+    if secret_name == SECRET["metadata"]["name"]:
+        return  # the next part renames an observed Secret
+    # An XR that already has its credentials Secret under another name keeps it unchanged and is refused too.
+    observed = {"credentials": SECRET, KEY: kube.job_complete(JOB, iso(NOW))}
+    rsp = call(kube.request(xr, observed_resources=observed, required=required, input_=USER_INPUT))
+    assert kube.status(rsp)["phase"] == "Failed" and why in kube.status(rsp)["message"]
+    desired = kube.desired(rsp)
+    assert set(desired) == {"credentials", KEY}
+    assert desired["credentials"]["metadata"]["name"] == "myapp-db-credentials"
+    assert desired["credentials"]["data"] == SECRET["data"]
+
+
+def test_the_default_secret_name_is_checked_too() -> None:
+    xr = copy.deepcopy(USER_XR)
+    del xr["spec"]["passwordSecret"]["secretName"]
+    required = {**USER_REQUIRED, "credentials-secret": [existing("myapp-user-credentials")]}
+    rsp = call(kube.request(xr, required=required, input_=USER_INPUT))
+    assert kube.desired(rsp) == {}
+    assert kube.status(rsp)["message"].startswith(
+        "spec.passwordSecret.secretName (default myapp-user-credentials): Secret default/myapp-user-credentials "
+        "already exists"
+    )
+
+
+def test_the_credentials_secret_is_composed_only_once_its_name_is_known_free_or_ours() -> None:
+    # Before Crossplane answered the lookup: nothing composed, the lookup asked for with the claims.
+    rsp = call(
+        kube.request(USER_XR, required={"instance": [INSTANCE], "database": [DATABASE]}, input_=USER_INPUT)
+    )
+    assert kube.desired(rsp) == {}
+    assert kube.status(rsp)["phase"] == "Pending"
+    assert kube.status(rsp)["message"] == "looking up Secret myapp-db-credentials before creating it"
+    wanted = rsp.requirements.resources["credentials-secret"]
+    assert (wanted.api_version, wanted.kind, wanted.namespace, wanted.match_name) == (
+        "v1",
+        "Secret",
+        "default",
+        "myapp-db-credentials",
+    )
+    first = call(kube.request(USER_XR, input_=USER_INPUT))
+    assert "credentials-secret" in first.requirements.resources, "asked in the first call, with the claims"
+    # Not there: composed (see the Quick Start tests). There and controlled by this XR (it was created, but is
+    # not among the observed resources yet): composed with the password it holds, and its Job can start.
+    mine = existing(
+        "myapp-db-credentials", {**OTHER_XR, "name": "myapp-user-x7k2p", "uid": kube.xr_uid("myapp-user")}
+    )
+    mine["data"] = SECRET["data"]
+    required = {**USER_REQUIRED, "credentials-secret": [mine]}
+    rsp = call(kube.request(USER_XR, required=required, input_=USER_INPUT))
+    assert kube.secret_data(kube.desired(rsp)["credentials"])["password"] == PASSWORD
+    assert len(kube.jobs(rsp)) == 1
+    # Once observed, the name is not looked up again.
+    rsp = call(
+        kube.request(
+            USER_XR, observed_resources={"credentials": SECRET}, required=USER_REQUIRED, input_=USER_INPUT
+        )
+    )
+    assert "credentials-secret" not in rsp.requirements.resources
+
+
 def admin_secret() -> dict[str, Any]:
     """The Quick Start's admin Secret as Crossplane hands it to the function (required resource `admin-secret`):
     `stringData` turned into base64 `data` by the API server."""
@@ -1082,8 +1292,10 @@ def test_a_namespaced_xr_uses_its_own_namespace_and_references_xrs() -> None:
         "metadata": {"name": "postgres-server", "namespace": "team-a"},
     }
     database = {**DATABASE, "kind": "XDatabase", "metadata": {"name": "myapp-db", "namespace": "team-a"}}
-    rsp = call(kube.request(xr, required={"instance": [instance], "database": [database]}, input_=USER_INPUT))
+    required = {"instance": [instance], "database": [database], "credentials-secret": []}
+    rsp = call(kube.request(xr, required=required, input_=USER_INPUT))
     assert rsp.requirements.resources["instance"].kind == "XDatabaseInstance"
+    assert rsp.requirements.resources["credentials-secret"].namespace == "team-a"
     assert rsp.requirements.resources["instance"].namespace == "team-a"
     secret = kube.desired(rsp)["credentials"]
     assert secret["metadata"]["namespace"] == "team-a"

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from function.offline.crossplane import Composition
 from function.offline.loop import DEFAULT_MAX_WAIT, OfflineCluster, load_compositions, load_manifests
 from function.offline.runtime import FunctionClient, LocalFunction
 from function.offline.store import Obj
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(
     client: FunctionClient,
-    compositions: dict[str, tuple[str, Obj | None]],
+    compositions: dict[str, Composition],
     overrides: Obj | None,
     manifests: list[Obj],
     args: argparse.Namespace,
