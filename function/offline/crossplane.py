@@ -141,19 +141,21 @@ def composed_metadata(obj: Obj, xr: Obj, name: str) -> Obj:
         if key in xr_labels:
             labels[key] = xr_labels[key]
     meta.setdefault("annotations", {})[COMPOSITION_RESOURCE_NAME] = name
-    meta["ownerReferences"] = [
-        {
-            "apiVersion": xr["apiVersion"],
-            "kind": xr["kind"],
-            "name": xr["metadata"]["name"],
-            "uid": xr["metadata"].get("uid", ""),
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-    ]
+    meta["ownerReferences"] = [controller_reference(xr)]
     if not meta.get("name"):
         meta["name"] = f"{xr['metadata']['name']}-{hashlib.sha256(name.encode()).hexdigest()[:5]}"
     return obj
+
+
+def controller_reference(owner: Obj) -> Obj:
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"].get("uid", ""),
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def controller_uid(obj: Obj) -> str | None:
@@ -208,16 +210,7 @@ def connection_secret(name: str, namespace: str, owner: Obj, data: dict[str, str
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "ownerReferences": [
-                {
-                    "apiVersion": owner["apiVersion"],
-                    "kind": owner["kind"],
-                    "name": owner["metadata"]["name"],
-                    "uid": owner["metadata"].get("uid", ""),
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [controller_reference(owner)],
         },
         "data": data,
     }
