@@ -37,6 +37,12 @@ DB_XR = kube.xr_from_claim(QUICKSTART["myapp-db"])
 INSTANCE_XR = kube.xr_from_claim(QUICKSTART["postgres-server"])
 USER_REQUIRED = {"instance": [INSTANCE], "database": [DATABASE], "credentials-secret": []}
 USER_INPUT = kube.composition_input("DatabaseUser")
+USER_CLAIM = kube.claim("DatabaseUser", "myapp-user", QUICKSTART["myapp-user"]["spec"])
+ASKING_CLAIM = kube.claim(
+    "DatabaseUser",
+    "myapp-user",
+    {**QUICKSTART["myapp-user"]["spec"], "writeConnectionSecretToRef": {"name": "myapp-connection"}},
+)
 
 
 def call(req: fnv1.RunFunctionRequest, now: datetime = NOW, seed: int = 7) -> fnv1.RunFunctionResponse:
@@ -625,6 +631,210 @@ def test_user_and_database_on_different_instances_is_an_error() -> None:
     assert "spec.databaseRef: Database myapp-db is on DatabaseInstance other" in kube.status(rsp)["message"]
 
 
+# --- an unhealthy instance: a claim that converged keeps its last result -------------------------------------------
+
+
+def xr_after(xr: dict[str, Any], rsp: fnv1.RunFunctionResponse) -> dict[str, Any]:
+    """The XR as Crossplane leaves it after applying `rsp`: the status and the custom conditions written."""
+    names = {fnv1.STATUS_CONDITION_TRUE: "True", fnv1.STATUS_CONDITION_FALSE: "False"}
+    conditions = [
+        {"type": c.type, "status": names.get(c.status, "Unknown"), "reason": c.reason, "message": c.message}
+        for c in rsp.conditions
+    ]
+    return kube.with_status(xr, {**kube.status(rsp), "conditions": conditions})
+
+
+def converge(
+    xr: dict[str, Any], required: dict[str, list[dict[str, Any]]], inp: Any
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """Call the function as Crossplane would, each Job completing with a successful worker result, until the XR
+    is Ready: (the XR with its status, the observed resources, the required resources with the Pods)."""
+    observed: dict[str, dict[str, Any]] = {}
+    for _ in range(4):
+        rsp = call(kube.request(xr, observed_resources=observed, required=required, input_=inp))
+        xr = xr_after(xr, rsp)
+        if kube.status(rsp)["phase"] == "Ready":
+            return xr, observed, required
+        observed = {k: kube.observed(r, k) for k, r in kube.desired(rsp).items()}
+        done = iso(NOW - timedelta(minutes=1))
+        for key, job in kube.jobs(rsp).items():
+            observed[key] = kube.observed(kube.job_complete(job, done), key)
+            facts = {"Database": {"name": "myapp", "encoding": "UTF8"}, "DatabaseUser": USER_FACTS}
+            result = kube.worker_result(
+                xr["kind"][1:], observed_facts=facts.get(xr["kind"][1:]), changes=["created"]
+            )
+            required = {**required, "pods": [kube.pod(job, 0, result, done)]}
+    raise AssertionError(f"{xr['kind']} never converged: {xr['status']}")
+
+
+GRANT_SPEC = {
+    "userRef": {"name": "myapp-user"},
+    "databaseRef": {"name": "myapp-db"},
+    "postgres": {"grants": [{"privileges": ["CONNECT"]}]},
+}
+DEPENDENTS = {
+    "Database": (DB_XR, {"instance": [INSTANCE]}),
+    "DatabaseUser": (USER_XR, {**USER_REQUIRED, "claim": [USER_CLAIM]}),
+    "DatabaseGrant": (
+        kube.xr_from_claim(
+            {"kind": "DatabaseGrant", "metadata": {"name": "myapp-grant"}, "spec": GRANT_SPEC}
+        ),
+        {"instance": [INSTANCE], "database": [DATABASE], "user": [USER_CLAIM]},
+    ),
+}
+UNHEALTHY = {
+    "failed": kube.claim("DatabaseInstance", "postgres-server", INSTANCE["spec"], phase="Failed"),
+    "rechecking": kube.claim("DatabaseInstance", "postgres-server", INSTANCE["spec"], phase="Provisioning"),
+    "deleted": None,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DEPENDENTS))
+@pytest.mark.parametrize("instance", sorted(UNHEALTHY))
+def test_a_converged_claim_keeps_its_last_result_while_its_instance_is_unhealthy(
+    kind: str, instance: str
+) -> None:
+    xr, required = DEPENDENTS[kind]
+    inp = kube.composition_input(kind)
+    ready_xr, observed, required = converge(xr, required, inp)
+    down = UNHEALTHY[instance]
+    unhealthy = {**required, "instance": [down] if down else []}
+    rsp = call(kube.request(ready_xr, observed_resources=observed, required=unhealthy, input_=inp))
+
+    before = {k: v for k, v in ready_xr["status"].items() if k != "conditions"}
+    assert before["phase"] == "Ready" and before["lastSuccessfulTime"]
+    assert kube.status(rsp) == before, "the last result stands: phase, message, facts, hash, time"
+    assert rsp.desired.composite.ready == fnv1.READY_TRUE, (
+        "Ready stays True: alerts fire for the instance only"
+    )
+    conditions = kube.conditions(rsp)
+    before = {c["type"]: (c["status"], c["reason"], c["message"]) for c in ready_xr["status"]["conditions"]}
+    assert conditions["Provisioned"] == before["Provisioned"] and before["Provisioned"][0] == "True"
+    want = {"failed": "InstanceNotReady", "rechecking": "InstanceNotReady", "deleted": "InstanceNotFound"}
+    assert conditions["InstanceReady"][:2] == ("False", want[instance])
+    assert "DatabaseInstance postgres-server" in conditions["InstanceReady"][2]
+    desired = kube.desired(rsp)
+    assert set(desired) == set(observed), "no new Job; nothing dropped"
+    assert all(desired[k]["metadata"]["name"] == observed[k]["metadata"]["name"] for k in desired)
+    assert rsp.meta.ttl.seconds == 30, "poll the instance"
+    if kind == "DatabaseUser":
+        assert kube.secret_data(desired["credentials"]) == kube.secret_data(observed["credentials"])
+
+    # The instance is Ready again: the result comes from the Job as before, nothing re-runs.
+    rsp = call(kube.request(ready_xr, observed_resources=observed, required=required, input_=inp))
+    assert kube.status(rsp)["phase"] == "Ready" and set(kube.desired(rsp)) == set(observed)
+    assert kube.conditions(rsp)["InstanceReady"][0] == "True"
+
+
+@pytest.mark.parametrize("kind", sorted(DEPENDENTS))
+def test_a_claim_that_never_converged_waits_for_its_unhealthy_instance(kind: str) -> None:
+    xr, required = DEPENDENTS[kind]
+    failed = {**required, "instance": [UNHEALTHY["failed"]]}
+    rsp = call(kube.request(xr, required=failed, input_=kube.composition_input(kind)))
+    assert kube.status(rsp)["phase"] == "Pending" and not kube.jobs(rsp)
+    assert rsp.desired.composite.ready == fnv1.READY_FALSE
+    assert kube.conditions(rsp)["Provisioned"][:2] == ("False", "WaitingForInstance")
+
+
+def test_a_claim_whose_last_result_was_a_failure_keeps_it_too() -> None:
+    """Converged once, then a spec change failed permanently, then the instance went down: still Failed with the
+    worker's message, not Pending (and not Ready)."""
+    inp = kube.composition_input("Database")
+    ready_xr, observed, required = converge(DB_XR, {"instance": [INSTANCE]}, inp)
+    changed = copy.deepcopy(ready_xr)
+    changed["spec"]["postgres"] = {"connectionLimit": 7}
+    rsp = call(kube.request(changed, observed_resources=observed, required=required, input_=inp))
+    [(key, job)] = [(k, j) for k, j in kube.jobs(rsp).items() if k not in observed]
+    error = {
+        "class": "permanent",
+        "code": "PermissionDenied",
+        "message": "permission denied to alter database",
+    }
+    pod = kube.pod(job, 2, kube.worker_result("Database", error=error), iso(NOW))
+    observed = {**observed, key: kube.observed(kube.job_failed(job, iso(NOW), "PodFailurePolicy"), key)}
+    rsp = call(
+        kube.request(changed, observed_resources=observed, required={**required, "pods": [pod]}, input_=inp)
+    )
+    failed_xr = xr_after(changed, rsp)
+    assert failed_xr["status"]["phase"] == "Failed"
+    down = {**required, "instance": [UNHEALTHY["failed"]]}
+    rsp = call(kube.request(failed_xr, observed_resources=observed, required=down, input_=inp))
+    assert kube.status(rsp)["phase"] == "Failed"
+    assert kube.status(rsp)["message"] == failed_xr["status"]["message"]
+    assert kube.conditions(rsp)["Provisioned"][:2] == ("False", "PermanentFailure")
+    assert rsp.desired.composite.ready == fnv1.READY_FALSE
+
+
+@pytest.mark.parametrize(
+    ("code", "exit_code", "klass"),
+    [
+        ("ConnectionRefused", 1, "transient"),
+        ("AuthenticationFailed", 2, "permanent"),
+        ("TLSError", 2, "permanent"),
+    ],
+)
+def test_a_job_that_cannot_reach_the_server_keeps_a_converged_claim_ready(
+    code: str, exit_code: int, klass: str
+) -> None:
+    """The instance's own check has not noticed yet (its claim is still Ready), but the claim's next Job (here for a
+    spec change) meets a server it cannot reach: the last result stands, InstanceReady says why, and the Job and
+    its retries go on as composed."""
+    inp = kube.composition_input("Database")
+    ready_xr, observed, required = converge(DB_XR, {"instance": [INSTANCE]}, inp)
+    changed = copy.deepcopy(ready_xr)
+    changed["spec"]["postgres"] = {"connectionLimit": 7}
+    rsp = call(kube.request(changed, observed_resources=observed, required=required, input_=inp))
+    changed = xr_after(changed, rsp)
+    assert changed["status"]["phase"] == "Provisioning", "a change is on its way"
+    [(key, job)] = [(k, j) for k, j in kube.jobs(rsp).items() if k not in observed]
+    error = {"class": klass, "code": code, "message": "connecting to db.example: connection refused"}
+    finished = iso(NOW - timedelta(seconds=5))
+    pod = kube.pod(job, exit_code, kube.worker_result("Database", error=error), finished)
+    failed = {**observed, key: kube.observed(kube.job_failed(job, finished), key)}
+    rsp = call(
+        kube.request(changed, observed_resources=failed, required={**required, "pods": [pod]}, input_=inp)
+    )
+
+    status = kube.status(rsp)
+    assert status["phase"] == "Ready"
+    converged_at = ready_xr["status"]["lastSuccessfulTime"]
+    assert status["message"].startswith(
+        f"as converged at {converged_at}; the current spec waits until the server can be reached: the worker "
+        "could not reach the server: connecting to db.example"
+    )
+    kept = ("lastSuccessfulTime", "lastAppliedHash", "database")
+    assert {k: status[k] for k in kept} == {k: ready_xr["status"][k] for k in kept}
+    assert rsp.desired.composite.ready == fnv1.READY_TRUE
+    conditions = kube.conditions(rsp)
+    assert conditions["Provisioned"][:2] == ("False", f"{klass.capitalize()}Failure"), "the change is not in"
+    assert conditions["InstanceReady"][:2] == ("False", code)
+    assert "the worker could not reach the server: connecting to db.example" in conditions["InstanceReady"][2]
+    assert [r.reason for r in rsp.results] == [f"{klass.capitalize()}Failure"], "an event says what happened"
+    assert key in kube.desired(rsp), "the failed Job stays (its retry, if any, follows the back-off)"
+    if klass == "transient":
+        # The retry after the back-off, while it runs, and once it converged.
+        told = xr_after(changed, rsp)
+        later = NOW + timedelta(minutes=5)
+        pods = {**required, "pods": [pod]}
+        rsp = call(kube.request(told, observed_resources=failed, required=pods, input_=inp), later)
+        [(retry_key, retry)] = [(k, j) for k, j in kube.jobs(rsp).items() if k not in failed]
+        assert kube.status(rsp)["phase"] == "Ready" and rsp.desired.composite.ready == fnv1.READY_TRUE
+        assert kube.conditions(rsp)["Provisioned"][:2] == ("False", "Retrying")
+        assert kube.conditions(rsp)["InstanceReady"][:2] == ("False", code)
+        told = xr_after(told, rsp)
+        running = {retry_key: kube.observed(kube.job_running(retry, iso(later)), retry_key)}
+        rsp = call(kube.request(told, observed_resources=running, required=required, input_=inp), later)
+        assert kube.status(rsp)["phase"] == "Ready" and rsp.desired.composite.ready == fnv1.READY_TRUE
+        assert kube.conditions(rsp)["InstanceReady"][:2] == ("False", code)
+        done = {retry_key: kube.observed(kube.job_complete(retry, iso(later)), retry_key)}
+        ok = kube.pod(retry, 0, kube.worker_result("Database", changes=["ALTER DATABASE"]), iso(later))
+        pods = {**required, "pods": [ok]}
+        rsp = call(kube.request(told, observed_resources=done, required=pods, input_=inp), later)
+        assert kube.status(rsp)["phase"] == "Ready" and kube.status(rsp)["job"] == retry["metadata"]["name"]
+        assert kube.conditions(rsp)["InstanceReady"][0] == "True"
+        assert kube.conditions(rsp)["Provisioned"][:2] == ("True", "Converged")
+
+
 # --- the password -----------------------------------------------------------------------------------------------
 
 
@@ -722,14 +932,6 @@ def test_existing_password_secret_is_required_and_referenced() -> None:
 
 
 # --- connection details: only for a claim that asks ------------------------------------------------------------
-
-
-USER_CLAIM = kube.claim("DatabaseUser", "myapp-user", QUICKSTART["myapp-user"]["spec"])
-ASKING_CLAIM = kube.claim(
-    "DatabaseUser",
-    "myapp-user",
-    {**QUICKSTART["myapp-user"]["spec"], "writeConnectionSecretToRef": {"name": "myapp-connection"}},
-)
 
 
 def details(rsp: fnv1.RunFunctionResponse) -> dict[str, str]:
