@@ -1,6 +1,6 @@
 """gRPC RunFunction throughput and latency of function-dbops against a function that only returns
-`response.to(req)`, for a converged DatabaseUser (observed Secret and Job, required claims and Pod), and the served
-function's resident memory afterwards. Prints numbers; asserts nothing.
+`response.to(req)`, for a converged DatabaseUser (observed Secret and Job, required claims, its own among them, and
+Pod), and the served function's resident memory afterwards. Prints numbers; asserts nothing.
 
     python bench/function_rps.py [--seconds 10] [--concurrency 8]
 
@@ -76,7 +76,13 @@ def _request() -> Any:
     done = kube.job_complete(kube.observed(job, key), finished)
     facts = {"username": "myapp", "roles": [], "login": True}
     pod = kube.pod(done, 0, kube.worker_result("DatabaseUser", observed_facts=facts), finished)
-    required = {"instance": claims[:1], "database": claims[1:2], "pods": [pod]}
+    by_kind = {d["kind"]: d for d in claims}
+    required = {
+        "instance": [by_kind["DatabaseInstance"]],
+        "database": [by_kind["Database"]],
+        "claim": [by_kind["DatabaseUser"]],  # its own claim: does it ask for connection details?
+        "pods": [pod],
+    }
     observed = {"credentials": secret, key: done}
     rsp = run(kube.request(xr, observed, required, inp))
     xr = {**xr, "status": to_dict(rsp.desired.composite.resource)["status"]}

@@ -83,9 +83,8 @@ def previous_revision(view: View) -> int:
     return highest
 
 
-def generated_password(view: View, settings: dict[str, Any]) -> Password:
-    """Reuse the observed Secret's password; generate one only when there is none."""
-    secret = observed_secret(view)
+def generated_password(view: View, settings: dict[str, Any], secret: dict[str, Any] | None) -> Password:
+    """Reuse the credentials Secret's password; generate one only when there is none."""
     current = secret_value(secret, "password")
     annotation = text(secret, "metadata", "annotations", REVISION_ANNOTATION)
     if current is not None:

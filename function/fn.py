@@ -136,6 +136,7 @@ def run(
         required=required,
         now=now,
         rng=rng,
+        connection_keys=tuple(sorted(req.observed.composite.connection_details)),
     )
     # Whatever a worker reported, no password this call can see reaches status, conditions or events.
     outcome = redacted(compose(view), known_secrets(view), view.kind)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import urllib.parse
 from dataclasses import replace
 from typing import Any
@@ -46,6 +47,8 @@ def _key(value: Any, default: str) -> str:
 def known_secrets(view: View) -> list[str]:
     """The passwords in this call's observed and required resources (and their URL-encoded forms)."""
     found: list[str | None] = [_value(view.observed.get("credentials"), "password")]
+    # The Secret under the credentials Secret's name (looked up before it is first composed).
+    found.append(_value(view.one("credentials-secret"), "password"))
     existing = view.one("existing-password-secret")
     found.append(_value(existing, _key(dig(view.spec, "existingPasswordSecret", "key"), "password")))
     # The admin Secret's password key is named by the instance: the XR itself, or the referenced instance claim.
@@ -55,19 +58,33 @@ def known_secrets(view: View) -> list[str]:
     out: set[str] = set()
     for value in found:
         if value and len(value) >= MIN_LENGTH:
-            out |= {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
+            out |= encodings(value)
     return sorted(out, key=len, reverse=True)
 
 
-def _scrub(value: Any, secrets: list[str]) -> Any:
+def encodings(value: str) -> set[str]:
+    """`value` as text may carry it: raw, percent-encoded (for a URL's user or password, and as a form value),
+    base64, and JSON-escaped."""
+    return {
+        value,
+        urllib.parse.quote(value, safe=""),
+        urllib.parse.quote_plus(value),
+        base64.b64encode(value.encode()).decode(),
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        json.dumps(value)[1:-1],
+    }
+
+
+def scrub(value: Any, secrets: list[str], mask: str = REDACTED) -> Any:
+    """`value` (text, or lists and dicts of it) with every occurrence of each of `secrets` (longest first) masked."""
     if isinstance(value, str):
         for secret in secrets:
-            value = value.replace(secret, REDACTED)
+            value = value.replace(secret, mask)
         return value
     if isinstance(value, list):
-        return [_scrub(v, secrets) for v in value]
+        return [scrub(v, secrets, mask) for v in value]
     if isinstance(value, dict):
-        return {k: _scrub(v, secrets) for k, v in value.items()}
+        return {k: scrub(v, secrets, mask) for k, v in value.items()}
     return value
 
 
@@ -79,12 +96,12 @@ def redacted(outcome: Outcome, secrets: list[str], kind: str | None) -> Outcome:
         return outcome
     status = dict(outcome.status)
     if isinstance(status.get("message"), str):
-        status["message"] = _scrub(status["message"], secrets)
+        status["message"] = scrub(status["message"], secrets)
     if kind is not None and facts_key(kind) in status:
         # A fact that no longer fits its schema once scrubbed (an enum, say) is dropped, as any invalid fact is.
         key = facts_key(kind)
-        status[key] = facts(kind, _scrub(status[key], secrets))
+        status[key] = facts(kind, scrub(status[key], secrets))
     outcome.status = status
-    outcome.conditions = [replace(c, message=_scrub(c.message, secrets)) for c in outcome.conditions]
-    outcome.results = [replace(r, message=_scrub(r.message, secrets)) for r in outcome.results]
+    outcome.conditions = [replace(c, message=scrub(c.message, secrets)) for c in outcome.conditions]
+    outcome.results = [replace(r, message=scrub(r.message, secrets)) for r in outcome.results]
     return outcome

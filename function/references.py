@@ -27,6 +27,8 @@ USER = "user"
 PASSWORD_SECRET = "existing-password-secret"  # noqa: S105 (a requirement name)
 ADMIN_SECRET = "admin-secret"  # noqa: S105 (a requirement name)
 TLS_SECRET = "tls-secret"  # noqa: S105 (a requirement name)
+CREDENTIALS_SECRET = "credentials-secret"  # noqa: S105 (a requirement name)
+CLAIM = "claim"  # the XR's own claim (a DatabaseUser's writeConnectionSecretToRef)
 
 
 @lru_cache(maxsize=512)
@@ -49,6 +51,8 @@ class Lookup:
     # References to objects that do not exist (yet): the call waits for them, and says so in a Warning result
     # naming the field, since a typo in a name looks exactly like this.
     missing: list[FieldError] = field(default_factory=list)
+    # The referenced DatabaseInstance is missing or not Ready (instance_spec found none usable).
+    instance_unavailable: bool = False
 
     def require(
         self, name: str, api_version: str, kind: str, match_name: str, path: str = ""
@@ -114,7 +118,8 @@ class Lookup:
 
     def annotate(self, out: Outcome) -> Outcome:
         """`out` with what resolving the references produced: InstanceReady and any reference results."""
-        out.conditions.extend(self.conditions)
+        have = {c.type for c in out.conditions}  # the outcome's own word wins (a Job that met no server)
+        out.conditions.extend(c for c in self.conditions if c.type not in have)
         out.results.extend(self.results())
         return out
 
@@ -125,7 +130,10 @@ class Lookup:
         )
 
     def waiting_outcome(self, kind: str, reason: str) -> Outcome:
-        """Pending while a referenced object is missing or not Ready."""
+        """Pending while a referenced object is missing or not Ready; but while the instance is unavailable, a
+        claim that converged before keeps its last result (status.kept)."""
+        if self.instance_unavailable and st.converged_before(self.view):
+            return self.annotate(st.kept(self.view, kind, self.requirements, self.waiting_message()))
         return self.annotate(st.waiting(self.view, kind, self.waiting_message(), reason, self.requirements))
 
     def waiting_message(self) -> str:
@@ -145,6 +153,7 @@ def instance_spec(lookup: Lookup, name: str, path: str) -> dict[str, Any] | None
         else:
             reason = "InstanceNotReady"
         lookup.conditions.append(Condition(INSTANCE_READY, "False", reason, message))
+        lookup.instance_unavailable = True
         return None
     lookup.conditions.append(
         Condition(INSTANCE_READY, "True", "InstanceReady", f"DatabaseInstance {name} is Ready")

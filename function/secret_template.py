@@ -103,14 +103,23 @@ def _parse_action(body: str) -> _Action:
     return _Action(name, pipes)
 
 
+def _apply(action: _Action, value: str) -> str:
+    for pipe in action.pipes:
+        value = PIPES[pipe](value)
+    return value
+
+
 def render(text: str, values: Mapping[str, str]) -> str:
-    out: list[str] = []
-    for part in parse(text):
-        if isinstance(part, str):
-            out.append(part)
-            continue
-        value = values[part.field]
-        for pipe in part.pipes:
-            value = PIPES[pipe](value)
-        out.append(value)
-    return "".join(out)
+    return "".join(
+        part if isinstance(part, str) else _apply(part, values[part.field]) for part in parse(text)
+    )
+
+
+def renderings(text: str, field: str, value: str) -> list[str]:
+    """What each action on `field` in `text` renders `value` to, its pipes applied: the forms a password takes in
+    a rendered template (`{{ .Password | urlquery | b64enc }}`), for whoever must find and mask them."""
+    try:
+        parts = parse(text)
+    except TemplateError:
+        return []
+    return [_apply(part, value) for part in parts if isinstance(part, _Action) and part.field == field]

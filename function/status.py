@@ -8,13 +8,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from function.objects import items, text
 from function.outcome import Composed, Condition, Outcome, Requirement, Result
-from function.provisioning import Progress, carried_over
+from function.provisioning import SETTLED_PHASE, Progress, carried_over
 from function.view import View
 from worker.spec_schema import KIND_STATUS
 from worker.validation import FieldError, normalize
 
 PROVISIONED = "Provisioned"
+# Worker error codes that say the server could not be reached, or refused the admin's connection: a problem of the
+# instance, not of the claim whose Job met it (docs/worker.md, "Exit codes and error classes").
+UNREACHABLE = frozenset(
+    {
+        "ConnectionRefused",
+        "Unreachable",
+        "HostNotFound",
+        "ConnectTimeout",
+        "ConnectionLost",
+        "ServerStarting",
+        "ServerStopping",
+        "TooManyConnections",
+        "AuthenticationFailed",
+        "TLSError",
+    }
+)
 INSTANCE_READY = "InstanceReady"
 CONNECTED = "Connected"
 CARRIED = ("job", "lastAppliedHash", "lastSuccessfulTime", "attempts")
@@ -86,7 +103,39 @@ def from_progress(view: View, kind: str, prog: Progress) -> Outcome:
         out.conditions.append(provisioned("False", prog.reason, prog.message))
     if prog.phase == "Failed":
         out.results.append(Result("Warning", prog.message, prog.reason))
+    trouble = _unreachable(view, kind, prog)
+    if trouble is not None:
+        # The Job met a server it cannot reach (the instance's own check may not have noticed yet): as while the
+        # instance is not Ready, a claim that converged before keeps its last result, through the retries too.
+        # The Job and its retries go on as composed.
+        out = last_result(view, kind, out, trouble.message, job_met_it=True)
+        out.conditions.append(trouble)
     return out
+
+
+def _unreachable(view: View, kind: str, prog: Progress) -> Condition | None:
+    """The InstanceReady condition that says the server cannot be reached, when this claim's last result should
+    stand for that reason: its Job failed with such an error, or it is the retry of one that did."""
+    if kind == "DatabaseInstance" or not converged_before(view):
+        return None
+    reported = prog.reported
+    retrying = prog.phase == "Provisioning" and prog.attempts > 0
+    met = reported is not None and reported.phase == "failed" and reported.code in UNREACHABLE
+    if met and reported is not None and (prog.phase == "Failed" or retrying):
+        why = prog.message if prog.phase == "Failed" else reported.message
+        message = f"the worker could not reach the server: {why}"
+        return Condition(INSTANCE_READY, "False", reported.code, message)
+    said = next(
+        (
+            c
+            for c in items(view.status, "conditions")
+            if isinstance(c, dict) and c.get("type") == INSTANCE_READY
+        ),
+        {},
+    )
+    if retrying and said.get("reason") in UNREACHABLE:
+        return Condition(INSTANCE_READY, "False", said["reason"], text(said, "message"))
+    return None
 
 
 def waiting(
@@ -103,6 +152,65 @@ def waiting(
         ttl_seconds=float(view.input["ttl"]["waitingSeconds"]),
         ready=False,
     )
+
+
+def converged_before(view: View) -> bool:
+    """Whether a Job of this XR ever completed (the worker converged it, or dropped it, at least once)."""
+    return bool(view.status.get("lastSuccessfulTime"))
+
+
+def kept(view: View, kind: str, requirements: dict[str, Requirement], why: str) -> Outcome:
+    """The instance is not Ready, but this claim converged before: its last result stands (`last_result`), every
+    composed resource is kept, no Job is composed, and the instance is looked at again soon; the InstanceReady
+    condition (added by the caller) says why."""
+    out = Outcome(
+        resources=carried_over(view),
+        requirements=dict(requirements),
+        ttl_seconds=float(view.input["ttl"]["waitingSeconds"]),
+    )
+    return last_result(view, kind, out, why)
+
+
+def last_result(view: View, kind: str, out: Outcome, why: str, job_met_it: bool = False) -> Outcome:
+    """`out` with the claim's last result in place of what it says about the claim, for a claim that converged
+    before (`converged_before`) while the server cannot be reached (`why`). Alerts on Ready then fire for the
+    instance, not for everything on it; composed resources, requirements and TTL stay `out`'s.
+
+    - last phase `Ready`, `Failed` or `Dropped` (a result): phase, message and facts as they were;
+    - last phase `Provisioning` or `Pending` (a change on its way): phase `Ready` again, as of
+      `lastSuccessfulTime`, with a message saying the current spec waits for the server.
+
+    Readiness follows the phase, as always. `Provisioned` (the current spec is in the server) stays what `out`
+    says when the claim's own Job met the unreachable server (`job_met_it`: TransientFailure, Retrying, ...);
+    otherwise it is re-emitted as it was after a result (Crossplane never removes a condition, so it is
+    re-emitted rather than dropped), and is False `WaitingForInstance` while a change waits."""
+    status = carried_status(view, kind)
+    phase = text(view.status, "phase")
+    before = next(
+        (c for c in items(view.status, "conditions") if isinstance(c, dict) and c.get("type") == PROVISIONED),
+        None,
+    )
+    if phase in ("Ready", "Failed", "Dropped"):
+        status.update(phase=phase, message=text(view.status, "message"))
+        if before is not None and before.get("status") in ("True", "False", "Unknown"):
+            condition = provisioned(
+                before["status"], text(before, "reason") or phase, text(before, "message")
+            )
+        else:
+            condition = provisioned("True" if phase == "Ready" else "False", phase, status["message"])
+    else:
+        phase = "Ready"
+        message = (
+            f"as converged at {status.get('lastSuccessfulTime', '?')}; the current spec waits until the server can "
+            f"be reached: {why}"
+        )
+        status.update(phase=phase, message=message)
+        condition = provisioned("False", "WaitingForInstance", message)
+    out.status = status
+    if not job_met_it:
+        out.conditions = [c for c in out.conditions if c.type != PROVISIONED] + [condition]
+    out.ready = phase in SETTLED_PHASE.values()
+    return out
 
 
 def error_text(errors: list[FieldError]) -> str:

@@ -6,18 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 from function import credentials as creds
+from function import ownership
 from function import status as st
 from function.connection import SecretKeyRef, server_access
 from function.defaults import spec_with_defaults
 from function.job import WorkerCall
 from function.lifecycle import action_for
 from function.objects import mapping, text
-from function.outcome import Composed, Outcome, Result
+from function.outcome import Composed, Outcome, Requirement, Result
 from function.password import alphabet_error
 from function.provisioning import carried_over, progress
-from function.references import DATABASE, PASSWORD_SECRET, Lookup, instance_spec
+from function.references import CLAIM, CREDENTIALS_SECRET, DATABASE, PASSWORD_SECRET, Lookup, instance_spec
 from function.spec_validation import engine_block_errors, request_errors, validate_spec
-from function.view import View
+from function.view import API_VERSION, View
 from function.worker_request import request_spec, worker_request
 from worker.validation import FieldError
 
@@ -45,7 +46,20 @@ def _generates(spec: dict[str, Any]) -> bool:
 
 def compose_user(view: View) -> Outcome:
     out = _compose(view)
-    if view.legacy and not out.connection_details:
+    if not view.legacy:
+        return out  # a v2 Namespaced XR has no connection details
+    # Connection details only for a claim that asks for them with writeConnectionSecretToRef: Crossplane writes
+    # them to the XR's Secret in writeConnectionSecretsToNamespace (crossplane-system) and copies that to the
+    # claim's namespace, so a password returned for every XR would sit in crossplane-system for every user.
+    out.requirements[CLAIM] = Requirement(API_VERSION, KIND, view.namespace, match_name=view.claim_name)
+    if not view.resolved(CLAIM):
+        out.connection_details = {}
+        return out
+    if not mapping(view.one(CLAIM), "spec", "writeConnectionSecretToRef"):
+        # Not asked (any more): blank whatever the XR's Secret still holds (a merge patch keeps absent keys).
+        out.connection_details = dict.fromkeys(view.connection_keys, "")
+        return out
+    if not out.connection_details:
         # Whatever else happened, the claim's connection Secret keeps what the credentials Secret holds.
         observed = creds.observed_secret(view)
         if observed is not None:
@@ -65,6 +79,15 @@ def _compose(view: View) -> Outcome:
     if settled is not None:
         return settled
     lookup = Lookup(view)
+    settings = spec_with_defaults(KIND, spec)["passwordSecret"]
+    observed = creds.observed_secret(view)
+    wanted_name = settings.get("secretName") or f"{view.claim_name}-credentials"
+    secret_name = text(observed, "metadata", "name")
+    if action == "apply" and secret_name != wanted_name:
+        # Asked in the same round as the claims, so the first reconcile needs no extra call.
+        lookup.requirements[CREDENTIALS_SECRET] = Requirement(
+            "v1", "Secret", view.namespace, match_name=wanted_name
+        )
     instance_name = spec["instanceRef"]["name"]
     instance = instance_spec(lookup, instance_name, "spec.instanceRef")
     database = ""
@@ -93,10 +116,20 @@ def _compose(view: View) -> Outcome:
         out.requirements.update(lookup.requirements)
         return lookup.annotate(out)
 
-    settings = spec_with_defaults(KIND, spec)["passwordSecret"]
-    observed = creds.observed_secret(view)
-    wanted_name = settings.get("secretName") or f"{view.claim_name}-credentials"
-    secret_name = text(observed, "metadata", "name") or wanted_name
+    if secret_name != wanted_name:
+        found = ownership.existing_secret(
+            view, CREDENTIALS_SECRET, wanted_name, _reserved_secrets(spec, instance_name, instance)
+        )
+        if found.conflict:
+            return _refused(view, lookup, spec, found.conflict)
+        if observed is None:
+            if not found.resolved:
+                message = f"looking up Secret {wanted_name} before creating it"
+                return lookup.annotate(st.waiting(view, KIND, message, "LookingUp", lookup.requirements))
+            # Ours but not among the observed resources (those come from the XR's resource references): keep its
+            # password rather than drawing a new one.
+            observed = found.ours
+            secret_name = wanted_name
     warnings: list[Result] = []
     if secret_name != wanted_name:
         warnings.append(
@@ -124,7 +157,7 @@ def _compose(view: View) -> Outcome:
         password_ref: SecretKeyRef | None = SecretKeyRef(ref_name, key)
         needs_secret = False
     elif _generates(spec):
-        password = creds.generated_password(view, settings)
+        password = creds.generated_password(view, settings, observed)
         password_ref = SecretKeyRef(secret_name, "password")
         needs_secret = True
     else:
@@ -179,6 +212,34 @@ def _compose(view: View) -> Outcome:
     out.results.extend(warnings)
     if view.legacy:
         out.connection_details = data
+    return lookup.annotate(out)
+
+
+def _reserved_secrets(spec: dict[str, Any], instance_name: str, instance: dict[str, Any]) -> dict[str, str]:
+    """Secrets this claim's references use, by name: the credentials Secret may never be one of them."""
+    out = {
+        instance["connection"]["secretRef"]["name"]: f"the admin Secret of DatabaseInstance {instance_name}"
+    }
+    tls = instance.get("tls", {}).get("secretRef", {}).get("name")
+    if tls:
+        out[tls] = f"the TLS Secret of DatabaseInstance {instance_name}"
+    if "existingPasswordSecret" in spec:
+        out[spec["existingPasswordSecret"]["name"]] = "this claim's existingPasswordSecret"
+    return out
+
+
+def _refused(view: View, lookup: Lookup, spec: dict[str, Any], why: str) -> Outcome:
+    """The credentials Secret would be a Secret dbops did not create for this claim: compose nothing new (above all
+    not that Secret), keep what exists, and look again soon (the Secret may be deleted, or the name fixed)."""
+    field = "spec.passwordSecret.secretName"
+    if not spec.get("passwordSecret", {}).get("secretName"):
+        field += f" (default {view.claim_name}-credentials)"
+    message = (
+        f"{field}: {why}; dbops never writes to a Secret it did not create for this claim: choose another "
+        "secretName, or delete that Secret if nothing uses it"
+    )
+    out = st.failed(view, KIND, message, "SecretNotOwned", lookup.requirements)
+    out.ttl_seconds = float(view.input["ttl"]["waitingSeconds"])
     return lookup.annotate(out)
 
 

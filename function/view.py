@@ -56,6 +56,9 @@ class View:
     required: dict[str, list[dict[str, Any]]]
     now: datetime
     rng: random.Random = field(repr=False)
+    # The keys (never the values) of the XR's published connection details, as Crossplane read them from the XR's
+    # connection Secret (`writeConnectionSecretsToNamespace`).
+    connection_keys: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -126,6 +129,7 @@ def decode(
     required: dict[str, list[dict[str, Any]]],
     now: datetime,
     rng: random.Random,
+    connection_keys: tuple[str, ...] = (),
 ) -> View:
     xr_kind = str(xr.get("kind", ""))
     spec = xr.get("spec")
@@ -143,4 +147,5 @@ def decode(
         required=required,
         now=now,
         rng=rng,
+        connection_keys=connection_keys,
     )

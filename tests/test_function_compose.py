@@ -35,8 +35,14 @@ DATABASE = kube.claim("Database", "myapp-db", QUICKSTART["myapp-db"]["spec"])
 USER_XR = kube.xr_from_claim(QUICKSTART["myapp-user"])
 DB_XR = kube.xr_from_claim(QUICKSTART["myapp-db"])
 INSTANCE_XR = kube.xr_from_claim(QUICKSTART["postgres-server"])
-USER_REQUIRED = {"instance": [INSTANCE], "database": [DATABASE]}
+USER_REQUIRED = {"instance": [INSTANCE], "database": [DATABASE], "credentials-secret": []}
 USER_INPUT = kube.composition_input("DatabaseUser")
+USER_CLAIM = kube.claim("DatabaseUser", "myapp-user", QUICKSTART["myapp-user"]["spec"])
+ASKING_CLAIM = kube.claim(
+    "DatabaseUser",
+    "myapp-user",
+    {**QUICKSTART["myapp-user"]["spec"], "writeConnectionSecretToRef": {"name": "myapp-connection"}},
+)
 
 
 def call(req: fnv1.RunFunctionRequest, now: datetime = NOW, seed: int = 7) -> fnv1.RunFunctionResponse:
@@ -102,9 +108,7 @@ def test_quickstart_user_first_composes_its_secret_and_waits_for_it() -> None:
     assert kube.status(rsp)["phase"] == "Pending"
     assert kube.conditions(rsp)["Provisioned"][:2] == ("False", "WaitingForSecret")
     assert kube.conditions(rsp)["InstanceReady"][0] == "True"
-    # The claim's writeConnectionSecretToRef gets the same keys.
-    details = {k: v.decode() for k, v in rsp.desired.composite.connection_details.items()}
-    assert details == data
+    assert not rsp.desired.composite.connection_details, "the claim does not ask for a connection Secret"
 
 
 def test_quickstart_user_with_its_secret_composes_the_job() -> None:
@@ -154,6 +158,7 @@ def test_quickstart_user_with_its_secret_composes_the_job() -> None:
         "DatabaseInstance",
         "Database",
         "Secret",
+        "DatabaseUser",  # its own claim: does it ask for connection details?
     }
     assert rsp.requirements.resources["admin-secret"].match_name == "postgres-admin-creds"
     assert rsp.requirements.resources["pods"].match_labels.labels == {
@@ -626,6 +631,210 @@ def test_user_and_database_on_different_instances_is_an_error() -> None:
     assert "spec.databaseRef: Database myapp-db is on DatabaseInstance other" in kube.status(rsp)["message"]
 
 
+# --- an unhealthy instance: a claim that converged keeps its last result -------------------------------------------
+
+
+def xr_after(xr: dict[str, Any], rsp: fnv1.RunFunctionResponse) -> dict[str, Any]:
+    """The XR as Crossplane leaves it after applying `rsp`: the status and the custom conditions written."""
+    names = {fnv1.STATUS_CONDITION_TRUE: "True", fnv1.STATUS_CONDITION_FALSE: "False"}
+    conditions = [
+        {"type": c.type, "status": names.get(c.status, "Unknown"), "reason": c.reason, "message": c.message}
+        for c in rsp.conditions
+    ]
+    return kube.with_status(xr, {**kube.status(rsp), "conditions": conditions})
+
+
+def converge(
+    xr: dict[str, Any], required: dict[str, list[dict[str, Any]]], inp: Any
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """Call the function as Crossplane would, each Job completing with a successful worker result, until the XR
+    is Ready: (the XR with its status, the observed resources, the required resources with the Pods)."""
+    observed: dict[str, dict[str, Any]] = {}
+    for _ in range(4):
+        rsp = call(kube.request(xr, observed_resources=observed, required=required, input_=inp))
+        xr = xr_after(xr, rsp)
+        if kube.status(rsp)["phase"] == "Ready":
+            return xr, observed, required
+        observed = {k: kube.observed(r, k) for k, r in kube.desired(rsp).items()}
+        done = iso(NOW - timedelta(minutes=1))
+        for key, job in kube.jobs(rsp).items():
+            observed[key] = kube.observed(kube.job_complete(job, done), key)
+            facts = {"Database": {"name": "myapp", "encoding": "UTF8"}, "DatabaseUser": USER_FACTS}
+            result = kube.worker_result(
+                xr["kind"][1:], observed_facts=facts.get(xr["kind"][1:]), changes=["created"]
+            )
+            required = {**required, "pods": [kube.pod(job, 0, result, done)]}
+    raise AssertionError(f"{xr['kind']} never converged: {xr['status']}")
+
+
+GRANT_SPEC = {
+    "userRef": {"name": "myapp-user"},
+    "databaseRef": {"name": "myapp-db"},
+    "postgres": {"grants": [{"privileges": ["CONNECT"]}]},
+}
+DEPENDENTS = {
+    "Database": (DB_XR, {"instance": [INSTANCE]}),
+    "DatabaseUser": (USER_XR, {**USER_REQUIRED, "claim": [USER_CLAIM]}),
+    "DatabaseGrant": (
+        kube.xr_from_claim(
+            {"kind": "DatabaseGrant", "metadata": {"name": "myapp-grant"}, "spec": GRANT_SPEC}
+        ),
+        {"instance": [INSTANCE], "database": [DATABASE], "user": [USER_CLAIM]},
+    ),
+}
+UNHEALTHY = {
+    "failed": kube.claim("DatabaseInstance", "postgres-server", INSTANCE["spec"], phase="Failed"),
+    "rechecking": kube.claim("DatabaseInstance", "postgres-server", INSTANCE["spec"], phase="Provisioning"),
+    "deleted": None,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DEPENDENTS))
+@pytest.mark.parametrize("instance", sorted(UNHEALTHY))
+def test_a_converged_claim_keeps_its_last_result_while_its_instance_is_unhealthy(
+    kind: str, instance: str
+) -> None:
+    xr, required = DEPENDENTS[kind]
+    inp = kube.composition_input(kind)
+    ready_xr, observed, required = converge(xr, required, inp)
+    down = UNHEALTHY[instance]
+    unhealthy = {**required, "instance": [down] if down else []}
+    rsp = call(kube.request(ready_xr, observed_resources=observed, required=unhealthy, input_=inp))
+
+    before = {k: v for k, v in ready_xr["status"].items() if k != "conditions"}
+    assert before["phase"] == "Ready" and before["lastSuccessfulTime"]
+    assert kube.status(rsp) == before, "the last result stands: phase, message, facts, hash, time"
+    assert rsp.desired.composite.ready == fnv1.READY_TRUE, (
+        "Ready stays True: alerts fire for the instance only"
+    )
+    conditions = kube.conditions(rsp)
+    before = {c["type"]: (c["status"], c["reason"], c["message"]) for c in ready_xr["status"]["conditions"]}
+    assert conditions["Provisioned"] == before["Provisioned"] and before["Provisioned"][0] == "True"
+    want = {"failed": "InstanceNotReady", "rechecking": "InstanceNotReady", "deleted": "InstanceNotFound"}
+    assert conditions["InstanceReady"][:2] == ("False", want[instance])
+    assert "DatabaseInstance postgres-server" in conditions["InstanceReady"][2]
+    desired = kube.desired(rsp)
+    assert set(desired) == set(observed), "no new Job; nothing dropped"
+    assert all(desired[k]["metadata"]["name"] == observed[k]["metadata"]["name"] for k in desired)
+    assert rsp.meta.ttl.seconds == 30, "poll the instance"
+    if kind == "DatabaseUser":
+        assert kube.secret_data(desired["credentials"]) == kube.secret_data(observed["credentials"])
+
+    # The instance is Ready again: the result comes from the Job as before, nothing re-runs.
+    rsp = call(kube.request(ready_xr, observed_resources=observed, required=required, input_=inp))
+    assert kube.status(rsp)["phase"] == "Ready" and set(kube.desired(rsp)) == set(observed)
+    assert kube.conditions(rsp)["InstanceReady"][0] == "True"
+
+
+@pytest.mark.parametrize("kind", sorted(DEPENDENTS))
+def test_a_claim_that_never_converged_waits_for_its_unhealthy_instance(kind: str) -> None:
+    xr, required = DEPENDENTS[kind]
+    failed = {**required, "instance": [UNHEALTHY["failed"]]}
+    rsp = call(kube.request(xr, required=failed, input_=kube.composition_input(kind)))
+    assert kube.status(rsp)["phase"] == "Pending" and not kube.jobs(rsp)
+    assert rsp.desired.composite.ready == fnv1.READY_FALSE
+    assert kube.conditions(rsp)["Provisioned"][:2] == ("False", "WaitingForInstance")
+
+
+def test_a_claim_whose_last_result_was_a_failure_keeps_it_too() -> None:
+    """Converged once, then a spec change failed permanently, then the instance went down: still Failed with the
+    worker's message, not Pending (and not Ready)."""
+    inp = kube.composition_input("Database")
+    ready_xr, observed, required = converge(DB_XR, {"instance": [INSTANCE]}, inp)
+    changed = copy.deepcopy(ready_xr)
+    changed["spec"]["postgres"] = {"connectionLimit": 7}
+    rsp = call(kube.request(changed, observed_resources=observed, required=required, input_=inp))
+    [(key, job)] = [(k, j) for k, j in kube.jobs(rsp).items() if k not in observed]
+    error = {
+        "class": "permanent",
+        "code": "PermissionDenied",
+        "message": "permission denied to alter database",
+    }
+    pod = kube.pod(job, 2, kube.worker_result("Database", error=error), iso(NOW))
+    observed = {**observed, key: kube.observed(kube.job_failed(job, iso(NOW), "PodFailurePolicy"), key)}
+    rsp = call(
+        kube.request(changed, observed_resources=observed, required={**required, "pods": [pod]}, input_=inp)
+    )
+    failed_xr = xr_after(changed, rsp)
+    assert failed_xr["status"]["phase"] == "Failed"
+    down = {**required, "instance": [UNHEALTHY["failed"]]}
+    rsp = call(kube.request(failed_xr, observed_resources=observed, required=down, input_=inp))
+    assert kube.status(rsp)["phase"] == "Failed"
+    assert kube.status(rsp)["message"] == failed_xr["status"]["message"]
+    assert kube.conditions(rsp)["Provisioned"][:2] == ("False", "PermanentFailure")
+    assert rsp.desired.composite.ready == fnv1.READY_FALSE
+
+
+@pytest.mark.parametrize(
+    ("code", "exit_code", "klass"),
+    [
+        ("ConnectionRefused", 1, "transient"),
+        ("AuthenticationFailed", 2, "permanent"),
+        ("TLSError", 2, "permanent"),
+    ],
+)
+def test_a_job_that_cannot_reach_the_server_keeps_a_converged_claim_ready(
+    code: str, exit_code: int, klass: str
+) -> None:
+    """The instance's own check has not noticed yet (its claim is still Ready), but the claim's next Job (here for a
+    spec change) meets a server it cannot reach: the last result stands, InstanceReady says why, and the Job and
+    its retries go on as composed."""
+    inp = kube.composition_input("Database")
+    ready_xr, observed, required = converge(DB_XR, {"instance": [INSTANCE]}, inp)
+    changed = copy.deepcopy(ready_xr)
+    changed["spec"]["postgres"] = {"connectionLimit": 7}
+    rsp = call(kube.request(changed, observed_resources=observed, required=required, input_=inp))
+    changed = xr_after(changed, rsp)
+    assert changed["status"]["phase"] == "Provisioning", "a change is on its way"
+    [(key, job)] = [(k, j) for k, j in kube.jobs(rsp).items() if k not in observed]
+    error = {"class": klass, "code": code, "message": "connecting to db.example: connection refused"}
+    finished = iso(NOW - timedelta(seconds=5))
+    pod = kube.pod(job, exit_code, kube.worker_result("Database", error=error), finished)
+    failed = {**observed, key: kube.observed(kube.job_failed(job, finished), key)}
+    rsp = call(
+        kube.request(changed, observed_resources=failed, required={**required, "pods": [pod]}, input_=inp)
+    )
+
+    status = kube.status(rsp)
+    assert status["phase"] == "Ready"
+    converged_at = ready_xr["status"]["lastSuccessfulTime"]
+    assert status["message"].startswith(
+        f"as converged at {converged_at}; the current spec waits until the server can be reached: the worker "
+        "could not reach the server: connecting to db.example"
+    )
+    kept = ("lastSuccessfulTime", "lastAppliedHash", "database")
+    assert {k: status[k] for k in kept} == {k: ready_xr["status"][k] for k in kept}
+    assert rsp.desired.composite.ready == fnv1.READY_TRUE
+    conditions = kube.conditions(rsp)
+    assert conditions["Provisioned"][:2] == ("False", f"{klass.capitalize()}Failure"), "the change is not in"
+    assert conditions["InstanceReady"][:2] == ("False", code)
+    assert "the worker could not reach the server: connecting to db.example" in conditions["InstanceReady"][2]
+    assert [r.reason for r in rsp.results] == [f"{klass.capitalize()}Failure"], "an event says what happened"
+    assert key in kube.desired(rsp), "the failed Job stays (its retry, if any, follows the back-off)"
+    if klass == "transient":
+        # The retry after the back-off, while it runs, and once it converged.
+        told = xr_after(changed, rsp)
+        later = NOW + timedelta(minutes=5)
+        pods = {**required, "pods": [pod]}
+        rsp = call(kube.request(told, observed_resources=failed, required=pods, input_=inp), later)
+        [(retry_key, retry)] = [(k, j) for k, j in kube.jobs(rsp).items() if k not in failed]
+        assert kube.status(rsp)["phase"] == "Ready" and rsp.desired.composite.ready == fnv1.READY_TRUE
+        assert kube.conditions(rsp)["Provisioned"][:2] == ("False", "Retrying")
+        assert kube.conditions(rsp)["InstanceReady"][:2] == ("False", code)
+        told = xr_after(told, rsp)
+        running = {retry_key: kube.observed(kube.job_running(retry, iso(later)), retry_key)}
+        rsp = call(kube.request(told, observed_resources=running, required=required, input_=inp), later)
+        assert kube.status(rsp)["phase"] == "Ready" and rsp.desired.composite.ready == fnv1.READY_TRUE
+        assert kube.conditions(rsp)["InstanceReady"][:2] == ("False", code)
+        done = {retry_key: kube.observed(kube.job_complete(retry, iso(later)), retry_key)}
+        ok = kube.pod(retry, 0, kube.worker_result("Database", changes=["ALTER DATABASE"]), iso(later))
+        pods = {**required, "pods": [ok]}
+        rsp = call(kube.request(told, observed_resources=done, required=pods, input_=inp), later)
+        assert kube.status(rsp)["phase"] == "Ready" and kube.status(rsp)["job"] == retry["metadata"]["name"]
+        assert kube.conditions(rsp)["InstanceReady"][0] == "True"
+        assert kube.conditions(rsp)["Provisioned"][:2] == ("True", "Converged")
+
+
 # --- the password -----------------------------------------------------------------------------------------------
 
 
@@ -720,6 +929,209 @@ def test_existing_password_secret_is_required_and_referenced() -> None:
     rsp = call(kube.request(xr, required=required, input_=USER_INPUT))
     assert kube.status(rsp)["phase"] == "Failed"
     assert "spec.existingPasswordSecret: Secret app-password has no key 'pw'" in kube.status(rsp)["message"]
+
+
+# --- connection details: only for a claim that asks ------------------------------------------------------------
+
+
+def details(rsp: fnv1.RunFunctionResponse) -> dict[str, str]:
+    return {k: v.decode() for k, v in rsp.desired.composite.connection_details.items()}
+
+
+def test_connection_details_only_for_a_claim_that_asks_for_them() -> None:
+    """Crossplane writes an XR's connection details to its Secret in writeConnectionSecretsToNamespace
+    (crossplane-system) and copies that to the claim's writeConnectionSecretToRef: only a claim that asks may
+    have its password there."""
+    observed = {"credentials": SECRET}
+    for found in ([USER_CLAIM], [], None):  # not asking; no claim; not looked up yet
+        required = {**USER_REQUIRED, **({"claim": found} if found is not None else {})}
+        for obs in ({}, observed):
+            rsp = call(kube.request(USER_XR, observed_resources=obs, required=required, input_=USER_INPUT))
+            assert details(rsp) == {}
+            assert rsp.requirements.resources["claim"].match_name == "myapp-user"
+            assert rsp.requirements.resources["claim"].kind == "DatabaseUser"
+    required = {**USER_REQUIRED, "claim": [ASKING_CLAIM]}
+    rsp = call(kube.request(USER_XR, observed_resources=observed, required=required, input_=USER_INPUT))
+    assert details(rsp) == kube.secret_data(SECRET)
+    # Also while the user waits for its instance: the values come from the observed Secret.
+    waiting = {"instance": [], "database": [DATABASE], "claim": [ASKING_CLAIM]}
+    rsp = call(kube.request(USER_XR, observed_resources=observed, required=waiting, input_=USER_INPUT))
+    assert kube.status(rsp)["phase"] == "Pending" and details(rsp) == kube.secret_data(SECRET)
+
+
+def test_connection_details_already_published_are_blanked_when_not_asked() -> None:
+    """An XR whose connection Secret already holds the password (published by an earlier release, or before the
+    claim dropped writeConnectionSecretToRef): every key Crossplane read from it is sent back empty, since
+    Crossplane merge-patches that Secret and would keep a key the function leaves out."""
+    req = kube.request(
+        USER_XR,
+        observed_resources={"credentials": SECRET},
+        required={**USER_REQUIRED, "claim": [USER_CLAIM]},
+        input_=USER_INPUT,
+    )
+    for key, value in kube.secret_data(SECRET).items():
+        req.observed.composite.connection_details[key] = value.encode()
+    rsp = call(req)
+    assert details(rsp) == dict.fromkeys(kube.secret_data(SECRET), "")
+    assert PASSWORD.encode() not in rsp.SerializeToString()
+
+
+def test_a_namespaced_xr_has_no_connection_details_and_does_not_look_up_its_claim() -> None:
+    xr = copy.deepcopy(USER_XR)
+    xr["metadata"] = {"name": "myapp-user", "namespace": "default", "uid": "u1"}
+    del xr["spec"]["claimRef"]
+    rsp = call(kube.request(xr, observed_resources={"credentials": SECRET}, input_=USER_INPUT))
+    assert "claim" not in rsp.requirements.resources and details(rsp) == {}
+
+
+# --- the credentials Secret is never a Secret dbops did not create for the claim ---------------------------------
+
+
+def existing(name: str, controller: dict[str, str] | None = None, **labels: str) -> dict[str, Any]:
+    """A Secret that exists in the claim's namespace, as Crossplane returns it for the by-name lookup."""
+    meta: dict[str, Any] = {"name": name, "namespace": "default", "resourceVersion": "99", "labels": labels}
+    if controller is not None:
+        meta["ownerReferences"] = [
+            {"apiVersion": "v1", "controller": True, "blockOwnerDeletion": True, **controller}
+        ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta,
+        "data": {"password": "c2VjcmV0LXZhbHVlLTE="},
+    }
+
+
+TLS_INSTANCE = kube.claim(
+    "DatabaseInstance",
+    "postgres-server",
+    {**INSTANCE["spec"], "tls": {"enabled": True, "mode": "verify-full", "secretRef": {"name": "pg-tls"}}},
+)
+OTHER_XR = {"apiVersion": kube.API, "kind": "XDatabaseUser", "name": "other-user-q8w4e", "uid": "uid-other"}
+
+
+@pytest.mark.parametrize(
+    ("secret_name", "found", "instance", "why"),
+    [
+        # The instance's admin and TLS Secrets are refused by name, whether or not they exist yet.
+        ("postgres-admin-creds", [], INSTANCE, "is the admin Secret of DatabaseInstance postgres-server"),
+        ("postgres-admin-creds", [existing("postgres-admin-creds")], INSTANCE, "is the admin Secret"),
+        ("pg-tls", [], TLS_INSTANCE, "is the TLS Secret of DatabaseInstance postgres-server"),
+        (
+            "other-user-credentials",
+            [
+                existing(
+                    "other-user-credentials",
+                    OTHER_XR,
+                    **{
+                        "crossplane.io/composite": "other-user-q8w4e",
+                        "crossplane.io/claim-name": "other-user",
+                    },
+                )
+            ],
+            INSTANCE,
+            "already exists and it belongs to XDatabaseUser other-user-q8w4e (the claim other-user)",
+        ),
+        (
+            "web-tls",
+            [
+                existing(
+                    "web-tls",
+                    {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "name": "web", "uid": "c1"},
+                )
+            ],
+            INSTANCE,
+            "already exists and it belongs to Certificate web",
+        ),
+        ("app-config", [existing("app-config")], INSTANCE, "already exists and it has no controller"),
+        # Owned by this XR's name but another uid: a claim deleted and created again is another XR.
+        (
+            "myapp-db-credentials",
+            [existing("myapp-db-credentials", {**OTHER_XR, "name": "myapp-user-x7k2p"})],
+            INSTANCE,
+            "belongs to XDatabaseUser myapp-user-x7k2p",
+        ),
+    ],
+    ids=["admin", "admin-exists", "tls", "other-claim", "cert-manager", "unrelated", "same-name-other-uid"],
+)
+def test_the_credentials_secret_is_never_an_existing_secret_dbops_did_not_create(
+    secret_name: str, found: list[dict[str, Any]], instance: dict[str, Any], why: str
+) -> None:
+    xr = copy.deepcopy(USER_XR)
+    xr["spec"]["passwordSecret"]["secretName"] = secret_name
+    required = {**USER_REQUIRED, "instance": [instance], "credentials-secret": found}
+    rsp = call(kube.request(xr, required=required, input_=USER_INPUT))
+    assert kube.desired(rsp) == {}, "nothing is composed: above all not that Secret"
+    status = kube.status(rsp)
+    assert status["phase"] == "Failed"
+    message = status["message"]
+    assert message.startswith(f"spec.passwordSecret.secretName: Secret default/{secret_name} "), message
+    assert why in message and "choose another secretName" in message
+    assert kube.conditions(rsp)["Provisioned"][:2] == ("False", "SecretNotOwned")
+    assert [(r.severity, r.reason) for r in rsp.results] == [(fnv1.SEVERITY_WARNING, "SecretNotOwned")]
+    assert rsp.desired.composite.ready == fnv1.READY_FALSE
+    assert not rsp.desired.composite.connection_details
+    assert rsp.meta.ttl.seconds == 30, "look again soon: the Secret may be deleted"
+    assert "secret-value-1" not in str(rsp)
+
+    if secret_name == SECRET["metadata"]["name"]:
+        return  # the next part renames an observed Secret
+    # An XR that already has its credentials Secret under another name keeps it unchanged and is refused too.
+    observed = {"credentials": SECRET, KEY: kube.job_complete(JOB, iso(NOW))}
+    rsp = call(kube.request(xr, observed_resources=observed, required=required, input_=USER_INPUT))
+    assert kube.status(rsp)["phase"] == "Failed" and why in kube.status(rsp)["message"]
+    desired = kube.desired(rsp)
+    assert set(desired) == {"credentials", KEY}
+    assert desired["credentials"]["metadata"]["name"] == "myapp-db-credentials"
+    assert desired["credentials"]["data"] == SECRET["data"]
+
+
+def test_the_default_secret_name_is_checked_too() -> None:
+    xr = copy.deepcopy(USER_XR)
+    del xr["spec"]["passwordSecret"]["secretName"]
+    required = {**USER_REQUIRED, "credentials-secret": [existing("myapp-user-credentials")]}
+    rsp = call(kube.request(xr, required=required, input_=USER_INPUT))
+    assert kube.desired(rsp) == {}
+    assert kube.status(rsp)["message"].startswith(
+        "spec.passwordSecret.secretName (default myapp-user-credentials): Secret default/myapp-user-credentials "
+        "already exists"
+    )
+
+
+def test_the_credentials_secret_is_composed_only_once_its_name_is_known_free_or_ours() -> None:
+    # Before Crossplane answered the lookup: nothing composed, the lookup asked for with the claims.
+    rsp = call(
+        kube.request(USER_XR, required={"instance": [INSTANCE], "database": [DATABASE]}, input_=USER_INPUT)
+    )
+    assert kube.desired(rsp) == {}
+    assert kube.status(rsp)["phase"] == "Pending"
+    assert kube.status(rsp)["message"] == "looking up Secret myapp-db-credentials before creating it"
+    wanted = rsp.requirements.resources["credentials-secret"]
+    assert (wanted.api_version, wanted.kind, wanted.namespace, wanted.match_name) == (
+        "v1",
+        "Secret",
+        "default",
+        "myapp-db-credentials",
+    )
+    first = call(kube.request(USER_XR, input_=USER_INPUT))
+    assert "credentials-secret" in first.requirements.resources, "asked in the first call, with the claims"
+    # Not there: composed (see the Quick Start tests). There and controlled by this XR (it was created, but is
+    # not among the observed resources yet): composed with the password it holds, and its Job can start.
+    mine = existing(
+        "myapp-db-credentials", {**OTHER_XR, "name": "myapp-user-x7k2p", "uid": kube.xr_uid("myapp-user")}
+    )
+    mine["data"] = SECRET["data"]
+    required = {**USER_REQUIRED, "credentials-secret": [mine]}
+    rsp = call(kube.request(USER_XR, required=required, input_=USER_INPUT))
+    assert kube.secret_data(kube.desired(rsp)["credentials"])["password"] == PASSWORD
+    assert len(kube.jobs(rsp)) == 1
+    # Once observed, the name is not looked up again.
+    rsp = call(
+        kube.request(
+            USER_XR, observed_resources={"credentials": SECRET}, required=USER_REQUIRED, input_=USER_INPUT
+        )
+    )
+    assert "credentials-secret" not in rsp.requirements.resources
 
 
 def admin_secret() -> dict[str, Any]:
@@ -1082,8 +1494,10 @@ def test_a_namespaced_xr_uses_its_own_namespace_and_references_xrs() -> None:
         "metadata": {"name": "postgres-server", "namespace": "team-a"},
     }
     database = {**DATABASE, "kind": "XDatabase", "metadata": {"name": "myapp-db", "namespace": "team-a"}}
-    rsp = call(kube.request(xr, required={"instance": [instance], "database": [database]}, input_=USER_INPUT))
+    required = {"instance": [instance], "database": [database], "credentials-secret": []}
+    rsp = call(kube.request(xr, required=required, input_=USER_INPUT))
     assert rsp.requirements.resources["instance"].kind == "XDatabaseInstance"
+    assert rsp.requirements.resources["credentials-secret"].namespace == "team-a"
     assert rsp.requirements.resources["instance"].namespace == "team-a"
     secret = kube.desired(rsp)["credentials"]
     assert secret["metadata"]["namespace"] == "team-a"

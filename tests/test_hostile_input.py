@@ -47,11 +47,16 @@ SECRET_VALUES = [
 
 
 def _secret(entry: dict[str, Any]) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": entry["name"], "namespace": kube.NAMESPACE, "resourceVersion": "17"}
+    if "labels" in entry:
+        meta["labels"] = entry["labels"]
+    if "controller" in entry:
+        meta["ownerReferences"] = [{**entry["controller"], "controller": True, "blockOwnerDeletion": True}]
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": entry["name"], "namespace": kube.NAMESPACE, "resourceVersion": "17"},
-        "type": "Opaque",
+        "metadata": meta,
+        "type": entry.get("type", "Opaque"),
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in entry["data"].items()},
     }
 

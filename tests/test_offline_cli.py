@@ -10,6 +10,8 @@ import shutil
 import stat
 import subprocess
 import sys
+import urllib.parse
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +111,89 @@ def test_dbops_local_fails_on_a_wrong_password_converges_once_fixed_and_deletes_
     with pytest.raises(KeyError):
         state_secret(state, "user-credentials")
     assert pg.query("SELECT 1 FROM pg_roles WHERE rolname = %s", (username,)) == [(1,)]
+
+
+# --- every form of every secret is masked, in every output format ------------------------------------------------
+
+TEMPLATE = {
+    "DATABASE_URL": "{scheme}://{{{{ .Username }}}}:{{{{ .Password | urlquery }}}}@{{{{ .Host }}}}:{{{{ .Port }}}}/db",
+    "PASSWORD_B64": "{{ .Password | b64enc }}",
+    "PASSWORD_JSON": '{"user": "{{ .Username }}", "password": {{ .Password | quote }}}',
+    "SHOUTED": "{{ .Password | upper }}",
+    "CHAINED": "{{ .Password | lower | urlquery | b64enc }}",
+    "PLAIN_DSN": "user={{ .Username }} password={{ .Password }}",
+}
+
+
+def password_forms(password: str) -> set[str]:
+    """Every form of `password` the template above renders, and the plain encodings, computed here apart from
+    the code under test."""
+    quoted = urllib.parse.quote(password, safe="")
+    return {
+        password,
+        quoted,
+        base64.b64encode(password.encode()).decode(),
+        json.dumps(password)[1:-1],
+        json.dumps(password, ensure_ascii=False)[1:-1],
+        password.upper(),
+        base64.b64encode(urllib.parse.quote(password.lower(), safe="").encode()).decode(),
+    }
+
+
+@pytest.mark.parametrize("server", ["postgres", "mariadb"], indirect=True)
+def test_dbops_local_masks_every_form_of_every_password_in_table_and_yaml(
+    server: Server, tmp_path: Path
+) -> None:
+    chosen = f"Pa'ss\"w\\rd $%&@:/?#+ü-{uuid.uuid4().hex[:8]}"
+    scheme = "postgresql" if server.engine == "postgres" else "mysql"
+    template = {k: v.format(scheme=scheme) if k == "DATABASE_URL" else v for k, v in TEMPLATE.items()}
+    chosen_user, generated_user = unique("mask_c"), unique("mask_g")
+    docs: list[dict[str, Any]] = [
+        admin_secret(server, "admin"),
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "chosen"}, "stringData": {"pw": chosen}},
+        instance_claim(server, "server", "admin"),
+        claim(
+            "DatabaseUser",
+            "chosen",
+            {
+                "instanceRef": {"name": "server"},
+                "username": chosen_user,
+                "existingPasswordSecret": {"name": "chosen", "key": "pw"},
+                "passwordSecret": {"secretTemplate": {"data": template}},
+            },
+        ),
+        claim(
+            "DatabaseUser",
+            "generated",
+            {
+                "instanceRef": {"name": "server"},
+                "username": generated_user,
+                "passwordSecret": {"secretTemplate": {"data": template}},
+            },
+        ),
+    ]
+    claims_file, state = tmp_path / "claims.yaml", tmp_path / "state.json"
+    claims_file.write_text(yaml.safe_dump_all(docs))
+    table = dbops_local("-f", str(claims_file), "--state", str(state))
+    assert table.returncode == 0, table.stdout + table.stderr
+    assert {phase for phase, _ in rows(table.stdout).values()} == {"Ready"}, table.stdout
+    generated = state_secret(state, "generated-credentials")["password"]
+    passwords = {"chosen": chosen, "generated": generated, "admin": server.admin_password}
+    yaml_run = dbops_local("-f", str(claims_file), "--state", str(state), "-o", "yaml")
+    assert yaml_run.returncode == 0, yaml_run.stderr
+    for output in (table, yaml_run):
+        text = output.stdout + output.stderr
+        leaked = {who: form for who, pw in passwords.items() for form in password_forms(pw) if form in text}
+        assert not leaked, leaked
+    # The templated keys are shown with the password's part masked, the rest readable.
+    for who, user in (("chosen", chosen_user), ("generated", generated_user)):
+        assert f"  DATABASE_URL: {scheme}://{user}:{MASK}@{server.host}:{server.port}/db\n" in table.stdout
+        assert f"  PLAIN_DSN: user={user} password={MASK}\n" in table.stdout
+        assert f'  PASSWORD_JSON: {{"user": "{user}", "password": {MASK}}}\n' in table.stdout
+        for key in ("PASSWORD_B64", "SHOUTED", "CHAINED", "password"):
+            assert f"  {key}: {MASK}\n" in table.stdout, key
+        assert who in passwords
+    # The control: the values are there, and --show-secrets prints them.
+    shown = dbops_local("-f", str(claims_file), "--state", str(state), "--show-secrets")
+    assert urllib.parse.quote(chosen, safe="") in shown.stdout
+    assert base64.b64encode(urllib.parse.quote(generated.lower(), safe="").encode()).decode() in shown.stdout

@@ -274,6 +274,11 @@ def _run(server: Server, client: FunctionClient, log: Path) -> Scenario:
     phases = {
         f"{c['kind']}/{c['metadata']['name']}": c.get("status", {}).get("phase") for c in cluster.claims()
     }
+    # The one claim that asks for a connection Secret has its copy in crossplane-system, where Crossplane keeps an
+    # XR's connection details (named by the XR's uid); no other claim's password may be there.
+    url_xr = cluster.composite(cluster.claim("DatabaseUser", "url-user"))
+    assert url_xr is not None
+    s.holders.add(("crossplane-system", url_xr["metadata"]["uid"]))
     assert phases[f"DatabaseUser/{user}"] == "Ready", phases
     assert phases["DatabaseUser/url-user"] == "Ready", phases
     assert phases["DatabaseUser/failing-user"] == "Failed", phases
@@ -419,6 +424,17 @@ def test_no_password_in_any_object_but_the_secrets_that_hold_one(scenario: Scena
         found = _find(json.dumps(shown, ensure_ascii=False), scenario)
         assert not found, f"{found} in {obj['kind']} {obj['metadata'].get('name')}"
     assert held >= 6, "the Secrets that hold passwords were seen"
+    # crossplane-system: Crossplane's connection Secret of every legacy DatabaseUser XR exists, and only the one of
+    # the claim that asked holds anything.
+    published = {
+        o["metadata"]["name"]: {k: v for k, v in o.get("data", {}).items() if v}
+        for o in scenario.cluster.store.select("v1", "Secret", "crossplane-system")
+    }
+    users = [c for c in scenario.cluster.claims() if c["kind"] == "DatabaseUser"]
+    assert len(published) == len(users) >= 4
+    assert [name for name, data in published.items() if data] == [
+        uid for ns, uid in scenario.holders if ns == "crossplane-system"
+    ]
     connection = scenario.cluster.secret_data("url-user-connection")
     assert connection["password"] == scenario.passwords["rotated"], "the connection Secret holds the password"
     url = scenario.cluster.secret_data("url-user-credentials")["DATABASE_URL"]
@@ -439,6 +455,7 @@ def test_the_function_scrubs_a_password_from_worker_text_and_nothing_else() -> N
         "instance": [kube.claim("DatabaseInstance", "postgres-server", docs["postgres-server"]["spec"])],
         "database": [kube.claim("Database", "myapp-db", docs["myapp-db"]["spec"])],
         "admin-secret": [admin],
+        "credentials-secret": [],
     }
     xr = kube.xr_from_claim(docs["myapp-user"])
     runner = FunctionRunner(clock=lambda: datetime(2025, 6, 1, tzinfo=UTC), rng=random.Random(5))

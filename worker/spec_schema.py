@@ -518,7 +518,8 @@ DATABASE_USER: Schema = obj(
                 ),
                 "excludeChars": string("Characters never used in a generated password.", maxLength=64),
                 "secretName": secret_name(
-                    "Name of the credentials Secret; default: `<claim name>-credentials`."
+                    "Name of the credentials Secret; default: `<claim name>-credentials`. Never an existing Secret "
+                    "dbops did not create for this claim (refused, `SecretNotOwned`)."
                 ),
                 "secretTemplate": obj(
                     "Shape of the credentials Secret.",

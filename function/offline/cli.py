@@ -12,11 +12,13 @@ from typing import Any
 
 import yaml
 
+from function.offline.crossplane import Composition
 from function.offline.loop import DEFAULT_MAX_WAIT, OfflineCluster, load_compositions, load_manifests
+from function.offline.masking import MASK, masker, secret_lines
 from function.offline.runtime import FunctionClient, LocalFunction
 from function.offline.store import Obj
 
-MASK = "********"
+__all__ = ["MASK", "main", "report"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(
     client: FunctionClient,
-    compositions: dict[str, tuple[str, Obj | None]],
+    compositions: dict[str, Composition],
     overrides: Obj | None,
     manifests: list[Obj],
     args: argparse.Namespace,
@@ -95,8 +97,10 @@ def report(
 ) -> None:
     claims = cluster.claims()
     secrets = [s for s in cluster.store.select("v1", "Secret") if _composed(s)]
+    # Everything printed goes through `hide`: a claim's status or message may quote a secret too.
+    hide = _shown if show_secrets else masker(cluster.store)
     if output == "yaml":
-        docs = [*claims, *(_masked(s, show_secrets) for s in secrets)]
+        docs = [*(hide(c) for c in claims), *(hide(_masked(s, show_secrets)) for s in secrets)]
         yaml.safe_dump_all(docs, out, sort_keys=False)
         return
     print(summary(cluster, rounds), file=out)
@@ -105,18 +109,17 @@ def report(
         status = claim.get("status", {})
         print(
             f"{claim['kind']:<18} {claim['metadata']['name']:<24} {status.get('phase', '-'):<13} "
-            f"{status.get('message', '')}",
+            f"{hide(status.get('message', ''))}",
             file=out,
         )
     for secret in secrets:
         print(f"\nSecret {secret['metadata']['namespace']}/{secret['metadata']['name']}:", file=out)
-        for key, value in sorted(
-            cluster.secret_data(secret["metadata"]["name"], secret["metadata"]["namespace"]).items()
-        ):
-            shown = value if show_secrets or key not in ("password", "uri") else _mask(key, value)
-            print(f"  {key}: {shown}", file=out)
+        data = cluster.secret_data(secret["metadata"]["name"], secret["metadata"]["namespace"])
+        lines = sorted(data.items()) if show_secrets else secret_lines(data, hide)
+        for key, value in lines:
+            print(f"  {key}: {value}", file=out)
     for pod, why in waiting_pods(cluster):
-        print(f"\nPod {pod} cannot start: {why}", file=out)
+        print(f"\nPod {pod} cannot start: {hide(why)}", file=out)
 
 
 def summary(cluster: OfflineCluster, rounds: int) -> str:
@@ -147,12 +150,8 @@ def _composed(obj: Obj) -> bool:
     return "crossplane.io/composite" in obj.get("metadata", {}).get("labels", {})
 
 
-def _mask(key: str, value: str) -> str:
-    if key == "uri" and "@" in value and ":" in value.split("@", maxsplit=1)[0]:
-        head, _, tail = value.partition("@")
-        scheme_user, _, _ = head.rpartition(":")
-        return f"{scheme_user}:{MASK}@{tail}"
-    return MASK
+def _shown(value: Any) -> Any:
+    return value
 
 
 def _masked(secret: Obj, show: bool) -> Obj:

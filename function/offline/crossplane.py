@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from crossplane.function import resource
@@ -15,9 +16,16 @@ from function.offline.store import Obj
 API_VERSION = "dbops.dbprovision.io/v1alpha1"
 CLAIM_KINDS = ("DatabaseInstance", "Database", "DatabaseUser", "DatabaseGrant")
 COMPOSITION_RESOURCE_NAME = "crossplane.io/composition-resource-name"
-CONNECTION_SECRET_NAMESPACE = "crossplane-system"  # noqa: S105 (a namespace)
+CONNECTION_SECRET_TYPE = "connection.crossplane.io/v1alpha1"  # noqa: S105 (a Secret type)
 # Claim fields Crossplane keeps on the claim instead of copying them to the XR.
 CLAIM_ONLY_SPEC = ("writeConnectionSecretToRef", "resourceRef", "compositeDeletePolicy")
+
+
+@dataclass(frozen=True)
+class Composition:
+    name: str
+    input: Obj | None  # the function-dbops step's Input
+    connection_namespace: str | None = None  # spec.writeConnectionSecretsToNamespace
 
 
 def is_claim(obj: Obj) -> bool:
@@ -43,8 +51,8 @@ def composite_for(claim: Obj, existing: Obj | None, composition: str) -> Obj:
         "namespace": meta.get("namespace", "default"),
     }
     spec["compositionRef"] = {"name": composition}
-    if "writeConnectionSecretToRef" in claim.get("spec", {}):
-        spec["writeConnectionSecretToRef"] = {"name": meta["uid"], "namespace": CONNECTION_SECRET_NAMESPACE}
+    if existing and "writeConnectionSecretToRef" in existing.get("spec", {}):
+        spec["writeConnectionSecretToRef"] = copy.deepcopy(existing["spec"]["writeConnectionSecretToRef"])
     xr: Obj = {
         "apiVersion": API_VERSION,
         "kind": "X" + claim["kind"],
@@ -67,7 +75,13 @@ def composite_for(claim: Obj, existing: Obj | None, composition: str) -> Obj:
 
 
 def request(
-    tag: str, xr: Obj, observed: dict[str, Obj], fn_input: Obj | None, required: dict[str, list[Obj]]
+    tag: str,
+    xr: Obj,
+    observed: dict[str, Obj],
+    fn_input: Obj | None,
+    required: dict[str, list[Obj]],
+    *,
+    connection: dict[str, bytes] | None = None,
 ) -> Any:
     req = fnv1.RunFunctionRequest(
         meta=fnv1.RequestMeta(
@@ -80,6 +94,8 @@ def request(
         )
     )
     req.observed.composite.resource.update(xr)
+    for key, value in (connection or {}).items():
+        req.observed.composite.connection_details[key] = value
     for name, obj in observed.items():
         req.observed.resources[name].resource.update(obj)
     if fn_input is not None:
@@ -125,19 +141,92 @@ def composed_metadata(obj: Obj, xr: Obj, name: str) -> Obj:
         if key in xr_labels:
             labels[key] = xr_labels[key]
     meta.setdefault("annotations", {})[COMPOSITION_RESOURCE_NAME] = name
-    meta["ownerReferences"] = [
-        {
-            "apiVersion": xr["apiVersion"],
-            "kind": xr["kind"],
-            "name": xr["metadata"]["name"],
-            "uid": xr["metadata"].get("uid", ""),
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-    ]
+    meta["ownerReferences"] = [controller_reference(xr)]
     if not meta.get("name"):
         meta["name"] = f"{xr['metadata']['name']}-{hashlib.sha256(name.encode()).hexdigest()[:5]}"
     return obj
+
+
+def controller_reference(owner: Obj) -> Obj:
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"].get("uid", ""),
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def controller_uid(obj: Obj) -> str | None:
+    """The uid in the object's controller owner reference (None: no controller)."""
+    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller") is True:
+            return str(ref.get("uid", ""))
+    return None
+
+
+def apply_refusal(existing: Obj | None, desired: Obj) -> str:
+    """Why the API server refuses Crossplane's server-side apply of `desired` over `existing` ("" when it does not):
+    a second controller reference, or a Secret's type changed."""
+    if existing is None:
+        return ""
+    ours = controller_uid(desired)
+    theirs = controller_uid(existing)
+    what = (
+        f"{existing.get('kind')} {existing['metadata'].get('namespace')}/{existing['metadata'].get('name')}"
+    )
+    if theirs is not None and theirs != ours:
+        return (
+            f"{what} is invalid: metadata.ownerReferences: Only one reference can have Controller set to true"
+        )
+    if existing.get("kind") == "Secret" and existing.get("type", "Opaque") != desired.get("type", "Opaque"):
+        return f"{what} is invalid: type: field is immutable"
+    return ""
+
+
+def force_applied(existing: Obj, desired: Obj) -> Obj:
+    """`existing` after a server-side apply of `desired` with force by a new field manager: the applied fields win,
+    every other field (other keys of `data`, labels, owner references) stays."""
+
+    def merge(old: Any, new: Any, path: str) -> Any:
+        if isinstance(old, dict) and isinstance(new, dict):
+            return {**old, **{k: merge(old.get(k), v, f"{path}.{k}") for k, v in new.items()}}
+        if path == ".metadata.ownerReferences" and isinstance(old, list) and isinstance(new, list):
+            uids = {ref.get("uid") for ref in new}
+            return [ref for ref in old if ref.get("uid") not in uids] + new
+        return copy.deepcopy(new)
+
+    out: Obj = merge(existing, desired, "")
+    return out
+
+
+def connection_secret(name: str, namespace: str, owner: Obj, data: dict[str, str]) -> Obj:
+    """A connection Secret as Crossplane writes it: its type, the owner as controller, base64 `data`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": CONNECTION_SECRET_TYPE,
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "ownerReferences": [controller_reference(owner)],
+        },
+        "data": data,
+    }
+
+
+def connection_refusal(existing: Obj | None, owner_uid: str) -> str:
+    """crossplane-runtime's ConnectionSecretMustBeControllableBy: an existing Secret is written only when the
+    owner controls it, or nobody does and it is a connection Secret ("" when it may be written)."""
+    if existing is None:
+        return ""
+    theirs = controller_uid(existing)
+    if theirs is None and existing.get("type") != CONNECTION_SECRET_TYPE:
+        return f"refusing to modify uncontrolled secret of type {existing.get('type', 'Opaque')!r}"
+    if theirs is not None and theirs != owner_uid:
+        return f"existing secret is not controlled by UID {owner_uid!r}"
+    return ""
 
 
 def normalise_secret(obj: Obj) -> Obj:

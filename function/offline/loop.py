@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import time
 from collections.abc import Callable, Iterable
@@ -33,16 +34,20 @@ def load_manifests(paths: Iterable[str | Path]) -> list[Obj]:
     return out
 
 
-def load_compositions(directory: str | Path) -> dict[str, tuple[str, Obj | None]]:
-    """Composite kind -> (composition name, the function-dbops step's Input) from Composition files."""
-    found: dict[str, tuple[str, Obj | None]] = {}
+def load_compositions(directory: str | Path) -> dict[str, xp.Composition]:
+    """Composite kind -> its Composition (name, the function-dbops step's Input, where connection details go)."""
+    found: dict[str, xp.Composition] = {}
     for path in sorted(Path(directory).rglob("*.yaml")):
         for doc in load_manifests([path]):
             if doc.get("kind") != "Composition":
                 continue
             kind = doc["spec"]["compositeTypeRef"]["kind"]
             steps = [s for s in doc["spec"].get("pipeline", []) if s["functionRef"]["name"] == FUNCTION_NAME]
-            found[kind] = (doc["metadata"]["name"], steps[0].get("input") if steps else None)
+            found[kind] = xp.Composition(
+                doc["metadata"]["name"],
+                steps[0].get("input") if steps else None,
+                doc["spec"].get("writeConnectionSecretsToNamespace"),
+            )
     return found
 
 
@@ -61,7 +66,7 @@ class OfflineCluster:
     def __init__(
         self,
         client: FunctionClient,
-        compositions: dict[str, tuple[str, Obj | None]] | None = None,
+        compositions: dict[str, xp.Composition] | None = None,
         input_overrides: Obj | None = None,
         namespace: str = "default",
         *,
@@ -107,13 +112,20 @@ class OfflineCluster:
         obj = self.store.get(api, kind, name, namespace)
         if obj is None:
             raise KeyError(f"{kind} {namespace}/{name} not found")
+        gone = {obj["metadata"]["uid"]}
         if xp.is_claim(obj):
             xr = self.composite(obj)
             if xr is not None:
                 for composed in self._composed(xr).values():
                     self._delete_composed(composed)
                 self.store.delete(xr)
+                gone.add(xr["metadata"]["uid"])
         self.store.delete(obj)
+        # Garbage collection of what they owned besides (the connection Secrets).
+        for other in self.store.all():
+            refs = other.get("metadata", {}).get("ownerReferences") or []
+            if refs and all(ref.get("uid") in gone for ref in refs):
+                self.store.delete(other)
 
     def reconcile(self, max_rounds: int = MAX_ROUNDS, max_wait: float = 0.0, deadline: float = 600) -> int:
         """Run rounds until one changes nothing. Then, if the function scheduled a retry (a claim failed
@@ -203,9 +215,15 @@ class OfflineCluster:
 
     def _sync(self, claim: Obj) -> None:
         xr_kind = "X" + claim["kind"]
-        composition, fn_input = self.compositions.get(xr_kind, (f"{xr_kind.lower()}-dbops", None))
-        fn_input = _merge(copy.deepcopy(fn_input) if fn_input else None, self.input_overrides)
-        xr = self.store.put(xp.composite_for(claim, self.composite(claim), composition))
+        composition = self.compositions.get(xr_kind) or xp.Composition(f"{xr_kind.lower()}-dbops", None)
+        fn_input = _merge(copy.deepcopy(composition.input), self.input_overrides)
+        xr = self.store.put(xp.composite_for(claim, self.composite(claim), composition.name))
+        if composition.connection_namespace and "writeConnectionSecretToRef" not in xr["spec"]:
+            # Crossplane's configurator: a legacy XR writes its connection details to <namespace>/<its uid>.
+            xr = copy.deepcopy(xr)
+            ref = {"name": xr["metadata"]["uid"], "namespace": composition.connection_namespace}
+            xr["spec"]["writeConnectionSecretToRef"] = ref
+            xr = self.store.put(xr)
         if claim.get("spec", {}).get("resourceRef") is None:
             claim = copy.deepcopy(claim)
             claim.setdefault("spec", {})["resourceRef"] = {
@@ -215,13 +233,14 @@ class OfflineCluster:
             }
             claim = self.store.put(claim)
         observed = self._composed(xr)
-        rsp = self._call(xr, observed, fn_input)
+        rsp = self._call(xr, observed, fn_input, self._connection_details(xr))
         outcome = Outcome(results=xp.results(rsp), ttl=xp.ttl_seconds(rsp))
         self.outcomes[xr["metadata"]["name"]] = outcome
         fatal = next((r["message"] for r in outcome.results if r["severity"] == "Fatal"), None)
         desired = {} if fatal else xp.desired_resources(rsp)
         if not fatal:
             self._apply_desired(xr, observed, desired, outcome)
+            self._publish_connection(xr, rsp, outcome)
         status = (
             copy.deepcopy(xr.get("status", {}))
             if fatal
@@ -243,13 +262,16 @@ class OfflineCluster:
             "conditions": claim_conds,
         }
         self.store.put(claim)
-        self._write_connection_secret(claim, rsp)
+        self._propagate_connection(claim, xr, outcome)
 
-    def _call(self, xr: Obj, observed: dict[str, Obj], fn_input: Obj | None) -> Any:
+    def _call(
+        self, xr: Obj, observed: dict[str, Obj], fn_input: Obj | None, connection: dict[str, bytes]
+    ) -> Any:
         required: dict[str, list[Obj]] = {}
         rsp = None
         for _ in range(MAX_REQUIREMENT_ROUNDS):
-            rsp = self.client.run(xp.request(xr["metadata"]["name"], xr, observed, fn_input, required))
+            req = xp.request(xr["metadata"]["name"], xr, observed, fn_input, required, connection=connection)
+            rsp = self.client.run(req)
             resolved = {name: self._resolve(sel) for name, sel in xp.selectors(rsp).items()}
             if resolved == required:
                 break
@@ -276,6 +298,13 @@ class OfflineCluster:
                 )
                 continue
             existing = self.store.get(obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"])
+            refused = xp.apply_refusal(existing, obj)
+            if refused:
+                outcome.events.append(f"cannot apply composed resource {name}: {refused}")
+                continue
+            if existing is not None and xp.controller_uid(existing) is None:
+                # Server-side apply with force takes over an object nobody controls, as Crossplane's does.
+                obj = xp.force_applied(existing, obj)
             if (
                 existing is not None
                 and obj["kind"] == "Job"
@@ -296,22 +325,48 @@ class OfflineCluster:
                 self.store.delete(pod)
         self.store.delete(obj)
 
-    def _write_connection_secret(self, claim: Obj, rsp: Any) -> None:
-        ref = claim.get("spec", {}).get("writeConnectionSecretToRef")
-        details = dict(rsp.desired.composite.connection_details)
-        if not ref or not details:
-            return
-        import base64
+    def _connection_secret_of(self, xr: Obj) -> Obj | None:
+        ref = xr.get("spec", {}).get("writeConnectionSecretToRef")
+        return self.store.get("v1", "Secret", ref["name"], ref["namespace"]) if ref else None
 
-        self.store.put(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "type": "connection.crossplane.io/v1alpha1",
-                "metadata": {"name": ref["name"], "namespace": claim["metadata"]["namespace"]},
-                "data": {k: base64.b64encode(v).decode() for k, v in sorted(details.items())},
-            }
-        )
+    def _connection_details(self, xr: Obj) -> dict[str, bytes]:
+        """The XR's connection details as Crossplane reads them for the request: its connection Secret's data."""
+        secret = self._connection_secret_of(xr)
+        if secret is None or xp.controller_uid(secret) != xr["metadata"]["uid"]:
+            return {}
+        return {k: base64.b64decode(v) for k, v in secret.get("data", {}).items()}
+
+    def _publish_connection(self, xr: Obj, rsp: Any, outcome: Outcome) -> None:
+        """Crossplane publishes a legacy XR's connection details to its writeConnectionSecretToRef: creating the
+        Secret (empty when there are none) or merge-patching it, so keys the function leaves out stay."""
+        ref = xr["spec"].get("writeConnectionSecretToRef")
+        if not ref:
+            return
+        details = {
+            k: base64.b64encode(v).decode() for k, v in rsp.desired.composite.connection_details.items()
+        }
+        existing = self._connection_secret_of(xr)
+        refused = xp.connection_refusal(existing, xr["metadata"]["uid"])
+        if refused:
+            outcome.events.append(f"cannot publish connection details: {refused}")
+            return
+        data = {**(existing or {}).get("data", {}), **details}
+        self.store.put(xp.connection_secret(ref["name"], ref["namespace"], xr, data))
+
+    def _propagate_connection(self, claim: Obj, xr: Obj, outcome: Outcome) -> None:
+        """The claim controller copies the XR's connection Secret to the claim's writeConnectionSecretToRef, in the
+        claim's namespace, when the claim asks and the XR has one it controls."""
+        ref = claim.get("spec", {}).get("writeConnectionSecretToRef")
+        source = self._connection_secret_of(xr)
+        if not ref or source is None or xp.controller_uid(source) != xr["metadata"]["uid"]:
+            return
+        namespace = claim["metadata"]["namespace"]
+        existing = self.store.get("v1", "Secret", ref["name"], namespace)
+        refused = xp.connection_refusal(existing, claim["metadata"]["uid"])
+        if refused:
+            outcome.events.append(f"cannot propagate connection details from composite resource: {refused}")
+            return
+        self.store.put(xp.connection_secret(ref["name"], namespace, claim, dict(source.get("data", {}))))
 
     def _composed(self, xr: Obj) -> dict[str, Obj]:
         out: dict[str, Obj] = {}
@@ -320,6 +375,9 @@ class OfflineCluster:
             if meta.get("labels", {}).get("crossplane.io/composite") != xr["metadata"]["name"]:
                 continue
             name = meta.get("annotations", {}).get(xp.COMPOSITION_RESOURCE_NAME)
+            # Crossplane ignores a resource its XR does not control ("pretend it doesn't exist").
+            if xp.controller_uid(obj) != xr["metadata"].get("uid"):
+                continue
             if name and obj.get("kind") != "Pod":
                 out[name] = obj
         return out

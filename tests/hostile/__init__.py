@@ -30,6 +30,7 @@ CATEGORIES = (
     "other-engine",
     "contradictory",
     "dangling",
+    "takeover",
 )
 ACTIONS = {
     "DatabaseInstance": "check",
