@@ -16,9 +16,7 @@ def emitted_codes() -> set[str]:
     codes |= {entry[2] for entry in pg_errors.CONNECT_FAILURES}
     codes |= {m.code for m in mysql_errors.ERRORS.values()}
     # Codes written out where an error is raised: XxxError("Code", ...) and `transient, code = ..., "Code"`.
-    pattern = re.compile(
-        r"(?:Transient|Permanent)Error\(\s*\"([A-Z]\w+)\"|code = (?:True|False), \"([A-Z]\w+)\""
-    )
+    pattern = re.compile(r"(?:Transient|Permanent)Error\(\s*\"([A-Z]\w+)\"|code = (?:True|False), \"([A-Z]\w+)\"")
     for path in WORKER.rglob("*.py"):
         for match in pattern.finditer(path.read_text(encoding="utf-8")):
             codes.add(match.group(1) or match.group(2))
@@ -27,13 +25,7 @@ def emitted_codes() -> set[str]:
 
 def test_the_scan_finds_the_codes_it_should() -> None:
     codes = emitted_codes()
-    assert {
-        "InvalidRequest",
-        "AuthenticationFailed",
-        "ConnectionLost",
-        "ConcurrentChange",
-        "TLSError",
-    } <= codes
+    assert {"InvalidRequest", "AuthenticationFailed", "ConnectionLost", "ConcurrentChange", "TLSError"} <= codes
 
 
 def test_every_emitted_error_code_is_documented() -> None:
