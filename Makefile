@@ -20,9 +20,12 @@ test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -q
 
 # The real Crossplane CLI and render engine on the function, packages and examples (tests/test_crossplane_cli.py).
-# Builds the pinned tools from the Go module proxy when they are not cached yet (docs/packages.md).
+# Builds the pinned tools from the Go module proxy first when they are not cached yet (docs/packages.md): a cold
+# build takes minutes, more than a test may.
 test-crossplane-cli: $(STAMP)
-	DBOPS_BUILD_TOOLS=1 DBOPS_REQUIRE_TOOLS=1 $(BIN)/python -m pytest -q -m crossplane_cli tests/test_crossplane_cli.py
+	tools/cluster/build-tools.sh cli >/dev/null
+	tools/cluster/build-tools.sh core >/dev/null
+	DBOPS_REQUIRE_TOOLS=1 $(BIN)/python -m pytest -q -m crossplane_cli tests/test_crossplane_cli.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check function worker tests bench examples

@@ -438,13 +438,18 @@ def test_rendered_output_validates(cli: Path, rendered: Callable[[cr.Example], D
 
 
 def _documented(section: str, starts: str) -> list[list[str]]:
-    """The commands starting with `starts` in the first sh block of a docs/packages.md section, continuation
-    lines joined, comments dropped."""
+    """The commands starting with `starts` in the sh blocks of a docs/packages.md section, continuation lines
+    joined, comments dropped; a pipeline is one command with "|" among its words."""
     text = (ROOT / "docs" / "packages.md").read_text(encoding="utf-8")
     body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
-    block = body.split("```sh\n", 1)[1].split("```", 1)[0]
-    joined = re.sub(r"\\\n\s*", " ", block)
-    return [shlex.split(line, comments=True) for line in joined.splitlines() if line.startswith(starts)]
+    blocks = [b.split("```", 1)[0] for b in body.split("```sh\n")[1:]]
+    lines = [line for b in blocks for line in re.sub(r"\\\n\s*", " ", b).splitlines()]
+    tools = str(cache_dir())
+    return [
+        [a.replace("$tools", tools) for a in shlex.split(line, comments=True)]
+        for line in lines
+        if line.startswith(starts)
+    ]
 
 
 def test_documented_render_command_renders_the_expected_output(
@@ -456,9 +461,8 @@ def test_documented_render_command_renders_the_expected_output(
     section = text.split("\n## Render without a cluster\n", 1)[1].split("\n## ", 1)[0]
     assert "tools=$(tools/cluster/build-tools.sh core)" in section
     assert "function --insecure &" in section
-    [argv] = _documented("Render without a cluster", '"$tools/bin/crossplane" composition render')
-    tools = str(cache_dir())
-    argv = [a.replace("$tools", tools) for a in argv]
+    render_commands = _documented("Render without a cluster", '"$tools/bin/crossplane" composition render')
+    [argv] = [a for a in render_commands if "|" not in a]
     assert argv[0] == str(cli) and f"--crossplane-binary={core}" in argv
     [ex] = [
         e
@@ -477,6 +481,36 @@ def test_documented_render_command_renders_the_expected_output(
     )
     assert done.returncode == 0, done.stderr
     assert cr.normalise(ex, [d for d in yaml.safe_load_all(done.stdout) if d]) == load_all(ex.expected)
+
+
+def test_documented_validate_pipeline_validates_the_render(
+    core: Path, function_client: FunctionClient
+) -> None:
+    """docs/packages.md: render piped into `crossplane resource validate`, as written but for the port."""
+    [pipeline] = [
+        a
+        for a in _documented("Render without a cluster", '"$tools/bin/crossplane" composition render')
+        if "|" in a
+    ]
+    bar = pipeline.index("|")
+    render_argv, validate_argv = pipeline[:bar], pipeline[bar + 1 :]
+    target = ["--function-annotations", f"{cr.TARGET}={function_client.address}"]
+    rendered = subprocess.run(
+        [*render_argv, *target], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    assert validate_argv[1:3] == ["resource", "validate"] and validate_argv[-1] == "-"
+    checked = subprocess.run(
+        validate_argv,
+        cwd=ROOT,
+        input=rendered.stdout,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "0 missing schemas, 2 success cases, 0 failure cases" in checked.stdout  # the XR and its Secret
 
 
 # --- packages ---------------------------------------------------------------------------------------------------
