@@ -5,7 +5,7 @@ expected output committed next to each set (`examples/render/<set>/expected-<xr>
     python -m tests.crossplane_render      # regenerate the expected files (needs tools/cluster/build-tools.sh cli core)
 
 Two renders per XR file: a new XR (no observed resources) and the XR after the worker ran (`observed-<xr>.yaml`).
-Both pass `--xrd` (dbops XRDs are LegacyCluster: without it the engine assumes a modern namespaced XR) and the
+Both pass `--xrd` (dbops XRDs are LegacyCluster: without it the engine takes the XR for a modern one) and the
 set's `required.yaml`. The function's address is given with `-a render.crossplane.io/runtime-development-target=`
 so a test can serve it on a free port; `examples/functions.yaml` itself says localhost:9443.
 
@@ -42,9 +42,8 @@ EPOCH = "dbops.dbprovision.io/resync-epoch"
 DIGEST = "<digest>"
 GENERATED = "<generated>"
 UNREADY = re.compile(r'Composed resource ".*" is not yet ready')
-XR_FILES = tuple(
-    info.folder for info in apigen.KIND_INFO.values()
-)  # instance.yaml ... and apis/instance/ ...
+# The XR files of a set, named as the folders under apis/: instance.yaml and apis/instance/, ...
+XR_FILES = tuple(info.folder for info in apigen.KIND_INFO.values())
 
 
 @dataclass(frozen=True)
