@@ -52,7 +52,13 @@ def composed_for_examples() -> Iterator[tuple[str, str, dict[str, Any]]]:
     with the drop Job of `ensure: Absent` where deletion is allowed."""
     for set_name, paths in SETS.items():
         claims = _claims(paths)
-        secrets = [d for p in paths for d in kube.load_yaml(p) if d.get("kind") == "Secret"]
+        # Applied with `kubectl apply -n default`: the API server gives them the namespace the function asks in.
+        secrets = [
+            {**d, "metadata": {**d["metadata"], "namespace": kube.NAMESPACE}}
+            for p in paths
+            for d in kube.load_yaml(p)
+            if d.get("kind") == "Secret"
+        ]
         required = [_ready(c) for c in claims] + secrets
         for claim in claims:
             xr = kube.xr_from_claim(claim)

@@ -28,7 +28,7 @@ from function.cel_rules import evaluate, is_transition_rule, rule_errors
 from function.input import INPUT_GROUP, INPUT_VERSION, parse_input
 from worker import semantics
 from worker.spec_schema import GROUP, KINDS, SPECS, VERSION, Schema, status_schema
-from worker.validation import normalize
+from worker.validation import normalize, openapi_regex
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("DBOPS_SHARED", ROOT / "tests" / "fixtures"))
@@ -75,6 +75,16 @@ def strict(schema: Any) -> Any:
     return out
 
 
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Schema) -> Any:
+    if validator.is_type(instance, "string") and not openapi_regex(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# Draft 7 with OpenAPI's patterns: RE2's `$` (the API server's) matches only at the end of the text, Python's also
+# before a final newline. Found by `crossplane resource validate` (tests/test_crossplane_cli.py).
+OpenAPIValidator = jsonschema.validators.extend(jsonschema.Draft7Validator, {"pattern": _pattern})
+
+
 def with_defaults(schema: Schema, value: Any) -> Any:
     """`value` with the schema's defaults filled in, as the API server stores it before CEL rules run."""
     if isinstance(value, dict) and "properties" in schema:
@@ -93,7 +103,7 @@ def with_defaults(schema: Schema, value: Any) -> Any:
 def crd_errors(doc: dict[str, Any], filename: str, version: str) -> list[str]:
     """Schema and CEL violations of `doc` against one version of a CRD."""
     schema = crd_schema(filename, version)
-    validator = jsonschema.Draft7Validator(strict(schema))
+    validator = OpenAPIValidator(strict(schema))
     errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
     if not errors:
         errors += [str(e) for e in rule_errors(schema, with_defaults(schema, doc), "")]
@@ -113,6 +123,15 @@ def test_strict_validation_catches_unknown_fields_and_broken_rules() -> None:
     upper = copy.deepcopy(xrd)
     upper["spec"]["claimNames"]["plural"] = "Databases"
     assert crd_errors(upper, XRD_CRD, "v1") == [".spec.claimNames: Plural name must be lowercase"]
+
+
+def test_patterns_end_at_the_end_of_the_text_as_in_the_api_server() -> None:
+    """`crossplane resource validate` refused a Database named "app\\n" that plain jsonschema let through."""
+    schema = apigen.xrd("Database")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec = {"instanceRef": {"name": "pg"}, "name": "app\n"}
+    assert not list(jsonschema.Draft7Validator(strict(schema)).iter_errors(spec)), "Python's `$` lets it pass"
+    assert [list(e.absolute_path) for e in OpenAPIValidator(strict(schema)).iter_errors(spec)] == [["name"]]
+    assert not list(OpenAPIValidator(strict(schema)).iter_errors({**spec, "name": "app"}))
 
 
 # --- XRDs, Compositions, packages ---------------------------------------------------------------------------------
@@ -183,7 +202,11 @@ def test_composition_validates_and_calls_the_function_with_a_valid_input(info: a
     step_input = step["input"]
     assert step_input["apiVersion"] == f"{INPUT_GROUP}/{INPUT_VERSION}" and step_input["kind"] == "Input"
     input_crd = load_one(ROOT / "package/input" / f"{INPUT_GROUP}_inputs.yaml")
-    jsonschema.validate(step_input, strict(input_crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]))
+    jsonschema.validate(
+        step_input,
+        strict(input_crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]),
+        cls=OpenAPIValidator,
+    )
     _, errors = parse_input(step_input)
     assert errors == []
 
@@ -418,7 +441,7 @@ def test_example_claim_is_valid(example_set: str, kind: str, name: str) -> None:
     assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 63
     schema = xrd_file(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     # 1. The API server: OpenAPI schema (unknown fields refused), then defaults, then the CEL rules.
-    jsonschema.validate(claim["spec"], strict(schema))
+    jsonschema.validate(claim["spec"], strict(schema), cls=OpenAPIValidator)
     assert rule_errors(schema, with_defaults(schema, claim["spec"]), "spec") == []
     # 2. The function: the same schema with the Python twins, then the engine-dependent checks.
     value, errors = normalize(SPECS[kind], claim["spec"], "spec")

@@ -34,7 +34,8 @@ class FieldError:
 
 
 @lru_cache(maxsize=256)
-def _regex(pattern: str) -> re.Pattern[str]:
+def openapi_regex(pattern: str) -> re.Pattern[str]:
+    """An OpenAPI `pattern` as a Python regular expression that matches what the API server's matches."""
     # OpenAPI patterns are ECMA-262 / RE2 regular expressions, whose `$` matches only at the end of the text; in
     # Python it also matches before a final newline, so `app\n` would pass `^[a-z]+$` here and fail in the API
     # server. Our patterns end with `$` as their only end anchor.
@@ -94,7 +95,7 @@ def _walk_object(
     elif isinstance(extra, dict):
         key_pattern = schema.get(KEY_PATTERN)
         for name, item in value.items():
-            if key_pattern and not _regex(key_pattern).search(name):
+            if key_pattern and not openapi_regex(key_pattern).search(name):
                 errors.append(FieldError(f"{path}[{name!r}]", f"key must match {key_pattern}"))
             out[name] = _walk(extra, item, f"{path}[{name!r}]", errors)
         if "maxProperties" in schema and len(value) > schema["maxProperties"]:
@@ -151,7 +152,7 @@ def _check_scalar(schema: Schema, value: Any, path: str, errors: list[FieldError
             errors.append(
                 FieldError(path, f"must be at most {schema['maxLength']} characters, got {len(value)}")
             )
-        elif "pattern" in schema and not _regex(schema["pattern"]).search(value):
+        elif "pattern" in schema and not openapi_regex(schema["pattern"]).search(value):
             errors.append(FieldError(path, f"must match {schema['pattern']}; got {_show(value)}"))
     if isinstance(value, int) and not isinstance(value, bool):
         low, high = schema.get("minimum"), schema.get("maximum")
