@@ -136,7 +136,7 @@ def test_jobs_are_hardened_and_carry_a_valid_request(claim: str, key: str, job: 
     for name, entry in env.items():
         if name in ("DBOPS_ADMIN_USERNAME", "DBOPS_ADMIN_PASSWORD", "DBOPS_PASSWORD"):
             assert set(entry) == {"name", "valueFrom"} and "secretKeyRef" in entry["valueFrom"]
-        elif name == "DBOPS_PASSWORD_REVISION":
+        elif name == "DBOPS_CREDENTIAL_REVISION":
             # Which password DBOPS_PASSWORD is (never the password): the revision the Job is annotated with.
             assert "DBOPS_PASSWORD" in env
             assert entry["value"] == job["metadata"]["annotations"]["dbops.dbprovision.io/password-revision"]

@@ -382,7 +382,7 @@ class PasswordCheck:
     """What decides whether an account's password is DBOPS_PASSWORD (docs/worker-mysql.md)."""
 
     login_ok: bool | None = None  # a login that decides (mysql_login.login_decides); None: none was possible
-    revision: str | None = None  # DBOPS_PASSWORD_REVISION
+    revision: str | None = None  # DBOPS_CREDENTIAL_REVISION
     stored_revision: str | None = None  # the revision dbops recorded when it last set this account's password
 
 
