@@ -32,8 +32,8 @@ from worker.adapters.mysql_errors import classify
 from worker.adapters.mysql_grants import GrantState, Held, Target, observe_parts, plan_grants
 from worker.adapters.mysql_sql import Account, db_pattern, parse_version, render, unsupported
 from worker.errors import PermanentError
-from worker.ownership import Owner
 from worker.mysql_privileges import level_privileges
+from worker.ownership import Owner
 from worker.request import Secrets
 
 MARIADB = ServerInfo("mariadb", "10.11.6-MariaDB", (10, 11, 6))

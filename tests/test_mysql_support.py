@@ -99,10 +99,21 @@ def denied(maria: Server, user: str, password: str, sql: str) -> bool:
 def mark_account(maria: Server, user: str, host: str = "%", owner: str = OWNER_NAME) -> None:
     """Record a hand-made account in dbops' catalog as the claim default/<owner>'s: the account then counts as
     one dbops created for that claim."""
+    _mark(maria, "account", user, host, Owner("DatabaseUser", "default", owner))
+
+
+def mark_database(maria: Server, name: str, owner: str = OWNER_NAME) -> None:
+    """Record a hand-made database in dbops' catalog as the claim default/<owner>'s."""
+    _mark(maria, "database", name, "", Owner("Database", "default", owner))
+
+
+def _mark(maria: Server, object_type: str, name: str, host: str, owner: Owner) -> None:
+    for step in mysql_catalog.create_steps():  # a server of a test's own may not have the catalog yet
+        maria.query(step.sql)
     maria.query(
-        f"INSERT INTO {mysql_catalog.TABLE} (object_type, object_name, host, owner) VALUES ('account', %s, %s, %s)"
+        f"INSERT INTO {mysql_catalog.TABLE} (object_type, object_name, host, owner) VALUES (%s, %s, %s, %s)"
         " ON DUPLICATE KEY UPDATE owner = VALUES(owner)",
-        (user, host, Owner("DatabaseUser", "default", owner).marker),
+        (object_type, name, host, owner.marker),
     )
 
 

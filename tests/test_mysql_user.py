@@ -13,8 +13,8 @@ from tests.conftest import WorkerRun, apply_ok, run, unique
 from tests.servers import Server
 from tests.test_mysql_support import (
     account,
-    catalog_rows,
     can_login,
+    catalog_rows,
     denied,
     ensure_ed25519,
     hosts_of,
@@ -65,7 +65,7 @@ def test_create_with_every_option_then_reapply_writes_nothing(maria: Server) -> 
     # Neither the password nor its hash reaches the result or the general log.
     hashed = native_hash(PASSWORD)
     assert PASSWORD not in result.stdout + log and hashed not in result.stdout + log
-    assert result.result["changes"][0].startswith(f"INSERT INTO `_dbops`.`owners` ")  # the marker comes first
+    assert result.result["changes"][0].startswith("INSERT INTO `_dbops`.`owners` ")  # the marker comes first
     assert "IDENTIFIED VIA mysql_native_password USING '***'" in result.result["changes"][1]
     # The user logs in with its password, over TLS only (REQUIRE SSL).
     assert can_login(maria, name, PASSWORD)

@@ -14,6 +14,7 @@ from typing import Any
 
 from worker.errors import PermanentError, TransientError, WorkerError
 from worker.result import redact
+from worker.spec_schema import MYSQL_CATALOG
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,13 @@ PERMISSION_HINTS: tuple[tuple[str, str], ...] = (
 )
 
 
+CATALOG_HINT = (
+    f"dbops keeps which claim owns each account and database in its catalog `{MYSQL_CATALOG}`: the admin account "
+    f"needs CREATE on it once and SELECT, INSERT, UPDATE, DELETE on `{MYSQL_CATALOG}`.* "
+    f"(GRANT CREATE, SELECT, INSERT, UPDATE, DELETE ON `{MYSQL_CATALOG}`.* TO <admin>)"
+)
+
+
 def _permission_hint(doing: str, fallback: str) -> str:
     for prefix, hint in PERMISSION_HINTS:
         if doing.startswith(prefix):
@@ -229,7 +237,9 @@ def classify(exc: BaseException, secrets: Sequence[str] = (), doing: str = "") -
         # Unknown client-side errors (2xxx) are about the connection; unknown server errors are not retryable.
         mapping = Mapping(True, "ConnectionError") if 2000 <= number < 3000 else Mapping(False, "ServerError")
     hint = mapping.hint
-    if mapping.code == "PermissionDenied" and number in (1044, 1142, 1143, 1227):
+    if mapping.code == "PermissionDenied" and MYSQL_CATALOG in text:
+        hint = CATALOG_HINT
+    elif mapping.code == "PermissionDenied" and number in (1044, 1142, 1143, 1227):
         hint = _permission_hint(doing, hint)
     elif mapping.code in SITUATION_HINTS and doing[:1].isupper():
         # `doing` is a statement summary (SQL keywords first), not `connecting ...` / `reading ...`.
