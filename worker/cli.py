@@ -40,13 +40,18 @@ def run_cli(action: str, request_file: str | None) -> int:
         result = run(action, request, creds, printer=lambda line: print(redact(line, secrets)))
     except WorkerError as exc:
         result = Result(kind=_kind_of(text), action=action, error=exc)
-    except (
-        Exception
-    ) as exc:  # a bug anywhere: one JSON result, exit 2 (InternalError), never a bare traceback
+    # A bug anywhere: still one JSON result and exit 2 (InternalError), never a bare traceback and exit 1, which
+    # the function would retry forever.
+    except Exception as exc:
         # Where it happened, for the bug report: code locations only (an exception's text may hold values).
         print("".join(traceback.format_tb(exc.__traceback__)).rstrip(), file=sys.stderr)
         result = Result(kind=_kind_of(text), action=action, error=internal_error(exc))
+        # It may strike before the secrets were read: redact whatever the environment holds.
+        secrets = secrets or [os.environ.get(k, "") for k in SECRET_VARIABLES]
     return _finish(result, secrets)
+
+
+SECRET_VARIABLES = ("DBOPS_ADMIN_PASSWORD", "DBOPS_PASSWORD")
 
 
 def _kind_of(text: str) -> str:
