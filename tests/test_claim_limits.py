@@ -415,8 +415,10 @@ def test_an_unexpected_exception_ends_permanent_internal_error_with_a_json_resul
     "when", ["2030-02-30T00:00:00Z", "2031-02-29T12:00:00Z", "2030-04-31T00:00:00+02:00", "2030-01-01T24:00:00Z"]
 )
 def test_impossible_dates_are_refused_before_connecting(pg: Server, when: str) -> None:
-    """Before: the pattern let them through and the worker crashed (ValueError, exit 1, retried forever)."""
+    """Before: the pattern let them through; for an existing role the worker crashed comparing the date (ValueError,
+    exit 1 with a traceback, retried forever), for a new one the server refused it after connecting."""
     name = unique("user")
+    apply_ok(pg, "DatabaseUser", {"username": name})
     result = run(pg, "apply", "DatabaseUser", {"username": name, "postgres": {"validUntil": when}})
     assert (result.code, result.error["code"]) == (2, "InvalidRequest"), result.result
     assert result.error["message"].startswith("request.spec.postgres.validUntil: is not a time that exists")

@@ -30,6 +30,9 @@ CATEGORIES = (
     "other-engine",
     "contradictory",
     "dangling",
+    "system-object",
+    "server-wide",
+    "impossible-value",
 )
 ACTIONS = {
     "DatabaseInstance": "check",
