@@ -33,6 +33,7 @@ from worker.adapters.mysql_sql import (
 from worker.errors import PermanentError
 from worker.mysql_privileges import level_privileges
 from worker.ownership import Claim, Owner, claim_object
+from worker.ownership import parse as parse_marker
 
 if TYPE_CHECKING:
     from worker.adapters.mysql import MySQLAdapter
@@ -510,27 +511,17 @@ def ownership_steps(
         entry = state.owners.get(host)
         exists = host in state.accounts
         verdict = claim_object(f"account {account}", exists, entry.owner if entry else None, owner, adopt)
-        if verdict is Claim.NEW:
-            steps.append(
-                catalog.mark_step(
-                    catalog.ACCOUNT,
-                    username,
-                    host,
-                    owner.marker,
-                    f"account {account} is new: it is marked as {owner}'s",
-                    revision=revision if password is not None else None,
-                )
-            )
-        elif verdict is Claim.MARK:
-            steps.append(
-                catalog.mark_step(
-                    catalog.ACCOUNT,
-                    username,
-                    host,
-                    owner.marker,
-                    f"spec.adopt: {account} is taken over by {owner}",
-                )
-            )
+        if verdict is Claim.OWN:
+            continue
+        new = verdict is Claim.NEW
+        reason = (
+            f"account {account} is new: it is marked as {owner}'s"
+            if new
+            else (f"spec.adopt: {account} is taken over by {owner}")
+        )
+        # A new account gets its password at creation: the row records which one.
+        known = revision if new and password is not None else None
+        steps.append(catalog.mark_step(catalog.ACCOUNT, username, host, owner.marker, reason, revision=known))
     if steps and not state.catalog_exists:
         steps = [*catalog.create_steps(), *steps]
     return steps
@@ -770,21 +761,28 @@ class UserHandler(KindHandler[UserState]):
         return out
 
 
+def _is_mine(entry: catalog.Entry, owner: Owner) -> bool:
+    found = parse_marker(entry.owner)
+    return found is not None and found.same(owner)
+
+
 def plan_drop_user(spec: dict[str, Any], state: UserState, owner: Owner) -> Plan:
     username = spec["username"]
     hosts = (spec.get("mysql") or {}).get("allowedHosts") or ["%"]
     adopt = bool(spec.get("adopt"))
     for host in hosts:  # refuses before anything is dropped
-        entry = state.owners.get(host)
-        exists = host in state.accounts or entry is not None
-        claim_object(
-            f"account {Account(username, host)}", exists, entry.owner if entry else None, owner, adopt
-        )
+        if host in state.accounts:
+            entry = state.owners.get(host)
+            marker = entry.owner if entry else None
+            claim_object(f"account {Account(username, host)}", True, marker, owner, adopt)
     existing = [Account(username, h) for h in hosts if h in state.accounts]
     plan = Plan()
     if existing:
         plan.steps.append(Sql().add("DROP USER").accounts(existing).step("ensure: Absent"))
-    marked = [h for h in hosts if h in state.owners]
+    # The rows of the accounts it drops go, and its own; another claim's row left without an account stays.
+    marked = [
+        h for h in hosts if h in state.owners and (h in state.accounts or _is_mine(state.owners[h], owner))
+    ]
     if marked:
         plan.steps.append(catalog.forget_step(catalog.ACCOUNT, username, marked, "the accounts are dropped"))
     return plan

@@ -10,6 +10,7 @@ from worker.adapters.base import KindHandler, Plan, Step
 from worker.adapters.mysql_sql import Sql, ident, is_mariadb, row
 from worker.errors import PermanentError
 from worker.ownership import Claim, Owner, claim_object
+from worker.ownership import parse as parse_marker
 
 if TYPE_CHECKING:
     from worker.adapters.mysql import MySQLAdapter
@@ -107,18 +108,12 @@ def plan_database(spec: dict[str, Any], state: DatabaseState, owner: Owner) -> P
 def plan_drop_database(spec: dict[str, Any], state: DatabaseState, owner: Owner) -> Plan:
     plan = Plan()
     name = spec["name"]
-    # Raises unless the database is this claim's (or adopted); a marker left without its database is forgotten
-    # by the claim it names.
-    claim_object(
-        f"database {name}",
-        state.exists or state.marker is not None,
-        state.marker,
-        owner,
-        bool(spec.get("adopt")),
-    )
-    if state.exists:
+    if state.exists:  # raises unless the database is this claim's (or adopted)
+        claim_object(f"database {name}", True, state.marker, owner, bool(spec.get("adopt")))
         plan.steps.append(Sql().add("DROP DATABASE").add(ident(name)).step("ensure: Absent"))
-    if state.marker is not None:
+    found = parse_marker(state.marker)
+    # Its row goes; another claim's row left without its database stays (that claim forgets it).
+    if state.marker is not None and (state.exists or (found is not None and found.same(owner))):
         plan.steps.append(catalog.forget_step(catalog.DATABASE, name, [""], f"database {name} is dropped"))
     return plan
 
