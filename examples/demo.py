@@ -49,14 +49,18 @@ def prove_login(cluster: OfflineCluster, secret_name: str, server: Server) -> No
     conn = server.connect(user=creds["username"], password=creds["password"], database=creds["database"])
     with conn.cursor() as cur:
         if server.engine == "postgres":
-            cur.execute("CREATE TABLE IF NOT EXISTS demo(id int)")
+            # databaseRef gives CONNECT and TEMPORARY, not CREATE in schema public (postgres.databaseAccess: Owner
+            # is the owner pattern): a temporary table is what this user may create.
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS demo(id int)")
             cur.execute("SELECT current_user, current_database(), version()")
+            made = "created temporary table demo"
         else:
             cur.execute("CREATE TABLE IF NOT EXISTS demo(id int)")
             cur.execute("SELECT current_user(), database(), version()")
+            made = "created table demo"
         user, database, version = cur.fetchone()
     conn.close()
-    print(f"\n  logged in with {secret_name}: user={user} database={database}; created table demo")
+    print(f"\n  logged in with {secret_name}: user={user} database={database}; {made}")
     print(f"  server: {version.split(',')[0]}")
 
 

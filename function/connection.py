@@ -33,6 +33,8 @@ class ServerAccess:
     admin_username: SecretKeyRef
     admin_password: SecretKeyRef
     tls: TLSFiles | None
+    # The worker request's `policy`: what the platform lets claims on this instance do (empty: the defaults).
+    policy: dict[str, Any]
     # resourceVersions of the admin and TLS Secrets: fixing or rotating them re-runs the worker (the hash covers it)
     revision: str = ""
 
@@ -98,4 +100,5 @@ def server_access(instance: dict[str, Any]) -> ServerAccess:
         admin_username=SecretKeyRef(secret["name"], keys["username"]),
         admin_password=SecretKeyRef(secret["name"], keys["password"]),
         tls=tls,
+        policy={"allowGlobalGrants": True} if spec.get("allowGlobalGrants") else {},
     )

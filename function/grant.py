@@ -82,7 +82,9 @@ def compose_grant(view: View) -> Outcome:
             resolved["granteeHosts"] = ["%"]
     if database is not None:
         resolved["database"] = database["name"]
-    request = worker_request(view, KIND, access.engine, access.connection, request_spec(KIND, spec, resolved))
+    request = worker_request(
+        view, KIND, access.engine, access.connection, request_spec(KIND, spec, resolved), policy=access.policy
+    )
     errors = engine_block_errors(spec, access.engine, instance_name) or request_errors(
         KIND, action, request, renames
     )

@@ -82,6 +82,8 @@ def job_spec(view: View, call: WorkerCall) -> dict[str, Any]:
     ]
     if call.password is not None:
         env.append(_secret_env("DBOPS_PASSWORD", call.password))
+        # Not a secret: which password that is, so the worker can remember what it set where no login can check.
+        env.append({"name": "DBOPS_CREDENTIAL_REVISION", "value": call.password_revision})
     env.append({"name": "HOME", "value": "/tmp"})  # noqa: S108 (an emptyDir: the root filesystem is read-only)
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}]

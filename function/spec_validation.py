@@ -140,7 +140,8 @@ def _uncached_request_errors(
     """Engine-dependent errors, then the worker's own parser as the last guard: a request the function
     composes is one the worker accepts. `renames` maps resolved request fields back to the claim field they
     came from (e.g. `spec.grantee` -> `spec.roleName`)."""
-    errors = engine_errors(kind, request["engine"], request["spec"], "spec")
+    allow_global = bool((request.get("policy") or {}).get("allowGlobalGrants"))
+    errors = engine_errors(kind, request["engine"], request["spec"], "spec", allow_global)
     if not errors:
         try:
             parse(canonical(request), "check" if kind == "DatabaseInstance" else action)

@@ -104,7 +104,9 @@ def _compose(view: View) -> Outcome:
         return lookup.waiting_outcome(KIND, reason)
     access = lookup.credentials(server_access(instance))
     resolved = {"database": database} if database else {}
-    request = worker_request(view, KIND, access.engine, access.connection, request_spec(KIND, spec, resolved))
+    request = worker_request(
+        view, KIND, access.engine, access.connection, request_spec(KIND, spec, resolved), policy=access.policy
+    )
     errors = engine_block_errors(spec, access.engine, instance_name) or request_errors(KIND, action, request)
     if errors:
         return lookup.invalid(KIND, errors)

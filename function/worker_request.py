@@ -17,6 +17,15 @@ def request_spec(kind: str, spec: dict[str, Any], resolved: dict[str, Any]) -> d
 
 
 def worker_request(
-    view: View, kind: str, engine: str, connection: dict[str, Any], spec: dict[str, Any]
+    view: View,
+    kind: str,
+    engine: str,
+    connection: dict[str, Any],
+    spec: dict[str, Any],
+    *,
+    policy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {"kind": kind, "engine": engine, "connection": connection, "spec": spec, "owner": view.owner()}
+    out = {"kind": kind, "engine": engine, "connection": connection, "spec": spec, "owner": view.owner()}
+    if policy:  # absent means the defaults, so requests of instances that set nothing stay as they were
+        out["policy"] = policy
+    return out

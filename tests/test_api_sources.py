@@ -247,18 +247,21 @@ def test_cel_rules_and_python_twins_agree_on_generated_objects(node: Node) -> No
 _ABSENT = object()
 
 
-def _candidates(schema: Schema, literals: set[str]) -> list[Any]:
-    """Values worth trying for a field a rule reads: absent, and each value that changes what the rule sees."""
+def _candidates(schema: Schema, literals: set[str], own: list[str]) -> list[Any]:
+    """Values worth trying for a field a rule reads: absent, and each value that changes what the rule sees.
+    `own`: the string literals of the rules that read this very field (the names a rule refuses, a pattern)."""
     if "enum" in schema:
         named = [v for v in schema["enum"] if v in literals]
         return [_ABSENT, *named, *[v for v in schema["enum"] if v not in literals][:1]]
+    names = schema.get("items", {}).get("type") == "string"
     return {
         "boolean": [_ABSENT, True, False],
         "object": [_ABSENT, {}],
-        # A list of names also gets one entry, for rules that compare lists (`adminRoles` within `roles`).
-        "array": [_ABSENT, [], *([["a"]] if schema.get("items", {}).get("type") == "string" else [])],
+        # A list of names also gets one entry, for rules that compare lists (`adminRoles` within `roles`), and one
+        # of the names its own rules refuse.
+        "array": [_ABSENT, [], *([["a"]] if names else []), *([[own[0]]] if names and own else [])],
         "integer": [_ABSENT, schema.get("minimum", 0)],
-    }.get(schema.get("type", ""), [_ABSENT, "a"])
+    }.get(schema.get("type", ""), [_ABSENT, "a", *own[:1]])
 
 
 def combinations(node: Node) -> list[dict[str, Any]]:
@@ -277,8 +280,10 @@ def combinations(node: Node) -> list[dict[str, Any]]:
         for name in chain:
             required = name in sub.get("required", [])
             sub = sub.get("properties", {}).get(name, {})
+        reads = re.compile(r"self\." + r"\.".join(chain) + r"\b(?!\.\w+\b(?!\w*\())")
+        own = sorted({lit for rule, _ in node.pairs() if reads.search(rule) for lit in re.findall(r"'([^']*)'", rule)})
         # A required field is always there: the schema refuses the object before any rule matters.
-        options.append([v for v in _candidates(sub, literals) if not (required and v is _ABSENT)])
+        options.append([v for v in _candidates(sub, literals, own) if not (required and v is _ABSENT)])
     out = []
     for picks in itertools.product(*options):
         chosen = dict(zip(ordered, picks, strict=True))

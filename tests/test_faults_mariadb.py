@@ -41,7 +41,7 @@ from tests.test_faults_support import (
     wait_until,
     worker_runs,
 )
-from tests.test_mysql_support import can_login, hosts_of, show_grants
+from tests.test_mysql_support import can_login, hosts_of, mark_account, mark_database, show_grants
 from worker.adapters.mysql import lock_name
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.slow]
@@ -64,6 +64,7 @@ class Scene:
         maria.query(f"CREATE TABLE {self.db}.t (i int)")
         maria.query(f"CREATE TABLE {self.db}.u (i int)")
         maria.query(f"CREATE USER '{self.user}'@'%'")
+        mark_account(maria, self.user)  # as a DatabaseUser of this namespace would have created it
         # A database-level grant names a pattern: dbops escapes `_` so it matches this database only.
         self.pattern = self.db.replace("_", "\\_")
         self.database_grant = f"GRANT SELECT ON `{self.pattern}`.* TO '{self.user}'@'%'"
@@ -243,8 +244,9 @@ def test_two_workers_on_one_database_wait_for_its_lock_and_create_it_once(maria:
         wait_until(lambda: object_lock_waiters(maria, key) == 2, "both workers wait for the lock", procs)
     runs = [finish(p) for p in procs]
     assert [r.code for r in runs] == [0, 0], [r.result for r in runs]
-    changes = sorted(c for r in runs for c in r.result["changes"])
-    assert changes == [f"CREATE DATABASE `{name}` CHARACTER SET `utf8mb4` COLLATE `utf8mb4_bin`"]
+    changes = [c for r in runs for c in r.result["changes"]]
+    assert len(changes) == 2 and changes[0].startswith("INSERT INTO `_dbops`.`owners` "), changes  # its marker
+    assert changes[1] == f"CREATE DATABASE `{name}` CHARACTER SET `utf8mb4` COLLATE `utf8mb4_bin`"
     assert schemas_named(maria, name) == 1
     assert maria.query(
         "SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (name,)
@@ -263,7 +265,7 @@ def test_two_workers_on_one_account_wait_for_its_lock_and_create_it_once(maria: 
     runs = [finish(p) for p in procs]
     assert [r.code for r in runs] == [0, 0], [r.result for r in runs]
     changes = [c for r in runs for c in r.result["changes"]]
-    assert len(changes) == 1 and changes[0].startswith(f"CREATE USER '{name}'@'%'"), changes
+    assert len(changes) == 2 and changes[1].startswith(f"CREATE USER '{name}'@'%'"), changes  # after its marker
     assert hosts_of(maria, name) == ["%"]
     assert can_login(maria, name, password)
     assert_no_op(maria, request, password=password)
@@ -275,6 +277,7 @@ def test_grants_of_two_grantees_on_one_table_at_once_both_converge(maria: Server
     scene = Scene(maria)
     other = unique("g")
     maria.query(f"CREATE USER '{other}'@'%'")
+    mark_account(maria, other)
     entry = {"level": "table", "database": scene.db, "table": "t", "privileges": ["SELECT", "UPDATE"]}
     requests = [
         request_for(
@@ -309,6 +312,7 @@ def test_a_lock_wait_over_lock_timeout_is_transient_and_changes_nothing(maria: S
     """ALTER DATABASE needs the schema's metadata lock, which a session with LOCK TABLES ... WRITE holds."""
     name = unique("db")
     maria.query(f"CREATE DATABASE {name} COLLATE utf8mb4_general_ci")
+    mark_database(maria, name)
     maria.query(f"CREATE TABLE {name}.t (i int)")
     request = request_for(
         maria, "Database", {"name": name, "mysql": {"collation": "utf8mb4_bin"}}, lockTimeout="1s"
@@ -396,10 +400,12 @@ def test_a_host_that_does_not_resolve_is_retried_then_fixing_it_converges(
 
 @pytest.fixture
 def limited_admin(maria: Server) -> Iterator[tuple[str, str]]:
-    """An admin account that can read the grant tables and nothing else (tests grant it more)."""
+    """An admin account that can read the grant tables and use dbops' catalog, and nothing else (tests grant it
+    more)."""
     name, password = unique("adm"), "Limited-admin-pw-1"
     maria.query("CREATE USER %s@'%%' IDENTIFIED BY %s", (name, password))
     maria.query(f"GRANT SELECT ON mysql.* TO '{name}'@'%'")
+    maria.query(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `_dbops`.* TO '{name}'@'%'")
     yield name, password
     maria.query(f"DROP USER '{name}'@'%'")
 
@@ -426,7 +432,10 @@ def test_admin_without_a_privilege_gets_a_permanent_error_naming_it_and_granting
     assert (result.error["class"], result.error["code"]) == ("permanent", "PermissionDenied")
     assert privilege in result.error["message"]
     assert f"({hint})" in result.error["message"]
-    assert result.result["changes"] == []
+    # Only the catalog row went in: it comes first (DDL is not transactional), names what was to be created, and
+    # the next run creates that object under it.
+    [marked] = result.result["changes"]
+    assert marked.startswith("INSERT INTO `_dbops`.`owners` ") and f"'{name}'" in marked
     assert hosts_of(maria, name) == []
     assert schemas_named(maria, name) == 0
 
@@ -434,8 +443,8 @@ def test_admin_without_a_privilege_gets_a_permanent_error_naming_it_and_granting
     fixed = run_worker(maria, "apply", request, password=password, env=as_admin(limited_admin))
     assert fixed.code == 0, fixed.result
     created = f"CREATE USER '{name}'@'%'" if is_user else f"CREATE DATABASE `{name}`"
-    assert len(fixed.result["changes"]) == 1, fixed.result["changes"]
-    assert fixed.result["changes"][0].startswith(created)
+    assert len(fixed.result["changes"]) == 2, fixed.result["changes"]  # its marker, then the object
+    assert fixed.result["changes"][1].startswith(created)
     if is_user:
         assert hosts_of(maria, name) == ["%"]
         assert can_login(maria, name, password)
@@ -482,7 +491,7 @@ def test_admin_that_cannot_read_the_grant_tables_is_told_so_and_granting_it_conv
     maria.query(f"GRANT SELECT ON mysql.* TO {admin}")
     fixed = run_worker(maria, "apply", request, password=password, env=as_admin(limited_admin))
     assert fixed.code == 0, fixed.result
-    assert len(fixed.result["changes"]) == 1 and fixed.result["changes"][0].startswith(
+    assert len(fixed.result["changes"]) == 2 and fixed.result["changes"][1].startswith(
         f"CREATE USER '{name}'@'%'"
     )
     assert hosts_of(maria, name) == ["%"]

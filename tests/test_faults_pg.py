@@ -36,7 +36,7 @@ from tests.test_faults_support import (
     wait_until,
     worker_runs,
 )
-from tests.test_pg_support import admin_env, as_user, execute, make_role, one
+from tests.test_pg_support import admin_env, as_user, execute, make_role, mark, one
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -73,13 +73,19 @@ def creates(run: WorkerRun) -> int:
 
 
 def assert_user_complete(pg: Server, name: str, database: str) -> None:
-    """Exactly one role, it logs in with the password and has full use of the database (the plan's last grant)."""
+    """Exactly one role, it logs in with the password and has the use of the database (the plan's last grant is
+    USAGE on schema public)."""
     assert role_count(pg, name) == 1
     table = unique("t")
-    assert as_user(pg, name, PASSWORD, f"CREATE TABLE public.{table} (i int)", database=database) == (
-        True,
-        "",
-    )
+    assert as_user(pg, name, PASSWORD, f"CREATE TEMP TABLE {table} (i int)", database=database) == (True, "")
+    assert one(pg, OWN_USAGE_ON_PUBLIC, (name,), database=database) is True
+
+
+# The role's own USAGE on schema public (has_schema_privilege would also count PUBLIC's).
+OWN_USAGE_ON_PUBLIC = (
+    "SELECT EXISTS (SELECT 1 FROM pg_namespace n, aclexplode(n.nspacl) a WHERE n.nspname = 'public' "
+    "AND a.grantee = %s::regrole AND a.privilege_type = 'USAGE')"
+)
 
 
 # --- the server stops mid-apply ---------------------------------------------------------------------------------
@@ -104,7 +110,7 @@ def test_server_stops_mid_apply_nothing_commits_and_the_next_run_converges(own_p
     assert stopped.code == 1, stopped.result
     assert (stopped.error["class"], stopped.error["code"]) == ("transient", "ConnectionLost")
     message = stopped.error["message"]
-    assert message.startswith(f"GRANT CREATE, CONNECT, TEMPORARY ON DATABASE {db} TO {name}: ")
+    assert message.startswith(f"GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {name}: ")
     assert "connection to the server was lost" in message
     assert "rolled back, nothing of it is applied" in message
     assert stopped.result["changes"] == []
@@ -220,11 +226,11 @@ def test_worker_killed_in_its_second_transaction_keeps_the_first_and_the_next_ru
         blocker.close()
     assert role_count(pg, name) == 1  # the first transaction committed
     assert one(pg, "SELECT has_database_privilege(%s, %s, 'CONNECT')", (name, db)) is True
-    assert one(pg, "SELECT has_schema_privilege(%s, 'public', 'CREATE')", (name,), database=db) is False
+    assert one(pg, OWN_USAGE_ON_PUBLIC, (name,), database=db) is False
 
     again = run_worker(pg, "apply", request, password=PASSWORD)
     assert again.code == 0, again.result
-    assert again.result["changes"] == [f"GRANT USAGE, CREATE ON SCHEMA public TO {name}"]
+    assert again.result["changes"] == [f"GRANT USAGE ON SCHEMA public TO {name}"]
     assert_user_complete(pg, name, db)
     assert_no_op(pg, request, password=PASSWORD)
 
@@ -290,6 +296,8 @@ def test_grants_of_two_grantees_on_one_table_race_and_both_converge(pg: Server) 
     execute(pg, "CREATE TABLE public.orders (id int)", database=db)
     first, _ = make_role(pg, "reader", "NOLOGIN")
     second, _ = make_role(pg, "reader", "NOLOGIN")
+    for grantee in (first, second):
+        mark(pg, "ROLE", grantee)  # roles a DatabaseUser of this namespace manages
     app = unique("app")
 
     def grant(grantee: str) -> dict[str, Any]:
@@ -346,7 +354,7 @@ def test_a_lock_wait_or_statement_over_its_timeout_is_transient_and_rolled_back(
     assert timed_out.code == 1, timed_out.result
     assert (timed_out.error["class"], timed_out.error["code"]) == ("transient", code)
     message = timed_out.error["message"]
-    assert message.startswith(f"GRANT CREATE, CONNECT, TEMPORARY ON DATABASE {db} TO {name}: {words}")
+    assert message.startswith(f"GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {name}: {words}")
     assert f"longer than connection.{setting}" in message
     assert role_count(pg, name) == 0  # the role's transaction was rolled back with the statement
 
@@ -409,7 +417,10 @@ def test_admin_without_createdb_gets_a_permanent_error_naming_it_and_granting_it
     execute(pg, f"ALTER ROLE {admin} CREATEDB")  # what the hint says
     fixed = run_worker(pg, "apply", request, env=env)
     assert fixed.code == 0, fixed.result
-    assert fixed.result["changes"] == [f"CREATE DATABASE {name}"]
+    assert fixed.result["changes"] == [
+        f"CREATE DATABASE {name}",
+        f"COMMENT ON DATABASE {name} IS 'managed by dbops for Database default/test'",
+    ]
     assert one(pg, "SELECT count(*) FROM pg_database WHERE datname = %s", (name,)) == 1
     assert_no_op(pg, request, env=env)
 
@@ -422,6 +433,7 @@ def test_admin_without_grant_option_gets_a_permanent_error_naming_it(pg: Server)
     execute(pg, "CREATE TABLE public.ledger (id int)", database=db)
     admin, password = make_role(pg, "nograntopt", "LOGIN CREATEROLE")
     grantee, _ = make_role(pg, "grantee", "NOLOGIN")
+    mark(pg, "ROLE", grantee)
     execute(pg, f"GRANT SELECT ON public.ledger TO {admin}", database=db)  # without GRANT OPTION
     entry = {"database": db, "schema": "public", "tables": ["ledger"], "privileges": ["SELECT"]}
     request = request_for(pg, "DatabaseGrant", {"grantee": grantee, "postgres": {"grants": [entry]}})

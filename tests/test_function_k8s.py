@@ -142,6 +142,10 @@ def test_jobs_are_hardened_and_carry_a_valid_request(claim: str, key: str, job: 
     for name, entry in env.items():
         if name in ("DBOPS_ADMIN_USERNAME", "DBOPS_ADMIN_PASSWORD", "DBOPS_PASSWORD"):
             assert set(entry) == {"name", "valueFrom"} and "secretKeyRef" in entry["valueFrom"]
+        elif name == "DBOPS_CREDENTIAL_REVISION":
+            # Which password DBOPS_PASSWORD is (never the password): the revision the Job is annotated with.
+            assert "DBOPS_PASSWORD" in env
+            assert entry["value"] == job["metadata"]["annotations"]["dbops.dbprovision.io/password-revision"]
         else:
             assert name in ("DBOPS_REQUEST", "HOME", "DBOPS_TLS_CA", "DBOPS_TLS_CERT", "DBOPS_TLS_KEY")
     request = json.loads(env["DBOPS_REQUEST"]["value"])

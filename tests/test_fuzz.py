@@ -196,6 +196,7 @@ def _as_dict(request: Request) -> dict[str, Any]:
         "connection": request.connection,
         "spec": request.spec,
         "owner": request.owner,
+        "policy": request.policy,
     }
 
 

@@ -447,17 +447,19 @@ def test_example_claim_is_valid(example_set: str, kind: str, name: str) -> None:
     value, errors = normalize(SPECS[kind], claim["spec"], "spec")
     assert errors == []
     assert rule_errors(SPECS[kind], value, "spec") == []
-    assert semantics.engine_errors(kind, engine_of(example_set, claim), value) == []
+    instance = instance_of(example_set, claim)
+    allow_global = bool(instance.get("allowGlobalGrants"))
+    assert semantics.engine_errors(kind, str(instance["engine"]), value, "spec", allow_global) == []
 
 
-def engine_of(example_set: str, claim: dict[str, Any]) -> str:
-    """The engine of the instance a claim refers to, following its references within the example set."""
+def instance_of(example_set: str, claim: dict[str, Any]) -> dict[str, Any]:
+    """The spec of the instance a claim refers to, following its references within the example set."""
     by_name = {(c["kind"], c["metadata"]["name"]): c for c in claims(example_set)}
     current = claim
     for _ in range(4):
         spec = current["spec"]
         if current["kind"] == "DatabaseInstance":
-            return str(spec["engine"])
+            return dict(spec)
         if "instanceRef" in spec:
             current = by_name[("DatabaseInstance", spec["instanceRef"]["name"])]
         elif "databaseRef" in spec:

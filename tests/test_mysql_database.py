@@ -20,12 +20,20 @@ def schema(maria: Server, name: str) -> tuple[str, str] | None:
     return (rows[0][0], rows[0][1]) if rows else None
 
 
+MARKED = (
+    "INSERT INTO `_dbops`.`owners` (object_type, object_name, host, owner, password_revision) VALUES "
+    "('database', '{name}', '', 'managed by dbops for Database default/test', NULL) "
+    "ON DUPLICATE KEY UPDATE owner = VALUES(owner)"
+)
+
+
 def test_create_then_reapply_writes_nothing(maria: Server) -> None:
     name = unique("db")
     spec = {"name": name, "mysql": {"charset": "utf8mb4", "collation": "utf8mb4_unicode_ci"}}
     first, writes = writes_during(maria, lambda: apply_ok(maria, "Database", spec))
     assert [w.text for w in writes] == [
-        f"CREATE DATABASE `{name}` CHARACTER SET `utf8mb4` COLLATE `utf8mb4_unicode_ci`"
+        MARKED.format(name=name),  # first: a database dbops creates never lacks its marker
+        f"CREATE DATABASE `{name}` CHARACTER SET `utf8mb4` COLLATE `utf8mb4_unicode_ci`",
     ]
     assert schema(maria, name) == ("utf8mb4", "utf8mb4_unicode_ci")
     assert first.result["observed"] == {"name": name, "charset": "utf8mb4", "collation": "utf8mb4_unicode_ci"}
@@ -93,7 +101,10 @@ def test_plan_prints_and_writes_nothing(maria: Server) -> None:
         f"-- database {name} does not exist\nCREATE DATABASE `{name}` CHARACTER SET `utf8mb4`;"
         in result.stdout
     )
-    assert result.result["changes"] == [f"CREATE DATABASE `{name}` CHARACTER SET `utf8mb4`"]
+    assert result.result["changes"] == [
+        MARKED.format(name=name),
+        f"CREATE DATABASE `{name}` CHARACTER SET `utf8mb4`",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -135,7 +146,10 @@ def test_drop_removes_the_database_and_is_idempotent(maria: Server) -> None:
     apply_ok(maria, "Database", {"name": name})
     result = run(maria, "drop", "Database", {"name": name})
     assert result.code == 0, result.result
-    assert result.result["changes"] == [f"DROP DATABASE `{name}`"]
+    assert result.result["changes"] == [
+        f"DROP DATABASE `{name}`",
+        f"DELETE FROM `_dbops`.`owners` WHERE object_type = 'database' AND object_name = '{name}' AND host IN ('')",
+    ]
     assert schema(maria, name) is None
     again, writes = writes_during(maria, lambda: run(maria, "drop", "Database", {"name": name}))
     assert again.code == 0 and writes == []

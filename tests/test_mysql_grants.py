@@ -8,13 +8,25 @@ from typing import Any
 import pymysql
 import pytest
 
-from tests.conftest import apply_ok, run, unique
+from tests import conftest
+from tests.conftest import WorkerRun, unique
 from tests.servers import Server
-from tests.test_mysql_support import can_login, denied, query_as, show_grants, writes_during
+from tests.test_mysql_support import can_login, denied, mark_account, query_as, show_grants, writes_during
 
 pytestmark = pytest.mark.mariadb
 
 PASSWORD = "Gr4nt-Pa55word-Example"
+# These tests are about grant mechanics at every level, the global one included: their instance allows global
+# grants (the refusal without that consent is tested in tests/test_claim_limits.py).
+GLOBAL_GRANTS = {"allowGlobalGrants": True}
+
+
+def apply_ok(server: Server, kind: str, spec: dict[str, Any], password: str | None = None) -> WorkerRun:
+    return conftest.apply_ok(server, kind, spec, password, policy=GLOBAL_GRANTS)
+
+
+def run(server: Server, action: str, kind: str, spec: dict[str, Any], password: str | None = None) -> WorkerRun:
+    return conftest.run(server, action, kind, spec, password, policy=GLOBAL_GRANTS)
 
 
 @dataclass
@@ -37,8 +49,9 @@ def make_world(maria: Server, db: str | None = None) -> World:
     maria.query(f"CREATE TABLE `{world.db}`.t2 (a INT)")
     maria.query(f"CREATE PROCEDURE `{world.db}`.p() SELECT 1")
     maria.query(f"CREATE FUNCTION `{world.db}`.f() RETURNS INT RETURN 7")
-    # Created directly (DatabaseUser has its own tests): one worker run less per test.
+    # Created directly (DatabaseUser has its own tests), as a DatabaseUser of this namespace would.
     maria.query("CREATE USER %s@%s IDENTIFIED BY %s", (world.user, "%", PASSWORD))
+    mark_account(maria, world.user)
     return world
 
 
@@ -446,6 +459,10 @@ def test_a_mariadb_role_can_be_the_grantee(maria: Server) -> None:
         "database": world.db,
         "mysql": {"grants": [{"level": "table", "table": "t", "privileges": ["SELECT"]}]},
     }
+    # dbops creates no roles: a role made by hand is granted to only with adopt (it is never marked).
+    refused = run(maria, "apply", "DatabaseGrant", spec)
+    assert refused.code == 2 and refused.error["code"] == "UnmanagedObject", refused.result
+    spec["adopt"] = True
     result = apply_ok(maria, "DatabaseGrant", spec)
     assert result.result["changes"] == [f"GRANT SELECT ON `{world.db}`.`t` TO `{role}`"]
     assert show_grants(maria, role, None) == [

@@ -26,17 +26,20 @@ from worker.adapters.mysql_account import (
     plan_drop_user,
     plan_user,
 )
+from worker.adapters.mysql_catalog import Entry
 from worker.adapters.mysql_database import DatabaseState, plan_database, plan_drop_database
 from worker.adapters.mysql_errors import classify
 from worker.adapters.mysql_grants import GrantState, Held, Target, observe_parts, plan_grants
 from worker.adapters.mysql_sql import Account, db_pattern, parse_version, render, unsupported
 from worker.errors import PermanentError
 from worker.mysql_privileges import level_privileges
+from worker.ownership import Owner
 from worker.request import Secrets
 
 MARIADB = ServerInfo("mariadb", "10.11.6-MariaDB", (10, 11, 6))
 MYSQL = ServerInfo("mysql", "8.0.36", (8, 0, 36))
 PASSWORD = "s3cret-Pa55word"
+OWNER = Owner("Database", "default", "test")  # the claim these plans act for; its objects carry its marker
 
 
 def sqls(steps: list[Step]) -> list[str]:
@@ -146,10 +149,11 @@ def test_database_create_alter_and_noop() -> None:
         "charset_default_collation": "utf8mb4_general_ci",
         "collation_targets": (("utf8mb4", "utf8mb4_bin"),),
     }
-    plan = plan_database(spec, DatabaseState(False, **known))
-    assert sqls(plan.steps) == ["CREATE DATABASE `shop` CHARACTER SET `utf8mb4` COLLATE `utf8mb4_bin`"]
-    assert not plan_database(spec, DatabaseState(True, "utf8mb4", "utf8mb4_bin", **known))
-    plan = plan_database(spec, DatabaseState(True, "latin1", "latin1_swedish_ci", **known))
+    plan = plan_database(spec, DatabaseState(False, **known), OWNER)
+    assert sqls(plan.steps)[1:] == ["CREATE DATABASE `shop` CHARACTER SET `utf8mb4` COLLATE `utf8mb4_bin`"]
+    mine = {**known, "marker": OWNER.marker}
+    assert not plan_database(spec, DatabaseState(True, "utf8mb4", "utf8mb4_bin", **mine), OWNER)
+    plan = plan_database(spec, DatabaseState(True, "latin1", "latin1_swedish_ci", **mine), OWNER)
     assert sqls(plan.steps) == ["ALTER DATABASE `shop` CHARACTER SET `utf8mb4` COLLATE `utf8mb4_bin`"]
     assert "latin1/latin1_swedish_ci" in plan.steps[0].reason
 
@@ -162,13 +166,14 @@ def test_database_short_collation_names_resolve_to_the_full_name() -> None:
         "utf8mb4_uca1400_ai_ci",
         "utf8mb4_general_ci",
         (("utf8mb3", "utf8mb3_uca1400_ai_ci"), ("utf8mb4", "utf8mb4_uca1400_ai_ci")),
+        marker=OWNER.marker,
     )
-    assert not plan_database(spec, state)
+    assert not plan_database(spec, state, OWNER)
     ambiguous = {"name": "shop", "mysql": {"collation": "uca1400_ai_ci"}}
     with pytest.raises(
         PermanentError, match=r"applies to several character sets; set spec\.mysql\.charset too"
     ):
-        plan_database(ambiguous, state)
+        plan_database(ambiguous, state, OWNER)
 
 
 @pytest.mark.parametrize(
@@ -191,14 +196,18 @@ def test_database_encoding_errors_name_the_field(
     options: dict[str, str], state: DatabaseState, message: str
 ) -> None:
     with pytest.raises(PermanentError, match=message):
-        plan_database({"name": "shop", "mysql": options}, state)
+        plan_database({"name": "shop", "mysql": options}, state, OWNER)
 
 
 def test_database_drop() -> None:
-    assert sqls(plan_drop_database({"name": "shop"}, DatabaseState(True, "a", "b")).steps) == [
-        "DROP DATABASE `shop`"
+    mine = DatabaseState(True, "a", "b", marker=OWNER.marker)
+    assert sqls(plan_drop_database({"name": "shop"}, mine, OWNER).steps) == [
+        "DROP DATABASE `shop`",
+        "DELETE FROM `_dbops`.`owners` WHERE object_type = 'database' AND object_name = 'shop' AND host IN ('')",
     ]
-    assert not plan_drop_database({"name": "shop"}, DatabaseState(False))
+    assert not plan_drop_database({"name": "shop"}, DatabaseState(False), OWNER)
+    with pytest.raises(PermanentError, match="dbops did not create it"):
+        plan_drop_database({"name": "shop"}, DatabaseState(True, "a", "b"), OWNER)
 
 
 # --- DatabaseUser: MariaDB ------------------------------------------------------------------------------------
@@ -316,8 +325,13 @@ def test_a_role_is_not_a_user() -> None:
 
 def test_drop_user_drops_the_listed_accounts_only() -> None:
     spec = user_spec(allowedHosts=["%", "10.0.0.%"])
-    state = UserState({"%": existing(), "localhost": existing(host="localhost")})
-    assert sqls(plan_drop_user(spec, state).steps) == ["DROP USER 'app'@'%'"]
+    state = UserState(
+        {"%": existing(), "localhost": existing(host="localhost")}, owners={"%": Entry(OWNER.marker)}
+    )
+    assert sqls(plan_drop_user(spec, state, OWNER).steps) == [
+        "DROP USER 'app'@'%'",
+        "DELETE FROM `_dbops`.`owners` WHERE object_type = 'account' AND object_name = 'app' AND host IN ('%')",
+    ]
 
 
 def test_mariadb_account_json_is_read_with_its_defaults() -> None:
@@ -373,15 +387,28 @@ def test_mysql8_create_with_each_plugin(plugin: str, expected: str) -> None:
         assert step.params == ("app", "%", native_hash(PASSWORD))
 
 
-def test_mysql8_salted_plugins_trust_the_login_attempt() -> None:
+def test_mysql8_salted_plugins_trust_a_deciding_login_else_the_revision() -> None:
     spec = user_spec(authPlugin="caching_sha2_password")
     account = {"%": existing("caching_sha2_password", "")}
     assert not plan_user(spec, UserState(account, plugin_status="ACTIVE", login_ok=True), MYSQL, PASSWORD)
-    assert not plan_user(spec, UserState(account, plugin_status="ACTIVE", login_ok=None), MYSQL, PASSWORD)
     [step] = plan_user(
         spec, UserState(account, plugin_status="ACTIVE", login_ok=False), MYSQL, PASSWORD
     ).steps
     assert step.summary == "ALTER USER 'app'@'%' IDENTIFIED WITH caching_sha2_password BY '***'"
+    assert not step.unverifiable
+    # No login can decide (login_ok None): the revision dbops recorded when it set the password does.
+    recorded = UserState(account, plugin_status="ACTIVE", owners={"%": Entry(OWNER.marker, "7")})
+    assert not plan_user(spec, recorded, MYSQL, PASSWORD, revision="7")
+    step, remember = plan_user(spec, recorded, MYSQL, PASSWORD, revision="8").steps
+    assert step.summary == "ALTER USER 'app'@'%' IDENTIFIED WITH caching_sha2_password BY '***'"
+    assert "revision 7, it is now 8" in step.reason and not step.unverifiable
+    assert remember.summary == (
+        "UPDATE `_dbops`.`owners` SET password_revision = '8' WHERE object_type = 'account' AND "
+        "object_name = 'app' AND host = '%'"
+    )
+    # Neither a login nor a revision: set on every run, and not counted as left over.
+    [step] = plan_user(spec, UserState(account, plugin_status="ACTIVE"), MYSQL, PASSWORD).steps
+    assert step.unverifiable
 
 
 def test_mysql8_unmanaged_password_uses_mysqls_own_impossible_hash() -> None:

@@ -10,7 +10,10 @@ from typing import Any
 import pymysql
 import pytest
 
+from tests.conftest import OWNER_NAME
 from tests.servers import Server, Statement, is_write
+from worker.adapters import mysql_catalog
+from worker.ownership import Owner
 
 
 def require_log(maria: Server) -> None:
@@ -91,6 +94,37 @@ def denied(maria: Server, user: str, password: str, sql: str) -> bool:
             return True
         raise
     return False
+
+
+def mark_account(maria: Server, user: str, host: str = "%", owner: str = OWNER_NAME) -> None:
+    """Record a hand-made account in dbops' catalog as the claim default/<owner>'s: the account then counts as
+    one dbops created for that claim."""
+    _mark(maria, "account", user, host, Owner("DatabaseUser", "default", owner))
+
+
+def mark_database(maria: Server, name: str, owner: str = OWNER_NAME) -> None:
+    """Record a hand-made database in dbops' catalog as the claim default/<owner>'s."""
+    _mark(maria, "database", name, "", Owner("Database", "default", owner))
+
+
+def _mark(maria: Server, object_type: str, name: str, host: str, owner: Owner) -> None:
+    for step in mysql_catalog.create_steps():  # a server of a test's own may not have the catalog yet
+        maria.query(step.sql)
+    maria.query(
+        f"INSERT INTO {mysql_catalog.TABLE} (object_type, object_name, host, owner) VALUES (%s, %s, %s, %s)"
+        " ON DUPLICATE KEY UPDATE owner = VALUES(owner)",
+        (object_type, name, host, owner.marker),
+    )
+
+
+def catalog_rows(maria: Server, object_type: str, name: str) -> dict[str, tuple[str, str | None]]:
+    """dbops' catalog rows of an account name (host -> (owner marker, password revision)) or database ('')."""
+    rows = maria.query(
+        f"SELECT host, owner, password_revision FROM {mysql_catalog.TABLE} WHERE object_type = %s AND "
+        "object_name = %s",
+        (object_type, name),
+    )
+    return {r[0]: (r[1], r[2]) for r in rows}
 
 
 def ensure_ed25519(maria: Server) -> None:

@@ -14,6 +14,7 @@ from tests.servers import Server
 from tests.test_mysql_support import (
     account,
     can_login,
+    catalog_rows,
     denied,
     ensure_ed25519,
     hosts_of,
@@ -64,7 +65,8 @@ def test_create_with_every_option_then_reapply_writes_nothing(maria: Server) -> 
     # Neither the password nor its hash reaches the result or the general log.
     hashed = native_hash(PASSWORD)
     assert PASSWORD not in result.stdout + log and hashed not in result.stdout + log
-    assert "IDENTIFIED VIA mysql_native_password USING '***'" in result.result["changes"][0]
+    assert result.result["changes"][0].startswith("INSERT INTO `_dbops`.`owners` ")  # the marker comes first
+    assert "IDENTIFIED VIA mysql_native_password USING '***'" in result.result["changes"][1]
     # The user logs in with its password, over TLS only (REQUIRE SSL).
     assert can_login(maria, name, PASSWORD)
     assert not can_login(maria, name, PASSWORD, ssl_disabled=True)
@@ -116,7 +118,7 @@ def test_password_set_by_hand_is_restored(maria: Server) -> None:
 def test_unmanaged_password_never_opens_the_account(maria: Server) -> None:
     name = unique("u")
     result = apply_ok(maria, "DatabaseUser", user_spec(name))
-    assert result.result["changes"] == [
+    assert result.result["changes"][1:] == [
         f"CREATE USER '{name}'@'%' IDENTIFIED VIA mysql_native_password USING 'invalid'"
     ]
     assert account(maria, name) is not None
@@ -295,8 +297,13 @@ def test_drop_removes_the_listed_accounts(maria: Server) -> None:
     apply_ok(maria, "DatabaseUser", spec, password=PASSWORD)
     result = run(maria, "drop", "DatabaseUser", spec)
     assert result.code == 0, result.result
-    assert result.result["changes"] == [f"DROP USER '{name}'@'%', '{name}'@'localhost'"]
+    assert result.result["changes"] == [
+        f"DROP USER '{name}'@'%', '{name}'@'localhost'",
+        f"DELETE FROM `_dbops`.`owners` WHERE object_type = 'account' AND object_name = '{name}' AND host IN "
+        "('%', 'localhost')",
+    ]
     assert hosts_of(maria, name) == []
+    assert catalog_rows(maria, "account", name) == {}
 
 
 def test_two_workers_at_once_serialise_and_both_succeed(maria: Server) -> None:
@@ -318,7 +325,8 @@ def test_two_workers_at_once_serialise_and_both_succeed(maria: Server) -> None:
     assert [r.code for r in results] == [0, 0], [r.result for r in results]
     creates = [c for r in results for c in r.result["changes"] if c.startswith("CREATE USER")]
     assert len(creates) == 2  # one per account: the second worker found the work done under the lock
-    assert len(writes) == 2  # the two password-carrying CREATE USERs, each behind sql_log_off
+    # Each account's catalog row, then its password-carrying CREATE USER behind sql_log_off.
+    assert len(writes) == 4, writes
     assert hosts_of(maria, name) == ["%", "10.1.%"]
 
 
@@ -371,6 +379,7 @@ def test_an_admin_without_super_still_manages_users_and_sends_only_hashes(maria:
     admin, admin_password = unique("admin"), "Limited-Admin-pw-1"
     maria.query("CREATE USER %s@%s IDENTIFIED BY %s", (admin, "%", admin_password))
     maria.query(f"GRANT CREATE USER, SELECT ON *.* TO '{admin}'@'%'")
+    maria.query(f"GRANT INSERT, UPDATE, DELETE ON `_dbops`.* TO '{admin}'@'%'")  # dbops' catalog
     name = unique("u")
     env = {"DBOPS_ADMIN_USERNAME": admin, "DBOPS_ADMIN_PASSWORD": admin_password}
     result, log = log_text_during(

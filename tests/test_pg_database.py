@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import apply_ok, run, unique
 from tests.servers import IS_ROOT, Server
-from tests.test_pg_support import execute, make_role, one, statements, writes_during
+from tests.test_pg_support import comment, execute, make_role, one, statements, writes_during
 
 pytestmark = pytest.mark.postgres
 
@@ -62,8 +62,10 @@ def test_create_with_every_attribute_then_reapply_writes_nothing(pg: Server) -> 
     assert first.result["changes"] == [
         f"CREATE DATABASE {name} WITH OWNER = {owner} TEMPLATE = template0 ENCODING = 'LATIN1' "
         "LC_COLLATE = 'C' LC_CTYPE = 'C' TABLESPACE = pg_default ALLOW_CONNECTIONS = true "
-        "CONNECTION LIMIT = 5 IS_TEMPLATE = false"
+        "CONNECTION LIMIT = 5 IS_TEMPLATE = false",
+        f"COMMENT ON DATABASE {name} IS 'managed by dbops for Database default/test'",
     ]
+    assert comment(pg, "pg_database", name) == "managed by dbops for Database default/test"
     assert database(pg, name) == {
         "owner": owner,
         "encoding": "LATIN1",
@@ -163,7 +165,7 @@ def test_schemas_and_extensions_inside_the_database(pg: Server) -> None:
         },
     }
     first = apply_ok(pg, "Database", spec)
-    assert len(first.result["changes"]) == 5
+    assert len(first.result["changes"]) == 6  # with the marker
     schemas = dict(
         pg.query(
             "SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname IN ('app', 'ext')",
@@ -267,7 +269,10 @@ def test_plan_prints_statements_and_writes_nothing(pg: Server) -> None:
     )
     assert result.code == 0
     assert writes == []
-    assert result.result["changes"] == [f"CREATE DATABASE {name} WITH CONNECTION LIMIT = 3"]
+    assert result.result["changes"] == [
+        f"CREATE DATABASE {name} WITH CONNECTION LIMIT = 3",
+        f"COMMENT ON DATABASE {name} IS 'managed by dbops for Database default/test'",
+    ]
     assert f"CREATE DATABASE {name} WITH CONNECTION LIMIT = 3;" in result.stdout
     assert database(pg, name) is None
 

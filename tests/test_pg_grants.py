@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import apply_ok, run, unique
 from tests.servers import Server
-from tests.test_pg_support import as_user, execute, make_role, one, statements, writes_during
+from tests.test_pg_support import as_user, execute, make_role, mark, one, statements, writes_during
 
 pytestmark = pytest.mark.postgres
 
@@ -36,6 +36,7 @@ class Scene:
 def scene(pg: Server) -> Scene:
     owner, _ = make_role(pg, "owner", "NOLOGIN")
     grantee, password = make_role(pg, "grantee", "LOGIN")
+    mark(pg, "ROLE", grantee)  # a user a DatabaseUser of the grant's namespace manages
     db = unique("db")
     execute(pg, f"CREATE DATABASE {db} OWNER {owner}")
     execute(
@@ -429,6 +430,7 @@ def test_default_privileges_cover_objects_created_later_and_every_rule_applies(p
     first = apply_ok(pg, "Database", spec)
     assert sum(c.startswith("ALTER DEFAULT PRIVILEGES") for c in first.result["changes"]) == 5
     for role in (reader, writer):
+        mark(pg, "ROLE", role)
         usage = {
             "grantee": role,
             "database": db,
@@ -486,6 +488,8 @@ def test_default_privileges_for_sequences_functions_and_types_are_exact(pg: Serv
     owner, _ = make_role(pg, "owner", "NOLOGIN")
     user, user_pw = make_role(pg, "user", "LOGIN")
     other, other_pw = make_role(pg, "other", "LOGIN")
+    mark(pg, "ROLE", user)
+    mark(pg, "ROLE", other)
     db = unique("db")
     base = {"name": db, "owner": owner, "postgres": {"schemas": [{"name": "app"}]}}
     apply_ok(pg, "Database", base)

@@ -64,7 +64,7 @@ def test_lock_wait_is_bounded_by_lock_timeout_and_transient(pg: Server) -> None:
         holder.close()  # the session lock goes with the session
     retried = run(pg, "apply", "DatabaseUser", {"username": name}, lockTimeout="1s")
     assert retried.code == 0, retried.result
-    assert len(retried.result["changes"]) == 1, retried.result["changes"]
+    assert len(retried.result["changes"]) == 2, retried.result["changes"]  # the role and its marker
     assert retried.result["changes"][0].startswith(f"CREATE ROLE {name} ")
     assert_no_op(pg, request_for(pg, "DatabaseUser", {"username": name}, lockTimeout="1s"))
     execute(pg, f"DROP ROLE {name}")

@@ -27,10 +27,12 @@ from worker.adapters.pg_role import RoleHandler, RoleObserved, setting_items
 from worker.adapters.pg_sql import ident, render, step
 from worker.adapters.postgres import advisory_key, version_tuple
 from worker.errors import PermanentError, TransientError
+from worker.ownership import Owner
 from worker.request import parse
 
 PG15 = (15, 20)
 PG17 = (17, 2)
+OWNER = Owner("DatabaseUser", "default", "test")  # the claim these plans act for; its objects carry its marker
 
 
 @dataclass
@@ -49,11 +51,18 @@ class FixedCatalog:
         raise AssertionError("a plan must not log in")
 
 
-def spec_of(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+def spec_of(kind: str, spec: dict[str, Any], policy: dict[str, Any] | None = None) -> dict[str, Any]:
     """The spec as the worker sees it after request parsing (defaults filled in)."""
     import json
 
-    request = {"kind": kind, "engine": "postgres", "connection": {"host": "h", "port": 5432}, "spec": spec}
+    request = {
+        "kind": kind,
+        "engine": "postgres",
+        "connection": {"host": "h", "port": 5432},
+        "spec": spec,
+        "owner": {"kind": OWNER.kind, "namespace": OWNER.namespace, "name": OWNER.name},
+        **({"policy": policy} if policy else {}),
+    }
     return parse(json.dumps(request), "apply").spec
 
 
@@ -118,11 +127,18 @@ def test_spec_errors_for_grants_and_default_privileges() -> None:
     )
 
 
-def test_predefined_roles_are_fine_as_memberships_and_reserved_words_are_not() -> None:
-    user = spec_of(
-        "DatabaseUser",
-        {"username": "app", "roles": ["pg_monitor"], "postgres": {"inRoles": ["pg_read_all_data"]}},
+def test_predefined_roles_need_the_instances_consent_and_reserved_words_are_refused() -> None:
+    from worker.errors import InvalidRequest
+
+    spec = {"username": "app", "roles": ["pg_monitor"], "postgres": {"inRoles": ["pg_read_all_data"]}}
+    with pytest.raises(InvalidRequest) as refused:
+        spec_of("DatabaseUser", spec)
+    assert "request.spec.roles[0]: membership in the predefined role pg_monitor" in refused.value.message
+    assert "request.spec.postgres.inRoles[0]: membership in the predefined role pg_read_all_data" in (
+        refused.value.message
     )
+    assert "allowGlobalGrants: true" in refused.value.message
+    user = spec_of("DatabaseUser", spec, policy={"allowGlobalGrants": True})
     assert user["roles"] == ["pg_monitor"]
     grant = {"grantee": "app", "postgres": {"roles": ["pg_monitor", "public"]}}
     assert [str(e) for e in privs.spec_errors("DatabaseGrant", grant, "spec")] == [
@@ -250,12 +266,15 @@ def existing_role(**attributes: Any) -> RoleObserved:
         "bypassRLS": False,
     }
     return RoleObserved(
-        exists=True, attributes={**base, **attributes}, existing_roles=frozenset({"r1", "r2"})
+        exists=True,
+        attributes={**base, **attributes},
+        existing_roles=frozenset({"r1", "r2"}),
+        marker=OWNER.marker,
     )
 
 
 def test_role_plan_changes_only_what_differs() -> None:
-    handler = RoleHandler(FixedCatalog(), password=None)
+    handler = RoleHandler(FixedCatalog(), password=None, owner=OWNER)
     spec = spec_of(
         "DatabaseUser",
         {
@@ -297,7 +316,7 @@ def test_valid_until_tolerates_rounding() -> None:
 
 
 def test_password_step_is_redacted_and_carries_its_secrets() -> None:
-    handler = RoleHandler(FixedCatalog(), password="s3cret-value")
+    handler = RoleHandler(FixedCatalog(), password="s3cret-value", owner=OWNER)
     observed = existing_role()
     observed.password_matches = False
     (change,) = handler.plan(spec_of("DatabaseUser", {"username": "app"}), observed).steps
@@ -310,12 +329,15 @@ def test_password_step_is_redacted_and_carries_its_secrets() -> None:
 
 
 def test_new_role_states_every_attribute() -> None:
-    handler = RoleHandler(FixedCatalog(), password=None)
-    (create,) = handler.plan(spec_of("DatabaseUser", {"username": "user"}), RoleObserved()).steps
+    handler = RoleHandler(FixedCatalog(), password=None, owner=OWNER)
+    create, mark = handler.plan(spec_of("DatabaseUser", {"username": "user"}), RoleObserved()).steps
     assert create.summary == (
         'CREATE ROLE "user" WITH NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT LOGIN NOREPLICATION NOBYPASSRLS '
         "CONNECTION LIMIT -1"
     )
+    # In the same transaction: a role dbops creates is never left without its claim's marker.
+    assert mark.summary == "COMMENT ON ROLE \"user\" IS 'managed by dbops for DatabaseUser default/test'"
+    assert create.transactional and mark.transactional and create.database == mark.database is None
 
 
 # --- databases ----------------------------------------------------------------------------------------------------
@@ -328,7 +350,7 @@ def test_locale_spellings() -> None:
 
 
 def test_database_plan_reports_drift_and_alters_the_rest() -> None:
-    handler = DatabaseHandler(FixedCatalog())
+    handler = DatabaseHandler(FixedCatalog(), OWNER)
     spec = spec_of("Database", {"name": "app", "postgres": {"encoding": "LATIN1", "connectionLimit": 4}})
     observed = DatabaseObserved(
         exists=True,
@@ -341,6 +363,7 @@ def test_database_plan_reports_drift_and_alters_the_rest() -> None:
         allow_connections=True,
         wanted_encoding="LATIN1",
         tablespace="pg_default",
+        marker=OWNER.marker,
     )
     plan = handler.plan(spec, observed)
     assert [s.summary for s in plan.steps] == ["ALTER DATABASE app WITH CONNECTION LIMIT 4"]
@@ -348,21 +371,24 @@ def test_database_plan_reports_drift_and_alters_the_rest() -> None:
 
 
 def test_database_drop_plan() -> None:
-    handler = DatabaseHandler(FixedCatalog())
+    handler = DatabaseHandler(FixedCatalog(), OWNER)
     spec = spec_of("Database", {"name": "app"})
-    plan = handler.plan_drop(spec, DatabaseObserved(exists=True, is_template=True))
+    plan = handler.plan_drop(spec, DatabaseObserved(exists=True, is_template=True, marker=OWNER.marker))
     assert [(s.summary, s.transactional) for s in plan.steps] == [
         ("ALTER DATABASE app IS_TEMPLATE false", True),
         ("DROP DATABASE app WITH (FORCE)", False),
     ]
-    old = DatabaseHandler(FixedCatalog(info=ServerInfo("postgres", "12.1", (12, 1))))
-    assert [s.summary for s in old.plan_drop(spec, DatabaseObserved(exists=True)).steps] == [
+    old = DatabaseHandler(FixedCatalog(info=ServerInfo("postgres", "12.1", (12, 1))), OWNER)
+    assert [s.summary for s in old.plan_drop(spec, DatabaseObserved(exists=True, marker=OWNER.marker)).steps] == [
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND pid <> pg_backend_pid()",
         "DROP DATABASE app",
     ]
     assert handler.plan_drop(spec, DatabaseObserved()).steps == []
+    ops = DatabaseHandler(FixedCatalog(admin_database="ops"), OWNER)
     with pytest.raises(PermanentError, match="admin database"):
-        handler.plan_drop(spec_of("Database", {"name": "postgres"}), DatabaseObserved(exists=True))
+        ops.plan_drop(spec_of("Database", {"name": "ops"}), DatabaseObserved(exists=True, marker=OWNER.marker))
+    with pytest.raises(PermanentError, match="dbops did not create it"):
+        handler.plan_drop(spec, DatabaseObserved(exists=True))
 
 
 # --- statements, keys, errors -------------------------------------------------------------------------------------

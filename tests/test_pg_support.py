@@ -8,8 +8,9 @@ from typing import Any
 import psycopg2
 import pytest
 
-from tests.conftest import unique
+from tests.conftest import OWNER_NAME, unique
 from tests.servers import Server, Statement, is_write
+from worker.ownership import Owner
 
 
 def require_log(pg: Server) -> None:
@@ -87,6 +88,20 @@ def make_role(pg: Server, prefix: str, attributes: str = "LOGIN") -> tuple[str, 
     finally:
         conn.close()
     return name, password
+
+
+def mark(pg: Server, kind: str, name: str, owner: str = OWNER_NAME) -> None:
+    """Give a hand-made role (`kind` ROLE) or database (DATABASE) the marker dbops writes for the claim
+    default/<owner>: the object then counts as one dbops created for that claim."""
+    marker = Owner("DatabaseUser" if kind == "ROLE" else "Database", "default", owner).marker
+    execute(pg, f"COMMENT ON {kind} {name} IS '{marker}'")
+
+
+def comment(pg: Server, kind: str, name: str) -> str | None:
+    """The comment on a role (`kind` pg_authid) or database (pg_database): dbops' ownership marker."""
+    catalog, column = ("pg_authid", "rolname") if kind == "pg_authid" else ("pg_database", "datname")
+    rows = pg.query(f"SELECT shobj_description(oid, '{catalog}') FROM {catalog} WHERE {column} = %s", (name,))
+    return rows[0][0] if rows else None
 
 
 def execute(pg: Server, *statements: str, database: str | None = None) -> None:

@@ -18,6 +18,7 @@ from tests.test_pg_support import (
     execute,
     log_text_during,
     make_role,
+    mark,
     one,
     statements,
     writes_during,
@@ -113,7 +114,7 @@ def test_create_with_every_attribute_then_reapply_writes_nothing(pg: Server) -> 
     # The password and its verifier never reach the statement log, the result or the output.
     assert secret not in log
     assert "SCRAM-SHA-256$" not in log
-    assert "ALTER ROLE" in log and "PASSWORD ***" in result.result["changes"][1]
+    assert "ALTER ROLE" in log and f"ALTER ROLE {name} PASSWORD ***" in result.result["changes"]
     assert secret not in result.stdout + result.stderr
 
     second, writes = writes_during(pg, lambda: apply_ok(pg, "DatabaseUser", spec, password=secret))
@@ -179,8 +180,9 @@ def test_memberships_are_unmanaged_when_roles_and_in_roles_are_absent(pg: Server
     # `roles: []` is an exact (empty) set: the hand-made membership goes.
     apply_ok(pg, "DatabaseUser", {"username": name, "roles": []})
     assert (role(pg, name) or {})["roles"] == []
-    # Predefined roles are ordinary memberships.
-    apply_ok(pg, "DatabaseUser", {"username": name, "postgres": {"inRoles": ["pg_read_all_data"]}})
+    # Predefined roles are ordinary memberships where the instance allows server-wide privileges.
+    spec = {"username": name, "postgres": {"inRoles": ["pg_read_all_data"]}}
+    apply_ok(pg, "DatabaseUser", spec, policy={"allowGlobalGrants": True})
     assert (role(pg, name) or {})["roles"] == ["pg_read_all_data"]
 
 
@@ -340,6 +342,7 @@ def test_admin_granted_set_on_logging_parameters_keeps_verifiers_out_of_the_log(
     assert can_login(pg, name, secret)
     # CREATEROLE cannot change a superuser's password: the failure is reported without the statement text.
     boss, _ = make_role(pg, "boss", "LOGIN SUPERUSER")
+    mark(pg, "ROLE", boss)  # a superuser role dbops manages for this claim
     failed, log = log_text_during(
         pg,
         lambda: run(
@@ -366,7 +369,16 @@ def test_admin_granted_set_on_logging_parameters_keeps_verifiers_out_of_the_log(
     )
 
 
-def test_database_reference_gives_full_use(pg: Server) -> None:
+PRIVILEGES = (
+    "SELECT has_database_privilege(%(u)s, %(d)s, 'CONNECT'), has_database_privilege(%(u)s, %(d)s, 'CREATE'),"
+    " has_database_privilege(%(u)s, %(d)s, 'TEMPORARY'), has_schema_privilege(%(u)s, 'public', 'USAGE'),"
+    " has_schema_privilege(%(u)s, 'public', 'CREATE')"
+)
+
+
+def test_database_reference_lets_the_user_connect_but_create_nothing_in_public(pg: Server) -> None:
+    """databaseAccess: Connect (the default): CONNECT and TEMPORARY, USAGE on public, no CREATE anywhere
+    (CVE-2018-1058: a role that may create in public can plant objects other roles' queries pick up)."""
     db = unique("db")
     apply_ok(pg, "Database", {"name": db})
     name = unique("user")
@@ -374,23 +386,55 @@ def test_database_reference_gives_full_use(pg: Server) -> None:
     spec = {"username": name, "database": db}
     first = apply_ok(pg, "DatabaseUser", spec, password=secret)
     assert first.result["changes"][-2:] == [
-        f"GRANT CREATE, CONNECT, TEMPORARY ON DATABASE {db} TO {name}",
-        f"GRANT USAGE, CREATE ON SCHEMA public TO {name}",
+        f"GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {name}",
+        f"GRANT USAGE ON SCHEMA public TO {name}",
     ]
-    privileges = one(
-        pg,
-        "SELECT has_database_privilege(%(u)s, %(d)s, 'CONNECT'), has_database_privilege(%(u)s, %(d)s, 'CREATE'),"
-        " has_database_privilege(%(u)s, %(d)s, 'TEMPORARY'), has_schema_privilege(%(u)s, 'public', 'USAGE'),"
-        " has_schema_privilege(%(u)s, 'public', 'CREATE')",
-        {"u": name, "d": db},
-        database=db,
+    privileges = one(pg, PRIVILEGES, {"u": name, "d": db}, database=db)
+    assert privileges == (True, False, True, True, False)
+    # A real login: it connects and may create temporary tables, but nothing in public and no schema.
+    assert as_user(pg, name, secret, "CREATE TEMP TABLE scratch (id int)", database=db) == (True, "")
+    assert as_user(pg, name, secret, "CREATE TABLE public.t (id int)", database=db) == (
+        False,
+        "permission denied for schema public",
     )
-    assert privileges == (True, True, True, True, True)
-    ok, error = as_user(pg, name, secret, "CREATE TABLE public.t (id int); CREATE SCHEMA mine", database=db)
-    assert ok, error
+    assert as_user(pg, name, secret, "CREATE SCHEMA mine", database=db) == (
+        False,
+        f"permission denied for database {db}",
+    )
     second, writes = writes_during(pg, lambda: apply_ok(pg, "DatabaseUser", spec, password=secret))
     assert writes == []
     assert second.result["statements"] == {"reads": 2, "writes": 0}
+    # What a DatabaseGrant (or an older dbops) granted beyond it stays: the two never undo each other.
+    execute(pg, f"GRANT CREATE ON SCHEMA public TO {name}", database=db)
+    _, writes = writes_during(pg, lambda: apply_ok(pg, "DatabaseUser", spec, password=secret))
+    assert writes == []
+    assert one(pg, PRIVILEGES, {"u": name, "d": db}, database=db)[4] is True
+
+
+def test_database_access_owner_makes_the_user_own_the_database(pg: Server) -> None:
+    """The owner pattern, asked for explicitly: the user owns the database, and on PostgreSQL 15 its schema
+    public through pg_database_owner, so it creates tables and schemas there."""
+    db = unique("db")
+    apply_ok(pg, "Database", {"name": db})
+    name = unique("user")
+    secret = password()
+    spec = {"username": name, "database": db, "postgres": {"databaseAccess": "Owner"}}
+    first = apply_ok(pg, "DatabaseUser", spec, password=secret)
+    assert first.result["changes"][-1] == f"ALTER DATABASE {db} OWNER TO {name}"
+    assert one(pg, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (db,)) == name
+    assert as_user(pg, name, secret, "CREATE TABLE public.t (id int); CREATE SCHEMA mine", database=db) == (
+        True,
+        "",
+    )
+    second, writes = writes_during(pg, lambda: apply_ok(pg, "DatabaseUser", spec, password=secret))
+    assert writes == [] and second.result["statements"] == {"reads": 1, "writes": 0}
+    # A database some other role owns is not taken from it.
+    other_db = unique("db")
+    other, _ = make_role(pg, "owner", "NOLOGIN")
+    apply_ok(pg, "Database", {"name": other_db, "owner": other})
+    refused = run(pg, "apply", "DatabaseUser", {**spec, "database": other_db}, password=secret)
+    assert refused.code == 2 and refused.error["code"] == "DatabaseOwnerConflict", refused.result
+    assert f"owned by role {other}" in refused.error["message"]
 
 
 def test_missing_roles_or_database_are_permanent_and_change_nothing(pg: Server) -> None:
@@ -422,6 +466,7 @@ def test_drop_refuses_a_role_that_owns_objects_and_drops_it_once_resolved(pg: Se
     secret = password()
     spec = {"username": name, "database": db}
     apply_ok(pg, "DatabaseUser", spec, password=secret)
+    execute(pg, f"GRANT CREATE ON SCHEMA public TO {name}", database=db)  # the user creates tables there
     tables = ["owned", *(f"t{i}" for i in range(1, 7))]
     ok, error = as_user(
         pg, name, secret, "".join(f"CREATE TABLE public.{t} (id int);" for t in tables), database=db

@@ -17,8 +17,9 @@ from function.cel_rules import rule_errors
 from tests.conftest import apply_ok, run, unique
 from tests.servers import Server
 from tests.test_mysql_plan import sqls, user_spec
+from tests.test_mysql_support import mark_account
 from tests.test_mysql_support import writes_during as maria_writes_during
-from tests.test_pg_support import as_user, execute, make_role, statements
+from tests.test_pg_support import as_user, execute, make_role, mark, statements
 from tests.test_pg_support import writes_during as pg_writes_during
 from worker.adapters.base import ServerInfo
 from worker.adapters.mysql_account import AccountRows, AccountState, UserState, account_parts, plan_user
@@ -113,6 +114,7 @@ def test_pg_user_admin_option_is_granted_exact_and_reverted(pg: Server) -> None:
 def test_pg_unmanaged_memberships_keep_their_admin_option(pg: Server) -> None:
     r1, _, other = pg_roles(pg)
     name, password = make_role(pg, "adm", "LOGIN")
+    mark(pg, "ROLE", name)
     execute(pg, f"GRANT {r1} TO {name} WITH ADMIN OPTION")
     _, writes = pg_writes_during(pg, lambda: apply_ok(pg, "DatabaseUser", {"username": name}))
     assert statements(writes) == []
@@ -124,6 +126,7 @@ def test_pg_unmanaged_memberships_keep_their_admin_option(pg: Server) -> None:
 def test_pg_grant_admin_option_is_granted_exact_reverted_and_dropped(pg: Server) -> None:
     r1, r2, other = pg_roles(pg)
     grantee, password = make_role(pg, "grantee", "LOGIN")
+    mark(pg, "ROLE", grantee)
     spec: dict[str, Any] = {"grantee": grantee, "postgres": {"roles": [r1, r2], "adminRoles": [r2]}}
     first = apply_ok(pg, "DatabaseGrant", spec)
     assert first.result["changes"] == [
@@ -268,7 +271,7 @@ def test_maria_user_admin_option_is_granted_exact_and_reverted(maria: Server) ->
     name = unique("adm")
     spec: dict[str, Any] = {"username": name, "roles": [r1, r2], "adminRoles": [r2]}
     created = apply_ok(maria, "DatabaseUser", spec, password=PASSWORD)
-    assert created.result["changes"][1:] == [
+    assert created.result["changes"][2:] == [  # after its catalog row and CREATE USER
         f"GRANT `{r1}` TO {maria_account(name)}",
         f"GRANT `{r2}` TO {maria_account(name)} WITH ADMIN OPTION",
         f"SET DEFAULT ROLE `{r1}` FOR {maria_account(name)}",
@@ -303,6 +306,7 @@ def test_maria_grant_admin_option_is_granted_exact_reverted_and_dropped(maria: S
     r1, r2, other = maria_world(maria)
     grantee = unique("gr")
     maria.query("CREATE USER %s@'%%' IDENTIFIED BY %s", (grantee, PASSWORD))
+    mark_account(maria, grantee)
     spec: dict[str, Any] = {"grantee": grantee, "mysql": {"roles": [r1, r2], "adminRoles": [r1]}}
     first = apply_ok(maria, "DatabaseGrant", spec)
     assert first.result["changes"] == [

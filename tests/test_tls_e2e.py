@@ -134,7 +134,8 @@ def assert_user_logs_in(c: OfflineCluster, server: Server, creds: str, database:
     conn = server.connect(user=data["username"], password=data["password"], database=data["database"])
     try:
         with conn.cursor() as cur:
-            cur.execute("CREATE TABLE tls_login (i int)")
+            # What the user's databaseRef gives it on both engines (PostgreSQL: no CREATE in public).
+            cur.execute("CREATE TEMPORARY TABLE tls_login (i int)")
     finally:
         conn.close()
     assert data["database"] == database

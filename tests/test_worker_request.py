@@ -26,6 +26,7 @@ def base(kind: str = "DatabaseUser", engine: str = "postgres", **spec: Any) -> d
         "engine": engine,
         "connection": {"host": "db.example.com", "port": 5432},
         "spec": {**default_spec, **spec},
+        "owner": {"kind": kind, "namespace": "default", "name": "app"},
     }
 
 
@@ -37,6 +38,11 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "request.engine: must be one of postgres, mysql, mariadb",
     ),
     ("missing spec", {k: v for k, v in base().items() if k != "spec"}, "request.spec: is required"),
+    (
+        "no owner",
+        {k: v for k, v in base().items() if k != "owner"},
+        "request.owner.kind: is required: dbops marks the objects it creates with their claim",
+    ),
     (
         "port as string",
         {**base(), "connection": {"host": "h", "port": "5432"}},

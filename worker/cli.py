@@ -6,8 +6,9 @@ import argparse
 import json
 import os
 import sys
+import traceback
 
-from worker.errors import InvalidRequest, WorkerError
+from worker.errors import InvalidRequest, WorkerError, internal_error
 from worker.request import ACTIONS, admin_errors, parse, secrets_from_env
 from worker.result import Result, redact, render, write_result_file
 from worker.spec_schema import KINDS
@@ -34,13 +35,23 @@ def run_cli(action: str, request_file: str | None) -> int:
         refused = admin_errors(request, creds)
         if refused:
             raise InvalidRequest("; ".join(refused))
+        from worker.engine import run  # imported late: a bad request is answered before the driver loads
+
+        result = run(action, request, creds, printer=lambda line: print(redact(line, secrets)))
     except WorkerError as exc:
         result = Result(kind=_kind_of(text), action=action, error=exc)
-        return _finish(result, secrets)
-    from worker.engine import run  # imported late: a bad request is answered before the driver loads
-
-    result = run(action, request, creds, printer=lambda line: print(redact(line, secrets)))
+    # A bug anywhere: still one JSON result and exit 2 (InternalError), never a bare traceback and exit 1, which
+    # the function would retry forever.
+    except Exception as exc:
+        # Where it happened, for the bug report: code locations only (an exception's text may hold values).
+        print("".join(traceback.format_tb(exc.__traceback__)).rstrip(), file=sys.stderr)
+        result = Result(kind=_kind_of(text), action=action, error=internal_error(exc))
+        # It may strike before the secrets were read: redact whatever the environment holds.
+        secrets = secrets or [os.environ.get(k, "") for k in SECRET_VARIABLES]
     return _finish(result, secrets)
+
+
+SECRET_VARIABLES = ("DBOPS_ADMIN_PASSWORD", "DBOPS_PASSWORD")
 
 
 def _kind_of(text: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from worker.adapters import load
 from worker.adapters.base import Adapter, KindHandler, Plan
-from worker.errors import PermanentError, TransientError, WorkerError
+from worker.errors import PermanentError, TransientError, WorkerError, internal_error
 from worker.request import Request, Secrets
 from worker.result import Result
 
@@ -35,6 +35,8 @@ def run(action: str, request: Request, secrets: Secrets, printer: Any = None) ->
                 _converge(adapter, action, request.spec, result, printer)
     except WorkerError as exc:
         result.error = exc
+    except Exception as exc:  # a bug: still one JSON result and a permanent exit (cli redacts it)
+        result.error = internal_error(exc)
     finally:
         result.statements = {"reads": adapter.reads, "writes": adapter.writes}
         result.duration_ms = int((time.monotonic() - started) * 1000)
@@ -66,9 +68,12 @@ def _converge(adapter: Adapter, action: str, spec: dict[str, Any], result: Resul
         # Observed without the lock to keep a no-op cheap; now decide again under the lock, since another
         # worker may have converged the object meanwhile.
         with adapter.lock(handler.lock_key(spec)):
+            conflict: TransientError | None = None
             for attempt in range(1, IN_PLACE_ATTEMPTS + 1):
                 observed = _observe(handler, action, spec)
                 plan = _plan(handler, action, spec, observed)
+                if conflict is not None:
+                    _raise_if_still_planned(conflict, plan)
                 try:
                     for step in adapter.execute(plan.steps):
                         result.changes.append(step.summary)
@@ -76,6 +81,7 @@ def _converge(adapter: Adapter, action: str, spec: dict[str, Any], result: Resul
                 except TransientError as exc:
                     if exc.code not in RETRY_IN_PLACE or attempt == IN_PLACE_ATTEMPTS:
                         raise
+                    conflict = exc if exc.statement else None
                 finally:
                     result.observed = handler.facts(spec, observed)
             observed = _observe(handler, action, spec)
@@ -90,6 +96,21 @@ def _converge(adapter: Adapter, action: str, spec: dict[str, Any], result: Resul
                 )
     result.observed = handler.facts(spec, observed)
     _raise_drift(plan)
+
+
+def _raise_if_still_planned(conflict: TransientError, plan: Plan) -> None:
+    """A statement refused because its object "already exists" is a concurrent change only if observing again
+    shows the object as the spec wants it (the new plan no longer has the statement). If the plan still has it,
+    something else of that name is in the way (a type where an extension wants to create one, a role the
+    observation did not find): permanent, naming the server's own words."""
+    if any(step.summary == conflict.statement for step in plan.steps):
+        detail = conflict.message.split(". Another session", 1)[0]
+        raise PermanentError(
+            "AlreadyExists",
+            f"{detail}. Observed again under the lock, the server still needs this statement, so this is not a "
+            "concurrent change: an object of that name that dbops does not manage is in the way; rename or drop "
+            "it, or change the spec",
+        )
 
 
 def _observe(handler: KindHandler[Any], action: str, spec: dict[str, Any]) -> Any:

@@ -6,17 +6,22 @@ decides exit codes.
 
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
+
 
 class WorkerError(Exception):
-    """A classified failure with a stable `code` and a message fit for a user (never a secret)."""
+    """A classified failure with a stable `code` and a message fit for a user (never a secret). `statement`: the
+    summary of the statement that failed, where the adapter knows it (the engine compares it with a new plan)."""
 
     transient: bool = False
     exit_code: int = 2
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, statement: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.statement = statement
 
     @property
     def error_class(self) -> str:
@@ -37,3 +42,19 @@ class PermanentError(WorkerError):
 class InvalidRequest(PermanentError):
     def __init__(self, message: str) -> None:
         super().__init__("InvalidRequest", message)
+
+
+def internal_error(exc: BaseException) -> PermanentError:
+    """An exception nothing classified: a dbops bug. Permanent, so the Job is not retried with the same request
+    (exit 1 would retry it forever), with the exception type and where it was raised. The caller redacts."""
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ is not None else []
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno} ({frames[-1].name})" if frames else ""
+    text = (str(exc).strip().splitlines() or [""])[0][:200]
+    return PermanentError(
+        "InternalError",
+        f"unexpected {type(exc).__name__}{where}"
+        + (f": {text}" if text else "")
+        + "; this is a dbops bug, please "
+        "report it with this message and the `plan` output. It is not retried: the same request would fail the "
+        "same way",
+    )

@@ -43,9 +43,11 @@ DEFAULT_PRIVILEGE_TYPES: dict[str, tuple[str, str]] = {
     "schemas": (SCHEMA, "n"),
 }
 
-# What a DatabaseUser's `database` (databaseRef) gives the user: full use of the database and its schema public.
-DATABASE_ACCESS = ("CONNECT", "CREATE", "TEMPORARY")
-PUBLIC_SCHEMA_ACCESS = ("USAGE", "CREATE")
+# What a DatabaseUser's `database` (databaseRef) gives the user with databaseAccess: Connect (the default): it may
+# connect and use what others grant it, and create nothing but temporary tables. No CREATE on schema public: PostgreSQL
+# 15 took it from PUBLIC on purpose (CVE-2018-1058); the owner pattern is databaseAccess: Owner.
+DATABASE_ACCESS = ("CONNECT", "TEMPORARY")
+PUBLIC_SCHEMA_ACCESS = ("USAGE",)
 
 OBJECT_LISTS = (("tables", TABLE), ("sequences", SEQUENCE), ("functions", FUNCTION))
 

@@ -10,7 +10,7 @@ from typing import Any
 from worker.errors import InvalidRequest
 from worker.semantics import engine_errors
 from worker.spec_schema import KINDS, request_schema
-from worker.validation import normalize
+from worker.validation import FieldError, normalize
 
 ACTIONS = ("apply", "plan", "check", "drop")
 
@@ -22,6 +22,11 @@ class Request:
     connection: dict[str, Any]
     spec: dict[str, Any]
     owner: dict[str, Any] = field(default_factory=dict)
+    policy: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def allow_global_grants(self) -> bool:
+        return bool(self.policy.get("allowGlobalGrants"))
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,8 @@ class Secrets:
     admin_username: str = field(repr=False)
     admin_password: str = field(repr=False)
     password: str | None = field(default=None, repr=False)
+    # Which password DBOPS_PASSWORD is (a counter or a Secret's resourceVersion, never the password itself).
+    password_revision: str | None = None
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -58,7 +65,10 @@ def parse(text: str, action: str) -> Request:
     schema = request_schema(kind)
     value, errors = normalize(schema, raw, "request")
     if not errors:
-        errors = engine_errors(kind, value["engine"], value["spec"], "request.spec")
+        allow_global = bool(value.get("policy", {}).get("allowGlobalGrants"))
+        errors = engine_errors(kind, value["engine"], value["spec"], "request.spec", allow_global)
+    if not errors and kind != "DatabaseInstance":
+        errors = owner_errors(value.get("owner") or {})
     if not errors:
         # Fill the engine block's defaults even when it is absent, so adapters see one complete shape.
         block = "postgres" if value["engine"] == "postgres" else "mysql"
@@ -67,7 +77,24 @@ def parse(text: str, action: str) -> Request:
             value["spec"][block], _ = normalize(block_schema, {}, f"request.spec.{block}")
     if errors:
         raise InvalidRequest("; ".join(str(e) for e in errors))
-    return Request(kind, value["engine"], value["connection"], value["spec"], value.get("owner", {}))
+    return Request(
+        kind,
+        value["engine"],
+        value["connection"],
+        value["spec"],
+        value.get("owner", {}),
+        value.get("policy", {}),
+    )
+
+
+def owner_errors(owner: dict[str, Any]) -> list[FieldError]:
+    """The claim a request acts for must be named: dbops marks what it creates with it, and refuses to touch what
+    another claim (or nobody) owns (docs/worker.md, "Ownership")."""
+    return [
+        FieldError(f"request.owner.{key}", "is required: dbops marks the objects it creates with their claim")
+        for key in ("kind", "name")
+        if not owner.get(key)
+    ]
 
 
 def admin_errors(request: Request, secrets: Secrets) -> list[str]:
@@ -113,6 +140,7 @@ def secrets_from_env(request: Request, env: os._Environ[str] | dict[str, str] = 
         admin_username=env["DBOPS_ADMIN_USERNAME"],
         admin_password=env["DBOPS_ADMIN_PASSWORD"],
         password=password,
+        password_revision=(env.get("DBOPS_CREDENTIAL_REVISION") or None) if password is not None else None,
         tls_ca=env.get("DBOPS_TLS_CA") or None,
         tls_cert=env.get("DBOPS_TLS_CERT") or None,
         tls_key=env.get("DBOPS_TLS_KEY") or None,

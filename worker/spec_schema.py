@@ -34,6 +34,29 @@ SSL_MODES = ("disable", "require", "verify-ca", "verify-full")
 PG_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 PHASES = ("Pending", "Provisioning", "Ready", "Failed", "Dropped")
 
+# System objects no claim may name as something dbops manages (docs/security.md, "What a claim can never do").
+# Names compare case-insensitively (ASCII), so `Postgres` or `MYSQL` (the same database under MySQL's
+# lower_case_table_names) are refused too.
+PG_SYSTEM_DATABASES = ("postgres", "template0", "template1")
+# `_dbops` is the catalog dbops keeps on MySQL/MariaDB servers (who owns which account and database).
+MYSQL_CATALOG = "_dbops"
+MYSQL_SYSTEM_DATABASES = ("information_schema", "mysql", "performance_schema", "sys", MYSQL_CATALOG)
+SYSTEM_DATABASES = (*PG_SYSTEM_DATABASES, *MYSQL_SYSTEM_DATABASES)
+# Accounts the servers themselves run on (`mariadb.sys` and `mysql.*` cannot pass the identifier pattern).
+SYSTEM_ACCOUNTS = ("mysql", "postgres", "root")
+PG_SYSTEM_PREFIX = "pg_"
+PG_SYSTEM_SCHEMAS = ("information_schema",)  # and every schema whose name starts with pg_
+# An RFC 3339 time whose calendar date exists (no 2030-02-30, no February 29 outside leap years) and whose clock
+# reads 00:00:00 to 23:59:59: the API server checks it with RE2, the worker and the function with Python's re.
+_YEAR = "(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
+_LEAP_YEAR = "([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)"
+_MONTH_DAY = (
+    "((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))"
+)
+_CLOCK = "T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+CALENDAR_TIME_PATTERN = f"^({_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29){_CLOCK}$"
+_CALENDAR_TIME = re.compile(CALENDAR_TIME_PATTERN[:-1] + r"\Z")
+
 
 # Private schema keys (prefix `x-dbops-`): the XRD generator strips them, `worker.validation` honours them.
 KEY_PATTERN = "x-dbops-key-pattern"
@@ -179,6 +202,85 @@ def admin_roles_listed(admin: list[str] | None, *role_lists: list[str] | None) -
     return all(r in listed for r in admin or ())
 
 
+def lower_ascii(text: str) -> str:
+    """CEL's `lowerAscii()` (Kubernetes' strings library): only ASCII letters change case."""
+    return "".join(c.lower() if c.isascii() else c for c in text)
+
+
+def _cel_list(names: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{n}'" for n in names) + "]"
+
+
+def system_name_rule(field: str, names: tuple[str, ...], message: str) -> Rule:
+    """The node's string property `field`, when present, is none of `names` (case-insensitively)."""
+    return Rule(
+        f"!has(self.{field}) || !(self.{field}.lowerAscii() in {_cel_list(names)})",
+        message,
+        lambda s: field not in s or lower_ascii(s[field]) not in names,
+        f".{field}",
+    )
+
+
+def system_member_rule(field: str, names: tuple[str, ...], message: str) -> Rule:
+    """No entry of the node's list property `field` is one of `names` (case-insensitively)."""
+    return Rule(
+        f"!has(self.{field}) || !self.{field}.exists(r, r.lowerAscii() in {_cel_list(names)})",
+        message,
+        lambda s: not any(lower_ascii(r) in names for r in s.get(field) or ()),
+        f".{field}",
+    )
+
+
+def pg_system_schema(name: str) -> bool:
+    low = lower_ascii(name)
+    return low.startswith(PG_SYSTEM_PREFIX) or low in PG_SYSTEM_SCHEMAS
+
+
+def pg_system_schema_rule(field: str) -> Rule:
+    """The node's schema-name property `field` is not a PostgreSQL system schema (pg_*, information_schema)."""
+    return Rule(
+        f"!has(self.{field}) || !(self.{field}.lowerAscii().startsWith('{PG_SYSTEM_PREFIX}') || "
+        f"self.{field}.lowerAscii() in {_cel_list(PG_SYSTEM_SCHEMAS)})",
+        "pg_* schemas and information_schema belong to PostgreSQL itself; dbops never manages them: choose "
+        "another schema",
+        lambda s: field not in s or not pg_system_schema(s[field]),
+        f".{field}",
+    )
+
+
+def pg_role_prefix_rule(field: str, allowed: tuple[str, ...] = ()) -> Rule:
+    """The node's role-name property `field` is not one of PostgreSQL's predefined pg_* roles (except `allowed`)."""
+    exempt = "".join(f" || self.{field} == '{a}'" for a in allowed)
+    return Rule(
+        f"!has(self.{field}) || !self.{field}.lowerAscii().startsWith('{PG_SYSTEM_PREFIX}'){exempt}",
+        "pg_* roles are PostgreSQL's predefined roles; dbops never makes them own or receive anything here"
+        + (f" (only {', '.join(allowed)} is allowed)" if allowed else ""),
+        lambda s: (
+            field not in s or not lower_ascii(s[field]).startswith(PG_SYSTEM_PREFIX) or s[field] in allowed
+        ),
+        f".{field}",
+    )
+
+
+SYSTEM_ACCOUNT_MESSAGE = (
+    f"{', '.join(SYSTEM_ACCOUNTS)} are the servers' own accounts; dbops never manages them or hands them out: "
+    "choose another name"
+)
+SYSTEM_DATABASE_MESSAGE = (
+    f"{', '.join(SYSTEM_DATABASES)} are system databases (the servers' own, or dbops' catalog on MySQL/MariaDB); "
+    "dbops never manages them: choose another name"
+)
+PG_SYSTEM_DATABASE_MESSAGE = (
+    f"{', '.join(PG_SYSTEM_DATABASES)} are PostgreSQL's own databases; dbops never grants on them: choose another "
+    "database"
+)
+
+ADOPT = boolean(
+    "Take over an object of this name that already exists in the server and that dbops did not create for this "
+    "claim (made by hand, or managed by another claim). dbops marks what it creates and otherwise refuses to "
+    "touch an existing object; with `adopt: true` it manages it and marks it as this claim's. Default: false."
+)
+
 # DatabaseGrant's postgres and mysql blocks: adminRoles qualifies entries of that block's roles.
 ADMIN_ROLES_RULE = Rule(
     "!has(self.adminRoles) || self.adminRoles.all(r, has(self.roles) && r in self.roles)",
@@ -322,6 +424,12 @@ DATABASE_INSTANCE: Schema = obj(
                 ),
             },
         ),
+        "allowGlobalGrants": boolean(
+            "Let claims on this instance hand out server-wide privileges: MySQL/MariaDB grants at the global level "
+            "(`*.*`) or on a system schema (`mysql`, `sys`, `performance_schema`, `information_schema`), and "
+            "PostgreSQL membership in a predefined `pg_*` role (`pg_read_all_data`, `pg_monitor`, ...). Refused "
+            "while false: such privileges reach every tenant's data on the server. Default: false.",
+        ),
         "deletionProtection": LIFECYCLE["deletionProtection"],
     },
     required=("engine", "connection"),
@@ -364,6 +472,7 @@ DATABASE: Schema = obj(
         "instanceRef": INSTANCE_REF,
         "name": immutable(ident("Name of the database in the server."), "name"),
         "owner": ident("PostgreSQL only: the role that owns the database (it must exist)."),
+        "adopt": ADOPT,
         **LIFECYCLE,
         "postgres": obj(
             "PostgreSQL options.",
@@ -387,6 +496,15 @@ DATABASE: Schema = obj(
                 "connectionLimit": integer("Maximum concurrent connections; -1 means no limit.", minimum=-1),
                 "isTemplate": boolean("Mark the database as a template."),
                 "allowConnections": boolean("Allow connections to the database."),
+                "publicPrivileges": array(
+                    "The privileges every role holds on the database through PUBLIC, as an exact set: e.g. `[]` "
+                    "revokes CONNECT and TEMPORARY from PUBLIC, so only roles granted CONNECT (a DatabaseUser's "
+                    "databaseRef, a DatabaseGrant) or the owner may connect. Absent: left as the server has it "
+                    "(PostgreSQL gives PUBLIC CONNECT and TEMPORARY on a new database).",
+                    enum("A database privilege.", ("CONNECT", "TEMPORARY", "CREATE")),
+                    maxItems=3,
+                    **{"x-kubernetes-list-type": "set"},
+                ),
                 "extensions": array(
                     "Extensions to install in the database.",
                     obj(
@@ -400,6 +518,7 @@ DATABASE: Schema = obj(
                             ),
                         },
                         required=("name",),
+                        rules=(pg_system_schema_rule("schema"),),
                     ),
                     maxItems=64,
                     **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
@@ -408,8 +527,17 @@ DATABASE: Schema = obj(
                     "Schemas to create in the database.",
                     obj(
                         "A schema.",
-                        {"name": ident("Schema name."), "owner": ident("Role that owns the schema.")},
+                        {
+                            "name": ident("Schema name."),
+                            "owner": ident(
+                                "Role that owns the schema; `pg_database_owner` means whoever owns the database."
+                            ),
+                        },
                         required=("name",),
+                        rules=(
+                            pg_system_schema_rule("name"),
+                            pg_role_prefix_rule("owner", ("pg_database_owner",)),
+                        ),
                     ),
                     maxItems=128,
                     **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
@@ -441,6 +569,9 @@ DATABASE: Schema = obj(
                                 lambda d: d["objectType"] != "schemas" or "schema" not in d,
                                 ".schema",
                             ),
+                            pg_system_schema_rule("schema"),
+                            pg_role_prefix_rule("role"),
+                            pg_role_prefix_rule("forRole"),
                         ),
                     ),
                     maxItems=64,
@@ -458,13 +589,18 @@ DATABASE: Schema = obj(
         ),
     },
     required=("instanceRef", "name"),
-    rules=(ENGINE_OPTION_RULE,),
+    rules=(
+        ENGINE_OPTION_RULE,
+        system_name_rule("name", SYSTEM_DATABASES, SYSTEM_DATABASE_MESSAGE),
+        pg_role_prefix_rule("owner"),
+    ),
 )
 
 
 # --- DatabaseUser -----------------------------------------------------------------------------------------------
 
 MYSQL_AUTH_PLUGINS = ("mysql_native_password", "caching_sha2_password", "ed25519")
+PG_DATABASE_ACCESS = ("Connect", "Owner")
 
 # secretTemplate.type: the built-in types other than these need keys we never write (tls.crt, .dockerconfigjson,
 # ...) or are filled in by controllers (service-account-token, bootstrap tokens), so the API server would refuse the
@@ -500,8 +636,9 @@ DATABASE_USER: Schema = obj(
     {
         "instanceRef": INSTANCE_REF,
         "databaseRef": object_ref(
-            "A Database claim (same namespace) the user gets full use of: on PostgreSQL CONNECT, CREATE, TEMPORARY "
-            "on the database and USAGE, CREATE on its schema public; on MySQL/MariaDB ALL PRIVILEGES ON `db`.*."
+            "A Database claim (same namespace) the user gets the use of: on PostgreSQL CONNECT and TEMPORARY on the "
+            "database and USAGE on its schema public (no CREATE: see `postgres.databaseAccess` for the owner "
+            "pattern); on MySQL/MariaDB ALL PRIVILEGES ON `db`.*."
         ),
         "username": immutable(
             ident("Name of the user in the server (at most 32 characters on MySQL/MariaDB)."), "username"
@@ -564,6 +701,7 @@ DATABASE_USER: Schema = obj(
             "Roles from `roles` (or `postgres.inRoles`) the user holds WITH ADMIN OPTION, so it may grant them to "
             "others; the other managed memberships are held without it."
         ),
+        "adopt": ADOPT,
         **LIFECYCLE,
         "postgres": obj(
             "PostgreSQL role attributes.",
@@ -572,8 +710,10 @@ DATABASE_USER: Schema = obj(
                     "Maximum concurrent connections; -1 means no limit.", minimum=-1, default=-1
                 ),
                 "validUntil": string(
-                    "Password expiry as an RFC 3339 time, or `infinity`.",
+                    "Password expiry as an RFC 3339 time whose date exists (e.g. `2030-02-28T00:00:00Z`), or "
+                    "`infinity`.",
                     pattern=r"^(infinity|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))$",
+                    maxLength=64,
                     default="infinity",
                 ),
                 "superuser": boolean("SUPERUSER.", default=False),
@@ -591,7 +731,29 @@ DATABASE_USER: Schema = obj(
                     key_rule=r"^[a-zA-Z_][a-zA-Z0-9_.]{0,62}$",
                     max_len=1024,
                 ),
+                "databaseAccess": enum(
+                    "What `databaseRef` gives the user on PostgreSQL. `Connect` (default): CONNECT and TEMPORARY "
+                    "on the database and USAGE on its schema public, so it uses what others grant it but creates "
+                    "nothing there (PostgreSQL 15 took CREATE on public away from everyone: CVE-2018-1058). "
+                    "`Owner`: the user becomes the database's owner (ALTER DATABASE ... OWNER TO), with every "
+                    "privilege on it and, on PostgreSQL 15+, on its schema public; leave the Database's `owner` "
+                    "unset. Ignored without databaseRef.",
+                    PG_DATABASE_ACCESS,
+                ),
             },
+            rules=(
+                Rule(
+                    f"self.validUntil == 'infinity' || self.validUntil.matches('{CALENDAR_TIME_PATTERN}')",
+                    "is not a time that exists: the date must be in the calendar (2030-02-30 is not, nor is "
+                    "February 29 outside a leap year) and the clock between 00:00:00 and 23:59:59; e.g. "
+                    "2030-02-28T00:00:00Z, or infinity",
+                    lambda p: (
+                        p["validUntil"] == "infinity" or _CALENDAR_TIME.search(p["validUntil"]) is not None
+                    ),
+                    ".validUntil",
+                ),
+                system_member_rule("inRoles", SYSTEM_ACCOUNTS, SYSTEM_ACCOUNT_MESSAGE),
+            ),
         ),
         "mysql": obj(
             "MySQL/MariaDB account options.",
@@ -630,6 +792,8 @@ DATABASE_USER: Schema = obj(
     required=("instanceRef", "username"),
     rules=(
         ENGINE_OPTION_RULE,
+        system_name_rule("username", SYSTEM_ACCOUNTS, SYSTEM_ACCOUNT_MESSAGE),
+        system_member_rule("roles", SYSTEM_ACCOUNTS, SYSTEM_ACCOUNT_MESSAGE),
         Rule(
             "!(has(self.existingPasswordSecret) && has(self.passwordSecret) && has(self.passwordSecret.generate)"
             " && self.passwordSecret.generate)",
@@ -673,6 +837,12 @@ DATABASE_GRANT: Schema = obj(
             "The DatabaseInstance claim; needed only when neither userRef nor databaseRef leads to it."
         ),
         "databaseRef": object_ref("Database claim whose database is the default for grants that name none."),
+        "adopt": boolean(
+            "Act on a grantee that no DatabaseUser of this namespace created: a role or account made by hand, or "
+            "one another namespace manages. Without it such a grantee is refused (dbops marks the roles and "
+            "accounts it creates, and a grant never takes one over). The grant never marks the grantee. Default: "
+            "false."
+        ),
         **LIFECYCLE,
         "postgres": obj(
             "PostgreSQL privileges.",
@@ -725,12 +895,14 @@ DATABASE_GRANT: Schema = obj(
                                 ),
                                 ".schema",
                             ),
+                            system_name_rule("database", PG_SYSTEM_DATABASES, PG_SYSTEM_DATABASE_MESSAGE),
+                            pg_system_schema_rule("schema"),
                         ),
                     ),
                     maxItems=128,
                 ),
             },
-            rules=(ADMIN_ROLES_RULE,),
+            rules=(ADMIN_ROLES_RULE, system_member_rule("roles", SYSTEM_ACCOUNTS, SYSTEM_ACCOUNT_MESSAGE)),
         ),
         "mysql": obj(
             "MySQL/MariaDB privileges.",
@@ -801,7 +973,7 @@ DATABASE_GRANT: Schema = obj(
                     maxItems=128,
                 ),
             },
-            rules=(ADMIN_ROLES_RULE,),
+            rules=(ADMIN_ROLES_RULE, system_member_rule("roles", SYSTEM_ACCOUNTS, SYSTEM_ACCOUNT_MESSAGE)),
         ),
     },
     rules=(
@@ -812,6 +984,7 @@ DATABASE_GRANT: Schema = obj(
             lambda s: ("userRef" in s) != ("roleName" in s),
             ".roleName",
         ),
+        system_name_rule("roleName", SYSTEM_ACCOUNTS, SYSTEM_ACCOUNT_MESSAGE),
     ),
 )
 
@@ -917,6 +1090,7 @@ FUNCTION_ONLY: dict[str, tuple[str, ...]] = {
         "healthCheck",
         "postgres",
         "mysql",
+        "allowGlobalGrants",
         "deletionProtection",
     ),
     "Database": ("instanceRef", "deletionPolicy", "deletionProtection", "ensure"),
@@ -1027,6 +1201,16 @@ REQUEST_OWNER: Schema = obj(
 )
 
 
+REQUEST_POLICY: Schema = obj(
+    "What the instance's platform team lets claims do (the DatabaseInstance's settings of that name).",
+    {
+        "allowGlobalGrants": boolean(
+            "Server-wide privileges may be granted (DatabaseInstance allowGlobalGrants)."
+        )
+    },
+)
+
+
 def request_schema(kind: str) -> Schema:
     """The whole worker request for a kind (docs/worker.md)."""
     return obj(
@@ -1037,6 +1221,7 @@ def request_schema(kind: str) -> Schema:
             "connection": REQUEST_CONNECTION,
             "spec": request_spec_schema(kind),
             "owner": REQUEST_OWNER,
+            "policy": REQUEST_POLICY,
         },
         required=("kind", "engine", "connection", "spec"),
         rules=(

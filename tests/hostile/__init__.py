@@ -31,6 +31,9 @@ CATEGORIES = (
     "contradictory",
     "dangling",
     "takeover",
+    "system-object",
+    "server-wide",
+    "impossible-value",
 )
 ACTIONS = {
     "DatabaseInstance": "check",

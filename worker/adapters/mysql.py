@@ -18,13 +18,17 @@ from typing import Any
 
 import pymysql
 
+from worker.adapters import mysql_catalog
 from worker.adapters.base import Adapter, KindHandler, ServerInfo, Step
 from worker.adapters.mysql_errors import classify
-from worker.adapters.mysql_sql import is_mariadb, parse_version, unsupported
+from worker.adapters.mysql_sql import is_mariadb, parse_version, union, unsupported
 from worker.errors import InvalidRequest, PermanentError, TransientError, WorkerError
 from worker.request import Request, Secrets
 
 LOCK_NAME_MAX = 64  # MySQL refuses longer GET_LOCK names
+# Without connection.sslMode the admin session is encrypted (not verified): password hashes, and on MySQL 8 the
+# passwords of salted plugins, travel in statements. `disable` must be asked for (docs/worker-mysql.md).
+DEFAULT_SSL_MODE = "require"
 
 
 def duration_seconds(text: str) -> float:
@@ -48,7 +52,7 @@ def _present(path: str | None) -> str | None:
 
 
 def tls_context(mode: str, secrets: Secrets) -> ssl.SSLContext | None:
-    """The TLS context for `connection.sslMode` (absent = disable): `require` encrypts without checking the
+    """The TLS context for `connection.sslMode` (absent = require): `require` encrypts without checking the
     server; `verify-ca` checks the chain against DBOPS_TLS_CA; `verify-full` also checks the host name. A client
     certificate and key (DBOPS_TLS_CERT/KEY) turn on mutual TLS in any mode but disable. A file named in the
     environment but absent is left out, unless the mode needs it."""
@@ -97,9 +101,21 @@ class MySQLAdapter(Adapter):
 
     # --- connection ---------------------------------------------------------------------------------------------
 
+    @property
+    def ssl_mode(self) -> str:
+        return str(self.request.connection.get("sslMode", DEFAULT_SSL_MODE))
+
+    @property
+    def tls_requested(self) -> bool:
+        return self.ssl_mode != "disable"
+
+    @property
+    def client_certificate(self) -> bool:
+        return self.tls_requested and bool(_present(self.secrets.tls_cert) and _present(self.secrets.tls_key))
+
     def connect_args(self, user: str, password: str) -> dict[str, Any]:
         conn = self.request.connection
-        context = tls_context(conn.get("sslMode", "disable"), self.secrets)
+        context = tls_context(self.ssl_mode, self.secrets)
         args: dict[str, Any] = {
             "host": conn["host"],
             "port": conn["port"],
@@ -151,15 +167,34 @@ class MySQLAdapter(Adapter):
         self, sql: str, params: Sequence[Any] | None = None, doing: str = "reading the catalog"
     ) -> list[tuple[Any, ...]]:
         """One read-only statement; counted as a read."""
+        try:
+            return self._read(sql, params)
+        except pymysql.MySQLError as exc:
+            raise classify(exc, self.secrets.values(), doing) from None
+
+    def _read(self, sql: str, params: Sequence[Any] | None) -> list[tuple[Any, ...]]:
         if self._conn is None:
             raise RuntimeError("connect() first")
         self.reads += 1
+        with self._conn.cursor() as cur:
+            cur.execute(sql, tuple(params) if params is not None else None)
+            return list(cur.fetchall())
+
+    def observe(
+        self, parts: list[tuple[str, list[Any]]], catalog: tuple[str, list[Any]], doing: str
+    ) -> tuple[list[tuple[Any, ...]], bool]:
+        """One union of `parts` and the `catalog` part (worker.adapters.mysql_catalog): the rows, and whether
+        dbops' catalog exists. Without it the union fails, and is read again without the catalog part: a second
+        query only until the first object is created."""
+        sql, params = union([*parts, catalog])
         try:
-            with self._conn.cursor() as cur:
-                cur.execute(sql, tuple(params) if params is not None else None)
-                return list(cur.fetchall())
+            return self._read(sql, params), True
         except pymysql.MySQLError as exc:
-            raise classify(exc, self.secrets.values(), doing) from None
+            number = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+            if number not in mysql_catalog.MISSING:
+                raise classify(exc, self.secrets.values(), doing) from None
+        sql, params = union(parts)
+        return self.query(sql, params, doing), False
 
     def try_login(self, user: str, password: str) -> bool | None:
         """Whether `user` can log in with `password` from here: True, False (access denied), or None when the

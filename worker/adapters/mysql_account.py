@@ -18,7 +18,9 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from worker.adapters import mysql_catalog as catalog
 from worker.adapters.base import KindHandler, Plan, ServerInfo, Step
+from worker.adapters.mysql_login import client_host, login_decides
 from worker.adapters.mysql_sql import (
     Account,
     Sql,
@@ -27,10 +29,11 @@ from worker.adapters.mysql_sql import (
     is_mariadb,
     placeholders,
     row,
-    union,
 )
 from worker.errors import PermanentError
 from worker.mysql_privileges import level_privileges
+from worker.ownership import Claim, Owner, claim_object
+from worker.ownership import parse as parse_marker
 
 if TYPE_CHECKING:
     from worker.adapters.mysql import MySQLAdapter
@@ -144,7 +147,11 @@ class UserState:
     )  # host -> privileges on spec.database
     plugin_status: str | None = None  # information_schema.PLUGINS status of spec's authPlugin
     partial_revokes: bool = False
-    login_ok: bool | None = None  # MySQL: whether the password logs in (salted plugins only)
+    login_ok: bool | None = (
+        None  # MySQL: whether the password logs in (salted plugins; None: no login decides)
+    )
+    owners: dict[str, catalog.Entry] = field(default_factory=dict)  # host -> its row in dbops' catalog
+    catalog_exists: bool = True
 
 
 # --- account queries shared with grants ---------------------------------------------------------------------------
@@ -371,12 +378,25 @@ def _identified(sql: Sql, info: ServerInfo, plugin: str | None, password: str | 
     return sql.add("IDENTIFIED BY").value(password, secret=True)
 
 
-def _password_matches(current: AccountState, plugin: str, password: str, login_ok: bool | None) -> bool:
+@dataclass(frozen=True)
+class PasswordCheck:
+    """What decides whether an account's password is DBOPS_PASSWORD (docs/worker-mysql.md)."""
+
+    login_ok: bool | None = None  # a login that decides (mysql_login.login_decides); None: none was possible
+    revision: str | None = None  # DBOPS_CREDENTIAL_REVISION
+    stored_revision: str | None = None  # the revision dbops recorded when it last set this account's password
+
+
+def _password_matches(current: AccountState, plugin: str, password: str, check: PasswordCheck) -> bool | None:
+    """True/False, or None when nothing can tell (salted plugin, no deciding login, no revision to compare)."""
     if current.plugin != plugin:
         return False
     if plugin in LOGIN_VERIFIED:
-        # No login answer (network trouble, TLS required...) says nothing against the stored password.
-        return login_ok is not False
+        if check.login_ok is not None:
+            return check.login_ok
+        if check.revision is None:
+            return None
+        return check.stored_revision == check.revision
     stored = stored_form(plugin, password)
     return stored is not None and current.auth_string.upper() == stored.upper()
 
@@ -415,7 +435,15 @@ class Wish:
         )
 
 
-def plan_user(spec: dict[str, Any], state: UserState, info: ServerInfo, password: str | None) -> Plan:
+def plan_user(
+    spec: dict[str, Any],
+    state: UserState,
+    info: ServerInfo,
+    password: str | None,
+    revision: str | None = None,
+) -> Plan:
+    """The statements that converge the accounts (ownership aside: `ownership_steps`). `revision`: which password
+    DBOPS_PASSWORD is; recorded with the account whenever dbops sets it."""
     username = spec["username"]
     hosts: list[str] = list((spec.get("mysql") or {}).get("allowedHosts") or ["%"])
     wish = Wish.from_spec(spec, password)
@@ -451,9 +479,9 @@ def plan_user(spec: dict[str, Any], state: UserState, info: ServerInfo, password
             if password is None and wish.plugin not in (None, NO_LOGIN[info.flavor][0]):
                 plan.drift.append(f"{account}: authPlugin {wish.plugin} needs the password (DBOPS_PASSWORD)")
         else:
-            plan.steps += _alter_steps(
-                account, current, info, wish, login_ok=state.login_ok, drift=plan.drift
-            )
+            entry = state.owners.get(host)
+            check = PasswordCheck(state.login_ok, revision, entry.password_revision if entry else None)
+            plan.steps += _alter_steps(account, current, info, wish, check=check, drift=plan.drift)
         if roles is not None:
             plan.steps += membership_steps(
                 account,
@@ -467,6 +495,36 @@ def plan_user(spec: dict[str, Any], state: UserState, info: ServerInfo, password
         if spec.get("database"):
             plan.steps += _database_steps(account, spec["database"], state, info)
     return plan
+
+
+def ownership_steps(
+    spec: dict[str, Any], state: UserState, owner: Owner, revision: str | None, password: str | None
+) -> list[Step]:
+    """The catalog rows of the listed accounts: written before an account is created (DDL commits on its own; a
+    row without its account is harmless, an account without its row would lock its claim out) or adopted.
+    Raises for an account that exists without this claim's marker, unless spec.adopt says to take it over."""
+    username = spec["username"]
+    adopt = bool(spec.get("adopt"))
+    steps: list[Step] = []
+    for host in (spec.get("mysql") or {}).get("allowedHosts") or ["%"]:
+        account = Account(username, host)
+        entry = state.owners.get(host)
+        exists = host in state.accounts
+        verdict = claim_object(f"account {account}", exists, entry.owner if entry else None, owner, adopt)
+        if verdict is Claim.OWN:
+            continue
+        new = verdict is Claim.NEW
+        reason = (
+            f"account {account} is new: it is marked as {owner}'s"
+            if new
+            else (f"spec.adopt: {account} is taken over by {owner}")
+        )
+        # A new account gets its password at creation: the row records which one.
+        known = revision if new and password is not None else None
+        steps.append(catalog.mark_step(catalog.ACCOUNT, username, host, owner.marker, reason, revision=known))
+    if steps and not state.catalog_exists:
+        steps = [*catalog.create_steps(), *steps]
+    return steps
 
 
 def user_drift(spec: dict[str, Any], state: UserState) -> list[str]:
@@ -503,25 +561,43 @@ def _alter_steps(
     info: ServerInfo,
     wish: Wish,
     *,
-    login_ok: bool | None,
+    check: PasswordCheck,
     drift: list[str],
 ) -> list[Step]:
     steps: list[Step] = []
     target_plugin = wish.plugin or current.plugin
     if wish.password is not None:
+        matches = (
+            None
+            if target_plugin not in SETTABLE[info.flavor]
+            else _password_matches(current, target_plugin, wish.password, check)
+        )
         if target_plugin not in SETTABLE[info.flavor]:
             drift.append(
                 f"{account}: authenticates with {current.plugin}, which has no password dbops can set; "
                 "set mysql.authPlugin to switch it"
             )
-        elif not _password_matches(current, target_plugin, wish.password, login_ok):
-            why = (
-                "the password differs"
-                if current.plugin == target_plugin
-                else f"authPlugin is {current.plugin}, spec wants {target_plugin}"
-            )
+        elif not matches:
+            if current.plugin != target_plugin:
+                why = f"authPlugin is {current.plugin}, spec wants {target_plugin}"
+            elif matches is False and target_plugin in LOGIN_VERIFIED and check.login_ok is None:
+                why = f"the password was set at revision {check.stored_revision or '(none)'}, it is now {check.revision}"
+            elif matches is False:
+                why = "the password differs"
+            else:
+                why = (
+                    "no login from here can check the password (see docs/worker-mysql.md) and no revision tells "
+                    "which one was set: it is set again"
+                )
             sql = _identified(Sql().add("ALTER USER").account(account), info, target_plugin, wish.password)
-            steps.append(sql.step(why))
+            # Unknown (None) is set on every run; the engine does not count it as left over.
+            steps.append(replace(sql.step(why), unverifiable=matches is None))
+            if check.revision is not None:
+                steps.append(
+                    catalog.revision_step(
+                        account, check.revision, f"dbops set the password of {account} at this revision"
+                    )
+                )
     elif wish.plugin is not None and current.plugin != wish.plugin:
         drift.append(
             f"{account}: authPlugin is {current.plugin}, spec wants {wish.plugin}; changing it needs the password "
@@ -567,6 +643,7 @@ def _database_steps(account: Account, database: str, state: UserState, info: Ser
 class UserHandler(KindHandler[UserState]):
     def __init__(self, adapter: MySQLAdapter) -> None:
         self.adapter = adapter
+        self.owner = Owner.of(adapter.request.owner)
 
     def lock_key(self, spec: dict[str, Any]) -> str:
         return f"account:{spec['username']}"
@@ -605,8 +682,14 @@ class UserHandler(KindHandler[UserState]):
                     [*grantees, spec["database"], db_pattern(spec["database"], info)],
                 )
             )
-        sql, params = union(parts)
-        rows = self.adapter.query(sql, params, doing=f"reading account {username}")
+        # How the server sees the worker: a login from here proves something only for accounts matching that.
+        parts.append((row("client", ["USER()"], ""), []))
+        rows, catalog_exists = self.adapter.observe(
+            parts, catalog.part(catalog.ACCOUNT, username), f"reading account {username}"
+        )
+        owners = catalog.entries(rows)
+        client = next((client_host(str(r[1])) for r in rows if r[0] == "client"), None)
+        rows = [r for r in rows if r[0] not in ("client", "catalog")]
         parsed = AccountRows.parse(rows, info)
         is_role = any(a.is_role for a in parsed.accounts.values())
         accounts = {h: a for h, a in parsed.accounts.items() if not a.is_role}
@@ -624,10 +707,18 @@ class UserHandler(KindHandler[UserState]):
         password = self.adapter.secrets.password
         if password is not None and not is_mariadb(info):
             plugin = options.get("authPlugin")
-            if any(
+            salted = any(
                 a.plugin in LOGIN_VERIFIED and plugin in (None, a.plugin)
                 for h, a in accounts.items()
                 if h in hosts
+            )
+            if salted and login_decides(
+                {h: a.ssl_type for h, a in accounts.items()},
+                hosts,
+                client,
+                info,
+                tls=self.adapter.tls_requested,
+                client_certificate=self.adapter.client_certificate,
             ):
                 login_ok = self.adapter.try_login(username, password)
         return UserState(
@@ -640,13 +731,19 @@ class UserHandler(KindHandler[UserState]):
             plugin_status=plugin_status,
             partial_revokes=parsed.partial_revokes,
             login_ok=login_ok,
+            owners=owners,
+            catalog_exists=catalog_exists,
         )
 
     def plan(self, spec: dict[str, Any], observed: UserState) -> Plan:
-        return plan_user(spec, observed, self.adapter.server, self.adapter.secrets.password)
+        secrets = self.adapter.secrets
+        marks = ownership_steps(spec, observed, self.owner, secrets.password_revision, secrets.password)
+        plan = plan_user(spec, observed, self.adapter.server, secrets.password, secrets.password_revision)
+        plan.steps = [*marks, *plan.steps]
+        return plan
 
     def plan_drop(self, spec: dict[str, Any], observed: UserState) -> Plan:
-        return plan_drop_user(spec, observed)
+        return plan_drop_user(spec, observed, self.owner)
 
     def facts(self, spec: dict[str, Any], observed: UserState) -> dict[str, Any]:
         hosts = set((spec.get("mysql") or {}).get("allowedHosts") or ["%"])
@@ -664,10 +761,28 @@ class UserHandler(KindHandler[UserState]):
         return out
 
 
-def plan_drop_user(spec: dict[str, Any], state: UserState) -> Plan:
+def _is_mine(entry: catalog.Entry, owner: Owner) -> bool:
+    found = parse_marker(entry.owner)
+    return found is not None and found.same(owner)
+
+
+def plan_drop_user(spec: dict[str, Any], state: UserState, owner: Owner) -> Plan:
+    username = spec["username"]
     hosts = (spec.get("mysql") or {}).get("allowedHosts") or ["%"]
-    existing = [Account(spec["username"], h) for h in hosts if h in state.accounts]
+    adopt = bool(spec.get("adopt"))
+    for host in hosts:  # refuses before anything is dropped
+        if host in state.accounts:
+            entry = state.owners.get(host)
+            marker = entry.owner if entry else None
+            claim_object(f"account {Account(username, host)}", True, marker, owner, adopt)
+    existing = [Account(username, h) for h in hosts if h in state.accounts]
     plan = Plan()
     if existing:
         plan.steps.append(Sql().add("DROP USER").accounts(existing).step("ensure: Absent"))
+    # The rows of the accounts it drops go, and its own; another claim's row left without an account stays.
+    marked = [
+        h for h in hosts if h in state.owners and (h in state.accounts or _is_mine(state.owners[h], owner))
+    ]
+    if marked:
+        plan.steps.append(catalog.forget_step(catalog.ACCOUNT, username, marked, "the accounts are dropped"))
     return plan

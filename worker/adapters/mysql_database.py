@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from worker.adapters.base import KindHandler, Plan
-from worker.adapters.mysql_sql import Sql, ident, is_mariadb, row, union
+from worker.adapters import mysql_catalog as catalog
+from worker.adapters.base import KindHandler, Plan, Step
+from worker.adapters.mysql_sql import Sql, ident, is_mariadb, row
 from worker.errors import PermanentError
+from worker.ownership import Claim, Owner, claim_object
+from worker.ownership import parse as parse_marker
 
 if TYPE_CHECKING:
     from worker.adapters.mysql import MySQLAdapter
@@ -22,6 +25,8 @@ class DatabaseState:
     charset_default_collation: str | None = None
     # (character set, full collation name) pairs the spec's collation name applies to.
     collation_targets: tuple[tuple[str, str], ...] = ()
+    marker: str | None = None  # the owning claim's marker in dbops' catalog
+    catalog_exists: bool = True
 
 
 def desired_encoding(spec: dict[str, Any], state: DatabaseState) -> tuple[str | None, str | None]:
@@ -63,11 +68,20 @@ def desired_encoding(spec: dict[str, Any], state: DatabaseState) -> tuple[str | 
     )
 
 
-def plan_database(spec: dict[str, Any], state: DatabaseState) -> Plan:
+def _mark_steps(name: str, state: DatabaseState, owner: Owner, reason: str) -> list[Step]:
+    steps = [] if state.catalog_exists else catalog.create_steps()
+    return [*steps, catalog.mark_step(catalog.DATABASE, name, "", owner.marker, reason)]
+
+
+def plan_database(spec: dict[str, Any], state: DatabaseState, owner: Owner) -> Plan:
     name = spec["name"]
+    verdict = claim_object(f"database {name}", state.exists, state.marker, owner, bool(spec.get("adopt")))
     charset, collation = desired_encoding(spec, state)
     plan = Plan()
     if not state.exists:
+        # The marker first: DDL commits on its own, and a marker without its database (the worker died in
+        # between) is harmless, while a database without its marker would lock its own claim out.
+        plan.steps += _mark_steps(name, state, owner, f"database {name} is new: it is marked as {owner}'s")
         sql = Sql().add("CREATE DATABASE").add(ident(name))
         if charset:
             sql.add("CHARACTER SET").add(ident(charset))
@@ -75,6 +89,8 @@ def plan_database(spec: dict[str, Any], state: DatabaseState) -> Plan:
             sql.add("COLLATE").add(ident(collation))
         plan.steps.append(sql.step(f"database {name} does not exist"))
         return plan
+    if verdict is Claim.MARK:
+        plan.steps += _mark_steps(name, state, owner, f"spec.adopt: database {name} is taken over by {owner}")
     wrong_charset = charset is not None and charset != state.charset
     wrong_collation = collation is not None and collation != state.collation
     if wrong_charset or wrong_collation:
@@ -89,16 +105,23 @@ def plan_database(spec: dict[str, Any], state: DatabaseState) -> Plan:
     return plan
 
 
-def plan_drop_database(spec: dict[str, Any], state: DatabaseState) -> Plan:
+def plan_drop_database(spec: dict[str, Any], state: DatabaseState, owner: Owner) -> Plan:
     plan = Plan()
-    if state.exists:
-        plan.steps.append(Sql().add("DROP DATABASE").add(ident(spec["name"])).step("ensure: Absent"))
+    name = spec["name"]
+    if state.exists:  # raises unless the database is this claim's (or adopted)
+        claim_object(f"database {name}", True, state.marker, owner, bool(spec.get("adopt")))
+        plan.steps.append(Sql().add("DROP DATABASE").add(ident(name)).step("ensure: Absent"))
+    found = parse_marker(state.marker)
+    # Its row goes; another claim's row left without its database stays (that claim forgets it).
+    if state.marker is not None and (state.exists or (found is not None and found.same(owner))):
+        plan.steps.append(catalog.forget_step(catalog.DATABASE, name, [""], f"database {name} is dropped"))
     return plan
 
 
 class DatabaseHandler(KindHandler[DatabaseState]):
     def __init__(self, adapter: MySQLAdapter) -> None:
         self.adapter = adapter
+        self.owner = Owner.of(adapter.request.owner)
 
     def lock_key(self, spec: dict[str, Any]) -> str:
         return f"database:{spec['name']}"
@@ -151,15 +174,17 @@ class DatabaseHandler(KindHandler[DatabaseState]):
                         [options["collation"]],
                     )
                 )
-        sql, params = union(parts)
-        rows = self.adapter.query(sql, params, doing=f"reading database {spec['name']}")
-        return state_from_rows(rows)
+        rows, exists = self.adapter.observe(
+            parts, catalog.part(catalog.DATABASE, spec["name"]), f"reading database {spec['name']}"
+        )
+        marker = catalog.entries(rows).get("")
+        return replace(state_from_rows(rows), marker=marker.owner if marker else None, catalog_exists=exists)
 
     def plan(self, spec: dict[str, Any], observed: DatabaseState) -> Plan:
-        return plan_database(spec, observed)
+        return plan_database(spec, observed, self.owner)
 
     def plan_drop(self, spec: dict[str, Any], observed: DatabaseState) -> Plan:
-        return plan_drop_database(spec, observed)
+        return plan_drop_database(spec, observed, self.owner)
 
     def facts(self, spec: dict[str, Any], observed: DatabaseState) -> dict[str, Any]:
         out: dict[str, Any] = {"name": spec["name"]}
@@ -173,6 +198,8 @@ def state_from_rows(rows: list[tuple[Any, ...]]) -> DatabaseState:
     exists, charset, collation, default = False, None, None, None
     targets: list[tuple[str, str]] = []
     for kind, a, b, *_ in rows:
+        if kind == "catalog":
+            continue
         if kind == "schema":
             exists, charset, collation = True, a, b
         elif kind == "charset":

@@ -14,6 +14,7 @@ from typing import Any
 
 from worker.errors import PermanentError, TransientError, WorkerError
 from worker.result import redact
+from worker.spec_schema import MYSQL_CATALOG
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ ERRORS: dict[int, Mapping] = {
     1053: Mapping(True, "ServerShutdown"),
     1077: Mapping(True, "ServerShutdown"),
     1927: Mapping(True, "ConnectionLost"),
+    # 1290 names the option that refuses the statement: only --read-only/--super-read-only pass (failover);
+    # see classify().
     1290: Mapping(True, "ReadOnly", "the server runs read-only (a replica, or during failover)"),
     1836: Mapping(True, "ReadOnly", "the server runs read-only (a replica, or during failover)"),
     # Lock and statement timeouts: retry later.
@@ -94,7 +97,12 @@ ERRORS: dict[int, Mapping] = {
     1064: Mapping(False, "InternalError", "this is a dbops bug; please report it with the plan output"),
     1149: Mapping(False, "InternalError", "this is a dbops bug; please report it with the plan output"),
     1221: Mapping(False, "InternalError", "this is a dbops bug; please report it with the plan output"),
-    2026: Mapping(False, "TLSError", "the server does not offer TLS, or the TLS handshake failed"),
+    2026: Mapping(
+        False,
+        "TLSError",
+        "the server does not offer TLS, or the TLS handshake failed; dbops encrypts MySQL/MariaDB connections by "
+        "default: enable TLS on the server, or set the instance's mysql.tls: disable to send statements in clear",
+    ),
 }
 
 
@@ -132,6 +140,13 @@ PERMISSION_HINTS: tuple[tuple[str, str], ...] = (
 )
 
 
+CATALOG_HINT = (
+    f"dbops keeps which claim owns each account and database in its catalog `{MYSQL_CATALOG}`: the admin account "
+    f"needs CREATE on it once and SELECT, INSERT, UPDATE, DELETE on `{MYSQL_CATALOG}`.* "
+    f"(GRANT CREATE, SELECT, INSERT, UPDATE, DELETE ON `{MYSQL_CATALOG}`.* TO <admin>)"
+)
+
+
 def _permission_hint(doing: str, fallback: str) -> str:
     for prefix, hint in PERMISSION_HINTS:
         if doing.startswith(prefix):
@@ -163,6 +178,28 @@ def classify(exc: BaseException, secrets: Sequence[str] = (), doing: str = "") -
     """The worker error for a PyMySQL (or socket/TLS) exception. `secrets` are removed from the message."""
     number, text = _number_and_text(exc)
     original = getattr(exc, "original_exception", None) or exc.__cause__ or exc.__context__
+    if isinstance(original, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+        # The peer closed the TLS stream (a server stopping or restarting, a proxy cut): not a TLS problem.
+        return TransientError(
+            "ConnectionLost",
+            _message(
+                f"the server closed the TLS connection ({original.reason or original})",
+                doing,
+                secrets,
+                SITUATION_HINTS["ConnectionLost"] if doing[:1].isupper() else "retrying later",
+            ),
+        )
+    if number == 1290 and not _read_only(text):
+        return PermanentError(
+            "ServerOptionPrevents",
+            _message(
+                f"server error {number}: {text}",
+                doing,
+                secrets,
+                "a server option that is not about failover forbids this statement (e.g. --skip-grant-tables); "
+                "retrying cannot help until the server runs without it",
+            ),
+        )
     if isinstance(original, ssl.SSLCertVerificationError):
         return PermanentError(
             "TLSError",
@@ -200,7 +237,9 @@ def classify(exc: BaseException, secrets: Sequence[str] = (), doing: str = "") -
         # Unknown client-side errors (2xxx) are about the connection; unknown server errors are not retryable.
         mapping = Mapping(True, "ConnectionError") if 2000 <= number < 3000 else Mapping(False, "ServerError")
     hint = mapping.hint
-    if mapping.code == "PermissionDenied" and number in (1044, 1142, 1143, 1227):
+    if mapping.code == "PermissionDenied" and MYSQL_CATALOG in text:
+        hint = CATALOG_HINT
+    elif mapping.code == "PermissionDenied" and number in (1044, 1142, 1143, 1227):
         hint = _permission_hint(doing, hint)
     elif mapping.code in SITUATION_HINTS and doing[:1].isupper():
         # `doing` is a statement summary (SQL keywords first), not `connecting ...` / `reading ...`.
@@ -209,6 +248,12 @@ def classify(exc: BaseException, secrets: Sequence[str] = (), doing: str = "") -
     if mapping.transient:
         return TransientError(mapping.code, message)
     return PermanentError(mapping.code, message)
+
+
+def _read_only(text: str) -> bool:
+    """Whether a 1290 names --read-only or --super-read-only (a replica, or a primary during failover)."""
+    low = text.lower()
+    return "read-only" in low or "read_only" in low
 
 
 def _message(text: str, doing: str, secrets: Sequence[str], hint: str) -> str:

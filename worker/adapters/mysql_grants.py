@@ -11,9 +11,10 @@ the named objects exist. Everything is validated before the first statement: DCL
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from worker.adapters import mysql_catalog as catalog
 from worker.adapters.base import KindHandler, Plan, ServerInfo, Step
 from worker.adapters.mysql_account import (
     AccountRows,
@@ -23,9 +24,10 @@ from worker.adapters.mysql_account import (
     membership_steps,
     role_steps,
 )
-from worker.adapters.mysql_sql import Account, Sql, db_pattern, ident, is_mariadb, placeholders, row, union
+from worker.adapters.mysql_sql import Account, Sql, db_pattern, ident, is_mariadb, placeholders, row
 from worker.errors import PermanentError
 from worker.mysql_privileges import ROUTINE_LEVELS, expand
+from worker.ownership import Owner, check_grantee
 
 if TYPE_CHECKING:
     from worker.adapters.mysql import MySQLAdapter
@@ -72,6 +74,7 @@ class GrantState:
     columns: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     routines: frozenset[tuple[str, str, str]] = frozenset()  # (database, lower name, PROCEDURE|FUNCTION)
     partial_revokes: bool = False
+    owners: dict[str, catalog.Entry] = field(default_factory=dict)  # host ('' for a role) -> catalog row
 
 
 def _grants(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -531,20 +534,38 @@ def state_from_rows(rows: list[tuple[Any, ...]], spec: dict[str, Any], info: Ser
 class GrantHandler(KindHandler[GrantState]):
     def __init__(self, adapter: MySQLAdapter) -> None:
         self.adapter = adapter
+        self.owner = Owner.of(adapter.request.owner)
 
     def lock_key(self, spec: dict[str, Any]) -> str:
         return f"account:{spec['grantee']}"
 
     def observe(self, spec: dict[str, Any]) -> GrantState:
         info = self.adapter.server
-        sql, params = union(observe_parts(spec, info))
-        rows = self.adapter.query(sql, params, doing=f"reading the grants of {spec['grantee']}")
-        return state_from_rows(rows, spec, info)
+        rows, _ = self.adapter.observe(
+            observe_parts(spec, info),
+            catalog.part(catalog.ACCOUNT, spec["grantee"]),
+            f"reading the grants of {spec['grantee']}",
+        )
+        state = state_from_rows([r for r in rows if r[0] != "catalog"], spec, info)
+        return replace(state, owners=catalog.entries(rows))
+
+    def _check_grantee(self, spec: dict[str, Any], accounts: list[Account], observed: GrantState) -> None:
+        if accounts:
+            markers = [e.owner if (e := observed.owners.get(a.host or "")) else None for a in accounts]
+            what = ", ".join(str(a) for a in accounts)
+            check_grantee(f"grantee {what}", markers, self.owner, bool(spec.get("adopt")))
 
     def plan(self, spec: dict[str, Any], observed: GrantState) -> Plan:
+        self._check_grantee(spec, grant_accounts(spec, observed, self.adapter.server), observed)
         return plan_grants(spec, observed, self.adapter.server)
 
     def plan_drop(self, spec: dict[str, Any], observed: GrantState) -> Plan:
+        try:
+            present = grant_accounts(spec, observed, self.adapter.server)
+        except PermanentError:  # some accounts are gone: those left are checked
+            hosts = spec.get("granteeHosts") or ["%"]
+            present = [Account(spec["grantee"], h) for h in hosts if h in observed.accounts]
+        self._check_grantee(spec, present, observed)
         return plan_grants(spec, observed, self.adapter.server, drop=True)
 
     def facts(self, spec: dict[str, Any], observed: GrantState) -> dict[str, Any]:

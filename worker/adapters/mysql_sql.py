@@ -141,6 +141,8 @@ class Sql:
 
 
 def literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int):

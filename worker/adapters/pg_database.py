@@ -25,6 +25,7 @@ from worker.adapters.pg_acl import (
 )
 from worker.adapters.pg_sql import Catalog, ident, step
 from worker.errors import PermanentError
+from worker.ownership import Claim, Owner, claim_object
 
 DATABASE_SQL = """
 SELECT d.oid IS NOT NULL, pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate::text,
@@ -33,7 +34,10 @@ SELECT d.oid IS NOT NULL, pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encod
             ELSE pg_encoding_to_char(pg_char_to_encoding(%(encoding)s::text)) END,
        ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname = ANY (%(roles)s::text[])),
        %(tablespace)s::text IS NULL OR EXISTS (SELECT 1 FROM pg_tablespace WHERE spcname = %(tablespace)s::text),
-       %(template)s::text IS NULL OR EXISTS (SELECT 1 FROM pg_database WHERE datname = %(template)s::text)
+       %(template)s::text IS NULL OR EXISTS (SELECT 1 FROM pg_database WHERE datname = %(template)s::text),
+       shobj_description(d.oid, 'pg_database'),
+       ARRAY(SELECT a.privilege_type::text FROM aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+              WHERE a.grantee = 0)
   FROM (SELECT 1) AS one
   LEFT JOIN pg_database d ON d.datname = %(name)s
   LEFT JOIN pg_tablespace t ON t.oid = d.dattablespace
@@ -65,6 +69,8 @@ class DatabaseObserved:
     existing_roles: frozenset[str] = frozenset()
     tablespace_exists: bool = True
     template_exists: bool = True
+    marker: str | None = None  # the database's comment: dbops' ownership marker when dbops manages it
+    public: frozenset[str] = frozenset()  # privileges PUBLIC holds on the database
     inside_observed: bool = False  # False: the database is new or refuses connections
     extensions: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (schema, version)
     schemas: dict[str, str] = field(default_factory=dict)  # name -> owner (of the schemas the spec names)
@@ -104,9 +110,14 @@ def referenced_schemas(pg: dict[str, Any]) -> list[str]:
     return sorted(names)
 
 
+# What PUBLIC holds on a database PostgreSQL creates (acldefault): what a new database starts with.
+PUBLIC_DEFAULT = frozenset({"CONNECT", "TEMPORARY"})
+
+
 class DatabaseHandler(KindHandler[DatabaseObserved]):
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, owner: Owner) -> None:
         self.catalog = catalog
+        self.owner = owner
 
     def lock_key(self, spec: dict[str, Any]) -> str:
         return f"database:{spec['name']}"
@@ -148,6 +159,8 @@ class DatabaseHandler(KindHandler[DatabaseObserved]):
             existing_roles=frozenset(row[10] or ()),
             tablespace_exists=bool(row[11]),
             template_exists=bool(row[12]),
+            marker=row[13],
+            public=frozenset(row[14] or ()),
         )
         out.default_rules = default_rules(spec, self._owner(spec, out))
         if out.exists and out.allow_connections and inside_wanted(pg):
@@ -172,15 +185,25 @@ class DatabaseHandler(KindHandler[DatabaseObserved]):
     # --- plan ---------------------------------------------------------------------------------------------------
 
     def plan(self, spec: dict[str, Any], observed: DatabaseObserved) -> Plan:
-        self._check_references(spec, observed)
         name = spec["name"]
+        verdict = claim_object(
+            f"database {name}", observed.exists, observed.marker, self.owner, bool(spec.get("adopt"))
+        )
+        self._check_references(spec, observed)
         pg = spec["postgres"]
         plan = Plan()
         if not observed.exists:
             plan.steps.append(self._create(spec))
+            # CREATE DATABASE cannot run in a transaction, so the marker follows it (docs/worker-postgres.md).
+            plan.steps.append(self._mark(name, f"database {name} is new: it is marked as {self.owner}'s"))
         else:
+            if verdict is Claim.MARK:
+                plan.steps.append(
+                    self._mark(name, f"spec.adopt: database {name} is taken over by {self.owner}")
+                )
             plan.drift = self._drift(pg, observed)
             plan.steps += self._alter(spec, observed)
+        plan.steps += self._public_steps(spec, observed)
         if observed.exists and not observed.allow_connections and inside_wanted(pg):
             if pg.get("allowConnections") is not True:
                 raise PermanentError(
@@ -193,6 +216,35 @@ class DatabaseHandler(KindHandler[DatabaseObserved]):
             return plan
         plan.steps += self._inside(spec, observed)
         return plan
+
+    def _mark(self, name: str, reason: str) -> Step:
+        return step(f"COMMENT ON DATABASE {ident(name)} IS %(marker)s", reason, {"marker": self.owner.marker})
+
+    def _public_steps(self, spec: dict[str, Any], observed: DatabaseObserved) -> list[Step]:
+        """postgres.publicPrivileges: the exact set PUBLIC holds on the database (absent: not managed)."""
+        wanted = spec["postgres"].get("publicPrivileges")
+        if wanted is None:
+            return []
+        name = spec["name"]
+        held = observed.public if observed.exists else PUBLIC_DEFAULT
+        out: list[Step] = []
+        revoke = [p for p in privs.PRIVILEGES[privs.DATABASE] if p in held and p not in wanted]
+        grant = [p for p in privs.PRIVILEGES[privs.DATABASE] if p in wanted and p not in held]
+        if revoke:
+            out.append(
+                step(
+                    f"REVOKE {', '.join(revoke)} ON DATABASE {ident(name)} FROM PUBLIC",
+                    "PUBLIC holds privileges spec.postgres.publicPrivileges does not list",
+                )
+            )
+        if grant:
+            out.append(
+                step(
+                    f"GRANT {', '.join(grant)} ON DATABASE {ident(name)} TO PUBLIC",
+                    "spec.postgres.publicPrivileges lists privileges PUBLIC does not hold",
+                )
+            )
+        return out
 
     def _check_references(self, spec: dict[str, Any], observed: DatabaseObserved) -> None:
         pg = spec["postgres"]
@@ -360,6 +412,7 @@ class DatabaseHandler(KindHandler[DatabaseObserved]):
         name = spec["name"]
         if not observed.exists:
             return Plan()
+        claim_object(f"database {name}", True, observed.marker, self.owner, bool(spec.get("adopt")))
         if name == self.catalog.admin_database:
             raise PermanentError(
                 "InvalidRequest",

@@ -28,10 +28,13 @@ SQLSTATES: dict[str, tuple[bool, str]] = {
     "3F000": (False, "SchemaNotFound"),
     "42P01": (False, "UndefinedTable"),
     "42883": (False, "UndefinedFunction"),
-    # Somebody created the object between our observation and our statement: the retry observes it.
+    # "Already exists": somebody created the object between our observation and our statement, or something else
+    # of that name is in the way. The engine observes again: if the plan still has the statement, it ends
+    # permanent AlreadyExists (worker.engine); otherwise the retry finds the work done.
     "42710": (True, "ConcurrentChange"),
     "42P04": (True, "ConcurrentChange"),
     "42P06": (True, "ConcurrentChange"),
+    "42P07": (True, "ConcurrentChange"),
     "23505": (True, "ConcurrentChange"),
     "XX000": (False, "InternalError"),
     "25006": (True, "ReadOnlyServer"),  # a standby (e.g. mid-failover): the primary will answer later
@@ -115,6 +118,9 @@ TIMEOUT_HINTS = {
 }
 
 
+ALREADY_EXISTS = frozenset({"42710", "42P04", "42P06", "42P07", "23505"})
+
+
 def classify(sqlstate: str | None) -> tuple[bool, str]:
     """(transient, code) for a SQLSTATE; unknown codes are permanent so a broken request does not loop."""
     if sqlstate is None:
@@ -167,7 +173,9 @@ def statement_error(exc: Any, summary: str, secrets: tuple[str, ...] = (), outco
             "then drop again"
         )
     message = redact(". ".join(p.rstrip(".") for p in parts), list(secrets))
-    return (TransientError if transient else PermanentError)(code, message)
+    # For "already exists" the engine needs the statement, to see whether observing again still plans it.
+    statement = summary if sqlstate in ALREADY_EXISTS else None
+    return (TransientError if transient else PermanentError)(code, message, statement)
 
 
 # PostgreSQL answers a GRANT/REVOKE of privileges the admin holds without grant option with a WARNING (SQLSTATE
@@ -197,6 +205,15 @@ def ungranted_warning(notices: list[str], summary: str) -> WorkerError | None:
 # libpq connection failures: (substring of the message, transient, code, advice). First match wins, so the
 # connection-limit messages come before `role "`, which "too many connections for role "x"" also contains.
 CONNECT_FAILURES: tuple[tuple[str, bool, str, str], ...] = (
+    (
+        # Before `database "`: the database exists, the admin may not connect to it (no CONNECT, e.g. revoked
+        # from PUBLIC by spec.postgres.publicPrivileges).
+        "permission denied for database",
+        False,
+        "PermissionDenied",
+        "the admin lacks CONNECT on this database: GRANT CONNECT ON DATABASE <name> TO <admin>, make the admin "
+        "its owner, or list CONNECT in the Database's postgres.publicPrivileges",
+    ),
     (
         "too many connections for role",
         True,

@@ -28,13 +28,16 @@ from worker.adapters.pg_acl import (
 )
 from worker.adapters.pg_sql import Catalog
 from worker.errors import PermanentError
+from worker.ownership import Owner, check_grantee
 
 GRANTEE_SQL = f"""
 SELECT r.oid IS NOT NULL,
        ({MEMBERSHIPS_SQL}),
        ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname = ANY (%(roles)s::text[])),
        (SELECT coalesce(json_object_agg(datname, datallowconn), '{{}}')
-          FROM pg_database WHERE datname = ANY (%(databases)s::text[]))
+          FROM pg_database WHERE datname = ANY (%(databases)s::text[])),
+       shobj_description(r.oid, 'pg_authid'),
+       ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname = ANY (%(roles)s::text[]) AND rolsuper)
   FROM (SELECT 1) AS one
   LEFT JOIN pg_roles r ON r.rolname = %(grantee)s
 """
@@ -59,6 +62,8 @@ class GrantObserved:
     found: list[tuple[Named, Found]] = field(default_factory=list)
     missing: list[Named] = field(default_factory=list)
     missing_schema: list[Named] = field(default_factory=list)
+    marker: str | None = None  # the grantee's comment: dbops' ownership marker when dbops manages it
+    superuser_roles: frozenset[str] = frozenset()  # which of the spec's roles are superusers
 
 
 def entry_database(spec: dict[str, Any], grant: dict[str, Any]) -> str:
@@ -83,8 +88,9 @@ def named_objects(spec: dict[str, Any]) -> list[Named]:
 
 
 class GrantHandler(KindHandler[GrantObserved]):
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, owner: Owner) -> None:
         self.catalog = catalog
+        self.owner = owner
 
     def lock_key(self, spec: dict[str, Any]) -> str:
         # The same key as the grantee's DatabaseUser: both change the role's memberships and privileges.
@@ -110,6 +116,8 @@ class GrantHandler(KindHandler[GrantObserved]):
                 str(k): bool(v)
                 for k, v in (json.loads(row[3]) if isinstance(row[3], str) else row[3]).items()
             },
+            marker=row[4],
+            superuser_roles=frozenset(row[5] or ()),
         )
         if not out.grantee_exists:
             return out
@@ -146,6 +154,14 @@ class GrantHandler(KindHandler[GrantObserved]):
             raise PermanentError(
                 "RoleNotFound",
                 f"grantee {grantee} (spec.userRef/roleName) does not exist in the server; create the user first",
+            )
+        check_grantee(f"grantee role {grantee}", [observed.marker], self.owner, bool(spec.get("adopt")))
+        supers = sorted(observed.superuser_roles)
+        if supers:
+            raise PermanentError(
+                "SystemObject",
+                f"spec.postgres.roles: {', '.join(supers)} is a superuser role; a member may SET ROLE to it and act "
+                "as a superuser, so dbops never grants membership in it",
             )
         problems: list[str] = []
         missing_roles = sorted(set(spec["postgres"].get("roles") or ()) - observed.existing_roles)
@@ -194,6 +210,7 @@ class GrantHandler(KindHandler[GrantObserved]):
         if not observed.grantee_exists:
             return Plan()
         grantee = spec["grantee"]
+        check_grantee(f"grantee role {grantee}", [observed.marker], self.owner, bool(spec.get("adopt")))
         listed = frozenset(spec["postgres"].get("roles") or ())
         keep = frozenset(m.role for m in observed.memberships) - listed
         # Memberships the spec does not name stay, admin option included.

@@ -29,6 +29,7 @@ from worker.adapters.pg_acl import (
 )
 from worker.adapters.pg_sql import Catalog, ident, step
 from worker.errors import PermanentError, WorkerError
+from worker.ownership import Claim, Owner, claim_object
 
 # spec.postgres key -> (pg_roles column, keyword)
 ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
@@ -54,7 +55,8 @@ SELECT r.oid IS NOT NULL, {columns}, r.rolconnlimit,
        r.rolconfig,
        ({memberships}),
        ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname = ANY (%(roles)s::text[])),
-       (SELECT json_build_object('oid', oid, 'allowconn', datallowconn) FROM pg_database WHERE datname = %(database)s),
+       (SELECT json_build_object('oid', oid, 'allowconn', datallowconn, 'owner', pg_get_userbyid(datdba))
+          FROM pg_database WHERE datname = %(database)s),
        (SELECT coalesce(json_agg(json_build_object('db', d.datname, 'cls', x.cls, 'type', x.deptype,
                                                    'objid', x.objid, 'n', x.n)), '[]')
           FROM (SELECT s.dbid, s.classid::regclass::text AS cls, s.deptype::text AS deptype,
@@ -66,7 +68,9 @@ SELECT r.oid IS NOT NULL, {columns}, r.rolconnlimit,
                  GROUP BY 1, 2, 3, 4) x
           LEFT JOIN pg_database d ON d.oid = x.dbid),
        {password},
-       coalesce(r.rolvaliduntil < now(), false)
+       coalesce(r.rolvaliduntil < now(), false),
+       shobj_description(r.oid, 'pg_authid'),
+       ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname = ANY (%(roles)s::text[]) AND rolsuper)
   FROM (SELECT 1) AS one
   LEFT JOIN pg_roles r ON r.rolname = %(name)s
   {authid}
@@ -123,6 +127,9 @@ class RoleObserved:
     expired: bool = False  # validUntil has passed (by the server's clock): a login cannot prove the password
     database_oid: int | None = None
     database_allows_connections: bool = True
+    database_owner: str | None = None
+    marker: str | None = None  # the role's comment: dbops' ownership marker when dbops manages it
+    superuser_roles: frozenset[str] = frozenset()  # which of the spec's roles are superusers
     access: ObjectsObserved | None = None  # the user's privileges on spec.database and its schema public
     dependencies: list[Dependency] = field(default_factory=list)
     dependency_names: dict[DependencyKey, tuple[str, ...]] = field(default_factory=dict)  # drop path only
@@ -178,9 +185,10 @@ def _setting_ref(name: str) -> str:
 
 
 class RoleHandler(KindHandler[RoleObserved]):
-    def __init__(self, catalog: Catalog, password: str | None) -> None:
+    def __init__(self, catalog: Catalog, password: str | None, owner: Owner) -> None:
         self.catalog = catalog
         self._password = password
+        self.owner = owner
 
     def lock_key(self, spec: dict[str, Any]) -> str:
         return f"role:{spec['username']}"
@@ -199,14 +207,20 @@ class RoleHandler(KindHandler[RoleObserved]):
         )
         (row,) = self.catalog.query(sql, {"name": name, "roles": wanted, "database": spec.get("database")})
         exists, *flags = row[: 1 + len(ATTRIBUTES)]
-        limit, valid_until, config, memberships, existing, database, deps, stored, expired = row[
-            1 + len(ATTRIBUTES) :
-        ]
-        out = RoleObserved(exists=bool(exists), existing_roles=frozenset(existing or ()))
+        limit, valid_until, config, memberships, existing, database, deps, stored, expired, marker, supers = (
+            row[1 + len(ATTRIBUTES) :]
+        )
+        out = RoleObserved(
+            exists=bool(exists),
+            existing_roles=frozenset(existing or ()),
+            marker=marker,
+            superuser_roles=frozenset(supers or ()),
+        )
         if database is not None:
             data = json.loads(database) if isinstance(database, str) else database
             out.database_oid = int(data["oid"])
             out.database_allows_connections = bool(data["allowconn"])
+            out.database_owner = str(data["owner"])
         if out.exists:
             out.attributes = {key: bool(v) for (key, _, _), v in zip(ATTRIBUTES, flags, strict=True)}
             out.connection_limit = int(limit)
@@ -229,7 +243,9 @@ class RoleHandler(KindHandler[RoleObserved]):
                     out.password_matches = self.catalog.password_works(name, self._password)
                 # else unknown: PostgreSQL refuses an expired role's password exactly like a wrong one.
         database_name = spec.get("database")
-        if database_name and out.database_oid is not None:
+        # databaseAccess: Owner needs no privilege read: the owner holds every privilege on it.
+        owner_access = (spec.get("postgres") or {}).get("databaseAccess") == "Owner"
+        if database_name and out.database_oid is not None and not owner_access:
             if not out.database_allows_connections:
                 raise PermanentError(
                     "DatabaseNotAcceptingConnections",
@@ -249,6 +265,9 @@ class RoleHandler(KindHandler[RoleObserved]):
     def plan(self, spec: dict[str, Any], observed: RoleObserved) -> Plan:
         name = spec["username"]
         pg = spec["postgres"]
+        verdict = claim_object(
+            f"role {name}", observed.exists, observed.marker, self.owner, bool(spec.get("adopt"))
+        )
         self._check_references(spec, observed)
         steps: list[Step] = []
         if not observed.exists:
@@ -259,7 +278,10 @@ class RoleHandler(KindHandler[RoleObserved]):
                 sql += " VALID UNTIL %(until)s"
                 params["until"] = pg["validUntil"]
             steps.append(step(sql, f"role {name} does not exist", params))
+            steps.append(self._mark(name, f"role {name} is new: it is marked as {self.owner}'s"))
         else:
+            if verdict is Claim.MARK:
+                steps.append(self._mark(name, f"spec.adopt: role {name} is taken over by {self.owner}"))
             steps += self._alter_attributes(name, pg, observed)
         steps += self._password_steps(name, observed)
         steps += self._setting_steps(name, pg, observed)
@@ -273,8 +295,34 @@ class RoleHandler(KindHandler[RoleObserved]):
             admin_source="spec.adminRoles",
         )
         if spec.get("database"):
-            steps += acl_steps(name, self._access_pairs(spec, observed, revoke=False))
+            if pg.get("databaseAccess") == "Owner":
+                steps += self._ownership_steps(spec, observed)
+            else:
+                steps += acl_steps(name, self._access_pairs(spec, observed, revoke=False))
         return Plan(steps)
+
+    def _mark(self, name: str, reason: str) -> Step:
+        return step(f"COMMENT ON ROLE {ident(name)} IS %(marker)s", reason, {"marker": self.owner.marker})
+
+    def _ownership_steps(self, spec: dict[str, Any], observed: RoleObserved) -> list[Step]:
+        """databaseAccess: Owner: the user owns spec.database. Taken from the admin (who creates databases),
+        never from another role: that would undo a Database claim's `owner` or a DBA's choice."""
+        name, database, current = spec["username"], spec["database"], observed.database_owner
+        if current == name:
+            return []
+        if current != self.catalog.admin_user:
+            raise PermanentError(
+                "DatabaseOwnerConflict",
+                f"spec.postgres.databaseAccess: Owner: database {database} is owned by role {current}, not by the "
+                f"admin ({self.catalog.admin_user}) nor by {name}; dbops does not take a database from its owner. "
+                "Set the Database's owner to this user, or use databaseAccess: Connect",
+            )
+        return [
+            step(
+                f"ALTER DATABASE {ident(database)} OWNER TO {ident(name)}",
+                f"spec.postgres.databaseAccess: Owner: database {database} is owned by {current}",
+            )
+        ]
 
     def _check_references(self, spec: dict[str, Any], observed: RoleObserved) -> None:
         missing = sorted((desired_roles(spec) or frozenset()) - observed.existing_roles)
@@ -283,6 +331,13 @@ class RoleHandler(KindHandler[RoleObserved]):
                 "RoleNotFound",
                 f"spec.roles/spec.postgres.inRoles: role(s) {', '.join(missing)} do not exist; "
                 "create them first (another DatabaseUser or by hand)",
+            )
+        supers = sorted((desired_roles(spec) or frozenset()) & observed.superuser_roles)
+        if supers:
+            raise PermanentError(
+                "SystemObject",
+                f"spec.roles/spec.postgres.inRoles: {', '.join(supers)} is a superuser role; a member may SET ROLE "
+                "to it and act as a superuser, so dbops never grants membership in it",
             )
         if spec.get("database") and observed.database_oid is None:
             raise PermanentError(
@@ -375,7 +430,9 @@ class RoleHandler(KindHandler[RoleObserved]):
         return out
 
     def _access_pairs(self, spec: dict[str, Any], observed: RoleObserved, revoke: bool) -> list[Pair]:
-        """The user's pairs on spec.database and its schema public: full use, or nothing when revoking."""
+        """The user's pairs on spec.database and its schema public: at least what databaseAccess: Connect gives
+        (privileges held beyond it, e.g. CREATE granted by a DatabaseGrant or by an older dbops, are left alone,
+        so the two never undo each other), or nothing when revoking."""
         if observed.access is None:
             return []
         pairs: list[Pair] = []
@@ -387,7 +444,7 @@ class RoleHandler(KindHandler[RoleObserved]):
             else:
                 target = found.target
                 wanted = privs.PUBLIC_SCHEMA_ACCESS
-            desired = {} if revoke else dict.fromkeys(wanted, False)
+            desired = {} if revoke else {**found.held, **{p: found.held.get(p, False) for p in wanted}}
             pairs.append(Pair(target, desired, found.held, ["spec.database"]))
         return pairs
 
@@ -430,6 +487,7 @@ class RoleHandler(KindHandler[RoleObserved]):
         name = spec["username"]
         if not observed.exists:
             return Plan()
+        claim_object(f"role {name}", True, observed.marker, self.owner, bool(spec.get("adopt")))
         blocking = blocking_dependencies(observed, ours_for_drop(spec, observed))
         if blocking:
             raise PermanentError(

@@ -20,6 +20,7 @@ from worker.adapters.base import Adapter, KindHandler, ServerInfo, Step
 from worker.adapters.pg_errors import connect_error, statement_error, ungranted_warning
 from worker.adapters.pg_sql import Params
 from worker.errors import PermanentError, WorkerError
+from worker.ownership import Owner
 from worker.request import Request, Secrets
 
 VERIFYING_MODES = ("verify-ca", "verify-full")
@@ -212,15 +213,15 @@ class PostgresAdapter(Adapter):
         if kind == "Database":
             from worker.adapters.pg_database import DatabaseHandler
 
-            return DatabaseHandler(self)
+            return DatabaseHandler(self, Owner.of(self.request.owner))
         if kind == "DatabaseUser":
             from worker.adapters.pg_role import RoleHandler
 
-            return RoleHandler(self, self.secrets.password)
+            return RoleHandler(self, self.secrets.password, Owner.of(self.request.owner))
         if kind == "DatabaseGrant":
             from worker.adapters.pg_grants import GrantHandler
 
-            return GrantHandler(self)
+            return GrantHandler(self, Owner.of(self.request.owner))
         raise PermanentError("InvalidRequest", f"kind {kind} has no PostgreSQL handler")
 
     @contextmanager
