@@ -431,7 +431,10 @@ def start_postgres(
         "log_line_prefix": "'%m [%p] app=%a user=%u db=%d '",
         "log_connections": "off",
         "fsync": "off",
-        "synchronous_commit": "off",
+        # A commit must reach the WAL before it returns (with fsync off that is a write(), not a flush to disk):
+        # the fault tests stop the server with an immediate shutdown, which would otherwise lose commits that a
+        # real server keeps, e.g. the ownership marker written right after CREATE DATABASE.
+        "synchronous_commit": "on",
         "full_page_writes": "off",
         "shared_buffers": "'32MB'",
         "max_connections": "60",

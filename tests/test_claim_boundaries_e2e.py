@@ -5,6 +5,7 @@ the server's catalog, every claim's phase and conditions."""
 
 from __future__ import annotations
 
+import json
 import copy
 import time
 from typing import Any
@@ -265,7 +266,7 @@ def test_a_job_that_finds_the_server_down_keeps_a_converged_claim_ready_and_its_
     try:
         c.reconcile(max_wait=0)  # one failed attempt, the retry not yet due
         now = c.claim("Database", "db")
-        assert now["status"]["phase"] == "Ready", now["status"]
+        assert now["status"]["phase"] == "Ready", json.dumps(now["status"], indent=1)
         assert now["status"]["lastSuccessfulTime"] == converged["lastSuccessfulTime"]
         assert now["status"]["database"] == converged["database"]
         assert now["status"]["message"].startswith(f"as converged at {converged['lastSuccessfulTime']}; ")
@@ -278,6 +279,6 @@ def test_a_job_that_finds_the_server_down_keeps_a_converged_claim_ready_and_its_
         if down:
             pg.start()
     now = c.claim("Database", "db")
-    assert now["status"]["phase"] == "Ready" and now["status"]["job"] != converged["job"]
+    assert now["status"]["phase"] == "Ready" and now["status"]["job"] != converged["job"], json.dumps(now["status"], indent=1)
     assert condition(now, "InstanceReady")["status"] == "True"
     assert pg.query("SELECT datconnlimit FROM pg_database WHERE datname = %s", (dbname,)) == [(7,)]

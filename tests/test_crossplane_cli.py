@@ -228,6 +228,11 @@ def test_real_validator_and_our_checks_agree_on_every_hostile_claim(cli: Path, t
         real_cel = {
             (e["field"], e["message"].split(": Invalid value: ", 1)[1]) for e in errors if e["type"] == "cel"
         }
+        if schema_errors:
+            # A rule over a field of the wrong type cannot evaluate: cel-go says "invalid data", cel-python "no
+            # such overload". Both refuse the claim on the type already; the evaluation noise is not compared.
+            real_cel = {c for c in real_cel if "invalid data" not in c[1]}
+            cel = {c for c in cel if not c[1].startswith("no such overload")}
         refused, we_refuse = res["status"] == "invalid", bool(schema_errors or cel)
         if refused != we_refuse or real_cel != cel:
             disagreements.append((case.id, [e["message"] for e in errors], schema_errors, sorted(cel)))
