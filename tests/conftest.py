@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.object_store import ObjectStore, find_server_binary, private_object_store
 from tests.servers import Server, private_servers
 from worker.adapters import mysql_catalog
 
@@ -55,6 +56,39 @@ def maria() -> Server:
 def server(request: pytest.FixtureRequest) -> Server:
     """Each real server in turn, for tests that hold for every engine."""
     return _server(request.param)
+
+
+@pytest.fixture(scope="session")
+def object_store_binary() -> str:
+    """The pinned S3 gateway, or skip (fail when DBOPS_REQUIRE_TOOLS=1 or DBOPS_S3_SERVER names a missing one)."""
+    binary, why = find_server_binary()
+    if binary is None:
+        if os.environ.get("DBOPS_REQUIRE_TOOLS") == "1" or os.environ.get("DBOPS_S3_SERVER"):
+            pytest.fail(why, pytrace=False)
+        pytest.skip(why)
+    return binary
+
+
+@pytest.fixture(scope="session")
+def object_store_tls(object_store_binary: str) -> Iterator[ObjectStore]:
+    """A private S3-compatible store (versitygw) over TLS from a generated CA, one bucket; shared by the session,
+    so each test works under its own key prefix."""
+    with private_object_store(object_store_binary, tls=True) as store:
+        yield store
+
+
+@pytest.fixture(scope="session")
+def object_store_plain(object_store_binary: str) -> Iterator[ObjectStore]:
+    """The same over plain HTTP."""
+    with private_object_store(object_store_binary, tls=False) as store:
+        yield store
+
+
+@pytest.fixture(params=["tls", "plain"])
+def object_store(request: pytest.FixtureRequest) -> ObjectStore:
+    """Each private object store in turn, for tests that hold with and without TLS."""
+    store: ObjectStore = request.getfixturevalue(f"object_store_{request.param}")
+    return store
 
 
 WORKER = shutil.which("dbops-worker", path=os.path.dirname(sys.executable)) or "dbops-worker"

@@ -354,6 +354,16 @@ class Server:
             conn.close()
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Ask a server to stop; kill it if it has not within `timeout` seconds; reap it either way."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _run(cmd: list[str], user: str | None = None, **kwargs: object) -> subprocess.CompletedProcess[str]:
     if user and IS_ROOT:
         cmd = ["runuser", "-u", user, "--", *cmd]
@@ -568,13 +578,7 @@ def start_mariadb(
     _run([client, f"--socket={sock}", "-uroot", "-e", "SET SESSION sql_log_off=1;" + setup])
 
     def stop() -> None:
-        proc = procs[-1]
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(procs[-1], timeout=30)
 
     return Server(
         "mariadb",
