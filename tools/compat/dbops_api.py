@@ -11,14 +11,14 @@ moves (a contract package); nothing else under tools/compat imports the function
 
 from __future__ import annotations
 
-import copy
 from functools import cache
 from typing import Any
 
 import yaml
 
 from tools.compat.locations import ROOT
-from tools.compat.openapi import Schema, schema_paths
+from tools.compat.openapi import Schema, merged, schema_paths
+
 XRD_GLOB = "apis/*/definition.yaml"
 
 
@@ -79,9 +79,10 @@ def crd_errors(schema: Schema, spec: Any) -> list[str]:
 
 
 def _without_rules(schema: Any) -> Any:
-    """`normalize` evaluates CEL through our Python twins, which another project's CRD has none of."""
+    """The schema as `normalize` reads it: CEL rules out (`normalize` evaluates CEL through our Python twins,
+    which another project's CRD has none of), `allOf` folded in (it does not read `allOf`)."""
     if isinstance(schema, list):
         return [_without_rules(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    return {k: _without_rules(v) for k, v in copy.deepcopy(schema).items() if k != "x-kubernetes-validations"}
+    return {k: _without_rules(v) for k, v in merged(schema).items() if k != "x-kubernetes-validations"}

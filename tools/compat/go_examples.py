@@ -199,17 +199,27 @@ def move_doc_only(kind: str, spec: dict[str, Any], known: dict[str, dict[str, An
     done: list[dict[str, Any]] = []
     while unknown := unknown_paths(moved, "spec", known):
         path = unknown[0]
-        (rule,) = [m for m in MOVES if m.kind == kind and m.doc_path == path] or [None]
-        if rule is None:
+        rules = [m for m in MOVES if m.kind == kind and m.doc_path == path]
+        if not rules:
             raise SystemExit(f"{kind} {path}: not in the Go CRD and no rule in MOVES says where it belongs")
+        rule = rules[0]
         value = _pop(moved, path)
         target = rule.crd_path
         if target and target.endswith("postgres.createDatabase") and "mysql" in moved:
             target = target.replace("postgres.", "mysql.")
         if target:
             _put(moved, target, value)
-        done.append({"path": path, "crd_path": target, "why": rule.why})
+        done.append({"path": _as_written(path, done), "crd_path": target, "why": rule.why})
     return moved, done
+
+
+def _as_written(path: str, done: list[dict[str, Any]]) -> str:
+    """Where a path found after earlier moves sits in the object as the docs write it."""
+    for move in reversed(done):
+        target = move["crd_path"]
+        if target and path.startswith(target + "."):
+            return _as_written(move["path"] + path[len(target) :], done)
+    return path
 
 
 # --- the data file ------------------------------------------------------------------------------------------------
@@ -229,7 +239,8 @@ def engine_of(entry: dict[str, Any], entries: list[dict[str, Any]]) -> str | Non
             and (e["source"] == scope or e["source"].rsplit("/", 1)[0] == scope)
         ]
         earlier = [e for e in found if (e["source"], e["line"]) <= (before["source"], before["line"])]
-        return (earlier or found or [None])[-1]
+        candidates = earlier or found
+        return candidates[-1] if candidates else None
 
     current: dict[str, Any] | None = entry
     for _ in range(4):
@@ -284,7 +295,7 @@ def extract(checkout: Path) -> dict[str, Any]:
             entry["name"] = name
         entry["object"] = obj
         if obj["apiVersion"].split("/")[0] == GROUP:
-            spec = obj.get("spec") if obj.get("spec") is not None else {}
+            spec = obj.get("spec") or {}
             moved, moves = move_doc_only(obj["kind"], spec, known[obj["kind"]])
             if moves:
                 entry["doc_only"] = moves
@@ -335,7 +346,9 @@ def load() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("extract").add_argument("checkout", type=Path)
     sub.add_parser("refresh")

@@ -25,6 +25,20 @@ from tools.compat.openapi import Field, Schema, describe, fields
 
 GO_REPO = "panteparak/db-provision-operator"
 CRD_DIR = "config/crd/bases"
+# The kinds dbops shares first, then the rest as a user meets them; a kind not listed comes last.
+KIND_ORDER = (
+    "DatabaseInstance",
+    "Database",
+    "DatabaseUser",
+    "DatabaseGrant",
+    "DatabaseRole",
+    "DatabaseBackup",
+    "DatabaseBackupSchedule",
+    "DatabaseRestore",
+    "ClusterDatabaseInstance",
+    "ClusterDatabaseRole",
+    "ClusterDatabaseGrant",
+)
 GOREADS = ROOT / "tools/compat/goreads"
 READS_METHOD = (
     "tools/compat/goreads: a selector expression resolving to the field (type-checked), outside api/, "
@@ -39,7 +53,9 @@ def checkout_commit(checkout: Path) -> str:
     dirty = subprocess.run([*git, "status", "--porcelain"], check=True, capture_output=True, text=True).stdout
     if dirty.strip():
         raise SystemExit(f"{checkout} has local changes; pin a clean commit")
-    return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def crds(checkout: Path) -> dict[str, Schema]:
@@ -83,7 +99,12 @@ def kind_fields(crd: Schema, reads: list[Field]) -> list[Field]:
     for r in reads:
         parent = r["path"].rsplit(".", 1)[0].removesuffix("[]")
         read[r["path"]] = bool(r["read_at"]) and read[parent]
-        out.append({**from_crd[r["path"]], "go_field": r["field"], "go_reads": read[r["path"]], "read_at": r["read_at"]})
+        go = {
+            "go_field": r["field"],
+            "go_type": r["go_type"],
+            **({"go_zero": r["zero"]} if "zero" in r else {}),
+        }
+        out.append({**from_crd[r["path"]], **go, "go_reads": read[r["path"]], "read_at": r["read_at"]})
     return out
 
 
@@ -91,7 +112,9 @@ def pinned(checkout: Path) -> dict[str, Any]:
     commit = checkout_commit(checkout)
     reads = go_reads(checkout)
     kinds: dict[str, Any] = {}
-    for kind, crd in sorted(crds(checkout).items()):
+    found = crds(checkout)
+    for kind in sorted(found, key=lambda k: (KIND_ORDER.index(k) if k in KIND_ORDER else len(KIND_ORDER), k)):
+        crd = found[kind]
         spec = spec_schema(crd)
         kinds[kind] = {
             "crd": crd["metadata"]["name"],
@@ -124,14 +147,19 @@ def dump(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("checkout", type=Path, help="git checkout of " + GO_REPO)
     parser.add_argument("--out", type=Path, default=GO_FIELDS)
     args = parser.parse_args(argv)
     data = pinned(args.checkout)
     args.out.write_text(dump(data))
     count = sum(len(k["fields"]) for k in data["kinds"].values())
-    print(f"{args.out}: {len(data['kinds'])} kinds, {count} paths at {data['source']['commit']}", file=sys.stderr)
+    print(
+        f"{args.out}: {len(data['kinds'])} kinds, {count} paths at {data['source']['commit']}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -8,7 +8,7 @@ from typing import Any
 Schema = dict[str, Any]
 Field = dict[str, Any]
 
-CONSTRAINTS = ("minimum", "maximum", "minLength", "maxLength", "pattern", "format", "minItems", "maxItems")
+CONSTRAINTS = ("minimum", "maximum", "minLength", "maxLength", "pattern", "minItems", "maxItems")
 
 
 def schema_paths(schema: Schema, path: str) -> list[tuple[str, Schema, bool]]:
@@ -28,13 +28,18 @@ def type_name(schema: Schema) -> str:
     kind = schema.get("type", "object")
     if kind == "array":
         return "[]" + type_name(schema.get("items", {}))
-    if kind == "object" and "properties" not in schema and isinstance(schema.get("additionalProperties"), dict):
+    if (
+        kind == "object"
+        and "properties" not in schema
+        and isinstance(schema.get("additionalProperties"), dict)
+    ):
         return "map[string]" + type_name(schema["additionalProperties"])
     return str(kind)
 
 
 def describe(path: str, schema: Schema, required: bool) -> Field:
     """One path as data: type, required, enum, default, other bounds, CEL rules (descriptions left out)."""
+    schema = merged(schema)
     field: Field = {"path": path, "type": type_name(schema), "required": required}
     if "enum" in schema:
         field["enum"] = schema["enum"]
@@ -47,10 +52,28 @@ def describe(path: str, schema: Schema, required: bool) -> Field:
         bounds["items"] = item_bounds
     if bounds:
         field["constraints"] = bounds
-    rules = [{"rule": r["rule"], "message": r.get("message", "")} for r in schema.get("x-kubernetes-validations", [])]
+    rules = [
+        {"rule": r["rule"], "message": r.get("message", "")}
+        for r in schema.get("x-kubernetes-validations", [])
+    ]
     if rules:
         field["rules"] = rules
     return field
+
+
+def merged(schema: Schema) -> Schema:
+    """`schema` with its `allOf` parts folded in (controller-gen emits `allOf` of enums when a type and its field
+    both carry an enum marker: a value must be in every one)."""
+    if "allOf" not in schema:
+        return schema
+    out = {k: v for k, v in schema.items() if k != "allOf"}
+    for part in schema["allOf"]:
+        for key, value in merged(part).items():
+            if key == "enum" and "enum" in out:
+                out["enum"] = [v for v in out["enum"] if v in value]
+            else:
+                out.setdefault(key, value)
+    return out
 
 
 def fields(schema: Schema, path: str = "spec") -> list[Field]:

@@ -31,6 +31,8 @@ const apiDir = "api/v1alpha1"
 type field struct {
 	Path   string   `json:"path"`
 	Field  string   `json:"field"`
+	GoType string   `json:"go_type"`
+	Zero   any      `json:"zero,omitempty"`
 	ReadAt []string `json:"read_at"`
 }
 
@@ -432,9 +434,32 @@ func walk(t types.Type, path string, out *[]field, reads map[*types.Var][]string
 			sites = []string{}
 		}
 		child := path + "." + name
-		*out = append(*out, field{Path: child, Field: owner + "." + f.Name(), ReadAt: sites})
+		*out = append(*out, field{
+			Path:   child,
+			Field:  owner + "." + f.Name(),
+			GoType: types.TypeString(f.Type(), types.RelativeTo(f.Pkg())),
+			Zero:   zero(f.Type()),
+			ReadAt: sites,
+		})
 		walk(f.Type(), child, out, reads, seen)
 	}
+}
+
+// zero: what the operator sees for an unset field that is a plain (non-pointer) bool, number or string; nil for
+// pointers, lists, maps and structs, whose absence the code can tell apart. A zero string is reported as nil too
+// (omitempty drops it from the JSON), so only false and 0 come out.
+func zero(t types.Type) any {
+	basic, ok := t.Underlying().(*types.Basic)
+	if !ok {
+		return nil
+	}
+	switch {
+	case basic.Info()&types.IsBoolean != 0:
+		return false
+	case basic.Info()&types.IsNumeric != 0:
+		return 0
+	}
+	return nil
 }
 
 func copySeen(seen map[*types.Named]bool) map[*types.Named]bool {
