@@ -28,8 +28,8 @@ test-crossplane-cli: $(STAMP)
 	DBOPS_REQUIRE_TOOLS=1 $(BIN)/python -m pytest -q -m crossplane_cli tests/test_crossplane_cli.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check function worker tests bench examples
-	$(BIN)/ruff format --check function worker
+	$(BIN)/ruff check function worker tools tests bench examples
+	$(BIN)/ruff format --check function worker tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

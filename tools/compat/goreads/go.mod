@@ -1,0 +1,3 @@
+module dbops.local/tools/compat/goreads
+
+go 1.24
