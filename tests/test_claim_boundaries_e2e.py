@@ -5,8 +5,8 @@ the server's catalog, every claim's phase and conditions."""
 
 from __future__ import annotations
 
-import json
 import copy
+import json
 import time
 from typing import Any
 
