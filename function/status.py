@@ -17,6 +17,7 @@ from worker.validation import FieldError, normalize
 PROVISIONED = "Provisioned"
 INSTANCE_READY = "InstanceReady"
 CONNECTED = "Connected"
+CUSTOM_CONDITIONS = (PROVISIONED, INSTANCE_READY, CONNECTED)
 CARRIED = ("job", "lastAppliedHash", "lastSuccessfulTime", "attempts")
 MAX_ERRORS_SHOWN = 8
 
@@ -152,3 +153,20 @@ def not_managed(view: View, kind: str, keep: dict[str, Composed]) -> Outcome:
         ttl_seconds=float(view.input["resync"]["intervalSeconds"]),
         ready=True,
     )
+
+
+def unevaluated_conditions(view: View, out: Outcome) -> Outcome:
+    """Crossplane merges the conditions a function returns into those the XR (and its claim) already has and never
+    removes one, so a custom condition this call did not evaluate (InstanceReady when the spec is invalid, say)
+    would keep its last value, however stale. Each custom condition the XR carries that `out` leaves out is set
+    Unknown instead, saying why."""
+    have = {c.type for c in out.conditions}
+    for cond in view.status.get("conditions") or []:
+        kind = cond.get("type") if isinstance(cond, dict) else None
+        if kind in CUSTOM_CONDITIONS and kind not in have:
+            have.add(kind)
+            why = str(out.status.get("message") or out.status.get("phase") or "")
+            out.conditions.append(
+                Condition(kind, "Unknown", "NotEvaluated", f"not evaluated this time: {why}"[:1024])
+            )
+    return out

@@ -1360,3 +1360,27 @@ def test_a_kept_basic_auth_type_never_leaves_the_secret_without_its_password() -
     assert "spec.passwordSecret.secretTemplate.type" in status["message"]
     assert "exists with type kubernetes.io/basic-auth" in status["message"]
     assert kube.secret_data(kube.desired(rsp)["credentials"]) == kube.secret_data(SECRET), "kept as it was"
+
+
+def test_a_condition_not_evaluated_this_call_is_set_unknown_not_left_stale() -> None:
+    """Crossplane merges returned conditions into the XR's and never removes one: InstanceReady=True from an
+    earlier call must not survive a call that never looked at the instance (the user stopped managing it)."""
+    done = kube.job_complete(JOB, iso(NOW))
+    earlier = [
+        {"type": "InstanceReady", "status": "True", "reason": "InstanceReady"},
+        {"type": "Provisioned", "status": "True", "reason": "Converged"},
+        {"type": "Ready", "status": "True", "reason": "Available"},
+    ]
+    xr = kube.with_status(
+        absent(USER_XR, deletionProtection=False), {"phase": "Ready", "user": USER_FACTS, "conditions": earlier}
+    )
+    rsp = call(
+        kube.request(
+            xr, observed_resources={"credentials": SECRET, KEY: done}, required=USER_REQUIRED, input_=USER_INPUT
+        )
+    )
+    conds = kube.conditions(rsp)
+    assert conds["InstanceReady"][:2] == ("Unknown", "NotEvaluated")
+    assert "not managed" in conds["InstanceReady"][2]
+    assert conds["Provisioned"][:2] == ("True", "NotManaged"), "an evaluated condition is left as composed"
+    assert "Ready" not in conds, "Crossplane's own conditions are Crossplane's"
