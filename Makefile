@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test test-cluster cluster-tools lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
@@ -19,9 +19,17 @@ demo: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -q
 
+# The real control plane (docs/testing-cluster.md): build the pinned tools once (cached by version), then run
+# tests/cluster in a private network namespace; the suite starts and stops everything itself.
+cluster-tools:
+	tools/cluster/build-tools.sh all
+
+test-cluster: $(STAMP) cluster-tools
+	DBOPS_REQUIRE_TOOLS=1 tools/cluster/netns.sh $(BIN)/python -m pytest -q -m cluster tests/cluster
+
 lint: $(STAMP)
-	$(BIN)/ruff check function worker tests bench examples
-	$(BIN)/ruff format --check function worker
+	$(BIN)/ruff check function worker tests bench examples tools
+	$(BIN)/ruff format --check function worker tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

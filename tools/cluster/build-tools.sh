@@ -2,7 +2,7 @@
 # Build the pinned upstream tools the real-control-plane suite runs, from the Go module proxy only, into a cache
 # directory keyed by their versions. Nothing built here is committed. Prints the cache directory on stdout.
 #
-#   tools/cluster/build-tools.sh [cli|core|kube|all]      (default all)
+#   tools/cluster/build-tools.sh [cli|core|kube|registry|all|path]      (default all; path only prints the directory)
 #
 # DBOPS_TOOLS_CACHE overrides the cache root (default ~/.cache/dbops-tools).
 set -euo pipefail
@@ -12,11 +12,13 @@ CORE_VERSION=v2.3.4         # github.com/crossplane/crossplane/v2: Crossplane co
 KUBE_VERSION=v1.36.3        # k8s.io/kubernetes: kube-apiserver, kube-controller-manager
 STAGING_VERSION=v0.36.3     # the k8s.io/* staging modules released with KUBE_VERSION
 ETCD_VERSION=v3.7.1         # go.etcd.io/etcd/server/v3
+REGISTRY_VERSION=v0.21.6    # github.com/google/go-containerregistry cmd/registry (the version Crossplane core uses)
 
 root=${DBOPS_TOOLS_CACHE:-$HOME/.cache/dbops-tools}
 key="crossplane-cli-$CLI_VERSION+core-$CORE_VERSION+kube-$KUBE_VERSION+etcd-$ETCD_VERSION"
 bin="$root/$key/bin"
 work="$root/$key/src"
+if [ "${1:-all}" = path ]; then echo "$root/$key"; exit 0; fi
 mkdir -p "$bin" "$work"
 export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
 log() { echo "build-tools: $*" >&2; }
@@ -61,20 +63,36 @@ build_kube() {
     local mod
     mod=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
     for m in $(awk '/=> \.\/staging\/src\//{print $1}' "$mod"); do go mod edit -replace="$m=$m@$STAGING_VERSION"; done
-    go mod edit -require="k8s.io/kubernetes@$KUBE_VERSION" -require="go.etcd.io/etcd/server/v3@$ETCD_VERSION"
-    printf 'package main\nimport (\n _ "k8s.io/kubernetes/cmd/kube-apiserver"\n _ "k8s.io/kubernetes/cmd/kube-controller-manager"\n)\n' >tools.go
-    go mod tidy >/dev/null 2>&1 || true
+    go mod edit -require="k8s.io/kubernetes@$KUBE_VERSION"
     local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
     local ld="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
-    go build -trimpath -ldflags "$ld" -o "$bin/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+    # One go build for both commands: their shared packages compile once.
+    go build -trimpath -ldflags "$ld" -o "$bin/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager)
+  # etcd in a module of its own, so its dependency versions never move the ones Kubernetes was released with.
+  local e="$work/etcd"
+  rm -rf "$e"; mkdir -p "$e"
+  (cd "$e" && go mod init local/etcdbin >/dev/null 2>&1 &&
+    go mod edit -require="go.etcd.io/etcd/server/v3@$ETCD_VERSION" &&
     go build -trimpath -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3)
+}
+
+build_registry() {
+  [ -x "$bin/registry" ] && return
+  log "OCI registry (go-containerregistry $REGISTRY_VERSION)"
+  # An in-memory registry on localhost: the real-control-plane suite pushes the dbops packages there.
+  local w="$work/registry"
+  rm -rf "$w"; mkdir -p "$w"
+  (cd "$w" && go mod init local/registry >/dev/null 2>&1 &&
+    go mod edit -require="github.com/google/go-containerregistry@$REGISTRY_VERSION" &&
+    go build -trimpath -ldflags "-s -w" -o "$bin/registry" github.com/google/go-containerregistry/cmd/registry)
 }
 
 case "${1:-all}" in
   cli) build_cli ;;
   core) build_core ;;
   kube) build_kube ;;
-  all) build_cli; build_core; build_kube ;;
-  *) echo "usage: $0 [cli|core|kube|all]" >&2; exit 64 ;;
+  registry) build_registry ;;
+  all) build_cli; build_core; build_registry; build_kube ;;
+  *) echo "usage: $0 [cli|core|kube|registry|all|path]" >&2; exit 64 ;;
 esac
 echo "$root/$key"
