@@ -89,6 +89,40 @@ def resync_interval(view: View, override: int | None = None) -> tuple[bool, int]
 
 
 def progress(view: View, call: WorkerCall, interval_override: int | None = None) -> Progress:
+    prog = _progress(view, call, interval_override)
+    if (
+        prog.reported is not None
+        and prog.reported.phase == "complete"
+        and prog.reported.name == prog.job_name
+    ):
+        return prog
+    kept = last_failed_job(view, exclude=prog.job_key)
+    if kept is not None:
+        key, res = kept
+        # Crossplane deletes a Job that leaves the desired set, and its Pod with it: the failed attempt's logs
+        # (`kubectl logs job/<name>`) would go with it. Keep the latest failed Job until a Job succeeds.
+        prog.resources[key] = Composed(_sanitized(res), ready=True)
+        prog.message += f"; the last failed Job's logs: kubectl logs -n {view.namespace} job/{text(res, 'metadata', 'name')}"
+    return prog
+
+
+def last_failed_job(view: View, exclude: str) -> tuple[str, dict[str, Any]] | None:
+    """The most recently finished failed worker Job other than `exclude`, if any."""
+    failed = []
+    for key, res in observed_jobs(view).items():
+        if key == exclude:
+            continue
+        st = job_state(res, [])
+        if st.phase == "failed":
+            when = st.finished_at.isoformat() if st.finished_at else ""
+            failed.append((when, key, res))
+    if not failed:
+        return None
+    _, key, res = max(failed, key=lambda f: (f[0], f[1]))
+    return key, res
+
+
+def _progress(view: View, call: WorkerCall, interval_override: int | None) -> Progress:
     enabled, interval = resync_interval(view, interval_override)
     shift = schedule.offset(view.uid or view.name, interval)
     current_epoch = schedule.epoch(view.now, interval, shift) if enabled else 0

@@ -342,10 +342,13 @@ def test_status_from_the_job(case: Case) -> None:
     assert case.want_message in status["message"]
     jobs = kube.jobs(rsp)
     if case.want_new_job:
-        assert KEY not in jobs and len(jobs) == 1
-        [new] = jobs.values()
+        # The failed attempt's Job stays (its Pod and logs with it) until a Job succeeds.
+        assert KEY in jobs and len(jobs) == 2
+        [new] = [j for k, j in jobs.items() if k != KEY]
         assert new["metadata"]["annotations"]["dbops.dbprovision.io/attempt"] == "2"
         assert status["job"] == new["metadata"]["name"]
+        assert f"kubectl logs -n default job/{JOB['metadata']['name']}" in status["message"]
+        assert rsp.desired.resources[KEY].ready == fnv1.READY_TRUE
     else:
         assert list(jobs) == [KEY], "the Job is kept, and no other is started"
         assert status["job"] == JOB["metadata"]["name"]
@@ -387,7 +390,7 @@ def test_permanent_failure_is_not_retried_within_the_epoch_but_at_the_next() -> 
         kube.request(USER_XR, observed_resources=observed, required=required, input_=USER_INPUT), later
     )
     jobs = kube.jobs(rsp)
-    assert KEY not in jobs and len(jobs) == 1, "the next resync epoch runs the worker again"
+    assert KEY in jobs and len(jobs) == 2, "the next resync epoch runs the worker again, keeping the failed Job"
     assert kube.status(rsp)["phase"] == "Provisioning"
     assert seen == {"Failed"}, "within the epoch the failed Job stays and nothing new starts"
 
@@ -407,7 +410,7 @@ def test_transient_back_off_doubles_per_attempt() -> None:
     assert kube.status(rsp)["phase"] == "Failed", "attempt 3 waits 30 * 2^2 = 120 s"
     assert rsp.meta.ttl.seconds == 20
     rsp = call(req, NOW + timedelta(seconds=20))
-    [new] = kube.jobs(rsp).values()
+    [new] = [j for k, j in kube.jobs(rsp).items() if k != KEY]
     assert new["metadata"]["annotations"]["dbops.dbprovision.io/attempt"] == "4"
     assert kube.status(rsp)["attempts"] == 3
 

@@ -23,8 +23,12 @@ mkdir -p "$bin" "$work"
 export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
 log() { echo "build-tools: $*" >&2; }
 
+# Crossplane's release builds stamp the version (packages declare which Crossplane versions they accept, and an
+# unstamped core rejects every such package); a binary without the stamp is rebuilt.
+XP_VERSION_VAR=github.com/crossplane/crossplane-runtime/v2/pkg/version.version
+
 build_cli() {
-  [ -x "$bin/crossplane" ] && return
+  [ -x "$bin/crossplane" ] && "$bin/crossplane" version --client 2>/dev/null | grep -q "$CLI_VERSION" && return
   log "crossplane CLI $CLI_VERSION"
   # go install pkg@version asks the proxy for the module's version list (to check deprecation), which this
   # proxy refuses; a wrapper module that requires the exact version needs no list.
@@ -33,11 +37,11 @@ build_cli() {
   (cd "$w" && go mod init local/xpcli >/dev/null 2>&1 &&
     go mod edit -require="github.com/crossplane/cli/v2@$CLI_VERSION" &&
     printf 'package main\nimport _ "github.com/crossplane/cli/v2/cmd/crossplane"\n' >tools.go &&
-    go build -trimpath -ldflags "-s -w" -o "$bin/crossplane" github.com/crossplane/cli/v2/cmd/crossplane)
+    go build -trimpath -ldflags "-s -w -X $XP_VERSION_VAR=$CLI_VERSION" -o "$bin/crossplane" github.com/crossplane/cli/v2/cmd/crossplane)
 }
 
 build_core() {
-  [ -x "$bin/crossplane-core" ] && return
+  [ -x "$bin/crossplane-core" ] && [ "$("$bin/crossplane-core" --version 2>/dev/null)" = "$CORE_VERSION" ] && return
   log "crossplane core $CORE_VERSION"
   # core's go.mod replaces its apis module with a local path, so go install refuses it: build it from a wrapper
   # module that requires the tagged apis module instead (the same commit the release was built from).
@@ -49,7 +53,7 @@ build_core() {
       -replace="github.com/crossplane/crossplane/apis/v2=github.com/crossplane/crossplane/apis/v2@$CORE_VERSION" &&
     printf 'package main\nimport _ "github.com/crossplane/crossplane/v2/cmd/crossplane"\n' >tools.go &&
     go mod tidy >/dev/null 2>&1 || true
-    go build -trimpath -ldflags "-s -w" -o "$bin/crossplane-core" github.com/crossplane/crossplane/v2/cmd/crossplane)
+    go build -trimpath -ldflags "-s -w -X $XP_VERSION_VAR=$CORE_VERSION" -o "$bin/crossplane-core" github.com/crossplane/crossplane/v2/cmd/crossplane)
   ln -sfn "$(cd "$w" && go list -m -f '{{.Dir}}' github.com/crossplane/crossplane/v2)/cluster/crds" "$root/$key/crossplane-crds"
 }
 
@@ -87,12 +91,17 @@ build_registry() {
     go build -trimpath -ldflags "-s -w" -o "$bin/registry" github.com/google/go-containerregistry/cmd/registry)
 }
 
-case "${1:-all}" in
-  cli) build_cli ;;
-  core) build_core ;;
-  kube) build_kube ;;
-  registry) build_registry ;;
-  all) build_cli; build_core; build_registry; build_kube ;;
-  *) echo "usage: $0 [cli|core|kube|registry|all|path]" >&2; exit 64 ;;
-esac
-echo "$root/$key"
+main() {
+  case "${1:-all}" in
+    cli) build_cli ;;
+    core) build_core ;;
+    kube) build_kube ;;
+    registry) build_registry ;;
+    all) build_cli; build_core; build_registry; build_kube ;;
+    *) echo "usage: $0 [cli|core|kube|registry|all|path]" >&2; exit 64 ;;
+  esac
+  echo "$root/$key"
+}
+
+# On one line, read whole before it runs: editing this file during a build cannot derail it.
+main "$@"; exit $?

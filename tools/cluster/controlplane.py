@@ -231,29 +231,40 @@ class ControlPlane:
         kubeconfig = self.base / "crossplane.kubeconfig"
         kubeconfig.write_text(creds.kubeconfig("crossplane"))
         env = {"PATH": "/usr/bin:/bin", "HOME": str(self.base), "KUBECONFIG": str(kubeconfig)}
-        crds = self.tools / "crossplane-crds"
+        # Resolved: the initializer walks the directory without following a symlink to it.
+        crds = (self.tools / "crossplane-crds").resolve()
         # The aggregated ClusterRole must hold the base rules before Crossplane acts under it.
         wait(
             lambda: self._aggregated("crossplane", "customresourcedefinitions"), 60, "crossplane ClusterRole"
         )
-        init = subprocess.run(
-            [
-                str(bin_ / "crossplane-core"),
-                "core",
-                "init",
-                f"--crds-path={crds}",
-                "--webhook-enabled=false",
-                "--tls-ca-secret-name=crossplane-root-ca",
-                "--tls-client-secret-name=crossplane-tls-client",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-        (self.base / "logs" / "crossplane-init.log").write_text(init.stdout + init.stderr)
-        if init.returncode != 0:
+        # Settings by environment, as the Helm chart passes them (the flag names are Kong's spelling of them).
+        init_env = {
+            **env,
+            "CRDS_PATH": str(crds),
+            "ENABLE_WEBHOOKS": "false",
+            "TLS_CA_SECRET_NAME": "crossplane-root-ca",
+            "TLS_CLIENT_SECRET_NAME": "crossplane-tls-client",
+            "POD_NAMESPACE": NAMESPACE,
+            "POD_SERVICE_ACCOUNT": "crossplane",
+        }
+        # `core init` applies the CRDs and then objects of their kinds without waiting for the CRDs to be served;
+        # in a cluster its init container fails and the kubelet restarts it. So here.
+        log = self.base / "logs" / "crossplane-init.log"
+        for _ in range(30):
+            init = subprocess.run(
+                [str(bin_ / "crossplane-core"), "core", "init"],
+                env=init_env,
+                capture_output=True,
+                text=True,
+                timeout=180,
+                check=False,
+            )
+            with open(log, "a") as out:
+                out.write(init.stdout + init.stderr)
+            if init.returncode == 0:
+                break
+            time.sleep(1)
+        else:
             raise RuntimeError(f"crossplane core init failed:\n{init.stdout[-3000:]}{init.stderr[-3000:]}")
         client_dir = self.base / "crossplane-tls-client"
         secret = self.admin.get("v1", "Secret", "crossplane-tls-client", NAMESPACE) or {}
@@ -264,6 +275,7 @@ class ControlPlane:
             "crossplane-rbac-manager", [str(bin_ / "crossplane-core"), "rbac", "start"], env=rbac_env
         )
         health = free_port()
+        (self.base / "xpkg-cache").mkdir()  # an emptyDir in the Helm chart
         core = self.procs.start(
             "crossplane",
             [
