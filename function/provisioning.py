@@ -13,7 +13,7 @@ which desired state (`state-hash`), resync epoch and attempt it carries; the XR'
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from function import schedule
@@ -248,13 +248,23 @@ def _progress(view: View, call: WorkerCall, interval_override: int | None) -> Pr
     if st.permanent:
         if epoch_of(st.finished_at, job_epoch) < current_epoch:
             return compose(1, st)
+        # Crossplane does not watch the Secrets this call read (they are required resources, not composed ones):
+        # it calls the function again only at the TTL. Come back soon enough to notice a fixed admin Secret; a
+        # changed Secret changes the state and starts a Job, an unchanged one returns this same answer.
+        waiting = float(ttl_cfg["waitingSeconds"])
+        recheck = view.now + timedelta(seconds=waiting)
         return Progress(
             phase="Failed",
             reason="PermanentFailure",
-            message=f"{st.message} (permanent: fix the spec or the server; the next resync retries)",
+            message=(
+                f"{st.message} (permanent: a change of the spec or of the Secrets it names is picked up within "
+                f"{waiting:.0f} s; a fix in the server alone, at the next resync)"
+            ),
             attempts=attempt,
             fresh=False,
-            **settled,
+            ttl_seconds=waiting,
+            ttl_at=min(recheck, next_epoch_at) if next_epoch_at else recheck,
+            valid_until=next_epoch_at,
             **common,
         )
     retry = view.input["retry"]

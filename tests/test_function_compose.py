@@ -390,7 +390,9 @@ def test_permanent_failure_is_not_retried_within_the_epoch_but_at_the_next() -> 
         kube.request(USER_XR, observed_resources=observed, required=required, input_=USER_INPUT), later
     )
     jobs = kube.jobs(rsp)
-    assert KEY in jobs and len(jobs) == 2, "the next resync epoch runs the worker again, keeping the failed Job"
+    assert KEY in jobs and len(jobs) == 2, (
+        "the next resync epoch runs the worker again, keeping the failed Job"
+    )
     assert kube.status(rsp)["phase"] == "Provisioning"
     assert seen == {"Failed"}, "within the epoch the failed Job stays and nothing new starts"
 
@@ -1375,11 +1377,15 @@ def test_a_condition_not_evaluated_this_call_is_set_unknown_not_left_stale() -> 
         {"type": "Ready", "status": "True", "reason": "Available"},
     ]
     xr = kube.with_status(
-        absent(USER_XR, deletionProtection=False), {"phase": "Ready", "user": USER_FACTS, "conditions": earlier}
+        absent(USER_XR, deletionProtection=False),
+        {"phase": "Ready", "user": USER_FACTS, "conditions": earlier},
     )
     rsp = call(
         kube.request(
-            xr, observed_resources={"credentials": SECRET, KEY: done}, required=USER_REQUIRED, input_=USER_INPUT
+            xr,
+            observed_resources={"credentials": SECRET, KEY: done},
+            required=USER_REQUIRED,
+            input_=USER_INPUT,
         )
     )
     conds = kube.conditions(rsp)
@@ -1387,3 +1393,29 @@ def test_a_condition_not_evaluated_this_call_is_set_unknown_not_left_stale() -> 
     assert "not managed" in conds["InstanceReady"][2]
     assert conds["Provisioned"][:2] == ("True", "NotManaged"), "an evaluated condition is left as composed"
     assert "Ready" not in conds, "Crossplane's own conditions are Crossplane's"
+
+
+def test_a_permanent_failure_comes_back_within_the_waiting_ttl_to_notice_a_fixed_secret() -> None:
+    """Crossplane re-runs an XR only at its TTL: the admin Secret is not watched. A permanent failure therefore asks
+    to be called again after ttl.waitingSeconds, and a changed admin Secret then starts a new Job at once."""
+    failed_at = NOW - timedelta(seconds=1)
+    job = kube.job_failed(JOB, iso(failed_at))
+    pods = [kube.pod(JOB, 2, kube.worker_result("DatabaseUser", error=PERMANENT), iso(failed_at))]
+    required = {**USER_REQUIRED, "pods": pods}
+    rsp = call(kube.request(USER_XR, {"credentials": SECRET, KEY: job}, required, USER_INPUT))
+    assert kube.status(rsp)["phase"] == "Failed"
+    assert rsp.meta.ttl.seconds == 30, "ttl.waitingSeconds, not the next resync epoch (10 minutes away)"
+    assert "picked up within 30 s" in kube.status(rsp)["message"]
+    fixed = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "postgres-admin-creds", "namespace": "default", "resourceVersion": "42"},
+    }
+    rsp = call(
+        kube.request(
+            USER_XR, {"credentials": SECRET, KEY: job}, {**required, "admin-secret": [fixed]}, USER_INPUT
+        ),
+        NOW + timedelta(seconds=30),
+    )
+    assert kube.status(rsp)["phase"] == "Provisioning", "a new Job for the changed Secret"
+    assert len(kube.jobs(rsp)) == 2, "the failed Job stays beside it until a Job succeeds"

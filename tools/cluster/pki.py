@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +86,15 @@ class Authority:
         key = serialization.load_pem_private_key(key_pem, password=None)
         if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
             raise ValueError(f"unsupported CA key type {type(key).__name__}")
-        return cls(x509.load_pem_x509_certificate(cert_pem), key, directory)
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        return cls(cert, key, directory)
+
+    def _issuer(self) -> x509.Name:
+        with warnings.catch_warnings():
+            # Crossplane's root CA names a country longer than the two letters X.509 asks for; cryptography
+            # warns on reading that subject, which is copied unchanged as the issuer.
+            warnings.simplefilter("ignore", UserWarning)
+            return self.cert.subject
 
     def issue(
         self,
@@ -106,7 +115,7 @@ class Authority:
         builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name(subject))
-            .issuer_name(self.cert.subject)
+            .issuer_name(self._issuer())
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(hours=1))
