@@ -12,7 +12,7 @@ which desired state (`state-hash`), resync epoch and attempt it carries; the XR'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,7 +50,7 @@ class Progress:
     state: str
     reported: JobState | None  # the finished or running Job whose outcome the status reports
     attempts: int
-    pods: Requirement
+    pods: Requirement | None  # None: the Input's status.readPods is off
     fresh: bool  # the reported Job converged the current state just now: its result is current
     ttl_seconds: float = 0.0  # come back after this long, unless ttl_at is set
     ttl_at: datetime | None = None  # come back at this time (the next resync epoch or retry)
@@ -201,6 +201,11 @@ def _progress(view: View, call: WorkerCall, interval_override: int | None) -> Pr
     attempt = max(_annotation_int(observed, ATTEMPT_ANNOTATION), 1)
     job_epoch = _annotation_int(observed, EPOCH_ANNOTATION)
     st = job_state(observed, pods)
+    if st.phase == "failed" and st.result is None:
+        # No worker result (Pods not read, or the worker died first): say where its own words are.
+        st = replace(
+            st, message=f"{st.message}; the worker's log: kubectl logs -n {view.namespace} job/{st.name}"
+        )
     fresh = job(view, st.name, spec, call, state=state, epoch=job_epoch, attempt=attempt)
     same = job_name(view.name, job_digest(state, spec, job_epoch, attempt)) == st.name
     # Re-emit exactly what we composed when we can; an older template (e.g. another worker image) is carried over.
@@ -300,11 +305,14 @@ def _converged_message(action: str, st: JobState) -> str:
     return f"converged by Job {st.name}: no changes needed"
 
 
-def _pods(view: View) -> Requirement:
-    """The Pods of this XR's Jobs, by the label their template carries. Selecting by the XR rather than by the
+def _pods(view: View) -> Requirement | None:
+    """None unless the Input's status.readPods asks for Pods (Crossplane would cache every Pod in the cluster).
+    The Pods of this XR's Jobs, by the label their template carries. Selecting by the XR rather than by the
     current Job's name keeps the requirement stable while the Job name is still being worked out (it depends on
     resources required in the same reconcile), so Crossplane needs one round of requirements less;
     `job_status` picks the current Job's Pods by their job-name label."""
+    if not view.input["status"]["readPods"]:
+        return None
     return Requirement(
         api_version="v1",
         kind="Pod",

@@ -72,7 +72,7 @@ def from_progress(view: View, kind: str, prog: Progress) -> Outcome:
     out = Outcome(
         resources=dict(prog.resources),
         status=status,
-        requirements={"pods": prog.pods},
+        requirements={"pods": prog.pods} if prog.pods is not None else {},
         ttl_seconds=prog.ttl_seconds,
         ttl_at=prog.ttl_at,
         valid_until=prog.valid_until,

@@ -1419,3 +1419,18 @@ def test_a_permanent_failure_comes_back_within_the_waiting_ttl_to_notice_a_fixed
     )
     assert kube.status(rsp)["phase"] == "Provisioning", "a new Job for the changed Secret"
     assert len(kube.jobs(rsp)) == 2, "the failed Job stays beside it until a Job succeeds"
+
+
+def test_without_read_pods_no_pod_is_required_and_a_failure_points_at_the_log() -> None:
+    """status.readPods: false: Crossplane is never asked for Pods (no cluster-wide Pod cache, no Pod RBAC); a failure
+    is classed by the Job's own conditions (PodFailurePolicy = exit 2) and the message says where the log is."""
+    no_pods = {**USER_INPUT, "status": {"readPods": False}}
+    failed_at = NOW - timedelta(seconds=1)
+    job = kube.job_failed(JOB, iso(failed_at), reason="PodFailurePolicy")
+    rsp = call(kube.request(USER_XR, {"credentials": SECRET, KEY: job}, USER_REQUIRED, no_pods))
+    assert "pods" not in rsp.requirements.resources
+    status = kube.status(rsp)
+    assert status["phase"] == "Failed" and kube.conditions(rsp)["Provisioned"][1] == "PermanentFailure"
+    assert f"kubectl logs -n default job/{JOB['metadata']['name']}" in status["message"]
+    with_pods = call(kube.request(USER_XR, {"credentials": SECRET, KEY: job}, USER_REQUIRED, USER_INPUT))
+    assert with_pods.requirements.resources["pods"].kind == "Pod", "the default reads them"

@@ -87,6 +87,7 @@ class Kube:
             key_file=str(creds.key),
             timeout=urllib3.Timeout(connect=5, read=timeout),
             retries=False,
+            maxsize=8,  # the node's threads, the runtime thread and the tests share one client
         )
         self._resources: dict[tuple[str, str], Resource] = {}
 
