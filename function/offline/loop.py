@@ -19,7 +19,7 @@ from function.offline.store import Obj, ObjectStore
 
 ORDER = {kind: i for i, kind in enumerate(xp.CLAIM_KINDS)}
 MAX_REQUIREMENT_ROUNDS = 5  # as Crossplane: call again while the function asks for new resources
-FUNCTION_NAME = "function-dbops"
+FUNCTION_NAME = "dbprovision-function-dbops"  # as the Compositions call it (function.apigen)
 MAX_ROUNDS = 40
 # `dbops-local --max-wait`: long enough for the first two retries at the default back-off (30 s, then 60 s).
 DEFAULT_MAX_WAIT = 60.0

@@ -40,6 +40,13 @@ HERE = Path(__file__).resolve().parent
 NAMESPACE = "crossplane-system"
 REGISTRY_PREFIX = "ghcr.io/dbprovision/"  # where deploy/function.yaml and apis/crossplane.yaml point
 PACKAGE_VERSION = "v0.1.0"
+FUNCTION_TLS_SECRET = "function-dbops-tls-server"  # noqa: S105 (a Secret's name)
+RUNTIME_HEALTHY = {
+    "type": "RuntimeHealthy",
+    "status": "True",
+    "reason": "HealthyPackageRevision",
+    "lastTransitionTime": "2026-01-01T00:00:00Z",
+}
 CROSSPLANE_USER = f"system:serviceaccount:{NAMESPACE}:crossplane"
 CROSSPLANE_GROUPS = ("system:serviceaccounts", f"system:serviceaccounts:{NAMESPACE}")
 KCM_CONTROLLERS = (
@@ -363,6 +370,20 @@ class ControlPlane:
             env={"PATH": f"{os.path.dirname(sys.executable)}:/usr/bin:/bin", "HOME": str(self.base)},
         )
         self.procs.wait_until(fn, lambda: _listening(port), 60, "function port")
+        # The Deployment runtime keeps the function's serving certificate in a Secret and names it in the
+        # revision's status; Crossplane establishes the package's CRDs only once it has.
+        self.admin.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": FUNCTION_TLS_SECRET, "namespace": NAMESPACE},
+                "type": "kubernetes.io/tls",
+                "data": {
+                    name: base64.b64encode(path.read_bytes()).decode()
+                    for name, path in (("tls.crt", pair.cert), ("tls.key", pair.key), ("ca.crt", ca.ca_path))
+                },
+            }
+        )
         self.function_address = f"127.0.0.1:{port}"
         self._runtime_thread = threading.Thread(target=self._runtime, name="function-runtime", daemon=True)
         self._runtime_thread.start()
@@ -376,12 +397,24 @@ class ControlPlane:
                     image = rev.get("spec", {}).get("image", "")
                     if "function-dbops" not in image or rev["spec"].get("desiredState") != "Active":
                         continue
-                    if rev.get("status", {}).get("endpoint") != self.function_address:
+                    status = rev.get("status", {})
+                    want: Obj = {
+                        "endpoint": self.function_address,
+                        "tlsServerSecretName": FUNCTION_TLS_SECRET,
+                    }
+                    conds = [c for c in status.get("conditions", []) if c.get("type") != "RuntimeHealthy"]
+                    if not any(
+                        c.get("type") == "RuntimeHealthy" and c.get("status") == "True"
+                        for c in status.get("conditions", [])
+                    ):
+                        # The function process runs (start_function waited for it): the runtime is healthy.
+                        want["conditions"] = [*conds, RUNTIME_HEALTHY]
+                    if any(status.get(k) != v for k, v in want.items()):
                         self.admin.patch(
                             "pkg.crossplane.io/v1",
                             "FunctionRevision",
                             rev["metadata"]["name"],
-                            {"status": {"endpoint": self.function_address}},
+                            {"status": want},
                             sub="status",
                         )
 
@@ -393,9 +426,10 @@ class ControlPlane:
 
     # --- install (docs/packages.md) -----------------------------------------------------------------------------
 
-    def install(self, function_first: bool = True, wait_healthy: bool = True) -> None:
-        """docs/packages.md, "Install", step by step: deploy/function.yaml, the Configuration, deploy/rbac.yaml and
-        deploy/deletion-protection.yaml. `function_first=False` skips step 1 (what happens without it)."""
+    def install(self, function_first: bool = False, wait_healthy: bool = True) -> None:
+        """docs/packages.md, "Install", step by step: deploy/function.yaml (optional), the Configuration,
+        deploy/rbac.yaml and deploy/deletion-protection.yaml. `function_first=False` leaves the Function to the
+        Configuration's dependency."""
         t0 = time.monotonic()
         self.admin.wait_for_kind("pkg.crossplane.io/v1", "Function")
         if function_first:
@@ -404,9 +438,14 @@ class ControlPlane:
         self.admin.apply_all(load_yaml(ROOT / "deploy/rbac.yaml", ROOT / "deploy/deletion-protection.yaml"))
         if wait_healthy:
             wait(lambda: self._package_healthy("Configuration", "dbops"), 300, "Configuration dbops Healthy")
+            for name in self.function_names():
+                wait(lambda n=name: self._package_healthy("Function", n), 120, f"Function {name} Healthy")
             for kind in ("DatabaseInstance", "Database", "DatabaseUser", "DatabaseGrant"):
                 self.admin.wait_for_kind("dbops.dbprovision.io/v1alpha1", kind, timeout=120)
         self.timings["install"] = time.monotonic() - t0
+
+    def function_names(self) -> list[str]:
+        return sorted(f["metadata"]["name"] for f in self.admin.list("pkg.crossplane.io/v1", "Function"))
 
     def _package_healthy(self, kind: str, name: str) -> bool:
         pkg = self.admin.get("pkg.crossplane.io/v1", kind, name) or {}
