@@ -25,6 +25,10 @@ MAX_ROUNDS = 40
 DEFAULT_MAX_WAIT = 60.0
 
 
+class UnsettledRequirements(Exception):
+    """The function kept asking for different resources (Crossplane gives up after MAX_REQUIREMENT_ROUNDS)."""
+
+
 def load_manifests(paths: Iterable[str | Path]) -> list[Obj]:
     out: list[Obj] = []
     for path in paths:
@@ -215,7 +219,13 @@ class OfflineCluster:
             }
             claim = self.store.put(claim)
         observed = self._composed(xr)
-        rsp = self._call(xr, observed, fn_input)
+        try:
+            rsp = self._call(xr, observed, fn_input)
+        except UnsettledRequirements as exc:
+            # Crossplane's reconcile fails: nothing is applied and the XR and claim say why (Synced False).
+            self.outcomes[xr["metadata"]["name"]] = Outcome(results=[], ttl=None)
+            self._mark_unsynced(xr, claim, str(exc))
+            return
         outcome = Outcome(results=xp.results(rsp), ttl=xp.ttl_seconds(rsp))
         self.outcomes[xr["metadata"]["name"]] = outcome
         fatal = next((r["message"] for r in outcome.results if r["severity"] == "Fatal"), None)
@@ -233,28 +243,45 @@ class OfflineCluster:
             ready = all(r for _, r in desired.values())
         xr_conds, claim_conds = xp.conditions(rsp, ready, fatal)
         xr = copy.deepcopy(xr)
-        xr["status"] = {**{k: v for k, v in status.items() if k != "conditions"}, "conditions": xr_conds}
+        xr["status"] = {
+            **{k: v for k, v in status.items() if k != "conditions"},
+            "conditions": xp.merge_conditions(xr.get("status", {}).get("conditions", []), xr_conds),
+        }
         self.store.put(xr)
         claim = copy.deepcopy(
             self.claim(claim["kind"], claim["metadata"]["name"], claim["metadata"]["namespace"])
         )
         claim["status"] = {
             **{k: v for k, v in status.items() if k != "conditions"},
-            "conditions": claim_conds,
+            "conditions": xp.merge_conditions(claim.get("status", {}).get("conditions", []), claim_conds),
         }
         self.store.put(claim)
         self._write_connection_secret(claim, rsp)
 
     def _call(self, xr: Obj, observed: dict[str, Obj], fn_input: Obj | None) -> Any:
+        """As Crossplane: call, and while the requirements differ from the previous call's, fetch them and call
+        again, at most MAX_REQUIREMENT_ROUNDS times more; requirements that never settle fail the reconcile."""
         required: dict[str, list[Obj]] = {}
-        rsp = None
-        for _ in range(MAX_REQUIREMENT_ROUNDS):
+        previous: dict[str, dict[str, Any]] | None = None
+        for _ in range(MAX_REQUIREMENT_ROUNDS + 1):
             rsp = self.client.run(xp.request(xr["metadata"]["name"], xr, observed, fn_input, required))
-            resolved = {name: self._resolve(sel) for name, sel in xp.selectors(rsp).items()}
-            if resolved == required:
-                break
-            required = resolved
-        return rsp
+            selectors = xp.selectors(rsp)
+            if selectors == previous or any(r["severity"] == "Fatal" for r in xp.results(rsp)):
+                return rsp
+            previous = selectors
+            required = {name: self._resolve(sel) for name, sel in selectors.items()}
+        raise UnsettledRequirements(
+            f"requirements didn't stabilize after the maximum number of iterations ({MAX_REQUIREMENT_ROUNDS})"
+        )
+
+    def _mark_unsynced(self, xr: Obj, claim: Obj, message: str) -> None:
+        synced = {"type": "Synced", "status": "False", "reason": "ReconcileError", "message": message}
+        current = self.claim(claim["kind"], claim["metadata"]["name"], claim["metadata"]["namespace"])
+        for original in (xr, current):
+            obj = copy.deepcopy(original)
+            status = obj.setdefault("status", {})
+            status["conditions"] = xp.merge_conditions(status.get("conditions", []), [synced])
+            self.store.put(obj)
 
     def _resolve(self, sel: dict[str, Any]) -> list[Obj]:
         if "name" in sel:
