@@ -19,13 +19,14 @@ demo: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -q
 
-# The real control plane (docs/testing-cluster.md): build the pinned tools once (cached by version), then run
-# tests/cluster in a private network namespace; the suite starts and stops everything itself.
+# The real control plane (docs/cluster-tests.md): build the pinned tools once (cached by version), then run
+# tests/cluster in a private network namespace; the suite starts and stops everything itself, and the script
+# checks that nothing is left running or listening.
 cluster-tools:
 	tools/cluster/build-tools.sh all
 
 test-cluster: $(STAMP) cluster-tools
-	DBOPS_REQUIRE_TOOLS=1 tools/cluster/netns.sh $(BIN)/python -m pytest -q -m cluster tests/cluster
+	DBOPS_REQUIRE_TOOLS=1 PYTHON=$(BIN)/python tools/cluster/run-suite.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check function worker tests bench examples tools

@@ -179,7 +179,7 @@ def test_composition_validates_and_calls_the_function_with_a_valid_input(info: a
     }
     assert composition["spec"]["mode"] == "Pipeline"
     (step,) = composition["spec"]["pipeline"]
-    assert step["functionRef"]["name"] == load_one(ROOT / "package/crossplane.yaml")["metadata"]["name"]
+    assert step["functionRef"]["name"] == dependency_name(), "the name Crossplane gives the dependency"
     step_input = step["input"]
     assert step_input["apiVersion"] == f"{INPUT_GROUP}/{INPUT_VERSION}" and step_input["kind"] == "Input"
     input_crd = load_one(ROOT / "package/input" / f"{INPUT_GROUP}_inputs.yaml")
@@ -188,10 +188,19 @@ def test_composition_validates_and_calls_the_function_with_a_valid_input(info: a
     assert errors == []
 
 
+def dependency_name() -> str:
+    """The name Crossplane v2 gives a package it installs as a dependency: the repository path of the package
+    reference as a DNS label (`ghcr.io/dbprovision/function-dbops` -> `dbprovision-function-dbops`)."""
+    (dependency,) = load_one(ROOT / "apis/crossplane.yaml")["spec"]["dependsOn"]
+    repository = dependency["package"].split("/", 1)[1]
+    return re.sub(r"[^a-z0-9]+", "-", repository.lower()).strip("-")
+
+
 def test_package_metadata_validates_against_crossplane() -> None:
     function = load_one(ROOT / "package/crossplane.yaml")
     assert crd_errors(function, "meta.pkg.crossplane.io_functions.yaml", "v1") == []
-    assert function["metadata"]["name"] == apigen.FUNCTION_NAME
+    assert function["metadata"]["name"] == "function-dbops"
+    assert apigen.FUNCTION_NAME == dependency_name()
     assert function["spec"]["capabilities"] == ["composition"]
     assert function["spec"]["crossplane"]["version"] == ">=v2.0.0"
     configuration = load_one(ROOT / "apis/crossplane.yaml")
