@@ -200,7 +200,7 @@ def test_package_metadata_validates_against_crossplane() -> None:
     function = load_one(ROOT / "package/crossplane.yaml")
     assert crd_errors(function, "meta.pkg.crossplane.io_functions.yaml", "v1") == []
     assert function["metadata"]["name"] == "function-dbops"
-    assert apigen.FUNCTION_NAME == dependency_name()
+    assert dependency_name() == apigen.FUNCTION_NAME
     assert function["spec"]["capabilities"] == ["composition"]
     assert function["spec"]["crossplane"]["version"] == ">=v2.0.0"
     configuration = load_one(ROOT / "apis/crossplane.yaml")

@@ -44,7 +44,7 @@ def test_a_condition_the_function_stops_evaluating_is_not_dropped_but_unknown(
 class Restless(FunctionClient):
     """A function that asks for a different Secret on every call, as a buggy one could."""
 
-    def __init__(self, wrapped: FunctionClient) -> None:  # noqa: D107 (no super(): it delegates)
+    def __init__(self, wrapped: FunctionClient) -> None:
         self.wrapped = wrapped
         self.calls = 0
 
