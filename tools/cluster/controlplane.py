@@ -440,7 +440,11 @@ class ControlPlane:
         if wait_healthy:
             wait(lambda: self._package_healthy("Configuration", "dbops"), 300, "Configuration dbops Healthy")
             for name in self.function_names():
-                wait(functools.partial(self._package_healthy, "Function", name), 120, f"Function {name} Healthy")
+                wait(
+                    functools.partial(self._package_healthy, "Function", name),
+                    120,
+                    f"Function {name} Healthy",
+                )
             for kind in ("DatabaseInstance", "Database", "DatabaseUser", "DatabaseGrant"):
                 self.admin.wait_for_kind("dbops.dbprovision.io/v1alpha1", kind, timeout=120)
         self.timings["install"] = time.monotonic() - t0
