@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cluster.conftest import GROUP, namespace
+from tests.cluster.conftest import GROUP, namespace, wait_claim
 from tests.servers import Server
 from tools.cluster.kube import ApiError, Kube, Obj, wait
 
@@ -79,14 +79,24 @@ def test_a_namespace_with_claims_can_be_deleted(kube: Kube, pg: Server, protecte
     ns = namespace(kube, f"del-ns-{'on' if protected else 'off'}")
     kube.apply_all(instance(ns, pg, protected=protected))
     xr = xr_name(kube, ns)
+    # Settled first (its Job and Pod exist and finished), as a namespace in use is when someone deletes it.
+    wait_claim(kube, "DatabaseInstance", "server", ns)
     kube.delete("v1", "Namespace", ns)
     try:
         wait(lambda: kube.get("v1", "Namespace", ns) is None, 180, f"namespace {ns} gone")
     except TimeoutError:
         left = {
-            kind: [(o["metadata"]["name"], o["metadata"].get("finalizers")) for o in kube.list(av, kind, ns)]
+            kind: [
+                (
+                    o["metadata"]["name"],
+                    o["metadata"].get("finalizers"),
+                    o["metadata"].get("deletionTimestamp"),
+                )
+                for o in kube.list(av, kind, None if kind.startswith("X") else ns)
+            ]
             for av, kind in (
                 (GROUP, "DatabaseInstance"),
+                (GROUP, "XDatabaseInstance"),
                 ("batch/v1", "Job"),
                 ("v1", "Pod"),
                 ("v1", "Secret"),
