@@ -40,8 +40,13 @@ build_cli() {
     go build -trimpath -ldflags "-s -w -X $XP_VERSION_VAR=$CLI_VERSION" -o "$bin/crossplane" github.com/crossplane/cli/v2/cmd/crossplane)
 }
 
+# The RBAC manager (`crossplane-core rbac start`) serves metrics on controller-runtime's default, :8080 on every
+# interface, with no flag to move it; two control planes on one machine would clash there. Linked with the default
+# off ("0"); core itself sets its metrics address by flag and is unaffected. A build with other flags is redone.
+CORE_LDFLAGS="-s -w -X $XP_VERSION_VAR=$CORE_VERSION -X sigs.k8s.io/controller-runtime/pkg/metrics/server.DefaultBindAddress=0"
+
 build_core() {
-  [ -x "$bin/crossplane-core" ] && [ "$("$bin/crossplane-core" --version 2>/dev/null)" = "$CORE_VERSION" ] && return
+  [ -x "$bin/crossplane-core" ] && [ "$(cat "$bin/.crossplane-core.ldflags" 2>/dev/null)" = "$CORE_LDFLAGS" ] && return
   log "crossplane core $CORE_VERSION"
   # core's go.mod replaces its apis module with a local path, so go install refuses it: build it from a wrapper
   # module that requires the tagged apis module instead (the same commit the release was built from).
@@ -53,7 +58,8 @@ build_core() {
       -replace="github.com/crossplane/crossplane/apis/v2=github.com/crossplane/crossplane/apis/v2@$CORE_VERSION" &&
     printf 'package main\nimport _ "github.com/crossplane/crossplane/v2/cmd/crossplane"\n' >tools.go &&
     go mod tidy >/dev/null 2>&1 || true
-    go build -trimpath -ldflags "-s -w -X $XP_VERSION_VAR=$CORE_VERSION" -o "$bin/crossplane-core" github.com/crossplane/crossplane/v2/cmd/crossplane)
+    go build -trimpath -ldflags "$CORE_LDFLAGS" -o "$bin/crossplane-core" github.com/crossplane/crossplane/v2/cmd/crossplane)
+  echo "$CORE_LDFLAGS" >"$bin/.crossplane-core.ldflags"
   ln -sfn "$(cd "$w" && go list -m -f '{{.Dir}}' github.com/crossplane/crossplane/v2)/cluster/crds" "$root/$key/crossplane-crds"
 }
 

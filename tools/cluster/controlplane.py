@@ -107,7 +107,11 @@ class ControlPlane:
     # --- start --------------------------------------------------------------------------------------------------
 
     @classmethod
-    def start(cls, tools: Path, node: bool = True, function: bool = True) -> ControlPlane:
+    def start(
+        cls, tools: Path, node: bool = True, function: bool = True, step_input: Obj | None = None
+    ) -> ControlPlane:
+        """`step_input`: merged into every Composition's function step Input before the Configuration is built
+        (what a platform team does to change the defaults)."""
         missing = missing_tools(tools)
         if missing:
             raise RuntimeError(
@@ -119,7 +123,7 @@ class ControlPlane:
         try:
             cp = cls._boot(tools, base, procs)
             cp.start_crossplane()
-            cp.start_registry()
+            cp.start_registry(step_input)
             if function:
                 cp.start_function()
             if node:
@@ -308,7 +312,7 @@ class ControlPlane:
         found = self.admin.get("rbac.authorization.k8s.io/v1", "ClusterRole", role) or {}
         return any(resource in rule.get("resources", []) for rule in found.get("rules") or [])
 
-    def start_registry(self) -> None:
+    def start_registry(self, step_input: Obj | None = None) -> None:
         """A local OCI registry with both packages, built by `crossplane xpkg build` and pushed by `xpkg push`."""
         t0 = time.monotonic()
         bin_ = self.tools / "bin"
@@ -319,9 +323,10 @@ class ControlPlane:
         build = self.base / "xpkg"
         build.mkdir()
         env = {"PATH": "/usr/bin:/bin", "HOME": str(self.base), "DOCKER_CONFIG": str(self.base / "docker")}
+        apis = ROOT / "apis" if step_input is None else _apis_with_input(self.base / "apis", step_input)
         packages = (
             ("function-dbops", ["--package-root", str(ROOT / "package")]),
-            ("dbops", ["--package-root", str(ROOT / "apis"), "--examples-root", str(ROOT / "examples")]),
+            ("dbops", ["--package-root", str(apis), "--examples-root", str(ROOT / "examples")]),
         )
         for name, args in packages:
             out = build / f"{name}.xpkg"
@@ -427,7 +432,7 @@ class ControlPlane:
 
     # --- install (docs/packages.md) -----------------------------------------------------------------------------
 
-    def install(self, function_first: bool = False, wait_healthy: bool = True) -> None:
+    def install(self, function_first: bool = False, wait_healthy: bool = True, pod_rule: bool = True) -> None:
         """docs/packages.md, "Install", step by step: deploy/function.yaml (optional), the Configuration,
         deploy/rbac.yaml and deploy/deletion-protection.yaml. `function_first=False` leaves the Function to the
         Configuration's dependency."""
@@ -436,7 +441,11 @@ class ControlPlane:
         if function_first:
             self.admin.apply_all(load_yaml(ROOT / "deploy/function.yaml"))
         self.admin.apply(configuration())
-        self.admin.apply_all(load_yaml(ROOT / "deploy/rbac.yaml", ROOT / "deploy/deletion-protection.yaml"))
+        rbac = load_yaml(ROOT / "deploy/rbac.yaml")
+        if not pod_rule:  # what a platform team that skipped the Pod rule has
+            for role in rbac:
+                role["rules"] = [r for r in role["rules"] if "pods" not in r.get("resources", [])]
+        self.admin.apply_all([*rbac, *load_yaml(ROOT / "deploy/deletion-protection.yaml")])
         if wait_healthy:
             wait(lambda: self._package_healthy("Configuration", "dbops"), 300, "Configuration dbops Healthy")
             for name in self.function_names():
@@ -480,6 +489,20 @@ class ControlPlane:
     def logs(self, name: str, lines: int = 60) -> str:
         path = self.base / "logs" / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def _apis_with_input(target: Path, step_input: Obj) -> Path:
+    """A copy of apis/ whose Compositions' function step Input has `step_input` merged in (one level deep)."""
+    import yaml
+
+    shutil.copytree(ROOT / "apis", target)
+    for path in target.glob("*/composition.yaml"):
+        doc = yaml.safe_load(path.read_text())
+        for step in doc["spec"]["pipeline"]:
+            for key, value in step_input.items():
+                step["input"][key] = {**step["input"].get(key, {}), **value}
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return target
 
 
 def configuration() -> Obj:
