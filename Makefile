@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-crossplane-cli lint typecheck unit bench clean
+.PHONY: demo test test-crossplane-cli test-cluster cluster-tools lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
@@ -26,6 +26,15 @@ test-crossplane-cli: $(STAMP)
 	tools/cluster/build-tools.sh cli >/dev/null
 	tools/cluster/build-tools.sh core >/dev/null
 	DBOPS_REQUIRE_TOOLS=1 $(BIN)/python -m pytest -q -m crossplane_cli tests/test_crossplane_cli.py
+
+# The real control plane (docs/cluster-tests.md): build the pinned tools once (cached by version), then run
+# tests/cluster in a private network namespace; the suite starts and stops everything itself, and the script
+# checks that nothing is left running or listening.
+cluster-tools:
+	tools/cluster/build-tools.sh all
+
+test-cluster: $(STAMP) cluster-tools
+	DBOPS_REQUIRE_TOOLS=1 PYTHON=$(BIN)/python tools/cluster/run-suite.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check function worker tools tests bench examples

@@ -139,7 +139,7 @@ def run(
         connection_keys=tuple(sorted(req.observed.composite.connection_details)),
     )
     # Whatever a worker reported, no password this call can see reaches status, conditions or events.
-    outcome = redacted(compose(view), known_secrets(view), view.kind)
+    outcome = redacted(st.unevaluated_conditions(view, compose(view)), known_secrets(view), view.kind)
     return write(req, outcome, now), view, outcome
 
 

@@ -81,6 +81,19 @@ INPUT_SCHEMA: Schema = obj(
                 ),
             },
         ),
+        "status": obj(
+            "Where the XR status comes from.",
+            {
+                "readPods": boolean(
+                    "Read the Pods of the Jobs for the worker's result: its message on failure and the facts in "
+                    "status (status.instance, status.database, status.user, status.grant). Crossplane then lists and "
+                    "watches every Pod in the cluster (it caches required resources cluster-wide) and needs the Pod "
+                    "rule of deploy/rbac.yaml; without that rule every call of this step fails. Off, status comes "
+                    "from the Jobs alone: phase, the failure's class (the exit code) and where its log is.",
+                    default=True,
+                ),
+            },
+        ),
         "resync": obj(
             "Periodic re-run of the worker to correct drift.",
             {

@@ -12,8 +12,8 @@ which desired state (`state-hash`), resync epoch and attempt it carries; the XR'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from function import schedule
@@ -50,7 +50,7 @@ class Progress:
     state: str
     reported: JobState | None  # the finished or running Job whose outcome the status reports
     attempts: int
-    pods: Requirement
+    pods: Requirement | None  # None: the Input's status.readPods is off
     fresh: bool  # the reported Job converged the current state just now: its result is current
     ttl_seconds: float = 0.0  # come back after this long, unless ttl_at is set
     ttl_at: datetime | None = None  # come back at this time (the next resync epoch or retry)
@@ -89,6 +89,40 @@ def resync_interval(view: View, override: int | None = None) -> tuple[bool, int]
 
 
 def progress(view: View, call: WorkerCall, interval_override: int | None = None) -> Progress:
+    prog = _progress(view, call, interval_override)
+    if (
+        prog.reported is not None
+        and prog.reported.phase == "complete"
+        and prog.reported.name == prog.job_name
+    ):
+        return prog
+    kept = last_failed_job(view, exclude=prog.job_key)
+    if kept is not None:
+        key, res = kept
+        # Crossplane deletes a Job that leaves the desired set, and its Pod with it: the failed attempt's logs
+        # (`kubectl logs job/<name>`) would go with it. Keep the latest failed Job until a Job succeeds.
+        prog.resources[key] = Composed(_sanitized(res), ready=True)
+        prog.message += f"; the last failed Job's logs: kubectl logs -n {view.namespace} job/{text(res, 'metadata', 'name')}"
+    return prog
+
+
+def last_failed_job(view: View, exclude: str) -> tuple[str, dict[str, Any]] | None:
+    """The most recently finished failed worker Job other than `exclude`, if any."""
+    failed = []
+    for key, res in observed_jobs(view).items():
+        if key == exclude:
+            continue
+        st = job_state(res, [])
+        if st.phase == "failed":
+            when = st.finished_at.isoformat() if st.finished_at else ""
+            failed.append((when, key, res))
+    if not failed:
+        return None
+    _, key, res = max(failed, key=lambda f: (f[0], f[1]))
+    return key, res
+
+
+def _progress(view: View, call: WorkerCall, interval_override: int | None) -> Progress:
     enabled, interval = resync_interval(view, interval_override)
     shift = schedule.offset(view.uid or view.name, interval)
     current_epoch = schedule.epoch(view.now, interval, shift) if enabled else 0
@@ -167,6 +201,11 @@ def progress(view: View, call: WorkerCall, interval_override: int | None = None)
     attempt = max(_annotation_int(observed, ATTEMPT_ANNOTATION), 1)
     job_epoch = _annotation_int(observed, EPOCH_ANNOTATION)
     st = job_state(observed, pods)
+    if st.phase == "failed" and st.result is None:
+        # No worker result (Pods not read, or the worker died first): say where its own words are.
+        st = replace(
+            st, message=f"{st.message}; the worker's log: kubectl logs -n {view.namespace} job/{st.name}"
+        )
     fresh = job(view, st.name, spec, call, state=state, epoch=job_epoch, attempt=attempt)
     same = job_name(view.name, job_digest(state, spec, job_epoch, attempt)) == st.name
     # Re-emit exactly what we composed when we can; an older template (e.g. another worker image) is carried over.
@@ -214,13 +253,23 @@ def progress(view: View, call: WorkerCall, interval_override: int | None = None)
     if st.permanent:
         if epoch_of(st.finished_at, job_epoch) < current_epoch:
             return compose(1, st)
+        # Crossplane does not watch the Secrets this call read (they are required resources, not composed ones):
+        # it calls the function again only at the TTL. Come back soon enough to notice a fixed admin Secret; a
+        # changed Secret changes the state and starts a Job, an unchanged one returns this same answer.
+        waiting = float(ttl_cfg["waitingSeconds"])
+        recheck = view.now + timedelta(seconds=waiting)
         return Progress(
             phase="Failed",
             reason="PermanentFailure",
-            message=f"{st.message} (permanent: fix the spec or the server; the next resync retries)",
+            message=(
+                f"{st.message} (permanent: a change of the spec or of the Secrets it names is picked up within "
+                f"{waiting:.0f} s; a fix in the server alone, at the next resync)"
+            ),
             attempts=attempt,
             fresh=False,
-            **settled,
+            ttl_seconds=waiting,
+            ttl_at=min(recheck, next_epoch_at) if next_epoch_at else recheck,
+            valid_until=next_epoch_at,
             **common,
         )
     retry = view.input["retry"]
@@ -256,11 +305,14 @@ def _converged_message(action: str, st: JobState) -> str:
     return f"converged by Job {st.name}: no changes needed"
 
 
-def _pods(view: View) -> Requirement:
-    """The Pods of this XR's Jobs, by the label their template carries. Selecting by the XR rather than by the
+def _pods(view: View) -> Requirement | None:
+    """None unless the Input's status.readPods asks for Pods (Crossplane would cache every Pod in the cluster).
+    The Pods of this XR's Jobs, by the label their template carries. Selecting by the XR rather than by the
     current Job's name keeps the requirement stable while the Job name is still being worked out (it depends on
     resources required in the same reconcile), so Crossplane needs one round of requirements less;
     `job_status` picks the current Job's Pods by their job-name label."""
+    if not view.input["status"]["readPods"]:
+        return None
     return Requirement(
         api_version="v1",
         kind="Pod",

@@ -34,6 +34,7 @@ UNREACHABLE = frozenset(
 )
 INSTANCE_READY = "InstanceReady"
 CONNECTED = "Connected"
+CUSTOM_CONDITIONS = (PROVISIONED, INSTANCE_READY, CONNECTED)
 CARRIED = ("job", "lastAppliedHash", "lastSuccessfulTime", "attempts")
 MAX_ERRORS_SHOWN = 8
 
@@ -88,7 +89,7 @@ def from_progress(view: View, kind: str, prog: Progress) -> Outcome:
     out = Outcome(
         resources=dict(prog.resources),
         status=status,
-        requirements={"pods": prog.pods},
+        requirements={"pods": prog.pods} if prog.pods is not None else {},
         ttl_seconds=prog.ttl_seconds,
         ttl_at=prog.ttl_at,
         valid_until=prog.valid_until,
@@ -260,3 +261,20 @@ def not_managed(view: View, kind: str, keep: dict[str, Composed]) -> Outcome:
         ttl_seconds=float(view.input["resync"]["intervalSeconds"]),
         ready=True,
     )
+
+
+def unevaluated_conditions(view: View, out: Outcome) -> Outcome:
+    """Crossplane merges the conditions a function returns into those the XR (and its claim) already has and never
+    removes one, so a custom condition this call did not evaluate (InstanceReady when the spec is invalid, say)
+    would keep its last value, however stale. Each custom condition the XR carries that `out` leaves out is set
+    Unknown instead, saying why."""
+    have = {c.type for c in out.conditions}
+    for cond in view.status.get("conditions") or []:
+        kind = cond.get("type") if isinstance(cond, dict) else None
+        if kind in CUSTOM_CONDITIONS and kind not in have:
+            have.add(kind)
+            why = str(out.status.get("message") or out.status.get("phase") or "")
+            out.conditions.append(
+                Condition(kind, "Unknown", "NotEvaluated", f"not evaluated this time: {why}"[:1024])
+            )
+    return out

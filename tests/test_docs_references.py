@@ -11,7 +11,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def test_every_test_the_docs_name_exists() -> None:
-    files = {p.stem for p in (ROOT / "tests").glob("test_*.py")}
+    files = {p.stem for p in (ROOT / "tests").rglob("test_*.py")}
     source = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("*.py"))
     defined = set(re.findall(r"^\s*(?:async )?def (test_\w+)", source, re.M))
     cited: dict[str, set[str]] = {}

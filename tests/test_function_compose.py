@@ -347,10 +347,13 @@ def test_status_from_the_job(case: Case) -> None:
     assert case.want_message in status["message"]
     jobs = kube.jobs(rsp)
     if case.want_new_job:
-        assert KEY not in jobs and len(jobs) == 1
-        [new] = jobs.values()
+        # The failed attempt's Job stays (its Pod and logs with it) until a Job succeeds.
+        assert KEY in jobs and len(jobs) == 2
+        [new] = [j for k, j in jobs.items() if k != KEY]
         assert new["metadata"]["annotations"]["dbops.dbprovision.io/attempt"] == "2"
         assert status["job"] == new["metadata"]["name"]
+        assert f"kubectl logs -n default job/{JOB['metadata']['name']}" in status["message"]
+        assert rsp.desired.resources[KEY].ready == fnv1.READY_TRUE
     else:
         assert list(jobs) == [KEY], "the Job is kept, and no other is started"
         assert status["job"] == JOB["metadata"]["name"]
@@ -392,7 +395,9 @@ def test_permanent_failure_is_not_retried_within_the_epoch_but_at_the_next() -> 
         kube.request(USER_XR, observed_resources=observed, required=required, input_=USER_INPUT), later
     )
     jobs = kube.jobs(rsp)
-    assert KEY not in jobs and len(jobs) == 1, "the next resync epoch runs the worker again"
+    assert KEY in jobs and len(jobs) == 2, (
+        "the next resync epoch runs the worker again, keeping the failed Job"
+    )
     assert kube.status(rsp)["phase"] == "Provisioning"
     assert seen == {"Failed"}, "within the epoch the failed Job stays and nothing new starts"
 
@@ -412,7 +417,7 @@ def test_transient_back_off_doubles_per_attempt() -> None:
     assert kube.status(rsp)["phase"] == "Failed", "attempt 3 waits 30 * 2^2 = 120 s"
     assert rsp.meta.ttl.seconds == 20
     rsp = call(req, NOW + timedelta(seconds=20))
-    [new] = kube.jobs(rsp).values()
+    [new] = [j for k, j in kube.jobs(rsp).items() if k != KEY]
     assert new["metadata"]["annotations"]["dbops.dbprovision.io/attempt"] == "4"
     assert kube.status(rsp)["attempts"] == 3
 
@@ -1775,3 +1780,72 @@ def test_a_kept_basic_auth_type_never_leaves_the_secret_without_its_password() -
     assert "spec.passwordSecret.secretTemplate.type" in status["message"]
     assert "exists with type kubernetes.io/basic-auth" in status["message"]
     assert kube.secret_data(kube.desired(rsp)["credentials"]) == kube.secret_data(SECRET), "kept as it was"
+
+
+def test_a_condition_not_evaluated_this_call_is_set_unknown_not_left_stale() -> None:
+    """Crossplane merges returned conditions into the XR's and never removes one: InstanceReady=True from an
+    earlier call must not survive a call that never looked at the instance (the user stopped managing it)."""
+    done = kube.job_complete(JOB, iso(NOW))
+    earlier = [
+        {"type": "InstanceReady", "status": "True", "reason": "InstanceReady"},
+        {"type": "Provisioned", "status": "True", "reason": "Converged"},
+        {"type": "Ready", "status": "True", "reason": "Available"},
+    ]
+    xr = kube.with_status(
+        absent(USER_XR, deletionProtection=False),
+        {"phase": "Ready", "user": USER_FACTS, "conditions": earlier},
+    )
+    rsp = call(
+        kube.request(
+            xr,
+            observed_resources={"credentials": SECRET, KEY: done},
+            required=USER_REQUIRED,
+            input_=USER_INPUT,
+        )
+    )
+    conds = kube.conditions(rsp)
+    assert conds["InstanceReady"][:2] == ("Unknown", "NotEvaluated")
+    assert "not managed" in conds["InstanceReady"][2]
+    assert conds["Provisioned"][:2] == ("True", "NotManaged"), "an evaluated condition is left as composed"
+    assert "Ready" not in conds, "Crossplane's own conditions are Crossplane's"
+
+
+def test_a_permanent_failure_comes_back_within_the_waiting_ttl_to_notice_a_fixed_secret() -> None:
+    """Crossplane re-runs an XR only at its TTL: the admin Secret is not watched. A permanent failure therefore asks
+    to be called again after ttl.waitingSeconds, and a changed admin Secret then starts a new Job at once."""
+    failed_at = NOW - timedelta(seconds=1)
+    job = kube.job_failed(JOB, iso(failed_at))
+    pods = [kube.pod(JOB, 2, kube.worker_result("DatabaseUser", error=PERMANENT), iso(failed_at))]
+    required = {**USER_REQUIRED, "pods": pods}
+    rsp = call(kube.request(USER_XR, {"credentials": SECRET, KEY: job}, required, USER_INPUT))
+    assert kube.status(rsp)["phase"] == "Failed"
+    assert rsp.meta.ttl.seconds == 30, "ttl.waitingSeconds, not the next resync epoch (10 minutes away)"
+    assert "picked up within 30 s" in kube.status(rsp)["message"]
+    fixed = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "postgres-admin-creds", "namespace": "default", "resourceVersion": "42"},
+    }
+    rsp = call(
+        kube.request(
+            USER_XR, {"credentials": SECRET, KEY: job}, {**required, "admin-secret": [fixed]}, USER_INPUT
+        ),
+        NOW + timedelta(seconds=30),
+    )
+    assert kube.status(rsp)["phase"] == "Provisioning", "a new Job for the changed Secret"
+    assert len(kube.jobs(rsp)) == 2, "the failed Job stays beside it until a Job succeeds"
+
+
+def test_without_read_pods_no_pod_is_required_and_a_failure_points_at_the_log() -> None:
+    """status.readPods: false: Crossplane is never asked for Pods (no cluster-wide Pod cache, no Pod RBAC); a failure
+    is classed by the Job's own conditions (PodFailurePolicy = exit 2) and the message says where the log is."""
+    no_pods = {**USER_INPUT, "status": {"readPods": False}}
+    failed_at = NOW - timedelta(seconds=1)
+    job = kube.job_failed(JOB, iso(failed_at), reason="PodFailurePolicy")
+    rsp = call(kube.request(USER_XR, {"credentials": SECRET, KEY: job}, USER_REQUIRED, no_pods))
+    assert "pods" not in rsp.requirements.resources
+    status = kube.status(rsp)
+    assert status["phase"] == "Failed" and kube.conditions(rsp)["Provisioned"][1] == "PermanentFailure"
+    assert f"kubectl logs -n default job/{JOB['metadata']['name']}" in status["message"]
+    with_pods = call(kube.request(USER_XR, {"credentials": SECRET, KEY: job}, USER_REQUIRED, USER_INPUT))
+    assert with_pods.requirements.resources["pods"].kind == "Pod", "the default reads them"

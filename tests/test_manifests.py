@@ -198,7 +198,7 @@ def test_composition_validates_and_calls_the_function_with_a_valid_input(info: a
     }
     assert composition["spec"]["mode"] == "Pipeline"
     (step,) = composition["spec"]["pipeline"]
-    assert step["functionRef"]["name"] == load_one(ROOT / "package/crossplane.yaml")["metadata"]["name"]
+    assert step["functionRef"]["name"] == dependency_name(), "the name Crossplane gives the dependency"
     step_input = step["input"]
     assert step_input["apiVersion"] == f"{INPUT_GROUP}/{INPUT_VERSION}" and step_input["kind"] == "Input"
     input_crd = load_one(ROOT / "package/input" / f"{INPUT_GROUP}_inputs.yaml")
@@ -211,10 +211,19 @@ def test_composition_validates_and_calls_the_function_with_a_valid_input(info: a
     assert errors == []
 
 
+def dependency_name() -> str:
+    """The name Crossplane v2 gives a package it installs as a dependency: the repository path of the package
+    reference as a DNS label (`ghcr.io/dbprovision/function-dbops` -> `dbprovision-function-dbops`)."""
+    (dependency,) = load_one(ROOT / "apis/crossplane.yaml")["spec"]["dependsOn"]
+    repository = dependency["package"].split("/", 1)[1]
+    return re.sub(r"[^a-z0-9]+", "-", repository.lower()).strip("-")
+
+
 def test_package_metadata_validates_against_crossplane() -> None:
     function = load_one(ROOT / "package/crossplane.yaml")
     assert crd_errors(function, "meta.pkg.crossplane.io_functions.yaml", "v1") == []
-    assert function["metadata"]["name"] == apigen.FUNCTION_NAME
+    assert function["metadata"]["name"] == "function-dbops"
+    assert dependency_name() == apigen.FUNCTION_NAME
     assert function["spec"]["capabilities"] == ["composition"]
     assert function["spec"]["crossplane"]["version"] == ">=v2.0.0"
     configuration = load_one(ROOT / "apis/crossplane.yaml")
@@ -569,19 +578,29 @@ def admission(
     namespace: str,
     old_spec: dict[str, Any] | None,
     new_spec: Any = None,
+    user: str = "alice",
+    namespace_deleting: bool = False,
 ) -> tuple[bool, str]:
-    """Run the policy's validation on one admission request: (allowed, message)."""
+    """Run the policy's validation on one admission request: (allowed, message). A cluster-scoped request has no
+    `namespace` field (as the API server sends it) and no namespace object."""
     vap, _ = policy()
     (validation,) = vap["spec"]["validations"]
-    request = {
+    request: dict[str, Any] = {
         "operation": operation,
         "name": name,
-        "namespace": namespace,
         "resource": {"group": GROUP, "version": VERSION, "resource": resource},
+        "userInfo": {"username": user, "groups": ["system:authenticated"]},
     }
+    if namespace:
+        request["namespace"] = namespace
     old = None if old_spec is None else {"metadata": {"name": name}, "spec": old_spec}
     new = None if new_spec is None else {"metadata": {"name": name}, "spec": new_spec}
-    variables = {"request": request, "object": new, "oldObject": old}
+    ns_object: dict[str, Any] | None = None
+    if namespace:
+        ns_object = {"metadata": {"name": namespace}}
+        if namespace_deleting:
+            ns_object["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    variables = {"request": request, "object": new, "oldObject": old, "namespaceObject": ns_object}
     allowed = bool(evaluate(validation["expression"], variables))
     message = "" if allowed else str(evaluate(validation["messageExpression"], variables))
     return allowed, message
@@ -622,17 +641,29 @@ def test_other_operations_are_untouched(operation: str) -> None:
     assert admission(operation, "databases", "db", "team-a", old, {"deletionProtection": True}) == (True, "")
 
 
+def test_a_namespace_being_deleted_takes_its_protected_claims_with_it() -> None:
+    assert admission("DELETE", "databases", "db", "team-a", {}, namespace_deleting=True) == (True, "")
+    assert not admission("DELETE", "databases", "db", "team-a", {}, namespace_deleting=False)[0]
+
+
+def test_crossplane_may_delete_what_an_uninstall_or_a_deleted_claim_leaves() -> None:
+    crossplane = "system:serviceaccount:crossplane-system:crossplane"
+    assert admission("DELETE", "xdatabases", "db-x1", "", {}, user=crossplane) == (True, "")
+    assert admission("DELETE", "databases", "db", "team-a", {}, user=crossplane) == (True, "")
+    assert not admission(
+        "DELETE", "xdatabases", "db-x1", "", {}, user="system:serviceaccount:team-a:deployer"
+    )[0]
+
+
 def test_policy_expressions_only_read_fields_kubernetes_provides() -> None:
     vap, _ = policy()
     for validation in vap["spec"]["validations"]:
         for expression in (validation["expression"], validation["messageExpression"]):
             assert set(
-                re.findall(r"\b(request|object|oldObject|params|variables|authorizer)\b", expression)
-            ) <= {
-                "request",
-                "object",
-                "oldObject",
-            }
+                re.findall(
+                    r"\b(request|object|oldObject|params|variables|authorizer|namespaceObject)\b", expression
+                )
+            ) <= {"request", "object", "oldObject", "namespaceObject"}
             assert not is_transition_rule(expression)
 
 

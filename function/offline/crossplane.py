@@ -241,6 +241,15 @@ def normalise_secret(obj: Obj) -> Obj:
     return obj
 
 
+def merge_conditions(existing: list[Obj], new: list[Obj]) -> list[Obj]:
+    """As Crossplane sets conditions: each new one replaces the one of its type, and none is ever removed (a
+    condition the function stops returning keeps its last value)."""
+    by_type = {c["type"]: c for c in existing if isinstance(c, dict) and "type" in c}
+    for cond in new:
+        by_type[cond["type"]] = cond
+    return list(by_type.values())
+
+
 def conditions(rsp: Any, ready: bool, fatal: str | None) -> tuple[list[Obj], list[Obj]]:
     """(XR conditions, claim conditions): Crossplane's Synced and Ready plus the function's custom ones."""
     now = "1970-01-01T00:00:00Z"

@@ -161,24 +161,58 @@ def _deadline_exceeded(result: JobRun) -> JobRun:
     return result
 
 
-def run_pod(pod_spec: Obj, namespace: str, lookup_secret: SecretLookup, deadline: float) -> PodRun:
+@dataclass
+class PodProcess:
+    """What the kubelet would start for a Pod: the command, exactly its environment, and where the termination
+    message goes (Secret volumes and the termination-log file live under the caller's private directory)."""
+
+    command: list[str]
+    env: dict[str, str]
+    result_file: Path
+    container: Obj
+
+    def termination_message(self, code: int, logs: str) -> str:
+        """The file the container wrote, or with FallbackToLogsOnError the log tail of a failed container."""
+        message = self.result_file.read_text()
+        if (
+            not message
+            and code != 0
+            and self.container.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+        ):
+            message = logs.encode()[-LOG_TAIL_BYTES:].decode(errors="replace")
+        return message[:4096]
+
+
+def pod_process(pod_spec: Obj, namespace: str, lookup_secret: SecretLookup, tmp: Path) -> PodProcess:
+    """Resolve a Pod's first container against the Secrets `lookup_secret` finds; `PodCannotStart` when the
+    kubelet could not start it yet."""
     container = pod_spec["containers"][0]
+    mounts = _mount_secret_volumes(pod_spec, container, namespace, lookup_secret, tmp)
+    env = _environment(container, namespace, lookup_secret, mounts)
+    term_path = container.get("terminationMessagePath", TERMINATION_LOG)
+    result_file = tmp / "termination-log"
+    result_file.touch()
+    mounts[term_path] = str(result_file)
+    env["DBOPS_RESULT_FILE"] = str(result_file)
+    # The image's own environment (its PATH holds the worker's console script; a writable HOME unless the
+    # Pod declares one); nothing from this process leaks in.
+    env = {**IMAGE_ENV, "PATH": f"{os.path.dirname(sys.executable)}:/usr/bin:/bin", "HOME": str(tmp), **env}
+    command = resolve_command([*container.get("command", []), *container.get("args", [])])
+    return PodProcess(command, env, result_file, container)
+
+
+def run_pod(pod_spec: Obj, namespace: str, lookup_secret: SecretLookup, deadline: float) -> PodRun:
     with tempfile.TemporaryDirectory(prefix="dbops-pod-") as tmp:
-        mounts = _mount_secret_volumes(pod_spec, container, namespace, lookup_secret, Path(tmp))
-        env = _environment(container, namespace, lookup_secret, mounts)
-        term_path = container.get("terminationMessagePath", TERMINATION_LOG)
-        result_file = Path(tmp) / "termination-log"
-        result_file.touch()
-        mounts[term_path] = str(result_file)
-        env["DBOPS_RESULT_FILE"] = str(result_file)
-        # The image's own environment (its PATH holds the worker's console script; a writable HOME unless the
-        # Pod declares one); nothing from this process leaks in.
-        env = {**IMAGE_ENV, "PATH": f"{os.path.dirname(sys.executable)}:/usr/bin:/bin", "HOME": tmp, **env}
-        command = resolve_command([*container.get("command", []), *container.get("args", [])])
+        process = pod_process(pod_spec, namespace, lookup_secret, Path(tmp))
         started = now_rfc3339()
         try:
             proc = subprocess.run(
-                command, env=env, capture_output=True, text=True, timeout=deadline, check=False
+                process.command,
+                env=process.env,
+                capture_output=True,
+                text=True,
+                timeout=deadline,
+                check=False,
             )
             code, logs = proc.returncode, proc.stdout + proc.stderr
         except subprocess.TimeoutExpired as exc:
@@ -187,10 +221,7 @@ def run_pod(pod_spec: Obj, namespace: str, lookup_secret: SecretLookup, deadline
             return PodRun(137, "", logs, started, now_rfc3339(), deadline_exceeded=True)
         except OSError as exc:
             code, logs = 128, f"cannot start container: {exc}"
-        message = result_file.read_text()
-        if not message and code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
-            message = logs.encode()[-LOG_TAIL_BYTES:].decode(errors="replace")
-        return PodRun(code, message[:4096], logs, started, now_rfc3339())
+        return PodRun(code, process.termination_message(code, logs), logs, started, now_rfc3339())
 
 
 def _text(output: str | bytes | None) -> str:

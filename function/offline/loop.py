@@ -20,10 +20,14 @@ from function.offline.store import Obj, ObjectStore
 
 ORDER = {kind: i for i, kind in enumerate(xp.CLAIM_KINDS)}
 MAX_REQUIREMENT_ROUNDS = 5  # as Crossplane: call again while the function asks for new resources
-FUNCTION_NAME = "function-dbops"
+FUNCTION_NAME = "dbprovision-function-dbops"  # as the Compositions call it (function.apigen)
 MAX_ROUNDS = 40
 # `dbops-local --max-wait`: long enough for the first two retries at the default back-off (30 s, then 60 s).
 DEFAULT_MAX_WAIT = 60.0
+
+
+class UnsettledRequirements(Exception):
+    """The function kept asking for different resources (Crossplane gives up after MAX_REQUIREMENT_ROUNDS)."""
 
 
 def load_manifests(paths: Iterable[str | Path]) -> list[Obj]:
@@ -233,7 +237,13 @@ class OfflineCluster:
             }
             claim = self.store.put(claim)
         observed = self._composed(xr)
-        rsp = self._call(xr, observed, fn_input, self._connection_details(xr))
+        try:
+            rsp = self._call(xr, observed, fn_input, self._connection_details(xr))
+        except UnsettledRequirements as exc:
+            # Crossplane's reconcile fails: nothing is applied and the XR and claim say why (Synced False).
+            self.outcomes[xr["metadata"]["name"]] = Outcome(results=[], ttl=None)
+            self._mark_unsynced(xr, claim, str(exc))
+            return
         outcome = Outcome(results=xp.results(rsp), ttl=xp.ttl_seconds(rsp))
         self.outcomes[xr["metadata"]["name"]] = outcome
         fatal = next((r["message"] for r in outcome.results if r["severity"] == "Fatal"), None)
@@ -252,14 +262,17 @@ class OfflineCluster:
             ready = all(r for _, r in desired.values())
         xr_conds, claim_conds = xp.conditions(rsp, ready, fatal)
         xr = copy.deepcopy(xr)
-        xr["status"] = {**{k: v for k, v in status.items() if k != "conditions"}, "conditions": xr_conds}
+        xr["status"] = {
+            **{k: v for k, v in status.items() if k != "conditions"},
+            "conditions": xp.merge_conditions(xr.get("status", {}).get("conditions", []), xr_conds),
+        }
         self.store.put(xr)
         claim = copy.deepcopy(
             self.claim(claim["kind"], claim["metadata"]["name"], claim["metadata"]["namespace"])
         )
         claim["status"] = {
             **{k: v for k, v in status.items() if k != "conditions"},
-            "conditions": claim_conds,
+            "conditions": xp.merge_conditions(claim.get("status", {}).get("conditions", []), claim_conds),
         }
         self.store.put(claim)
         self._propagate_connection(claim, xr, outcome)
@@ -267,16 +280,30 @@ class OfflineCluster:
     def _call(
         self, xr: Obj, observed: dict[str, Obj], fn_input: Obj | None, connection: dict[str, bytes]
     ) -> Any:
+        """As Crossplane: call, and while the requirements differ from the previous call's, fetch them and call
+        again, at most MAX_REQUIREMENT_ROUNDS times more; requirements that never settle fail the reconcile."""
         required: dict[str, list[Obj]] = {}
-        rsp = None
-        for _ in range(MAX_REQUIREMENT_ROUNDS):
+        previous: dict[str, dict[str, Any]] | None = None
+        for _ in range(MAX_REQUIREMENT_ROUNDS + 1):
             req = xp.request(xr["metadata"]["name"], xr, observed, fn_input, required, connection=connection)
             rsp = self.client.run(req)
-            resolved = {name: self._resolve(sel) for name, sel in xp.selectors(rsp).items()}
-            if resolved == required:
-                break
-            required = resolved
-        return rsp
+            selectors = xp.selectors(rsp)
+            if selectors == previous or any(r["severity"] == "Fatal" for r in xp.results(rsp)):
+                return rsp
+            previous = selectors
+            required = {name: self._resolve(sel) for name, sel in selectors.items()}
+        raise UnsettledRequirements(
+            f"requirements didn't stabilize after the maximum number of iterations ({MAX_REQUIREMENT_ROUNDS})"
+        )
+
+    def _mark_unsynced(self, xr: Obj, claim: Obj, message: str) -> None:
+        synced = {"type": "Synced", "status": "False", "reason": "ReconcileError", "message": message}
+        current = self.claim(claim["kind"], claim["metadata"]["name"], claim["metadata"]["namespace"])
+        for original in (xr, current):
+            obj = copy.deepcopy(original)
+            status = obj.setdefault("status", {})
+            status["conditions"] = xp.merge_conditions(status.get("conditions", []), [synced])
+            self.store.put(obj)
 
     def _resolve(self, sel: dict[str, Any]) -> list[Obj]:
         if "name" in sel:

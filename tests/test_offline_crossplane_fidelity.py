@@ -1,0 +1,111 @@
+"""dbops-local does what Crossplane does where a difference once hid a bug (docs/offline.md, "Where it differs"):
+conditions are merged, never dropped; requirements that never settle fail the reconcile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from function.offline.loop import MAX_REQUIREMENT_ROUNDS, OfflineCluster
+from function.offline.runtime import FunctionClient
+from tests.conftest import unique
+from tests.offline_support import admin_secret, claim, cluster, condition, instance_claim
+from tests.servers import Server
+
+
+def test_a_condition_the_function_stops_evaluating_is_not_dropped_but_unknown(
+    function_client: FunctionClient, pg: Server
+) -> None:
+    c = cluster(function_client)
+    db = unique("merge")
+    c.apply([admin_secret(pg, "admin"), instance_claim(pg, "server", "admin")])
+    c.apply([claim("Database", "db", {"instanceRef": {"name": "server"}, "name": db})])
+    c.reconcile()
+    assert condition(c.claim("Database", "db"), "InstanceReady")["status"] == "True"
+    # No longer managed: the function does not look at the instance any more.
+    c.apply(
+        [
+            claim(
+                "Database",
+                "db",
+                {
+                    "instanceRef": {"name": "server"},
+                    "name": db,
+                    "ensure": "Absent",
+                    "deletionProtection": False,
+                },
+            )
+        ]
+    )
+    c.reconcile()
+    got = condition(c.claim("Database", "db"), "InstanceReady")
+    assert (got["status"], got["reason"]) == ("Unknown", "NotEvaluated"), got
+
+
+class Restless(FunctionClient):
+    """A function that asks for a different Secret on every call, as a buggy one could."""
+
+    def __init__(self, wrapped: FunctionClient) -> None:
+        self.wrapped = wrapped
+        self.calls = 0
+
+    def run(self, req: Any) -> Any:
+        rsp = self.wrapped.run(req)
+        self.calls += 1
+        sel = rsp.requirements.resources["restless"]
+        sel.api_version, sel.kind, sel.match_name = "v1", "Secret", f"s{self.calls}"
+        return rsp
+
+
+def test_requirements_that_never_settle_fail_the_reconcile_as_in_crossplane(
+    function_client: FunctionClient, pg: Server
+) -> None:
+    restless = Restless(function_client)
+    c = OfflineCluster(restless, cluster(function_client).compositions)  # type: ignore[arg-type]
+    c.apply([admin_secret(pg, "admin"), instance_claim(pg, "server", "admin")])
+    c.reconcile(max_wait=0)
+    synced = condition(c.claim("DatabaseInstance", "server"), "Synced")
+    assert synced["status"] == "False"
+    assert (
+        f"requirements didn't stabilize after the maximum number of iterations ({MAX_REQUIREMENT_ROUNDS})"
+        in synced["message"]
+    )
+    assert not c.store.select("batch/v1", "Job"), "nothing is applied"
+
+
+class Forgetful(FunctionClient):
+    """Returns no InstanceReady condition once `forget` is set, as a function with the stale-condition bug did."""
+
+    def __init__(self, wrapped: FunctionClient) -> None:
+        self.wrapped = wrapped
+        self.forget = False
+
+    def run(self, req: Any) -> Any:
+        rsp = self.wrapped.run(req)
+        if self.forget:
+            kept = [c for c in rsp.conditions if c.type != "InstanceReady"]
+            del rsp.conditions[:]
+            rsp.conditions.extend(kept)
+        return rsp
+
+
+def test_conditions_are_merged_as_crossplane_merges_them(function_client: FunctionClient, pg: Server) -> None:
+    """Crossplane never removes a condition: one the function stops returning keeps its last value on the claim
+    (which is why the function must return every condition it ever set)."""
+    forgetful = Forgetful(function_client)
+    c = OfflineCluster(forgetful, cluster(function_client).compositions)  # type: ignore[arg-type]
+    c.apply([admin_secret(pg, "admin"), instance_claim(pg, "server", "admin")])
+    c.apply([claim("Database", "db", {"instanceRef": {"name": "server"}, "name": unique("kept")})])
+    c.reconcile(max_wait=0)
+    assert condition(c.claim("Database", "db"), "InstanceReady")["status"] == "True"
+    forgetful.forget = True
+    c.apply(
+        [
+            claim(
+                "DatabaseInstance",
+                "server",
+                {**c.claim("DatabaseInstance", "server")["spec"], "healthCheck": {"intervalSeconds": 120}},
+            )
+        ]
+    )
+    c.reconcile(max_wait=0)
+    assert condition(c.claim("Database", "db"), "InstanceReady")["status"] == "True", "kept, not dropped"

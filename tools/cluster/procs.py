@@ -1,0 +1,99 @@
+"""Child processes of the control plane: started with their output in a log file, each in its own process group,
+and stopped in reverse order (SIGTERM, then SIGKILL for the whole group) so that nothing outlives the run."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class ProcessGroup:
+    """The processes of one control plane, in start order."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.children: list[Child] = []
+
+    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Child:
+        log = self.log_dir / f"{name}.log"
+        with open(log, "ab") as out:  # the child keeps its own descriptor
+            proc = subprocess.Popen(
+                args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        child = Child(name, proc, log)
+        self.children.append(child)
+        return child
+
+    def wait_until(self, child: Child, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        """Poll `ready` until it holds; fail with the child's log tail if it exits or time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if child.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{child.name} exited with {child.proc.returncode} before {what}:\n{child.tail()}"
+                )
+            try:
+                if ready():
+                    return
+            except Exception:  # noqa: S110 (not up yet: the probe's own errors mean "try again")
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{child.name}: no {what} within {timeout:.0f} s:\n{child.tail()}")
+
+    def stop(self, child: Child, grace: float = 10) -> None:
+        if child.proc.poll() is None:
+            _signal_group(child.proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.proc.wait(timeout=grace)
+        # Whatever the child started itself goes too.
+        _signal_group(child.proc.pid, signal.SIGKILL)
+        if child.proc.poll() is None:
+            child.proc.wait(timeout=grace)
+        if child in self.children:
+            self.children.remove(child)
+
+    def stop_all(self) -> None:
+        for child in reversed(list(self.children)):
+            self.stop(child)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
