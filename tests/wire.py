@@ -35,13 +35,26 @@ class Relay:
             return needle in self.captured
 
 
+def _tls_record_start(data: bytes) -> int:
+    """Where a TLS handshake record (type 22, version 3.x) starts in data, or -1."""
+    for i in range(len(data) - 2):
+        if data[i] == TLS_HANDSHAKE and data[i + 1] == 3 and data[i + 2] <= 4:
+            return i
+    return -1
+
+
 def _pump(source: socket.socket, sink: socket.socket, relay: Relay, from_client: bool) -> None:
     try:
         while True:
             data = source.recv(65536)
             if not data:
                 break
-            if from_client and relay.cut_at_tls and data[0] == TLS_HANDSHAKE:
+            hello = _tls_record_start(data) if from_client and relay.cut_at_tls else -1
+            if hello >= 0:
+                # Under load the client's SSLRequest packet and its ClientHello can arrive in one read: forward
+                # what comes before the TLS record, then cut.
+                relay.record(data[:hello])
+                sink.sendall(data[:hello])
                 relay.cut += 1
                 break  # the ClientHello never reaches the server: the client reads EOF
             relay.record(data)
