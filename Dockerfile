@@ -16,8 +16,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m pip install "build==1.2.2.post1"
 COPY pyproject.toml README.md ./
+COPY dbops_api/ dbops_api/
 COPY function/ function/
 COPY worker/ worker/
+COPY dbops_local/ dbops_local/
 RUN python -m build --wheel --outdir /dist .
 
 FROM ${PYTHON_IMAGE} AS worker-venv

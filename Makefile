@@ -28,8 +28,8 @@ test-crossplane-cli: $(STAMP)
 	DBOPS_REQUIRE_TOOLS=1 $(BIN)/python -m pytest -q -m crossplane_cli tests/test_crossplane_cli.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check function worker tools tests bench examples
-	$(BIN)/ruff format --check function worker tools
+	$(BIN)/ruff check dbops_api function worker dbops_local tools tests bench examples
+	$(BIN)/ruff format --check dbops_api function worker dbops_local tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -20,18 +20,18 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
 from google.protobuf import struct_pb2
 
+from dbops_api.validation import FieldError
 from function import status as st
-from function.database import compose_database
-from function.grant import compose_grant
 from function.input import parse_input
-from function.instance import compose_instance
-from function.job import canonical
+from function.jobs.job import canonical
+from function.kinds.database import compose_database
+from function.kinds.grant import compose_grant
+from function.kinds.instance import compose_instance
+from function.kinds.user import compose_user
 from function.outcome import Outcome, Result
-from function.redaction import known_secrets, redacted
 from function.response_cache import ResponseCache, request_key
-from function.user import compose_user
+from function.secrets.redaction import known_secrets, redacted
 from function.view import View, decode
-from worker.validation import FieldError
 
 COMPOSERS: dict[str, Callable[[View], Outcome]] = {
     "DatabaseInstance": compose_instance,

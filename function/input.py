@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.spec_schema import Schema, boolean, enum, integer, obj, string, string_map
-from worker.validation import FieldError, normalize
+from dbops_api.spec_schema import Schema, boolean, enum, integer, obj, string, string_map
+from dbops_api.validation import FieldError, normalize
 
 INPUT_GROUP = "dbops.fn.dbprovision.io"
 INPUT_VERSION = "v1alpha1"

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from dbops_api.spec_schema import KIND_STATUS
+from dbops_api.validation import FieldError, normalize
+from function.jobs.progress import SETTLED_PHASE, Progress, carried_over
 from function.objects import items, text
 from function.outcome import Composed, Condition, Outcome, Requirement, Result
-from function.provisioning import SETTLED_PHASE, Progress, carried_over
 from function.view import View
-from worker.spec_schema import KIND_STATUS
-from worker.validation import FieldError, normalize
 
 PROVISIONED = "Provisioned"
 # Worker error codes that say the server could not be reached, or refused the admin's connection: a problem of the

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from dbops_api.spec_schema import GROUP, VERSION
+from dbops_api.validation import FieldError
 from function.objects import text
-from worker.spec_schema import GROUP, VERSION
-from worker.validation import FieldError
 
 API_VERSION = f"{GROUP}/{VERSION}"
 XR_KINDS = {f"X{kind}": kind for kind in ("DatabaseInstance", "Database", "DatabaseUser", "DatabaseGrant")}

@@ -35,9 +35,8 @@ from typing import Any
 import pytest
 import yaml
 
-from function import apigen
-from function.cel_rules import rule_errors
-from function.offline.runtime import FunctionClient
+from dbops_local.runtime import FunctionClient
+from function.spec.cel import rule_errors
 from tests import crossplane_render as cr
 from tests import hostile
 from tests.function_cases import kube
@@ -45,6 +44,7 @@ from tests.function_cases.render import render
 from tests.servers import free_port
 from tests.test_manifests import OpenAPIValidator, strict, with_defaults
 from tests.upstream_tools import cache_dir, require_tool
+from tools import apigen
 
 pytestmark = pytest.mark.crossplane_cli
 

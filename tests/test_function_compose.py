@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
-from function import schedule
 from function.fn import FunctionRunner
-from function.job import JOB_PREFIX
+from function.jobs import schedule
+from function.jobs.job import JOB_PREFIX
 from tests.function_cases import kube
 from worker.request import parse
 
@@ -542,7 +542,7 @@ def test_resync_offsets_differ_between_xrs_and_stay_fixed_per_uid() -> None:
     assert [schedule.offset(u, 3600) for u in uids] == offsets
     # Not Python's per-process string hash: another interpreter with another hash seed computes the same offsets.
     script = (
-        "import sys; from function import schedule; print([schedule.offset(u, 3600) for u in sys.argv[1:]])"
+        "import sys; from function.jobs import schedule; print([schedule.offset(u, 3600) for u in sys.argv[1:]])"
     )
     for seed in ("1", "2"):
         done = subprocess.run(

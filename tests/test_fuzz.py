@@ -33,16 +33,16 @@ from google.protobuf.json_format import MessageToJson
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as s
 
-from function.cel_rules import evaluate
+from dbops_api.spec_schema import PHASES, status_schema
+from dbops_api.validation import normalize
 from function.fn import FunctionRunner
+from function.spec.cel import evaluate
 from tests.function_cases import kube
 from tests.function_cases.render import render
 from worker.errors import InvalidRequest, PermanentError
 from worker.request import Request, parse
 from worker.result import RESULT_LIMIT, Result
 from worker.result import render as render_result
-from worker.spec_schema import PHASES, status_schema
-from worker.validation import normalize
 
 EXAMPLES = [
     *sorted((kube.ROOT / "examples" / "postgres").glob("*.yaml")),

@@ -7,10 +7,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from dbops_api.engine_rules import engine_errors
+from dbops_api.spec_schema import KINDS, request_schema
+from dbops_api.validation import FieldError, normalize
 from worker.errors import InvalidRequest
-from worker.semantics import engine_errors
-from worker.spec_schema import KINDS, request_schema
-from worker.validation import FieldError, normalize
 
 ACTIONS = ("apply", "plan", "check", "drop")
 

@@ -1,0 +1,31 @@
+"""The worker request (design section 5): the claim spec minus function-only fields plus resolved references."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dbops_api.spec_schema import FUNCTION_ONLY
+from function.view import View
+
+
+def request_spec(kind: str, spec: dict[str, Any], resolved: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in spec.items() if k not in FUNCTION_ONLY[kind]}
+    if kind == "DatabaseGrant":
+        out.pop("roleName", None)
+    out.update(resolved)
+    return out
+
+
+def worker_request(
+    view: View,
+    kind: str,
+    engine: str,
+    connection: dict[str, Any],
+    spec: dict[str, Any],
+    *,
+    policy: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    out = {"kind": kind, "engine": engine, "connection": connection, "spec": spec, "owner": view.owner()}
+    if policy:  # absent means the defaults, so requests of instances that set nothing stay as they were
+        out["policy"] = policy
+    return out
