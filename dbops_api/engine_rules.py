@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dbops_api.spec_schema import (
+from dbops_api.system import (
     MYSQL_SYSTEM_DATABASES,
     PG_SYSTEM_DATABASES,
     PG_SYSTEM_PREFIX,

@@ -1,4 +1,4 @@
-"""Validate a value against a `dbops_api.spec_schema` schema and fill its defaults, as the API server would.
+"""Validate a value against a `dbops_api` schema and fill its defaults, as the API server would.
 
 The function and the worker both use this, so a spec the function accepts is a request the worker accepts.
 It covers the OpenAPI subset our schemas use (type, enum, pattern, lengths, bounds, required, properties,
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from dbops_api.spec_schema import CHECKS, KEY_PATTERN, Schema
+from dbops_api.schema import CHECKS, KEY_PATTERN, Schema
 
 TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),

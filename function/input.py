@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dbops_api.spec_schema import Schema, boolean, enum, integer, obj, string, string_map
+from dbops_api.schema import Schema, boolean, enum, integer, obj, string, string_map
 from dbops_api.validation import FieldError, normalize
 
 INPUT_GROUP = "dbops.fn.dbprovision.io"

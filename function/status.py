@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dbops_api.spec_schema import KIND_STATUS
+from dbops_api.registry import BY_NAME
 from dbops_api.validation import FieldError, normalize
 from function.jobs.progress import SETTLED_PHASE, Progress, carried_over
 from function.objects import items, text
@@ -39,14 +39,14 @@ MAX_ERRORS_SHOWN = 8
 
 
 def facts_key(kind: str) -> str:
-    return KIND_STATUS[kind][0]
+    return BY_NAME[kind].facts_key
 
 
 def facts(kind: str, observed: Any) -> dict[str, Any]:
     """The worker's `observed` block restricted to the fields (and types) the status schema declares."""
     if not isinstance(observed, dict):
         return {}
-    schema = KIND_STATUS[kind][1]
+    schema = BY_NAME[kind].facts
     out: dict[str, Any] = {}
     for name, sub in schema["properties"].items():
         if name in observed:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from dbops_api.spec_schema import GROUP, VERSION
+from dbops_api.registry import GROUP, VERSION
 from dbops_api.validation import FieldError
 from function.objects import text
 

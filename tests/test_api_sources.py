@@ -1,5 +1,5 @@
 """One source of truth for the API: the committed XRDs, Input CRD and reference equal what `tools.apigen`
-generates from `dbops_api/spec_schema.py`; every CEL rule and its Python twin agree on generated objects; the CEL
+generates from `dbops_api/kinds/`; every CEL rule and its Python twin agree on generated objects; the CEL
 evaluator (`function.spec.cel`) walks nested objects and lists and handles transition rules as Kubernetes does.
 """
 
@@ -20,7 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dbops_api.spec_schema import CHECKS, KINDS, SPECS, Schema, request_schema, status_schema
+from dbops_api.registry import KINDS, SPECS
+from dbops_api.request import request_schema
+from dbops_api.schema import CHECKS, Schema
+from dbops_api.status import status_schema
 from dbops_api.validation import normalize
 from function.input import INPUT_SCHEMA
 from function.spec.cel import (

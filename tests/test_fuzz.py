@@ -33,7 +33,7 @@ from google.protobuf.json_format import MessageToJson
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as s
 
-from dbops_api.spec_schema import PHASES, status_schema
+from dbops_api.status import PHASES, status_schema
 from dbops_api.validation import normalize
 from function.fn import FunctionRunner
 from function.spec.cel import evaluate

@@ -24,7 +24,9 @@ import pytest
 import yaml
 
 from dbops_api import engine_rules as semantics
-from dbops_api.spec_schema import GROUP, KINDS, SPECS, VERSION, Schema, status_schema
+from dbops_api.registry import GROUP, KINDS, SPECS, VERSION
+from dbops_api.schema import Schema
+from dbops_api.status import status_schema
 from dbops_api.validation import normalize, openapi_regex
 from function.input import INPUT_GROUP, INPUT_VERSION, parse_input
 from function.spec.cel import evaluate, is_transition_rule, rule_errors

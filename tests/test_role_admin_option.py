@@ -13,7 +13,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from dbops_api.spec_schema import SPECS
+from dbops_api.registry import SPECS
 from dbops_api.validation import normalize
 from function.spec.cel import rule_errors
 from tests.conftest import apply_ok, run, unique

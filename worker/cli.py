@@ -8,7 +8,7 @@ import os
 import sys
 import traceback
 
-from dbops_api.spec_schema import KINDS
+from dbops_api.registry import KINDS
 from worker.errors import InvalidRequest, WorkerError, internal_error
 from worker.request import ACTIONS, admin_errors, parse, secrets_from_env
 from worker.result import Result, redact, render, write_result_file

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dbops_api.engine_rules import engine_errors
-from dbops_api.spec_schema import KINDS, request_schema
+from dbops_api.registry import KINDS
+from dbops_api.request import request_schema
 from dbops_api.validation import FieldError, normalize
 from worker.errors import InvalidRequest
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from dbops_api.spec_schema import FUNCTION_ONLY
+from dbops_api.registry import BY_NAME
 from function.view import View
 
 
 def request_spec(kind: str, spec: dict[str, Any], resolved: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in spec.items() if k not in FUNCTION_ONLY[kind]}
-    if kind == "DatabaseGrant":
-        out.pop("roleName", None)
+    out = {k: v for k, v in spec.items() if k not in BY_NAME[kind].function_only}
     out.update(resolved)
     return out
 

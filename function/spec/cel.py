@@ -1,9 +1,9 @@
-"""Evaluate the CEL rules (`x-kubernetes-validations`) of a `dbops_api.spec_schema` schema, as the API server does.
+"""Evaluate the CEL rules (`x-kubernetes-validations`) of a `dbops_api` schema, as the API server does.
 
 The XRDs carry these rules, so the API server enforces them on every claim. The function evaluates the same
 rules with cel-python so that an XR created some other way (or an old claim, or a transition such as a changed
 immutable field) gets the same message, and the tests evaluate them against the Python twins in
-`dbops_api.spec_schema`.
+`dbops_api`.
 
 Semantics follow Kubernetes: `value` is expected with defaults already applied (`dbops_api.validation.normalize`),
 a node's rules run only when the node is present and has its schema's type, and a transition rule (one that
@@ -23,7 +23,7 @@ import celpy
 from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError
 
-from dbops_api.spec_schema import Schema
+from dbops_api.schema import Schema
 from dbops_api.validation import TYPES, FieldError
 
 _OLD_SELF = re.compile(r"\boldSelf\b")

@@ -6,7 +6,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from dbops_api.spec_schema import SPECS
+from dbops_api.registry import SPECS
 from dbops_api.validation import normalize
 
 

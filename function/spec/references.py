@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-from dbops_api.spec_schema import SPECS
+from dbops_api.registry import SPECS
 from dbops_api.validation import FieldError, normalize
 from function import status as st
 from function.jobs.connection import ServerAccess

@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from dbops_api.engine_rules import engine_errors
-from dbops_api.spec_schema import SPECS
+from dbops_api.registry import SPECS
 from dbops_api.validation import FieldError, normalize
 from function.jobs.job import CONTAINER, canonical
 from function.jobs.progress import observed_jobs

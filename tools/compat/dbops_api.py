@@ -45,7 +45,8 @@ def dbops_errors(kind: str, spec: Any, engine: str | None) -> list[str]:
     function checks beyond the schema (the secret template grammar; with the instance's `engine` known, the
     engine-dependent rules and the engine block)."""
     from dbops_api.engine_rules import engine_errors
-    from dbops_api.spec_schema import ENGINES, SPECS
+    from dbops_api.registry import SPECS
+    from dbops_api.schema import ENGINES
     from dbops_api.validation import FieldError, normalize
     from function.secrets.credentials import template_errors
     from function.spec.validation import engine_block_errors

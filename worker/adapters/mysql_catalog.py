@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dbops_api.spec_schema import MYSQL_CATALOG
+from dbops_api.system import MYSQL_CATALOG
 from worker.adapters.base import Step
 from worker.adapters.mysql_sql import Account, Sql, row
 
