@@ -1,13 +1,24 @@
-"""The worker's request: what the function sends a Job (design section 5), as a schema per kind.
+"""The worker's request: what the function sends a Job (design section 5), its schema per kind, its version, and
+the validation both sides run on it.
 
 The request's `spec` is the claim spec without the fields only the function reads, plus the references the function
 resolved (`Kind.function_only`, `Kind.resolved`).
+
+Versions: the function stamps `apiVersion: request.dbops.dbprovision.io/v<MAJOR>.<MINOR>` on every request. A minor
+version adds optional fields only, so a worker given a newer minor version ignores the fields it does not know and
+says so in its result (`warnings`); a newer major version may change meanings, so the worker refuses it. A request
+without `apiVersion` is version 1.0 (Jobs composed before the field existed).
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
 
+from dbops_api.engine_rules import engine_errors
 from dbops_api.registry import BY_NAME, KINDS
 from dbops_api.schema import (
     CHECKS,
@@ -23,6 +34,13 @@ from dbops_api.schema import (
     obj,
     string,
 )
+from dbops_api.validation import FieldError, normalize
+
+API_GROUP = "request.dbops.dbprovision.io"
+MAJOR, MINOR = 1, 0
+API_VERSION = f"{API_GROUP}/v{MAJOR}.{MINOR}"
+_VERSION = re.compile(r"^" + re.escape(API_GROUP) + r"/v([0-9]{1,4})\.([0-9]{1,4})\Z")
+ACTIONS = ("apply", "plan", "check", "drop")
 
 
 def request_spec_schema(kind: str) -> Schema:
@@ -108,6 +126,10 @@ def request_schema(kind: str) -> Schema:
     return obj(
         f"A worker request for a {kind}.",
         {
+            "apiVersion": string(
+                f"Version of the request contract, {API_GROUP}/v<major>.<minor>; absent means v1.0.",
+                maxLength=64,
+            ),
             "kind": enum("Kind of the object.", KINDS),
             "engine": enum("Engine of the server.", ENGINES),
             "connection": REQUEST_CONNECTION,
@@ -140,3 +162,100 @@ def request_schema(kind: str) -> Schema:
             ),
         ),
     )
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A validated request: `value` with defaults filled in (None when `errors`), and the fields a newer minor
+    version added that this version ignores (`ignored`)."""
+
+    value: dict[str, Any] | None
+    errors: tuple[FieldError, ...]
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def warnings(self) -> list[str]:
+        if not self.ignored:
+            return []
+        return [
+            f"the request is of a newer minor version than this worker ({API_VERSION}); ignored the fields it does "
+            f"not know: {', '.join(self.ignored)}. Run the worker image of the function's version to use them"
+        ]
+
+
+def version_of(raw: dict[str, Any]) -> tuple[int, int] | FieldError:
+    value = raw.get("apiVersion", f"{API_GROUP}/v1.0")
+    match = _VERSION.match(value) if isinstance(value, str) else None
+    if match is None:
+        return FieldError(
+            "request.apiVersion",
+            f"must be {API_GROUP}/v<major>.<minor> (this worker: {API_VERSION}); got {value!r}",
+        )
+    return int(match.group(1)), int(match.group(2))
+
+
+def validate(text: str, action: str) -> Checked:
+    """Everything the worker checks on a request before connecting, as field errors: the JSON, the version, the
+    kind and action, the schema, the engine rules and the owner."""
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        return _refused(FieldError("", f"request is not valid JSON: {exc}"))
+    if not isinstance(raw, dict):
+        return _refused(
+            FieldError("", "request must be a JSON object with kind, engine, connection and spec")
+        )
+    version = version_of(raw)
+    if isinstance(version, FieldError):
+        return _refused(version)
+    if version[0] != MAJOR:
+        newer = version[0] > MAJOR
+        return _refused(
+            FieldError(
+                "request.apiVersion",
+                f"{raw['apiVersion']} is a {'newer' if newer else 'older'} major version than this worker's "
+                f"{API_VERSION}; "
+                + (
+                    "run the worker image of the function's version (the step Input's worker.image)"
+                    if newer
+                    else "upgrade the function, or run a worker image of the function's version"
+                ),
+            )
+        )
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        return _refused(FieldError("kind", f"must be one of {', '.join(KINDS)}; got {kind!r}"))
+    if action == "check" and kind != "DatabaseInstance":
+        return _refused(FieldError("", f"check applies to DatabaseInstance requests, not {kind}"))
+    if action != "check" and kind == "DatabaseInstance":
+        return _refused(FieldError("", "a DatabaseInstance request supports only the check action"))
+    schema = request_schema(kind)
+    ignored: list[str] | None = [] if version[1] > MINOR else None
+    value, errors = normalize(schema, raw, "request", ignored)
+    if not errors:
+        allow_global = bool(value.get("policy", {}).get("allowGlobalGrants"))
+        errors = engine_errors(kind, value["engine"], value["spec"], "request.spec", allow_global)
+    if not errors and kind != "DatabaseInstance":
+        errors = owner_errors(value.get("owner") or {})
+    if errors:
+        return Checked(None, tuple(errors), tuple(ignored or ()))
+    # Fill the engine block's defaults even when it is absent, so adapters see one complete shape.
+    block = "postgres" if value["engine"] == "postgres" else "mysql"
+    block_schema = schema["properties"]["spec"]["properties"].get(block)
+    if block_schema is not None and block not in value["spec"]:
+        value["spec"][block], _ = normalize(block_schema, {}, f"request.spec.{block}")
+    return Checked(value, (), tuple(ignored or ()))
+
+
+def _refused(error: FieldError) -> Checked:
+    return Checked(None, (error,))
+
+
+def owner_errors(owner: dict[str, Any]) -> list[FieldError]:
+    """The claim a request acts for must be named: dbops marks what it creates with it, and refuses to touch what
+    another claim (or nobody) owns (docs/worker.md, "Ownership")."""
+    return [
+        FieldError(f"request.owner.{key}", "is required: dbops marks the objects it creates with their claim")
+        for key in ("kind", "name")
+        if not owner.get(key)
+    ]

@@ -30,7 +30,7 @@ class FieldError:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+        return f"{self.path}: {self.message}" if self.path else self.message
 
 
 @lru_cache(maxsize=256)
@@ -53,28 +53,35 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def normalize(schema: Schema, value: Any, path: str) -> tuple[Any, list[FieldError]]:
-    """Return `value` with schema defaults filled in, and every violation found (empty when valid)."""
+def normalize(
+    schema: Schema, value: Any, path: str, ignored: list[str] | None = None
+) -> tuple[Any, list[FieldError]]:
+    """Return `value` with schema defaults filled in, and every violation found (empty when valid).
+
+    `ignored`: when given, object properties the schema does not know are left out of the value and their paths
+    listed there instead of being errors (a request from a newer minor version of the contract)."""
     errors: list[FieldError] = []
-    out = _walk(schema, value, path, errors)
+    out = _walk(schema, value, path, errors, ignored)
     return out, errors
 
 
-def _walk(schema: Schema, value: Any, path: str, errors: list[FieldError]) -> Any:
+def _walk(
+    schema: Schema, value: Any, path: str, errors: list[FieldError], ignored: list[str] | None = None
+) -> Any:
     kind = schema.get("type")
     if kind and not _is_type(value, kind):
         errors.append(FieldError(path, f"must be {_article(kind)}, got {_type_name(value)} {_show(value)}"))
         return value
     if kind == "object":
-        return _walk_object(schema, value, path, errors)
+        return _walk_object(schema, value, path, errors, ignored)
     if kind == "array":
-        return _walk_array(schema, value, path, errors)
+        return _walk_array(schema, value, path, errors, ignored)
     _check_scalar(schema, value, path, errors)
     return value
 
 
 def _walk_object(
-    schema: Schema, value: dict[str, Any], path: str, errors: list[FieldError]
+    schema: Schema, value: dict[str, Any], path: str, errors: list[FieldError], ignored: list[str] | None
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     before = len(errors)
@@ -83,10 +90,13 @@ def _walk_object(
     if props is not None:
         unknown = sorted(set(value) - set(props))
         for name in unknown:
-            errors.append(FieldError(f"{path}.{name}", f"unknown field; allowed: {', '.join(props)}"))
+            if ignored is not None:
+                ignored.append(f"{path}.{name}")
+            else:
+                errors.append(FieldError(f"{path}.{name}", f"unknown field; allowed: {', '.join(props)}"))
         for name, sub in props.items():
             if name in value:
-                out[name] = _walk(sub, value[name], f"{path}.{name}", errors)
+                out[name] = _walk(sub, value[name], f"{path}.{name}", errors, ignored)
             elif "default" in sub:
                 out[name] = _copy_default(sub["default"])
         for name in schema.get("required", []):
@@ -97,7 +107,7 @@ def _walk_object(
         for name, item in value.items():
             if key_pattern and not openapi_regex(key_pattern).search(name):
                 errors.append(FieldError(f"{path}[{name!r}]", f"key must match {key_pattern}"))
-            out[name] = _walk(extra, item, f"{path}[{name!r}]", errors)
+            out[name] = _walk(extra, item, f"{path}[{name!r}]", errors, ignored)
         if "maxProperties" in schema and len(value) > schema["maxProperties"]:
             errors.append(FieldError(path, f"must have at most {schema['maxProperties']} entries"))
     if len(errors) == before:
@@ -109,13 +119,15 @@ def _walk_object(
     return out
 
 
-def _walk_array(schema: Schema, value: list[Any], path: str, errors: list[FieldError]) -> list[Any]:
+def _walk_array(
+    schema: Schema, value: list[Any], path: str, errors: list[FieldError], ignored: list[str] | None
+) -> list[Any]:
     if "minItems" in schema and len(value) < schema["minItems"]:
         errors.append(FieldError(path, f"must have at least {schema['minItems']} item(s)"))
     if "maxItems" in schema and len(value) > schema["maxItems"]:
         errors.append(FieldError(path, f"must have at most {schema['maxItems']} items, got {len(value)}"))
     items = schema.get("items", {})
-    out = [_walk(items, item, f"{path}[{i}]", errors) for i, item in enumerate(value)]
+    out = [_walk(items, item, f"{path}[{i}]", errors, ignored) for i, item in enumerate(value)]
     list_type = schema.get("x-kubernetes-list-type")
     if list_type == "set":
         seen: set[str] = set()

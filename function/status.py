@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from dbops_api.registry import BY_NAME
+from dbops_api.result import UNREACHABLE
 from dbops_api.validation import FieldError, normalize
 from function.jobs.progress import SETTLED_PHASE, Progress, carried_over
 from function.objects import items, text
@@ -16,22 +17,6 @@ from function.outcome import Composed, Condition, Outcome, Requirement, Result
 from function.view import View
 
 PROVISIONED = "Provisioned"
-# Worker error codes that say the server could not be reached, or refused the admin's connection: a problem of the
-# instance, not of the claim whose Job met it (docs/worker.md, "Exit codes and error classes").
-UNREACHABLE = frozenset(
-    {
-        "ConnectionRefused",
-        "Unreachable",
-        "HostNotFound",
-        "ConnectTimeout",
-        "ConnectionLost",
-        "ServerStarting",
-        "ServerStopping",
-        "TooManyConnections",
-        "AuthenticationFailed",
-        "TLSError",
-    }
-)
 INSTANCE_READY = "InstanceReady"
 CONNECTED = "Connected"
 CARRIED = ("job", "lastAppliedHash", "lastSuccessfulTime", "attempts")

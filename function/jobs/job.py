@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from dbops_api.result import EXIT_PERMANENT
 from function.jobs.connection import SecretKeyRef, ServerAccess
 from function.labels import managed_labels
 from function.view import View
@@ -22,7 +23,6 @@ ACTION_ANNOTATION = ANNOTATION_PREFIX + "action"
 TLS_DIR = "/etc/dbops/tls"
 TLS_FILES = {"ca": "ca.crt", "cert": "tls.crt", "key": "tls.key"}
 NONROOT = 65532
-PERMANENT_EXIT_CODE = 2
 NAME_MAX = 63  # the Job name becomes the value of the Pods' job-name label
 DIGEST_LEN = 10
 
@@ -160,7 +160,7 @@ def job_spec(view: View, call: WorkerCall) -> dict[str, Any]:
                     "onExitCodes": {
                         "containerName": CONTAINER,
                         "operator": "In",
-                        "values": [PERMANENT_EXIT_CODE],
+                        "values": [EXIT_PERMANENT],
                     },
                 },
                 # An evicted or preempted Pod is not the worker's failure; do not count it.

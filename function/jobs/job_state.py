@@ -6,12 +6,12 @@ the Job's failure reason (`PodFailurePolicy` means exit 2). Without Pods the Job
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from function.jobs.job import CONTAINER, PERMANENT_EXIT_CODE
+from dbops_api.result import ERROR_CLASSES, EXIT_PERMANENT, read_result
+from function.jobs.job import CONTAINER
 from function.objects import dig, items, mapping, text
 
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
@@ -65,17 +65,7 @@ def _terminations(job_name: str, pods: list[dict[str, Any]]) -> list[dict[str, A
 
 
 def worker_result(message: Any) -> dict[str, Any] | None:
-    """The worker's result: the termination message, or its last JSON line when Kubernetes fell back to logs."""
-    if not isinstance(message, str):
-        return None
-    for line in reversed(message.strip().splitlines()):
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict) and "ok" in value:
-            return value
-    return None
+    return read_result(message)
 
 
 def _short(text: str) -> str:
@@ -129,10 +119,10 @@ def job_state(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobState:
     result = worker_result(last.get("message"))
     error = mapping(result, "error")
     exit_code = last.get("exitCode")
-    if error.get("class") in ("permanent", "transient"):
+    if error.get("class") in ERROR_CLASSES:
         permanent = error["class"] == "permanent"
     elif isinstance(exit_code, int):
-        permanent = exit_code == PERMANENT_EXIT_CODE
+        permanent = exit_code == EXIT_PERMANENT
     else:
         permanent = failed.get("reason") == "PodFailurePolicy"
     output = last.get("message")

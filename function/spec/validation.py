@@ -14,14 +14,13 @@ from typing import Any
 
 from dbops_api.engine_rules import engine_errors
 from dbops_api.registry import SPECS
+from dbops_api.request import validate
 from dbops_api.validation import FieldError, normalize
 from function.jobs.job import CONTAINER, canonical
 from function.jobs.progress import observed_jobs
 from function.objects import items, mapping, text
 from function.spec.cel import rule_errors
 from function.view import View
-from worker.errors import InvalidRequest
-from worker.request import parse
 
 
 def previous_spec(view: View) -> dict[str, Any] | None:
@@ -143,10 +142,10 @@ def _uncached_request_errors(
     allow_global = bool((request.get("policy") or {}).get("allowGlobalGrants"))
     errors = engine_errors(kind, request["engine"], request["spec"], "spec", allow_global)
     if not errors:
-        try:
-            parse(canonical(request), "check" if kind == "DatabaseInstance" else action)
-        except InvalidRequest as exc:
-            errors = [FieldError("spec", exc.message.replace("request.spec", "spec"))]
+        checked = validate(canonical(request), "check" if kind == "DatabaseInstance" else action)
+        if checked.errors:
+            text = "; ".join(str(e) for e in checked.errors)
+            errors = [FieldError("spec", text.replace("request.spec", "spec"))]
     for old, new in renames.items():
         errors = [
             FieldError(new + e.path[len(old) :], e.message) if e.path.startswith(old) else e for e in errors
