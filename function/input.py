@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from dbops_api.release import WORKER_IMAGE
 from dbops_api.schema import Schema, boolean, enum, integer, obj, string, string_map
 from dbops_api.validation import FieldError, normalize
 
 INPUT_GROUP = "dbops.fn.dbprovision.io"
 INPUT_VERSION = "v1alpha1"
-DEFAULT_WORKER_IMAGE = "ghcr.io/dbprovision/dbops-worker:v0.1.0"
+# The worker of the function's own release: the request contract they speak is the same one.
+DEFAULT_WORKER_IMAGE = WORKER_IMAGE
 
 INPUT_SCHEMA: Schema = obj(
     "Settings of the function-dbops pipeline step.",

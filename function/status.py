@@ -88,6 +88,12 @@ def from_progress(view: View, kind: str, prog: Progress) -> Outcome:
         out.conditions.append(provisioned("False", prog.reason, prog.message))
     if prog.phase == "Failed":
         out.results.append(Result("Warning", prog.message, prog.reason))
+    if prog.fresh and reported is not None:
+        # What the worker said about the request itself (fields of a newer minor version it ignored: an older
+        # worker image than the function's) is news the platform team must hear.
+        said = (reported.result or {}).get("warnings")
+        if isinstance(said, list):
+            out.results.extend(Result("Warning", str(w), "WorkerWarning") for w in said[:MAX_ERRORS_SHOWN])
     trouble = _unreachable(view, kind, prog)
     if trouble is not None:
         # The Job met a server it cannot reach (the instance's own check may not have noticed yet): as while the

@@ -45,10 +45,12 @@ def canonical(value: Any) -> str:
 def state_hash(call: WorkerCall) -> str:
     """The desired state in the server: request, action, password revision (never the password) and the revision
     of the admin/TLS Secrets. Equal state hashes mean a re-run would change nothing that was asked for (a resync
-    or a retry)."""
+    or a retry). The request's `apiVersion` is left out: it says how the state is written, not what it is, so a
+    function upgrade that only bumps it does not re-run every Job (the new Job template still replaces old ones at
+    their next run)."""
     material = {
         "action": call.action,
-        "request": call.request,
+        "request": {k: v for k, v in call.request.items() if k != "apiVersion"},
         "passwordRevision": call.password_revision,
         "credentialsRevision": call.access.revision,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dbops_api.registry import BY_NAME
+from dbops_api.request import API_VERSION
 from function.view import View
 
 
@@ -23,7 +24,14 @@ def worker_request(
     *,
     policy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    out = {"kind": kind, "engine": engine, "connection": connection, "spec": spec, "owner": view.owner()}
+    out = {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "engine": engine,
+        "connection": connection,
+        "spec": spec,
+        "owner": view.owner(),
+    }
     if policy:  # absent means the defaults, so requests of instances that set nothing stay as they were
         out["policy"] = policy
     return out
