@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dbops_api import mysql_privileges, pg_privileges
+from dbops_api.role_names import role_name_errors
 from dbops_api.system import (
     MYSQL_SYSTEM_DATABASES,
     PG_SYSTEM_DATABASES,
@@ -16,30 +18,6 @@ from dbops_api.system import (
     lower_ascii,
 )
 from dbops_api.validation import FieldError
-
-# PostgreSQL refuses these as role names, or gives them a special meaning in GRANT/ALTER.
-PG_RESERVED_ROLES = frozenset({"public", "none", "current_user", "session_user", "current_role"})
-# MySQL and MariaDB refuse these as role names (SET ROLE NONE, GRANT ... TO PUBLIC); MariaDB even reads a quoted
-# `none` in SET DEFAULT ROLE as NONE. User names are not affected.
-MYSQL_RESERVED_ROLES = frozenset({"none", "public"})
-MYSQL_USER_MAX = 32
-
-
-def role_name_errors(engine: str, path: str, name: str, membership: bool = False) -> list[FieldError]:
-    """Errors for a role or user name that the engine would refuse or misread. `membership`: the name is a role
-    to be a member of, where PostgreSQL's predefined pg_* roles (pg_monitor, pg_read_all_data) are fine."""
-    if engine == "postgres":
-        if name.lower() in PG_RESERVED_ROLES:
-            return [FieldError(path, f"{name!r} is reserved in PostgreSQL; choose another name")]
-        if name.lower().startswith("pg_") and not membership:
-            return [FieldError(path, f"{name!r}: role names starting with pg_ are reserved in PostgreSQL")]
-    elif engine == "mysql" and len(name) > MYSQL_USER_MAX:
-        return [FieldError(path, f"must be at most {MYSQL_USER_MAX} characters on MySQL, got {len(name)}")]
-    elif membership and name.lower() in MYSQL_RESERVED_ROLES:
-        return [
-            FieldError(path, f"{name!r} is reserved in MySQL and MariaDB role names; choose another name")
-        ]
-    return []
 
 
 def _pg_database_role_errors(spec: dict[str, Any], prefix: str) -> list[FieldError]:
@@ -161,11 +139,7 @@ def engine_errors(
         for i, role in enumerate((spec.get("mysql") or {}).get("roles", [])):
             errors += role_name_errors(engine, f"{prefix}.mysql.roles[{i}]", role, membership=True)
     if engine == "postgres":
-        from dbops_api import pg_privileges
-
         errors += pg_privileges.spec_errors(kind, spec, prefix)
     else:
-        from dbops_api import mysql_privileges
-
         errors += mysql_privileges.spec_errors(kind, engine, spec, prefix)
     return errors

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dbops_api.role_names import role_name_errors
 from dbops_api.validation import FieldError
 
 DATABASE = "database"
@@ -127,8 +128,6 @@ def spec_errors(kind: str, spec: dict[str, Any], prefix: str) -> list[FieldError
                 )
             )
     if kind == "DatabaseGrant":
-        from dbops_api.engine_rules import role_name_errors
-
         for i, role in enumerate(pg.get("roles", [])):
             errors += role_name_errors("postgres", f"{prefix}.postgres.roles[{i}]", role, membership=True)
         has_database = "database" in spec or "databaseRef" in spec

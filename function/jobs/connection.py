@@ -6,8 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from function.secrets.credentials import Endpoint
 from function.spec.defaults import spec_with_defaults
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What an application needs to connect, apart from the password."""
+
+    engine: str
+    host: str
+    port: int
+    database: str
+    ssl_mode: str | None
 
 
 @dataclass(frozen=True)

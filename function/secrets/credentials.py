@@ -7,6 +7,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from function.jobs.connection import Endpoint
+from function.jobs.job import JOB_PREFIX, PASSWORD_REVISION_ANNOTATION
 from function.labels import managed_labels
 from function.objects import mapping, text
 from function.secrets import password as passwords
@@ -24,17 +26,6 @@ _MYSQL_SSL_MODE = {
     "verify-ca": "VERIFY_CA",
     "verify-full": "VERIFY_IDENTITY",
 }
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """What an application needs to connect, apart from the password."""
-
-    engine: str
-    host: str
-    port: int
-    database: str
-    ssl_mode: str | None
 
 
 @dataclass(frozen=True)
@@ -71,8 +62,6 @@ def secret_value(secret: dict[str, Any] | None, key: str) -> str | None:
 def previous_revision(view: View) -> int:
     """The highest numeric password revision any observed Job used (0 when none): after the Secret is lost, the
     regenerated password gets a higher revision, so the worker sets it."""
-    from function.jobs.job import JOB_PREFIX, PASSWORD_REVISION_ANNOTATION
-
     highest = 0
     for key, res in view.observed.items():
         if not key.startswith(JOB_PREFIX):
