@@ -12,10 +12,10 @@ without `apiVersion` is version 1.0 (Jobs composed before the field existed).
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from dbops_api.engine_rules import engine_errors
@@ -34,7 +34,7 @@ from dbops_api.schema import (
     obj,
     string,
 )
-from dbops_api.validation import FieldError, normalize
+from dbops_api.validation import FieldError, RuleCheck, normalize, predicates
 
 API_GROUP = "request.dbops.dbprovision.io"
 MAJOR, MINOR = 1, 0
@@ -45,12 +45,14 @@ ACTIONS = ("apply", "plan", "check", "drop")
 
 def request_spec_schema(kind: str) -> Schema:
     """The schema of the worker request's `spec` for a kind: the claim spec without function-only fields, with
-    resolved references, and with cross-field rules that mention removed fields dropped."""
+    resolved references, and with cross-field rules that mention removed fields dropped. It shares the claim
+    schema's nested parts (schemas are never changed once built)."""
     k = BY_NAME[kind]
-    spec = copy.deepcopy(k.spec)
-    for field in k.function_only:
-        spec["properties"].pop(field, None)
-    spec["properties"].update(copy.deepcopy(dict(k.resolved)))
+    spec = dict(k.spec)
+    spec["properties"] = {
+        name: sub for name, sub in k.spec["properties"].items() if name not in k.function_only
+    }
+    spec["properties"].update(k.resolved)
     spec["required"] = [f for f in spec.get("required", []) if f in spec["properties"]]
     spec["required"] += [f for f in k.request_required if f not in spec["required"]]
     removed = k.function_only
@@ -121,8 +123,10 @@ REQUEST_POLICY: Schema = obj(
 )
 
 
+@cache
 def request_schema(kind: str) -> Schema:
-    """The whole worker request for a kind (docs/worker.md)."""
+    """The whole worker request for a kind (docs/worker.md). Built once per kind: a constant of the contract,
+    shared and never changed."""
     return obj(
         f"A worker request for a {kind}.",
         {
@@ -194,13 +198,20 @@ def version_of(raw: dict[str, Any]) -> tuple[int, int] | FieldError:
     return int(match.group(1)), int(match.group(2))
 
 
-def validate(text: str, action: str) -> Checked:
+def validate(text: str, action: str, rules: RuleCheck | None = predicates) -> Checked:
     """Everything the worker checks on a request before connecting, as field errors: the JSON, the version, the
-    kind and action, the schema, the engine rules and the owner."""
+    kind and action, the schema, the engine rules and the owner. `rules` decides the cross-field rules (the worker:
+    their Python predicates)."""
     try:
         raw = json.loads(text)
     except ValueError as exc:
         return _refused(FieldError("", f"request is not valid JSON: {exc}"))
+    return validate_value(raw, action, rules)
+
+
+def validate_value(raw: Any, action: str, rules: RuleCheck | None = predicates) -> Checked:
+    """`validate` for a request already decoded from JSON (the function checks the request it composes). `raw` is
+    not changed."""
     if not isinstance(raw, dict):
         return _refused(
             FieldError("", "request must be a JSON object with kind, engine, connection and spec")
@@ -231,7 +242,7 @@ def validate(text: str, action: str) -> Checked:
         return _refused(FieldError("", "a DatabaseInstance request supports only the check action"))
     schema = request_schema(kind)
     ignored: list[str] | None = [] if version[1] > MINOR else None
-    value, errors = normalize(schema, raw, "request", ignored)
+    value, errors = normalize(schema, raw, "request", ignored, rules)
     if not errors:
         allow_global = bool(value.get("policy", {}).get("allowGlobalGrants"))
         errors = engine_errors(kind, value["engine"], value["spec"], "request.spec", allow_global)

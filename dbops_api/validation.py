@@ -2,13 +2,15 @@
 
 The function and the worker both use this, so a spec the function accepts is a request the worker accepts.
 It covers the OpenAPI subset our schemas use (type, enum, pattern, lengths, bounds, required, properties,
-additionalProperties, items, list-type set/map, defaults) plus the Python twins of the CEL rules. We do not use
+additionalProperties, items, list-type set/map, defaults), and each object's cross-field rules through a `RuleCheck`:
+the rules' Python predicates in the worker, their CEL text in the function where no API server runs. We do not use
 `jsonschema` here: it would add ~110 ms to every worker start (docs/benchmarks.md) for a subset this small.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -53,36 +55,67 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+# What evaluates an object's cross-field rules (`x-kubernetes-validations`) during a walk: given the object's schema,
+# its value (defaults filled in, no error found inside it) and its path, the errors. The worker uses `predicates`
+# (the rules' Python predicates: it has no CEL interpreter); the function, where no API server has checked the
+# object, the rules' own CEL text (function.spec.cel); on a cluster, nothing (the API server did).
+RuleCheck = Callable[[Schema, dict[str, Any], str], list[FieldError]]
+
+
+def predicates(schema: Schema, value: dict[str, Any], path: str) -> list[FieldError]:
+    """The object's rules, decided by their Python predicates (`Rule.check`)."""
+    return [
+        FieldError(path + rule.get("fieldPath", ""), rule["message"])
+        for rule, check in zip(
+            schema.get("x-kubernetes-validations", []), schema.get(CHECKS, []), strict=True
+        )
+        if not check(value)
+    ]
+
+
 def normalize(
-    schema: Schema, value: Any, path: str, ignored: list[str] | None = None
+    schema: Schema,
+    value: Any,
+    path: str,
+    ignored: list[str] | None = None,
+    rules: RuleCheck | None = predicates,
 ) -> tuple[Any, list[FieldError]]:
     """Return `value` with schema defaults filled in, and every violation found (empty when valid).
 
     `ignored`: when given, object properties the schema does not know are left out of the value and their paths
-    listed there instead of being errors (a request from a newer minor version of the contract)."""
+    listed there instead of being errors (a request from a newer minor version of the contract).
+    `rules`: what decides each object's cross-field rules, once nothing inside the object is wrong (None: skip
+    them)."""
     errors: list[FieldError] = []
-    out = _walk(schema, value, path, errors, ignored)
+    out = _walk(schema, value, path, _Walk(errors, ignored, rules))
     return out, errors
 
 
-def _walk(
-    schema: Schema, value: Any, path: str, errors: list[FieldError], ignored: list[str] | None = None
-) -> Any:
+@dataclass(frozen=True)
+class _Walk:
+    """One normalize() call: where its errors go, and what it does with unknown fields and with rules."""
+
+    errors: list[FieldError]
+    ignored: list[str] | None
+    rules: RuleCheck | None
+
+
+def _walk(schema: Schema, value: Any, path: str, walk: _Walk) -> Any:
+    errors = walk.errors
     kind = schema.get("type")
     if kind and not _is_type(value, kind):
         errors.append(FieldError(path, f"must be {_article(kind)}, got {_type_name(value)} {_show(value)}"))
         return value
     if kind == "object":
-        return _walk_object(schema, value, path, errors, ignored)
+        return _walk_object(schema, value, path, walk)
     if kind == "array":
-        return _walk_array(schema, value, path, errors, ignored)
+        return _walk_array(schema, value, path, walk)
     _check_scalar(schema, value, path, errors)
     return value
 
 
-def _walk_object(
-    schema: Schema, value: dict[str, Any], path: str, errors: list[FieldError], ignored: list[str] | None
-) -> dict[str, Any]:
+def _walk_object(schema: Schema, value: dict[str, Any], path: str, walk: _Walk) -> dict[str, Any]:
+    errors, ignored = walk.errors, walk.ignored
     out: dict[str, Any] = {}
     before = len(errors)
     props: dict[str, Schema] | None = schema.get("properties")
@@ -96,7 +129,7 @@ def _walk_object(
                 errors.append(FieldError(f"{path}.{name}", f"unknown field; allowed: {', '.join(props)}"))
         for name, sub in props.items():
             if name in value:
-                out[name] = _walk(sub, value[name], f"{path}.{name}", errors, ignored)
+                out[name] = _walk(sub, value[name], f"{path}.{name}", walk)
             elif "default" in sub:
                 out[name] = _copy_default(sub["default"])
         for name in schema.get("required", []):
@@ -107,27 +140,22 @@ def _walk_object(
         for name, item in value.items():
             if key_pattern and not openapi_regex(key_pattern).search(name):
                 errors.append(FieldError(f"{path}[{name!r}]", f"key must match {key_pattern}"))
-            out[name] = _walk(extra, item, f"{path}[{name!r}]", errors, ignored)
+            out[name] = _walk(extra, item, f"{path}[{name!r}]", walk)
         if "maxProperties" in schema and len(value) > schema["maxProperties"]:
             errors.append(FieldError(path, f"must have at most {schema['maxProperties']} entries"))
-    if len(errors) == before:
-        for rule, check in zip(
-            schema.get("x-kubernetes-validations", []), schema.get(CHECKS, []), strict=True
-        ):
-            if not check(out):
-                errors.append(FieldError(path + rule.get("fieldPath", ""), rule["message"]))
+    if len(errors) == before and walk.rules is not None and "x-kubernetes-validations" in schema:
+        errors.extend(walk.rules(schema, out, path))
     return out
 
 
-def _walk_array(
-    schema: Schema, value: list[Any], path: str, errors: list[FieldError], ignored: list[str] | None
-) -> list[Any]:
+def _walk_array(schema: Schema, value: list[Any], path: str, walk: _Walk) -> list[Any]:
+    errors = walk.errors
     if "minItems" in schema and len(value) < schema["minItems"]:
         errors.append(FieldError(path, f"must have at least {schema['minItems']} item(s)"))
     if "maxItems" in schema and len(value) > schema["maxItems"]:
         errors.append(FieldError(path, f"must have at most {schema['maxItems']} items, got {len(value)}"))
     items = schema.get("items", {})
-    out = [_walk(items, item, f"{path}[{i}]", errors, ignored) for i, item in enumerate(value)]
+    out = [_walk(items, item, f"{path}[{i}]", walk) for i, item in enumerate(value)]
     list_type = schema.get("x-kubernetes-list-type")
     if list_type == "set":
         seen: set[str] = set()

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import marshal
+from functools import lru_cache
 from typing import Any
 
 from dbops_api.release import WORKER_IMAGE
@@ -105,10 +107,18 @@ INPUT_SCHEMA: Schema = obj(
 
 def parse_input(raw: dict[str, Any] | None) -> tuple[dict[str, Any], list[FieldError]]:
     """The Input with defaults filled in (also inside sections that are absent), and any violations (named
-    `input.<field>`)."""
-    value, errors = normalize(INPUT_SCHEMA, raw or {}, "input")
+    `input.<field>`). The caller's own value."""
+    blob, errors = _parsed(marshal.dumps(raw or {}))
+    value: dict[str, Any] = marshal.loads(blob)  # noqa: S302 (our own bytes, from _parsed)
+    return value, list(errors)
+
+
+@lru_cache(maxsize=32)
+def _parsed(raw: bytes) -> tuple[bytes, tuple[FieldError, ...]]:
+    """Memoized by the Input's marshal bytes: every call of a Composition carries the same Input (no secrets)."""
+    value, errors = normalize(INPUT_SCHEMA, marshal.loads(raw), "input")  # noqa: S302 (our own bytes)
     if isinstance(value, dict):
         for name, sub in INPUT_SCHEMA["properties"].items():
             if sub.get("type") == "object" and sub.get("properties") and name not in value:
                 value[name], _ = normalize(sub, {}, f"input.{name}")
-    return value, errors
+    return marshal.dumps(value), tuple(errors)

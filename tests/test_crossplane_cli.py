@@ -465,7 +465,7 @@ def test_documented_render_command_renders_the_expected_output(
     text = (ROOT / "docs" / "packages.md").read_text(encoding="utf-8")
     section = text.split("\n## Render without a cluster\n", 1)[1].split("\n## ", 1)[0]
     assert "tools=$(tools/cluster/build-tools.sh core)" in section
-    assert "function --insecure &" in section
+    assert "function --insecure --offline &" in section
     render_commands = _documented("Render without a cluster", '"$tools/bin/crossplane" composition render')
     [argv] = [a for a in render_commands if "|" not in a]
     assert argv[0] == str(cli) and f"--crossplane-binary={core}" in argv

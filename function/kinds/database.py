@@ -32,7 +32,7 @@ def compose_database(view: View) -> Outcome:
     access = lookup.credentials(server_access(instance))
     errors = engine_block_errors(spec, access.engine, spec["instanceRef"]["name"])
     request = worker_request(view, KIND, access.engine, access.connection, request_spec(KIND, spec, {}))
-    errors = errors or request_errors(KIND, action, request)
+    errors = errors or request_errors(view, KIND, action, request)
     if errors:
         return lookup.invalid(KIND, errors)
     out = st.from_progress(view, KIND, progress(view, WorkerCall(action, request, access, None, "")))

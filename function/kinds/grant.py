@@ -86,7 +86,7 @@ def compose_grant(view: View) -> Outcome:
         view, KIND, access.engine, access.connection, request_spec(KIND, spec, resolved), policy=access.policy
     )
     errors = engine_block_errors(spec, access.engine, instance_name) or request_errors(
-        KIND, action, request, renames
+        view, KIND, action, request, renames
     )
     if errors:
         return lookup.invalid(KIND, errors)

@@ -32,7 +32,7 @@ def compose_instance(view: View) -> Outcome:
         _bounded(access.connection, health["timeoutSeconds"]),
         request_spec(KIND, spec, {}),
     )
-    errors = request_errors(KIND, "check", request)
+    errors = request_errors(view, KIND, "check", request)
     if errors:
         return _with_connected(st.invalid(view, KIND, errors), "Unknown", "InvalidSpec", "")
     interval = int(health["intervalSeconds"]) if health["enabled"] else None

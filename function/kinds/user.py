@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dbops_api.registry import API_VERSION
 from dbops_api.validation import FieldError
 from function import status as st
 from function.jobs.connection import SecretKeyRef, server_access
@@ -27,7 +28,7 @@ from function.spec.references import (
     instance_spec,
 )
 from function.spec.validation import engine_block_errors, request_errors, validate_spec
-from function.view import API_VERSION, View
+from function.view import View
 
 KIND = "DatabaseUser"
 
@@ -114,7 +115,9 @@ def _compose(view: View) -> Outcome:
     request = worker_request(
         view, KIND, access.engine, access.connection, request_spec(KIND, spec, resolved), policy=access.policy
     )
-    errors = engine_block_errors(spec, access.engine, instance_name) or request_errors(KIND, action, request)
+    errors = engine_block_errors(spec, access.engine, instance_name) or request_errors(
+        view, KIND, action, request
+    )
     if errors:
         return lookup.invalid(KIND, errors)
 

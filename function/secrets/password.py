@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 import string
-from functools import lru_cache
 
 # Punctuation that needs no escaping in a URL's userinfo, a shell's double quotes, a libpq connection string or a
 # MySQL option file, so a password works wherever the app pastes it.
@@ -16,7 +15,6 @@ LETTERS_AND_DIGITS = string.ascii_letters + string.digits
 MIN_ALPHABET = 16  # below this a 32-character password has too little entropy; refuse rather than weaken
 
 
-@lru_cache(maxsize=64)
 def alphabet(include_special: bool, exclude: str) -> str:
     chars = LETTERS_AND_DIGITS + (URL_SAFE_PUNCTUATION if include_special else "")
     return "".join(c for c in chars if c not in set(exclude))

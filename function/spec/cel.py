@@ -1,9 +1,10 @@
 """Evaluate the CEL rules (`x-kubernetes-validations`) of a `dbops_api` schema, as the API server does.
 
-The XRDs carry these rules, so the API server enforces them on every claim. The function evaluates the same
-rules with cel-python so that an XR created some other way (or an old claim, or a transition such as a changed
-immutable field) gets the same message, and the tests evaluate them against the Python twins in
-`dbops_api`.
+The XRDs carry these rules, so on a cluster the API server enforces them on every claim and XR and the function
+does not evaluate them again. Where no API server runs (`crossplane render`, dbops-local: `function --offline`) the
+function evaluates the XRDs' own rule text here, with cel-python, so such a run refuses what a cluster would, with
+the API server's message. The worker, which carries no CEL interpreter, decides the same rules with their Python
+predicates (`dbops_api.validation.predicates`); `tests/test_api_sources.py` checks that both agree.
 
 Semantics follow Kubernetes: `value` is expected with defaults already applied (`dbops_api.validation.normalize`),
 a node's rules run only when the node is present and has its schema's type, and a transition rule (one that
@@ -130,20 +131,9 @@ def evaluate_rule(rule: str, value: Any, old: Any = None, schema: Schema | None 
     """Evaluate one `x-kubernetes-validations` rule with `self` = value (and `oldSelf` = old), `schema` being the
     schema of the node that carries the rule (it tells properties, whose names are escaped, from map keys). Raises
     RuleEvaluationError when the rule cannot be evaluated or does not yield a boolean."""
-    # cel-python interprets a rule in about a millisecond; Crossplane calls the function with the same spec over
-    # and over, so verdicts are remembered by the JSON text of their inputs.
-    return _verdict(
-        rule, _json(_escaped(value, schema)), None if old is None else _json(_escaped(old, schema))
-    )
-
-
-@lru_cache(maxsize=4096)
-def _verdict(rule: str, value: str, old: str | None) -> bool:
-    variables = (
-        {"self": json.loads(value)}
-        if old is None
-        else {"self": json.loads(value), "oldSelf": json.loads(old)}
-    )
+    variables = {"self": _escaped(value, schema)}
+    if old is not None:
+        variables["oldSelf"] = _escaped(old, schema)
     result = evaluate(rule, variables)
     if not isinstance(result, celpy.celtypes.BoolType):
         raise RuleEvaluationError(f"rule yields {type(result).__name__}, not a boolean")
@@ -152,6 +142,20 @@ def _verdict(rule: str, value: str, old: str | None) -> bool:
 
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def object_rules(schema: Schema, value: dict[str, Any], path: str) -> list[FieldError]:
+    """The object's own rules that `value` breaks, transition rules aside (a `dbops_api.validation.RuleCheck`)."""
+    errors: list[FieldError] = []
+    _check_rules(schema, value, path, None, errors)
+    return errors
+
+
+def transition_errors(schema: Schema, value: Any, path: str, old: Any) -> list[FieldError]:
+    """Only the transition rules (`oldSelf`: immutable fields) that `value` breaks against `old`."""
+    errors: list[FieldError] = []
+    _walk(schema, value, path, old, errors, transitions_only=True)
+    return errors
 
 
 def rule_errors(schema: Schema, value: Any, path: str, old: Any = None) -> list[FieldError]:
@@ -164,11 +168,19 @@ def rule_errors(schema: Schema, value: Any, path: str, old: Any = None) -> list[
     return errors
 
 
-def _walk(schema: Schema, value: Any, path: str, old: Any, errors: list[FieldError]) -> None:
+def _walk(
+    schema: Schema,
+    value: Any,
+    path: str,
+    old: Any,
+    errors: list[FieldError],
+    *,
+    transitions_only: bool = False,
+) -> None:
     kind = schema.get("type")
     if kind in TYPES and not _has_type(value, kind):
         return  # a type error is normalize()'s to report; rules on a mistyped value are meaningless
-    _check_rules(schema, value, path, old, errors)
+    _check_rules(schema, value, path, old, errors, transitions_only=transitions_only)
     if isinstance(value, dict):
         props: dict[str, Schema] | None = schema.get("properties")
         extra = schema.get("additionalProperties")
@@ -176,23 +188,45 @@ def _walk(schema: Schema, value: Any, path: str, old: Any, errors: list[FieldErr
         if props is not None:
             for name, sub in props.items():
                 if name in value:
-                    _walk(sub, value[name], f"{path}.{name}", old_map.get(name), errors)
+                    _walk(
+                        sub,
+                        value[name],
+                        f"{path}.{name}",
+                        old_map.get(name),
+                        errors,
+                        transitions_only=transitions_only,
+                    )
         elif isinstance(extra, dict):
             for name, item in value.items():
-                _walk(extra, item, f"{path}[{name!r}]", old_map.get(name), errors)
+                _walk(
+                    extra,
+                    item,
+                    f"{path}[{name!r}]",
+                    old_map.get(name),
+                    errors,
+                    transitions_only=transitions_only,
+                )
     elif isinstance(value, list):
         items = schema.get("items")
         if isinstance(items, dict):
             olds = _correlate_items(schema, value, old)
             for i, item in enumerate(value):
-                _walk(items, item, f"{path}[{i}]", olds[i], errors)
+                _walk(items, item, f"{path}[{i}]", olds[i], errors, transitions_only=transitions_only)
 
 
-def _check_rules(schema: Schema, value: Any, path: str, old: Any, errors: list[FieldError]) -> None:
+def _check_rules(
+    schema: Schema,
+    value: Any,
+    path: str,
+    old: Any,
+    errors: list[FieldError],
+    *,
+    transitions_only: bool = False,
+) -> None:
     for spec in schema.get("x-kubernetes-validations", []):
         rule: str = spec["rule"]
         transition = is_transition_rule(rule)
-        if transition and old is None:
+        if (transition and old is None) or (transitions_only and not transition):
             continue
         where = path + spec.get("fieldPath", "")
         try:

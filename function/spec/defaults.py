@@ -2,40 +2,71 @@
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from dbops_api.registry import SPECS
+from dbops_api.schema import Schema
 from dbops_api.validation import normalize
 
 
-def spec_with_defaults(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """`with_defaults` for a claim spec of `kind`, memoized on its canonical JSON. Read the result; never change
-    it (it is shared between calls)."""
-    value: dict[str, Any] = _spec_with_defaults(kind, json.dumps(spec, sort_keys=True, separators=(",", ":")))
+@dataclass(frozen=True)
+class _Block:
+    """An object property of a schema: its value when absent (defaults filled in, blocks inside it too; None when an
+    empty one is not valid, e.g. it has required fields), and the blocks inside it."""
+
+    absent: Any
+    inner: dict[str, _Block]
+
+
+def _blocks(schema: Schema) -> dict[str, _Block]:
+    out: dict[str, _Block] = {}
+    for name, sub in (schema.get("properties") or {}).items():
+        if sub.get("type") != "object" or "properties" not in sub:
+            continue
+        inner = _blocks(sub)
+        filled, errors = normalize(sub, {}, name, rules=None)
+        out[name] = _Block(None if errors else _fill(inner, filled), inner)
+    return out
+
+
+@cache
+def _kind_blocks(kind: str) -> dict[str, _Block]:
+    """The blocks of a kind's spec: a constant of its schema, worked out once (each absent block would otherwise
+    cost a schema walk on every call)."""
+    return _blocks(SPECS[kind])
+
+
+def _fill(blocks: dict[str, _Block], value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    out = dict(value)
+    for name, block in blocks.items():
+        if name in out:
+            out[name] = _fill(block.inner, out[name])
+        elif block.absent is not None:
+            out[name] = _copy(block.absent)
+    return out
+
+
+def _copy(value: Any) -> Any:
+    """A JSON-like value copied, so no caller shares the defaults' own dicts and lists."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
     return value
 
 
-@lru_cache(maxsize=512)
-def _spec_with_defaults(kind: str, spec_json: str) -> Any:
-    return with_defaults(SPECS[kind], json.loads(spec_json))
+def spec_with_defaults(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """`with_defaults` for a claim spec of `kind`: a new value, the caller's own."""
+    value: dict[str, Any] = _fill(_kind_blocks(kind), spec)
+    return value
 
 
-def with_defaults(schema: dict[str, Any], value: Any) -> Any:
+def with_defaults(schema: Schema, value: Any) -> Any:
     """`value` with absent option blocks filled in with their defaults, recursively, as a reading aid: the
     API server (like `normalize`) defaults fields only inside objects that are present. Never used for requests,
     where an absent block keeps its meaning (e.g. "not managed")."""
-    if not isinstance(value, dict) or not isinstance(schema.get("properties"), dict):
-        return value
-    out = dict(value)
-    for name, sub in schema["properties"].items():
-        if sub.get("type") != "object" or "properties" not in sub:
-            continue
-        if name in out:
-            out[name] = with_defaults(sub, out[name])
-            continue
-        filled, errors = normalize(sub, {}, name)
-        if not errors:
-            out[name] = with_defaults(sub, filled)
-    return out
+    return _fill(_blocks(schema), value)

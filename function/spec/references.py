@@ -6,20 +6,18 @@ A referenced object is usable when Crossplane answered the requirement, the obje
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from typing import Any
 
-from dbops_api.registry import SPECS
-from dbops_api.validation import FieldError, normalize
+from dbops_api.registry import API_VERSION
+from dbops_api.validation import FieldError
 from function import status as st
 from function.jobs.connection import ServerAccess
-from function.jobs.job import canonical
 from function.objects import mapping, text
 from function.outcome import Condition, Outcome, Requirement, Result
+from function.spec.validation import schema_walk
 from function.status import INSTANCE_READY
-from function.view import API_VERSION, View, claim_spec
+from function.view import View, claim_spec
 
 INSTANCE = "instance"
 DATABASE = "database"
@@ -29,14 +27,6 @@ ADMIN_SECRET = "admin-secret"  # noqa: S105 (a requirement name)
 TLS_SECRET = "tls-secret"  # noqa: S105 (a requirement name)
 CREDENTIALS_SECRET = "credentials-secret"  # noqa: S105 (a requirement name)
 CLAIM = "claim"  # the XR's own claim (a DatabaseUser's writeConnectionSecretToRef)
-
-
-@lru_cache(maxsize=512)
-def _normalized(kind: str, spec_json: str) -> tuple[Any, tuple[FieldError, ...]]:
-    """A referenced claim's spec with defaults, memoized: every call of every dependent reads the same claims.
-    Shared: read it, never change it."""
-    value, errors = normalize(SPECS[kind], json.loads(spec_json), "spec")
-    return value, tuple(errors)
 
 
 @dataclass
@@ -91,7 +81,9 @@ class Lookup:
     def claim_spec(self, found: dict[str, Any], claim_kind: str, path: str) -> dict[str, Any] | None:
         """The referenced claim's spec with defaults, or None with an error when it does not validate."""
         spec = found.get("spec")
-        value, errors = _normalized(claim_kind, canonical(claim_spec(spec if isinstance(spec, dict) else {})))
+        # A referenced claim's own validity was judged when its XR was composed (and it is Ready); this reads it
+        # with its defaults, and guards against a shape the code cannot read.
+        value, errors = schema_walk(claim_kind, claim_spec(spec if isinstance(spec, dict) else {}))
         if errors:
             name = text(found, "metadata", "name") or "?"
             self.errors.append(FieldError(path, f"{claim_kind} {name} has an invalid spec: {errors[0]}"))

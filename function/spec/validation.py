@@ -9,18 +9,20 @@ their `DBOPS_REQUEST` carries the engine and the server-side names.
 from __future__ import annotations
 
 import json
+import marshal
 from functools import lru_cache
 from typing import Any
 
 from dbops_api.engine_rules import engine_errors
 from dbops_api.registry import SPECS
-from dbops_api.request import validate
+from dbops_api.request import validate_value
 from dbops_api.validation import FieldError, normalize
-from function.jobs.job import CONTAINER, canonical
+from function.jobs.job import CONTAINER
 from function.jobs.progress import observed_jobs
 from function.objects import items, mapping, text
-from function.spec.cel import rule_errors
+from function.spec.cel import object_rules, transition_errors
 from function.view import View
+from function.wire import MEMO_ENTRIES
 
 
 def previous_spec(view: View) -> dict[str, Any] | None:
@@ -70,36 +72,36 @@ def _dedupe(errors: list[FieldError]) -> list[FieldError]:
 
 
 def validate_spec(view: View, kind: str) -> tuple[dict[str, Any], list[FieldError]]:
-    """The claim spec with defaults, and every error the API server (schema + CEL) would report.
+    """The claim spec with defaults, and what is wrong with it that the function must say itself.
 
-    Memoized on the spec's and the previous spec's canonical JSON: Crossplane calls again and again with the same
-    spec, and evaluating CEL is the costliest step of a call. The returned spec is shared: read it, never change
-    it."""
+    On a cluster the API server has already held the XR to its XRD (schema and CEL rules, immutability included):
+    the schema walk here fills defaults and guards the code against shapes it cannot read, and finds nothing the
+    API server would not. With `view.offline` no API server ran, so the walk also decides the XRD's CEL rules
+    (cel-python), and the transition rules against the previous spec."""
+    schema = SPECS[kind]
+    if not view.offline:
+        return schema_walk(kind, view.spec)
+    value, errors = normalize(schema, view.spec, "spec", rules=object_rules)
     old = previous_spec(view)
-    value, errors = _validated(kind, canonical(view.spec), canonical(old) if old is not None else "")
+    if old is not None:
+        errors += transition_errors(schema, value, "spec", old)
+    return value, _dedupe(errors)
+
+
+def schema_walk(kind: str, spec: dict[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
+    """A claim spec of `kind` with its defaults, and its schema errors (no rules): the caller's own value."""
+    blob, errors = _schema_walk(kind, marshal.dumps(spec))
+    value: dict[str, Any] = marshal.loads(blob)  # noqa: S302 (our own bytes, from _schema_walk)
     return value, list(errors)
 
 
-@lru_cache(maxsize=1024)
-def _validated(kind: str, spec_json: str, old_json: str) -> tuple[dict[str, Any], tuple[FieldError, ...]]:
-    value, errors = _validate(kind, json.loads(spec_json), json.loads(old_json) if old_json else None)
-    return value, tuple(errors)
-
-
-def _validate(kind: str, spec: Any, old: Any) -> tuple[dict[str, Any], list[FieldError]]:
-    schema = SPECS[kind]
-    value, errors = normalize(schema, spec, "spec")
-    if errors:
-        # Rules on a spec with type or required-field errors only add noise; keep the transition rules
-        # (immutability), which the user must hear about whatever else is wrong.
-        if old is not None:
-            plain = {(e.path, e.message) for e in rule_errors(schema, value, "spec")}
-            errors += [
-                e for e in rule_errors(schema, value, "spec", old=old) if (e.path, e.message) not in plain
-            ]
-        return value, _dedupe(errors)
-    errors = rule_errors(schema, value, "spec", old=old)
-    return value, _dedupe(errors)
+@lru_cache(maxsize=MEMO_ENTRIES)
+def _schema_walk(kind: str, spec: bytes) -> tuple[bytes, tuple[FieldError, ...]]:
+    """The schema walk of a spec (a claim spec holds no secret: only Secret names), memoized by the spec's marshal
+    bytes: Crossplane sends the same spec call after call. It holds bytes and immutable errors; each call loads its
+    own copy of the value."""
+    value, errors = normalize(SPECS[kind], marshal.loads(spec), "spec", rules=None)  # noqa: S302 (our own bytes)
+    return marshal.dumps(value), tuple(_dedupe(errors))
 
 
 def engine_block_errors(spec: dict[str, Any], engine: str, instance: str) -> list[FieldError]:
@@ -120,33 +122,38 @@ def engine_block_errors(spec: dict[str, Any], engine: str, instance: str) -> lis
     return []
 
 
-def request_errors(
-    kind: str, action: str, request: dict[str, Any], renames: dict[str, str] | None = None
-) -> list[FieldError]:
-    return list(_request_errors(kind, action, canonical(request), tuple(sorted((renames or {}).items()))))
-
-
-@lru_cache(maxsize=1024)
-def _request_errors(
-    kind: str, action: str, request_json: str, renames: tuple[tuple[str, str], ...]
-) -> tuple[FieldError, ...]:
-    return tuple(_uncached_request_errors(kind, action, json.loads(request_json), dict(renames)))
-
-
-def _uncached_request_errors(
-    kind: str, action: str, request: dict[str, Any], renames: dict[str, str]
-) -> list[FieldError]:
-    """Engine-dependent errors, then the worker's own parser as the last guard: a request the function
-    composes is one the worker accepts. `renames` maps resolved request fields back to the claim field they
-    came from (e.g. `spec.grantee` -> `spec.roleName`)."""
+def _request_errors(kind: str, action: str, request: dict[str, Any], *, offline: bool) -> list[FieldError]:
     allow_global = bool((request.get("policy") or {}).get("allowGlobalGrants"))
     errors = engine_errors(kind, request["engine"], request["spec"], "spec", allow_global)
     if not errors:
-        checked = validate(canonical(request), "check" if kind == "DatabaseInstance" else action)
+        checked = validate_value(
+            request,
+            "check" if kind == "DatabaseInstance" else action,
+            rules=object_rules if offline else None,
+        )
         if checked.errors:
             text = "; ".join(str(e) for e in checked.errors)
             errors = [FieldError("spec", text.replace("request.spec", "spec"))]
-    for old, new in renames.items():
+    return errors
+
+
+@lru_cache(maxsize=MEMO_ENTRIES)
+def _memo_request_errors(kind: str, action: str, request: bytes) -> tuple[FieldError, ...]:
+    """The verdict on a request (which never holds a secret), memoized by its marshal bytes; immutable."""
+    return tuple(_request_errors(kind, action, marshal.loads(request), offline=False))  # noqa: S302
+
+
+def request_errors(
+    view: View, kind: str, action: str, request: dict[str, Any], renames: dict[str, str] | None = None
+) -> list[FieldError]:
+    """Engine-dependent errors, then the worker's own request validation as the last guard: a request the function
+    composes is one the worker accepts. `renames` maps resolved request fields back to the claim field they came
+    from (e.g. `spec.grantee` -> `spec.roleName`)."""
+    if view.offline:
+        errors = _request_errors(kind, action, request, offline=True)
+    else:
+        errors = list(_memo_request_errors(kind, action, marshal.dumps(request)))
+    for old, new in (renames or {}).items():
         errors = [
             FieldError(new + e.path[len(old) :], e.message) if e.path.startswith(old) else e for e in errors
         ]
