@@ -172,7 +172,7 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
                 log.debug("composed (memoized)", phase=summary.phase, job=summary.job)
                 return rsp
             rsp, view, outcome = run(req, now, self.rng, self.offline)
-            self.cache.put(key, rsp, outcome)
+            self.cache.put(key, req, rsp, outcome)
         except Exception as exc:  # never let a bug become a gRPC error: Crossplane would retry blindly
             frames = traceback.extract_tb(exc.__traceback__)
             where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"

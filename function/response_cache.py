@@ -5,6 +5,12 @@ Crossplane calls the function for every XR every TTL and on every watch event, m
 (the steady state). An entry holds the response (without meta), the outcome's TTL rule and how long the outcome
 holds (`valid_until`: the next resync epoch or retry; None: until the request changes). Requests differing in
 anything but `meta` are different keys. Entries are evicted least-recently-used.
+
+An entry never holds a password. A response's secret values (a composed Secret's `data` and `stringData`, the XR's
+connection details) are left out of it; they are memoized only when they equal what the request itself carries (the
+observed Secret under the same key, the observed connection details), and a hit takes them from the request at
+hand. A response whose secret values differ from the request's (a new password, a changed template) is not
+memoized at all.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from datetime import datetime, timedelta
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
 from function.outcome import MIN_TTL, Outcome
+from function.wire import SECRET_VALUES
 
 MAX_ENTRIES = 2048
 
@@ -51,19 +58,27 @@ class Summary:
 
 @dataclass(frozen=True)
 class Entry:
-    response: bytes
+    response: bytes  # without meta and without any secret value
     summary: Summary
+    # Composed Secrets whose values come from the observed Secret of the same key; connection details likewise.
+    secrets_from_request: tuple[str, ...] = ()
+    details_from_request: bool = False
 
     def fresh(self, now: datetime) -> bool:
         return self.summary.valid_until is None or now < self.summary.valid_until
 
 
 def request_key(req: fnv1.RunFunctionRequest) -> bytes:
-    """A digest of everything in the request but `meta` (whose tag Crossplane derives from the rest anyway)."""
-    body = fnv1.RunFunctionRequest()
-    body.CopyFrom(req)
-    body.ClearField("meta")
-    return hashlib.blake2b(body.SerializeToString(deterministic=True), digest_size=20).digest()
+    """A digest of everything in the request but `meta` (whose tag Crossplane derives from the rest anyway). The
+    request's own `meta` is set aside while it is serialized rather than copying the whole request."""
+    meta = fnv1.RequestMeta()
+    meta.CopyFrom(req.meta)
+    req.ClearField("meta")
+    try:
+        data = req.SerializeToString(deterministic=True)
+    finally:
+        req.meta.CopyFrom(meta)
+    return hashlib.blake2b(data, digest_size=20).digest()
 
 
 class ResponseCache:
@@ -85,17 +100,56 @@ class ResponseCache:
         self._entries.move_to_end(key)
         self.hits += 1
         rsp = fnv1.RunFunctionResponse.FromString(entry.response)
+        for name in entry.secrets_from_request:
+            observed = req.observed.resources[name].resource.fields
+            desired = rsp.desired.resources[name].resource.fields
+            for field in SECRET_VALUES:
+                if field in observed:
+                    desired[field].CopyFrom(observed[field])
+        if entry.details_from_request:
+            rsp.desired.composite.connection_details.update(req.observed.composite.connection_details)
         rsp.meta.tag = req.meta.tag
         rsp.meta.ttl.FromTimedelta(timedelta(seconds=entry.summary.ttl(now)))
         return rsp, entry.summary
 
-    def put(self, key: bytes, rsp: fnv1.RunFunctionResponse, outcome: Outcome) -> None:
+    def put(
+        self, key: bytes, req: fnv1.RunFunctionRequest, rsp: fnv1.RunFunctionResponse, outcome: Outcome
+    ) -> None:
         if not outcome.cacheable:
             return
-        body = fnv1.RunFunctionResponse()
-        body.CopyFrom(rsp)
-        body.ClearField("meta")
-        self._entries[key] = Entry(body.SerializeToString(), Summary.of(outcome))
+        meta = fnv1.ResponseMeta()
+        meta.CopyFrom(rsp.meta)
+        rsp.ClearField("meta")
+        try:
+            body = fnv1.RunFunctionResponse.FromString(rsp.SerializeToString())
+        finally:
+            rsp.meta.CopyFrom(meta)
+        secrets: list[str] = []
+        for name, composed in body.desired.resources.items():
+            fields = composed.resource.fields
+            if "kind" not in fields or fields["kind"].string_value != "Secret":
+                continue
+            observed = req.observed.resources[name].resource.fields if name in req.observed.resources else {}
+            if any(
+                (f in fields) != (f in observed) or (f in fields and fields[f] != observed[f])
+                for f in SECRET_VALUES
+            ):
+                return  # values the request does not carry (a new password): never held here
+            for field in SECRET_VALUES:
+                if field in fields:
+                    del fields[field]
+            secrets.append(name)
+        details = body.desired.composite.connection_details
+        if details:
+            if dict(details) != dict(req.observed.composite.connection_details):
+                return
+            details.clear()
+        self._entries[key] = Entry(
+            body.SerializeToString(),
+            Summary.of(outcome),
+            tuple(secrets),
+            bool(rsp.desired.composite.connection_details),
+        )
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
