@@ -6,6 +6,8 @@ so whatever the call did not learn anew is carried over from the observed XR sta
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from dbops_api.registry import BY_NAME
@@ -55,7 +57,11 @@ def provisioned(status: str, reason: str, message: str) -> Condition:
     return Condition(PROVISIONED, status, reason, message)  # type: ignore[arg-type]
 
 
-def from_progress(view: View, kind: str, prog: Progress) -> Outcome:
+def from_progress(
+    view: View, kind: str, prog: Progress, requirements: Mapping[str, Requirement] | None = None
+) -> Outcome:
+    """The outcome of a worker Job's progress; `requirements`: what else the call asked Crossplane for."""
+    requirements = requirements or {}
     status = carried_status(view, kind)
     status.update(phase=prog.phase, message=prog.message, job=prog.job_name, attempts=prog.attempts)
     reported = prog.reported
@@ -70,37 +76,36 @@ def from_progress(view: View, kind: str, prog: Progress) -> Outcome:
             status[facts_key(kind)] = new_facts
     if prog.phase == "Dropped":
         status.pop(facts_key(kind), None)
+    conditions = [provisioned("True" if prog.phase == "Ready" else "False", prog.reason, prog.message)]
+    if not prog.settled:
+        conditions = [provisioned("False", prog.reason, prog.message)]
+    results: list[Result] = []
+    if prog.phase == "Failed":
+        results.append(Result("Warning", prog.message, prog.reason))
+    if prog.fresh and reported is not None:
+        # What the worker said about the request itself (fields of a newer minor version it ignored: an older
+        # worker image than the function's) is news the platform team must hear.
+        said = (reported.result or {}).get("warnings")
+        if isinstance(said, list):
+            results += [Result("Warning", str(w), "WorkerWarning") for w in said[:MAX_ERRORS_SHOWN]]
     out = Outcome(
-        resources=dict(prog.resources),
+        resources=prog.resources,
         status=status,
-        requirements={"pods": prog.pods},
+        conditions=conditions,
+        results=results,
+        requirements={"pods": prog.pods, **requirements},
         ttl_seconds=prog.ttl_seconds,
         ttl_at=prog.ttl_at,
         valid_until=prog.valid_until,
         cacheable=prog.cacheable,
         ready=prog.settled,
     )
-    if prog.settled:
-        out.conditions.append(
-            provisioned("True" if prog.phase == "Ready" else "False", prog.reason, prog.message)
-        )
-    else:
-        out.conditions.append(provisioned("False", prog.reason, prog.message))
-    if prog.phase == "Failed":
-        out.results.append(Result("Warning", prog.message, prog.reason))
-    if prog.fresh and reported is not None:
-        # What the worker said about the request itself (fields of a newer minor version it ignored: an older
-        # worker image than the function's) is news the platform team must hear.
-        said = (reported.result or {}).get("warnings")
-        if isinstance(said, list):
-            out.results.extend(Result("Warning", str(w), "WorkerWarning") for w in said[:MAX_ERRORS_SHOWN])
     trouble = _unreachable(view, kind, prog)
     if trouble is not None:
         # The Job met a server it cannot reach (the instance's own check may not have noticed yet): as while the
         # instance is not Ready, a claim that converged before keeps its last result, through the retries too.
         # The Job and its retries go on as composed.
-        out = last_result(view, kind, out, trouble.message, job_met_it=True)
-        out.conditions.append(trouble)
+        out = last_result(view, kind, out, trouble.message, job_met_it=True).adding(conditions=[trouble])
     return out
 
 
@@ -197,11 +202,10 @@ def last_result(view: View, kind: str, out: Outcome, why: str, job_met_it: bool 
         )
         status.update(phase=phase, message=message)
         condition = provisioned("False", "WaitingForInstance", message)
-    out.status = status
+    conditions = out.conditions
     if not job_met_it:
-        out.conditions = [c for c in out.conditions if c.type != PROVISIONED] + [condition]
-    out.ready = phase in SETTLED_PHASE.values()
-    return out
+        conditions = (*(c for c in out.conditions if c.type != PROVISIONED), condition)
+    return replace(out, status=status, conditions=conditions, ready=phase in SETTLED_PHASE.values())
 
 
 def error_text(errors: list[FieldError]) -> str:

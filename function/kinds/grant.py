@@ -6,28 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from dbops_api.validation import FieldError
-from function import status as st
-from function.jobs.connection import server_access
-from function.jobs.job import WorkerCall
-from function.jobs.progress import progress
-from function.jobs.request import request_spec, worker_request
-from function.kinds.lifecycle import action_for
+from function.kinds.driver import Kind, Target, compose
 from function.outcome import Outcome
 from function.spec.references import DATABASE, USER, Lookup, instance_spec
-from function.spec.validation import engine_block_errors, request_errors, validate_spec
 from function.view import View
 
-KIND = "DatabaseGrant"
 
-
-def compose_grant(view: View) -> Outcome:
-    spec, errors = validate_spec(view, KIND)
-    if errors:
-        return st.invalid(view, KIND, errors)
-    action, settled = action_for(view, KIND, spec)
-    if settled is not None:
-        return settled
-    lookup = Lookup(view)
+def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
     instances: dict[str, str] = {}  # instance name -> the field that led to it
     if "instanceRef" in spec:
         instances.setdefault(spec["instanceRef"]["name"], "spec.instanceRef")
@@ -55,44 +40,35 @@ def compose_grant(view: View) -> Outcome:
                 "is required when neither userRef nor databaseRef names an object on the instance",
             )
         )
-    if lookup.errors:
-        return lookup.invalid(KIND)
-    if not instances:
-        return lookup.waiting_outcome(KIND, "WaitingForDependencies")
+    if lookup.errors or not instances:
+        return None
     instance_name, path = next(iter(instances.items()))
     instance = instance_spec(lookup, instance_name, path)
-    if lookup.errors:
-        return lookup.invalid(KIND)
-    if instance is None or lookup.waiting:
-        reason = "WaitingForInstance" if instance is None else "WaitingForDependencies"
-        return lookup.waiting_outcome(KIND, reason)
-
-    access = lookup.credentials(server_access(instance))
+    if instance is None or lookup.waiting or lookup.errors:
+        return None
+    engine = str(instance["engine"])
     resolved: dict[str, Any] = {}
     renames: dict[str, str] = {}
     if user is not None:
         resolved["grantee"] = user["username"]
         renames["spec.grantee"] = "spec.userRef"
-        if access.engine != "postgres":
+        if engine != "postgres":
             resolved["granteeHosts"] = list(user.get("mysql", {}).get("allowedHosts", ["%"]))
     else:
         resolved["grantee"] = spec["roleName"]
         renames["spec.grantee"] = "spec.roleName"
-        if access.engine != "postgres":
+        if engine != "postgres":
             resolved["granteeHosts"] = ["%"]
     if database is not None:
         resolved["database"] = database["name"]
-    request = worker_request(
-        view, KIND, access.engine, access.connection, request_spec(KIND, spec, resolved), policy=access.policy
-    )
-    errors = engine_block_errors(spec, access.engine, instance_name) or request_errors(
-        view, KIND, action, request, renames
-    )
-    if errors:
-        return lookup.invalid(KIND, errors)
-    out = st.from_progress(view, KIND, progress(view, WorkerCall(action, request, access, None, "")))
-    out.requirements.update(lookup.requirements)
-    return lookup.annotate(out)
+    return Target(instance_name, instance, resolved, renames)
+
+
+KIND = Kind("DatabaseGrant", _resolve)
+
+
+def compose_grant(view: View) -> Outcome:
+    return compose(view, KIND)
 
 
 def _claim_spec(lookup: Lookup, requirement: str, kind: str, name: str, path: str) -> dict[str, Any] | None:

@@ -5,40 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 from function import status as st
-from function.jobs.connection import server_access
+from function.jobs.connection import ServerAccess
 from function.jobs.job import WorkerCall
 from function.jobs.progress import progress
-from function.jobs.request import request_spec, worker_request
+from function.kinds.driver import Kind, Ready, Target, compose
 from function.outcome import Condition, Outcome
 from function.spec.defaults import spec_with_defaults
 from function.spec.references import Lookup
-from function.spec.validation import request_errors, validate_spec
 from function.view import View
 
-KIND = "DatabaseInstance"
+
+def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target:
+    """An instance refers to nothing: its own spec says where the server is."""
+    return Target(view.claim_name, spec)
 
 
-def compose_instance(view: View) -> Outcome:
-    spec, errors = validate_spec(view, KIND)
-    if errors:
-        return _with_connected(st.invalid(view, KIND, errors), "Unknown", "InvalidSpec", "")
-    lookup = Lookup(view)
-    access = lookup.credentials(server_access(spec))
-    health = spec_with_defaults(KIND, spec)["healthCheck"]
-    request = worker_request(
-        view,
-        KIND,
-        access.engine,
-        _bounded(access.connection, health["timeoutSeconds"]),
-        request_spec(KIND, spec, {}),
-    )
-    errors = request_errors(view, KIND, "check", request)
-    if errors:
-        return _with_connected(st.invalid(view, KIND, errors), "Unknown", "InvalidSpec", "")
+def _connection(spec: dict[str, Any], access: ServerAccess) -> dict[str, Any]:
+    health = spec_with_defaults("DatabaseInstance", spec)["healthCheck"]
+    return _bounded(access.connection, health["timeoutSeconds"])
+
+
+def _finish(ready: Ready) -> Outcome:
+    view, access = ready.view, ready.access
+    health = spec_with_defaults(KIND.name, ready.spec)["healthCheck"]
     interval = int(health["intervalSeconds"]) if health["enabled"] else None
-    prog = progress(view, WorkerCall("check", request, access, None, ""), interval)
-    out = st.from_progress(view, KIND, prog)
-    out.requirements.update(lookup.requirements)
+    prog = progress(view, WorkerCall("check", ready.request, access, None, ""), interval)
+    out = st.from_progress(view, KIND.name, prog, ready.lookup.requirements)
     reported = prog.reported
     if prog.phase == "Ready":
         facts = out.status.get("instance", {})
@@ -48,6 +40,19 @@ def compose_instance(view: View) -> Outcome:
     if prog.phase == "Failed" and reported is not None:
         return _with_connected(out, "False", reported.code or "CheckFailed", reported.message)
     return _with_connected(out, "Unknown", "Checking", prog.message)
+
+
+KIND = Kind(
+    "DatabaseInstance", _resolve, lifecycle=False, connection=_connection, finish=_finish, engine_blocks=False
+)
+
+
+def compose_instance(view: View) -> Outcome:
+    out = compose(view, KIND)
+    if any(c.type == st.CONNECTED for c in out.conditions):
+        return out
+    # Stopped before a Job (an invalid spec): whether the server can be reached is not known.
+    return _with_connected(out, "Unknown", "InvalidSpec", "")
 
 
 def _bounded(connection: dict[str, Any], timeout: int) -> dict[str, Any]:
@@ -73,5 +78,4 @@ def _seconds(duration: str) -> float:
 
 
 def _with_connected(out: Outcome, status: str, reason: str, message: str) -> Outcome:
-    out.conditions.append(Condition(st.CONNECTED, status, reason, message))  # type: ignore[arg-type]
-    return out
+    return out.adding(conditions=[Condition(st.CONNECTED, status, reason, message)])  # type: ignore[arg-type]

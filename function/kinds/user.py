@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from dbops_api.registry import API_VERSION
 from dbops_api.validation import FieldError
 from function import status as st
-from function.jobs.connection import SecretKeyRef, server_access
+from function.jobs.connection import SecretKeyRef
 from function.jobs.job import WorkerCall
 from function.jobs.progress import carried_over, progress
-from function.jobs.request import request_spec, worker_request
-from function.kinds.lifecycle import action_for
+from function.kinds.driver import Kind, Ready, Target, compose, run_job
 from function.objects import mapping, text
 from function.outcome import Composed, Outcome, Requirement, Result
 from function.secrets import credentials as creds
@@ -27,7 +27,6 @@ from function.spec.references import (
     Lookup,
     instance_spec,
 )
-from function.spec.validation import engine_block_errors, request_errors, validate_spec
 from function.view import View
 
 KIND = "DatabaseUser"
@@ -52,85 +51,59 @@ def _generates(spec: dict[str, Any]) -> bool:
     return bool(generate) if generate is not None else "existingPasswordSecret" not in spec
 
 
-def compose_user(view: View) -> Outcome:
-    out = _compose(view)
-    if not view.legacy:
-        return out  # a v2 Namespaced XR has no connection details
-    # Connection details only for a claim that asks for them with writeConnectionSecretToRef: Crossplane writes
-    # them to the XR's Secret in writeConnectionSecretsToNamespace (crossplane-system) and copies that to the
-    # claim's namespace, so a password returned for every XR would sit in crossplane-system for every user.
-    out.requirements[CLAIM] = Requirement(API_VERSION, KIND, view.namespace, match_name=view.claim_name)
-    if not view.resolved(CLAIM):
-        out.connection_details = {}
-        return out
-    if not mapping(view.one(CLAIM), "spec", "writeConnectionSecretToRef"):
-        # Not asked (any more): blank whatever the XR's Secret still holds (a merge patch keeps absent keys).
-        out.connection_details = dict.fromkeys(view.connection_keys, "")
-        return out
-    if not out.connection_details:
-        # Whatever else happened, the claim's connection Secret keeps what the credentials Secret holds.
-        observed = creds.observed_secret(view)
-        if observed is not None:
-            keys = {**mapping(observed, "data"), **mapping(observed, "stringData")}
-            values = {k: creds.secret_value(observed, k) for k in keys}
-            out.connection_details = {k: v for k, v in values.items() if v is not None}
-    return out
-
-
-def _compose(view: View) -> Outcome:
-    spec, errors = validate_spec(view, KIND)
-    if not errors:
-        errors = _spec_errors(spec)
-    if errors:
-        return st.invalid(view, KIND, errors)
-    action, settled = action_for(view, KIND, spec)
-    if settled is not None:
-        return settled
-    lookup = Lookup(view)
-    settings = spec_with_defaults(KIND, spec)["passwordSecret"]
-    observed = creds.observed_secret(view)
-    wanted_name = settings.get("secretName") or f"{view.claim_name}-credentials"
-    secret_name = text(observed, "metadata", "name")
-    if action == "apply" and secret_name != wanted_name:
-        # Asked in the same round as the claims, so the first reconcile needs no extra call.
+def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
+    """The instance, the database (its server-side name), the existing password Secret, and the credentials Secret
+    under the name the spec wants (asked in the same round as the claims, so the first reconcile needs no extra
+    call)."""
+    applies = spec.get("ensure", "Present") == "Present"
+    wanted = _wanted_secret_name(view, spec)
+    if applies and _secret_name(view) != wanted:
         lookup.requirements[CREDENTIALS_SECRET] = Requirement(
-            "v1", "Secret", view.namespace, match_name=wanted_name
+            "v1", "Secret", view.namespace, match_name=wanted
         )
     instance_name = spec["instanceRef"]["name"]
     instance = instance_spec(lookup, instance_name, "spec.instanceRef")
     database = ""
     if "databaseRef" in spec:
         database = _database_name(lookup, spec["databaseRef"]["name"], instance_name)
-    existing = None
-    if "existingPasswordSecret" in spec and action == "apply":
+    if "existingPasswordSecret" in spec and applies:
         ref = spec["existingPasswordSecret"]
-        existing = lookup.require(PASSWORD_SECRET, "v1", "Secret", ref["name"], "spec.existingPasswordSecret")
-    if lookup.errors:
-        return lookup.invalid(KIND)
-    if instance is None or lookup.waiting:
-        reason = "WaitingForInstance" if instance is None else "WaitingForDependencies"
-        return lookup.waiting_outcome(KIND, reason)
-    access = lookup.credentials(server_access(instance))
-    resolved = {"database": database} if database else {}
-    request = worker_request(
-        view, KIND, access.engine, access.connection, request_spec(KIND, spec, resolved), policy=access.policy
-    )
-    errors = engine_block_errors(spec, access.engine, instance_name) or request_errors(
-        view, KIND, action, request
-    )
-    if errors:
-        return lookup.invalid(KIND, errors)
+        lookup.require(PASSWORD_SECRET, "v1", "Secret", ref["name"], "spec.existingPasswordSecret")
+    if instance is None:
+        return None
+    return Target(instance_name, instance, {"database": database} if database else {})
 
-    if action == "drop":
+
+def _wanted_secret_name(view: View, spec: dict[str, Any]) -> str:
+    return str(
+        spec_with_defaults(KIND, spec)["passwordSecret"].get("secretName") or f"{view.claim_name}-credentials"
+    )
+
+
+def _secret_name(view: View) -> str:
+    return text(creds.observed_secret(view), "metadata", "name")
+
+
+def _finish(ready: Ready) -> Outcome:
+    if ready.action == "drop":
         # The password is not needed to drop; the Secret stays until the claim is deleted (docs/function.md).
-        out = st.from_progress(view, KIND, progress(view, WorkerCall("drop", request, access, None, "")))
-        out.resources.update({k: v for k, v in carried_over(view).items() if k == creds.SECRET_KEY})
-        out.requirements.update(lookup.requirements)
-        return lookup.annotate(out)
+        kept = {k: v for k, v in carried_over(ready.view).items() if k == creds.SECRET_KEY}
+        return run_job(ready).adding(resources=kept)
+    return _apply(ready)
 
+
+def _apply(ready: Ready) -> Outcome:
+    view, spec, lookup = ready.view, ready.spec, ready.lookup
+    settings = spec_with_defaults(KIND, spec)["passwordSecret"]
+    observed = creds.observed_secret(view)
+    wanted_name = _wanted_secret_name(view, spec)
+    secret_name = _secret_name(view)
     if secret_name != wanted_name:
         found = ownership.existing_secret(
-            view, CREDENTIALS_SECRET, wanted_name, _reserved_secrets(spec, instance_name, instance)
+            view,
+            CREDENTIALS_SECRET,
+            wanted_name,
+            _reserved_secrets(spec, ready.target.instance_name, ready.target.instance),
         )
         if found.conflict:
             return _refused(view, lookup, spec, found.conflict)
@@ -152,33 +125,12 @@ def _compose(view: View) -> Outcome:
                 "SecretNameFixed",
             )
         )
-    if existing is not None:
-        key = spec["existingPasswordSecret"]["key"]
-        ref_name = spec["existingPasswordSecret"]["name"]
-        value = creds.secret_value(existing, key)
-        if value is None:
-            message = (
-                f"spec.existingPasswordSecret: Secret {ref_name} has no key {key!r} "
-                "(or it is empty); add it or set existingPasswordSecret.key"
-            )
-            return lookup.annotate(
-                st.failed(view, KIND, message, "PasswordSecretInvalid", lookup.requirements)
-            )
-        revision = "rv-" + (text(existing, "metadata", "resourceVersion") or "0")
-        password = creds.Password(value, revision, generated_now=False)
-        password_ref: SecretKeyRef | None = SecretKeyRef(ref_name, key)
-        needs_secret = False
-    elif _generates(spec):
-        password = creds.generated_password(view, settings, observed)
-        password_ref = SecretKeyRef(secret_name, "password")
-        needs_secret = True
-    else:
-        password = creds.Password(None, "none", generated_now=False)
-        password_ref = None
-        needs_secret = False
-
+    chosen = _password(ready, settings, observed, secret_name)
+    if isinstance(chosen, Outcome):
+        return chosen
+    password, password_ref, needs_secret = chosen
     template = settings["secretTemplate"]
-    endpoint = access.endpoint(database)
+    endpoint = ready.access.endpoint(ready.target.resolved.get("database", ""))
     data = creds.secret_data(view, endpoint, spec["username"], password.value, template)
     type_errors = creds.secret_type_errors(template, data)
     if type_errors:
@@ -198,33 +150,88 @@ def _compose(view: View) -> Outcome:
                 )
             ],
         )
-    template = kept
-    secret = creds.secret(view, secret_name, data, template, password.revision)
-    secret_ready = observed is not None and not password.generated_now
-
-    if needs_secret and not secret_ready:
+    secret = creds.secret(view, secret_name, data, kept, password.revision)
+    if needs_secret and (observed is None or password.generated_now):
         # The Pod must never start before its Secret exists (it would fail on the missing secretKeyRef), and a
         # password generated in this call is not yet the one the cluster holds.
-        out = st.waiting(
+        waiting = st.waiting(
             view,
             KIND,
             f"creating the credentials Secret {secret_name}; the Job starts once it exists",
             "WaitingForSecret",
             lookup.requirements,
         )
-        out.resources = {k: v for k, v in out.resources.items() if k != creds.SECRET_KEY}
-        out.ttl_seconds = float(view.input["ttl"]["runningSeconds"])
+        out = replace(
+            waiting,
+            resources={k: v for k, v in waiting.resources.items() if k != creds.SECRET_KEY},
+            ttl_seconds=float(view.input["ttl"]["runningSeconds"]),
+        )
     else:
-        call = WorkerCall("apply", request, access, password_ref, password.revision)
-        out = st.from_progress(view, KIND, progress(view, call))
-        out.requirements.update(lookup.requirements)
-    out.resources[creds.SECRET_KEY] = Composed(secret, ready=True)
-    # A password drawn in this call must not be handed out again for the same request: draw anew each time.
-    out.cacheable = out.cacheable and not password.generated_now
-    out.results.extend(warnings)
-    if view.legacy:
-        out.connection_details = data
+        call = WorkerCall("apply", ready.request, ready.access, password_ref, password.revision)
+        out = st.from_progress(view, KIND, progress(view, call), lookup.requirements)
+    out = replace(
+        out.adding(resources={creds.SECRET_KEY: Composed(secret, ready=True)}, results=warnings),
+        # A password drawn in this call must not be handed out again for the same request: draw anew each time.
+        cacheable=out.cacheable and not password.generated_now,
+        connection_details=data if view.legacy else {},
+    )
     return lookup.annotate(out)
+
+
+def _password(
+    ready: Ready, settings: dict[str, Any], observed: dict[str, Any] | None, secret_name: str
+) -> tuple[creds.Password, SecretKeyRef | None, bool] | Outcome:
+    """The password, the Secret key the Job maps it from, and whether the credentials Secret holds it; or the
+    outcome when the existing password Secret is unusable."""
+    view, spec = ready.view, ready.spec
+    if "existingPasswordSecret" in spec:
+        existing = view.one(PASSWORD_SECRET)
+        key = spec["existingPasswordSecret"]["key"]
+        ref_name = spec["existingPasswordSecret"]["name"]
+        value = creds.secret_value(existing, key)
+        if value is None:
+            message = (
+                f"spec.existingPasswordSecret: Secret {ref_name} has no key {key!r} "
+                "(or it is empty); add it or set existingPasswordSecret.key"
+            )
+            lookup = ready.lookup
+            return lookup.annotate(
+                st.failed(view, KIND, message, "PasswordSecretInvalid", lookup.requirements)
+            )
+        revision = "rv-" + (text(existing, "metadata", "resourceVersion") or "0")
+        return creds.Password(value, revision, generated_now=False), SecretKeyRef(ref_name, key), False
+    if _generates(spec):
+        password = creds.generated_password(view, settings, observed)
+        return password, SecretKeyRef(secret_name, "password"), True
+    return creds.Password(None, "none", generated_now=False), None, False
+
+
+KIND_SPEC = Kind(KIND, _resolve, spec_errors=_spec_errors, finish=_finish)
+
+
+def compose_user(view: View) -> Outcome:
+    out = compose(view, KIND_SPEC)
+    if not view.legacy:
+        return out  # a v2 Namespaced XR has no connection details
+    # Connection details only for a claim that asks for them with writeConnectionSecretToRef: Crossplane writes
+    # them to the XR's Secret in writeConnectionSecretsToNamespace (crossplane-system) and copies that to the
+    # claim's namespace, so a password returned for every XR would sit in crossplane-system for every user.
+    out = out.adding(
+        requirements={CLAIM: Requirement(API_VERSION, KIND, view.namespace, match_name=view.claim_name)}
+    )
+    if not view.resolved(CLAIM):
+        return replace(out, connection_details={})
+    if not mapping(view.one(CLAIM), "spec", "writeConnectionSecretToRef"):
+        # Not asked (any more): blank whatever the XR's Secret still holds (a merge patch keeps absent keys).
+        return replace(out, connection_details=dict.fromkeys(view.connection_keys, ""))
+    if not out.connection_details:
+        # Whatever else happened, the claim's connection Secret keeps what the credentials Secret holds.
+        observed = creds.observed_secret(view)
+        if observed is not None:
+            keys = {**mapping(observed, "data"), **mapping(observed, "stringData")}
+            values = {k: creds.secret_value(observed, k) for k in keys}
+            return replace(out, connection_details={k: v for k, v in values.items() if v is not None})
+    return out
 
 
 def _reserved_secrets(spec: dict[str, Any], instance_name: str, instance: dict[str, Any]) -> dict[str, str]:
@@ -251,8 +258,7 @@ def _refused(view: View, lookup: Lookup, spec: dict[str, Any], why: str) -> Outc
         "secretName, or delete that Secret if nothing uses it"
     )
     out = st.failed(view, KIND, message, "SecretNotOwned", lookup.requirements)
-    out.ttl_seconds = float(view.input["ttl"]["waitingSeconds"])
-    return lookup.annotate(out)
+    return lookup.annotate(replace(out, ttl_seconds=float(view.input["ttl"]["waitingSeconds"])))
 
 
 def _keep_secret_type(

@@ -101,7 +101,9 @@ def redacted(outcome: Outcome, secrets: list[str], kind: str | None) -> Outcome:
         # A fact that no longer fits its schema once scrubbed (an enum, say) is dropped, as any invalid fact is.
         key = facts_key(kind)
         status[key] = facts(kind, scrub(status[key], secrets))
-    outcome.status = status
-    outcome.conditions = [replace(c, message=scrub(c.message, secrets)) for c in outcome.conditions]
-    outcome.results = [replace(r, message=scrub(r.message, secrets)) for r in outcome.results]
-    return outcome
+    return replace(
+        outcome,
+        status=status,
+        conditions=[replace(c, message=scrub(c.message, secrets)) for c in outcome.conditions],
+        results=[replace(r, message=scrub(r.message, secrets)) for r in outcome.results],
+    )

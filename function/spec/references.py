@@ -111,9 +111,9 @@ class Lookup:
     def annotate(self, out: Outcome) -> Outcome:
         """`out` with what resolving the references produced: InstanceReady and any reference results."""
         have = {c.type for c in out.conditions}  # the outcome's own word wins (a Job that met no server)
-        out.conditions.extend(c for c in self.conditions if c.type not in have)
-        out.results.extend(self.results())
-        return out
+        return out.adding(
+            conditions=[c for c in self.conditions if c.type not in have], results=self.results()
+        )
 
     def invalid(self, kind: str, errors: list[FieldError] | None = None) -> Outcome:
         """Failed with `errors` (default: the references' own), keeping the requirements asked for."""
