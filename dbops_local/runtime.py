@@ -48,7 +48,14 @@ class LocalFunction:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         exe = shutil.which("function", path=os.path.dirname(sys.executable)) or "function"
-        args = [exe, "--insecure", "--offline", "--address", f"127.0.0.1:{port}", *(["--debug"] if self.debug else [])]
+        args = [
+            exe,
+            "--insecure",
+            "--offline",
+            "--address",
+            f"127.0.0.1:{port}",
+            *(["--debug"] if self.debug else []),
+        ]
         if self.log_path:
             with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
                 self.proc = subprocess.Popen(args, stdout=log, stderr=log)

@@ -25,10 +25,10 @@ from function.kinds.grant import compose_grant
 from function.kinds.instance import compose_instance
 from function.kinds.user import compose_user
 from function.outcome import Outcome, Result
-from function.response_cache import ResponseCache, request_key
+from function.response_cache import MemoPlan, ResponseCache, memo_plan, request_key
 from function.secrets.redaction import known_secrets, redacted
 from function.view import View, decode
-from function.wire import decoded, decoded_fields, encode, plain
+from function.wire import SECRET_VALUES, decoded, decoded_fields, encode, plain
 
 COMPOSERS: dict[str, Callable[[View], Outcome]] = {
     "DatabaseInstance": compose_instance,
@@ -72,6 +72,14 @@ def compose(view: View) -> Outcome:
 def run(
     req: fnv1.RunFunctionRequest, now: datetime, rng: random.Random, offline: bool = False
 ) -> tuple[fnv1.RunFunctionResponse, View, Outcome]:
+    rsp, view, outcome, _ = run_memo(req, now, rng, offline, memo=False)
+    return rsp, view, outcome
+
+
+def run_memo(
+    req: fnv1.RunFunctionRequest, now: datetime, rng: random.Random, offline: bool, memo: bool = True
+) -> tuple[fnv1.RunFunctionResponse, View, Outcome, tuple[bytes, MemoPlan] | None]:
+    """`run`, and the response's memo form with its plan when it may be memoized."""
     required: dict[str, list[dict[str, Any]]] = {}
     for source in (req.extra_resources, req.required_resources):
         for name, items in source.items():
@@ -88,10 +96,16 @@ def run(
     )
     # Whatever a worker reported, no password this call can see reaches status, conditions or events.
     outcome = redacted(compose(view), known_secrets(view), view.kind)
-    return write(req, outcome, now), view, outcome
+    plan = memo_plan(req, outcome) if memo else None
+    rsp, body = write(req, outcome, now, memo=plan is not None)
+    return rsp, view, outcome, (body, plan) if body is not None and plan is not None else None
 
 
-def write(req: fnv1.RunFunctionRequest, outcome: Outcome, now: datetime) -> fnv1.RunFunctionResponse:
+def write(
+    req: fnv1.RunFunctionRequest, outcome: Outcome, now: datetime, memo: bool = False
+) -> tuple[fnv1.RunFunctionResponse, bytes | None]:
+    """The response, and (`memo`) its memo form: the same without `meta`, without the composed Secrets' values
+    and without connection details (see function.response_cache)."""
     rsp = response.to(req, ttl=timedelta(seconds=outcome.ttl(now)))
     for result in outcome.results:
         rsp.results.append(
@@ -103,10 +117,15 @@ def write(req: fnv1.RunFunctionRequest, outcome: Outcome, now: datetime) -> fnv1
             )
         )
     if outcome.fatal:
-        return rsp
+        return rsp, _without_meta(rsp) if memo else None
+    secret_values: list[tuple[str, dict[str, Any]]] = []
     for key, composed in outcome.resources.items():
         target = rsp.desired.resources[key]
-        encode(composed.resource, target.resource)
+        resource = composed.resource
+        if resource.get("kind") == "Secret":
+            secret_values.append((key, {k: v for k, v in resource.items() if k in SECRET_VALUES}))
+            resource = {k: v for k, v in resource.items() if k not in SECRET_VALUES}
+        encode(resource, target.resource)
         target.ready = _READY[composed.ready]
     composite = rsp.desired.composite
     if outcome.status:
@@ -115,8 +134,6 @@ def write(req: fnv1.RunFunctionRequest, outcome: Outcome, now: datetime) -> fnv1
         previous = plain(field) if field is not None else None
         merged = {**(previous if isinstance(previous, dict) else {}), **outcome.status}
         encode({"status": merged}, composite.resource, merge=True)
-    for key, value in outcome.connection_details.items():
-        composite.connection_details[key] = value.encode()
     if outcome.ready is not None:
         composite.ready = _READY[outcome.ready]
     for cond in outcome.conditions:
@@ -138,7 +155,22 @@ def write(req: fnv1.RunFunctionRequest, outcome: Outcome, now: datetime) -> fnv1
         if want.namespace is not None:
             selector.namespace = want.namespace
         rsp.requirements.resources[name].CopyFrom(selector)
-    return rsp
+    body = _without_meta(rsp) if memo else None
+    # The values last, so the memo form never had them.
+    for key, values in secret_values:
+        rsp.desired.resources[key].resource.update(values)
+    for key, value in outcome.connection_details.items():
+        composite.connection_details[key] = value.encode()
+    return rsp, body
+
+
+def _without_meta(rsp: fnv1.RunFunctionResponse) -> bytes:
+    meta = fnv1.ResponseMeta()
+    meta.CopyFrom(rsp.meta)
+    rsp.ClearField("meta")
+    data: bytes = rsp.SerializeToString()
+    rsp.meta.CopyFrom(meta)
+    return data
 
 
 class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
@@ -171,8 +203,9 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
                 rsp, summary = cached
                 log.debug("composed (memoized)", phase=summary.phase, job=summary.job)
                 return rsp
-            rsp, view, outcome = run(req, now, self.rng, self.offline)
-            self.cache.put(key, req, rsp, outcome)
+            rsp, view, outcome, memo = run_memo(req, now, self.rng, self.offline)
+            if memo is not None:
+                self.cache.put(key, memo[0], memo[1], outcome)
         except Exception as exc:  # never let a bug become a gRPC error: Crossplane would retry blindly
             frames = traceback.extract_tb(exc.__traceback__)
             where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"

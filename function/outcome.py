@@ -75,9 +75,13 @@ class Outcome:
     def __post_init__(self) -> None:
         # Read-only views and tuples: nothing can change an outcome once it is built.
         for name in ("resources", "status", "requirements", "connection_details"):
-            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
-        object.__setattr__(self, "conditions", tuple(self.conditions))
-        object.__setattr__(self, "results", tuple(self.results))
+            value = getattr(self, name)
+            if type(value) is not MappingProxyType:
+                object.__setattr__(self, name, MappingProxyType(dict(value)))
+        if type(self.conditions) is not tuple:
+            object.__setattr__(self, "conditions", tuple(self.conditions))
+        if type(self.results) is not tuple:
+            object.__setattr__(self, "results", tuple(self.results))
 
     def adding(
         self,

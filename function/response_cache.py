@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
 from function.outcome import MIN_TTL, Outcome
-from function.wire import SECRET_VALUES
+from function.wire import SECRET_VALUES, plain
 
 MAX_ENTRIES = 2048
 
@@ -81,6 +81,38 @@ def request_key(req: fnv1.RunFunctionRequest) -> bytes:
     return hashlib.blake2b(data, digest_size=20).digest()
 
 
+@dataclass(frozen=True)
+class MemoPlan:
+    """How a response is memoized without its secret values: which composed Secrets and whether the connection
+    details are taken from the request on a hit."""
+
+    secrets: tuple[str, ...]
+    details: bool
+
+
+def memo_plan(req: fnv1.RunFunctionRequest, outcome: Outcome) -> MemoPlan | None:
+    """None when the outcome may not be memoized: it holds only until the request changes and it is cacheable, but
+    its secret values must also be the ones the request carries (else the memo would have to hold them)."""
+    if not outcome.cacheable:
+        return None
+    secrets: list[str] = []
+    for name, composed in outcome.resources.items():
+        if composed.resource.get("kind") != "Secret":
+            continue
+        observed = req.observed.resources[name].resource.fields if name in req.observed.resources else {}
+        for field in SECRET_VALUES:
+            have = plain(observed[field]) if field in observed else None
+            if composed.resource.get(field) != have:
+                return None  # values the request does not carry (a new password): never held here
+        secrets.append(name)
+    details = bool(outcome.connection_details)
+    if details:
+        wanted = {k: v.encode() for k, v in outcome.connection_details.items()}
+        if wanted != dict(req.observed.composite.connection_details):
+            return None
+    return MemoPlan(tuple(secrets), details)
+
+
 class ResponseCache:
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self.max_entries = max_entries
@@ -112,44 +144,9 @@ class ResponseCache:
         rsp.meta.ttl.FromTimedelta(timedelta(seconds=entry.summary.ttl(now)))
         return rsp, entry.summary
 
-    def put(
-        self, key: bytes, req: fnv1.RunFunctionRequest, rsp: fnv1.RunFunctionResponse, outcome: Outcome
-    ) -> None:
-        if not outcome.cacheable:
-            return
-        meta = fnv1.ResponseMeta()
-        meta.CopyFrom(rsp.meta)
-        rsp.ClearField("meta")
-        try:
-            body = fnv1.RunFunctionResponse.FromString(rsp.SerializeToString())
-        finally:
-            rsp.meta.CopyFrom(meta)
-        secrets: list[str] = []
-        for name, composed in body.desired.resources.items():
-            fields = composed.resource.fields
-            if "kind" not in fields or fields["kind"].string_value != "Secret":
-                continue
-            observed = req.observed.resources[name].resource.fields if name in req.observed.resources else {}
-            if any(
-                (f in fields) != (f in observed) or (f in fields and fields[f] != observed[f])
-                for f in SECRET_VALUES
-            ):
-                return  # values the request does not carry (a new password): never held here
-            for field in SECRET_VALUES:
-                if field in fields:
-                    del fields[field]
-            secrets.append(name)
-        details = body.desired.composite.connection_details
-        if details:
-            if dict(details) != dict(req.observed.composite.connection_details):
-                return
-            details.clear()
-        self._entries[key] = Entry(
-            body.SerializeToString(),
-            Summary.of(outcome),
-            tuple(secrets),
-            bool(rsp.desired.composite.connection_details),
-        )
+    def put(self, key: bytes, body: bytes, plan: MemoPlan, outcome: Outcome) -> None:
+        """Memoize `body` (the response without meta, secret values and connection details; see `memo_plan`)."""
+        self._entries[key] = Entry(body, Summary.of(outcome), plan.secrets, plan.details)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

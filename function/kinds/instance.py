@@ -10,7 +10,7 @@ from function.jobs.job import WorkerCall
 from function.jobs.progress import progress
 from function.kinds.driver import Kind, Ready, Target, compose
 from function.outcome import Condition, Outcome
-from function.spec.defaults import spec_with_defaults
+from function.spec.defaults import block_with_defaults
 from function.spec.references import Lookup
 from function.view import View
 
@@ -21,13 +21,13 @@ def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target:
 
 
 def _connection(spec: dict[str, Any], access: ServerAccess) -> dict[str, Any]:
-    health = spec_with_defaults("DatabaseInstance", spec)["healthCheck"]
+    health = block_with_defaults("DatabaseInstance", spec, "healthCheck")
     return _bounded(access.connection, health["timeoutSeconds"])
 
 
 def _finish(ready: Ready) -> Outcome:
     view, access = ready.view, ready.access
-    health = spec_with_defaults(KIND.name, ready.spec)["healthCheck"]
+    health = block_with_defaults(KIND.name, ready.spec, "healthCheck")
     interval = int(health["intervalSeconds"]) if health["enabled"] else None
     prog = progress(view, WorkerCall("check", ready.request, access, None, ""), interval)
     out = st.from_progress(view, KIND.name, prog, ready.lookup.requirements)

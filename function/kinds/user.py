@@ -18,7 +18,7 @@ from function.outcome import Composed, Outcome, Requirement, Result
 from function.secrets import credentials as creds
 from function.secrets import ownership
 from function.secrets.password import alphabet_error
-from function.spec.defaults import spec_with_defaults
+from function.spec.defaults import block_with_defaults
 from function.spec.references import (
     CLAIM,
     CREDENTIALS_SECRET,
@@ -76,7 +76,8 @@ def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
 
 def _wanted_secret_name(view: View, spec: dict[str, Any]) -> str:
     return str(
-        spec_with_defaults(KIND, spec)["passwordSecret"].get("secretName") or f"{view.claim_name}-credentials"
+        block_with_defaults(KIND, spec, "passwordSecret").get("secretName")
+        or f"{view.claim_name}-credentials"
     )
 
 
@@ -94,7 +95,7 @@ def _finish(ready: Ready) -> Outcome:
 
 def _apply(ready: Ready) -> Outcome:
     view, spec, lookup = ready.view, ready.spec, ready.lookup
-    settings = spec_with_defaults(KIND, spec)["passwordSecret"]
+    settings = block_with_defaults(KIND, spec, "passwordSecret")
     observed = creds.observed_secret(view)
     wanted_name = _wanted_secret_name(view, spec)
     secret_name = _secret_name(view)

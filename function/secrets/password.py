@@ -17,7 +17,8 @@ MIN_ALPHABET = 16  # below this a 32-character password has too little entropy; 
 
 def alphabet(include_special: bool, exclude: str) -> str:
     chars = LETTERS_AND_DIGITS + (URL_SAFE_PUNCTUATION if include_special else "")
-    return "".join(c for c in chars if c not in set(exclude))
+    excluded = set(exclude)
+    return "".join(c for c in chars if c not in excluded)
 
 
 def alphabet_error(include_special: bool, exclude: str) -> str | None:

@@ -65,6 +65,14 @@ def spec_with_defaults(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def block_with_defaults(kind: str, spec: dict[str, Any], name: str) -> dict[str, Any]:
+    """One option block of a claim spec of `kind` (`passwordSecret`, `healthCheck`, ...), with its defaults and
+    those of the blocks inside it, whether the spec has it or not: a new value, the caller's own."""
+    block = _kind_blocks(kind)[name]
+    value: dict[str, Any] = _fill(block.inner, spec[name]) if name in spec else _copy(block.absent)
+    return value
+
+
 def with_defaults(schema: Schema, value: Any) -> Any:
     """`value` with absent option blocks filled in with their defaults, recursively, as a reading aid: the
     API server (like `normalize`) defaults fields only inside objects that are present. Never used for requests,
