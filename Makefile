@@ -37,6 +37,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/worker_noop.py
 	$(BIN)/python bench/function_rps.py
+	$(BIN)/python bench/function_memos.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
