@@ -135,7 +135,7 @@ def _unreachable(view: View, kind: str, prog: Progress) -> Condition | None:
 
 
 def waiting(
-    view: View, kind: str, message: str, reason: str, requirements: dict[str, Requirement]
+    view: View, kind: str, message: str, reason: str, requirements: Mapping[str, Requirement]
 ) -> Outcome:
     """Nothing to run yet (a dependency is missing or not Ready): keep what exists, say what we wait for."""
     status = carried_status(view, kind)
@@ -155,7 +155,7 @@ def converged_before(view: View) -> bool:
     return bool(view.status.get("lastSuccessfulTime"))
 
 
-def kept(view: View, kind: str, requirements: dict[str, Requirement], why: str) -> Outcome:
+def kept(view: View, kind: str, requirements: Mapping[str, Requirement], why: str) -> Outcome:
     """The instance is not Ready, but this claim converged before: its last result stands (`last_result`), every
     composed resource is kept, no Job is composed, and the instance is looked at again soon; the InstanceReady
     condition (added by the caller) says why."""
@@ -219,7 +219,7 @@ def failed(
     kind: str,
     message: str,
     reason: str,
-    requirements: dict[str, Requirement] | None = None,
+    requirements: Mapping[str, Requirement] | None = None,
 ) -> Outcome:
     """The spec (or a referenced object) is wrong: compose nothing new and drop nothing, say what to fix."""
     status = carried_status(view, kind)
@@ -236,7 +236,7 @@ def failed(
 
 
 def invalid(
-    view: View, kind: str, errors: list[FieldError], requirements: dict[str, Requirement] | None = None
+    view: View, kind: str, errors: list[FieldError], requirements: Mapping[str, Requirement] | None = None
 ) -> Outcome:
     return failed(view, kind, "invalid spec: " + error_text(errors), "InvalidSpec", requirements)
 

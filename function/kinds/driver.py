@@ -21,7 +21,7 @@ from function.jobs.progress import progress
 from function.jobs.request import request_spec, worker_request
 from function.kinds.lifecycle import action_for
 from function.outcome import Outcome
-from function.spec.references import Lookup
+from function.spec.references import Lookup, Resolution
 from function.spec.validation import engine_block_errors, request_errors, validate_spec
 from function.view import View
 
@@ -44,7 +44,7 @@ class Ready:
     kind: str
     spec: dict[str, Any]
     action: str
-    lookup: Lookup
+    lookup: Resolution
     target: Target
     access: ServerAccess
     request: dict[str, Any]
@@ -92,11 +92,12 @@ def compose(view: View, kind: Kind) -> Outcome:
     lookup = Lookup(view)
     target = kind.resolve(view, spec, lookup)
     if lookup.errors:
-        return lookup.invalid(name)
+        return lookup.resolution().invalid(name)
     if target is None or lookup.waiting:
         reason = "WaitingForInstance" if lookup.instance_unavailable else "WaitingForDependencies"
-        return lookup.waiting_outcome(name, reason)
+        return lookup.resolution().waiting_outcome(name, reason)
     access = lookup.credentials(server_access(target.instance))
+    found = lookup.resolution()
     request = worker_request(
         view,
         name,
@@ -109,5 +110,5 @@ def compose(view: View, kind: Kind) -> Outcome:
         request_errors(view, name, action, request, target.renames)
     )
     if errors:
-        return lookup.invalid(name, errors)
-    return kind.finish(Ready(view, name, spec, action, lookup, target, access, request))
+        return found.invalid(name, errors)
+    return kind.finish(Ready(view, name, spec, action, found, target, access, request))

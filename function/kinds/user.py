@@ -25,6 +25,7 @@ from function.spec.references import (
     DATABASE,
     PASSWORD_SECRET,
     Lookup,
+    Resolution,
     instance_spec,
 )
 from function.view import View
@@ -248,7 +249,7 @@ def _reserved_secrets(spec: dict[str, Any], instance_name: str, instance: dict[s
     return out
 
 
-def _refused(view: View, lookup: Lookup, spec: dict[str, Any], why: str) -> Outcome:
+def _refused(view: View, lookup: Resolution, spec: dict[str, Any], why: str) -> Outcome:
     """The credentials Secret would be a Secret dbops did not create for this claim: compose nothing new (above all
     not that Secret), keep what exists, and look again soon (the Secret may be deleted, or the name fixed)."""
     field = "spec.passwordSecret.secretName"

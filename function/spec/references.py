@@ -6,7 +6,9 @@ A referenced object is usable when Crossplane answered the requirement, the obje
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 from dbops_api.registry import API_VERSION
@@ -31,7 +33,8 @@ CLAIM = "claim"  # the XR's own claim (a DatabaseUser's writeConnectionSecretToR
 
 @dataclass
 class Lookup:
-    """Accumulates requirements and what is still missing while references are resolved."""
+    """Collects, while a kind's references are resolved, what Crossplane must be asked for and what is missing or
+    wrong; then `resolution()` freezes it into the one value the rest of the call reads."""
 
     view: View
     requirements: dict[str, Requirement] = field(default_factory=dict)
@@ -59,9 +62,6 @@ class Lookup:
                 self.missing.append(FieldError(path, f"{what}; waiting for it (create it, or fix the name)"))
             return None
         return found
-
-    def results(self) -> list[Result]:
-        return [Result("Warning", str(e), "ReferenceNotFound") for e in self.missing]
 
     def claim(self, name: str, claim_kind: str, match_name: str, path: str = "") -> dict[str, Any] | None:
         """A referenced claim, or None (recorded as waiting) while it is missing or not Ready."""
@@ -108,6 +108,34 @@ class Lookup:
     def blocked(self) -> bool:
         return bool(self.waiting or self.errors)
 
+    def resolution(self) -> Resolution:
+        return Resolution(
+            view=self.view,
+            requirements=MappingProxyType(dict(self.requirements)),
+            waiting=tuple(self.waiting),
+            errors=tuple(self.errors),
+            conditions=tuple(self.conditions),
+            missing=tuple(self.missing),
+            instance_unavailable=self.instance_unavailable,
+        )
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What resolving the references came to: requirements, what is missing or wrong, the InstanceReady
+    condition; and the outcomes that follow from it."""
+
+    view: View
+    requirements: Mapping[str, Requirement]
+    waiting: tuple[str, ...]
+    errors: tuple[FieldError, ...]
+    conditions: tuple[Condition, ...]
+    missing: tuple[FieldError, ...]
+    instance_unavailable: bool
+
+    def results(self) -> list[Result]:
+        return [Result("Warning", str(e), "ReferenceNotFound") for e in self.missing]
+
     def annotate(self, out: Outcome) -> Outcome:
         """`out` with what resolving the references produced: InstanceReady and any reference results."""
         have = {c.type for c in out.conditions}  # the outcome's own word wins (a Job that met no server)
@@ -115,18 +143,21 @@ class Lookup:
             conditions=[c for c in self.conditions if c.type not in have], results=self.results()
         )
 
-    def invalid(self, kind: str, errors: list[FieldError] | None = None) -> Outcome:
+    def invalid(self, kind: str, errors: Sequence[FieldError] | None = None) -> Outcome:
         """Failed with `errors` (default: the references' own), keeping the requirements asked for."""
         return self.annotate(
-            st.invalid(self.view, kind, self.errors if errors is None else errors, self.requirements)
+            st.invalid(
+                self.view, kind, list(self.errors if errors is None else errors), dict(self.requirements)
+            )
         )
 
     def waiting_outcome(self, kind: str, reason: str) -> Outcome:
         """Pending while a referenced object is missing or not Ready; but while the instance is unavailable, a
         claim that converged before keeps its last result (status.kept)."""
+        requirements = dict(self.requirements)
         if self.instance_unavailable and st.converged_before(self.view):
-            return self.annotate(st.kept(self.view, kind, self.requirements, self.waiting_message()))
-        return self.annotate(st.waiting(self.view, kind, self.waiting_message(), reason, self.requirements))
+            return self.annotate(st.kept(self.view, kind, requirements, self.waiting_message()))
+        return self.annotate(st.waiting(self.view, kind, self.waiting_message(), reason, requirements))
 
     def waiting_message(self) -> str:
         return "waiting: " + "; ".join(self.waiting)
