@@ -181,8 +181,31 @@ def test_the_function_loads_no_database_driver() -> None:
     assert loaded & DRIVERS == set()
 
 
-@pytest.mark.parametrize("statement", ["import worker.cli", "import worker.cli, worker.engine, worker.adapters"])
+@pytest.mark.parametrize(
+    "statement", ["import worker.cli", "import worker.cli, worker.engine, worker.adapters"]
+)
 def test_the_worker_loads_no_grpc(statement: str) -> None:
     loaded = _loaded(statement)
     assert "worker" in loaded
     assert loaded & RPC == set()
+
+
+def test_an_outcome_cannot_change_once_built() -> None:
+    """Builders make a new Outcome (`adding`, `dataclasses.replace`); none can change one another has built."""
+    import dataclasses
+
+    from function.outcome import Composed, Condition, Outcome, Result
+
+    out = Outcome(
+        resources={"a": Composed({"kind": "Job"})}, conditions=[Condition("Provisioned", "True", "Ok")]
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        out.status = {}  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        out.resources["b"] = Composed({})  # type: ignore[index]
+    with pytest.raises(TypeError):
+        out.requirements["pods"] = None  # type: ignore[index,assignment]
+    assert isinstance(out.conditions, tuple) and isinstance(out.results, tuple)
+    more = out.adding(results=[Result("Warning", "w")])
+    assert out.results == () and [r.message for r in more.results] == ["w"]
+    assert more.resources == out.resources
