@@ -2,8 +2,9 @@
 # Two images from one build context:
 #   docker build --target worker   -t ghcr.io/dbprovision/dbops-worker:v0.1.0 .
 #   docker build --target function -t ghcr.io/dbprovision/function-dbops-runtime:v0.1.0 .
-# The wheel is built once; each image installs it into a clean venv at /venv (the worker only the base
-# dependencies, the function the `function` extra as well). The venvs get no pip of their own: the stage's pip
+# The wheel is built once; each image installs it into a clean venv at /venv with its own extra: the worker
+# `[worker]` (SQLAlchemy and the database drivers, no gRPC), the function `[function]` (the SDK and gRPC, no database
+# driver). The venvs get no pip of their own: the stage's pip
 # installs into them, so the runtime images carry no installer. Every stage runs the same Python minor version,
 # so the venv's interpreter links stay valid when it is copied into the runtime stage.
 # tests/test_packaging.py executes these RUN and COPY steps (in order, paths mapped into a temporary directory)
@@ -16,14 +17,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m pip install "build==1.2.2.post1"
 COPY pyproject.toml README.md ./
+COPY dbops_api/ dbops_api/
 COPY function/ function/
 COPY worker/ worker/
+COPY dbops_local/ dbops_local/
 RUN python -m build --wheel --outdir /dist .
 
 FROM ${PYTHON_IMAGE} AS worker-venv
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=build /dist/ /dist/
-RUN python -m venv --without-pip /venv && python -m pip --python /venv/bin/python install /dist/*.whl
+RUN python -m venv --without-pip /venv && python -m pip --python /venv/bin/python install "$(echo /dist/*.whl)[worker]"
 
 FROM ${PYTHON_IMAGE} AS function-venv
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1

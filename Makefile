@@ -37,8 +37,8 @@ test-cluster: $(STAMP) cluster-tools
 	DBOPS_REQUIRE_TOOLS=1 PYTHON=$(BIN)/python tools/cluster/run-suite.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check function worker tools tests bench examples
-	$(BIN)/ruff format --check function worker tools
+	$(BIN)/ruff check dbops_api function worker dbops_local tools tests bench examples
+	$(BIN)/ruff format --check dbops_api function worker dbops_local tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -46,6 +46,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/worker_noop.py
 	$(BIN)/python bench/function_rps.py
+	$(BIN)/python bench/function_memos.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

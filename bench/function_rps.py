@@ -55,7 +55,8 @@ def _request() -> Any:
     """A converged Quick Start DatabaseUser as Crossplane sends it in the steady state: its credentials Secret and
     the Job of the current resync epoch, complete, observed; the claims and the Job's Pod (with the worker's
     result) required; the XR status what the function wrote last time."""
-    from function.fn import FunctionRunner, to_dict
+    from function.fn import FunctionRunner
+    from function.wire import to_dict
     from tests.function_cases import kube
     from tests.function_cases.render import render
 

@@ -18,9 +18,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from function.offline.cli import report  # noqa: E402
-from function.offline.loop import OfflineCluster, load_compositions, load_manifests  # noqa: E402
-from function.offline.runtime import LocalFunction  # noqa: E402
+from dbops_local.cli import report  # noqa: E402
+from dbops_local.loop import OfflineCluster, load_compositions, load_manifests  # noqa: E402
+from dbops_local.runtime import LocalFunction  # noqa: E402
 from tests.servers import Server, private_servers  # noqa: E402
 
 QUICKSTART_PASSWORD = "supersecret"  # noqa: S105 (the seed's example admin password, on a throwaway server)

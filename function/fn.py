@@ -5,33 +5,30 @@
 
 from __future__ import annotations
 
-import json
 import random
 import secrets
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 import grpc
 from crossplane.function import logging, response
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
-from google.protobuf import struct_pb2
 
+from dbops_api.registry import xr_kinds
 from function import status as st
-from function.database import compose_database
-from function.grant import compose_grant
 from function.input import parse_input
-from function.instance import compose_instance
-from function.job import canonical
+from function.kinds.database import compose_database
+from function.kinds.grant import compose_grant
+from function.kinds.instance import compose_instance
+from function.kinds.user import compose_user
 from function.outcome import Outcome, Result
-from function.redaction import known_secrets, redacted
-from function.response_cache import ResponseCache, request_key
-from function.user import compose_user
+from function.response_cache import MemoPlan, ResponseCache, memo_plan, request_key
+from function.secrets.redaction import known_secrets, redacted
 from function.view import View, decode
-from worker.validation import FieldError
+from function.wire import SECRET_VALUES, decoded, decoded_fields, encode, plain
 
 COMPOSERS: dict[str, Callable[[View], Outcome]] = {
     "DatabaseInstance": compose_instance,
@@ -49,61 +46,13 @@ _STATUS = {
 _READY = {True: fnv1.READY_TRUE, False: fnv1.READY_FALSE, None: fnv1.READY_UNSPECIFIED}
 
 
-def plain(value: struct_pb2.Value) -> Any:
-    """A protobuf Value as plain Python. JSON numbers arrive as doubles; whole ones become ints again so that
-    `port: 5432` validates as an integer (as the API server saw it)."""
-    kind = value.WhichOneof("kind")
-    if kind == "struct_value":
-        return to_dict(value.struct_value)
-    if kind == "list_value":
-        return [plain(v) for v in value.list_value.values]
-    if kind == "number_value":
-        number = value.number_value
-        return int(number) if number.is_integer() else number
-    if kind == "string_value":
-        return value.string_value
-    if kind == "bool_value":
-        return value.bool_value
-    return None
-
-
-def to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    return {key: plain(value) for key, value in struct.fields.items()}
-
-
-def decoded(struct: struct_pb2.Struct) -> dict[str, Any]:
-    """`to_dict`, memoized on the serialized bytes: the same observed Job, claims and Pods arrive again and again
-    (each requirements iteration, each reconcile). Shared between calls: read it, never change it."""
-    return _decoded(struct.SerializeToString(deterministic=True))
-
-
-@lru_cache(maxsize=512)
-def _decoded(data: bytes) -> dict[str, Any]:
-    return to_dict(struct_pb2.Struct.FromString(data))
-
-
-@lru_cache(maxsize=512)
-def _encoded(resource_json: str) -> bytes:
-    """A desired resource as a serialized Struct, memoized: building a Struct field by field is the costliest part
-    of writing a response, and the same Job and Secret are written call after call."""
-    struct = struct_pb2.Struct()
-    struct.update(json.loads(resource_json))
-    data: bytes = struct.SerializeToString()
-    return data
-
-
-@lru_cache(maxsize=32)
-def _step_input(data: bytes | None) -> tuple[dict[str, Any], list[FieldError]]:
-    return parse_input(to_dict(struct_pb2.Struct.FromString(data)) if data is not None else None)
-
-
 def compose(view: View) -> Outcome:
     """Dispatch on the XR kind. Errors no status can carry are fatal results."""
     if view.input_errors:
         message = "invalid step input: " + st.error_text(view.input_errors)
         return Outcome(results=[Result("Fatal", message, "InvalidInput")])
     if view.kind is None:
-        known = ", ".join(f"X{k}" for k in COMPOSERS)
+        known = ", ".join(xr_kinds())
         return Outcome(
             results=[
                 Result("Fatal", f"function-dbops composes {known}; got kind {view.xr_kind!r}", "UnknownKind")
@@ -121,29 +70,42 @@ def compose(view: View) -> Outcome:
 
 
 def run(
-    req: fnv1.RunFunctionRequest, now: datetime, rng: random.Random
+    req: fnv1.RunFunctionRequest, now: datetime, rng: random.Random, offline: bool = False
 ) -> tuple[fnv1.RunFunctionResponse, View, Outcome]:
+    rsp, view, outcome, _ = run_memo(req, now, rng, offline, memo=False)
+    return rsp, view, outcome
+
+
+def run_memo(
+    req: fnv1.RunFunctionRequest, now: datetime, rng: random.Random, offline: bool, memo: bool = True
+) -> tuple[fnv1.RunFunctionResponse, View, Outcome, tuple[bytes, MemoPlan] | None]:
+    """`run`, and the response's memo form with its plan when it may be memoized."""
     required: dict[str, list[dict[str, Any]]] = {}
     for source in (req.extra_resources, req.required_resources):
         for name, items in source.items():
             required[name] = [decoded(item.resource) for item in items.items]
     view = decode(
-        xr=decoded(req.observed.composite.resource),
-        input_=_step_input(
-            req.input.SerializeToString(deterministic=True) if req.HasField("input") else None
-        ),
+        xr=decoded_fields(req.observed.composite.resource),
+        input_=parse_input(decoded(req.input) if req.HasField("input") else None),
         observed={key: decoded(res.resource) for key, res in req.observed.resources.items()},
         required=required,
         now=now,
         rng=rng,
         connection_keys=tuple(sorted(req.observed.composite.connection_details)),
+        offline=offline,
     )
     # Whatever a worker reported, no password this call can see reaches status, conditions or events.
     outcome = redacted(st.unevaluated_conditions(view, compose(view)), known_secrets(view), view.kind)
-    return write(req, outcome, now), view, outcome
+    plan = memo_plan(req, outcome) if memo else None
+    rsp, body = write(req, outcome, now, memo=plan is not None)
+    return rsp, view, outcome, (body, plan) if body is not None and plan is not None else None
 
 
-def write(req: fnv1.RunFunctionRequest, outcome: Outcome, now: datetime) -> fnv1.RunFunctionResponse:
+def write(
+    req: fnv1.RunFunctionRequest, outcome: Outcome, now: datetime, memo: bool = False
+) -> tuple[fnv1.RunFunctionResponse, bytes | None]:
+    """The response, and (`memo`) its memo form: the same without `meta`, without the composed Secrets' values
+    and without connection details (see function.response_cache)."""
     rsp = response.to(req, ttl=timedelta(seconds=outcome.ttl(now)))
     for result in outcome.results:
         rsp.results.append(
@@ -155,18 +117,23 @@ def write(req: fnv1.RunFunctionRequest, outcome: Outcome, now: datetime) -> fnv1
             )
         )
     if outcome.fatal:
-        return rsp
+        return rsp, _without_meta(rsp) if memo else None
+    secret_values: list[tuple[str, dict[str, Any]]] = []
     for key, composed in outcome.resources.items():
         target = rsp.desired.resources[key]
-        target.resource.ParseFromString(_encoded(canonical(composed.resource)))
+        resource = composed.resource
+        if resource.get("kind") == "Secret":
+            secret_values.append((key, {k: v for k, v in resource.items() if k in SECRET_VALUES}))
+            resource = {k: v for k, v in resource.items() if k not in SECRET_VALUES}
+        encode(resource, target.resource)
         target.ready = _READY[composed.ready]
     composite = rsp.desired.composite
     if outcome.status:
-        previous = to_dict(composite.resource).get("status")
+        # Earlier pipeline steps may have written a status already: keep what this function does not say.
+        field = composite.resource.fields.get("status")
+        previous = plain(field) if field is not None else None
         merged = {**(previous if isinstance(previous, dict) else {}), **outcome.status}
-        composite.resource.update({"status": merged})
-    for key, value in outcome.connection_details.items():
-        composite.connection_details[key] = value.encode()
+        encode({"status": merged}, composite.resource, merge=True)
     if outcome.ready is not None:
         composite.ready = _READY[outcome.ready]
     for cond in outcome.conditions:
@@ -188,22 +155,40 @@ def write(req: fnv1.RunFunctionRequest, outcome: Outcome, now: datetime) -> fnv1
         if want.namespace is not None:
             selector.namespace = want.namespace
         rsp.requirements.resources[name].CopyFrom(selector)
-    return rsp
+    body = _without_meta(rsp) if memo else None
+    # The values last, so the memo form never had them.
+    for key, values in secret_values:
+        rsp.desired.resources[key].resource.update(values)
+    for key, value in outcome.connection_details.items():
+        composite.connection_details[key] = value.encode()
+    return rsp, body
+
+
+def _without_meta(rsp: fnv1.RunFunctionResponse) -> bytes:
+    meta = fnv1.ResponseMeta()
+    meta.CopyFrom(rsp.meta)
+    rsp.ClearField("meta")
+    data: bytes = rsp.SerializeToString()
+    rsp.meta.CopyFrom(meta)
+    return data
 
 
 class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
     """Serves RunFunction. `clock` and `rng` are injected for tests; production reads the UTC clock once per
-    call and draws passwords from the OS CSPRNG. Responses are memoized (function.response_cache)."""
+    call and draws passwords from the OS CSPRNG. Responses are memoized (function.response_cache). `offline`: no
+    API server validated the XRs, so their specs are checked against the XRDs' schemas and CEL rules here."""
 
     def __init__(
         self,
         clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
         cache: ResponseCache | None = None,
+        offline: bool = False,
     ) -> None:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.rng = rng or secrets.SystemRandom()
         self.cache = cache if cache is not None else ResponseCache()
+        self.offline = offline
         self.log = logging.get_logger()
 
     async def RunFunction(
@@ -218,8 +203,9 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
                 rsp, summary = cached
                 log.debug("composed (memoized)", phase=summary.phase, job=summary.job)
                 return rsp
-            rsp, view, outcome = run(req, now, self.rng)
-            self.cache.put(key, rsp, outcome)
+            rsp, view, outcome, memo = run_memo(req, now, self.rng, self.offline)
+            if memo is not None:
+                self.cache.put(key, memo[0], memo[1], outcome)
         except Exception as exc:  # never let a bug become a gRPC error: Crossplane would retry blindly
             frames = traceback.extract_tb(exc.__traceback__)
             where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"

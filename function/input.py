@@ -5,14 +5,18 @@
 
 from __future__ import annotations
 
+import marshal
+from functools import lru_cache
 from typing import Any
 
-from worker.spec_schema import Schema, boolean, enum, integer, obj, string, string_map
-from worker.validation import FieldError, normalize
+from dbops_api.release import WORKER_IMAGE
+from dbops_api.schema import Schema, boolean, enum, integer, obj, string, string_map
+from dbops_api.validation import FieldError, normalize
 
 INPUT_GROUP = "dbops.fn.dbprovision.io"
 INPUT_VERSION = "v1alpha1"
-DEFAULT_WORKER_IMAGE = "ghcr.io/dbprovision/dbops-worker:v0.1.0"
+# The worker of the function's own release: the request contract they speak is the same one.
+DEFAULT_WORKER_IMAGE = WORKER_IMAGE
 
 INPUT_SCHEMA: Schema = obj(
     "Settings of the function-dbops pipeline step.",
@@ -116,10 +120,18 @@ INPUT_SCHEMA: Schema = obj(
 
 def parse_input(raw: dict[str, Any] | None) -> tuple[dict[str, Any], list[FieldError]]:
     """The Input with defaults filled in (also inside sections that are absent), and any violations (named
-    `input.<field>`)."""
-    value, errors = normalize(INPUT_SCHEMA, raw or {}, "input")
+    `input.<field>`). The caller's own value."""
+    blob, errors = _parsed(marshal.dumps(raw or {}))
+    value: dict[str, Any] = marshal.loads(blob)  # noqa: S302 (our own bytes, from _parsed)
+    return value, list(errors)
+
+
+@lru_cache(maxsize=32)
+def _parsed(raw: bytes) -> tuple[bytes, tuple[FieldError, ...]]:
+    """Memoized by the Input's marshal bytes: every call of a Composition carries the same Input (no secrets)."""
+    value, errors = normalize(INPUT_SCHEMA, marshal.loads(raw), "input")  # noqa: S302 (our own bytes)
     if isinstance(value, dict):
         for name, sub in INPUT_SCHEMA["properties"].items():
             if sub.get("type") == "object" and sub.get("properties") and name not in value:
                 value[name], _ = normalize(sub, {}, f"input.{name}")
-    return value, errors
+    return marshal.dumps(value), tuple(errors)

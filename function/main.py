@@ -12,7 +12,14 @@ from function.fn import FunctionRunner
 
 @click.command(help="Serve the function-dbops composition function.")
 @sdkcli.standard_options
-def cli(**options: Any) -> None:
+@click.option(
+    "--offline",
+    is_flag=True,
+    envvar="DBOPS_OFFLINE",
+    help="No API server validated the XRs (crossplane render, dbops-local): check each spec against its XRD's "
+    "schema and CEL rules here. [env: DBOPS_OFFLINE]",
+)
+def cli(offline: bool, **options: Any) -> None:
     """Start the server; any start-up failure (no credentials, unreadable certificates, address in use) exits
     non-zero with the reason instead of a silent exit 0."""
     if not options.get("insecure") and not options.get("tls_certs_dir"):
@@ -20,7 +27,7 @@ def cli(**options: Any) -> None:
             "pass --tls-certs-dir (or TLS_SERVER_CERTS_DIR) with tls.crt, tls.key, ca.crt, or --insecure"
         )
     try:
-        sdkcli.run(FunctionRunner(), **options)
+        sdkcli.run(FunctionRunner(offline=offline), **options)
     except (OSError, RuntimeError, ValueError) as exc:
         raise click.ClickException(f"cannot serve: {exc}") from exc
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Literal
 
 MIN_TTL = 1.0
@@ -50,13 +52,15 @@ class Requirement:
     match_labels: dict[str, str] | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
-    resources: dict[str, Composed] = field(default_factory=dict)
-    status: dict[str, Any] = field(default_factory=dict)
-    conditions: list[Condition] = field(default_factory=list)
-    results: list[Result] = field(default_factory=list)
-    requirements: dict[str, Requirement] = field(default_factory=dict)
+    """One value, built once: a builder that wants to say more makes a new one (`adding`, `dataclasses.replace`)."""
+
+    resources: Mapping[str, Composed] = field(default_factory=dict)
+    status: Mapping[str, Any] = field(default_factory=dict)
+    conditions: Sequence[Condition] = ()  # a tuple once built
+    results: Sequence[Result] = ()  # a tuple once built
+    requirements: Mapping[str, Requirement] = field(default_factory=dict)
     ttl_seconds: float = 60.0
     # When set, Crossplane should come back at this time (the TTL is what is left of it, at least MIN_TTL).
     ttl_at: datetime | None = None
@@ -64,9 +68,37 @@ class Outcome:
     valid_until: datetime | None = None
     cacheable: bool = True
     # XR connection details (legacy XRs: what the claim's writeConnectionSecretToRef Secret receives).
-    connection_details: dict[str, str] = field(default_factory=dict, repr=False)
+    connection_details: Mapping[str, str] = field(default_factory=dict, repr=False)
     # Readiness of the XR itself; None leaves it to Crossplane (derived from the composed resources).
     ready: bool | None = None
+
+    def __post_init__(self) -> None:
+        # Read-only views and tuples: nothing can change an outcome once it is built.
+        for name in ("resources", "status", "requirements", "connection_details"):
+            value = getattr(self, name)
+            if type(value) is not MappingProxyType:
+                object.__setattr__(self, name, MappingProxyType(dict(value)))
+        if type(self.conditions) is not tuple:
+            object.__setattr__(self, "conditions", tuple(self.conditions))
+        if type(self.results) is not tuple:
+            object.__setattr__(self, "results", tuple(self.results))
+
+    def adding(
+        self,
+        *,
+        resources: Mapping[str, Composed] | None = None,
+        conditions: Iterable[Condition] = (),
+        results: Iterable[Result] = (),
+        requirements: Mapping[str, Requirement] | None = None,
+    ) -> Outcome:
+        """This outcome with more resources, conditions, results and requirements."""
+        return replace(
+            self,
+            resources={**self.resources, **(resources or {})},
+            conditions=(*self.conditions, *conditions),
+            results=(*self.results, *results),
+            requirements={**self.requirements, **(requirements or {})},
+        )
 
     def ttl(self, now: datetime) -> float:
         if self.ttl_at is not None:

@@ -5,6 +5,12 @@ Crossplane calls the function for every XR every TTL and on every watch event, m
 (the steady state). An entry holds the response (without meta), the outcome's TTL rule and how long the outcome
 holds (`valid_until`: the next resync epoch or retry; None: until the request changes). Requests differing in
 anything but `meta` are different keys. Entries are evicted least-recently-used.
+
+An entry never holds a password. A response's secret values (a composed Secret's `data` and `stringData`, the XR's
+connection details) are left out of it; they are memoized only when they equal what the request itself carries (the
+observed Secret under the same key, the observed connection details), and a hit takes them from the request at
+hand. A response whose secret values differ from the request's (a new password, a changed template) is not
+memoized at all.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from datetime import datetime, timedelta
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
 from function.outcome import MIN_TTL, Outcome
+from function.wire import SECRET_VALUES, plain
 
 MAX_ENTRIES = 2048
 
@@ -51,19 +58,59 @@ class Summary:
 
 @dataclass(frozen=True)
 class Entry:
-    response: bytes
+    response: bytes  # without meta and without any secret value
     summary: Summary
+    # Composed Secrets whose values come from the observed Secret of the same key; connection details likewise.
+    secrets_from_request: tuple[str, ...] = ()
+    details_from_request: bool = False
 
     def fresh(self, now: datetime) -> bool:
         return self.summary.valid_until is None or now < self.summary.valid_until
 
 
 def request_key(req: fnv1.RunFunctionRequest) -> bytes:
-    """A digest of everything in the request but `meta` (whose tag Crossplane derives from the rest anyway)."""
-    body = fnv1.RunFunctionRequest()
-    body.CopyFrom(req)
-    body.ClearField("meta")
-    return hashlib.blake2b(body.SerializeToString(deterministic=True), digest_size=20).digest()
+    """A digest of everything in the request but `meta` (whose tag Crossplane derives from the rest anyway). The
+    request's own `meta` is set aside while it is serialized rather than copying the whole request."""
+    meta = fnv1.RequestMeta()
+    meta.CopyFrom(req.meta)
+    req.ClearField("meta")
+    try:
+        data = req.SerializeToString(deterministic=True)
+    finally:
+        req.meta.CopyFrom(meta)
+    return hashlib.blake2b(data, digest_size=20).digest()
+
+
+@dataclass(frozen=True)
+class MemoPlan:
+    """How a response is memoized without its secret values: which composed Secrets and whether the connection
+    details are taken from the request on a hit."""
+
+    secrets: tuple[str, ...]
+    details: bool
+
+
+def memo_plan(req: fnv1.RunFunctionRequest, outcome: Outcome) -> MemoPlan | None:
+    """None when the outcome may not be memoized: it holds only until the request changes and it is cacheable, but
+    its secret values must also be the ones the request carries (else the memo would have to hold them)."""
+    if not outcome.cacheable:
+        return None
+    secrets: list[str] = []
+    for name, composed in outcome.resources.items():
+        if composed.resource.get("kind") != "Secret":
+            continue
+        observed = req.observed.resources[name].resource.fields if name in req.observed.resources else {}
+        for field in SECRET_VALUES:
+            have = plain(observed[field]) if field in observed else None
+            if composed.resource.get(field) != have:
+                return None  # values the request does not carry (a new password): never held here
+        secrets.append(name)
+    details = bool(outcome.connection_details)
+    if details:
+        wanted = {k: v.encode() for k, v in outcome.connection_details.items()}
+        if wanted != dict(req.observed.composite.connection_details):
+            return None
+    return MemoPlan(tuple(secrets), details)
 
 
 class ResponseCache:
@@ -85,17 +132,21 @@ class ResponseCache:
         self._entries.move_to_end(key)
         self.hits += 1
         rsp = fnv1.RunFunctionResponse.FromString(entry.response)
+        for name in entry.secrets_from_request:
+            observed = req.observed.resources[name].resource.fields
+            desired = rsp.desired.resources[name].resource.fields
+            for field in SECRET_VALUES:
+                if field in observed:
+                    desired[field].CopyFrom(observed[field])
+        if entry.details_from_request:
+            rsp.desired.composite.connection_details.update(req.observed.composite.connection_details)
         rsp.meta.tag = req.meta.tag
         rsp.meta.ttl.FromTimedelta(timedelta(seconds=entry.summary.ttl(now)))
         return rsp, entry.summary
 
-    def put(self, key: bytes, rsp: fnv1.RunFunctionResponse, outcome: Outcome) -> None:
-        if not outcome.cacheable:
-            return
-        body = fnv1.RunFunctionResponse()
-        body.CopyFrom(rsp)
-        body.ClearField("meta")
-        self._entries[key] = Entry(body.SerializeToString(), Summary.of(outcome))
+    def put(self, key: bytes, body: bytes, plan: MemoPlan, outcome: Outcome) -> None:
+        """Memoize `body` (the response without meta, secret values and connection details; see `memo_plan`)."""
+        self._entries[key] = Entry(body, Summary.of(outcome), plan.secrets, plan.details)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

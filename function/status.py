@@ -6,32 +6,19 @@ so whatever the call did not learn anew is carried over from the observed XR sta
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
+from dbops_api.registry import BY_NAME
+from dbops_api.result import UNREACHABLE
+from dbops_api.validation import FieldError, normalize
+from function.jobs.progress import SETTLED_PHASE, Progress, carried_over
 from function.objects import items, text
 from function.outcome import Composed, Condition, Outcome, Requirement, Result
-from function.provisioning import SETTLED_PHASE, Progress, carried_over
 from function.view import View
-from worker.spec_schema import KIND_STATUS
-from worker.validation import FieldError, normalize
 
 PROVISIONED = "Provisioned"
-# Worker error codes that say the server could not be reached, or refused the admin's connection: a problem of the
-# instance, not of the claim whose Job met it (docs/worker.md, "Exit codes and error classes").
-UNREACHABLE = frozenset(
-    {
-        "ConnectionRefused",
-        "Unreachable",
-        "HostNotFound",
-        "ConnectTimeout",
-        "ConnectionLost",
-        "ServerStarting",
-        "ServerStopping",
-        "TooManyConnections",
-        "AuthenticationFailed",
-        "TLSError",
-    }
-)
 INSTANCE_READY = "InstanceReady"
 CONNECTED = "Connected"
 CUSTOM_CONDITIONS = (PROVISIONED, INSTANCE_READY, CONNECTED)
@@ -40,14 +27,14 @@ MAX_ERRORS_SHOWN = 8
 
 
 def facts_key(kind: str) -> str:
-    return KIND_STATUS[kind][0]
+    return BY_NAME[kind].facts_key
 
 
 def facts(kind: str, observed: Any) -> dict[str, Any]:
     """The worker's `observed` block restricted to the fields (and types) the status schema declares."""
     if not isinstance(observed, dict):
         return {}
-    schema = KIND_STATUS[kind][1]
+    schema = BY_NAME[kind].facts
     out: dict[str, Any] = {}
     for name, sub in schema["properties"].items():
         if name in observed:
@@ -71,7 +58,11 @@ def provisioned(status: str, reason: str, message: str) -> Condition:
     return Condition(PROVISIONED, status, reason, message)  # type: ignore[arg-type]
 
 
-def from_progress(view: View, kind: str, prog: Progress) -> Outcome:
+def from_progress(
+    view: View, kind: str, prog: Progress, requirements: Mapping[str, Requirement] | None = None
+) -> Outcome:
+    """The outcome of a worker Job's progress; `requirements`: what else the call asked Crossplane for."""
+    requirements = requirements or {}
     status = carried_status(view, kind)
     status.update(phase=prog.phase, message=prog.message, job=prog.job_name, attempts=prog.attempts)
     reported = prog.reported
@@ -86,31 +77,36 @@ def from_progress(view: View, kind: str, prog: Progress) -> Outcome:
             status[facts_key(kind)] = new_facts
     if prog.phase == "Dropped":
         status.pop(facts_key(kind), None)
+    conditions = [provisioned("True" if prog.phase == "Ready" else "False", prog.reason, prog.message)]
+    if not prog.settled:
+        conditions = [provisioned("False", prog.reason, prog.message)]
+    results: list[Result] = []
+    if prog.phase == "Failed":
+        results.append(Result("Warning", prog.message, prog.reason))
+    if prog.fresh and reported is not None:
+        # What the worker said about the request itself (fields of a newer minor version it ignored: an older
+        # worker image than the function's) is news the platform team must hear.
+        said = (reported.result or {}).get("warnings")
+        if isinstance(said, list):
+            results += [Result("Warning", str(w), "WorkerWarning") for w in said[:MAX_ERRORS_SHOWN]]
     out = Outcome(
-        resources=dict(prog.resources),
+        resources=prog.resources,
         status=status,
-        requirements={"pods": prog.pods} if prog.pods is not None else {},
+        conditions=conditions,
+        results=results,
+        requirements={**({"pods": prog.pods} if prog.pods is not None else {}), **requirements},
         ttl_seconds=prog.ttl_seconds,
         ttl_at=prog.ttl_at,
         valid_until=prog.valid_until,
         cacheable=prog.cacheable,
         ready=prog.settled,
     )
-    if prog.settled:
-        out.conditions.append(
-            provisioned("True" if prog.phase == "Ready" else "False", prog.reason, prog.message)
-        )
-    else:
-        out.conditions.append(provisioned("False", prog.reason, prog.message))
-    if prog.phase == "Failed":
-        out.results.append(Result("Warning", prog.message, prog.reason))
     trouble = _unreachable(view, kind, prog)
     if trouble is not None:
         # The Job met a server it cannot reach (the instance's own check may not have noticed yet): as while the
         # instance is not Ready, a claim that converged before keeps its last result, through the retries too.
         # The Job and its retries go on as composed.
-        out = last_result(view, kind, out, trouble.message, job_met_it=True)
-        out.conditions.append(trouble)
+        out = last_result(view, kind, out, trouble.message, job_met_it=True).adding(conditions=[trouble])
     return out
 
 
@@ -140,7 +136,7 @@ def _unreachable(view: View, kind: str, prog: Progress) -> Condition | None:
 
 
 def waiting(
-    view: View, kind: str, message: str, reason: str, requirements: dict[str, Requirement]
+    view: View, kind: str, message: str, reason: str, requirements: Mapping[str, Requirement]
 ) -> Outcome:
     """Nothing to run yet (a dependency is missing or not Ready): keep what exists, say what we wait for."""
     status = carried_status(view, kind)
@@ -160,7 +156,7 @@ def converged_before(view: View) -> bool:
     return bool(view.status.get("lastSuccessfulTime"))
 
 
-def kept(view: View, kind: str, requirements: dict[str, Requirement], why: str) -> Outcome:
+def kept(view: View, kind: str, requirements: Mapping[str, Requirement], why: str) -> Outcome:
     """The instance is not Ready, but this claim converged before: its last result stands (`last_result`), every
     composed resource is kept, no Job is composed, and the instance is looked at again soon; the InstanceReady
     condition (added by the caller) says why."""
@@ -207,11 +203,10 @@ def last_result(view: View, kind: str, out: Outcome, why: str, job_met_it: bool 
         )
         status.update(phase=phase, message=message)
         condition = provisioned("False", "WaitingForInstance", message)
-    out.status = status
+    conditions = out.conditions
     if not job_met_it:
-        out.conditions = [c for c in out.conditions if c.type != PROVISIONED] + [condition]
-    out.ready = phase in SETTLED_PHASE.values()
-    return out
+        conditions = (*(c for c in out.conditions if c.type != PROVISIONED), condition)
+    return replace(out, status=status, conditions=conditions, ready=phase in SETTLED_PHASE.values())
 
 
 def error_text(errors: list[FieldError]) -> str:
@@ -225,7 +220,7 @@ def failed(
     kind: str,
     message: str,
     reason: str,
-    requirements: dict[str, Requirement] | None = None,
+    requirements: Mapping[str, Requirement] | None = None,
 ) -> Outcome:
     """The spec (or a referenced object) is wrong: compose nothing new and drop nothing, say what to fix."""
     status = carried_status(view, kind)
@@ -242,7 +237,7 @@ def failed(
 
 
 def invalid(
-    view: View, kind: str, errors: list[FieldError], requirements: dict[str, Requirement] | None = None
+    view: View, kind: str, errors: list[FieldError], requirements: Mapping[str, Requirement] | None = None
 ) -> Outcome:
     return failed(view, kind, "invalid spec: " + error_text(errors), "InvalidSpec", requirements)
 
@@ -269,12 +264,11 @@ def unevaluated_conditions(view: View, out: Outcome) -> Outcome:
     would keep its last value, however stale. Each custom condition the XR carries that `out` leaves out is set
     Unknown instead, saying why."""
     have = {c.type for c in out.conditions}
+    added: list[Condition] = []
     for cond in view.status.get("conditions") or []:
         kind = cond.get("type") if isinstance(cond, dict) else None
         if kind in CUSTOM_CONDITIONS and kind not in have:
             have.add(kind)
             why = str(out.status.get("message") or out.status.get("phase") or "")
-            out.conditions.append(
-                Condition(kind, "Unknown", "NotEvaluated", f"not evaluated this time: {why}"[:1024])
-            )
-    return out
+            added.append(Condition(kind, "Unknown", "NotEvaluated", f"not evaluated this time: {why}"[:1024]))
+    return replace(out, conditions=(*out.conditions, *added)) if added else out

@@ -11,12 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from function.objects import text
-from worker.spec_schema import GROUP, VERSION
-from worker.validation import FieldError
+from dbops_api.registry import by_xr_kind
+from dbops_api.validation import FieldError
+from function.objects import mapping, text
 
-API_VERSION = f"{GROUP}/{VERSION}"
-XR_KINDS = {f"X{kind}": kind for kind in ("DatabaseInstance", "Database", "DatabaseUser", "DatabaseGrant")}
 CLAIM_NAME_LABEL = "crossplane.io/claim-name"
 CLAIM_NAMESPACE_LABEL = "crossplane.io/claim-namespace"
 
@@ -59,40 +57,19 @@ class View:
     # The keys (never the values) of the XR's published connection details, as Crossplane read them from the XR's
     # connection Secret (`writeConnectionSecretsToNamespace`).
     connection_keys: tuple[str, ...] = ()
+    # No API server validated the XR (`crossplane render`, dbops-local): the function checks what the XRD's schema
+    # and CEL rules would have refused (function --offline).
+    offline: bool = False
 
-    @property
-    def name(self) -> str:
-        return text(self.xr, "metadata", "name")
-
-    @property
-    def uid(self) -> str:
-        return text(self.xr, "metadata", "uid")
-
-    @property
-    def legacy(self) -> bool:
-        """A cluster-scoped XR (claims, LegacyCluster); a v2 Namespaced XR has a namespace of its own."""
-        return not text(self.xr, "metadata", "namespace")
-
-    @property
-    def namespace(self) -> str | None:
-        """Where composed Secrets and Jobs live and referenced objects are looked up."""
-        return (
-            text(self.xr, "metadata", "namespace")
-            or text(self.xr, "metadata", "labels", CLAIM_NAMESPACE_LABEL)
-            or text(self.xr, "spec", "claimRef", "namespace")
-            or None
-        )
-
-    @property
-    def claim_name(self) -> str:
-        """The claim's name (for a v2 Namespaced XR, its own): the default Secret name derives from it."""
-        if not self.legacy:
-            return self.name
-        return (
-            text(self.xr, "metadata", "labels", CLAIM_NAME_LABEL)
-            or text(self.xr, "spec", "claimRef", "name")
-            or self.name
-        )
+    # Read from the XR once, at decode: every builder asks for them.
+    name: str = ""
+    uid: str = ""
+    # A cluster-scoped XR (claims, LegacyCluster); a v2 Namespaced XR has a namespace of its own.
+    legacy: bool = True
+    # Where composed Secrets and Jobs live and referenced objects are looked up.
+    namespace: str | None = None
+    # The claim's name (for a v2 Namespaced XR, its own): the default Secret name derives from it.
+    claim_name: str = ""
 
     def ref_kind(self, claim_kind: str) -> str:
         """The kind a reference resolves to: the claim for a legacy XR, the namespaced XR otherwise."""
@@ -130,14 +107,19 @@ def decode(
     now: datetime,
     rng: random.Random,
     connection_keys: tuple[str, ...] = (),
+    offline: bool = False,
 ) -> View:
     xr_kind = str(xr.get("kind", ""))
     spec = xr.get("spec")
     status = xr.get("status")
     value, errors = input_
+    name = text(xr, "metadata", "name")
+    own_namespace = text(xr, "metadata", "namespace")
+    labels = mapping(xr, "metadata", "labels")
+    claim_ref = mapping(xr, "spec", "claimRef")
     return View(
         xr_kind=xr_kind,
-        kind=XR_KINDS.get(xr_kind),
+        kind=known.name if (known := by_xr_kind(xr_kind)) is not None else None,
         xr=xr,
         spec=claim_spec(spec) if isinstance(spec, dict) else {},
         status=status if isinstance(status, dict) else {},
@@ -148,4 +130,15 @@ def decode(
         now=now,
         rng=rng,
         connection_keys=connection_keys,
+        offline=offline,
+        name=name,
+        uid=text(xr, "metadata", "uid"),
+        legacy=not own_namespace,
+        namespace=own_namespace
+        or text(labels, CLAIM_NAMESPACE_LABEL)
+        or text(claim_ref, "namespace")
+        or None,
+        claim_name=name
+        if own_namespace
+        else (text(labels, CLAIM_NAME_LABEL) or text(claim_ref, "name") or name),
     )

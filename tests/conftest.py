@@ -186,7 +186,7 @@ def apply_ok(
 @pytest.fixture(scope="module")
 def function_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The real `function` console script, served once per test module; its log goes to a temporary file."""
-    from function.offline.runtime import LocalFunction
+    from dbops_local.runtime import LocalFunction
 
     with LocalFunction(log_path=str(tmp_path_factory.mktemp("function") / "function.log")) as client:
         yield client

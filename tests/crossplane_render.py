@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from function import apigen
+from tools import apigen
 
 ROOT = Path(__file__).resolve().parent.parent
 RENDER = ROOT / "examples" / "render"
@@ -186,7 +186,7 @@ def dump(ex: Example, docs: list[dict[str, Any]]) -> str:
 
 
 def write() -> None:
-    from function.offline.runtime import LocalFunction
+    from dbops_local.runtime import LocalFunction
     from tests.upstream_tools import tool_path
 
     cli, core = tool_path("crossplane"), tool_path("crossplane-core")

@@ -1,4 +1,4 @@
-"""The function served as `function --insecure` serves it, but with a fixed clock and a seeded random generator:
+"""The function served as `function --insecure --offline` serves it, but with a fixed clock and a seeded random generator:
 what the function would answer at another time. tests/test_crossplane_cli.py renders the examples with it to show
 that the normalised render output (tests/crossplane_render.py) depends on nothing else.
 
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.at.tzinfo is None:
         parser.error("--at needs a UTC offset, e.g. 2027-03-01T12:00:00+00:00")
-    runner = FunctionRunner(clock=lambda: args.at, rng=random.Random(args.seed))
+    runner = FunctionRunner(clock=lambda: args.at, rng=random.Random(args.seed), offline=True)
     runtime.serve(runner, args.address, creds=None, insecure=True)  # type: ignore[arg-type]
 
 

@@ -1,4 +1,4 @@
-"""Helpers for tests that go through the offline loop (`function.offline`): manifests and a cluster.
+"""Helpers for tests that go through the offline loop (`dbops_local`): manifests and a cluster.
 
 The `function_client` fixture (tests/conftest.py) serves the real function once per test module.
 """
@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from function.offline.crossplane import API_VERSION
-from function.offline.loop import OfflineCluster, load_compositions
-from function.offline.runtime import FunctionClient
+from dbops_local.crossplane import API_VERSION
+from dbops_local.loop import OfflineCluster, load_compositions
+from dbops_local.runtime import FunctionClient
 from tests.conftest import unique
 from tests.servers import Server
 

@@ -1,6 +1,6 @@
-"""One source of truth for the API: the committed XRDs, Input CRD and reference equal what `function.apigen`
-generates from `worker/spec_schema.py`; every CEL rule and its Python twin agree on generated objects; the CEL
-evaluator (`function.cel_rules`) walks nested objects and lists and handles transition rules as Kubernetes does.
+"""One source of truth for the API: the committed XRDs, Input CRD and reference equal what `tools.apigen`
+generates from `dbops_api/kinds/`; every CEL rule and its Python twin agree on generated objects; the CEL
+evaluator (`function.spec.cel`) walks nested objects and lists and handles transition rules as Kubernetes does.
 """
 
 from __future__ import annotations
@@ -20,16 +20,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from function import apigen
-from function.cel_rules import (
+from dbops_api.registry import KINDS, SPECS
+from dbops_api.request import request_schema
+from dbops_api.schema import CHECKS, Schema
+from dbops_api.status import status_schema
+from dbops_api.validation import normalize
+from function.input import INPUT_SCHEMA
+from function.spec.cel import (
     RuleEvaluationError,
     evaluate_rule,
     is_transition_rule,
     rule_errors,
 )
-from function.input import INPUT_SCHEMA
-from worker.spec_schema import CHECKS, KINDS, SPECS, Schema, request_schema, status_schema
-from worker.validation import normalize
+from tools import apigen
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,12 +41,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_committed_artefacts_equal_the_generated_ones() -> None:
-    assert apigen.drifted() == [], "run `python -m function.apigen write` and commit the result"
+    assert apigen.drifted() == [], "run `python -m tools.apigen write` and commit the result"
 
 
 def test_check_command_exits_0_when_in_step() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "function.apigen", "check"],
+        [sys.executable, "-m", "tools.apigen", "check"],
         check=False,
         cwd=ROOT,
         capture_output=True,
@@ -78,7 +81,7 @@ def test_private_keys_never_reach_the_api_server() -> None:
     for kind in KINDS:
         assert not [k for k in keys(apigen.xrd(kind)) if k.startswith("x-dbops-")]
     assert not [k for k in keys(apigen.input_crd()) if k.startswith("x-dbops-")]
-    # ... while the source keeps them for worker.validation.
+    # ... while the source keeps them for dbops_api.validation.
     assert any(k.startswith("x-dbops-") for k in keys(SPECS["DatabaseUser"]))
 
 
@@ -443,7 +446,7 @@ def test_mistyped_values_are_left_to_schema_validation() -> None:
 
 
 def test_property_names_are_escaped_as_kubernetes_does() -> None:
-    from function.cel_rules import escape_property
+    from function.spec.cel import escape_property
 
     assert escape_property("function") == "__function__"
     assert escape_property("namespace") == "__namespace__"

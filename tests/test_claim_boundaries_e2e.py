@@ -1,5 +1,5 @@
 """What a claim can never do, end to end (docs/security.md "What a claim can never do"): claims through the
-offline loop (`function.offline`: the served function, Crossplane's apply rules, the worker against the private
+offline loop (`dbops_local`: the served function, Crossplane's apply rules, the worker against the private
 PostgreSQL and MariaDB servers), asserting what a platform team would check: the Secrets as they were, logins,
 the server's catalog, every claim's phase and conditions."""
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from function.offline.loop import DEFAULT_MAX_WAIT, OfflineCluster
-from function.offline.runtime import FunctionClient
+from dbops_local.loop import DEFAULT_MAX_WAIT, OfflineCluster
+from dbops_local.runtime import FunctionClient
 from tests.conftest import unique
 from tests.offline_support import admin_secret, claim, cluster, condition, instance_claim
 from tests.servers import Server

@@ -15,7 +15,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from function.offline.runtime import FunctionClient
+from dbops_local.runtime import FunctionClient
 from tests.conftest import apply_ok, request_for, run, run_worker, unique
 from tests.offline_support import admin_secret, claim, cluster, instance_claim, kube_name
 from tests.servers import Server

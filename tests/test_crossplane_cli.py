@@ -35,9 +35,8 @@ from typing import Any
 import pytest
 import yaml
 
-from function import apigen
-from function.cel_rules import rule_errors
-from function.offline.runtime import FunctionClient
+from dbops_local.runtime import FunctionClient
+from function.spec.cel import rule_errors
 from tests import crossplane_render as cr
 from tests import hostile
 from tests.function_cases import kube
@@ -45,6 +44,7 @@ from tests.function_cases.render import render
 from tests.servers import free_port
 from tests.test_manifests import OpenAPIValidator, strict, with_defaults
 from tests.upstream_tools import cache_dir, require_tool
+from tools import apigen
 
 pytestmark = pytest.mark.crossplane_cli
 
@@ -465,7 +465,7 @@ def test_documented_render_command_renders_the_expected_output(
     text = (ROOT / "docs" / "packages.md").read_text(encoding="utf-8")
     section = text.split("\n## Render without a cluster\n", 1)[1].split("\n## ", 1)[0]
     assert "tools=$(tools/cluster/build-tools.sh core)" in section
-    assert "function --insecure &" in section
+    assert "function --insecure --offline &" in section
     render_commands = _documented("Render without a cluster", '"$tools/bin/crossplane" composition render')
     [argv] = [a for a in render_commands if "|" not in a]
     assert argv[0] == str(cli) and f"--crossplane-binary={core}" in argv

@@ -1,6 +1,6 @@
 """End to end without a cluster: claims -> function over gRPC -> Jobs run locally -> real servers -> status.
 
-Everything here goes through `function.offline` (what `dbops-local` and `make demo` run): the real `function`
+Everything here goes through `dbops_local` (what `dbops-local` and `make demo` run): the real `function`
 console script, the real `dbops-worker` with the environment each Job declares, the private PostgreSQL and
 MariaDB servers. Assertions are what a user would check: the claim's phase and message, the catalog, a login.
 """
@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from function.offline.loop import DEFAULT_MAX_WAIT, MAX_ROUNDS, OfflineCluster, load_manifests
-from function.offline.runtime import FunctionClient
+from dbops_local.loop import DEFAULT_MAX_WAIT, MAX_ROUNDS, OfflineCluster, load_manifests
+from dbops_local.runtime import FunctionClient
 from tests.conftest import unique
 from tests.offline_support import admin_secret, claim, cluster, condition, instance_claim
 from tests.servers import Server

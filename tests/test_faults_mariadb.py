@@ -23,7 +23,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from function.offline.runtime import FunctionClient
+from dbops_local.runtime import FunctionClient
 from tests.conftest import request_for, run_worker, unique
 from tests.offline_support import admin_secret, cluster, condition, instance_claim, kube_name
 from tests.servers import Server

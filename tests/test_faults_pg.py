@@ -20,7 +20,7 @@ from typing import Any
 import psycopg2.extensions
 import pytest
 
-from function.offline.runtime import FunctionClient
+from dbops_local.runtime import FunctionClient
 from tests.conftest import WorkerRun, request_for, run_worker, unique
 from tests.offline_support import admin_secret, cluster, condition, instance_claim, kube_name
 from tests.servers import Server

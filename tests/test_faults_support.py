@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from function.offline.loop import OfflineCluster
-from function.offline.runtime import FunctionClient
+from dbops_local.loop import OfflineCluster
+from dbops_local.runtime import FunctionClient
 from tests.conftest import WORKER, WorkerRun, run_worker, unique
 from tests.offline_support import admin_secret, claim, cluster, instance_claim, kube_name
 from tests.servers import Server, Statement, is_write, private_servers

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
-from function import schedule
 from function.fn import FunctionRunner
-from function.job import JOB_PREFIX
+from function.jobs import schedule
+from function.jobs.job import JOB_PREFIX
 from tests.function_cases import kube
 from worker.request import parse
 
@@ -45,8 +45,12 @@ ASKING_CLAIM = kube.claim(
 )
 
 
-def call(req: fnv1.RunFunctionRequest, now: datetime = NOW, seed: int = 7) -> fnv1.RunFunctionResponse:
-    runner = FunctionRunner(clock=lambda: now, rng=random.Random(seed))
+def call(
+    req: fnv1.RunFunctionRequest, now: datetime = NOW, seed: int = 7, offline: bool = False
+) -> fnv1.RunFunctionResponse:
+    """One call of the function as served on a cluster, or (`offline`) as `crossplane render` and dbops-local run
+    it (`function --offline`: no API server validated the XR, so the function checks its XRD's CEL rules too)."""
+    runner = FunctionRunner(clock=lambda: now, rng=random.Random(seed), offline=offline)
     return asyncio.run(runner.RunFunction(req))
 
 
@@ -546,9 +550,7 @@ def test_resync_offsets_differ_between_xrs_and_stay_fixed_per_uid() -> None:
     assert len(set(offsets)) > 180, "200 XRs spread over the hour (a few collisions are expected)"
     assert [schedule.offset(u, 3600) for u in uids] == offsets
     # Not Python's per-process string hash: another interpreter with another hash seed computes the same offsets.
-    script = (
-        "import sys; from function import schedule; print([schedule.offset(u, 3600) for u in sys.argv[1:]])"
-    )
+    script = "import sys; from function.jobs import schedule; print([schedule.offset(u, 3600) for u in sys.argv[1:]])"
     for seed in ("1", "2"):
         done = subprocess.run(
             [sys.executable, "-c", script, *uids[:5]],
@@ -1390,7 +1392,9 @@ def test_an_invalid_spec_names_the_field_and_composes_nothing_new(
             xr["spec"][key] = value
     done = kube.job_complete(JOB, iso(NOW))
     observed = {"credentials": SECRET, KEY: done}
-    rsp = call(kube.request(xr, observed_resources=observed, required=USER_REQUIRED, input_=USER_INPUT))
+    rsp = call(
+        kube.request(xr, observed_resources=observed, required=USER_REQUIRED, input_=USER_INPUT), offline=True
+    )
     status = kube.status(rsp)
     assert status["phase"] == "Failed"
     assert want in status["message"], status["message"]
@@ -1422,7 +1426,8 @@ def test_immutable_fields_are_enforced_against_the_observed_jobs() -> None:
             observed_resources={"credentials": SECRET, KEY: JOB},
             required=USER_REQUIRED,
             input_=USER_INPUT,
-        )
+        ),
+        offline=True,
     )
     assert kube.status(rsp)["phase"] == "Failed"
     assert (
@@ -1434,14 +1439,16 @@ def test_immutable_fields_are_enforced_against_the_observed_jobs() -> None:
     rsp = call(
         kube.request(
             xr, observed_resources={"credentials": SECRET}, required=USER_REQUIRED, input_=USER_INPUT
-        )
+        ),
+        offline=True,
     )
     assert kube.status(rsp)["phase"] == "Provisioning"
 
 
 def test_database_name_and_instance_engine_are_immutable() -> None:
     rsp = call(
-        kube.request(DB_XR, required={"instance": [INSTANCE]}, input_=kube.composition_input("Database"))
+        kube.request(DB_XR, required={"instance": [INSTANCE]}, input_=kube.composition_input("Database")),
+        offline=True,
     )
     [(key, job)] = kube.jobs(rsp).items()
     renamed = copy.deepcopy(DB_XR)
@@ -1452,10 +1459,11 @@ def test_database_name_and_instance_engine_are_immutable() -> None:
             observed_resources={key: kube.observed(job, key)},
             required={"instance": [INSTANCE]},
             input_=kube.composition_input("Database"),
-        )
+        ),
+        offline=True,
     )
     assert "spec.name: name is immutable" in kube.status(rsp)["message"]
-    rsp = call(kube.request(INSTANCE_XR, input_=kube.composition_input("DatabaseInstance")))
+    rsp = call(kube.request(INSTANCE_XR, input_=kube.composition_input("DatabaseInstance")), offline=True)
     [(key, job)] = kube.jobs(rsp).items()
     changed = copy.deepcopy(INSTANCE_XR)
     changed["spec"]["engine"] = "mariadb"
@@ -1464,9 +1472,24 @@ def test_database_name_and_instance_engine_are_immutable() -> None:
             changed,
             observed_resources={key: kube.observed(job, key)},
             input_=kube.composition_input("DatabaseInstance"),
-        )
+        ),
+        offline=True,
     )
     assert "spec.engine: engine is immutable" in kube.status(rsp)["message"]
+
+
+def test_on_a_cluster_the_function_leaves_the_xrds_cel_rules_to_the_api_server() -> None:
+    """Served on a cluster (no --offline), the function does not evaluate the XRD's CEL rules again: the API server
+    refused such an XR before it existed. Offline the same spec is refused, with the API server's message."""
+    xr = copy.deepcopy(USER_XR)
+    xr["spec"]["passwordSecret"] = {"secretName": "x", "secretTemplate": {"type": "kubernetes.io/tls"}}
+    req = kube.request(
+        xr, observed_resources={"credentials": SECRET}, required=USER_REQUIRED, input_=USER_INPUT
+    )
+    offline = kube.status(call(req, offline=True))
+    assert offline["phase"] == "Failed"
+    assert "secretTemplate.type must be Opaque" in offline["message"]
+    assert "secretTemplate.type must be Opaque" not in kube.status(call(req)).get("message", "")
 
 
 def test_unknown_kind_and_invalid_input_are_fatal() -> None:

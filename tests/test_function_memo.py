@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 from datetime import datetime, timedelta
 
@@ -123,3 +124,58 @@ def test_the_memo_is_bounded() -> None:
             ),
         )
     assert len(cache) == 3
+
+
+def _memo_bytes(cache: ResponseCache) -> bytes:
+    return b"".join(entry.response for entry in cache._entries.values())
+
+
+def test_the_memo_never_holds_a_password_and_a_hit_still_carries_it() -> None:
+    """A converged user's response carries its credentials Secret (the password) and, for a claim that asks, the
+    connection details; the memo keeps neither, and a hit fills them in from the request at hand."""
+    password = kube.secret_data(SECRET)["password"]
+    forms = [password.encode(), base64.b64encode(password.encode())]
+    clock = Clock(NOW)
+    cache = ResponseCache()
+    runner = _runner(clock, cache)
+    req = _converged()
+    first = _call(runner, req)
+    assert kube.secret_data(kube.desired(first)["credentials"])["password"] == password
+    assert len(cache) == 1 and cache.misses == 1
+    held = _memo_bytes(cache)
+    assert held and not [f for f in forms if f in held]
+    again = _call(runner, _converged(tag="b"))
+    assert cache.hits == 1
+    assert _body(again) == _body(first)
+
+
+def test_a_response_with_a_new_password_is_not_memoized() -> None:
+    """The first call of a new user draws a password the request does not carry: nothing is memoized."""
+    clock = Clock(NOW)
+    cache = ResponseCache()
+    runner = _runner(clock, cache)
+    rsp = _call(runner, kube.request(USER_XR, required=USER_REQUIRED, input_=USER_INPUT))
+    assert "credentials" in kube.desired(rsp)
+    assert len(cache) == 0
+
+
+def test_connection_details_are_memoized_only_as_the_request_carries_them() -> None:
+    from tests.test_function_compose import ASKING_CLAIM
+
+    password = kube.secret_data(SECRET)["password"]
+    cache = ResponseCache()
+    runner = _runner(Clock(NOW), cache)
+    req = _converged()
+    req.required_resources["claim"].items.add().resource.update(ASKING_CLAIM)
+    first = _call(runner, req)
+    details = dict(first.desired.composite.connection_details)
+    assert details["password"] == password.encode()
+    assert len(cache) == 0, "the request does not carry these details yet: not memoized"
+    for key, value in details.items():
+        req.observed.composite.connection_details[key] = value
+    _call(runner, req)
+    assert len(cache) == 1
+    assert password.encode() not in _memo_bytes(cache)
+    hit = _call(runner, req)
+    assert cache.hits == 1
+    assert dict(hit.desired.composite.connection_details) == details

@@ -133,10 +133,11 @@ def test_the_corpus_covers_every_kind_category_and_name_like_field() -> None:
 
 @pytest.fixture(scope="module")
 def stub() -> Iterator[grpcv1.FunctionRunnerServiceStub]:
-    """The `function` console script serving plain gRPC, as `crossplane render` runs it."""
+    """The `function` console script serving plain gRPC, as `crossplane render` runs it (`--offline`: no API
+    server checked these XRs)."""
     address = f"127.0.0.1:{free_port()}"
     proc = subprocess.Popen(
-        [FUNCTION, "--insecure", "--address", address], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [FUNCTION, "--insecure", "--offline", "--address", address], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     channel = grpc.insecure_channel(address)
     try:

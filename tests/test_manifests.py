@@ -4,7 +4,7 @@
   refused, their CEL rules evaluated), plus what Kubernetes demands of an XRD's schema (structural, CEL within the
   cost budget) and of the claim CRD Crossplane generates from it (kubernetes-validate);
 - every example claim against its XRD's schema with the CEL rules evaluated, and through
-  `worker.validation.normalize` and `worker.semantics` as the function validates it;
+  `dbops_api.validation.normalize` and `dbops_api.engine_rules` as the function validates it;
 - deploy/ with kubernetes-validate (strict, Kubernetes 1.31), and the deletion-protection policy's CEL on
   admission requests.
 """
@@ -23,12 +23,14 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from function import apigen
-from function.cel_rules import evaluate, is_transition_rule, rule_errors
+from dbops_api import engine_rules as semantics
+from dbops_api.registry import GROUP, KINDS, SPECS, VERSION
+from dbops_api.schema import Schema
+from dbops_api.status import status_schema
+from dbops_api.validation import normalize, openapi_regex
 from function.input import INPUT_GROUP, INPUT_VERSION, parse_input
-from worker import semantics
-from worker.spec_schema import GROUP, KINDS, SPECS, VERSION, Schema, status_schema
-from worker.validation import normalize, openapi_regex
+from function.spec.cel import evaluate, is_transition_rule, rule_errors
+from tools import apigen
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("DBOPS_SHARED", ROOT / "tests" / "fixtures"))

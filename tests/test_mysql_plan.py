@@ -13,6 +13,7 @@ from typing import Any
 import pymysql
 import pytest
 
+from dbops_api.mysql_privileges import level_privileges
 from worker.adapters.base import ServerInfo, Step
 from worker.adapters.mysql import tls_context
 from worker.adapters.mysql_account import (
@@ -32,7 +33,6 @@ from worker.adapters.mysql_errors import classify
 from worker.adapters.mysql_grants import GrantState, Held, Target, observe_parts, plan_grants
 from worker.adapters.mysql_sql import Account, db_pattern, parse_version, render, unsupported
 from worker.errors import PermanentError
-from worker.mysql_privileges import level_privileges
 from worker.ownership import Owner
 from worker.request import Secrets
 

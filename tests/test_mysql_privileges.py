@@ -1,4 +1,4 @@
-"""worker.mysql_privileges: names per level, flavor and version; ALL expansion; spec checks (pure, no server)."""
+"""dbops_api.mysql_privileges: names per level, flavor and version; ALL expansion; spec checks (pure, no server)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from dbops_api.mysql_privileges import canonical, expand, level_privileges, resolve, spec_errors
 from worker.errors import InvalidRequest
-from worker.mysql_privileges import canonical, expand, level_privileges, resolve, spec_errors
 from worker.request import parse
 
 MARIADB_10_11 = ("mariadb", (10, 11, 6))

@@ -9,9 +9,9 @@ import base64
 from types import SimpleNamespace
 from typing import Any
 
-from function.offline import crossplane as xp
-from function.offline.loop import OfflineCluster, Outcome
-from function.offline.store import Obj
+from dbops_local import crossplane as xp
+from dbops_local.loop import OfflineCluster, Outcome
+from dbops_local.store import Obj
 
 XR: Obj = {
     "apiVersion": xp.API_VERSION,

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from function.offline.cli import MASK
+from dbops_local.cli import MASK
 from tests.conftest import unique
 from tests.offline_support import admin_secret, claim, instance_claim
 from tests.servers import Server

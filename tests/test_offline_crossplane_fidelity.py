@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from function.offline.loop import MAX_REQUIREMENT_ROUNDS, OfflineCluster
-from function.offline.runtime import FunctionClient
+from dbops_local.loop import MAX_REQUIREMENT_ROUNDS, OfflineCluster
+from dbops_local.runtime import FunctionClient
 from tests.conftest import unique
 from tests.offline_support import admin_secret, claim, cluster, condition, instance_claim
 from tests.servers import Server

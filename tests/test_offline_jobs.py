@@ -1,4 +1,4 @@
-"""How `dbops-local` runs a Job's Pod (function.offline.jobs): exactly the declared environment, Secrets resolved
+"""How `dbops-local` runs a Job's Pod (dbops_local.jobs): exactly the declared environment, Secrets resolved
 as the kubelet resolves them, and the Job's rules. Real processes; no database needed."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from function.offline.jobs import DEADLINE_MESSAGE, IMAGE_ENV, run_job, run_pod
-from function.offline.loop import OfflineCluster
-from function.offline.store import Obj
+from dbops_local.jobs import DEADLINE_MESSAGE, IMAGE_ENV, run_job, run_pod
+from dbops_local.loop import OfflineCluster
+from dbops_local.store import Obj
 
 NAMESPACE = "apps"
 PRINT_ENV = (

@@ -291,6 +291,22 @@ def test_worker_image_has_the_drivers_and_not_the_function_dependencies(built: B
         assert absent.returncode != 0, f"the worker image should not carry {module}"
 
 
+def test_function_image_has_grpc_and_not_the_database_drivers(built: Built) -> None:
+    python = built.roots["function"] / "venv/bin/python"
+    sdk = subprocess.run(
+        [python, "-c", "import grpc, crossplane.function, function.fn"],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert sdk.returncode == 0, sdk.stderr
+    for module in ("sqlalchemy", "psycopg2", "pymysql", "scramp", "nacl"):
+        absent = subprocess.run(
+            [python, "-c", f"import {module}"], check=False, capture_output=True, text=True
+        )
+        assert absent.returncode != 0, f"the function image should not carry {module}"
+
+
 def test_function_image_runs_its_entrypoint(built: Built) -> None:
     done = run_entrypoint(built, "function", "--help")
     assert done.returncode == 0, done.stderr
@@ -359,7 +375,7 @@ def test_build_steps_are_the_ones_this_test_runs() -> None:
     build = STAGES["build"].all("RUN")
     assert any("python -m build --wheel" in r for r in build)
     venv = "python -m venv --without-pip /venv && python -m pip --python /venv/bin/python install"
-    assert STAGES["worker-venv"].all("RUN") == [f"{venv} /dist/*.whl"]
+    assert STAGES["worker-venv"].all("RUN") == [f'{venv} "$(echo /dist/*.whl)[worker]"']
     assert STAGES["function-venv"].all("RUN") == [f'{venv} "$(echo /dist/*.whl)[function]"']
     for stage in STAGES.values():
         for args in stage.all("RUN") + stage.all("COPY") + stage.all("WORKDIR"):

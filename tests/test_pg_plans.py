@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from worker import pg_privileges as privs
+from dbops_api import pg_privileges as privs
 from worker.adapters import pg_password
 from worker.adapters.base import ServerInfo
 from worker.adapters.pg_acl import (

@@ -13,7 +13,9 @@ from typing import Any
 import pymysql
 import pytest
 
-from function.cel_rules import rule_errors
+from dbops_api.registry import SPECS
+from dbops_api.validation import normalize
+from function.spec.cel import rule_errors
 from tests.conftest import apply_ok, run, unique
 from tests.servers import Server
 from tests.test_mysql_plan import sqls, user_spec
@@ -26,8 +28,6 @@ from worker.adapters.mysql_account import AccountRows, AccountState, UserState, 
 from worker.adapters.mysql_grants import GrantState, plan_grants
 from worker.adapters.pg_acl import Membership, membership_steps
 from worker.errors import PermanentError
-from worker.spec_schema import SPECS
-from worker.validation import normalize
 
 MYSQL = ServerInfo("mysql", "8.0.36", (8, 0, 36))
 MARIADB = ServerInfo("mariadb", "10.11.6-MariaDB", (10, 11, 6))

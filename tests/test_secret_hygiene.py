@@ -34,9 +34,9 @@ from typing import Any
 import pytest
 from google.protobuf.json_format import MessageToDict
 
+from dbops_local.loop import OfflineCluster, load_compositions, load_manifests
+from dbops_local.runtime import FunctionClient, LocalFunction
 from function.fn import FunctionRunner
-from function.offline.loop import OfflineCluster, load_compositions, load_manifests
-from function.offline.runtime import FunctionClient, LocalFunction
 from tests.function_cases import kube
 from tests.offline_support import claim
 from tests.servers import Server

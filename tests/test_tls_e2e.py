@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from function.job import TLS_DIR
-from function.offline.loop import OfflineCluster
-from function.offline.runtime import FunctionClient
+from dbops_local.loop import OfflineCluster
+from dbops_local.runtime import FunctionClient
+from function.jobs.job import TLS_DIR
 from tests.conftest import unique
 from tests.offline_support import claim, cluster, condition, kube_name
 from tests.servers import CertificateAuthority, Server, TLSFiles, private_servers

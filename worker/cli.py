@@ -8,10 +8,11 @@ import os
 import sys
 import traceback
 
+from dbops_api.registry import KINDS
+from dbops_api.request import ACTIONS
 from worker.errors import InvalidRequest, WorkerError, internal_error
-from worker.request import ACTIONS, admin_errors, parse, secrets_from_env
+from worker.request import admin_errors, parse, secrets_from_env
 from worker.result import Result, redact, render, write_result_file
-from worker.spec_schema import KINDS
 
 
 def main(argv: list[str] | None = None) -> int:

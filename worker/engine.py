@@ -21,7 +21,7 @@ IN_PLACE_ATTEMPTS = 5  # each failure means another transaction committed: N rac
 def run(action: str, request: Request, secrets: Secrets, printer: Any = None) -> Result:
     """Carry out `action` for `request`. Never raises a WorkerError: it ends up in the result."""
     started = time.monotonic()
-    result = Result(kind=request.kind, action=action)
+    result = Result(kind=request.kind, action=action, warnings=list(request.warnings))
     adapter_cls = load(request.engine)
     adapter = adapter_cls(request, secrets)
     try:

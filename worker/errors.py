@@ -9,13 +9,15 @@ from __future__ import annotations
 import traceback
 from pathlib import Path
 
+from dbops_api.result import EXIT_PERMANENT, EXIT_TRANSIENT
+
 
 class WorkerError(Exception):
     """A classified failure with a stable `code` and a message fit for a user (never a secret). `statement`: the
     summary of the statement that failed, where the adapter knows it (the engine compares it with a new plan)."""
 
     transient: bool = False
-    exit_code: int = 2
+    exit_code: int = EXIT_PERMANENT
 
     def __init__(self, code: str, message: str, statement: str | None = None) -> None:
         super().__init__(message)
@@ -32,7 +34,7 @@ class TransientError(WorkerError):
     """Retrying later may succeed: connection refused or reset, timeouts, lock waits, serialization failures."""
 
     transient = True
-    exit_code = 1
+    exit_code = EXIT_TRANSIENT
 
 
 class PermanentError(WorkerError):

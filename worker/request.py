@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from dbops_api.request import validate
 from worker.errors import InvalidRequest
-from worker.semantics import engine_errors
-from worker.spec_schema import KINDS, request_schema
-from worker.validation import FieldError, normalize
-
-ACTIONS = ("apply", "plan", "check", "drop")
 
 
 @dataclass(frozen=True)
@@ -23,6 +18,8 @@ class Request:
     spec: dict[str, Any]
     owner: dict[str, Any] = field(default_factory=dict)
     policy: dict[str, Any] = field(default_factory=dict)
+    # What the worker says about the request itself (a newer minor version's fields it ignored).
+    warnings: tuple[str, ...] = ()
 
     @property
     def allow_global_grants(self) -> bool:
@@ -49,52 +46,19 @@ class Secrets:
 
 def parse(text: str, action: str) -> Request:
     """Parse the request JSON; raise InvalidRequest naming every bad field and what is allowed."""
-    try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        raise InvalidRequest(f"request is not valid JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise InvalidRequest("request must be a JSON object with kind, engine, connection and spec")
-    kind = raw.get("kind")
-    if kind not in KINDS:
-        raise InvalidRequest(f"kind: must be one of {', '.join(KINDS)}; got {kind!r}")
-    if action == "check" and kind != "DatabaseInstance":
-        raise InvalidRequest(f"check applies to DatabaseInstance requests, not {kind}")
-    if action != "check" and kind == "DatabaseInstance":
-        raise InvalidRequest("a DatabaseInstance request supports only the check action")
-    schema = request_schema(kind)
-    value, errors = normalize(schema, raw, "request")
-    if not errors:
-        allow_global = bool(value.get("policy", {}).get("allowGlobalGrants"))
-        errors = engine_errors(kind, value["engine"], value["spec"], "request.spec", allow_global)
-    if not errors and kind != "DatabaseInstance":
-        errors = owner_errors(value.get("owner") or {})
-    if not errors:
-        # Fill the engine block's defaults even when it is absent, so adapters see one complete shape.
-        block = "postgres" if value["engine"] == "postgres" else "mysql"
-        block_schema = schema["properties"]["spec"]["properties"].get(block)
-        if block_schema is not None and block not in value["spec"]:
-            value["spec"][block], _ = normalize(block_schema, {}, f"request.spec.{block}")
-    if errors:
-        raise InvalidRequest("; ".join(str(e) for e in errors))
+    checked = validate(text, action)
+    if checked.value is None:
+        raise InvalidRequest("; ".join(str(e) for e in checked.errors))
+    value = checked.value
     return Request(
-        kind,
+        value["kind"],
         value["engine"],
         value["connection"],
         value["spec"],
         value.get("owner", {}),
         value.get("policy", {}),
+        tuple(checked.warnings),
     )
-
-
-def owner_errors(owner: dict[str, Any]) -> list[FieldError]:
-    """The claim a request acts for must be named: dbops marks what it creates with it, and refuses to touch what
-    another claim (or nobody) owns (docs/worker.md, "Ownership")."""
-    return [
-        FieldError(f"request.owner.{key}", "is required: dbops marks the objects it creates with their claim")
-        for key in ("kind", "name")
-        if not owner.get(key)
-    ]
 
 
 def admin_errors(request: Request, secrets: Secrets) -> list[str]:

@@ -7,9 +7,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from dbops_api.result import EXIT_CONVERGED, RESULT_LIMIT
 from worker.errors import WorkerError
 
-RESULT_LIMIT = 4096  # bytes Kubernetes keeps of a termination message
 DEFAULT_RESULT_FILE = "/dev/termination-log"
 REDACTED = "***"
 
@@ -24,6 +24,7 @@ class Result:
     statements: dict[str, int] = field(default_factory=lambda: {"reads": 0, "writes": 0})
     duration_ms: int = 0
     error: WorkerError | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -31,10 +32,10 @@ class Result:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.error is None else self.error.exit_code
+        return EXIT_CONVERGED if self.error is None else self.error.exit_code
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "ok": self.ok,
             "kind": self.kind,
             "action": self.action,
@@ -47,6 +48,9 @@ class Result:
             if self.error is None
             else {"class": self.error.error_class, "code": self.error.code, "message": self.error.message},
         }
+        if self.warnings:
+            out["warnings"] = self.warnings
+        return out
 
 
 def redact(text: str, secrets: list[str]) -> str:

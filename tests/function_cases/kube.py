@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
-from function.fn import to_dict
+from function.wire import to_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 API = "dbops.dbprovision.io/v1alpha1"

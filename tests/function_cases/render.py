@@ -27,7 +27,7 @@ from typing import Any
 
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
-from function.fn import to_dict
+from function.wire import to_dict
 from tests.function_cases.kube import COMPOSITION_RESOURCE_NAME
 
 MAX_ITERATIONS = 5

@@ -2,7 +2,7 @@
 
 It registers a Node, binds every unscheduled Pod to it, and runs the Pod's first container as a local process with
 exactly the Pod's environment (literal values, `secretKeyRef`s resolved through the API server, Secret volumes
-written to a private directory, paths translated; `function.offline.jobs.pod_process`, shared with dbops-local).
+written to a private directory, paths translated; `dbops_local.jobs.pod_process`, shared with dbops-local).
 It writes the Pod's status as a kubelet would (Pending with the waiting reason while a Secret is missing, Running,
 then Succeeded/Failed with the container's exit code and termination message) and, for Pods being deleted, kills
 the process and removes the Pod. Everything else (Job retries, podFailurePolicy, deadlines, garbage collection) is
@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from function.offline.jobs import PodCannotStart, pod_process
+from dbops_local.jobs import PodCannotStart, pod_process
 from tools.cluster.kube import ApiError, Kube, Obj
 
 NODE_NAME = "dbops-process-node"

@@ -3,7 +3,7 @@ moves (a contract package); nothing else under tools/compat imports the function
 
 - `dbops_fields`: the field list, from the generated XRDs (`apis/*/definition.yaml`), which stay generated
   wherever their source lives.
-- `dbops_errors`: what dbops says about a claim spec: the schema with its CEL twins (`worker.validation.
+- `dbops_errors`: what dbops says about a claim spec: the schema with its CEL twins (`dbops_api.validation.
   normalize`), then what the function checks beyond the schema (secret templates, engine-dependent rules).
 - `crd_errors`: another project's CRD schema applied the way the API server would (unknown fields refused,
   defaults, then its CEL rules), with the same machinery.
@@ -44,11 +44,12 @@ def dbops_errors(kind: str, spec: Any, engine: str | None) -> list[str]:
     """Why dbops refuses this claim spec today (empty: accepted): the schema and its CEL twins, then what the
     function checks beyond the schema (the secret template grammar; with the instance's `engine` known, the
     engine-dependent rules and the engine block)."""
-    from function.credentials import template_errors
-    from function.spec_validation import engine_block_errors
-    from worker.semantics import engine_errors
-    from worker.spec_schema import ENGINES, SPECS
-    from worker.validation import FieldError, normalize
+    from dbops_api.engine_rules import engine_errors
+    from dbops_api.registry import SPECS
+    from dbops_api.schema import ENGINES
+    from dbops_api.validation import FieldError, normalize
+    from function.secrets.credentials import template_errors
+    from function.spec.validation import engine_block_errors
 
     if kind not in SPECS:
         return [f"kind {kind}: dbops has no such kind"]
@@ -69,8 +70,8 @@ def dbops_errors(kind: str, spec: Any, engine: str | None) -> list[str]:
 
 def crd_errors(schema: Schema, spec: Any) -> list[str]:
     """A CRD `spec` schema (with CEL rules, without our Python twins) applied to `spec` as the API server would."""
-    from function.cel_rules import rule_errors
-    from worker.validation import normalize
+    from dbops_api.validation import normalize
+    from function.spec.cel import rule_errors
 
     value, errors = normalize(_without_rules(schema), spec, "spec")
     if not errors:

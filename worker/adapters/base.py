@@ -85,7 +85,7 @@ class KindHandler(abc.ABC, Generic[Observed]):
 
     @abc.abstractmethod
     def facts(self, spec: dict[str, Any], observed: Observed) -> dict[str, Any]:
-        """The result's `observed` object (keys of the kind's status block in worker.spec_schema.KIND_STATUS)."""
+        """The result's `observed` object (keys of the kind's status block in the kind's `facts` in dbops_api.kinds)."""
 
 
 class Adapter(abc.ABC):

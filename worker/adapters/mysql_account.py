@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from dbops_api.mysql_privileges import level_privileges
 from worker.adapters import mysql_catalog as catalog
 from worker.adapters.base import KindHandler, Plan, ServerInfo, Step
 from worker.adapters.mysql_login import client_host, login_decides
@@ -31,7 +32,6 @@ from worker.adapters.mysql_sql import (
     row,
 )
 from worker.errors import PermanentError
-from worker.mysql_privileges import level_privileges
 from worker.ownership import Claim, Owner, claim_object
 from worker.ownership import parse as parse_marker
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from dbops_api.system import MYSQL_CATALOG
 from worker.adapters.base import Step
 from worker.adapters.mysql_sql import Account, Sql, row
-from worker.spec_schema import MYSQL_CATALOG
 
 # Constant, so the no-op path needs no identifier quoting (which loads SQLAlchemy's dialect).
 TABLE = f"`{MYSQL_CATALOG}`.`owners`"

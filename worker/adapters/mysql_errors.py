@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dbops_api.system import MYSQL_CATALOG
 from worker.errors import PermanentError, TransientError, WorkerError
 from worker.result import redact
-from worker.spec_schema import MYSQL_CATALOG
 
 
 @dataclass(frozen=True)

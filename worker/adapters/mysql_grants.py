@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from dbops_api.mysql_privileges import ROUTINE_LEVELS, expand
 from worker.adapters import mysql_catalog as catalog
 from worker.adapters.base import KindHandler, Plan, ServerInfo, Step
 from worker.adapters.mysql_account import (
@@ -26,7 +27,6 @@ from worker.adapters.mysql_account import (
 )
 from worker.adapters.mysql_sql import Account, Sql, db_pattern, ident, is_mariadb, placeholders, row
 from worker.errors import PermanentError
-from worker.mysql_privileges import ROUTINE_LEVELS, expand
 from worker.ownership import Owner, check_grantee
 
 if TYPE_CHECKING:

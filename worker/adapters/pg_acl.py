@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker import pg_privileges as privs
+from dbops_api import pg_privileges as privs
 from worker.adapters.base import Step
 from worker.adapters.pg_sql import Catalog, ident, idents, qualified, step
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker import pg_privileges as privs
+from dbops_api import pg_privileges as privs
 from worker.adapters.base import KindHandler, Plan, Step
 from worker.adapters.pg_acl import (
     DEFAULT_ACLS_JSON,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from worker import pg_privileges as privs
+from dbops_api import pg_privileges as privs
 from worker.adapters import pg_password
 from worker.adapters.base import KindHandler, Plan, Step
 from worker.adapters.pg_acl import (

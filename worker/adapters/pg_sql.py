@@ -9,6 +9,7 @@ from functools import cache
 from typing import Any, Protocol
 
 from worker.adapters.base import ServerInfo, Step
+from worker.adapters.pg_keywords import QUOTED_KEYWORDS
 from worker.result import REDACTED
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s|%%")
@@ -22,7 +23,10 @@ def _preparer() -> Any:
     # (a no-op apply) never quotes an identifier, so it never pays for it.
     from sqlalchemy.dialects.postgresql.psycopg2 import dialect
 
-    return dialect().identifier_preparer  # type: ignore[no-untyped-call]
+    preparer = dialect().identifier_preparer  # type: ignore[no-untyped-call]
+    # Every keyword of PostgreSQL 13 to 17 that an identifier must be quoted as (pg_keywords.py).
+    preparer.reserved_words = preparer.reserved_words | QUOTED_KEYWORDS
+    return preparer
 
 
 def ident(name: str) -> str:

@@ -1,0 +1,1 @@
+"""The claim kinds, one module each; `dbops_api.registry` lists them."""

@@ -1,0 +1,24 @@
+"""The status every kind's XR carries: the phase, what happened last, and the kind's observed facts."""
+
+from __future__ import annotations
+
+from dbops_api.registry import BY_NAME
+from dbops_api.schema import Schema, enum, integer, obj, string
+
+PHASES = ("Pending", "Provisioning", "Ready", "Failed", "Dropped")
+
+COMMON_STATUS: dict[str, Schema] = {
+    "phase": enum("Where the object is in its life.", PHASES),
+    "message": string("What happened last, in words; the worker's error message when Failed."),
+    "job": string("Name of the Job that carries the current desired state."),
+    "lastAppliedHash": string("Hash of the last desired state the worker converged."),
+    "lastSuccessfulTime": string("When the worker last converged the object.", format="date-time"),
+    "attempts": integer("Failed attempts at the current desired state (retries back off exponentially)."),
+}
+
+
+def status_schema(kind: str) -> Schema:
+    k = BY_NAME[kind]
+    return obj(
+        f"Observed state of the {kind}, written by the function.", {**COMMON_STATUS, k.facts_key: k.facts}
+    )

@@ -1,0 +1,166 @@
+"""`dbops-local`: run claims against real database servers without a cluster. See docs/offline.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dbops_local.crossplane import Composition
+from dbops_local.loop import DEFAULT_MAX_WAIT, OfflineCluster, load_compositions, load_manifests
+from dbops_local.masking import MASK, masker, secret_lines
+from dbops_local.runtime import FunctionClient, LocalFunction
+from dbops_local.store import Obj
+
+__all__ = ["MASK", "main", "report"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="dbops-local",
+        description="Apply dbops claims and Secrets, call the function as Crossplane would, run the Jobs' worker "
+        "commands locally against the real servers, and print each claim's status.",
+    )
+    parser.add_argument(
+        "-f", "--filename", action="append", required=True, help="YAML with claims and Secrets"
+    )
+    parser.add_argument(
+        "--state", help="JSON file keeping the objects between runs (holds Secrets: mode 0600)"
+    )
+    parser.add_argument(
+        "--delete",
+        action="append",
+        default=[],
+        metavar="KIND/NAME",
+        help="delete a claim (or Secret) before reconciling, e.g. DatabaseUser/myapp-user",
+    )
+    parser.add_argument(
+        "--compositions", default="apis", help="directory with the Compositions (default: apis)"
+    )
+    parser.add_argument("--input", help="YAML merged into the function's Input (e.g. retry settings)")
+    parser.add_argument("--function-address", help="call a function already serving here (--insecure)")
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=DEFAULT_MAX_WAIT,
+        help="longest wait for a retry the function schedules after a transient failure "
+        f"(seconds, default {DEFAULT_MAX_WAIT:g})",
+    )
+    parser.add_argument("--show-secrets", action="store_true", help="print Secret values unmasked")
+    parser.add_argument("-n", "--namespace", default="default")
+    parser.add_argument("-o", "--output", choices=("table", "yaml"), default="table")
+    args = parser.parse_args(argv)
+
+    compositions = load_compositions(args.compositions) if Path(args.compositions).is_dir() else {}
+    overrides = yaml.safe_load(Path(args.input).read_text()) if args.input else None
+    manifests = load_manifests(args.filename)
+    if args.function_address:
+        client = FunctionClient(args.function_address)
+        client.wait_ready()
+        return _run(client, compositions, overrides, manifests, args)
+    with LocalFunction() as client:
+        return _run(client, compositions, overrides, manifests, args)
+
+
+def _run(
+    client: FunctionClient,
+    compositions: dict[str, Composition],
+    overrides: Obj | None,
+    manifests: list[Obj],
+    args: argparse.Namespace,
+) -> int:
+    cluster = OfflineCluster(client, compositions, overrides, namespace=args.namespace)
+    if args.state and os.path.exists(args.state):
+        cluster.store.load(json.loads(Path(args.state).read_text()))
+    cluster.apply(manifests)
+    for item in args.delete:
+        kind, _, name = item.partition("/")
+        cluster.delete(kind, name)
+    rounds = cluster.reconcile(max_wait=args.max_wait)
+    if args.state:
+        fd = os.open(args.state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(cluster.store.dump(), handle)
+    report(cluster, args.output, args.show_secrets, rounds)
+    failed = [c for c in cluster.claims() if c.get("status", {}).get("phase") == "Failed"]
+    return 1 if failed else 0
+
+
+def report(
+    cluster: OfflineCluster, output: str, show_secrets: bool, rounds: int, out: Any = sys.stdout
+) -> None:
+    claims = cluster.claims()
+    secrets = [s for s in cluster.store.select("v1", "Secret") if _composed(s)]
+    # Everything printed goes through `hide`: a claim's status or message may quote a secret too.
+    hide = _shown if show_secrets else masker(cluster.store)
+    if output == "yaml":
+        docs = [*(hide(c) for c in claims), *(hide(_masked(s, show_secrets)) for s in secrets)]
+        yaml.safe_dump_all(docs, out, sort_keys=False)
+        return
+    print(summary(cluster, rounds), file=out)
+    print(f"{'KIND':<18} {'NAME':<24} {'PHASE':<13} MESSAGE", file=out)
+    for claim in claims:
+        status = claim.get("status", {})
+        print(
+            f"{claim['kind']:<18} {claim['metadata']['name']:<24} {status.get('phase', '-'):<13} "
+            f"{hide(status.get('message', ''))}",
+            file=out,
+        )
+    for secret in secrets:
+        print(f"\nSecret {secret['metadata']['namespace']}/{secret['metadata']['name']}:", file=out)
+        data = cluster.secret_data(secret["metadata"]["name"], secret["metadata"]["namespace"])
+        lines = sorted(data.items()) if show_secrets else secret_lines(data, hide)
+        for key, value in lines:
+            print(f"  {key}: {value}", file=out)
+    for pod, why in waiting_pods(cluster):
+        print(f"\nPod {pod} cannot start: {hide(why)}", file=out)
+
+
+def summary(cluster: OfflineCluster, rounds: int) -> str:
+    """The first line: whether the last round changed nothing, and a retry left for a later run."""
+    if not cluster.settled:
+        return f"still changing after {rounds} round(s) (stopped at the limit), {cluster.jobs_run} Job(s) run"
+    line = f"settled after {rounds} round(s), {cluster.jobs_run} Job(s) run"
+    if cluster.next_retry is not None:
+        line += f"; a retry is due in {math.ceil(cluster.next_retry)} s, beyond the wait (run again then)"
+    return line
+
+
+def waiting_pods(cluster: OfflineCluster) -> list[tuple[str, str]]:
+    """Pods that wait for a Secret: the container's waiting reason and message, or the kubelet's event."""
+    out = []
+    for pod in cluster.store.select("v1", "Pod"):
+        for status in pod.get("status", {}).get("containerStatuses", []):
+            waiting = status.get("state", {}).get("waiting")
+            if waiting is None:
+                continue
+            name = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+            detail = waiting.get("message") or cluster.pod_events.get(pod["metadata"]["name"], "")
+            out.append((name, f"{waiting['reason']}: {detail}" if detail else waiting["reason"]))
+    return out
+
+
+def _composed(obj: Obj) -> bool:
+    return "crossplane.io/composite" in obj.get("metadata", {}).get("labels", {})
+
+
+def _shown(value: Any) -> Any:
+    return value
+
+
+def _masked(secret: Obj, show: bool) -> Obj:
+    if show:
+        return secret
+    out: Obj = json.loads(json.dumps(secret))
+    out["data"] = dict.fromkeys(out.get("data", {}), MASK)
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

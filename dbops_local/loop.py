@@ -1,0 +1,463 @@
+"""The offline control loop: reconcile claims through the function and local Jobs until nothing changes."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from crossplane.function import resource
+
+from dbops_local import crossplane as xp
+from dbops_local.jobs import run_job, secret_value
+from dbops_local.runtime import FunctionClient
+from dbops_local.store import Obj, ObjectStore
+
+ORDER = {kind: i for i, kind in enumerate(xp.CLAIM_KINDS)}
+MAX_REQUIREMENT_ROUNDS = 5  # as Crossplane: call again while the function asks for new resources
+FUNCTION_NAME = "dbprovision-function-dbops"  # as the Compositions call it (tools.apigen)
+MAX_ROUNDS = 40
+# `dbops-local --max-wait`: long enough for the first two retries at the default back-off (30 s, then 60 s).
+DEFAULT_MAX_WAIT = 60.0
+
+
+class UnsettledRequirements(Exception):
+    """The function kept asking for different resources (Crossplane gives up after MAX_REQUIREMENT_ROUNDS)."""
+
+
+def load_manifests(paths: Iterable[str | Path]) -> list[Obj]:
+    out: list[Obj] = []
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            out.extend(doc for doc in yaml.safe_load_all(handle) if doc)
+    return out
+
+
+def load_compositions(directory: str | Path) -> dict[str, xp.Composition]:
+    """Composite kind -> its Composition (name, the function-dbops step's Input, where connection details go)."""
+    found: dict[str, xp.Composition] = {}
+    for path in sorted(Path(directory).rglob("*.yaml")):
+        for doc in load_manifests([path]):
+            if doc.get("kind") != "Composition":
+                continue
+            kind = doc["spec"]["compositeTypeRef"]["kind"]
+            steps = [s for s in doc["spec"].get("pipeline", []) if s["functionRef"]["name"] == FUNCTION_NAME]
+            found[kind] = xp.Composition(
+                doc["metadata"]["name"],
+                steps[0].get("input") if steps else None,
+                doc["spec"].get("writeConnectionSecretsToNamespace"),
+            )
+    return found
+
+
+@dataclass
+class Outcome:
+    """What the last call for one XR produced, for reports and tests."""
+
+    results: list[dict[str, str]] = field(default_factory=list)
+    ttl: float | None = None
+    events: list[str] = field(default_factory=list)
+
+
+class OfflineCluster:
+    """Claims, Secrets and composed resources in memory; the function over gRPC; Jobs run locally."""
+
+    def __init__(
+        self,
+        client: FunctionClient,
+        compositions: dict[str, xp.Composition] | None = None,
+        input_overrides: Obj | None = None,
+        namespace: str = "default",
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.sleep = sleep  # how the loop waits for a retry (tests count the waits)
+        self.clock = clock
+        self.compositions = compositions or {}
+        self.input_overrides = input_overrides or {}
+        self.namespace = namespace
+        self.store = ObjectStore()
+        self.outcomes: dict[str, Outcome] = {}
+        self.jobs_run = 0
+        self.settled = False
+        self.next_retry: float | None = None  # seconds to a retry that was not waited for (after reconcile)
+        self.pod_logs: dict[str, str] = {}  # Pod name -> its logs, for `kubectl logs`-style inspection
+        self.pod_events: dict[str, str] = {}  # Pod name -> its last warning, as `kubectl describe pod` shows
+
+    # --- what users do -------------------------------------------------------------------------------------
+
+    def apply(self, manifests: Iterable[Obj]) -> None:
+        """kubectl apply: claims and Secrets (status of existing claims is kept)."""
+        for manifest in manifests:
+            obj = copy.deepcopy(manifest)
+            meta = obj.setdefault("metadata", {})
+            meta.setdefault("namespace", self.namespace)
+            existing = self.store.get(obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"])
+            if existing is not None and "status" in existing:
+                obj["status"] = existing["status"]
+            if existing is not None:
+                obj["metadata"]["uid"] = existing["metadata"]["uid"]
+                if "resourceRef" in existing.get("spec", {}):
+                    obj.setdefault("spec", {})["resourceRef"] = existing["spec"]["resourceRef"]
+            self.store.put(xp.normalise_secret(obj))
+
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
+        """kubectl delete of a claim or Secret; a claim takes its XR and composed resources with it (garbage
+        collection), and the function is not called, as in Crossplane."""
+        namespace = namespace or self.namespace
+        api = "v1" if kind == "Secret" else xp.API_VERSION
+        obj = self.store.get(api, kind, name, namespace)
+        if obj is None:
+            raise KeyError(f"{kind} {namespace}/{name} not found")
+        gone = {obj["metadata"]["uid"]}
+        if xp.is_claim(obj):
+            xr = self.composite(obj)
+            if xr is not None:
+                for composed in self._composed(xr).values():
+                    self._delete_composed(composed)
+                self.store.delete(xr)
+                gone.add(xr["metadata"]["uid"])
+        self.store.delete(obj)
+        # Garbage collection of what they owned besides (the connection Secrets).
+        for other in self.store.all():
+            refs = other.get("metadata", {}).get("ownerReferences") or []
+            if refs and all(ref.get("uid") in gone for ref in refs):
+                self.store.delete(other)
+
+    def reconcile(self, max_rounds: int = MAX_ROUNDS, max_wait: float = 0.0, deadline: float = 600) -> int:
+        """Run rounds until one changes nothing. Then, if the function scheduled a retry (a claim failed
+        transiently and its back-off ends within `max_wait` seconds), wait for it and go on; a round after such
+        a wait that changes nothing settles too. Returns the number of rounds. `settled` says whether the last
+        round changed nothing (False: stopped after `max_rounds` while things still changed); `next_retry`, the
+        seconds to a retry left for later (beyond `max_wait` or `deadline`), or None.
+
+        A change is a created or deleted object or an update that differs in more than its resourceVersion (the
+        store keeps identical writes as no-ops). Nothing here writes a clock reading unless something happened
+        (a Pod ran, a Job finished; a waiting Pod keeps its Job's startTime), so an idle round writes nothing.
+
+        Only retries are waited for. The function's other TTLs poll for what Crossplane does not watch: a
+        referenced claim (`ttl.waitingSeconds`) and a Pod (`ttl.runningSeconds`); here every round calls every
+        claim and runs each Job to its end, so what they poll for can only change when you apply something, and
+        waiting for them would change nothing (resync epochs are left for later too)."""
+        started = self.clock()
+        self.settled = False
+        waited = False
+        for rounds in range(1, max_rounds + 1):
+            before = self.store.changes
+            self._round()
+            if self.store.changes != before:
+                waited = False
+                continue
+            self.next_retry = self._next_retry()
+            if (
+                waited
+                or self.next_retry is None
+                or self.next_retry > max_wait
+                or self.clock() - started + self.next_retry > deadline
+                or rounds == max_rounds
+            ):
+                self.settled = True
+                return rounds
+            self.sleep(self.next_retry)
+            waited = True
+        self.next_retry = None
+        return max_rounds
+
+    # --- what users look at --------------------------------------------------------------------------------
+
+    def claim(self, kind: str, name: str, namespace: str | None = None) -> Obj:
+        obj = self.store.get(xp.API_VERSION, kind, name, namespace or self.namespace)
+        if obj is None:
+            raise KeyError(f"{kind} {name} not found")
+        return obj
+
+    def claims(self) -> list[Obj]:
+        found = [o for o in self.store.all() if xp.is_claim(o)]
+        return sorted(
+            found, key=lambda o: (ORDER[o["kind"]], o["metadata"]["namespace"], o["metadata"]["name"])
+        )
+
+    def composite(self, claim: Obj) -> Obj | None:
+        labels = {
+            "crossplane.io/claim-name": claim["metadata"]["name"],
+            "crossplane.io/claim-namespace": claim["metadata"]["namespace"],
+        }
+        found = self.store.select(xp.API_VERSION, "X" + claim["kind"], labels=labels)
+        return found[0] if found else None
+
+    def composed_of(self, claim: Obj) -> dict[str, Obj]:
+        xr = self.composite(claim)
+        return self._composed(xr) if xr else {}
+
+    def secret_data(self, name: str, namespace: str | None = None) -> dict[str, str]:
+        secret = self.store.get("v1", "Secret", name, namespace or self.namespace)
+        if secret is None:
+            raise KeyError(f"Secret {name} not found")
+        return {k: secret_value(secret, k) or "" for k in secret.get("data", {})}
+
+    def pods_of(self, job: Obj) -> list[Obj]:
+        return self.store.select(
+            "v1",
+            "Pod",
+            job["metadata"].get("namespace", ""),
+            labels={"batch.kubernetes.io/job-name": job["metadata"]["name"]},
+        )
+
+    # --- one round -----------------------------------------------------------------------------------------
+
+    def _round(self) -> None:
+        for claim in self.claims():
+            self._sync(claim)
+        self._run_jobs()
+
+    def _sync(self, claim: Obj) -> None:
+        xr_kind = "X" + claim["kind"]
+        composition = self.compositions.get(xr_kind) or xp.Composition(f"{xr_kind.lower()}-dbops", None)
+        fn_input = _merge(copy.deepcopy(composition.input), self.input_overrides)
+        xr = self.store.put(xp.composite_for(claim, self.composite(claim), composition.name))
+        if composition.connection_namespace and "writeConnectionSecretToRef" not in xr["spec"]:
+            # Crossplane's configurator: a legacy XR writes its connection details to <namespace>/<its uid>.
+            xr = copy.deepcopy(xr)
+            ref = {"name": xr["metadata"]["uid"], "namespace": composition.connection_namespace}
+            xr["spec"]["writeConnectionSecretToRef"] = ref
+            xr = self.store.put(xr)
+        if claim.get("spec", {}).get("resourceRef") is None:
+            claim = copy.deepcopy(claim)
+            claim.setdefault("spec", {})["resourceRef"] = {
+                "apiVersion": xp.API_VERSION,
+                "kind": xr_kind,
+                "name": xr["metadata"]["name"],
+            }
+            claim = self.store.put(claim)
+        observed = self._composed(xr)
+        try:
+            rsp = self._call(xr, observed, fn_input, self._connection_details(xr))
+        except UnsettledRequirements as exc:
+            # Crossplane's reconcile fails: nothing is applied and the XR and claim say why (Synced False).
+            self.outcomes[xr["metadata"]["name"]] = Outcome(results=[], ttl=None)
+            self._mark_unsynced(xr, claim, str(exc))
+            return
+        outcome = Outcome(results=xp.results(rsp), ttl=xp.ttl_seconds(rsp))
+        self.outcomes[xr["metadata"]["name"]] = outcome
+        fatal = next((r["message"] for r in outcome.results if r["severity"] == "Fatal"), None)
+        desired = {} if fatal else xp.desired_resources(rsp)
+        if not fatal:
+            self._apply_desired(xr, observed, desired, outcome)
+            self._publish_connection(xr, rsp, outcome)
+        status = (
+            copy.deepcopy(xr.get("status", {}))
+            if fatal
+            else resource.struct_to_dict(rsp.desired.composite.resource).get("status", {})
+        )
+        if rsp.desired.composite.ready != 0:
+            ready = rsp.desired.composite.ready == 1
+        else:
+            ready = all(r for _, r in desired.values())
+        xr_conds, claim_conds = xp.conditions(rsp, ready, fatal)
+        xr = copy.deepcopy(xr)
+        xr["status"] = {
+            **{k: v for k, v in status.items() if k != "conditions"},
+            "conditions": xp.merge_conditions(xr.get("status", {}).get("conditions", []), xr_conds),
+        }
+        self.store.put(xr)
+        claim = copy.deepcopy(
+            self.claim(claim["kind"], claim["metadata"]["name"], claim["metadata"]["namespace"])
+        )
+        claim["status"] = {
+            **{k: v for k, v in status.items() if k != "conditions"},
+            "conditions": xp.merge_conditions(claim.get("status", {}).get("conditions", []), claim_conds),
+        }
+        self.store.put(claim)
+        self._propagate_connection(claim, xr, outcome)
+
+    def _call(
+        self, xr: Obj, observed: dict[str, Obj], fn_input: Obj | None, connection: dict[str, bytes]
+    ) -> Any:
+        """As Crossplane: call, and while the requirements differ from the previous call's, fetch them and call
+        again, at most MAX_REQUIREMENT_ROUNDS times more; requirements that never settle fail the reconcile."""
+        required: dict[str, list[Obj]] = {}
+        previous: dict[str, dict[str, Any]] | None = None
+        for _ in range(MAX_REQUIREMENT_ROUNDS + 1):
+            req = xp.request(xr["metadata"]["name"], xr, observed, fn_input, required, connection=connection)
+            rsp = self.client.run(req)
+            selectors = xp.selectors(rsp)
+            if selectors == previous or any(r["severity"] == "Fatal" for r in xp.results(rsp)):
+                return rsp
+            previous = selectors
+            required = {name: self._resolve(sel) for name, sel in selectors.items()}
+        raise UnsettledRequirements(
+            f"requirements didn't stabilize after the maximum number of iterations ({MAX_REQUIREMENT_ROUNDS})"
+        )
+
+    def _mark_unsynced(self, xr: Obj, claim: Obj, message: str) -> None:
+        synced = {"type": "Synced", "status": "False", "reason": "ReconcileError", "message": message}
+        current = self.claim(claim["kind"], claim["metadata"]["name"], claim["metadata"]["namespace"])
+        for original in (xr, current):
+            obj = copy.deepcopy(original)
+            status = obj.setdefault("status", {})
+            status["conditions"] = xp.merge_conditions(status.get("conditions", []), [synced])
+            self.store.put(obj)
+
+    def _resolve(self, sel: dict[str, Any]) -> list[Obj]:
+        if "name" in sel:
+            obj = self.store.get(sel["apiVersion"], sel["kind"], sel["name"], sel.get("namespace", ""))
+            return [obj] if obj else []
+        return self.store.select(
+            sel["apiVersion"], sel["kind"], sel.get("namespace"), labels=sel.get("labels")
+        )
+
+    def _apply_desired(
+        self, xr: Obj, observed: dict[str, Obj], desired: dict[str, tuple[Obj, bool]], outcome: Outcome
+    ) -> None:
+        for name, (wanted, _) in desired.items():
+            obj = xp.normalise_secret(xp.composed_metadata(wanted, xr, name))
+            meta = obj["metadata"]
+            if not meta.get("namespace"):
+                outcome.events.append(
+                    f"cannot apply {name}: a namespaced {obj.get('kind')} needs a namespace"
+                )
+                continue
+            existing = self.store.get(obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"])
+            refused = xp.apply_refusal(existing, obj)
+            if refused:
+                outcome.events.append(f"cannot apply composed resource {name}: {refused}")
+                continue
+            if existing is not None and xp.controller_uid(existing) is None:
+                # Server-side apply with force takes over an object nobody controls, as Crossplane's does.
+                obj = xp.force_applied(existing, obj)
+            if (
+                existing is not None
+                and obj["kind"] == "Job"
+                and existing["spec"].get("template") != obj["spec"].get("template")
+            ):
+                outcome.events.append(f"cannot apply {name}: Job spec.template is immutable")
+                continue
+            if existing is not None and "status" in existing and "status" not in obj:
+                obj["status"] = existing["status"]
+            self.store.put(obj)
+        for name, old in observed.items():
+            if name not in desired:
+                self._delete_composed(old)
+
+    def _delete_composed(self, obj: Obj) -> None:
+        if obj.get("kind") == "Job":
+            for pod in self.pods_of(obj):
+                self.store.delete(pod)
+        self.store.delete(obj)
+
+    def _connection_secret_of(self, xr: Obj) -> Obj | None:
+        ref = xr.get("spec", {}).get("writeConnectionSecretToRef")
+        return self.store.get("v1", "Secret", ref["name"], ref["namespace"]) if ref else None
+
+    def _connection_details(self, xr: Obj) -> dict[str, bytes]:
+        """The XR's connection details as Crossplane reads them for the request: its connection Secret's data."""
+        secret = self._connection_secret_of(xr)
+        if secret is None or xp.controller_uid(secret) != xr["metadata"]["uid"]:
+            return {}
+        return {k: base64.b64decode(v) for k, v in secret.get("data", {}).items()}
+
+    def _publish_connection(self, xr: Obj, rsp: Any, outcome: Outcome) -> None:
+        """Crossplane publishes a legacy XR's connection details to its writeConnectionSecretToRef: creating the
+        Secret (empty when there are none) or merge-patching it, so keys the function leaves out stay."""
+        ref = xr["spec"].get("writeConnectionSecretToRef")
+        if not ref:
+            return
+        details = {
+            k: base64.b64encode(v).decode() for k, v in rsp.desired.composite.connection_details.items()
+        }
+        existing = self._connection_secret_of(xr)
+        refused = xp.connection_refusal(existing, xr["metadata"]["uid"])
+        if refused:
+            outcome.events.append(f"cannot publish connection details: {refused}")
+            return
+        data = {**(existing or {}).get("data", {}), **details}
+        self.store.put(xp.connection_secret(ref["name"], ref["namespace"], xr, data))
+
+    def _propagate_connection(self, claim: Obj, xr: Obj, outcome: Outcome) -> None:
+        """The claim controller copies the XR's connection Secret to the claim's writeConnectionSecretToRef, in the
+        claim's namespace, when the claim asks and the XR has one it controls."""
+        ref = claim.get("spec", {}).get("writeConnectionSecretToRef")
+        source = self._connection_secret_of(xr)
+        if not ref or source is None or xp.controller_uid(source) != xr["metadata"]["uid"]:
+            return
+        namespace = claim["metadata"]["namespace"]
+        existing = self.store.get("v1", "Secret", ref["name"], namespace)
+        refused = xp.connection_refusal(existing, claim["metadata"]["uid"])
+        if refused:
+            outcome.events.append(f"cannot propagate connection details from composite resource: {refused}")
+            return
+        self.store.put(xp.connection_secret(ref["name"], namespace, claim, dict(source.get("data", {}))))
+
+    def _composed(self, xr: Obj) -> dict[str, Obj]:
+        out: dict[str, Obj] = {}
+        for obj in self.store.all():
+            meta = obj.get("metadata", {})
+            if meta.get("labels", {}).get("crossplane.io/composite") != xr["metadata"]["name"]:
+                continue
+            name = meta.get("annotations", {}).get(xp.COMPOSITION_RESOURCE_NAME)
+            # Crossplane ignores a resource its XR does not control ("pretend it doesn't exist").
+            if xp.controller_uid(obj) != xr["metadata"].get("uid"):
+                continue
+            if name and obj.get("kind") != "Pod":
+                out[name] = obj
+        return out
+
+    def _run_jobs(self) -> None:
+        for job in self.store.select("batch/v1", "Job"):
+            conditions = {
+                c["type"] for c in job.get("status", {}).get("conditions", []) if c["status"] == "True"
+            }
+            if conditions & {"Complete", "Failed"}:
+                continue
+            if job.get("spec", {}).get("suspend"):
+                continue
+            # A Job whose Pod waits for a Secret is tried again every round; it keeps its startTime.
+            run = run_job(job, lambda ns, name: self.store.get("v1", "Secret", name, ns))
+            self.jobs_run += run.ran
+            self.pod_logs.update(run.logs)
+            self.pod_events.update(run.events)
+            if not run.status.get("active"):
+                # A Job that ended without running a Pod (its deadline passed while the Pod waited) leaves no
+                # waiting Pod behind: the Job controller deletes the active ones.
+                for pod in self.pods_of(job):
+                    if pod.get("status", {}).get("phase") == "Pending":
+                        self.store.delete(pod)
+            for pod in run.pods:
+                self.store.put(pod)
+            updated = copy.deepcopy(job)
+            updated["status"] = run.status
+            self.store.put(updated)
+
+    def _next_retry(self) -> float | None:
+        """Seconds until the earliest retry the function scheduled: its TTL for an XR in a back-off after a
+        transient failure (`Provisioned` False, reason `TransientFailure`, as docs/function.md has it)."""
+        waits = []
+        for xr in self.store.select(xp.API_VERSION):
+            outcome = self.outcomes.get(xr["metadata"]["name"])
+            if xp.is_claim(xr) or outcome is None or outcome.ttl is None:
+                continue
+            if any(
+                c.get("type") == "Provisioned" and c.get("reason") == "TransientFailure"
+                for c in xr.get("status", {}).get("conditions", [])
+            ):
+                waits.append(outcome.ttl)
+        return min(waits) if waits else None
+
+
+def _merge(base: Obj | None, overrides: Obj) -> Obj | None:
+    if not overrides:
+        return base
+    out: Obj = (
+        copy.deepcopy(base) if base else {"apiVersion": "dbops.fn.dbprovision.io/v1alpha1", "kind": "Input"}
+    )
+    for key, value in overrides.items():
+        current = out.get(key)
+        out[key] = _merge(current, value) if isinstance(value, dict) and isinstance(current, dict) else value
+    return out

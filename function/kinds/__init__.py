@@ -1,0 +1,1 @@
+"""One module per claim kind: what the function composes for it, given the shared driver."""

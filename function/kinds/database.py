@@ -1,0 +1,23 @@
+"""XDatabase: waits for its DatabaseInstance, then one `dbops-worker apply|drop` Job per desired state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from function.kinds.driver import Kind, Target, compose
+from function.outcome import Outcome
+from function.spec.references import Lookup, instance_spec
+from function.view import View
+
+
+def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
+    name = spec["instanceRef"]["name"]
+    instance = instance_spec(lookup, name, "spec.instanceRef")
+    return Target(name, instance) if instance is not None else None
+
+
+KIND = Kind("Database", _resolve)
+
+
+def compose_database(view: View) -> Outcome:
+    return compose(view, KIND)

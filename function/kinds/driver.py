@@ -1,0 +1,114 @@
+"""The one way every kind is composed; a kind's module says only what differs (`Kind`).
+
+    validate the spec -> (its own checks) -> ensure/deletion settle it? -> resolve its references
+      -> the server access and the worker request -> engine rules and the worker's own validation
+      -> the kind's last step (default: the Job for the request, and the status its progress yields)
+
+Each step that ends the call returns an Outcome saying why (invalid, settled, waiting); nothing after it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbops_api.validation import FieldError
+from function import status as st
+from function.jobs.connection import ServerAccess, server_access
+from function.jobs.job import WorkerCall
+from function.jobs.progress import progress
+from function.jobs.request import request_spec, worker_request
+from function.kinds.lifecycle import action_for
+from function.outcome import Outcome
+from function.spec.references import Lookup, Resolution
+from function.spec.validation import engine_block_errors, request_errors, validate_spec
+from function.view import View
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a kind's references resolved to: the instance the object lives on and the names the request needs."""
+
+    instance_name: str
+    instance: dict[str, Any]  # the DatabaseInstance spec, defaults filled in
+    resolved: dict[str, Any] = field(default_factory=dict)  # fields added to the request spec
+    renames: dict[str, str] = field(default_factory=dict)  # request field -> the claim field it came from
+
+
+@dataclass(frozen=True)
+class Ready:
+    """Everything the last step of a kind may use: the spec is valid, the references resolved, the request built."""
+
+    view: View
+    kind: str
+    spec: dict[str, Any]
+    action: str
+    lookup: Resolution
+    target: Target
+    access: ServerAccess
+    request: dict[str, Any]
+
+
+def run_job(ready: Ready) -> Outcome:
+    """The default last step: the Job for the request, and the status its progress yields."""
+    call = WorkerCall(ready.action, ready.request, ready.access, None, "")
+    out = st.from_progress(ready.view, ready.kind, progress(ready.view, call), ready.lookup.requirements)
+    return ready.lookup.annotate(out)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What one kind's module says; every other step is `compose`'s."""
+
+    name: str
+    # The references: a Target once they resolve; None (with `lookup` recording why) while they do not.
+    resolve: Callable[[View, dict[str, Any], Lookup], Target | None]
+    # Checks of the spec the schema cannot make (beyond engine rules), before anything is looked up.
+    spec_errors: Callable[[dict[str, Any]], list[FieldError]] = lambda spec: []
+    # Whether ensure/deletionPolicy/deletionProtection apply (a DatabaseInstance only ever runs `check`).
+    lifecycle: bool = True
+    # The request's connection, given the access (a health check bounds its timeouts).
+    connection: Callable[[dict[str, Any], ServerAccess], dict[str, Any]] = lambda spec, access: (
+        access.connection
+    )
+    finish: Callable[[Ready], Outcome] = run_job
+    # Whether the spec's engine blocks must match the instance's engine (a DatabaseInstance's own schema says so).
+    engine_blocks: bool = True
+
+
+def compose(view: View, kind: Kind) -> Outcome:
+    name = kind.name
+    spec, errors = validate_spec(view, name)
+    if not errors:
+        errors = kind.spec_errors(spec)
+    if errors:
+        return st.invalid(view, name, errors)
+    action = "check"
+    if kind.lifecycle:
+        action, settled = action_for(view, name, spec)
+        if settled is not None:
+            return settled
+    lookup = Lookup(view)
+    target = kind.resolve(view, spec, lookup)
+    if lookup.errors:
+        return lookup.resolution().invalid(name)
+    if target is None or lookup.waiting:
+        reason = "WaitingForInstance" if lookup.instance_unavailable else "WaitingForDependencies"
+        return lookup.resolution().waiting_outcome(name, reason)
+    access = lookup.credentials(server_access(target.instance))
+    found = lookup.resolution()
+    request = worker_request(
+        view,
+        name,
+        access.engine,
+        kind.connection(spec, access),
+        request_spec(name, spec, target.resolved),
+        policy=access.policy,
+    )
+    errors = (kind.engine_blocks and engine_block_errors(spec, access.engine, target.instance_name)) or (
+        request_errors(view, name, action, request, target.renames)
+    )
+    if errors:
+        return found.invalid(name, errors)
+    return kind.finish(Ready(view, name, spec, action, found, target, access, request))
