@@ -38,7 +38,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest.fixture(scope="session")
-def control_plane() -> Iterator[ControlPlane]:
+def cluster_tools() -> Path:
+    """The built tools' directory (tools/cluster/build-tools.sh), or skip (fail with DBOPS_REQUIRE_TOOLS=1)."""
     tools = tools_dir()
     missing = missing_tools(tools)
     if missing:
@@ -46,6 +47,12 @@ def control_plane() -> Iterator[ControlPlane]:
         if os.environ.get("DBOPS_REQUIRE_TOOLS") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
+    return tools
+
+
+@pytest.fixture(scope="session")
+def control_plane(cluster_tools: Path) -> Iterator[ControlPlane]:
+    tools = cluster_tools
     t0 = time.monotonic()
     with ControlPlane.start(tools) as cp:
         MEASURED["control plane start"] = time.monotonic() - t0

@@ -198,6 +198,9 @@ class ControlPlane:
                 # A loopback address cannot be the kubernetes Service's endpoint; nothing here needs one.
                 "--endpoint-reconciler-type=none",
                 "--profiling=false",
+                # An audit log of what the API server refuses Crossplane (tests read it: a refused watch of Pods).
+                f"--audit-policy-file={_audit_policy(base)}",
+                f"--audit-log-path={base / 'logs' / 'audit.log'}",
             ],
         )
         admin = Kube(admin_creds)
@@ -489,6 +492,44 @@ class ControlPlane:
     def logs(self, name: str, lines: int = 60) -> str:
         path = self.base / "logs" / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+  - level: Metadata
+    users: ["system:serviceaccount:crossplane-system:crossplane"]
+    resources: [{group: "", resources: ["pods"]}]
+  - level: None
+"""
+
+
+def _audit_policy(base: Path) -> Path:
+    """Crossplane's requests for Pods only: enough to see a refusal, too little to cost anything."""
+    path = base / "audit-policy.yaml"
+    path.write_text(AUDIT_POLICY)
+    return path
+
+
+def refused(base: Path, user: str, resource: str) -> list[Obj]:
+    """The audit log's requests of `user` for `resource` that the API server answered 403."""
+    try:
+        lines = (base / "logs" / "audit.log").read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            event = json.loads(line)
+            if (
+                event.get("user", {}).get("username") == user
+                and event.get("objectRef", {}).get("resource") == resource
+                and event.get("responseStatus", {}).get("code") == 403
+            ):
+                out.append(event)
+    return out
 
 
 def _apis_with_input(target: Path, step_input: Obj) -> Path:
