@@ -135,6 +135,28 @@ def for_role_too(entries: Any) -> Any:
     return [{**e, "forRole": e.get("forRole", e["role"])} if "role" in e else e for e in entries or []]
 
 
+TABLE_PRIVILEGES = {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "ALL"}
+OBJECTS = ("tables", "sequences", "functions")
+
+
+def go_pg_grants(entries: Any) -> Any:
+    """What the Go operator granted for each entry: nothing without a schema; for a schema without tables,
+    sequences or functions, its table privileges on all tables in the schema and USAGE on the schema."""
+    out = []
+    for entry in entries or []:
+        if not entry.get("schema"):
+            continue
+        if any(entry.get(k) for k in OBJECTS):
+            out.append(entry)
+            continue
+        base = {k: v for k, v in entry.items() if k not in ("privileges", "withGrantOption")}
+        tables = [p for p in entry.get("privileges", []) if p.upper() in TABLE_PRIVILEGES]
+        if tables:
+            out.append({**entry, "tables": ["*"], "privileges": tables})
+        out.append({**base, "privileges": ["USAGE"]})
+    return out
+
+
 RULES: dict[str, dict[str, Rule]] = {
     "DatabaseInstance": {
         "spec.connection.existingSecret": Move(
@@ -208,6 +230,12 @@ RULES: dict[str, dict[str, Rule]] = {
         "spec.userRef.namespace": Defer("namespace"),
         "spec.databaseRef.namespace": Defer("namespace"),
         "spec.roleRef": Defer("role"),
+        "spec.postgres.grants": Move(
+            "spec.postgres.grants",
+            "what the Go operator granted: an entry without schema granted nothing; a schema without tables, "
+            "sequences or functions meant its table privileges on all its tables, and USAGE on the schema",
+            go_pg_grants,
+        ),
         "spec.postgres.defaultPrivileges": Defer("default-privileges"),
         "spec.clickhouse": Drop(CLICKHOUSE),
         "spec.driftPolicy": Drop(DRIFT),

@@ -364,6 +364,46 @@ CASES = [
         [("spec.roleRef", "changed"), ("spec.postgres.defaultPrivileges[0]", "changed")],
     ),
     Case(
+        "Go PostgreSQL grants as the Go operator applied them: schema entries mean all tables plus USAGE",
+        [
+            go(
+                "DatabaseGrant",
+                "g",
+                {
+                    "userRef": {"name": "app"},
+                    "postgres": {
+                        "grants": [
+                            {"database": "appdb", "privileges": ["CONNECT"]},
+                            {
+                                "database": "appdb",
+                                "schema": "public",
+                                "privileges": ["SELECT", "INSERT", "CREATE"],
+                            },
+                            {"database": "appdb", "schema": "s", "sequences": ["q"], "privileges": ["USAGE"]},
+                        ]
+                    },
+                },
+            )
+        ],
+        "DatabaseGrant",
+        "g",
+        {
+            "postgres": {
+                "grants": [
+                    {
+                        "database": "appdb",
+                        "schema": "public",
+                        "tables": ["*"],
+                        "privileges": ["SELECT", "INSERT"],
+                    },
+                    {"database": "appdb", "schema": "public", "privileges": ["USAGE"]},
+                    {"database": "appdb", "schema": "s", "sequences": ["q"], "privileges": ["USAGE"]},
+                ]
+            }
+        },
+        [("spec.postgres.grants", "changed")],
+    ),
+    Case(
         "a grant whose DatabaseRole is not in the input is refused",
         [go("DatabaseGrant", "g", {"roleRef": {"name": "readers"}, "postgres": {"roles": ["x"]}})],
         "DatabaseGrant",
