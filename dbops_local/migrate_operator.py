@@ -299,10 +299,11 @@ class Conversion:
 
     def report(self) -> str:
         order = {"refused": 0, "left out": 1, "changed": 2, "action": 3}
-        lines = [str(n) for n in sorted(self.notes, key=lambda n: order[n.what])]
+        lines = [str(n) for n in sorted(self.notes, key=lambda n: (order[n.what], n.path != "-"))]
         head = (
             f"converted {sum(d['kind'] in CONVERTED for d in self.documents)} object(s), "
-            f"refused {len({n.obj for n in self.refused})}; {len(self.notes)} note(s) (see {COMPAT})"
+            f"refused {len({n.obj for n in self.refused})}, "
+            f"left out {len({n.obj for n in self.notes if n.path == '-'})}; {len(self.notes)} note(s) (see {COMPAT})"
         )
         return "\n".join([head, *lines]) + "\n"
 
@@ -663,7 +664,7 @@ class _Converter:
                 roles[(ns, doc["metadata"]["name"])] = doc
             if kind not in CONVERTED:
                 why = NO_SUCH_KIND.get(kind, "dbops has no such kind")
-                self.note(doc, "-", "refused", why)
+                self.note(doc, "-", "left out", why)
                 continue
             engine = (doc.get("spec") or {}).get("engine")
             if kind == "DatabaseInstance" and engine not in ENGINES:
@@ -747,7 +748,8 @@ def main(argv: list[str] | None = None, out: Any = None, err: Any = None) -> int
         prog="dbops-local migrate-from-operator",
         description="Convert db-provision-operator YAML (DatabaseInstance, Database, DatabaseUser, DatabaseGrant) "
         "to dbops claims with adopt: true. The claims go to stdout (or -o FILE); the report of every field not "
-        "carried over, and why, to stderr. Exit status 1 when an object was refused. See docs/migrating.md.",
+        "carried over, and why, to stderr. Exit status 1 when an object of these four kinds was refused (it is not "
+        "in the output); objects of kinds dbops lacks are left out and reported. See docs/migrating.md.",
     )
     parser.add_argument(
         "-f", "--filename", action="append", required=True, help="Go-operator YAML ('-': stdin)"

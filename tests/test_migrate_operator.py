@@ -524,8 +524,8 @@ def test_go_only_kinds_are_refused_with_the_reason_and_secrets_lose_their_go_own
         }
     ]
     assert {(n.obj, n.what) for n in result.notes} == {
-        ("DatabaseRole/default/readers", "refused"),
-        ("ClusterDatabaseInstance/default/shared", "refused"),
+        ("DatabaseRole/default/readers", "left out"),
+        ("ClusterDatabaseInstance/default/shared", "left out"),
         ("Secret/default/app-credentials", "action"),
     }
     assert "c2VjcmV0" not in result.report() and "secret" not in result.report().lower().split("secret/")[0]
@@ -555,12 +555,12 @@ def test_the_command_prints_claims_to_stdout_and_the_report_to_stderr(tmp_path: 
     from dbops_local import migrate_operator
 
     status = migrate_operator.main(["-f", str(given)], out, err)
-    assert status == 1, "an object was refused"
+    assert status == 0, "a kind dbops lacks is left out, not refused"
     kinds = [d["kind"] for d in yaml.safe_load_all(out.getvalue())]
     assert kinds == ["DatabaseInstance", "DatabaseUser"]
     report = err.getvalue().splitlines()
-    assert report[0] == "converted 2 object(s), refused 1; 3 note(s) (see docs/compatibility.md)"
-    assert report[1] == "DatabaseBackup/default/b: refused: dbops has no backups yet"
+    assert report[0] == "converted 2 object(s), refused 0, left out 1; 3 note(s) (see docs/compatibility.md)"
+    assert report[1] == "DatabaseBackup/default/b: left out: dbops has no backups yet"
     assert any(
         line.startswith("DatabaseUser/default/app spec.roles: left out: the Go operator never read it")
         for line in report
@@ -573,7 +573,7 @@ def test_dbops_local_dispatches_the_subcommand(tmp_path: Path, capsys: pytest.Ca
     assert cli.main(["migrate-from-operator", "-f", str(given)]) == 0
     captured = capsys.readouterr()
     assert next(yaml.safe_load_all(captured.out))["kind"] == "DatabaseInstance"
-    assert captured.err.startswith("converted 1 object(s), refused 0; 0 note(s)")
+    assert captured.err.startswith("converted 1 object(s), refused 0, left out 0; 0 note(s)")
 
 
 def test_notes_read_as_one_line_each() -> None:
