@@ -760,7 +760,10 @@ def main(argv: list[str] | None = None, out: Any = None, err: Any = None) -> int
     docs: list[Obj] = []
     for name in args.filename:
         text = sys.stdin.read() if name == "-" else Path(name).read_text()
-        docs += [d for d in yaml.safe_load_all(text) if d]
+        for doc in yaml.safe_load_all(text):
+            # `kubectl get ... -o yaml` prints a List of the objects
+            docs += (doc.get("items") or []) if isinstance(doc, dict) and doc.get("kind") == "List" else [doc]
+    docs = [d for d in docs if d]
     result = convert(docs, args.namespace)
     text = yaml.safe_dump_all(result.documents, sort_keys=False)
     if args.output:

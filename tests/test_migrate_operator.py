@@ -567,6 +567,16 @@ def test_the_command_prints_claims_to_stdout_and_the_report_to_stderr(tmp_path: 
     )
 
 
+def test_a_kubectl_list_is_read_as_its_items(tmp_path: Path) -> None:
+    given = tmp_path / "go.yaml"
+    given.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [INSTANCE, DATABASE]}))
+    out, err = io.StringIO(), io.StringIO()
+    from dbops_local import migrate_operator
+
+    assert migrate_operator.main(["-f", str(given)], out, err) == 0
+    assert [d["kind"] for d in yaml.safe_load_all(out.getvalue())] == ["DatabaseInstance", "Database"]
+
+
 def test_dbops_local_dispatches_the_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     given = tmp_path / "go.yaml"
     given.write_text(yaml.safe_dump(INSTANCE))
