@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from dbops_local import migrate_operator
 from dbops_local.crossplane import Composition
 from dbops_local.loop import DEFAULT_MAX_WAIT, OfflineCluster, load_compositions, load_manifests
 from dbops_local.masking import MASK, masker, secret_lines
@@ -22,10 +23,15 @@ __all__ = ["MASK", "main", "report"]
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["migrate-from-operator"]:
+        return migrate_operator.main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="dbops-local",
         description="Apply dbops claims and Secrets, call the function as Crossplane would, run the Jobs' worker "
-        "commands locally against the real servers, and print each claim's status.",
+        "commands locally against the real servers, and print each claim's status. "
+        "`dbops-local migrate-from-operator -f FILE` converts db-provision-operator YAML to dbops claims "
+        "(docs/migrating.md).",
     )
     parser.add_argument(
         "-f", "--filename", action="append", required=True, help="YAML with claims and Secrets"
