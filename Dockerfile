@@ -40,10 +40,12 @@ COPY --from=worker-venv /venv /venv
 USER 65532:65532
 ENTRYPOINT ["dbops-worker"]
 
-# The Function package's runtime: gRPC on 9443 (mTLS from TLS_SERVER_CERTS_DIR, which Crossplane sets).
+# The Function package's runtime: gRPC on 9443 (mTLS from TLS_SERVER_CERTS_DIR, which Crossplane sets), Prometheus
+# metrics on 8080 (/metrics; docs/operations.md).
 FROM ${PYTHON_IMAGE} AS function
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/venv/bin:$PATH
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/venv/bin:$PATH DBOPS_METRICS_ADDRESS=:8080
 COPY --from=function-venv /venv /venv
 USER 65532:65532
 EXPOSE 9443
+EXPOSE 8080
 ENTRYPOINT ["function"]

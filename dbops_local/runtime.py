@@ -37,9 +37,10 @@ class FunctionClient:
 class LocalFunction:
     """Serve the function from this installation on a free local port for the life of the context."""
 
-    def __init__(self, debug: bool = False, log_path: str | None = None) -> None:
+    def __init__(self, debug: bool = False, log_path: str | None = None, metrics_address: str = "") -> None:
         self.debug = debug
         self.log_path = log_path  # where the function's JSON logs go (default: discarded)
+        self.metrics_address = metrics_address  # serve /metrics there (default: not served)
         self.proc: subprocess.Popen[bytes] | None = None
         self.client: FunctionClient | None = None
 
@@ -55,6 +56,9 @@ class LocalFunction:
             "--address",
             f"127.0.0.1:{port}",
             *(["--debug"] if self.debug else []),
+            # Explicit either way: an inherited DBOPS_METRICS_ADDRESS must not make two functions fight for a port.
+            "--metrics-address",
+            self.metrics_address,
         ]
         if self.log_path:
             with open(self.log_path, "ab") as log:  # the child keeps its own descriptor

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import secrets
+import time
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -17,13 +18,15 @@ from crossplane.function import logging, response
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
 
-from dbops_api.registry import xr_kinds
+from dbops_api.registry import by_xr_kind, xr_kinds
 from function import status as st
+from function.audit import audit_fields
 from function.input import parse_input
 from function.kinds.database import compose_database
 from function.kinds.grant import compose_grant
 from function.kinds.instance import compose_instance
 from function.kinds.user import compose_user
+from function.metrics import Metrics
 from function.outcome import Outcome, Result
 from function.response_cache import MemoPlan, ResponseCache, memo_plan, request_key
 from function.secrets.redaction import known_secrets, redacted
@@ -176,7 +179,8 @@ def _without_meta(rsp: fnv1.RunFunctionResponse) -> bytes:
 class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
     """Serves RunFunction. `clock` and `rng` are injected for tests; production reads the UTC clock once per
     call and draws passwords from the OS CSPRNG. Responses are memoized (function.response_cache). `offline`: no
-    API server validated the XRs, so their specs are checked against the XRDs' schemas and CEL rules here."""
+    API server validated the XRs, so their specs are checked against the XRDs' schemas and CEL rules here.
+    `metrics`: where calls and worker runs are counted (function.metrics; a registry of its own by default)."""
 
     def __init__(
         self,
@@ -184,16 +188,19 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         rng: random.Random | None = None,
         cache: ResponseCache | None = None,
         offline: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.rng = rng or secrets.SystemRandom()
         self.cache = cache if cache is not None else ResponseCache()
         self.offline = offline
+        self.metrics = metrics if metrics is not None else Metrics()
         self.log = logging.get_logger()
 
     async def RunFunction(
         self, req: fnv1.RunFunctionRequest, _: grpc.aio.ServicerContext | None = None
     ) -> fnv1.RunFunctionResponse:
+        started = time.perf_counter()
         log = self.log.bind(tag=req.meta.tag)
         try:
             now = self.clock()
@@ -202,10 +209,15 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
             if cached is not None:
                 rsp, summary = cached
                 log.debug("composed (memoized)", phase=summary.phase, job=summary.job)
+                if summary.claim is not None:
+                    self.metrics.claims.seen(summary.claim)
+                kind = summary.claim[0] if summary.claim is not None else None
+                self.metrics.call(kind, "memoized", time.perf_counter() - started)
                 return rsp
             rsp, view, outcome, memo = run_memo(req, now, self.rng, self.offline)
+            claim = (view.kind, view.namespace, view.claim_name) if view.kind and view.namespace else None
             if memo is not None:
-                self.cache.put(key, memo[0], memo[1], outcome)
+                self.cache.put(key, memo[0], memo[1], outcome, claim)
         except Exception as exc:  # never let a bug become a gRPC error: Crossplane would retry blindly
             frames = traceback.extract_tb(exc.__traceback__)
             where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
@@ -219,6 +231,7 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
                     target=TARGET,
                 )
             )
+            self.metrics.call(_request_kind(req), "error", time.perf_counter() - started)
             return rsp
         # A decision that changes what the XR says is news (INFO); the same answer again is not (DEBUG).
         changed = any(outcome.status.get(k) != view.status.get(k) for k in ("phase", "job", "message"))
@@ -232,4 +245,30 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
             resources=len(rsp.desired.resources),
             results=[r.reason for r in outcome.results],
         )
+        report = outcome.report
+        if report is not None:
+            self.metrics.report(view.kind, report)
+        if report is not None and (report.changes or not report.ok):
+            # The audit trail: one line per worker run that changed something or failed, its statements as the
+            # worker summarized them (secrets `***`, and scrubbed again of every secret this call can see).
+            log.info(
+                "audit",
+                time=now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                claim=f"{view.namespace}/{view.claim_name}",
+                kind=view.kind,
+                xr=view.name,
+                **audit_fields(report),
+            )
+        if claim is not None:
+            phase = outcome.status.get("phase")
+            if isinstance(phase, str):
+                self.metrics.claims.set(*claim, phase)
+        self.metrics.call(view.kind, "fatal" if outcome.fatal else "composed", time.perf_counter() - started)
         return rsp
+
+
+def _request_kind(req: fnv1.RunFunctionRequest) -> str | None:
+    """The claim kind of the request's XR, for the metrics of a call that failed before decoding it."""
+    field = req.observed.composite.resource.fields.get("kind")
+    known = by_xr_kind(field.string_value) if field is not None else None
+    return known.name if known is not None else None

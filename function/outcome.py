@@ -53,6 +53,25 @@ class Requirement:
 
 
 @dataclass(frozen=True)
+class WorkerReport:
+    """A finished worker run that this call's status takes in for the first time (so once per run, not once per
+    call): what the metrics count and the audit trail records. `changes` are the worker's statement summaries, its
+    secrets already `***` (and scrubbed again by function.secrets.redaction)."""
+
+    job: str
+    action: str
+    engine: str
+    server: str  # host:port the Job connected to
+    ok: bool
+    error_class: str  # "" when ok, else transient | permanent
+    code: str  # "" when ok, else the worker's error code
+    changes: tuple[str, ...] = ()
+    version: str = ""  # the server version the worker reported
+    seconds: float | None = None  # the Job's start to its finish
+    finished: float | None = None  # the Job's finish, Unix time
+
+
+@dataclass(frozen=True)
 class Outcome:
     """One value, built once: a builder that wants to say more makes a new one (`adding`, `dataclasses.replace`)."""
 
@@ -71,6 +90,8 @@ class Outcome:
     connection_details: Mapping[str, str] = field(default_factory=dict, repr=False)
     # Readiness of the XR itself; None leaves it to Crossplane (derived from the composed resources).
     ready: bool | None = None
+    # The worker run this call reports for the first time, if any (metrics, audit log).
+    report: WorkerReport | None = None
 
     def __post_init__(self) -> None:
         # Read-only views and tuples: nothing can change an outcome once it is built.

@@ -38,9 +38,11 @@ class Summary:
     ttl_seconds: float
     ttl_at: datetime | None
     valid_until: datetime | None
+    # (kind, namespace, name) of the claim, for the metrics of a memoized answer; None when the call had none.
+    claim: tuple[str, str, str] | None = None
 
     @classmethod
-    def of(cls, outcome: Outcome) -> Summary:
+    def of(cls, outcome: Outcome, claim: tuple[str, str, str] | None = None) -> Summary:
         return cls(
             phase=str(outcome.status.get("phase", "")),
             job=str(outcome.status.get("job", "")),
@@ -48,6 +50,7 @@ class Summary:
             ttl_seconds=outcome.ttl_seconds,
             ttl_at=outcome.ttl_at,
             valid_until=outcome.valid_until,
+            claim=claim,
         )
 
     def ttl(self, now: datetime) -> float:
@@ -144,9 +147,16 @@ class ResponseCache:
         rsp.meta.ttl.FromTimedelta(timedelta(seconds=entry.summary.ttl(now)))
         return rsp, entry.summary
 
-    def put(self, key: bytes, body: bytes, plan: MemoPlan, outcome: Outcome) -> None:
+    def put(
+        self,
+        key: bytes,
+        body: bytes,
+        plan: MemoPlan,
+        outcome: Outcome,
+        claim: tuple[str, str, str] | None = None,
+    ) -> None:
         """Memoize `body` (the response without meta, secret values and connection details; see `memo_plan`)."""
-        self._entries[key] = Entry(body, Summary.of(outcome), plan.secrets, plan.details)
+        self._entries[key] = Entry(body, Summary.of(outcome, claim), plan.secrets, plan.details)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

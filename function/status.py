@@ -13,6 +13,7 @@ from typing import Any
 from dbops_api.registry import BY_NAME
 from dbops_api.result import UNREACHABLE
 from dbops_api.validation import FieldError, normalize
+from function.audit import audit_event, worker_report
 from function.jobs.progress import SETTLED_PHASE, Progress, carried_over
 from function.objects import items, text
 from function.outcome import Composed, Condition, Outcome, Requirement, Result
@@ -107,6 +108,10 @@ def from_progress(
         # instance is not Ready, a claim that converged before keeps its last result, through the retries too.
         # The Job and its retries go on as composed.
         out = last_result(view, kind, out, trouble.message, job_met_it=True).adding(conditions=[trouble])
+    report = worker_report(view.status, out.status, prog)
+    if report is not None:
+        event = audit_event(report)
+        out = replace(out, report=report).adding(results=[event] if event is not None else [])
     return out
 
 

@@ -172,7 +172,18 @@ def _loaded(statement: str) -> set[str]:
 
 
 DRIVERS = {"sqlalchemy", "psycopg2", "pymysql", "scramp", "nacl", "worker"}
-RPC = {"grpc", "google", "crossplane", "celpy", "structlog", "click", "yaml", "function", "dbops_local"}
+RPC = {
+    "grpc",
+    "google",
+    "crossplane",
+    "celpy",
+    "structlog",
+    "click",
+    "yaml",
+    "prometheus_client",
+    "function",
+    "dbops_local",
+}
 
 
 def test_the_function_loads_no_database_driver() -> None:

@@ -284,7 +284,7 @@ def test_worker_image_has_the_drivers_and_not_the_function_dependencies(built: B
         text=True,
     )
     assert drivers.returncode == 0, drivers.stderr
-    for module in ("grpc", "crossplane.function", "celpy", "yaml"):
+    for module in ("grpc", "crossplane.function", "celpy", "yaml", "prometheus_client"):
         absent = subprocess.run(
             [python, "-c", f"import {module}"], check=False, capture_output=True, text=True
         )
@@ -294,7 +294,7 @@ def test_worker_image_has_the_drivers_and_not_the_function_dependencies(built: B
 def test_function_image_has_grpc_and_not_the_database_drivers(built: Built) -> None:
     python = built.roots["function"] / "venv/bin/python"
     sdk = subprocess.run(
-        [python, "-c", "import grpc, crossplane.function, function.fn"],
+        [python, "-c", "import grpc, crossplane.function, prometheus_client, function.fn"],
         check=False,
         capture_output=True,
         text=True,
@@ -310,7 +310,7 @@ def test_function_image_has_grpc_and_not_the_database_drivers(built: Built) -> N
 def test_function_image_runs_its_entrypoint(built: Built) -> None:
     done = run_entrypoint(built, "function", "--help")
     assert done.returncode == 0, done.stderr
-    for flag in ("--address", "--insecure", "--tls-certs-dir", "--debug"):
+    for flag in ("--address", "--insecure", "--tls-certs-dir", "--debug", "--metrics-address"):
         assert flag in done.stdout
 
 
@@ -345,6 +345,9 @@ def test_dockerfile_has_the_two_targets_with_their_entrypoints() -> None:
     assert STAGES["worker"].entrypoint() == ["dbops-worker"]
     assert STAGES["function"].entrypoint() == ["function"]
     assert "9443" in STAGES["function"].all("EXPOSE")
+    # The image serves /metrics (docs/operations.md#metrics); the command alone does not.
+    assert "8080" in STAGES["function"].all("EXPOSE")
+    assert STAGES["function"].env()["DBOPS_METRICS_ADDRESS"] == ":8080"
 
 
 def test_every_stage_uses_the_python_minor_version_the_tests_ran() -> None:

@@ -29,6 +29,9 @@ class JobState:
     code: str = ""
     result: dict[str, Any] | None = None
     finished_at: datetime | None = None
+    started_at: datetime | None = (
+        None  # the Job's start (else its creation): with finished_at, how long it took
+    )
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -106,13 +109,16 @@ def job_state(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobState:
     complete = _condition(job, "Complete") or _condition(job, "SuccessCriteriaMet")
     failed = _condition(job, "Failed") or _condition(job, "FailureTarget")
     terminations = _terminations(name, pods)
+    started = parse_time(dig(job, "status", "startTime")) or parse_time(
+        dig(job, "metadata", "creationTimestamp")
+    )
     if complete and not failed:
         ok = [t for t in terminations if t.get("exitCode") == 0]
         result = worker_result(ok[-1].get("message")) if ok else None
         finished = parse_time(dig(job, "status", "completionTime")) or parse_time(
             complete.get("lastTransitionTime")
         )
-        return JobState(name, "complete", result=result, finished_at=finished)
+        return JobState(name, "complete", result=result, finished_at=finished, started_at=started)
     if not failed:
         return JobState(name, "running")
     last = terminations[-1] if terminations else {}
@@ -155,4 +161,5 @@ def job_state(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobState:
         code=str(error.get("code", "")),
         result=result,
         finished_at=finished,
+        started_at=started,
     )

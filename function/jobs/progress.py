@@ -57,6 +57,9 @@ class Progress:
     # This decision holds until then (None: until the inputs change); then time alone changes it.
     valid_until: datetime | None = None
     cacheable: bool = True
+    # Which server the Job talks to: the request's engine and host:port (metrics and the audit trail).
+    engine: str = ""
+    server: str = ""
 
     @property
     def settled(self) -> bool:
@@ -90,6 +93,10 @@ def resync_interval(view: View, override: int | None = None) -> tuple[bool, int]
 
 def progress(view: View, call: WorkerCall, interval_override: int | None = None) -> Progress:
     prog = _progress(view, call, interval_override)
+    prog.engine = str(call.request.get("engine", ""))
+    conn = call.request.get("connection")
+    if isinstance(conn, dict):
+        prog.server = f"{conn.get('host', '')}:{conn.get('port', '')}"
     if (
         prog.reported is not None
         and prog.reported.phase == "complete"

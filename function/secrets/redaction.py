@@ -106,4 +106,9 @@ def redacted(outcome: Outcome, secrets: list[str], kind: str | None) -> Outcome:
         status=status,
         conditions=[replace(c, message=scrub(c.message, secrets)) for c in outcome.conditions],
         results=[replace(r, message=scrub(r.message, secrets)) for r in outcome.results],
+        report=(
+            replace(outcome.report, changes=tuple(scrub(c, secrets) for c in outcome.report.changes))
+            if outcome.report is not None
+            else None
+        ),
     )
