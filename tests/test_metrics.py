@@ -69,6 +69,10 @@ class Run:
 
 @pytest.fixture(scope="module")
 def run(pg: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    # The server is the session's: another test may have run the Quick Start on it already, and the counts below
+    # are of a first run (CREATE ROLE, CREATE DATABASE).
+    pg.query("DROP DATABASE IF EXISTS myapp WITH (FORCE)")
+    pg.query("DROP ROLE IF EXISTS myapp")
     log = tmp_path_factory.mktemp("function") / "function.log"
     address = f"127.0.0.1:{free_port()}"
     with LocalFunction(log_path=str(log), metrics_address=address) as inner:
