@@ -89,12 +89,14 @@ INPUT_SCHEMA: Schema = obj(
             "Where the XR status comes from.",
             {
                 "readPods": boolean(
-                    "Read the Pods of the Jobs for the worker's result: its message on failure and the facts in "
-                    "status (status.instance, status.database, status.user, status.grant). Crossplane then lists and "
-                    "watches every Pod in the cluster (it caches required resources cluster-wide) and needs the Pod "
-                    "rule of deploy/rbac.yaml; without that rule every call of this step fails. Off, status comes "
-                    "from the Jobs alone: phase, the failure's class (the exit code) and where its log is.",
-                    default=True,
+                    "Opt-in: read the Pods of the Jobs for the worker's result: its message on failure and the facts "
+                    "in status (status.instance, status.database, status.user, status.grant). Crossplane then lists "
+                    "and watches every Pod in the cluster (it caches required resources cluster-wide) and needs the "
+                    "Pod rule of deploy/rbac-pods.yaml; without that rule the step waits on a Pod cache that never "
+                    "fills: the claim does not get Ready, and Synced=False names Pods only after Crossplane's "
+                    "two-minute reconcile timeout. Off (the default), status comes from the Jobs alone: phase, the "
+                    "failure's class (the exit code) and the Job whose log holds the worker's message; no facts.",
+                    default=False,
                 ),
             },
         ),

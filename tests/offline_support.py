@@ -26,9 +26,15 @@ def kube_name(prefix: str) -> str:
 
 def cluster(client: FunctionClient, sleep: Callable[[float], None] = time.sleep) -> OfflineCluster:
     """Claims through the real function; transient failures are retried after 1 s, 2 s, 2 s, ... Periodic re-runs
-    are off, so a resync epoch (or health check) that happens to begin during a test adds no Job to count.
+    are off, so a resync epoch (or health check) that happens to begin during a test adds no Job to count. Pod reads
+    are opted in (`status.readPods: true`), since these tests check the worker's facts and messages in status; the
+    shipped default (off) is covered by tests/test_offline_cli.py and the function tests.
     `sleep`: how the loop waits for a retry (a test may count the waits, or act during one)."""
-    overrides = {"retry": {"baseSeconds": 1, "maxSeconds": 2}, "resync": {"enabled": False}}
+    overrides = {
+        "retry": {"baseSeconds": 1, "maxSeconds": 2},
+        "resync": {"enabled": False},
+        "status": {"readPods": True},
+    }
     return OfflineCluster(client, load_compositions(ROOT / "apis"), input_overrides=overrides, sleep=sleep)
 
 

@@ -36,7 +36,10 @@ USER_XR = kube.xr_from_claim(QUICKSTART["myapp-user"])
 DB_XR = kube.xr_from_claim(QUICKSTART["myapp-db"])
 INSTANCE_XR = kube.xr_from_claim(QUICKSTART["postgres-server"])
 USER_REQUIRED = {"instance": [INSTANCE], "database": [DATABASE], "credentials-secret": []}
-USER_INPUT = kube.composition_input("DatabaseUser")
+# Most tests here read the worker's result from its Pod, so they opt in to Pod reads; the shipped Compositions
+# leave `status.readPods` off (test_without_read_pods_no_pod_is_required_and_a_failure_points_at_the_log).
+SHIPPED_INPUT = kube.composition_input("DatabaseUser")
+USER_INPUT = kube.reading_pods(SHIPPED_INPUT)
 USER_CLAIM = kube.claim("DatabaseUser", "myapp-user", QUICKSTART["myapp-user"]["spec"])
 ASKING_CLAIM = kube.claim(
     "DatabaseUser",
@@ -1860,15 +1863,19 @@ def test_a_permanent_failure_comes_back_within_the_waiting_ttl_to_notice_a_fixed
 
 
 def test_without_read_pods_no_pod_is_required_and_a_failure_points_at_the_log() -> None:
-    """status.readPods: false: Crossplane is never asked for Pods (no cluster-wide Pod cache, no Pod RBAC); a failure
-    is classed by the Job's own conditions (PodFailurePolicy = exit 2) and the message says where the log is."""
-    no_pods = {**USER_INPUT, "status": {"readPods": False}}
+    """status.readPods off (the default, and what the shipped Compositions say): Crossplane is never asked for Pods
+    (no cluster-wide Pod cache, no Pod RBAC); a failure is classed by the Job's own conditions (PodFailurePolicy =
+    exit 2) and the message says where the log is. Opting in asks for the Pods of the XR's Jobs."""
+    assert SHIPPED_INPUT is not None and SHIPPED_INPUT["status"]["readPods"] is False
     failed_at = NOW - timedelta(seconds=1)
     job = kube.job_failed(JOB, iso(failed_at), reason="PodFailurePolicy")
-    rsp = call(kube.request(USER_XR, {"credentials": SECRET, KEY: job}, USER_REQUIRED, no_pods))
-    assert "pods" not in rsp.requirements.resources
-    status = kube.status(rsp)
-    assert status["phase"] == "Failed" and kube.conditions(rsp)["Provisioned"][1] == "PermanentFailure"
-    assert f"kubectl logs -n default job/{JOB['metadata']['name']}" in status["message"]
+    no_status = {k: v for k, v in SHIPPED_INPUT.items() if k != "status"}
+    for no_pods in (SHIPPED_INPUT, no_status):
+        rsp = call(kube.request(USER_XR, {"credentials": SECRET, KEY: job}, USER_REQUIRED, no_pods))
+        assert "pods" not in rsp.requirements.resources
+        status = kube.status(rsp)
+        assert status["phase"] == "Failed" and kube.conditions(rsp)["Provisioned"][1] == "PermanentFailure"
+        assert f"kubectl logs -n default job/{JOB['metadata']['name']}" in status["message"]
+        assert "user" not in status, "no facts without the Pod"
     with_pods = call(kube.request(USER_XR, {"credentials": SECRET, KEY: job}, USER_REQUIRED, USER_INPUT))
-    assert with_pods.requirements.resources["pods"].kind == "Pod", "the default reads them"
+    assert with_pods.requirements.resources["pods"].kind == "Pod", "opting in reads them"

@@ -74,14 +74,19 @@ def _set(name: str) -> dict[str, list[dict[str, Any]]]:
 
 
 def _render_file(
-    stub: grpcv1.FunctionRunnerServiceStub, set_name: str, xr_file: str, observed: bool
+    stub: grpcv1.FunctionRunnerServiceStub,
+    set_name: str,
+    xr_file: str,
+    observed: bool,
+    read_pods: bool = False,
 ) -> Rendered:
     files = _set(set_name)
     [xr] = files[f"{xr_file}.yaml"]
+    step_input = kube.composition_input(KIND_OF[xr_file])
     return render(
         stub.RunFunction,
         xr,
-        kube.composition_input(KIND_OF[xr_file]),
+        kube.reading_pods(step_input) if read_pods else step_input,
         files[f"observed-{xr_file}.yaml"] if observed else [],
         files["required.yaml"],
     )
@@ -102,10 +107,16 @@ CONVERGED = [
     ("set_name", "xr_file", "facts"), CONVERGED, ids=[f"{s}-{x}" for s, x, _ in CONVERGED]
 )
 def test_render_fixtures_converge_to_ready(served: Any, set_name: str, xr_file: str, facts: str) -> None:
-    """Exactly the files in examples/render, fed as `crossplane render` feeds them, yield Ready."""
+    """Exactly the files in examples/render, fed as `crossplane render` feeds them, yield Ready: with the shipped
+    Composition from the Job alone (no facts), and with `status.readPods: true` with the facts of the Pod."""
     stub = served[0]
     files = _set(set_name)
-    out = _render_file(stub, set_name, xr_file, observed=True)
+    default = _render_file(stub, set_name, xr_file, observed=True)
+    assert default.ready == "True", default.xr["status"]
+    assert default.xr["status"]["phase"] == "Ready" and facts not in default.xr["status"]
+    assert "pods" not in default.response.requirements.resources, "Pods never asked for"
+    assert not any("pods" in r.required_resources for r in default.requests)
+    out = _render_file(stub, set_name, xr_file, observed=True, read_pods=True)
     status = out.xr["status"]
     assert out.ready == "True", (status, "stale fixtures? python -m tests.function_cases.render_examples")
     assert status["phase"] == "Ready"
@@ -117,6 +128,8 @@ def test_render_fixtures_converge_to_ready(served: Any, set_name: str, xr_file: 
         if p["kind"] == "Pod"
     ]
     assert status[facts] and any('"observed":' in m for m in pod_results)
+    for same in ("job", "lastAppliedHash", "lastSuccessfulTime"):
+        assert status[same] == default.xr["status"][same]
     assert status["lastAppliedHash"]
     assert out.calls <= 4, "requirements stabilise quickly"
     observed_job = next(o for o in files[f"observed-{xr_file}.yaml"] if o["kind"] == "Job")
@@ -180,8 +193,11 @@ def test_quickstart_over_grpc_from_nothing_to_ready(served: Any) -> None:
     third = render(stub.RunFunction, xr, inp, [secret, done], [*claims, pod])
     assert third.ready == "True"
     assert third.xr["status"]["phase"] == "Ready"
-    assert third.xr["status"]["user"] == {"username": "myapp", "login": True}
+    assert "user" not in third.xr["status"], "the shipped Composition does not read Pods: no facts"
     assert third.xr["status"]["job"] == job["metadata"]["name"]
+    opted_in = render(stub.RunFunction, xr, kube.reading_pods(inp), [secret, done], [*claims, pod])
+    assert opted_in.ready == "True"
+    assert opted_in.xr["status"]["user"] == {"username": "myapp", "login": True}
 
 
 def test_unready_instance_over_grpc_is_pending_without_a_job(served: Any) -> None:

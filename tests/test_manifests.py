@@ -526,7 +526,7 @@ def test_examples_use_every_field_of_every_kind() -> None:
 
 # --- deploy/ --------------------------------------------------------------------------------------------------------
 
-DEPLOY_K8S = ["rbac.yaml", "deletion-protection.yaml"]
+DEPLOY_K8S = ["rbac.yaml", "rbac-pods.yaml", "deletion-protection.yaml"]
 
 
 @pytest.mark.parametrize("filename", DEPLOY_K8S)
@@ -542,13 +542,26 @@ def test_kubernetes_validate_is_strict_about_fields() -> None:
         kubernetes_validate.validate(role, K8S_VERSION, strict=True)
 
 
-def test_crossplane_may_manage_jobs_and_read_pods() -> None:
-    (role,) = load_all(ROOT / "deploy/rbac.yaml")
+def _rules(path: str) -> tuple[dict[str, Any], dict[tuple[tuple[str, ...], tuple[str, ...]], set[str]]]:
+    (role,) = load_all(ROOT / path)
     assert role["kind"] == "ClusterRole"
     assert role["metadata"]["labels"]["rbac.crossplane.io/aggregate-to-crossplane"] == "true"
-    rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): set(r["verbs"]) for r in role["rules"]}
-    assert rules[(("batch",), ("jobs",))] == {"get", "list", "watch", "create", "update", "patch", "delete"}
-    assert rules[(("",), ("pods",))] == {"get", "list", "watch"}
+    return role, {(tuple(r["apiGroups"]), tuple(r["resources"])): set(r["verbs"]) for r in role["rules"]}
+
+
+def test_crossplane_may_manage_jobs_and_only_opting_in_reads_pods() -> None:
+    """deploy/rbac.yaml, required: Jobs only. deploy/rbac-pods.yaml, the opt-in that goes with the Input's
+    status.readPods (off by default and in every shipped Composition): Pods, read only."""
+    jobs_role, jobs = _rules("deploy/rbac.yaml")
+    assert jobs == {(("batch",), ("jobs",)): {"get", "list", "watch", "create", "update", "patch", "delete"}}
+    pods_role, pods = _rules("deploy/rbac-pods.yaml")
+    assert pods == {(("",), ("pods",)): {"get", "list", "watch"}}
+    assert jobs_role["metadata"]["name"] != pods_role["metadata"]["name"]
+    assert parse_input({})[0]["status"]["readPods"] is False
+    for path in sorted((ROOT / "apis").glob("*/composition.yaml")):
+        (comp,) = load_all(path)
+        for step in comp["spec"]["pipeline"]:
+            assert not step["input"].get("status", {}).get("readPods", False), path
 
 
 def policy() -> tuple[dict[str, Any], dict[str, Any]]:

@@ -80,7 +80,8 @@ def run(pg: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         cluster = OfflineCluster(
             client,  # type: ignore[arg-type]
             load_compositions(ROOT / "apis"),
-            input_overrides={"retry": {"baseSeconds": 1, "maxSeconds": 2}},
+            # Pod reads opted in: the worker's code and changes reach the function only through its Pods.
+            input_overrides={"retry": {"baseSeconds": 1, "maxSeconds": 2}, "status": {"readPods": True}},
         )
         docs = load_manifests([ROOT / "examples/quickstart.yaml"])
         for doc in docs:

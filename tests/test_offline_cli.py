@@ -82,8 +82,17 @@ def test_dbops_local_fails_on_a_wrong_password_converges_once_fixed_and_deletes_
     assert first_line.startswith("settled after ") and "retry" not in first_line, first_line
     table = rows(run.stdout)
     assert table["DatabaseInstance/server"][0] == "Failed"
-    assert f'password authentication failed for user "{pg.admin_user}"' in table["DatabaseInstance/server"][1]
+    # The shipped Compositions do not read Pods (status.readPods false): the message is the Job's.
+    assert "(PodFailurePolicy)" in table["DatabaseInstance/server"][1], table
     assert table["Database/db"][0] == table["DatabaseUser/user"][0] == "Pending"
+    assert WRONG not in run.stdout + run.stderr
+    # Opting in (--input) reads the Pods: the worker's message.
+    opt_in = tmp_path / "read-pods.yaml"
+    opt_in.write_text("status:\n  readPods: true\n")
+    run = dbops_local("-f", str(claims_file), "--state", str(state), "--input", str(opt_in))
+    assert run.returncode == 1, run.stdout + run.stderr
+    message = rows(run.stdout)["DatabaseInstance/server"][1]
+    assert f'password authentication failed for user "{pg.admin_user}"' in message
     assert WRONG not in run.stdout + run.stderr
     assert stat.S_IMODE(state.stat().st_mode) == 0o600, "the state file holds Secrets"
 

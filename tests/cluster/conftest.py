@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.servers import Server
-from tools.cluster.controlplane import ControlPlane, missing_tools, tools_dir
+from tools.cluster.controlplane import READ_PODS, ControlPlane, missing_tools, tools_dir
 from tools.cluster.kube import Kube, Obj, load_yaml, wait
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,12 +52,15 @@ def cluster_tools() -> Path:
 
 @pytest.fixture(scope="session")
 def control_plane(cluster_tools: Path) -> Iterator[ControlPlane]:
+    """Opted in to Pod reads (`status.readPods: true` and deploy/rbac-pods.yaml), since these tests check the
+    worker's facts and messages on the claims; the shipped default (no Pod reads, no Pod rule) has control planes of
+    its own in test_pod_reads.py."""
     tools = cluster_tools
     t0 = time.monotonic()
-    with ControlPlane.start(tools) as cp:
+    with ControlPlane.start(tools, step_input=READ_PODS) as cp:
         MEASURED["control plane start"] = time.monotonic() - t0
         t1 = time.monotonic()
-        cp.install()
+        cp.install(pod_rule=True)
         MEASURED["install (packages Healthy, kinds served)"] = time.monotonic() - t1
         yield cp
 

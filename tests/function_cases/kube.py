@@ -42,6 +42,11 @@ def composition_input(kind: str) -> dict[str, Any] | None:
     return step
 
 
+def reading_pods(step_input: dict[str, Any] | None) -> dict[str, Any]:
+    """A step Input that opts in to Pod reads (`status.readPods: true`; the shipped Compositions leave it off)."""
+    return {**(step_input or {}), "status": {**(step_input or {}).get("status", {}), "readPods": True}}
+
+
 def xr_uid(claim_name: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"xr/{claim_name}"))
 

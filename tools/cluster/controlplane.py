@@ -435,19 +435,21 @@ class ControlPlane:
 
     # --- install (docs/packages.md) -----------------------------------------------------------------------------
 
-    def install(self, function_first: bool = False, wait_healthy: bool = True, pod_rule: bool = True) -> None:
+    def install(
+        self, function_first: bool = False, wait_healthy: bool = True, pod_rule: bool = False
+    ) -> None:
         """docs/packages.md, "Install", step by step: deploy/function.yaml (optional), the Configuration,
         deploy/rbac.yaml and deploy/deletion-protection.yaml. `function_first=False` leaves the Function to the
-        Configuration's dependency."""
+        Configuration's dependency. `pod_rule`: also deploy/rbac-pods.yaml, the opt-in that goes with the step
+        Input's `status.readPods: true` (`ControlPlane.start(step_input=READ_PODS)`)."""
         t0 = time.monotonic()
         self.admin.wait_for_kind("pkg.crossplane.io/v1", "Function")
         if function_first:
             self.admin.apply_all(load_yaml(ROOT / "deploy/function.yaml"))
         self.admin.apply(configuration())
         rbac = load_yaml(ROOT / "deploy/rbac.yaml")
-        if not pod_rule:  # what a platform team that skipped the Pod rule has
-            for role in rbac:
-                role["rules"] = [r for r in role["rules"] if "pods" not in r.get("resources", [])]
+        if pod_rule:
+            rbac += load_yaml(ROOT / "deploy/rbac-pods.yaml")
         self.admin.apply_all([*rbac, *load_yaml(ROOT / "deploy/deletion-protection.yaml")])
         if wait_healthy:
             wait(lambda: self._package_healthy("Configuration", "dbops"), 300, "Configuration dbops Healthy")
@@ -530,6 +532,10 @@ def refused(base: Path, user: str, resource: str) -> list[Obj]:
             ):
                 out.append(event)
     return out
+
+
+# The step Input and install of a platform team that opts in to Pod reads (docs/packages.md, "Install", step 4).
+READ_PODS: Obj = {"status": {"readPods": True}}
 
 
 def _apis_with_input(target: Path, step_input: Obj) -> Path:
