@@ -81,9 +81,10 @@ def main() -> int:
             prepare(server)
             print(
                 f"\n=== {path} on {engine} at {server.host}:{server.port} "
-                "(connection.host/port pointed at the demo server; everything else as written) ==="
+                "(connection.host/port pointed at the demo server; Pod reads opted in, as docs/function.md "
+                "describes, to show the worker's facts in status; everything else as written) ==="
             )
-            cluster = OfflineCluster(client, compositions)
+            cluster = OfflineCluster(client, compositions, input_overrides={"status": {"readPods": True}})
             cluster.apply(point_at(load_manifests([ROOT / path]), server))
             rounds = cluster.reconcile(max_wait=10)
             report(cluster, "table", show_secrets=False, rounds=rounds)
