@@ -10,11 +10,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.json_format import MessageToDict
+
 from dbops_local.crossplane import API_VERSION
 from dbops_local.loop import OfflineCluster, load_compositions
 from dbops_local.runtime import FunctionClient
 from tests.conftest import unique
 from tests.servers import Server
+
+
+class RecordingClient:
+    """The function's client, keeping every response (results and conditions are replaced on the next call)."""
+
+    def __init__(self, inner: FunctionClient) -> None:
+        self.inner = inner
+        self.responses: list[dict[str, Any]] = []
+
+    def run(self, req: Any) -> Any:
+        rsp = self.inner.run(req)
+        self.responses.append(MessageToDict(rsp))
+        return rsp
+
 
 ROOT = Path(__file__).resolve().parent.parent
 

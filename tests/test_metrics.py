@@ -21,13 +21,12 @@ from typing import Any
 import promql_parser
 import pytest
 import yaml
-from google.protobuf.json_format import MessageToDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from dbops_local.loop import OfflineCluster, load_compositions, load_manifests
-from dbops_local.runtime import FunctionClient, LocalFunction
+from dbops_local.runtime import LocalFunction
 from function.audit import EVENT_REASON
-from tests.offline_support import claim
+from tests.offline_support import RecordingClient, claim
 from tests.servers import Server, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,17 +34,6 @@ MONITORING = ROOT / "deploy" / "monitoring"
 OPERATIONS = ROOT / "docs" / "operations.md"
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-
-
-class RecordingClient:
-    def __init__(self, inner: FunctionClient) -> None:
-        self.inner = inner
-        self.responses: list[dict[str, Any]] = []
-
-    def run(self, req: Any) -> Any:
-        rsp = self.inner.run(req)
-        self.responses.append(MessageToDict(rsp))
-        return rsp
 
 
 @dataclass

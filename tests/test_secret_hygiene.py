@@ -32,30 +32,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from google.protobuf.json_format import MessageToDict
 
 from dbops_local.loop import OfflineCluster, load_compositions, load_manifests
 from dbops_local.runtime import FunctionClient, LocalFunction
 from function.fn import FunctionRunner
 from tests.function_cases import kube
-from tests.offline_support import claim
+from tests.offline_support import RecordingClient, claim
 from tests.servers import Server
 
 ROOT = Path(__file__).resolve().parent.parent
 _names = itertools.count()
-
-
-class RecordingClient:
-    """The function's client, keeping every response (results and conditions are replaced on the next call)."""
-
-    def __init__(self, inner: FunctionClient) -> None:
-        self.inner = inner
-        self.responses: list[dict[str, Any]] = []
-
-    def run(self, req: Any) -> Any:
-        rsp = self.inner.run(req)
-        self.responses.append(MessageToDict(rsp))
-        return rsp
 
 
 @pytest.fixture(scope="module")
