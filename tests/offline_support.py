@@ -51,7 +51,8 @@ def cluster(client: FunctionClient, sleep: Callable[[float], None] = time.sleep)
         "resync": {"enabled": False},
         "status": {"readPods": True},
     }
-    return OfflineCluster(client, load_compositions(ROOT / "apis"), input_overrides=overrides, sleep=sleep)
+    compositions = load_compositions(ROOT / "apis", ROOT / "apis-namespaced")
+    return OfflineCluster(client, compositions, input_overrides=overrides, sleep=sleep)
 
 
 def claim(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:

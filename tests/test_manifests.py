@@ -499,6 +499,24 @@ def test_quickstart_is_the_seed_verbatim() -> None:
     ]
 
 
+@pytest.mark.parametrize("name", ["quickstart.yaml", "quickstart-mariadb.yaml"])
+def test_namespaced_quickstart_is_the_claims_one_with_only_the_api_version_changed(name: str) -> None:
+    """Moving to namespaced XRs is changing `apiVersion`: the kinds, names and specs stay (issue 16)."""
+    claims_docs = load_all(ROOT / "examples" / name)
+    namespaced_docs = load_all(ROOT / "examples/namespaced" / name)
+    renamed = [
+        {**d, "apiVersion": NAMESPACED.api_version} if d["apiVersion"] == f"{GROUP}/{VERSION}" else d
+        for d in claims_docs
+    ]
+    assert namespaced_docs == renamed
+    for doc in namespaced_docs[1:]:
+        info = apigen.NAMESPACED_INFO[doc["kind"]]
+        assert doc["apiVersion"] == f"{xrd_file(info)['spec']['group']}/{VERSION}"
+        schema = xrd_file(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        jsonschema.validate(doc["spec"], strict(schema), cls=OpenAPIValidator)
+        assert rule_errors(schema, with_defaults(schema, doc["spec"]), "spec") == []
+
+
 @pytest.mark.parametrize(("example_set", "kind", "name"), claim_ids())
 def test_example_claim_is_valid(example_set: str, kind: str, name: str) -> None:
     (claim,) = [c for c in claims(example_set) if c["kind"] == kind and c["metadata"]["name"] == name]
