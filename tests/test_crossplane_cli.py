@@ -164,8 +164,7 @@ def test_package_metadata_validates_against_crossplane(cli: Path, tmp_path: Path
     report = validate(
         cli,
         [meta / "meta.pkg.crossplane.io_functions.yaml", meta / "meta.pkg.crossplane.io_configurations.yaml"],
-        [ROOT / "package" / "crossplane.yaml", ROOT / "apis" / "crossplane.yaml"]
-        + [ROOT / "apis-namespaced" / "crossplane.yaml"],
+        [ROOT / "package/crossplane.yaml", ROOT / "apis/crossplane.yaml", ROOT / "apis-namespaced/crossplane.yaml"],
         tmp_path,
     )
     assert problems(report) == [] and report["summary"]["total"] == 3
