@@ -164,7 +164,11 @@ def test_package_metadata_validates_against_crossplane(cli: Path, tmp_path: Path
     report = validate(
         cli,
         [meta / "meta.pkg.crossplane.io_functions.yaml", meta / "meta.pkg.crossplane.io_configurations.yaml"],
-        [ROOT / "package/crossplane.yaml", ROOT / "apis/crossplane.yaml", ROOT / "apis-namespaced/crossplane.yaml"],
+        [
+            ROOT / "package/crossplane.yaml",
+            ROOT / "apis/crossplane.yaml",
+            ROOT / "apis-namespaced/crossplane.yaml",
+        ],
         tmp_path,
     )
     assert problems(report) == [] and report["summary"]["total"] == 3
@@ -332,6 +336,36 @@ def test_render_equals_the_committed_output(ex: cr.Example, rendered: Callable[[
     )
 
 
+NAMESPACED_EXAMPLES = [ex for ex in EXAMPLES if ex.package_root == "apis-namespaced"]
+
+
+@pytest.mark.parametrize("ex", NAMESPACED_EXAMPLES, ids=str)
+def test_a_namespaced_xr_composes_only_in_its_own_namespace(
+    ex: cr.Example, rendered: Callable[[cr.Example], Docs]
+) -> None:
+    """The real engine on a v2 namespaced XR: its Crossplane fields under spec.crossplane, no claim conditions,
+    every composed Secret and Job in the XR's namespace and controlled by it; Ready once the worker ran."""
+    docs = rendered(ex)
+    [xr] = [d for d in docs if d["apiVersion"] == "ns.dbops.dbprovision.io/v1alpha1"]
+    namespace = xr["metadata"]["namespace"]
+    assert "claimConditionTypes" not in xr["status"] and "compositionRef" not in xr["spec"]
+    assert (
+        xr["spec"]["crossplane"]["compositionRef"]["name"] == f"{xr['kind'].lower()}s.ns.dbops.dbprovision.io"
+    )
+    composed = [d for d in docs if d["kind"] in ("Secret", "Job")]
+    assert composed
+    for doc in composed:
+        assert doc["metadata"]["namespace"] == namespace, doc["metadata"]
+        [owner] = doc["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"], owner["controller"]) == (
+            xr["kind"],
+            xr["metadata"]["name"],
+            True,
+        )
+    if ex.observed:
+        assert xr["status"]["phase"] == "Ready"
+
+
 @pytest.mark.parametrize("ex", EXAMPLES, ids=str)
 def test_render_at_another_time_differs_only_where_normalised(
     ex: cr.Example, cli: Path, core: Path, later: str, rendered: Callable[[cr.Example], Docs]
@@ -379,7 +413,7 @@ def _stand_in_agrees(
         xr,
         kube.composition_input(KIND_OF[ex.xr]),
         ex.observed_docs(),
-        load_all(cr.RENDER / ex.set / "required.yaml"),
+        load_all(cr.RENDER / ex.set / ex.required),
     )
     ours = [
         {"kind": xr["kind"], "status": out.xr["status"]},
@@ -442,7 +476,7 @@ def test_rendered_output_validates(cli: Path, rendered: Callable[[cr.Example], D
         docs = [d for d in rendered(ex) if d["kind"] not in ("Result", "Context")]
         path.write_text(yaml.safe_dump_all(docs), encoding="utf-8")
         files.append(path)
-    report = validate(cli, XRDS, files, tmp_path)
+    report = validate(cli, [*XRDS, *NS_XRDS], files, tmp_path)
     assert problems(report) == []
     assert report["summary"]["total"] == sum(
         1 for ex in EXAMPLES for d in rendered(ex) if d["kind"] not in ("Result", "Context")
