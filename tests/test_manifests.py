@@ -651,10 +651,13 @@ def test_policy_matches_every_claim_and_composite_on_delete_only() -> None:
     )
     assert binding["spec"]["policyName"] == vap["metadata"]["name"]
     assert binding["spec"]["validationActions"] == ["Deny"]
-    (rule,) = vap["spec"]["matchConstraints"]["resourceRules"]
+    (rule, namespaced) = vap["spec"]["matchConstraints"]["resourceRules"]
     assert rule["apiGroups"] == [GROUP] and rule["operations"] == ["DELETE"]
     expected = {i.plural for i in INFOS} | {i.xr_plural for i in INFOS}
     assert set(rule["resources"]) == expected
+    # The namespaced XRs are what users create in that shape: protected the same way.
+    assert namespaced["apiGroups"] == [NAMESPACED.group] and namespaced["operations"] == ["DELETE"]
+    assert set(namespaced["resources"]) == {i.xr_plural for i in NAMESPACED_INFOS}
     assert vap["spec"]["failurePolicy"] == "Fail"
     # Every kind has the field the policy reads, defaulted to true.
     for kind in KINDS:
@@ -670,6 +673,7 @@ def admission(
     new_spec: Any = None,
     user: str = "alice",
     namespace_deleting: bool = False,
+    group: str = GROUP,
 ) -> tuple[bool, str]:
     """Run the policy's validation on one admission request: (allowed, message). A cluster-scoped request has no
     `namespace` field (as the API server sends it) and no namespace object."""
@@ -678,7 +682,7 @@ def admission(
     request: dict[str, Any] = {
         "operation": operation,
         "name": name,
-        "resource": {"group": GROUP, "version": VERSION, "resource": resource},
+        "resource": {"group": group, "version": VERSION, "resource": resource},
         "userInfo": {"username": user, "groups": ["system:authenticated"]},
     }
     if namespace:
@@ -708,6 +712,23 @@ def test_delete_of_a_protected_claim_is_refused_with_the_way_out(spec: dict[str,
         """-p '{"spec":{"deletionProtection":false}}'"""
     ) in message
     assert "would not drop anything in the database server" in message
+
+
+@pytest.mark.parametrize("spec", [{"deletionProtection": True}, {}], ids=["true", "absent"])
+def test_delete_of_a_protected_namespaced_xr_is_refused_with_the_way_out(spec: dict[str, Any]) -> None:
+    allowed, message = admission(
+        "DELETE", "databaseusers", "myapp-user", "team-a", spec, group=NAMESPACED.group
+    )
+    assert not allowed
+    assert message.startswith("databaseusers.ns.dbops.dbprovision.io team-a/myapp-user has")
+    assert (
+        "kubectl patch databaseusers.ns.dbops.dbprovision.io myapp-user -n team-a --type merge "
+        """-p '{"spec":{"deletionProtection":false}}'"""
+    ) in message
+    allowed, _ = admission(
+        "DELETE", "databaseusers", "myapp-user", "team-a", {"deletionProtection": False}, group=NAMESPACED.group
+    )
+    assert allowed
 
 
 def test_delete_of_a_protected_composite_points_at_its_claim() -> None:
