@@ -147,10 +147,11 @@ def _as_shape(docs: list[dict[str, Any]], shape: str) -> list[dict[str, Any]]:
         return docs
     out = []
     for doc in docs:
-        if doc["kind"] != "Secret":
-            spec = {k: v for k, v in doc["spec"].items() if k != "writeConnectionSecretToRef"}
-            doc = {**doc, "apiVersion": NAMESPACED_API_VERSION, "spec": spec}
-        out.append(doc)
+        if doc["kind"] == "Secret":
+            out.append(doc)
+            continue
+        spec = {k: v for k, v in doc["spec"].items() if k != "writeConnectionSecretToRef"}
+        out.append({**doc, "apiVersion": NAMESPACED_API_VERSION, "spec": spec})
     return out
 
 
@@ -327,7 +328,7 @@ def _login(server: Server, user: str, password: str) -> None:
 @pytest.fixture(
     scope="module",
     params=[("postgres", "claims"), ("mariadb", "claims"), ("postgres", "namespaced"), ("mariadb", "namespaced")],
-    ids=lambda p: "-".join(p),
+    ids="-".join,
 )
 def scenario(request: pytest.FixtureRequest, function_log: tuple[FunctionClient, Path]) -> Scenario:
     engine, shape = request.param
