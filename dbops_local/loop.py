@@ -90,7 +90,8 @@ class OfflineCluster:
         self.input_overrides = input_overrides or {}
         self.namespace = namespace
         self.store = ObjectStore()
-        self.outcomes: dict[str, Outcome] = {}
+        # The last call's outcome per XR, by (namespace, name): namespaced XRs of one name may live in several.
+        self.outcomes: dict[tuple[str, str], Outcome] = {}
         self.jobs_run = 0
         self.settled = False
         self.next_retry: float | None = None  # seconds to a retry that was not waited for (after reconcile)
@@ -282,11 +283,11 @@ class OfflineCluster:
             rsp = self._call(xr, observed, fn_input, self._connection_details(xr))
         except UnsettledRequirements as exc:
             # Crossplane's reconcile fails: nothing is applied and the XR and claim say why (Synced False).
-            self.outcomes[xr["metadata"]["name"]] = Outcome(results=[], ttl=None)
+            self.outcomes[_xr_key(xr)] = Outcome(results=[], ttl=None)
             self._mark_unsynced(xr, claim, str(exc))
             return
         outcome = Outcome(results=xp.results(rsp), ttl=xp.ttl_seconds(rsp))
-        self.outcomes[xr["metadata"]["name"]] = outcome
+        self.outcomes[_xr_key(xr)] = outcome
         fatal = next((r["message"] for r in outcome.results if r["severity"] == "Fatal"), None)
         desired = {} if fatal else xp.desired_resources(rsp)
         if not fatal:
@@ -488,7 +489,7 @@ class OfflineCluster:
         waits = []
         xrs = [*self.store.select(xp.API_VERSION), *self.store.select(xp.NAMESPACED_API_VERSION)]
         for xr in xrs:
-            outcome = self.outcomes.get(xr["metadata"]["name"])
+            outcome = self.outcomes.get(_xr_key(xr))
             if xp.is_claim(xr) or outcome is None or outcome.ttl is None:
                 continue
             if any(
@@ -497,6 +498,10 @@ class OfflineCluster:
             ):
                 waits.append(outcome.ttl)
         return min(waits) if waits else None
+
+
+def _xr_key(xr: Obj) -> tuple[str, str]:
+    return xr["metadata"].get("namespace", ""), xr["metadata"]["name"]
 
 
 def _merge(base: Obj | None, overrides: Obj) -> Obj | None:
