@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from dbops_local import migrate_operator
+from dbops_local import plan as plan_mode
 from dbops_local.crossplane import Composition
 from dbops_local.loop import (
     DEFAULT_MAX_WAIT,
@@ -71,10 +72,19 @@ def main(argv: list[str] | None = None) -> int:
         help="longest wait for a retry the function schedules after a transient failure "
         f"(seconds, default {DEFAULT_MAX_WAIT:g})",
     )
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="write nothing: each Job's worker plans instead of applying, and the statements each claim would "
+        "send are printed (exit 0: nothing to change, 3: changes planned, 1: a claim failed); --state is read, "
+        "never written",
+    )
     parser.add_argument("--show-secrets", action="store_true", help="print Secret values unmasked")
     parser.add_argument("-n", "--namespace", default="default")
     parser.add_argument("-o", "--output", choices=("table", "yaml"), default="table")
     args = parser.parse_args(argv)
+    if args.plan and args.delete:
+        parser.error("--plan shows what applying the claims would write; it has no plan for --delete")
 
     directories = args.compositions or ["apis", "apis-namespaced"]
     compositions = load_compositions(*(d for d in directories if Path(d).is_dir()))
@@ -95,21 +105,48 @@ def _run(
     manifests: list[Obj],
     args: argparse.Namespace,
 ) -> int:
-    cluster = OfflineCluster(client, compositions, overrides, namespace=args.namespace)
+    cluster = OfflineCluster(client, compositions, overrides, namespace=args.namespace, plan_only=args.plan)
     if args.state and os.path.exists(args.state):
         cluster.store.load(json.loads(Path(args.state).read_text()))
     cluster.apply(manifests)
     for item in args.delete:
         kind, _, name = item.partition("/")
         cluster.delete(kind, name)
-    rounds = cluster.reconcile(max_wait=args.max_wait)
-    if args.state:
+    try:
+        rounds = cluster.reconcile(max_wait=args.max_wait)
+    except plan_mode.PlanRefused as exc:
+        print(f"dbops-local: {exc}", file=sys.stderr)
+        return 1
+    if args.state and not args.plan:
         fd = os.open(args.state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(cluster.store.dump(), handle)
     report(cluster, args.output, args.show_secrets, rounds)
     failed = [c for c in cluster.claims() if c.get("status", {}).get("phase") == "Failed"]
+    if args.plan:
+        changes = print_plans(cluster, masker(cluster.store) if not args.show_secrets else _shown)
+        return 1 if failed else PLANNED_CHANGES if changes else 0
     return 1 if failed else 0
+
+
+PLANNED_CHANGES = 3  # --plan: the exit code when some claim would write (1 stays "a claim failed")
+
+
+def print_plans(cluster: OfflineCluster, hide: Any, out: Any = sys.stdout) -> bool:
+    """Each claim's planned statements; True when any claim would write something."""
+    print("\nPlan (nothing was written):", file=out)
+    changes = False
+    for claim, lines in sorted(cluster.plans.items()):
+        if isinstance(lines, str):
+            print(f"{claim}: no plan: {hide(lines)}", file=out)
+        elif not lines:
+            print(f"{claim}: no changes", file=out)
+        else:
+            changes = True
+            print(f"{claim}:", file=out)
+            for line in lines:
+                print(f"  {hide(line)}", file=out)
+    return changes
 
 
 def report(

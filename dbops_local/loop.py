@@ -15,6 +15,7 @@ import yaml
 from crossplane.function import resource
 
 from dbops_local import crossplane as xp
+from dbops_local import plan as plan_mode
 from dbops_local.jobs import run_job, secret_value
 from dbops_local.runtime import FunctionClient
 from dbops_local.store import Obj, ObjectStore
@@ -82,6 +83,7 @@ class OfflineCluster:
         *,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        plan_only: bool = False,
     ) -> None:
         self.client = client
         self.sleep = sleep  # how the loop waits for a retry (tests count the waits)
@@ -97,6 +99,11 @@ class OfflineCluster:
         self.next_retry: float | None = None  # seconds to a retry that was not waited for (after reconcile)
         self.pod_logs: dict[str, str] = {}  # Pod name -> its logs, for `kubectl logs`-style inspection
         self.pod_events: dict[str, str] = {}  # Pod name -> its last warning, as `kubectl describe pod` shows
+        # --plan: workers plan instead of applying; each claim's planned statements ("Kind/name" -> lines, or
+        # the worker's error when its run reached no plan).
+        self.plan_only = plan_only
+        self.plans: dict[str, list[str] | str] = {}
+        self._planned: set[str] = set()  # Jobs run in this --plan invocation
 
     # --- what users do -------------------------------------------------------------------------------------
 
@@ -462,12 +469,19 @@ class OfflineCluster:
             conditions = {
                 c["type"] for c in job.get("status", {}).get("conditions", []) if c["status"] == "True"
             }
-            if conditions & {"Complete", "Failed"}:
+            # --plan runs every Job once, finished ones too (a Job from --state): the plan is of the server now.
+            replan = self.plan_only and job["metadata"]["name"] not in self._planned
+            if conditions & {"Complete", "Failed"} and not replan:
                 continue
             if job.get("spec", {}).get("suspend"):
                 continue
             # A Job whose Pod waits for a Secret is tried again every round; it keeps its startTime.
-            run = run_job(job, lambda ns, name: self.store.get("v1", "Secret", name, ns))
+            runnable = plan_mode.as_plan(job) if self.plan_only else job
+            run = run_job(runnable, lambda ns, name: self.store.get("v1", "Secret", name, ns))
+            if self.plan_only and run.ran:
+                self._planned.add(job["metadata"]["name"])
+            if self.plan_only and run.ran and plan_mode.applies(job):
+                self.plans[plan_mode.claim_of(job)] = plan_mode.planned(list(run.logs.values())[-1])
             self.jobs_run += run.ran
             self.pod_logs.update(run.logs)
             self.pod_events.update(run.events)

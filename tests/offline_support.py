@@ -40,19 +40,22 @@ def kube_name(prefix: str) -> str:
     return unique(prefix).replace("_", "-")
 
 
-def cluster(client: FunctionClient, sleep: Callable[[float], None] = time.sleep) -> OfflineCluster:
+def cluster(
+    client: FunctionClient, sleep: Callable[[float], None] = time.sleep, *, plan_only: bool = False
+) -> OfflineCluster:
     """Claims through the real function; transient failures are retried after 1 s, 2 s, 2 s, ... Periodic re-runs
     are off, so a resync epoch (or health check) that happens to begin during a test adds no Job to count. Pod reads
     are opted in (`status.readPods: true`), since these tests check the worker's facts and messages in status; the
     shipped default (off) is covered by tests/test_offline_cli.py and the function tests.
-    `sleep`: how the loop waits for a retry (a test may count the waits, or act during one)."""
+    `sleep`: how the loop waits for a retry (a test may count the waits, or act during one); `plan_only`:
+    `dbops-local --plan`, workers plan instead of applying."""
     overrides = {
         "retry": {"baseSeconds": 1, "maxSeconds": 2},
         "resync": {"enabled": False},
         "status": {"readPods": True},
     }
     compositions = load_compositions(ROOT / "apis", ROOT / "apis-namespaced")
-    return OfflineCluster(client, compositions, input_overrides=overrides, sleep=sleep)
+    return OfflineCluster(client, compositions, input_overrides=overrides, sleep=sleep, plan_only=plan_only)
 
 
 def claim(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:

@@ -346,6 +346,25 @@ def test_a_migration_from_the_go_operator_writes_only_ownership_markers_and_ever
         if c["kind"] in ("Database", "DatabaseUser", "DatabaseGrant")
     )
 
+    # `dbops-local --plan` first, as docs/migrating.md says: nothing is written, and every claim has a plan.
+    planner = cluster(function_client, plan_only=True)
+
+    def plan() -> dict[str, list[str] | str]:
+        planner.apply(claims)
+        planner.reconcile()
+        return planner.plans
+
+    plans, planned_writes = writes_during(server, plan)
+    assert planned_writes == [], "a plan writes nothing"
+    assert sorted(plans) == sorted(
+        f"{c['kind']}/{c['metadata']['name']}"
+        for c in claims
+        if c["kind"] in ("Database", "DatabaseUser", "DatabaseGrant")
+    )
+    unplanned = {claim: why for claim, why in plans.items() if isinstance(why, str)}
+    assert not unplanned, unplanned
+    planned = [line for lines in plans.values() for line in lines if not line.startswith("-- ")]
+
     c = cluster(function_client)
 
     def converge() -> dict[str, tuple[str, str]]:
@@ -362,6 +381,10 @@ def test_a_migration_from_the_go_operator_writes_only_ownership_markers_and_ever
     others = [w.text for w in first if not marker.search(w.text) and w.text not in ("BEGIN", "COMMIT")]
     assert sorted(others) == sorted(expected_writes(server, n)), "\n".join(others)
     assert _markers(first, pg) != [], "adoption marks what the claims now manage"
+    # The plan named exactly the statements the run then sent (a plan line is a statement with its `;`).
+    assert sorted(line.rstrip(";") for line in planned) == sorted(
+        w.text.rstrip(";") for w in first if w.text not in ("BEGIN", "COMMIT")
+    )
 
     after = state(server, n)
     assert after == (before if pg else maria_expected(before, n)), (
