@@ -157,6 +157,9 @@ def test_dbops_local_runs_the_namespaced_quickstart_as_written_but_for_the_serve
     assert {o["metadata"].get("namespace") for o in objects} == {namespace}, "nothing in crossplane-system"
     creds = state_secret(state, "myapp-db-credentials")
     pg.connect(user="myapp", password=creds["password"], database="myapp").close()
+    # --plan on the converged namespaced XRs: nothing to change, nothing written.
+    plan = dbops_local("-f", str(file), "--state", str(state), "-n", namespace, "--plan")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
 
     run = dbops_local(
         "-f", str(file), "--state", str(state), "-n", namespace, "--delete", "DatabaseUser/myapp-user"
