@@ -15,7 +15,13 @@ import yaml
 from dbops_local import migrate_operator
 from dbops_local import plan as plan_mode
 from dbops_local.crossplane import Composition
-from dbops_local.loop import DEFAULT_MAX_WAIT, OfflineCluster, load_compositions, load_manifests
+from dbops_local.loop import (
+    DEFAULT_MAX_WAIT,
+    CompositeType,
+    OfflineCluster,
+    load_compositions,
+    load_manifests,
+)
 from dbops_local.masking import MASK, masker, secret_lines
 from dbops_local.runtime import FunctionClient, LocalFunction
 from dbops_local.store import Obj
@@ -29,13 +35,17 @@ def main(argv: list[str] | None = None) -> int:
         return migrate_operator.main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="dbops-local",
-        description="Apply dbops claims and Secrets, call the function as Crossplane would, run the Jobs' worker "
-        "commands locally against the real servers, and print each claim's status. "
+        description="Apply dbops claims or namespaced XRs and Secrets, call the function as Crossplane would, run "
+        "the Jobs' worker commands locally against the real servers, and print each one's status. "
         "`dbops-local migrate-from-operator -f FILE` converts db-provision-operator YAML to dbops claims "
         "(docs/migrating.md).",
     )
     parser.add_argument(
-        "-f", "--filename", action="append", required=True, help="YAML with claims and Secrets"
+        "-f",
+        "--filename",
+        action="append",
+        required=True,
+        help="YAML with claims (dbops.dbprovision.io) or namespaced XRs (ns.dbops.dbprovision.io) and Secrets",
     )
     parser.add_argument(
         "--state", help="JSON file keeping the objects between runs (holds Secrets: mode 0600)"
@@ -45,10 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KIND/NAME",
-        help="delete a claim (or Secret) before reconciling, e.g. DatabaseUser/myapp-user",
+        help="delete a claim, namespaced XR or Secret before reconciling, e.g. DatabaseUser/myapp-user (a claim "
+        "of that name first)",
     )
     parser.add_argument(
-        "--compositions", default="apis", help="directory with the Compositions (default: apis)"
+        "--compositions",
+        action="append",
+        help="directory with Compositions, repeatable (default: apis and apis-namespaced)",
     )
     parser.add_argument("--input", help="YAML merged into the function's Input (e.g. retry settings)")
     parser.add_argument("--function-address", help="call a function already serving here (--insecure)")
@@ -73,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.plan and args.delete:
         parser.error("--plan shows what applying the claims would write; it has no plan for --delete")
 
-    compositions = load_compositions(args.compositions) if Path(args.compositions).is_dir() else {}
+    directories = args.compositions or ["apis", "apis-namespaced"]
+    compositions = load_compositions(*(d for d in directories if Path(d).is_dir()))
     overrides = yaml.safe_load(Path(args.input).read_text()) if args.input else None
     manifests = load_manifests(args.filename)
     if args.function_address:
@@ -86,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(
     client: FunctionClient,
-    compositions: dict[str, Composition],
+    compositions: dict[CompositeType, Composition],
     overrides: Obj | None,
     manifests: list[Obj],
     args: argparse.Namespace,

@@ -1,4 +1,8 @@
-"""What Crossplane does around a function call: claims to XRs, requests, and applying the response."""
+"""What Crossplane does around a function call: claims to XRs, requests, and applying the response.
+
+Two shapes of XR (docs/packages.md): a claim in `dbops.dbprovision.io` becomes a cluster-scoped `X<kind>` XR; a
+namespaced XR in `ns.dbops.dbprovision.io` is composed as it is, with Crossplane's fields under `spec.crossplane`.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from dbops_local.store import Obj
 
 API_VERSION = "dbops.dbprovision.io/v1alpha1"
+NAMESPACED_API_VERSION = "ns.dbops.dbprovision.io/v1alpha1"
 CLAIM_KINDS = ("DatabaseInstance", "Database", "DatabaseUser", "DatabaseGrant")
 COMPOSITION_RESOURCE_NAME = "crossplane.io/composition-resource-name"
 CONNECTION_SECRET_TYPE = "connection.crossplane.io/v1alpha1"  # noqa: S105 (a Secret type)
@@ -30,6 +35,20 @@ class Composition:
 
 def is_claim(obj: Obj) -> bool:
     return obj.get("apiVersion") == API_VERSION and obj.get("kind") in CLAIM_KINDS
+
+
+def is_namespaced_xr(obj: Obj) -> bool:
+    """A Crossplane v2 namespaced XR: what users apply instead of a claim, and what the function composes."""
+    return obj.get("apiVersion") == NAMESPACED_API_VERSION and obj.get("kind") in CLAIM_KINDS
+
+
+def with_composition(xr: Obj, composition: str) -> Obj:
+    """A namespaced XR as Crossplane keeps it: its Composition chosen under `spec.crossplane`."""
+    if xr.get("spec", {}).get("crossplane", {}).get("compositionRef", {}).get("name") == composition:
+        return xr
+    out = copy.deepcopy(xr)
+    out.setdefault("spec", {}).setdefault("crossplane", {})["compositionRef"] = {"name": composition}
+    return out
 
 
 def xr_name(claim: Obj) -> str:

@@ -1,4 +1,5 @@
-"""The offline control loop: reconcile claims through the function and local Jobs until nothing changes."""
+"""The offline control loop: reconcile claims and namespaced XRs through the function and local Jobs until nothing
+changes."""
 
 from __future__ import annotations
 
@@ -39,16 +40,21 @@ def load_manifests(paths: Iterable[str | Path]) -> list[Obj]:
     return out
 
 
-def load_compositions(directory: str | Path) -> dict[str, xp.Composition]:
-    """Composite kind -> its Composition (name, the function-dbops step's Input, where connection details go)."""
-    found: dict[str, xp.Composition] = {}
-    for path in sorted(Path(directory).rglob("*.yaml")):
+CompositeType = tuple[str, str]  # (apiVersion, kind) of a composite resource
+
+
+def load_compositions(*directories: str | Path) -> dict[CompositeType, xp.Composition]:
+    """Composite type -> its Composition (name, the function-dbops step's Input, where connection details go),
+    from every Composition under the directories (e.g. `apis` and `apis-namespaced`)."""
+    found: dict[CompositeType, xp.Composition] = {}
+    paths = [path for directory in directories for path in sorted(Path(directory).rglob("*.yaml"))]
+    for path in paths:
         for doc in load_manifests([path]):
             if doc.get("kind") != "Composition":
                 continue
-            kind = doc["spec"]["compositeTypeRef"]["kind"]
+            ref = doc["spec"]["compositeTypeRef"]
             steps = [s for s in doc["spec"].get("pipeline", []) if s["functionRef"]["name"] == FUNCTION_NAME]
-            found[kind] = xp.Composition(
+            found[(ref["apiVersion"], ref["kind"])] = xp.Composition(
                 doc["metadata"]["name"],
                 steps[0].get("input") if steps else None,
                 doc["spec"].get("writeConnectionSecretsToNamespace"),
@@ -71,7 +77,7 @@ class OfflineCluster:
     def __init__(
         self,
         client: FunctionClient,
-        compositions: dict[str, xp.Composition] | None = None,
+        compositions: dict[CompositeType, xp.Composition] | None = None,
         input_overrides: Obj | None = None,
         namespace: str = "default",
         *,
@@ -86,7 +92,8 @@ class OfflineCluster:
         self.input_overrides = input_overrides or {}
         self.namespace = namespace
         self.store = ObjectStore()
-        self.outcomes: dict[str, Outcome] = {}
+        # The last call's outcome per XR, by (namespace, name): namespaced XRs of one name may live in several.
+        self.outcomes: dict[tuple[str, str], Outcome] = {}
         self.jobs_run = 0
         self.settled = False
         self.next_retry: float | None = None  # seconds to a retry that was not waited for (after reconcile)
@@ -111,20 +118,29 @@ class OfflineCluster:
                 obj["status"] = existing["status"]
             if existing is not None:
                 obj["metadata"]["uid"] = existing["metadata"]["uid"]
-                if "resourceRef" in existing.get("spec", {}):
-                    obj.setdefault("spec", {})["resourceRef"] = existing["spec"]["resourceRef"]
+                # Fields Crossplane wrote, which an apply that does not name them keeps.
+                for owned in ("resourceRef", "crossplane"):
+                    if owned in existing.get("spec", {}) and owned not in obj.get("spec", {}):
+                        obj.setdefault("spec", {})[owned] = existing["spec"][owned]
             self.store.put(xp.normalise_secret(obj))
 
-    def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
-        """kubectl delete of a claim or Secret; a claim takes its XR and composed resources with it (garbage
-        collection), and the function is not called, as in Crossplane."""
+    def delete(
+        self, kind: str, name: str, namespace: str | None = None, api_version: str | None = None
+    ) -> None:
+        """kubectl delete of a claim, namespaced XR or Secret; a claim takes its XR and composed resources with
+        it, an XR its composed resources (garbage collection), and the function is not called, as in Crossplane.
+        Without `api_version`, a claim of that kind and name, else the namespaced XR."""
         namespace = namespace or self.namespace
-        api = "v1" if kind == "Secret" else xp.API_VERSION
-        obj = self.store.get(api, kind, name, namespace)
-        if obj is None:
+        if api_version is not None:
+            apis = [api_version]
+        else:
+            apis = ["v1"] if kind == "Secret" else [xp.API_VERSION, xp.NAMESPACED_API_VERSION]
+        found = [o for api in apis if (o := self.store.get(api, kind, name, namespace)) is not None]
+        if not found:
             raise KeyError(f"{kind} {namespace}/{name} not found")
+        obj = found[0]
         gone = {obj["metadata"]["uid"]}
-        if xp.is_claim(obj):
+        if xp.is_claim(obj) or xp.is_namespaced_xr(obj):
             xr = self.composite(obj)
             if xr is not None:
                 for composed in self._composed(xr).values():
@@ -179,19 +195,34 @@ class OfflineCluster:
 
     # --- what users look at --------------------------------------------------------------------------------
 
-    def claim(self, kind: str, name: str, namespace: str | None = None) -> Obj:
-        obj = self.store.get(xp.API_VERSION, kind, name, namespace or self.namespace)
+    def claim(
+        self, kind: str, name: str, namespace: str | None = None, api_version: str = xp.API_VERSION
+    ) -> Obj:
+        """A claim (or, with `api_version=xp.NAMESPACED_API_VERSION`, a namespaced XR) as it is now."""
+        obj = self.store.get(api_version, kind, name, namespace or self.namespace)
         if obj is None:
             raise KeyError(f"{kind} {name} not found")
         return obj
 
     def claims(self) -> list[Obj]:
-        found = [o for o in self.store.all() if xp.is_claim(o)]
+        """What users applied and look at: claims and namespaced XRs, in dependency order."""
+        found = [o for o in self.store.all() if xp.is_claim(o) or xp.is_namespaced_xr(o)]
         return sorted(
-            found, key=lambda o: (ORDER[o["kind"]], o["metadata"]["namespace"], o["metadata"]["name"])
+            found,
+            key=lambda o: (
+                ORDER[o["kind"]],
+                o["metadata"]["namespace"],
+                o["metadata"]["name"],
+                o["apiVersion"],
+            ),
         )
 
     def composite(self, claim: Obj) -> Obj | None:
+        """The XR behind a claim; a namespaced XR is its own."""
+        if xp.is_namespaced_xr(claim):
+            return self.store.get(
+                claim["apiVersion"], claim["kind"], claim["metadata"]["name"], claim["metadata"]["namespace"]
+            )
         labels = {
             "crossplane.io/claim-name": claim["metadata"]["name"],
             "crossplane.io/claim-namespace": claim["metadata"]["namespace"],
@@ -225,9 +256,16 @@ class OfflineCluster:
         self._run_jobs()
 
     def _sync(self, claim: Obj) -> None:
-        xr_kind = "X" + claim["kind"]
-        composition = self.compositions.get(xr_kind) or xp.Composition(f"{xr_kind.lower()}-dbops", None)
+        namespaced = xp.is_namespaced_xr(claim)
+        xr_type = (
+            (claim["apiVersion"], claim["kind"]) if namespaced else (xp.API_VERSION, "X" + claim["kind"])
+        )
+        xr_kind = xr_type[1]
+        composition = self.compositions.get(xr_type) or xp.Composition(f"{xr_kind.lower()}-dbops", None)
         fn_input = _merge(copy.deepcopy(composition.input), self.input_overrides)
+        if namespaced:
+            self._sync_composite(self.store.put(xp.with_composition(claim, composition.name)), fn_input)
+            return
         xr = self.store.put(xp.composite_for(claim, self.composite(claim), composition.name))
         if composition.connection_namespace and "writeConnectionSecretToRef" not in xr["spec"]:
             # Crossplane's configurator: a legacy XR writes its connection details to <namespace>/<its uid>.
@@ -243,16 +281,20 @@ class OfflineCluster:
                 "name": xr["metadata"]["name"],
             }
             claim = self.store.put(claim)
+        self._sync_composite(xr, fn_input, claim)
+
+    def _sync_composite(self, xr: Obj, fn_input: Obj | None, claim: Obj | None = None) -> None:
+        """Call the function for an XR and apply what it returns; status goes to the XR and its claim if any."""
         observed = self._composed(xr)
         try:
             rsp = self._call(xr, observed, fn_input, self._connection_details(xr))
         except UnsettledRequirements as exc:
             # Crossplane's reconcile fails: nothing is applied and the XR and claim say why (Synced False).
-            self.outcomes[xr["metadata"]["name"]] = Outcome(results=[], ttl=None)
+            self.outcomes[_xr_key(xr)] = Outcome(results=[], ttl=None)
             self._mark_unsynced(xr, claim, str(exc))
             return
         outcome = Outcome(results=xp.results(rsp), ttl=xp.ttl_seconds(rsp))
-        self.outcomes[xr["metadata"]["name"]] = outcome
+        self.outcomes[_xr_key(xr)] = outcome
         fatal = next((r["message"] for r in outcome.results if r["severity"] == "Fatal"), None)
         desired = {} if fatal else xp.desired_resources(rsp)
         if not fatal:
@@ -274,6 +316,8 @@ class OfflineCluster:
             "conditions": xp.merge_conditions(xr.get("status", {}).get("conditions", []), xr_conds),
         }
         self.store.put(xr)
+        if claim is None:
+            return
         claim = copy.deepcopy(
             self.claim(claim["kind"], claim["metadata"]["name"], claim["metadata"]["namespace"])
         )
@@ -303,10 +347,14 @@ class OfflineCluster:
             f"requirements didn't stabilize after the maximum number of iterations ({MAX_REQUIREMENT_ROUNDS})"
         )
 
-    def _mark_unsynced(self, xr: Obj, claim: Obj, message: str) -> None:
+    def _mark_unsynced(self, xr: Obj, claim: Obj | None, message: str) -> None:
         synced = {"type": "Synced", "status": "False", "reason": "ReconcileError", "message": message}
-        current = self.claim(claim["kind"], claim["metadata"]["name"], claim["metadata"]["namespace"])
-        for original in (xr, current):
+        objects = [xr]
+        if claim is not None:
+            objects.append(
+                self.claim(claim["kind"], claim["metadata"]["name"], claim["metadata"]["namespace"])
+            )
+        for original in objects:
             obj = copy.deepcopy(original)
             status = obj.setdefault("status", {})
             status["conditions"] = xp.merge_conditions(status.get("conditions", []), [synced])
@@ -453,8 +501,9 @@ class OfflineCluster:
         """Seconds until the earliest retry the function scheduled: its TTL for an XR in a back-off after a
         transient failure (`Provisioned` False, reason `TransientFailure`, as docs/function.md has it)."""
         waits = []
-        for xr in self.store.select(xp.API_VERSION):
-            outcome = self.outcomes.get(xr["metadata"]["name"])
+        xrs = [*self.store.select(xp.API_VERSION), *self.store.select(xp.NAMESPACED_API_VERSION)]
+        for xr in xrs:
+            outcome = self.outcomes.get(_xr_key(xr))
             if xp.is_claim(xr) or outcome is None or outcome.ttl is None:
                 continue
             if any(
@@ -463,6 +512,10 @@ class OfflineCluster:
             ):
                 waits.append(outcome.ttl)
         return min(waits) if waits else None
+
+
+def _xr_key(xr: Obj) -> tuple[str, str]:
+    return xr["metadata"].get("namespace", ""), xr["metadata"]["name"]
 
 
 def _merge(base: Obj | None, overrides: Obj) -> Obj | None:

@@ -61,6 +61,14 @@ def compose(view: View) -> Outcome:
                 Result("Fatal", f"function-dbops composes {known}; got kind {view.xr_kind!r}", "UnknownKind")
             ]
         )
+    if view.namespace is None and not view.legacy:
+        return st.failed(
+            view,
+            view.kind,
+            f"{view.xr_kind} {view.name} has no namespace; dbops composes Secrets and Jobs in the namespace of a "
+            "namespaced XR: give it metadata.namespace",
+            "NoNamespace",
+        )
     if view.namespace is None:
         return st.failed(
             view,
@@ -269,6 +277,11 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
 
 def _request_kind(req: fnv1.RunFunctionRequest) -> str | None:
     """The claim kind of the request's XR, for the metrics of a call that failed before decoding it."""
-    field = req.observed.composite.resource.fields.get("kind")
-    known = by_xr_kind(field.string_value) if field is not None else None
+    fields = req.observed.composite.resource.fields
+    kind, api_version = fields.get("kind"), fields.get("apiVersion")
+    known = (
+        by_xr_kind(api_version.string_value, kind.string_value)
+        if kind is not None and api_version is not None
+        else None
+    )
     return known.name if known is not None else None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from dbops_api.registry import by_xr_kind
+from dbops_api.registry import LEGACY, XRShape, by_xr
 from dbops_api.validation import FieldError
 from function.objects import mapping, text
 
@@ -41,7 +41,8 @@ CROSSPLANE_SPEC_FIELDS = frozenset(
 
 @dataclass(frozen=True)
 class View:
-    """One call's inputs. `kind` is the claim kind (`DatabaseUser`), `xr_kind` the composite's (`XDatabaseUser`)."""
+    """One call's inputs. `kind` is the claim kind (`DatabaseUser`), `xr_kind` the composite's (`XDatabaseUser`
+    for a legacy XR, `DatabaseUser` for a namespaced one), `shape` the XRD shape it comes from."""
 
     xr_kind: str
     kind: str | None
@@ -64,16 +65,22 @@ class View:
     # Read from the XR once, at decode: every builder asks for them.
     name: str = ""
     uid: str = ""
-    # A cluster-scoped XR (claims, LegacyCluster); a v2 Namespaced XR has a namespace of its own.
+    # A cluster-scoped XR behind a claim (LegacyCluster); a v2 Namespaced XR has a namespace of its own.
     legacy: bool = True
     # Where composed Secrets and Jobs live and referenced objects are looked up.
     namespace: str | None = None
     # The claim's name (for a v2 Namespaced XR, its own): the default Secret name derives from it.
     claim_name: str = ""
 
-    def ref_kind(self, claim_kind: str) -> str:
-        """The kind a reference resolves to: the claim for a legacy XR, the namespaced XR otherwise."""
-        return claim_kind if self.legacy else f"X{claim_kind}"
+    # The XRD shape of the XR (legacy claims or v2 namespaced); unknown kinds are read as legacy.
+    shape: XRShape = LEGACY
+
+    def ref(self, claim_kind: str) -> tuple[str, str]:
+        """The apiVersion and kind a reference resolves to: the claim for a legacy XR (what users name), the
+        namespaced XR of the same shape otherwise, in both cases in the XR's namespace."""
+        if self.shape.claims:
+            return self.shape.api_version, claim_kind
+        return self.shape.api_version, self.shape.xr_kind_named(claim_kind)
 
     def resolved(self, requirement: str) -> bool:
         """Whether Crossplane answered this requirement (possibly with nothing found)."""
@@ -110,16 +117,24 @@ def decode(
     offline: bool = False,
 ) -> View:
     xr_kind = str(xr.get("kind", ""))
+    known = by_xr(str(xr.get("apiVersion", "")), xr_kind)
     spec = xr.get("spec")
     status = xr.get("status")
     value, errors = input_
     name = text(xr, "metadata", "name")
-    own_namespace = text(xr, "metadata", "namespace")
+    shape = known[0] if known is not None else LEGACY
     labels = mapping(xr, "metadata", "labels")
     claim_ref = mapping(xr, "spec", "claimRef")
+    if shape.namespaced:
+        # Everything lives in the XR's own namespace: never a claim's, never crossplane-system.
+        namespace, claim_name = text(xr, "metadata", "namespace") or None, name
+    else:
+        namespace = text(labels, CLAIM_NAMESPACE_LABEL) or text(claim_ref, "namespace") or None
+        claim_name = text(labels, CLAIM_NAME_LABEL) or text(claim_ref, "name") or name
     return View(
         xr_kind=xr_kind,
-        kind=known.name if (known := by_xr_kind(xr_kind)) is not None else None,
+        kind=known[1].name if known is not None else None,
+        shape=shape,
         xr=xr,
         spec=claim_spec(spec) if isinstance(spec, dict) else {},
         status=status if isinstance(status, dict) else {},
@@ -133,12 +148,7 @@ def decode(
         offline=offline,
         name=name,
         uid=text(xr, "metadata", "uid"),
-        legacy=not own_namespace,
-        namespace=own_namespace
-        or text(labels, CLAIM_NAMESPACE_LABEL)
-        or text(claim_ref, "namespace")
-        or None,
-        claim_name=name
-        if own_namespace
-        else (text(labels, CLAIM_NAME_LABEL) or text(claim_ref, "name") or name),
+        legacy=shape.claims,
+        namespace=namespace,
+        claim_name=claim_name,
     )

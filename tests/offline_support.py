@@ -54,9 +54,8 @@ def cluster(
         "resync": {"enabled": False},
         "status": {"readPods": True},
     }
-    return OfflineCluster(
-        client, load_compositions(ROOT / "apis"), input_overrides=overrides, sleep=sleep, plan_only=plan_only
-    )
+    compositions = load_compositions(ROOT / "apis", ROOT / "apis-namespaced")
+    return OfflineCluster(client, compositions, input_overrides=overrides, sleep=sleep, plan_only=plan_only)
 
 
 def claim(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:

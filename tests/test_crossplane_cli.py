@@ -53,6 +53,9 @@ EXAMPLES = cr.examples()
 KIND_OF = {info.folder: kind for kind, info in apigen.KIND_INFO.items()}  # "user" -> "DatabaseUser"
 XRDS = [ROOT / "apis" / folder / "definition.yaml" for folder in cr.XR_FILES]
 COMPOSITIONS = [ROOT / "apis" / folder / "composition.yaml" for folder in cr.XR_FILES]
+# The namespaced shape (apiextensions.crossplane.io/v2 XRDs, scope Namespaced), generated beside them.
+NS_XRDS = [ROOT / "apis-namespaced" / folder / "definition.yaml" for folder in cr.XR_FILES]
+NS_COMPOSITIONS = [ROOT / "apis-namespaced" / folder / "composition.yaml" for folder in cr.XR_FILES]
 INPUT_CRDS = sorted((ROOT / "package" / "input").glob("*.yaml"))
 PACKAGE_GROUPS = ("pkg.crossplane.io", "meta.pkg.crossplane.io")
 Docs = list[dict[str, Any]]
@@ -125,12 +128,14 @@ def test_every_example_claim_and_fixture_validates(cli: Path, tmp_path: Path) ->
     assert skipped == {"examples/functions.yaml"} | {
         ex.expected.relative_to(ROOT).as_posix() for ex in EXAMPLES
     }
-    report = validate(cli, [*XRDS, *INPUT_CRDS], files, tmp_path)
+    report = validate(cli, [*XRDS, *NS_XRDS, *INPUT_CRDS], files, tmp_path)
     assert problems(report) == []
     docs = [d for p in files for d in load_all(p)]
     assert report["summary"]["total"] == len(docs), "every document was validated"
     kinds = {(r["kind"]) for r in report["resources"]}
     assert {"DatabaseInstance", "Database", "DatabaseUser", "DatabaseGrant"} <= kinds  # claims
+    namespaced = {d["kind"] for d in docs if _group(d) == "ns.dbops.dbprovision.io"}
+    assert {"DatabaseInstance", "Database", "DatabaseUser"} <= namespaced  # the namespaced Quick Starts
     assert {"XDatabaseInstance", "XDatabase", "XDatabaseUser", "XDatabaseGrant"} <= kinds  # the render XRs
     assert {"Secret", "Job", "Pod"} <= kinds  # observed and required fixtures, against Kubernetes' own types
 
@@ -144,10 +149,12 @@ def test_compositions_xrds_and_step_inputs_validate_against_crossplane(cli: Path
         crds / "apiextensions.crossplane.io_compositeresourcedefinitions.yaml",
         *INPUT_CRDS,  # validate follows each pipeline step's embedded Input to its CRD
     ]
-    report = validate(cli, extensions, [*XRDS, *COMPOSITIONS, *INPUT_CRDS], tmp_path)
+    report = validate(
+        cli, extensions, [*XRDS, *COMPOSITIONS, *NS_XRDS, *NS_COMPOSITIONS, *INPUT_CRDS], tmp_path
+    )
     assert problems(report) == []
     assert sorted(r["kind"] for r in report["resources"]) == sorted(
-        ["CompositeResourceDefinition", "Composition", "Input"] * len(XRDS)
+        ["CompositeResourceDefinition", "Composition", "Input"] * (len(XRDS) + len(NS_XRDS))
         + ["CustomResourceDefinition"] * len(INPUT_CRDS)
     ), "a step Input per Composition"
 
@@ -157,10 +164,14 @@ def test_package_metadata_validates_against_crossplane(cli: Path, tmp_path: Path
     report = validate(
         cli,
         [meta / "meta.pkg.crossplane.io_functions.yaml", meta / "meta.pkg.crossplane.io_configurations.yaml"],
-        [ROOT / "package" / "crossplane.yaml", ROOT / "apis" / "crossplane.yaml"],
+        [
+            ROOT / "package/crossplane.yaml",
+            ROOT / "apis/crossplane.yaml",
+            ROOT / "apis-namespaced/crossplane.yaml",
+        ],
         tmp_path,
     )
-    assert problems(report) == [] and report["summary"]["total"] == 2
+    assert problems(report) == [] and report["summary"]["total"] == 3
 
 
 def test_validate_refuses_what_the_api_server_refuses(cli: Path, tmp_path: Path) -> None:
@@ -325,6 +336,36 @@ def test_render_equals_the_committed_output(ex: cr.Example, rendered: Callable[[
     )
 
 
+NAMESPACED_EXAMPLES = [ex for ex in EXAMPLES if ex.package_root == "apis-namespaced"]
+
+
+@pytest.mark.parametrize("ex", NAMESPACED_EXAMPLES, ids=str)
+def test_a_namespaced_xr_composes_only_in_its_own_namespace(
+    ex: cr.Example, rendered: Callable[[cr.Example], Docs]
+) -> None:
+    """The real engine on a v2 namespaced XR: its Crossplane fields under spec.crossplane, no claim conditions,
+    every composed Secret and Job in the XR's namespace and controlled by it; Ready once the worker ran."""
+    docs = rendered(ex)
+    [xr] = [d for d in docs if d["apiVersion"] == "ns.dbops.dbprovision.io/v1alpha1"]
+    namespace = xr["metadata"]["namespace"]
+    assert "claimConditionTypes" not in xr["status"] and "compositionRef" not in xr["spec"]
+    assert (
+        xr["spec"]["crossplane"]["compositionRef"]["name"] == f"{xr['kind'].lower()}s.ns.dbops.dbprovision.io"
+    )
+    composed = [d for d in docs if d["kind"] in ("Secret", "Job")]
+    assert composed
+    for doc in composed:
+        assert doc["metadata"]["namespace"] == namespace, doc["metadata"]
+        [owner] = doc["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"], owner["controller"]) == (
+            xr["kind"],
+            xr["metadata"]["name"],
+            True,
+        )
+    if ex.observed:
+        assert xr["status"]["phase"] == "Ready"
+
+
 @pytest.mark.parametrize("ex", EXAMPLES, ids=str)
 def test_render_at_another_time_differs_only_where_normalised(
     ex: cr.Example, cli: Path, core: Path, later: str, rendered: Callable[[cr.Example], Docs]
@@ -372,7 +413,7 @@ def _stand_in_agrees(
         xr,
         kube.composition_input(KIND_OF[ex.xr]),
         ex.observed_docs(),
-        load_all(cr.RENDER / ex.set / "required.yaml"),
+        load_all(cr.RENDER / ex.set / ex.required),
     )
     ours = [
         {"kind": xr["kind"], "status": out.xr["status"]},
@@ -435,7 +476,7 @@ def test_rendered_output_validates(cli: Path, rendered: Callable[[cr.Example], D
         docs = [d for d in rendered(ex) if d["kind"] not in ("Result", "Context")]
         path.write_text(yaml.safe_dump_all(docs), encoding="utf-8")
         files.append(path)
-    report = validate(cli, XRDS, files, tmp_path)
+    report = validate(cli, [*XRDS, *NS_XRDS], files, tmp_path)
     assert problems(report) == []
     assert report["summary"]["total"] == sum(
         1 for ex in EXAMPLES for d in rendered(ex) if d["kind"] not in ("Result", "Context")
@@ -573,6 +614,24 @@ def _key(doc: dict[str, Any]) -> str:
     return json.dumps(doc, sort_keys=True)
 
 
+def test_namespaced_configuration_package_builds_with_v2_xrds_and_namespaced_examples(
+    cli: Path, tmp_path: Path
+) -> None:
+    xpkg = _build(cli, tmp_path, "apis-namespaced")
+    wanted = [
+        *load_all(ROOT / "apis-namespaced" / "crossplane.yaml"),
+        *(d for p in NS_XRDS + NS_COMPOSITIONS for d in load_all(p)),
+    ]
+    extracted = _extracted(cli, xpkg)
+    assert sorted(extracted, key=_key) == sorted(wanted, key=_key)
+    assert {d["apiVersion"] for d in extracted if d["kind"] == "CompositeResourceDefinition"} == {
+        "apiextensions.crossplane.io/v2"
+    }
+    examples = [d for p in sorted((ROOT / "examples/namespaced").glob("*.yaml")) for d in load_all(p)]
+    assert sorted(_layers(xpkg)["upbound"], key=_key) == sorted(examples, key=_key)
+    assert {_group(d) for d in examples} == {"", "ns.dbops.dbprovision.io"}  # Secrets and namespaced XRs
+
+
 def test_function_package_builds_with_its_input_crd_and_no_examples(cli: Path, tmp_path: Path) -> None:
     xpkg = _build(cli, tmp_path, "package")
     wanted = [*load_all(ROOT / "package" / "crossplane.yaml"), *(d for p in INPUT_CRDS for d in load_all(p))]
@@ -596,8 +655,9 @@ def test_configuration_package_builds_with_xrds_compositions_and_claim_examples(
         d
         for p in sorted((ROOT / "examples").glob("*.yaml")) + sorted((ROOT / "examples").glob("*/*.yaml"))
         for d in load_all(p)
-        if _group(d) not in PACKAGE_GROUPS
+        if _group(d) not in PACKAGE_GROUPS and p.parent.name != "namespaced"
     ]
+    assert not [d for d in claims if _group(d) == "ns.dbops.dbprovision.io"]
     assert sorted(layers["upbound"], key=_key) == sorted(claims, key=_key)
     assert {d["kind"] for d in claims} == {
         "Secret",

@@ -70,17 +70,20 @@ def login(server: Server, user: str, password: str, database: str, sql: str) -> 
 
 
 QUICKSTARTS = {
-    "postgres": ("examples/quickstart.yaml", "myapp-db-credentials", "myapp"),
-    "mariadb": ("examples/quickstart-mariadb.yaml", "shop-db-credentials", "shop"),
+    "postgres": ("quickstart.yaml", "myapp-db-credentials", "myapp"),
+    "mariadb": ("quickstart-mariadb.yaml", "shop-db-credentials", "shop"),
 }
+# The claims' Quick Start (examples/) and the same as namespaced XRs (examples/namespaced/, apiVersion changed).
+SHAPE_EXAMPLES = {"claims": "examples", "namespaced": "examples/namespaced"}
 
 
+@pytest.mark.parametrize("shape", ["claims", "namespaced"])
 @pytest.mark.parametrize("server", ["postgres", "mariadb"], indirect=True)
 def test_quickstart_reaches_ready_and_the_user_logs_in(
-    function_client: FunctionClient, server: Server
+    function_client: FunctionClient, server: Server, shape: str
 ) -> None:
     path, secret_name, database = QUICKSTARTS[server.engine]
-    docs = load_manifests([ROOT / path])
+    docs = load_manifests([ROOT / SHAPE_EXAMPLES[shape] / path])
     for doc in docs:  # point the example at the private server; everything else as written
         if doc["kind"] == "Secret":
             doc["stringData"] = {"username": server.admin_user, "password": server.admin_password}
@@ -91,9 +94,21 @@ def test_quickstart_reaches_ready_and_the_user_logs_in(
     c.reconcile()
 
     assert set(phases(c).values()) == {"Ready"}, phases(c)
+    assert len(c.claims()) == 3
     for obj in c.claims():
-        assert condition(c.claim(obj["kind"], obj["metadata"]["name"]), "Provisioned")["status"] == "True"
-        assert condition(c.claim(obj["kind"], obj["metadata"]["name"]), "Ready")["status"] == "True"
+        assert obj["apiVersion"] == load_manifests([ROOT / SHAPE_EXAMPLES[shape] / path])[1]["apiVersion"]
+        assert condition(obj, "Provisioned")["status"] == "True"
+        assert condition(obj, "Ready")["status"] == "True"
+    if shape == "namespaced":
+        # No claim, no cluster-scoped XR, nothing in crossplane-system: every composed object is in the XRs'
+        # namespace, controlled by its XR.
+        assert c.store.select("dbops.dbprovision.io/v1alpha1") == []
+        assert c.store.select(namespace="crossplane-system") == []
+        composed = [o for o in c.store.all() if "crossplane.io/composite" in o["metadata"].get("labels", {})]
+        assert {o["kind"] for o in composed} == {"Job", "Secret"}
+        assert {o["metadata"]["namespace"] for o in composed} == {"default"}
+        uids = {o["metadata"]["uid"] for o in c.claims()}
+        assert all(o["metadata"]["ownerReferences"][0]["uid"] in uids for o in composed)
     instance_status = next(o for o in c.claims() if o["kind"] == "DatabaseInstance")["status"]
     assert instance_status["instance"]["flavor"] == server.engine
     # Every Job completed, one per object, and its Pod's termination message is the worker's result, which the

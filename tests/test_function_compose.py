@@ -1517,23 +1517,45 @@ def test_an_xr_without_claim_or_namespace_fails_clearly() -> None:
 
 
 def test_a_namespaced_xr_uses_its_own_namespace_and_references_xrs() -> None:
-    xr = copy.deepcopy(USER_XR)
-    xr["metadata"] = {"name": "myapp-user", "namespace": "team-a", "uid": "u1"}
-    del xr["spec"]["claimRef"]
-    instance = {
-        **INSTANCE,
-        "kind": "XDatabaseInstance",
-        "metadata": {"name": "postgres-server", "namespace": "team-a"},
-    }
-    database = {**DATABASE, "kind": "XDatabase", "metadata": {"name": "myapp-db", "namespace": "team-a"}}
+    xr = kube.namespaced_xr("DatabaseUser", "myapp-user", QUICKSTART["myapp-user"]["spec"], namespace="team-a")
+    instance = kube.namespaced_xr(
+        "DatabaseInstance", "postgres-server", QUICKSTART["postgres-server"]["spec"], "Ready", "team-a"
+    )
+    database = kube.namespaced_xr("Database", "myapp-db", QUICKSTART["myapp-db"]["spec"], "Ready", "team-a")
     required = {"instance": [instance], "database": [database], "credentials-secret": []}
     rsp = call(kube.request(xr, required=required, input_=USER_INPUT))
-    assert rsp.requirements.resources["instance"].kind == "XDatabaseInstance"
+    # References resolve to XRs of the same shape (the claim's kind name, the namespaced group), never to claims.
+    ref = rsp.requirements.resources["instance"]
+    assert (ref.api_version, ref.kind, ref.namespace) == (kube.NS_API, "DatabaseInstance", "team-a")
+    assert rsp.requirements.resources["database"].api_version == kube.NS_API
+    assert "claim" not in rsp.requirements.resources, "a namespaced XR has no claim to look up"
     assert rsp.requirements.resources["credentials-secret"].namespace == "team-a"
-    assert rsp.requirements.resources["instance"].namespace == "team-a"
-    secret = kube.desired(rsp)["credentials"]
-    assert secret["metadata"]["namespace"] == "team-a"
+    assert kube.status(rsp)["phase"] in ("Pending", "Provisioning"), kube.status(rsp)
+    composed = kube.desired(rsp)
+    assert composed, "the credentials Secret at least"
+    assert {r["metadata"]["namespace"] for r in composed.values()} == {"team-a"}
     assert not rsp.desired.composite.connection_details, "v2 XRs have no connection details"
+
+
+def test_a_legacy_kind_name_in_the_namespaced_group_is_not_composed() -> None:
+    """Dispatch reads the group with the kind: `XDatabaseUser` exists only in the claims' group."""
+    xr = kube.namespaced_xr("DatabaseUser", "myapp-user", QUICKSTART["myapp-user"]["spec"])
+    rsp = call(kube.request({**xr, "kind": "XDatabaseUser"}, input_=USER_INPUT))
+    (result,) = rsp.results
+    assert result.severity == fnv1.SEVERITY_FATAL and result.reason == "UnknownKind"
+    assert "DatabaseUser.ns.dbops.dbprovision.io" in result.message
+    claim_kind = {**USER_XR, "kind": "DatabaseUser"}  # a claim is never an XR
+    (result,) = call(kube.request(claim_kind, input_=USER_INPUT)).results
+    assert result.reason == "UnknownKind"
+
+
+def test_a_namespaced_xr_without_a_namespace_is_refused_naming_the_field() -> None:
+    xr = kube.namespaced_xr("DatabaseUser", "myapp-user", QUICKSTART["myapp-user"]["spec"])
+    del xr["metadata"]["namespace"]
+    rsp = call(kube.request(xr, input_=USER_INPUT))
+    status = kube.status(rsp)
+    assert status["phase"] == "Failed" and "metadata.namespace" in status["message"]
+    assert not kube.desired(rsp)
 
 
 # --- deletion ---------------------------------------------------------------------------------------------------

@@ -73,6 +73,11 @@ def _set(name: str) -> dict[str, list[dict[str, Any]]]:
     return {p.name: kube.load_yaml(p) for p in sorted((RENDER / name).glob("*.yaml"))}
 
 
+def _required(files: dict[str, list[dict[str, Any]]], xr_file: str) -> list[dict[str, Any]]:
+    """An XR's required resources: its own file in a set of namespaced XRs, else the set's."""
+    return files.get(f"required-{xr_file}.yaml") or files["required.yaml"]
+
+
 def _render_file(
     stub: grpcv1.FunctionRunnerServiceStub,
     set_name: str,
@@ -88,7 +93,7 @@ def _render_file(
         xr,
         kube.reading_pods(step_input) if read_pods else step_input,
         files[f"observed-{xr_file}.yaml"] if observed else [],
-        files["required.yaml"],
+        _required(files, xr_file),
     )
 
 
@@ -100,6 +105,9 @@ CONVERGED = [
     ("mariadb", "database", "database"),
     ("mariadb", "user", "user"),
     ("mariadb", "grant", "grant"),
+    ("namespaced-postgres", "instance", "instance"),
+    ("namespaced-postgres", "database", "database"),
+    ("namespaced-postgres", "user", "user"),
 ]
 
 
@@ -124,7 +132,7 @@ def test_render_fixtures_converge_to_ready(served: Any, set_name: str, xr_file: 
     # The facts come from the fixture Pod's termination message.
     pod_results = [
         p["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
-        for p in files["required.yaml"]
+        for p in _required(files, xr_file)
         if p["kind"] == "Pod"
     ]
     assert status[facts] and any('"observed":' in m for m in pod_results)

@@ -1,7 +1,7 @@
 """Every case of the hostile corpus (tests/hostile/) gets a clear answer naming the field, and nothing runs.
 
-- The function, served by its console script and called as `crossplane render` calls it, answers with a result
-  and a status naming the field, composes no Job (nothing at all for a new XR) and, for an XR that already has a
+- The function, served by its console script and called as `crossplane render` calls it, for a legacy XR behind
+  a claim and for a v2 namespaced XR alike, answers with a result and a status naming the field, composes no Job (nothing at all for a new XR) and, for an XR that already has a
   Secret and a Job, returns them unchanged.
 - The installed `dbops-worker`, given the request the same mistake would produce, exits 2 with InvalidRequest
   naming the field, and never connects: the private servers' logs show no statement and no connection from the
@@ -64,6 +64,11 @@ def _secret(entry: dict[str, Any]) -> dict[str, Any]:
 WORLD = [kube.claim(c["kind"], c["name"], c["spec"]) for c in hostile.world()["claims"]] + [
     _secret(s) for s in hostile.world()["secrets"]
 ]
+# The same world as Crossplane v2 namespaced XRs (ns.dbops.dbprovision.io): references resolve to these.
+NAMESPACED_WORLD = [
+    kube.namespaced_xr(c["kind"], c["name"], c["spec"], "Ready") for c in hostile.world()["claims"]
+] + [_secret(s) for s in hostile.world()["secrets"]]
+SHAPES = ("claim", "namespaced")
 
 
 # --- the corpus itself ------------------------------------------------------------------------------------------
@@ -151,17 +156,22 @@ def stub() -> Iterator[grpcv1.FunctionRunnerServiceStub]:
     proc.wait(timeout=15)
 
 
-def _render(stub: Any, case: hostile.Case, spec: dict[str, Any], observed: list[dict[str, Any]]) -> Rendered:
+def _render(
+    stub: Any, case: hostile.Case, spec: dict[str, Any], observed: list[dict[str, Any]], shape: str = "claim"
+) -> Rendered:
+    if shape == "namespaced":
+        xr = kube.namespaced_xr(case.kind, case.id, spec)
+        return render(stub.RunFunction, xr, kube.composition_input(case.kind), observed, NAMESPACED_WORLD)
     xr = kube.xr_from_claim({"kind": case.kind, "metadata": {"name": case.id}, "spec": spec})
     return render(stub.RunFunction, xr, kube.composition_input(case.kind), observed, WORLD)
 
 
-def _before(stub: Any, case: hostile.Case) -> list[dict[str, Any]]:
+def _before(stub: Any, case: hostile.Case, shape: str = "claim") -> list[dict[str, Any]]:
     """What the case's XR had composed while its spec was the valid baseline: its Secret (users) and a Job that
     completed, as Crossplane observes them."""
     observed: list[dict[str, Any]] = []
     for _ in range(3):
-        out = _render(stub, case, hostile.baseline(case.kind, case.base), observed)
+        out = _render(stub, case, hostile.baseline(case.kind, case.base), observed, shape)
         jobs = {k: r for k, r in out.composed.items() if r.get("kind") == "Job"}
         if jobs:
             break
@@ -189,17 +199,19 @@ def _names_the_field(case: hostile.Case, out: Rendered, says: bool = True) -> No
     assert not leaked, f"the answer contains secret values {leaked}"
 
 
+@pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_the_function_names_the_field_and_composes_nothing(stub: Any, case: hostile.Case) -> None:
-    out = _render(stub, case, case.spec, [])
+def test_the_function_names_the_field_and_composes_nothing(stub: Any, case: hostile.Case, shape: str) -> None:
+    out = _render(stub, case, case.spec, [], shape)
     _names_the_field(case, out)
     assert out.composed == {}, f"a new XR with a bad spec composes nothing: {sorted(out.composed)}"
 
 
+@pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_the_function_keeps_what_exists_unchanged(stub: Any, case: hostile.Case) -> None:
-    before = _before(stub, case)
-    out = _render(stub, case, case.spec, before)
+def test_the_function_keeps_what_exists_unchanged(stub: Any, case: hostile.Case, shape: str) -> None:
+    before = _before(stub, case, shape)
+    out = _render(stub, case, case.spec, before, shape)
     # The old Jobs carry the old spec, so changing an immutable field (username, name, engine) is also reported;
     # that error names the same field and may come first.
     _names_the_field(case, out, says=False)

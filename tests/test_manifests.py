@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from dbops_api import engine_rules as semantics
-from dbops_api.registry import GROUP, KINDS, SPECS, VERSION
+from dbops_api.registry import GROUP, KINDS, NAMESPACED, SHAPES, SPECS, VERSION
 from dbops_api.schema import Schema
 from dbops_api.status import status_schema
 from dbops_api.validation import normalize, openapi_regex
@@ -141,19 +141,63 @@ def test_patterns_end_at_the_end_of_the_text_as_in_the_api_server() -> None:
 XRD_CRD = "apiextensions.crossplane.io_compositeresourcedefinitions.yaml"
 COMPOSITION_CRD = "apiextensions.crossplane.io_compositions.yaml"
 INFOS = [apigen.KIND_INFO[k] for k in KINDS]
+# Both XRD shapes: the claims' (apis/) and the namespaced XRs' (apis-namespaced/).
+ALL_INFOS = [apigen.SHAPE_INFO[shape][k] for shape in SHAPES for k in KINDS]
+ALL_IDS = [f"{'claim' if i.shape.claims else 'namespaced'}-{i.kind}" for i in ALL_INFOS]
+NAMESPACED_INFOS = [apigen.NAMESPACED_INFO[k] for k in KINDS]
 
 
 def xrd_file(info: apigen.KindInfo) -> dict[str, Any]:
-    return load_one(ROOT / "apis" / info.folder / "definition.yaml")
+    return load_one(ROOT / info.directory / "definition.yaml")
 
 
 def composition_file(info: apigen.KindInfo) -> dict[str, Any]:
-    return load_one(ROOT / "apis" / info.folder / "composition.yaml")
+    return load_one(ROOT / info.directory / "composition.yaml")
 
 
-@pytest.mark.parametrize("info", INFOS, ids=KINDS)
+@pytest.mark.parametrize("info", ALL_INFOS, ids=ALL_IDS)
 def test_xrd_validates_against_crossplane(info: apigen.KindInfo) -> None:
-    assert crd_errors(xrd_file(info), XRD_CRD, "v1") == []
+    xrd = xrd_file(info)
+    version = xrd["apiVersion"].rsplit("/", 1)[1]
+    assert version == ("v1" if info.shape.claims else "v2")
+    assert crd_errors(xrd, XRD_CRD, version) == []
+
+
+def test_v2_validation_refuses_claims_and_the_legacy_scope() -> None:
+    """The checks above read the v2 schema of Crossplane's XRD CRD: claims and LegacyCluster are refused there."""
+    xrd = apigen.xrd("Database", NAMESPACED)
+    assert crd_errors(xrd, XRD_CRD, "v2") == []
+    with_claims = copy.deepcopy(xrd)
+    with_claims["spec"]["claimNames"] = {"kind": "Database", "plural": "databases"}
+    assert crd_errors(with_claims, XRD_CRD, "v2") == [
+        ".spec: Claims aren't supported in apiextensions.crossplane.io/v2"
+    ]
+    legacy = copy.deepcopy(xrd)
+    legacy["spec"]["scope"] = "LegacyCluster"
+    assert any("scope" in e for e in crd_errors(legacy, XRD_CRD, "v2"))
+
+
+@pytest.mark.parametrize("info", NAMESPACED_INFOS, ids=KINDS)
+def test_namespaced_xrd_names_scope_and_group(info: apigen.KindInfo) -> None:
+    """The namespaced XR carries the claim's kind and plural in a group of its own, so neither its CRD nor its
+    XRD can collide with the claim CRD (`<plural>.dbops.dbprovision.io`) or the legacy XRD."""
+    xrd = xrd_file(info)
+    spec = xrd["spec"]
+    assert xrd["apiVersion"] == "apiextensions.crossplane.io/v2"
+    assert xrd["metadata"]["name"] == f"{spec['names']['plural']}.{spec['group']}" == info.xrd_name
+    assert spec["group"] == NAMESPACED.group != GROUP
+    assert spec["names"]["kind"] == info.kind and spec["names"]["plural"] == info.plural
+    assert "claimNames" not in spec and spec["scope"] == "Namespaced"
+    legacy = apigen.KIND_INFO[info.kind]
+    assert info.xrd_name not in (legacy.xrd_name, f"{legacy.plural}.{GROUP}")
+    (version,) = spec["versions"]
+    assert version["name"] == VERSION and version["served"] and version["referenceable"]
+    # Same contract as the claim: the same spec and status schemas.
+    assert version["schema"] == xrd_file(legacy)["spec"]["versions"][0]["schema"]
+    assert (
+        version["additionalPrinterColumns"]
+        == xrd_file(legacy)["spec"]["versions"][0]["additionalPrinterColumns"]
+    )
 
 
 @pytest.mark.parametrize("info", INFOS, ids=KINDS)
@@ -169,11 +213,13 @@ def test_xrd_names_scope_and_claim(info: apigen.KindInfo) -> None:
     assert schema["properties"]["spec"].get("required", []) == SPECS[info.kind].get("required", [])
 
 
-@pytest.mark.parametrize("info", INFOS, ids=KINDS)
+@pytest.mark.parametrize("info", ALL_INFOS, ids=ALL_IDS)
 def test_printer_columns_show_ready_phase_name_and_age_once(info: apigen.KindInfo) -> None:
     version = xrd_file(info)["spec"]["versions"][0]
     ours = [c["name"] for c in version["additionalPrinterColumns"]]
-    shown = ours + list(apigen.CROSSPLANE_CLAIM_COLUMNS)  # Crossplane appends its columns to the claim CRD
+    # Crossplane appends its columns to the claim CRD, or to the CRD of a namespaced XR.
+    theirs = apigen.CROSSPLANE_CLAIM_COLUMNS if info.shape.claims else apigen.CROSSPLANE_XR_COLUMNS
+    shown = ours + list(theirs)
     assert len(shown) == len(set(shown)), f"duplicate columns: {shown}"
     assert {"READY", "PHASE", "AGE"} <= set(shown)
     assert ours[0] == "PHASE" and ours[1] in ("ENGINE", "DATABASE", "USERNAME", "GRANTEE")
@@ -188,16 +234,19 @@ def test_printer_columns_show_ready_phase_name_and_age_once(info: apigen.KindInf
         assert node["type"] == column["type"]
 
 
-@pytest.mark.parametrize("info", INFOS, ids=KINDS)
+@pytest.mark.parametrize("info", ALL_INFOS, ids=ALL_IDS)
 def test_composition_validates_and_calls_the_function_with_a_valid_input(info: apigen.KindInfo) -> None:
     composition = composition_file(info)
     assert crd_errors(composition, COMPOSITION_CRD, "v1") == []
     xrd = xrd_file(info)
     assert xrd["spec"]["defaultCompositionRef"]["name"] == composition["metadata"]["name"]
     assert composition["spec"]["compositeTypeRef"] == {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "X" + info.kind,
+        "apiVersion": f"{xrd['spec']['group']}/{VERSION}",
+        "kind": ("X" if info.shape.claims else "") + info.kind,
     }
+    # Nothing of a namespaced XR goes to crossplane-system: it has no connection Secret to write there.
+    if not info.shape.claims:
+        assert "writeConnectionSecretsToNamespace" not in composition["spec"]
     assert composition["spec"]["mode"] == "Pipeline"
     (step,) = composition["spec"]["pipeline"]
     assert step["functionRef"]["name"] == dependency_name(), "the name Crossplane gives the dependency"
@@ -217,6 +266,8 @@ def dependency_name() -> str:
     """The name Crossplane v2 gives a package it installs as a dependency: the repository path of the package
     reference as a DNS label (`ghcr.io/dbprovision/function-dbops` -> `dbprovision-function-dbops`)."""
     (dependency,) = load_one(ROOT / "apis/crossplane.yaml")["spec"]["dependsOn"]
+    (namespaced,) = load_one(ROOT / "apis-namespaced/crossplane.yaml")["spec"]["dependsOn"]
+    assert namespaced == dependency, "both Configurations call the same Function"
     repository = dependency["package"].split("/", 1)[1]
     return re.sub(r"[^a-z0-9]+", "-", repository.lower()).strip("-")
 
@@ -231,6 +282,10 @@ def test_package_metadata_validates_against_crossplane() -> None:
     configuration = load_one(ROOT / "apis/crossplane.yaml")
     assert crd_errors(configuration, "meta.pkg.crossplane.io_configurations.yaml", "v1") == []
     assert configuration["spec"]["crossplane"]["version"] == ">=v2.0.0"
+    namespaced = load_one(ROOT / "apis-namespaced/crossplane.yaml")
+    assert crd_errors(namespaced, "meta.pkg.crossplane.io_configurations.yaml", "v1") == []
+    assert namespaced["spec"]["crossplane"]["version"] == ">=v2.0.0"  # v2 XRDs need Crossplane v2
+    assert namespaced["metadata"]["name"] != configuration["metadata"]["name"]
     (dependency,) = configuration["spec"]["dependsOn"]
     assert (dependency["apiVersion"], dependency["kind"]) == ("pkg.crossplane.io/v1", "Function")
     # The Function the Compositions call is the one the Configuration depends on and deploy/ installs.
@@ -317,7 +372,7 @@ def cost_problems(schema: Schema, path: str, in_unbounded_list: bool = False) ->
     return problems
 
 
-@pytest.mark.parametrize("info", INFOS, ids=KINDS)
+@pytest.mark.parametrize("info", ALL_INFOS, ids=ALL_IDS)
 def test_xrd_schema_is_structural_and_within_the_cel_cost_budget(info: apigen.KindInfo) -> None:
     schema = xrd_file(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     assert structural_problems(schema, "") == []
@@ -444,6 +499,24 @@ def test_quickstart_is_the_seed_verbatim() -> None:
     ]
 
 
+@pytest.mark.parametrize("name", ["quickstart.yaml", "quickstart-mariadb.yaml"])
+def test_namespaced_quickstart_is_the_claims_one_with_only_the_api_version_changed(name: str) -> None:
+    """Moving to namespaced XRs is changing `apiVersion`: the kinds, names and specs stay (issue 16)."""
+    claims_docs = load_all(ROOT / "examples" / name)
+    namespaced_docs = load_all(ROOT / "examples/namespaced" / name)
+    renamed = [
+        {**d, "apiVersion": NAMESPACED.api_version} if d["apiVersion"] == f"{GROUP}/{VERSION}" else d
+        for d in claims_docs
+    ]
+    assert namespaced_docs == renamed
+    for doc in namespaced_docs[1:]:
+        info = apigen.NAMESPACED_INFO[doc["kind"]]
+        assert doc["apiVersion"] == f"{xrd_file(info)['spec']['group']}/{VERSION}"
+        schema = xrd_file(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        jsonschema.validate(doc["spec"], strict(schema), cls=OpenAPIValidator)
+        assert rule_errors(schema, with_defaults(schema, doc["spec"]), "spec") == []
+
+
 @pytest.mark.parametrize(("example_set", "kind", "name"), claim_ids())
 def test_example_claim_is_valid(example_set: str, kind: str, name: str) -> None:
     (claim,) = [c for c in claims(example_set) if c["kind"] == kind and c["metadata"]["name"] == name]
@@ -558,7 +631,9 @@ def test_crossplane_may_manage_jobs_and_only_opting_in_reads_pods() -> None:
     assert pods == {(("",), ("pods",)): {"get", "list", "watch"}}
     assert jobs_role["metadata"]["name"] != pods_role["metadata"]["name"]
     assert parse_input({})[0]["status"]["readPods"] is False
-    for path in sorted((ROOT / "apis").glob("*/composition.yaml")):
+    for path in sorted(
+        [*(ROOT / "apis").glob("*/composition.yaml"), *(ROOT / "apis-namespaced").glob("*/composition.yaml")]
+    ):
         (comp,) = load_all(path)
         for step in comp["spec"]["pipeline"]:
             assert not step["input"].get("status", {}).get("readPods", False), path
@@ -576,10 +651,13 @@ def test_policy_matches_every_claim_and_composite_on_delete_only() -> None:
     )
     assert binding["spec"]["policyName"] == vap["metadata"]["name"]
     assert binding["spec"]["validationActions"] == ["Deny"]
-    (rule,) = vap["spec"]["matchConstraints"]["resourceRules"]
+    (rule, namespaced) = vap["spec"]["matchConstraints"]["resourceRules"]
     assert rule["apiGroups"] == [GROUP] and rule["operations"] == ["DELETE"]
     expected = {i.plural for i in INFOS} | {i.xr_plural for i in INFOS}
     assert set(rule["resources"]) == expected
+    # The namespaced XRs are what users create in that shape: protected the same way.
+    assert namespaced["apiGroups"] == [NAMESPACED.group] and namespaced["operations"] == ["DELETE"]
+    assert set(namespaced["resources"]) == {i.xr_plural for i in NAMESPACED_INFOS}
     assert vap["spec"]["failurePolicy"] == "Fail"
     # Every kind has the field the policy reads, defaulted to true.
     for kind in KINDS:
@@ -595,6 +673,7 @@ def admission(
     new_spec: Any = None,
     user: str = "alice",
     namespace_deleting: bool = False,
+    group: str = GROUP,
 ) -> tuple[bool, str]:
     """Run the policy's validation on one admission request: (allowed, message). A cluster-scoped request has no
     `namespace` field (as the API server sends it) and no namespace object."""
@@ -603,7 +682,7 @@ def admission(
     request: dict[str, Any] = {
         "operation": operation,
         "name": name,
-        "resource": {"group": GROUP, "version": VERSION, "resource": resource},
+        "resource": {"group": group, "version": VERSION, "resource": resource},
         "userInfo": {"username": user, "groups": ["system:authenticated"]},
     }
     if namespace:
@@ -633,6 +712,23 @@ def test_delete_of_a_protected_claim_is_refused_with_the_way_out(spec: dict[str,
         """-p '{"spec":{"deletionProtection":false}}'"""
     ) in message
     assert "would not drop anything in the database server" in message
+
+
+@pytest.mark.parametrize("spec", [{"deletionProtection": True}, {}], ids=["true", "absent"])
+def test_delete_of_a_protected_namespaced_xr_is_refused_with_the_way_out(spec: dict[str, Any]) -> None:
+    allowed, message = admission(
+        "DELETE", "databaseusers", "myapp-user", "team-a", spec, group=NAMESPACED.group
+    )
+    assert not allowed
+    assert message.startswith("databaseusers.ns.dbops.dbprovision.io team-a/myapp-user has")
+    assert (
+        "kubectl patch databaseusers.ns.dbops.dbprovision.io myapp-user -n team-a --type merge "
+        """-p '{"spec":{"deletionProtection":false}}'"""
+    ) in message
+    allowed, _ = admission(
+        "DELETE", "databaseusers", "myapp-user", "team-a", {"deletionProtection": False}, group=NAMESPACED.group
+    )
+    assert allowed
 
 
 def test_delete_of_a_protected_composite_points_at_its_claim() -> None:

@@ -122,6 +122,55 @@ def test_dbops_local_fails_on_a_wrong_password_converges_once_fixed_and_deletes_
     assert pg.query("SELECT 1 FROM pg_roles WHERE rolname = %s", (username,)) == [(1,)]
 
 
+def test_dbops_local_runs_the_namespaced_quickstart_as_written_but_for_the_server(
+    pg: Server, tmp_path: Path
+) -> None:
+    """examples/namespaced/quickstart.yaml (namespaced XRs, ns.dbops.dbprovision.io) through the command with its
+    default Compositions (apis and apis-namespaced): Ready, the credentials Secret in the XRs' namespace, and
+    `--delete` of a namespaced XR takes its composed Secret and drops nothing."""
+    docs = list(yaml.safe_load_all((ROOT / "examples/namespaced/quickstart.yaml").read_text()))
+    for doc in docs:
+        if doc["kind"] == "Secret":
+            doc["stringData"] = {"username": pg.admin_user, "password": pg.admin_password}
+        if doc["kind"] == "DatabaseInstance":
+            doc["spec"]["connection"].update(host=pg.host, port=pg.port)
+    xrs = [d for d in docs if d["kind"] != "Secret"]
+    assert {d["apiVersion"] for d in xrs} == {"ns.dbops.dbprovision.io/v1alpha1"}
+    # The namespace the e2e Quick Start uses too: dbops' ownership marker in the server names namespace/name, so
+    # the same role and database stay this XR's whichever test of the session ran first.
+    namespace = "default"
+    file, state = tmp_path / "quickstart.yaml", tmp_path / "state.json"
+    file.write_text(yaml.safe_dump_all(docs))
+    run = dbops_local("-f", str(file), "--state", str(state), "-n", namespace)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert rows(run.stdout) == {
+        "DatabaseInstance/postgres-server": (
+            "Ready",
+            rows(run.stdout)["DatabaseInstance/postgres-server"][1],
+        ),
+        "Database/myapp-db": ("Ready", rows(run.stdout)["Database/myapp-db"][1]),
+        "DatabaseUser/myapp-user": ("Ready", rows(run.stdout)["DatabaseUser/myapp-user"][1]),
+    }
+    assert f"Secret {namespace}/myapp-db-credentials:" in run.stdout
+    objects = json.loads(state.read_text())
+    assert not [o for o in objects if o["apiVersion"] == "dbops.dbprovision.io/v1alpha1"], "no claim, no XR"
+    assert {o["metadata"].get("namespace") for o in objects} == {namespace}, "nothing in crossplane-system"
+    creds = state_secret(state, "myapp-db-credentials")
+    pg.connect(user="myapp", password=creds["password"], database="myapp").close()
+    # --plan on the converged namespaced XRs: nothing to change, nothing written.
+    plan = dbops_local("-f", str(file), "--state", str(state), "-n", namespace, "--plan")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+
+    run = dbops_local(
+        "-f", str(file), "--state", str(state), "-n", namespace, "--delete", "DatabaseUser/myapp-user"
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert set(rows(run.stdout)) == {"DatabaseInstance/postgres-server", "Database/myapp-db"}
+    with pytest.raises(KeyError):
+        state_secret(state, "myapp-db-credentials")
+    assert pg.query("SELECT 1 FROM pg_roles WHERE rolname = 'myapp'") == [(1,)]
+
+
 # --- every form of every secret is masked, in every output format ------------------------------------------------
 
 TEMPLATE = {

@@ -1,7 +1,8 @@
 """No password leaks, end to end: claims -> the served function -> Jobs run locally -> the real servers, with full
 statement logging (PostgreSQL `log_statement=all`, MariaDB's general log).
 
-For each engine one offline cluster runs the Quick Start, a user whose password comes from a Secret full of
+For each engine and each shape (claims; Crossplane v2 namespaced XRs, where nothing goes to crossplane-system) one
+offline cluster runs the Quick Start, a user whose password comes from a Secret full of
 characters that need escaping (with a secretTemplate putting it into a URL and a connection Secret), a rotation of
 that password, the loss and regeneration of the Quick Start user's generated password, a user that fails
 (its role does not exist), a user whose password PostgreSQL cannot take (SASLprep), and an instance whose admin
@@ -33,6 +34,7 @@ from typing import Any
 
 import pytest
 
+from dbops_local.crossplane import NAMESPACED_API_VERSION
 from dbops_local.loop import OfflineCluster, load_compositions, load_manifests
 from dbops_local.runtime import FunctionClient, LocalFunction
 from function.fn import FunctionRunner
@@ -100,6 +102,7 @@ class Scenario:
     # (namespace, name) of the Secrets whose job is to hold a password
     holders: set[tuple[str, str]] = field(default_factory=set)
     url_user: str = ""
+    shape: str = "claims"  # or "namespaced": the same objects as namespaced XRs
 
 
 CREDENTIAL_STATEMENT = re.compile(
@@ -137,12 +140,27 @@ QUICKSTARTS = {
 }
 
 
-def _run(server: Server, client: FunctionClient, log: Path) -> Scenario:
+def _as_shape(docs: list[dict[str, Any]], shape: str) -> list[dict[str, Any]]:
+    """The claims as namespaced XRs (apiVersion changed; no writeConnectionSecretToRef, which namespaced XRs do
+    not have), or as they are."""
+    if shape == "claims":
+        return docs
+    out = []
+    for doc in docs:
+        if doc["kind"] == "Secret":
+            out.append(doc)
+            continue
+        spec = {k: v for k, v in doc["spec"].items() if k != "writeConnectionSecretToRef"}
+        out.append({**doc, "apiVersion": NAMESPACED_API_VERSION, "spec": spec})
+    return out
+
+
+def _run(server: Server, client: FunctionClient, log: Path, shape: str = "claims") -> Scenario:
     assert server.log is not None and server.server_log_path is not None
     recording = RecordingClient(client)
     cluster = OfflineCluster(
         recording,  # type: ignore[arg-type]
-        load_compositions(ROOT / "apis"),
+        load_compositions(ROOT / "apis", ROOT / "apis-namespaced"),
         input_overrides={"retry": {"baseSeconds": 1, "maxSeconds": 2}},
     )
     marks = {
@@ -150,7 +168,7 @@ def _run(server: Server, client: FunctionClient, log: Path) -> Scenario:
         "server": _size(server.server_log_path),
         "function": _size(str(log)),
     }
-    s = Scenario(server, cluster, recording, log, marks)
+    s = Scenario(server, cluster, recording, log, marks, shape=shape)
     path, instance, database, user, credentials = QUICKSTARTS[server.engine]
 
     # 1. The Quick Start as written, pointed at the private server and its admin.
@@ -194,11 +212,9 @@ def _run(server: Server, client: FunctionClient, log: Path) -> Scenario:
             },
         ),
     ]
-    s.holders |= {
-        ("default", "app-password"),
-        ("default", "url-user-credentials"),
-        ("default", "url-user-connection"),
-    }
+    s.holders |= {("default", "app-password"), ("default", "url-user-credentials")}
+    if shape == "claims":
+        s.holders.add(("default", "url-user-connection"))
 
     # 3. Failures with passwords in play: a role that does not exist, a password PostgreSQL refuses (SASLprep
     #    prohibits unassigned code points), and an admin Secret with the wrong password.
@@ -255,16 +271,17 @@ def _run(server: Server, client: FunctionClient, log: Path) -> Scenario:
         ("default", "unstorable-user-credentials"),
     }
 
-    cluster.apply(docs + extra)
+    cluster.apply(_as_shape(docs + extra, shape))
     cluster.reconcile(max_wait=3)
     phases = {
         f"{c['kind']}/{c['metadata']['name']}": c.get("status", {}).get("phase") for c in cluster.claims()
     }
     # The one claim that asks for a connection Secret has its copy in crossplane-system, where Crossplane keeps an
     # XR's connection details (named by the XR's uid); no other claim's password may be there.
-    url_xr = cluster.composite(cluster.claim("DatabaseUser", "url-user"))
-    assert url_xr is not None
-    s.holders.add(("crossplane-system", url_xr["metadata"]["uid"]))
+    if shape == "claims":
+        url_xr = cluster.composite(cluster.claim("DatabaseUser", "url-user"))
+        assert url_xr is not None
+        s.holders.add(("crossplane-system", url_xr["metadata"]["uid"]))
     assert phases[f"DatabaseUser/{user}"] == "Ready", phases
     assert phases["DatabaseUser/url-user"] == "Ready", phases
     assert phases["DatabaseUser/failing-user"] == "Failed", phases
@@ -308,13 +325,18 @@ def _login(server: Server, user: str, password: str) -> None:
     assert _can_login(server, user, password), f"{user} cannot log in with its current password"
 
 
-@pytest.fixture(scope="module", params=["postgres", "mariadb"])
+@pytest.fixture(
+    scope="module",
+    params=[("postgres", "claims"), ("mariadb", "claims"), ("postgres", "namespaced"), ("mariadb", "namespaced")],
+    ids="-".join,
+)
 def scenario(request: pytest.FixtureRequest, function_log: tuple[FunctionClient, Path]) -> Scenario:
-    server: Server = request.getfixturevalue("pg" if request.param == "postgres" else "maria")
+    engine, shape = request.param
+    server: Server = request.getfixturevalue("pg" if engine == "postgres" else "maria")
     if server.log is None or server.server_log_path is None:
         pytest.skip("needs the private servers' statement and error logs")
     client, log = function_log
-    return _run(server, client, log)
+    return _run(server, client, log, shape)
 
 
 def _find(text: str, s: Scenario) -> list[str]:
@@ -417,12 +439,18 @@ def test_no_password_in_any_object_but_the_secrets_that_hold_one(scenario: Scena
         for o in scenario.cluster.store.select("v1", "Secret", "crossplane-system")
     }
     users = [c for c in scenario.cluster.claims() if c["kind"] == "DatabaseUser"]
-    assert len(published) == len(users) >= 4
-    assert [name for name, data in published.items() if data] == [
-        uid for ns, uid in scenario.holders if ns == "crossplane-system"
-    ]
-    connection = scenario.cluster.secret_data("url-user-connection")
-    assert connection["password"] == scenario.passwords["rotated"], "the connection Secret holds the password"
+    if scenario.shape == "namespaced":
+        # A namespaced XR has no connection Secret: nothing at all in crossplane-system, every Secret in default.
+        assert len(users) >= 4 and all(u["apiVersion"] == NAMESPACED_API_VERSION for u in users)
+        assert published == {}
+        assert {o["metadata"].get("namespace") for o in scenario.cluster.store.all()} == {"default"}
+    else:
+        assert len(published) == len(users) >= 4
+        assert [name for name, data in published.items() if data] == [
+            uid for ns, uid in scenario.holders if ns == "crossplane-system"
+        ]
+        connection = scenario.cluster.secret_data("url-user-connection")
+        assert connection["password"] == scenario.passwords["rotated"], "the connection Secret holds the password"
     url = scenario.cluster.secret_data("url-user-credentials")["DATABASE_URL"]
     assert urllib.parse.quote(scenario.passwords["rotated"], safe="") in url
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
-from dbops_api.registry import API_VERSION
 from dbops_api.validation import FieldError
 from function import status as st
 from function.jobs.connection import ServerAccess
@@ -65,8 +64,8 @@ class Lookup:
 
     def claim(self, name: str, claim_kind: str, match_name: str, path: str = "") -> dict[str, Any] | None:
         """A referenced claim, or None (recorded as waiting) while it is missing or not Ready."""
-        kind = self.view.ref_kind(claim_kind)
-        found = self.require(name, API_VERSION, kind, match_name, path)
+        api_version, kind = self.view.ref(claim_kind)
+        found = self.require(name, api_version, kind, match_name, path)
         if found is None:
             return None
         status = mapping(found, "status")

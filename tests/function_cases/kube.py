@@ -17,6 +17,7 @@ from function.wire import to_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 API = "dbops.dbprovision.io/v1alpha1"
+NS_API = "ns.dbops.dbprovision.io/v1alpha1"
 NAMESPACE = "default"
 COMPOSITION_RESOURCE_NAME = "crossplane.io/composition-resource-name"
 
@@ -72,6 +73,28 @@ def xr_from_claim(claim: dict[str, Any], namespace: str = NAMESPACE, suffix: str
             "compositionRef": {"name": f"x{claim['kind'].lower()}s.dbops.dbprovision.io"},
         },
     }
+
+
+def namespaced_xr(
+    kind: str, name: str, spec: dict[str, Any], phase: str | None = None, namespace: str = NAMESPACE
+) -> dict[str, Any]:
+    """A Crossplane v2 namespaced XR (`ns.dbops.dbprovision.io`) as the API server returns it: the claim's kind
+    name, in a namespace of its own, Crossplane's fields under `spec.crossplane`."""
+    out: dict[str, Any] = {
+        "apiVersion": NS_API,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace, "uid": xr_uid(f"{namespace}/{name}")},
+        "spec": {
+            **copy.deepcopy(spec),
+            "crossplane": {
+                "compositionRef": {"name": f"{kind.lower()}s.ns.dbops.dbprovision.io"},
+                "compositionUpdatePolicy": "Automatic",
+            },
+        },
+    }
+    if phase is not None:
+        out["status"] = {"phase": phase, "message": f"{phase.lower()} for the test"}
+    return out
 
 
 def claim(

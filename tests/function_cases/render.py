@@ -253,9 +253,10 @@ def _output(
             conds, [_condition(c.type, names.get(c.status, "Unknown"), c.reason, c.message)]
         )
         if c.target == fnv1.TARGET_COMPOSITE_AND_CLAIM and c.type not in claim_types:
-            claim_types.append(c.type)  # only legacy XRs (every dbops XR) have claims
+            claim_types.append(c.type)
     status["conditions"] = merge_conditions(conds, [_condition("Synced", "True", "ReconcileSuccess"), ready])
-    if claim_types:
+    # Only legacy (cluster-scoped) XRs have claims; a v2 namespaced XR gets no claimConditionTypes.
+    if claim_types and not xr["metadata"].get("namespace"):
         status["claimConditionTypes"] = claim_types
     results = [{"severity": fnv1.Severity.Name(r.severity), "message": r.message} for r in rsp.results]
     events = [_event(r, step) for r in rsp.results] + [

@@ -152,7 +152,11 @@ def mariadb() -> list[Example]:
     ]
 
 
-SETS = {"postgres": quickstart, "mariadb": mariadb}
+SETS = {"postgres": quickstart, "mariadb": mariadb, "namespaced-postgres": quickstart}
+# Sets of Crossplane v2 namespaced XRs (ns.dbops.dbprovision.io): the XR files are the XRs users apply, and the
+# required resources the XRs they refer to; no claim anywhere.
+NAMESPACED_SETS = ("namespaced-postgres",)
+ENGINE = {"postgres": "postgres", "mariadb": "mariadb", "namespaced-postgres": "postgres"}
 
 
 def _secret(name: str, username: str, password: str) -> dict[str, Any]:
@@ -172,6 +176,7 @@ def _secret(name: str, username: str, password: str) -> dict[str, Any]:
 ADMIN_SECRETS = {
     "postgres": lambda: [_secret("postgres-admin-creds", "postgres", "supersecret")],
     "mariadb": lambda: [_secret("mariadb-admin", "root", "change-me-admin-password")],
+    "namespaced-postgres": lambda: [_secret("postgres-admin-creds", "postgres", "supersecret")],
 }
 SERVER_VERSION = {"postgres": "15.10", "mariadb": "10.11.10-MariaDB"}
 
@@ -196,12 +201,23 @@ def build(set_name: str) -> dict[str, list[dict[str, Any]]]:
         return asyncio.run(runner.RunFunction(req))
 
     examples = SETS[set_name]()
-    claims = [_ready_claim(e.claim) for e in examples] + ADMIN_SECRETS[set_name]()
+    namespaced = set_name in NAMESPACED_SETS
+    if namespaced:
+        referenced = [
+            kube.namespaced_xr(e.claim["kind"], e.claim["metadata"]["name"], e.claim["spec"], "Ready")
+            for e in examples
+        ]
+        claims = [*referenced, *ADMIN_SECRETS[set_name]()]
+    else:
+        claims = [_ready_claim(e.claim) for e in examples] + ADMIN_SECRETS[set_name]()
     files: dict[str, list[dict[str, Any]]] = {}
     pods: list[dict[str, Any]] = []
     for example in examples:
         kind = example.claim["kind"]
-        xr = kube.xr_from_claim(example.claim)
+        if namespaced:
+            xr = kube.namespaced_xr(kind, example.claim["metadata"]["name"], example.claim["spec"])
+        else:
+            xr = kube.xr_from_claim(example.claim)
         observed: list[dict[str, Any]] = []
         for _ in range(3):  # Secret first (users), then the Job
             out = render(run, xr, kube.composition_input(kind), observed, claims)
@@ -214,13 +230,27 @@ def build(set_name: str) -> dict[str, list[dict[str, Any]]]:
             done = kube.job_complete(_observed(job, key), FINISHED)
             observed.append(done)
             action = job["spec"]["template"]["spec"]["containers"][0]["command"][1]
-            server = {"version": SERVER_VERSION[set_name], "flavor": set_name}
+            engine = ENGINE[set_name]
+            server = {"version": SERVER_VERSION[engine], "flavor": engine}
             result = kube.worker_result(kind, action, example.facts, server=server)
             pods.append(kube.pod(done, 0, result, FINISHED))
             break
         files[f"{example.file}.yaml"] = [xr]
         files[f"observed-{example.file}.yaml"] = observed
-    files["required.yaml"] = claims + pods
+    if not namespaced:
+        files["required.yaml"] = claims + pods
+        return files
+    # A namespaced XR and the XRs it refers to are the same kind of object in one namespace: render loads the
+    # required resources into its cluster, where a copy of the XR being rendered would stand in for it. So each
+    # XR gets the required resources without itself.
+    for example in examples:
+        name = example.claim["metadata"]["name"]
+        files[f"required-{example.file}.yaml"] = [
+            d
+            for d in claims + pods
+            if (d["apiVersion"], d["kind"], d["metadata"]["name"])
+            != (kube.NS_API, example.claim["kind"], name)
+        ]
     return files
 
 
@@ -238,6 +268,11 @@ HEADER = {
     "# JSON result.\n",
     "observed": "# Observed composed resources of one XR: what Crossplane would pass after the Job completed.\n",
     "xr": "# The XR Crossplane creates for the claim of the same name (legacy, cluster-scoped).\n",
+    "namespaced-xr": "# A namespaced XR (ns.dbops.dbprovision.io, Crossplane v2), as applied, with the Composition\n"
+    "# Crossplane chose under spec.crossplane.\n",
+    "namespaced-required": "# Required resources: the referenced namespaced XRs (Ready), the instance's admin\n"
+    "# Secret (only its resourceVersion is used) and the Pods of the completed Jobs, whose termination message is\n"
+    "# the worker's JSON result.\n",
 }
 
 
@@ -263,12 +298,19 @@ def write() -> None:
         for name, docs in build(set_name).items():
             path = OUT / set_name / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            header = HEADER.get(name) or (
-                HEADER["observed"] if name.startswith("observed-") else HEADER["xr"]
+            prefix = "namespaced-" if set_name in NAMESPACED_SETS else ""
+            header = (
+                HEADER.get(prefix + name.split("-", 1)[0])
+                or HEADER.get(name)
+                or (HEADER["observed"] if name.startswith("observed-") else HEADER[prefix + "xr"])
             )
             body = yaml.safe_dump_all(
                 [ordered(d) for d in docs], sort_keys=False, explicit_start=True, width=120
             )
+            if prefix:
+                # No "---" before the first document: the render engine would read the comment above it as an
+                # empty observed resource, and refuses one outside a namespaced XR's namespace.
+                body = body.removeprefix("---\n")
             Path(path).write_text(header + body, encoding="utf-8")
             print(f"wrote {path.relative_to(kube.ROOT)}")
 

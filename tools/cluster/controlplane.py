@@ -327,9 +327,19 @@ class ControlPlane:
         build.mkdir()
         env = {"PATH": "/usr/bin:/bin", "HOME": str(self.base), "DOCKER_CONFIG": str(self.base / "docker")}
         apis = ROOT / "apis" if step_input is None else _apis_with_input(self.base / "apis", step_input)
+        ns_apis = (
+            ROOT / "apis-namespaced"
+            if step_input is None
+            else _apis_with_input(self.base / "apis-namespaced", step_input, ROOT / "apis-namespaced")
+        )
+        # The namespaced Configuration (docs/packages.md) is pushed too; install(namespaced=True) installs it.
         packages = (
             ("function-dbops", ["--package-root", str(ROOT / "package")]),
             ("dbops", ["--package-root", str(apis), "--examples-root", str(ROOT / "examples")]),
+            (
+                "dbops-namespaced",
+                ["--package-root", str(ns_apis), "--examples-root", str(ROOT / "examples/namespaced")],
+            ),
         )
         for name, args in packages:
             out = build / f"{name}.xpkg"
@@ -463,6 +473,20 @@ class ControlPlane:
                 self.admin.wait_for_kind("dbops.dbprovision.io/v1alpha1", kind, timeout=120)
         self.timings["install"] = time.monotonic() - t0
 
+    def install_namespaced(self) -> None:
+        """The namespaced shape's Configuration (`dbops-namespaced`, beside `dbops`): Healthy, its four kinds served
+        in ns.dbops.dbprovision.io. It depends on the same Function package, so no second Function appears."""
+        t0 = time.monotonic()
+        self.admin.apply(configuration("dbops-namespaced"))
+        wait(
+            lambda: self._package_healthy("Configuration", "dbops-namespaced"),
+            300,
+            "Configuration dbops-namespaced Healthy",
+        )
+        for kind in ("DatabaseInstance", "Database", "DatabaseUser", "DatabaseGrant"):
+            self.admin.wait_for_kind("ns.dbops.dbprovision.io/v1alpha1", kind, timeout=120)
+        self.timings["install namespaced"] = time.monotonic() - t0
+
     def function_names(self) -> list[str]:
         return sorted(f["metadata"]["name"] for f in self.admin.list("pkg.crossplane.io/v1", "Function"))
 
@@ -538,11 +562,12 @@ def refused(base: Path, user: str, resource: str) -> list[Obj]:
 READ_PODS: Obj = {"status": {"readPods": True}}
 
 
-def _apis_with_input(target: Path, step_input: Obj) -> Path:
-    """A copy of apis/ whose Compositions' function step Input has `step_input` merged in (one level deep)."""
+def _apis_with_input(target: Path, step_input: Obj, source: Path = ROOT / "apis") -> Path:
+    """A copy of apis/ (or `source`) whose Compositions' function step Input has `step_input` merged in (one level
+    deep)."""
     import yaml
 
-    shutil.copytree(ROOT / "apis", target)
+    shutil.copytree(source, target)
     for path in target.glob("*/composition.yaml"):
         doc = yaml.safe_load(path.read_text())
         for step in doc["spec"]["pipeline"]:
@@ -552,13 +577,13 @@ def _apis_with_input(target: Path, step_input: Obj) -> Path:
     return target
 
 
-def configuration() -> Obj:
-    """The Configuration of docs/packages.md, step 2."""
+def configuration(name: str = "dbops") -> Obj:
+    """The Configuration of docs/packages.md, step 2 (`dbops`, or the namespaced shape's `dbops-namespaced`)."""
     return {
         "apiVersion": "pkg.crossplane.io/v1",
         "kind": "Configuration",
-        "metadata": {"name": "dbops"},
-        "spec": {"package": f"{REGISTRY_PREFIX}dbops:{PACKAGE_VERSION}"},
+        "metadata": {"name": name},
+        "spec": {"package": f"{REGISTRY_PREFIX}{name}:{PACKAGE_VERSION}"},
     }
 
 

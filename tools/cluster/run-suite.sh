@@ -17,7 +17,7 @@ here=tests/cluster
 stalls=test_reading_pods_without_the_pod_rule_stalls_the_step_until_the_rule_is_applied  # a control plane each
 groups=(
   "$here/test_quickstart.py $here/test_install.py"
-  "$here/test_admin_password.py"
+  "$here/test_admin_password.py $here/test_namespaced.py"
   "$here/test_findings.py $here/test_deletion.py"
   "$here/test_pod_reads.py::$stalls"
   "$here/test_pod_reads.py --deselect $here/test_pod_reads.py::$stalls"
