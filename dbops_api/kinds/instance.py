@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dbops_api.go_compat import DRIFT_POLICY
 from dbops_api.kind import MESSAGE_COLUMN, PHASE_COLUMN, Kind, column
 from dbops_api.kinds.shared import LIFECYCLE
 from dbops_api.schema import (
@@ -17,6 +18,7 @@ from dbops_api.schema import (
     immutable,
     integer,
     obj,
+    reference_namespace,
     secret_key,
     secret_name,
     string,
@@ -38,6 +40,7 @@ DATABASE_INSTANCE: Schema = obj(
                     "Secret (same namespace) holding the admin credentials.",
                     {
                         "name": secret_name("Name of the Secret."),
+                        "namespace": reference_namespace(),
                         "keys": obj(
                             "Keys of the Secret.",
                             {
@@ -154,6 +157,7 @@ DATABASE_INSTANCE: Schema = obj(
             "while false: such privileges reach every tenant's data on the server. Default: false.",
         ),
         "deletionProtection": LIFECYCLE["deletionProtection"],
+        "driftPolicy": DRIFT_POLICY,
     },
     required=("engine", "connection"),
     rules=(
@@ -211,6 +215,7 @@ KIND = Kind(
         "mysql",
         "allowGlobalGrants",
         "deletionProtection",
+        "driftPolicy",
     ),
     resolved={},
     columns=(

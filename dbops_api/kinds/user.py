@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from dbops_api.go_compat import DRIFT_POLICY
 from dbops_api.kind import MESSAGE_COLUMN, PHASE_COLUMN, Kind, column
 from dbops_api.kinds.shared import (
     ADOPT,
@@ -140,6 +141,7 @@ DATABASE_USER: Schema = obj(
         ),
         "adopt": ADOPT,
         **LIFECYCLE,
+        "driftPolicy": DRIFT_POLICY,
         "postgres": obj(
             "PostgreSQL role attributes.",
             {
@@ -278,6 +280,7 @@ KIND = Kind(
         "deletionPolicy",
         "deletionProtection",
         "ensure",
+        "driftPolicy",
     ),
     resolved={"database": ident("Database name resolved from databaseRef.")},
     columns=(

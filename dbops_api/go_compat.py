@@ -1,0 +1,157 @@
+"""Fields of db-provision-operator's CRDs (the Go operator dbops replaces, same API group and kinds) that dbops
+accepts so that its manifests apply, and refuses with why where it cannot do what they meant (issue 17;
+docs/compatibility.md lists every Go field and what dbops does with it).
+
+- `driftPolicy` (every kind): `mode: correct` is what dbops always does, so it is accepted; `detect` and `ignore`
+  (and no mode, which the Go CRD defaults to detect) are refused: dbops cannot leave a difference in place.
+- `initSQL` (Database): refused, dbops runs no SQL from a claim.
+- `deletionPolicy: Snapshot` (Database): refused, dbops takes no backups yet.
+- `roleRef` (DatabaseGrant): refused, it names a DatabaseRole object and dbops has no such kind yet.
+- `namespace` in a reference: accepted when it is the claim's own namespace, refused otherwise
+  (`reference_namespace_errors`, checked by the function, which knows the claim's namespace).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dbops_api.schema import Rule, Schema, array, enum, obj, string
+from dbops_api.validation import FieldError
+
+GO_DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"
+
+DRIFT_MESSAGE = (
+    "dbops always corrects drift: every converge sets what the spec says, exact sets included (memberships, "
+    "privileges and settings granted outside the spec are revoked), and it cannot only detect or ignore a "
+    "difference. Set driftPolicy.mode: correct or leave driftPolicy out"
+)
+
+DRIFT_POLICY = obj(
+    "Accepted for db-provision-operator manifests: `mode: correct` is what dbops always does (and it revokes "
+    "what the spec does not list, as the Go operator did only with its allow-destructive-drift annotation). "
+    "`detect` and `ignore`, or no mode (the Go default, detect), are refused. `interval` is not used: claims are "
+    "re-converged at the platform's interval (Function Input `resync`).",
+    {
+        "mode": enum("Only `correct` is accepted.", ("ignore", "detect", "correct")),
+        "interval": string(
+            "Not used (a Go duration such as `8h`); see the Function Input `resync`.",
+            pattern=GO_DURATION_PATTERN,
+            maxLength=64,
+        ),
+    },
+    rules=(
+        Rule(
+            "has(self.mode) && self.mode == 'correct'",
+            DRIFT_MESSAGE,
+            lambda d: d.get("mode") == "correct",
+            ".mode",
+        ),
+    ),
+)
+
+INIT_SQL_MESSAGE = (
+    "dbops runs no SQL from a claim: it would run with the instance admin's privileges on a server other tenants "
+    "share. Create schemas, extensions and owners with spec.postgres.schemas, spec.postgres.extensions and "
+    "spec.owner, and run the application's DDL from its own migrations, as its own user"
+)
+
+
+def _source_ref(what: str) -> Schema:
+    return obj(
+        f"Refused (see initSQL): a {what} holding SQL.",
+        {
+            "name": string("Name.", maxLength=253),
+            "namespace": string("Namespace.", maxLength=63),
+            "key": string("Key.", maxLength=253),
+        },
+    )
+
+
+INIT_SQL = obj(
+    "Refused: db-provision-operator ran this SQL when it created the database. " + INIT_SQL_MESSAGE + ".",
+    {
+        "inline": array("Refused.", string("A statement.", maxLength=65536), maxItems=256),
+        "configMapRef": _source_ref("ConfigMap"),
+        "secretRef": _source_ref("Secret"),
+        "failurePolicy": enum("Refused with the SQL it applies to.", ("Continue", "Block")),
+    },
+    rules=(
+        Rule(
+            "!has(self.inline) && !has(self.configMapRef) && !has(self.secretRef)",
+            INIT_SQL_MESSAGE,
+            lambda i: not any(k in i for k in ("inline", "configMapRef", "secretRef")),
+        ),
+    ),
+)
+
+SNAPSHOT_MESSAGE = (
+    "deletionPolicy Snapshot: dbops takes no backups yet; use Retain (the database stays) or Delete (dropped only "
+    "with ensure: Absent and deletionProtection: false), and back the database up yourself first"
+)
+
+SNAPSHOT_RULE = Rule(
+    "!has(self.deletionPolicy) || self.deletionPolicy != 'Snapshot'",
+    SNAPSHOT_MESSAGE,
+    lambda s: s.get("deletionPolicy") != "Snapshot",
+    ".deletionPolicy",
+)
+
+ROLE_REF_MESSAGE = (
+    "roleRef names a DatabaseRole object, a kind dbops does not have yet; name the role as the server knows it in "
+    "spec.roleName, with spec.instanceRef (or spec.databaseRef) for its server"
+)
+
+ROLE_REF = obj(
+    "Refused: db-provision-operator's reference to a DatabaseRole object. " + ROLE_REF_MESSAGE + ".",
+    {
+        "name": string("Name of the DatabaseRole.", maxLength=253),
+        "namespace": string("Namespace of the DatabaseRole.", maxLength=63),
+    },
+    rules=(Rule("!has(self.name)", ROLE_REF_MESSAGE, lambda r: "name" not in r, ".name"),),
+)
+
+# Per kind: the references that may carry a namespace, and what the claim would need in its own namespace.
+REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
+    "DatabaseInstance": (("connection.secretRef", "the admin Secret"),),
+    "Database": (("instanceRef", "a DatabaseInstance claim (with its own copy of the admin Secret)"),),
+    "DatabaseUser": (
+        ("instanceRef", "a DatabaseInstance claim (with its own copy of the admin Secret)"),
+        ("databaseRef", "the Database claim"),
+    ),
+    "DatabaseGrant": (
+        ("userRef", "the DatabaseUser claim"),
+        ("instanceRef", "a DatabaseInstance claim (with its own copy of the admin Secret)"),
+        ("databaseRef", "the Database claim"),
+    ),
+}
+
+
+# Spec paths (and what is below them) that exist only so db-provision-operator manifests apply: dbops' own examples
+# need not use them (tests/test_manifests.py); the Go examples' test does (tests/test_compat_examples_e2e.py).
+GO_ONLY_PATHS: dict[str, tuple[str, ...]] = {
+    kind: ("spec.driftPolicy", *(f"spec.{path}.namespace" for path, _ in refs))
+    for kind, refs in REFERENCES.items()
+}
+GO_ONLY_PATHS["Database"] += ("spec.initSQL",)
+GO_ONLY_PATHS["DatabaseGrant"] += ("spec.roleRef",)
+
+
+def reference_namespace_errors(kind: str, spec: dict[str, Any], namespace: str | None) -> list[FieldError]:
+    """A reference's `namespace` other than the claim's own (`namespace`; None: unknown): refused, saying what to
+    do instead."""
+    out: list[FieldError] = []
+    own = f"namespace {namespace}" if namespace else "namespace"
+    for path, needed in REFERENCES.get(kind, ()):
+        node: Any = spec
+        for name in path.split("."):
+            node = node.get(name) if isinstance(node, dict) else None
+        given = node.get("namespace") if isinstance(node, dict) else None
+        if given is not None and given != namespace:
+            out.append(
+                FieldError(
+                    f"spec.{path}.namespace",
+                    f"cross-namespace references are not supported yet: dbops looks {path} up in the claim's own "
+                    f"{own}, not in {given}; remove the namespace and create {needed} in the claim's {own}",
+                )
+            )
+    return out
