@@ -7,12 +7,19 @@ docs/compatibility.md lists every Go field and what dbops does with it).
 - `initSQL` (Database): refused, dbops runs no SQL from a claim.
 - `deletionPolicy: Snapshot` (Database): refused, dbops takes no backups yet.
 - `roleRef` (DatabaseGrant): refused, it names a DatabaseRole object and dbops has no such kind yet.
+- `mysql.timeout`, `mysql.readTimeout`, `mysql.writeTimeout` (DatabaseInstance): aliases of
+  `mysql.timeouts.connect/read/write`, Go durations in whole seconds (`resolve_aliases`, run by whatever reads a
+  spec: the function and the compatibility tools).
+- `mysql.parseTime` (DatabaseInstance): an option of the Go MySQL driver, accepted and not used.
 - `namespace` in a reference: accepted when it is the claim's own namespace, refused otherwise
   (`reference_namespace_errors`, checked by the function, which knows the claim's namespace).
 """
 
 from __future__ import annotations
 
+import copy
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from dbops_api.schema import Rule, Schema, array, enum, obj, string
@@ -134,6 +141,14 @@ GO_ONLY_PATHS: dict[str, tuple[str, ...]] = {
 }
 GO_ONLY_PATHS["Database"] += ("spec.initSQL",)
 GO_ONLY_PATHS["DatabaseGrant"] += ("spec.roleRef",)
+GO_ONLY_PATHS["DatabaseInstance"] += tuple(
+    f"spec.mysql.{name}" for name in ("timeout", "readTimeout", "writeTimeout", "parseTime")
+)
+
+
+def go_only(kind: str, path: str) -> bool:
+    """Whether a spec path of a kind exists only for db-provision-operator manifests (GO_ONLY_PATHS)."""
+    return any(path == p or path.startswith((p + ".", p + "[]")) for p in GO_ONLY_PATHS.get(kind, ()))
 
 
 def reference_namespace_errors(kind: str, spec: dict[str, Any], namespace: str | None) -> list[FieldError]:
@@ -155,3 +170,84 @@ def reference_namespace_errors(kind: str, spec: dict[str, Any], namespace: str |
                 )
             )
     return out
+
+
+# --- aliases: a Go path read as the dbops path ---------------------------------------------------------------------
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def go_duration_seconds(text: str) -> float:
+    """A Go duration string (`10s`, `1m30s`, `500ms`) in seconds; ValueError when it is not one."""
+    if not re.fullmatch(GO_DURATION_PATTERN[1:-1], text):
+        raise ValueError(text)
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A Go field (`go`, under `block` of the spec) that dbops reads as `ours` (under the same block)."""
+
+    kind: str
+    block: str
+    go: str
+    ours: tuple[str, ...]
+    maximum: int
+
+
+ALIASES = (
+    Alias("DatabaseInstance", "mysql", "timeout", ("timeouts", "connect"), 300),
+    Alias("DatabaseInstance", "mysql", "readTimeout", ("timeouts", "read"), 3600),
+    Alias("DatabaseInstance", "mysql", "writeTimeout", ("timeouts", "write"), 3600),
+)
+
+
+def go_timeout(description: str) -> Schema:
+    return string(description, pattern=GO_DURATION_PATTERN, maxLength=32)
+
+
+def resolve_aliases(kind: str, spec: Any) -> tuple[Any, list[FieldError]]:
+    """The spec with every Go alias moved to the dbops path it stands for (a copy; `spec` is left alone), and
+    what is wrong with them: a value dbops cannot take, or an alias and its dbops path both set to different
+    values."""
+    aliases = [a for a in ALIASES if a.kind == kind]
+    if not aliases or not isinstance(spec, dict):
+        return spec, []
+    out = copy.deepcopy(spec)
+    errors: list[FieldError] = []
+    for alias in aliases:
+        block = out.get(alias.block)
+        if not isinstance(block, dict) or alias.go not in block:
+            continue
+        given = block.pop(alias.go)
+        go_path = f"spec.{alias.block}.{alias.go}"
+        ours_path = f"spec.{alias.block}.{'.'.join(alias.ours)}"
+        try:
+            seconds = go_duration_seconds(given) if isinstance(given, str) else -1.0
+        except ValueError:
+            seconds = -1.0
+        if seconds != int(seconds) or not 1 <= seconds <= alias.maximum:
+            errors.append(
+                FieldError(
+                    go_path,
+                    f"dbops reads it as {ours_path}, whole seconds from 1 to {alias.maximum}; {given!r} is not "
+                    f'(write e.g. "10s", or {ours_path}: 10)',
+                )
+            )
+            continue
+        parent = block.setdefault(alias.ours[0], {})
+        if not isinstance(parent, dict):
+            continue  # the schema walk reports the wrong type
+        last = alias.ours[1]
+        if last in parent and parent[last] != int(seconds):
+            errors.append(
+                FieldError(
+                    go_path,
+                    f"{go_path} ({given}) and {ours_path} ({parent[last]}) are both set and differ; set one of "
+                    f"them ({ours_path} is dbops' name)",
+                )
+            )
+            continue
+        parent[last] = int(seconds)
+    return out, errors

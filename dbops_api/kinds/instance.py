@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dbops_api.go_compat import DRIFT_POLICY
+from dbops_api.go_compat import DRIFT_POLICY, go_timeout
 from dbops_api.kind import MESSAGE_COLUMN, PHASE_COLUMN, Kind, column
 from dbops_api.kinds.shared import LIFECYCLE
 from dbops_api.schema import (
@@ -140,6 +140,19 @@ DATABASE_INSTANCE: Schema = obj(
                 ),
                 "collation": string("Connection collation.", pattern=r"^[a-z0-9_]{1,64}$"),
                 "tls": enum("TLS mode for the admin connection when `tls` is not enabled.", SSL_MODES),
+                "timeout": go_timeout(
+                    "db-provision-operator's name for `timeouts.connect`, a Go duration in whole seconds (`10s`)."
+                ),
+                "readTimeout": go_timeout(
+                    "db-provision-operator's name for `timeouts.read`, a Go duration in whole seconds (`30s`)."
+                ),
+                "writeTimeout": go_timeout(
+                    "db-provision-operator's name for `timeouts.write`, a Go duration in whole seconds (`30s`)."
+                ),
+                "parseTime": boolean(
+                    "Accepted for db-provision-operator manifests and not used: an option of its Go MySQL driver "
+                    "(DATE and DATETIME columns as Go time values)."
+                ),
                 "timeouts": obj(
                     "Timeouts in seconds.",
                     {

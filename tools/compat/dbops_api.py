@@ -46,7 +46,7 @@ def dbops_errors(kind: str, spec: Any, engine: str | None, namespace: str = "def
     secret template grammar; with the instance's `engine` known, the engine-dependent rules and the engine
     block)."""
     from dbops_api.engine_rules import engine_errors
-    from dbops_api.go_compat import reference_namespace_errors
+    from dbops_api.go_compat import reference_namespace_errors, resolve_aliases
     from dbops_api.registry import SPECS
     from dbops_api.schema import ENGINES
     from dbops_api.validation import FieldError, normalize
@@ -55,7 +55,9 @@ def dbops_errors(kind: str, spec: Any, engine: str | None, namespace: str = "def
 
     if kind not in SPECS:
         return [f"kind {kind}: dbops has no such kind"]
-    value, errors = normalize(SPECS[kind], spec, "spec")
+    resolved, errors = resolve_aliases(kind, spec)
+    value, schema_errors = normalize(SPECS[kind], resolved, "spec")
+    errors += schema_errors
     if errors:
         return [str(e) for e in errors]
     errors += reference_namespace_errors(kind, value, namespace)
