@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from dbops_api.registry import API_VERSION
+from dbops_local.loop import OfflineCluster
 from dbops_local.runtime import FunctionClient
 from tests.offline_support import cluster
 from tests.servers import Server
@@ -232,6 +233,20 @@ def drop_namespace(server: Server, namespace: str) -> None:
 # --- the test -----------------------------------------------------------------------------------------------------
 
 
+def ca_keys_wrong(c: OfflineCluster, entry: dict[str, Any], server: Server) -> list[str]:
+    """A Ready user whose template writes `{{ .CA }}` holds the CA its instance trusts: the private servers'."""
+    spec = spec_of(entry)
+    secret = spec.get("passwordSecret") or {}
+    keys = [
+        k for k, v in ((secret.get("secretTemplate") or {}).get("data") or {}).items() if "{{ .CA }}" in v
+    ]
+    if not keys or server.ca is None:
+        return []
+    data = c.secret_data(secret.get("secretName") or f"{entry['name']}-credentials", c.namespace)
+    ca = Path(server.ca.ca_path).read_text()
+    return [f"{ident(entry)}: {key} is not the instance's CA" for key in keys if data.get(key) != ca]
+
+
 def outcome(claim: dict[str, Any]) -> dict[str, str]:
     status = claim.get("status") or {}
     return {"phase": str(status.get("phase", "")), "message": str(status.get("message", ""))}
@@ -279,6 +294,8 @@ def test_every_go_example_reaches_ready_or_is_refused_as_listed(
                 want = expected(entry)
                 if not matches(found, want):
                     wrong.append(f"{ident(entry)}: expected {want}, got {found}")
+                elif found["phase"] == "Ready":
+                    wrong += ca_keys_wrong(c, entry, server)
         finally:
             drop_namespace(server, namespace)
     timings[engine] = time.monotonic() - started

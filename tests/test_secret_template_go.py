@@ -18,6 +18,7 @@ VALUES = {
     "SSLMode": "prefer",
     "Namespace": "team",
     "Name": "app-user",
+    "CA": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
 }
 
 
@@ -31,6 +32,10 @@ def test_the_go_functions_render_as_the_go_operator_renders_them() -> None:
     assert render("{{ .Password | urlquery }}", VALUES) == "p%40ss%20w%2Frd~"  # dbops' own pipe is unchanged
 
 
+def test_the_ca_is_the_instances_ca_certificate() -> None:
+    assert render("{{ .CA }}", VALUES) == VALUES["CA"]
+
+
 def test_a_password_in_a_go_function_is_found_for_masking() -> None:
     assert renderings("{{ urlEncode .Password }}", "Password", "a b") == ["a+b"]
 
@@ -38,10 +43,6 @@ def test_a_password_in_a_go_function_is_found_for_masking() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (
-            "{{ .CA }}",
-            "placeholder .CA: dbops does not copy the instance's CA certificate into a user's Secret",
-        ),
         (
             "{{ .TLSCert }}",
             "placeholder .TLSCert: the instance's client certificate authenticates dbops' admin",

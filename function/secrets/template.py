@@ -19,7 +19,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-FIELDS = ("Username", "Password", "Host", "Port", "Database", "SSLMode", "Namespace", "Name")
+FIELDS = ("Username", "Password", "Host", "Port", "Database", "SSLMode", "Namespace", "Name", "CA")
 
 PIPES: dict[str, Callable[[str], str]] = {
     "urlquery": lambda v: urllib.parse.quote(v, safe=""),
@@ -43,8 +43,6 @@ PIPES.update({name: fn for name, fn in FUNCTIONS.items() if name not in PIPES})
 
 # Placeholders of the Go operator's templates that dbops does not fill, and why (the error says it).
 REFUSED_FIELDS = {
-    "CA": "dbops does not copy the instance's CA certificate into a user's Secret (not yet); give the "
-    "application the CA from the instance's tls.secretRef Secret (or another Secret of the CA)",
     "TLSCert": "the instance's client certificate authenticates dbops' admin; dbops never copies it into a "
     "user's Secret. Give the application a certificate of its own",
     "TLSKey": "the instance's client key authenticates dbops' admin; dbops never copies it into a user's "
