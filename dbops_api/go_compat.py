@@ -6,6 +6,7 @@ docs/compatibility.md lists every Go field and what dbops does with it).
   (and no mode, which the Go CRD defaults to detect) are refused: dbops cannot leave a difference in place.
 - `initSQL` (Database): refused, dbops runs no SQL from a claim.
 - `deletionPolicy: Snapshot` (Database): refused, dbops takes no backups yet.
+- `clusterInstanceRef` (Database, DatabaseUser): refused, dbops has no cluster-scoped instance yet.
 - `roleRef` (DatabaseGrant): refused, it names a DatabaseRole object and dbops has no such kind yet.
 - `mysql.timeout`, `mysql.readTimeout`, `mysql.writeTimeout` (DatabaseInstance): aliases of
   `mysql.timeouts.connect/read/write`, Go durations in whole seconds (`resolve_aliases`, run by whatever reads a
@@ -118,6 +119,19 @@ ROLE_REF = obj(
 )
 
 # Per kind: the references that may carry a namespace, and what the claim would need in its own namespace.
+CLUSTER_INSTANCE_MESSAGE = (
+    "dbops has no cluster-scoped instance (ClusterDatabaseInstance) yet; create a DatabaseInstance claim in this "
+    "namespace (with its own copy of the admin Secret) and name it in spec.instanceRef"
+)
+
+CLUSTER_INSTANCE_REF = obj(
+    "Refused: db-provision-operator's reference to a ClusterDatabaseInstance. "
+    + CLUSTER_INSTANCE_MESSAGE
+    + ".",
+    {"name": string("Name of the ClusterDatabaseInstance.", maxLength=253)},
+    rules=(Rule("!has(self.name)", CLUSTER_INSTANCE_MESSAGE, lambda r: "name" not in r, ".name"),),
+)
+
 REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
     "DatabaseInstance": (("connection.secretRef", "the admin Secret"),),
     "Database": (("instanceRef", "a DatabaseInstance claim (with its own copy of the admin Secret)"),),
@@ -139,7 +153,8 @@ GO_ONLY_PATHS: dict[str, tuple[str, ...]] = {
     kind: ("spec.driftPolicy", *(f"spec.{path}.namespace" for path, _ in refs))
     for kind, refs in REFERENCES.items()
 }
-GO_ONLY_PATHS["Database"] += ("spec.initSQL",)
+GO_ONLY_PATHS["Database"] += ("spec.initSQL", "spec.clusterInstanceRef")
+GO_ONLY_PATHS["DatabaseUser"] += ("spec.clusterInstanceRef",)
 GO_ONLY_PATHS["DatabaseGrant"] += ("spec.roleRef",)
 GO_ONLY_PATHS["DatabaseInstance"] += tuple(
     f"spec.mysql.{name}" for name in ("timeout", "readTimeout", "writeTimeout", "parseTime")

@@ -76,6 +76,11 @@ SPEC_CASES = [
         ["spec.deletionPolicy: deletionPolicy Snapshot: dbops takes no"],
     ),
     ("DatabaseGrant", {"roleRef": {"name": "readers"}}, ["spec.roleRef.name: roleRef names a DatabaseRole"]),
+    (
+        "DatabaseUser",
+        {"clusterInstanceRef": {"name": "shared"}},
+        ["spec.clusterInstanceRef.name: dbops has no cluster-scoped instance"],
+    ),
 ]
 BASE = {
     "Database": {"instanceRef": {"name": "i"}, "name": "app"},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dbops_api.go_compat import DRIFT_POLICY, INIT_SQL, SNAPSHOT_RULE
+from dbops_api.go_compat import CLUSTER_INSTANCE_REF, DRIFT_POLICY, INIT_SQL, SNAPSHOT_RULE
 from dbops_api.kind import MESSAGE_COLUMN, PHASE_COLUMN, Kind, column
 from dbops_api.kinds.shared import ADOPT, DRIFT, ENGINE_OPTION_RULE, INSTANCE_REF, LIFECYCLE
 from dbops_api.schema import (
@@ -45,6 +45,7 @@ DATABASE: Schema = obj(
         ),
         "driftPolicy": DRIFT_POLICY,
         "initSQL": INIT_SQL,
+        "clusterInstanceRef": CLUSTER_INSTANCE_REF,
         "postgres": obj(
             "PostgreSQL options.",
             {
@@ -195,6 +196,7 @@ KIND = Kind(
         "ensure",
         "driftPolicy",
         "initSQL",
+        "clusterInstanceRef",
     ),
     resolved={},
     columns=(

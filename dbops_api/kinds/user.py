@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from dbops_api.go_compat import DRIFT_POLICY
+from dbops_api.go_compat import CLUSTER_INSTANCE_REF, DRIFT_POLICY
 from dbops_api.kind import MESSAGE_COLUMN, PHASE_COLUMN, Kind, column
 from dbops_api.kinds.shared import (
     ADOPT,
@@ -142,6 +142,7 @@ DATABASE_USER: Schema = obj(
         "adopt": ADOPT,
         **LIFECYCLE,
         "driftPolicy": DRIFT_POLICY,
+        "clusterInstanceRef": CLUSTER_INSTANCE_REF,
         "postgres": obj(
             "PostgreSQL role attributes.",
             {
@@ -281,6 +282,7 @@ KIND = Kind(
         "deletionProtection",
         "ensure",
         "driftPolicy",
+        "clusterInstanceRef",
     ),
     resolved={"database": ident("Database name resolved from databaseRef.")},
     columns=(
