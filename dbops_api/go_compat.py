@@ -6,6 +6,7 @@ docs/compatibility.md lists every Go field and what dbops does with it).
   (and no mode, which the Go CRD defaults to detect) are refused: dbops cannot leave a difference in place.
 - `initSQL` (Database): refused, dbops runs no SQL from a claim.
 - `deletionPolicy: Snapshot` (Database): refused, dbops takes no backups yet.
+- `discovery` (DatabaseInstance): `enabled: false` accepted, `enabled: true` refused (the Go operator never read it).
 - `clusterInstanceRef` (Database, DatabaseUser): refused, dbops has no cluster-scoped instance yet.
 - `roleRef` (DatabaseGrant): refused, it names a DatabaseRole object and dbops has no such kind yet.
 - `mysql.timeout`, `mysql.readTimeout`, `mysql.writeTimeout` (DatabaseInstance): aliases of
@@ -23,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from dbops_api.schema import Rule, Schema, array, enum, obj, string
+from dbops_api.schema import Rule, Schema, array, boolean, enum, obj, string
 from dbops_api.validation import FieldError
 
 GO_DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"
@@ -119,6 +120,29 @@ ROLE_REF = obj(
 )
 
 # Per kind: the references that may carry a namespace, and what the claim would need in its own namespace.
+DISCOVERY_MESSAGE = (
+    "dbops discovers and adopts nothing on its own (the Go operator never read this field either): write a claim "
+    "for each existing database, user or role you want managed, with adopt: true; remove discovery or set "
+    "enabled: false"
+)
+
+DISCOVERY = obj(
+    "db-provision-operator's discovery switch, which it never read: `enabled: false` is accepted, `enabled: true` "
+    "refused with why (dbops adopts what a claim names with `adopt: true`).",
+    {
+        "enabled": boolean("Only false is accepted."),
+        "interval": string("Not used (a Go duration).", pattern=GO_DURATION_PATTERN, maxLength=64),
+    },
+    rules=(
+        Rule(
+            "!has(self.enabled) || !self.enabled",
+            DISCOVERY_MESSAGE,
+            lambda d: not d.get("enabled"),
+            ".enabled",
+        ),
+    ),
+)
+
 CLUSTER_INSTANCE_MESSAGE = (
     "dbops has no cluster-scoped instance (ClusterDatabaseInstance) yet; create a DatabaseInstance claim in this "
     "namespace (with its own copy of the admin Secret) and name it in spec.instanceRef"
@@ -153,6 +177,7 @@ GO_ONLY_PATHS: dict[str, tuple[str, ...]] = {
     kind: ("spec.driftPolicy", *(f"spec.{path}.namespace" for path, _ in refs))
     for kind, refs in REFERENCES.items()
 }
+GO_ONLY_PATHS["DatabaseInstance"] += ("spec.discovery",)
 GO_ONLY_PATHS["Database"] += ("spec.initSQL", "spec.clusterInstanceRef")
 GO_ONLY_PATHS["DatabaseUser"] += ("spec.clusterInstanceRef",)
 GO_ONLY_PATHS["DatabaseGrant"] += ("spec.roleRef",)

@@ -65,6 +65,12 @@ def test_a_timeout_that_is_no_go_duration_is_refused_by_the_schema() -> None:
 
 
 SPEC_CASES = [
+    ("DatabaseInstance", {"discovery": {"enabled": False, "interval": "30m"}}, []),
+    (
+        "DatabaseInstance",
+        {"discovery": {"enabled": True}},
+        ["spec.discovery.enabled: dbops discovers and adopts"],
+    ),
     ("Database", {"driftPolicy": {"mode": "correct", "interval": "8h"}}, []),
     ("Database", {"driftPolicy": {"mode": "detect"}}, ["spec.driftPolicy.mode: dbops always corrects drift"]),
     ("DatabaseUser", {"driftPolicy": {}}, ["spec.driftPolicy.mode: dbops always corrects drift"]),
@@ -83,6 +89,10 @@ SPEC_CASES = [
     ),
 ]
 BASE = {
+    "DatabaseInstance": {
+        "engine": "postgres",
+        "connection": {"host": "db", "port": 5432, "secretRef": {"name": "a"}},
+    },
     "Database": {"instanceRef": {"name": "i"}, "name": "app"},
     "DatabaseUser": {"instanceRef": {"name": "i"}, "username": "app"},
     "DatabaseGrant": {"roleName": "app", "instanceRef": {"name": "i"}},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dbops_api.go_compat import DRIFT_POLICY, go_timeout
+from dbops_api.go_compat import DISCOVERY, DRIFT_POLICY, go_timeout
 from dbops_api.kind import MESSAGE_COLUMN, PHASE_COLUMN, Kind, column
 from dbops_api.kinds.shared import LIFECYCLE
 from dbops_api.schema import (
@@ -171,6 +171,7 @@ DATABASE_INSTANCE: Schema = obj(
         ),
         "deletionProtection": LIFECYCLE["deletionProtection"],
         "driftPolicy": DRIFT_POLICY,
+        "discovery": DISCOVERY,
     },
     required=("engine", "connection"),
     rules=(
@@ -229,6 +230,7 @@ KIND = Kind(
         "allowGlobalGrants",
         "deletionProtection",
         "driftPolicy",
+        "discovery",
     ),
     resolved={},
     columns=(
