@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import pytest
 import yaml
@@ -32,6 +33,8 @@ from dbops_local.loop import OfflineCluster
 from dbops_local.runtime import FunctionClient
 from tests.offline_support import cluster
 from tests.servers import Server
+from tests.test_mysql_support import can_login as maria_can_login
+from tests.test_pg_support import can_login
 from tools.compat.go_examples import engine_of, load
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mariadb, pytest.mark.slow]
@@ -308,3 +311,84 @@ def test_the_plan_names_only_examples_that_exist() -> None:
     for name, want in PLAN["outcomes"].items():
         assert set(want) == {"phase", "message", "why"} and want["phase"] != "Ready", name
     assert {u.server for u in UNITS} <= {"postgres", "mariadb"}
+
+
+@pytest.mark.parametrize("engine", ["postgres", "mariadb"])
+def test_the_go_fields_dbops_accepts_converge_on_a_real_server(
+    function_client: FunctionClient, engine: str, request: pytest.FixtureRequest
+) -> None:
+    """Go-operator fields that mean what dbops does (dbops_api/go_compat.py), together: `driftPolicy.mode:
+    correct`, references that name the claim's own namespace, the MySQL timeouts as Go durations, `parseTime`,
+    `{{ urlEncode .X }}` and `{{ .CA }}` in the secret template. Everything is Ready, the user logs in with the
+    password of its Secret, and the rendered values are the Go operator's."""
+    server: Server = request.getfixturevalue("pg" if engine == "postgres" else "maria")
+    namespace = "go-fields"
+    pg = engine == "postgres"
+    suffix = str(int(time.monotonic() * 1000) % 1_000_000)
+    username, database = f"gofields_{suffix}", f"gofields_db_{suffix}"
+    drift = {"mode": "correct", "interval": "8h"}
+    instance: dict[str, Any] = {
+        "engine": engine,
+        "connection": {
+            "host": server.host,
+            "port": server.port,
+            "secretRef": {"name": "admin", "namespace": namespace},
+        },
+        "driftPolicy": drift,
+        "discovery": {"enabled": False},
+    }
+    if pg:
+        instance["connection"]["database"] = server.admin_database or "postgres"
+    else:
+        instance["mysql"] = {"timeout": "5s", "readTimeout": "1m", "writeTimeout": "30s", "parseTime": True}
+    ca_key = {}
+    if server.ca is not None:
+        instance["tls"] = {"enabled": True, "mode": "verify-ca", "secretRef": {"name": "server-ca"}}
+        ca_key = {"ca.crt": "{{ .CA }}"}
+    ref = {"name": "inst", "namespace": namespace}
+    template = {
+        "DATABASE_URL": "scheme://{{ urlEncode .Username }}:{{ urlEncode .Password }}@{{ .Host }}/{{ .Database }}",
+        **ca_key,
+    }
+    claims = [
+        secret("admin", {"username": server.admin_user, "password": server.admin_password}),
+        claim_of("DatabaseInstance", "inst", instance),
+        claim_of("Database", "db", {"instanceRef": ref, "name": database, "driftPolicy": drift}),
+        claim_of(
+            "DatabaseUser",
+            "user",
+            {
+                "instanceRef": ref,
+                "databaseRef": {"name": "db", "namespace": namespace},
+                "username": username,
+                "driftPolicy": drift,
+                "passwordSecret": {"secretName": "user-creds", "secretTemplate": {"data": template}},
+            },
+        ),
+    ]
+    if server.ca is not None:
+        claims.insert(0, secret("server-ca", {"ca.crt": Path(server.ca.ca_path).read_text()}))
+    c = cluster(function_client)
+    c.namespace = namespace
+    try:
+        c.apply(claims)
+        c.reconcile()
+        phases = {o["kind"]: outcome(o) for o in c.claims()}
+        assert {k: v["phase"] for k, v in phases.items()} == dict.fromkeys(SHARED[:3], "Ready"), phases
+        data = c.secret_data("user-creds", namespace)
+        password = data["password"]
+        assert data["DATABASE_URL"] == (
+            f"scheme://{quote_plus(username)}:{quote_plus(password)}@{server.host}/{database}"
+        )
+        if server.ca is not None:
+            assert data["ca.crt"] == Path(server.ca.ca_path).read_text()
+        if pg:
+            assert can_login(server, username, password, database=database)
+        else:
+            assert maria_can_login(server, username, password)
+    finally:
+        drop_namespace(server, namespace)
+
+
+def claim_of(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
