@@ -162,6 +162,7 @@ REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
     "DatabaseUser": (
         ("instanceRef", "a DatabaseInstance claim (with its own copy of the admin Secret)"),
         ("databaseRef", "the Database claim"),
+        ("existingPasswordSecret", "the password Secret (a copy of it)"),
     ),
     "DatabaseGrant": (
         ("userRef", "the DatabaseUser claim"),

@@ -120,6 +120,10 @@ def test_a_reference_namespace_is_accepted_only_when_it_is_the_claims_own() -> N
         "in the claim's own namespace team, not in x; remove the namespace and create the Database claim in the "
         "claim's namespace team"
     )
+    user = {"existingPasswordSecret": {"name": "pw", "namespace": "vault"}}
+    assert [e.path for e in reference_namespace_errors("DatabaseUser", user, "team")] == [
+        "spec.existingPasswordSecret.namespace"
+    ]
     instance = {"connection": {"secretRef": {"name": "admin", "namespace": "db"}}}
     assert [e.path for e in reference_namespace_errors("DatabaseInstance", instance, "team")] == [
         "spec.connection.secretRef.namespace"

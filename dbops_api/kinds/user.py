@@ -30,6 +30,7 @@ from dbops_api.schema import (
     integer,
     obj,
     object_ref,
+    reference_namespace,
     secret_key,
     secret_name,
     string,
@@ -127,6 +128,7 @@ DATABASE_USER: Schema = obj(
             "Take the password from this Secret (same namespace) instead of generating one.",
             {
                 "name": secret_name("Name of the Secret."),
+                "namespace": reference_namespace(),
                 "key": secret_key("Key holding the password.", "password"),
             },
             required=("name",),
