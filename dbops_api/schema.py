@@ -129,10 +129,26 @@ def immutable(schema: Schema, field: str) -> Schema:
     return out
 
 
+# db-provision-operator's references carry a namespace; dbops resolves every reference in the claim's own.
+REFERENCE_NAMESPACE_DESCRIPTION = (
+    "Accepted for db-provision-operator manifests when it is the claim's own namespace; another namespace is "
+    "refused (cross-namespace references are not supported yet)."
+)
+
+
+def reference_namespace() -> Schema:
+    return string(REFERENCE_NAMESPACE_DESCRIPTION, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", maxLength=63)
+
+
 def object_ref(description: str) -> Schema:
     return obj(
         description,
-        {"name": string("Name of the claim in the same namespace.", pattern=K8S_NAME_PATTERN, maxLength=253)},
+        {
+            "name": string(
+                "Name of the claim in the same namespace.", pattern=K8S_NAME_PATTERN, maxLength=253
+            ),
+            "namespace": reference_namespace(),
+        },
         required=("name",),
     )
 

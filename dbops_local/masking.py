@@ -4,8 +4,8 @@
 The secrets are the values of the keys that hold one: `password` in any Secret, the admin Secret's password key
 and the TLS client key each DatabaseInstance names, and each DatabaseUser's `existingPasswordSecret` key. Their
 forms: raw, percent-encoded, base64 and JSON-escaped (function.secrets.redaction.encodings), and what every action on
-`.Password` in a DatabaseUser's `secretTemplate.data` renders them to, its pipes applied (`urlquery`, `b64enc`,
-`quote`, `upper`, `lower`, in any chain), so a templated key such as `DATABASE_URL` shows
+`.Password` in a DatabaseUser's `secretTemplate.data` renders them to, its pipes and functions applied (`urlquery`,
+`urlEncode`, `b64enc`, `quote`, `upper`, `lower`, in any chain), so a templated key such as `DATABASE_URL` shows
 `postgresql://app:********@host:5432/app`.
 """
 

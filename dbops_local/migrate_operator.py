@@ -269,8 +269,9 @@ GO_ANNOTATIONS = {
 }
 KEPT_METADATA = ("name", "namespace", "labels", "annotations")
 ENGINES = ("postgres", "mysql", "mariadb")
-# Go secret template functions that dbops has as pipes: `{{ fn .Field }}` -> `{{ .Field | pipe }}`.
-TEMPLATE_FUNCTIONS = {"urlEncode": "urlquery", "upper": "upper", "lower": "lower", "base64Encode": "b64enc"}
+# Go secret template functions that dbops has as pipes: `{{ fn .Field }}` -> `{{ .Field | pipe }}` (the pipe
+# `urlEncode` is Go's url.QueryEscape, a space becoming +, so a converted URL is byte for byte the Go operator's).
+TEMPLATE_FUNCTIONS = {"urlEncode": "urlEncode", "upper": "upper", "lower": "lower", "base64Encode": "b64enc"}
 TEMPLATE_FIELDS = ("Username", "Password", "Host", "Port", "Database", "SSLMode", "Namespace", "Name")
 
 

@@ -1380,6 +1380,23 @@ INVALID = [
         "spec.passwordSecret.secretTemplate.type: kubernetes.io/basic-auth needs non-empty keys username and "
         "password, but the Secret would have no username: secretTemplate.data['username'] renders empty",
     ),
+    # db-provision-operator fields dbops knows in order to refuse them with why (dbops_api/go_compat.py).
+    (
+        "reference into another namespace",
+        {"instanceRef": {"name": "postgres-server", "namespace": "database"}},
+        "spec.instanceRef.namespace: cross-namespace references are not supported yet: dbops looks instanceRef up "
+        "in the claim's own namespace default, not in database",
+    ),
+    (
+        "drift detect",
+        {"driftPolicy": {"mode": "detect"}},
+        "spec.driftPolicy.mode: dbops always corrects drift",
+    ),
+    (
+        "drift without mode",
+        {"driftPolicy": {"interval": "1h"}},
+        "spec.driftPolicy.mode: dbops always corrects",
+    ),
 ]
 
 
@@ -1410,6 +1427,27 @@ def test_an_invalid_spec_names_the_field_and_composes_nothing_new(
     assert desired[KEY]["metadata"]["name"] == JOB["metadata"]["name"]
     assert "status" not in desired[KEY] and "resourceVersion" not in desired[KEY]["metadata"]
     assert rsp.desired.composite.ready == fnv1.READY_FALSE
+
+
+def test_go_operator_fields_that_mean_what_dbops_does_change_nothing() -> None:
+    """`driftPolicy.mode: correct` (what dbops always does) and a reference naming the claim's own namespace
+    compose exactly what the spec without them composes."""
+    observed = {"credentials": SECRET}
+    plain = call(
+        kube.request(
+            copy.deepcopy(USER_XR), observed_resources=observed, required=USER_REQUIRED, input_=USER_INPUT
+        ),
+        offline=True,
+    )
+    xr = copy.deepcopy(USER_XR)
+    xr["spec"]["driftPolicy"] = {"mode": "correct", "interval": "8h"}
+    xr["spec"]["instanceRef"] = {**xr["spec"]["instanceRef"], "namespace": kube.NAMESPACE}
+    go = call(
+        kube.request(xr, observed_resources=observed, required=USER_REQUIRED, input_=USER_INPUT), offline=True
+    )
+    assert kube.status(go)["phase"] == kube.status(plain)["phase"] == "Provisioning"
+    assert len(kube.jobs(go)) == 1 and kube.desired(go) == kube.desired(plain), "the same Job and request"
+    assert kube.status(go) == kube.status(plain)
 
 
 def test_an_invalid_spec_on_a_new_user_composes_nothing() -> None:

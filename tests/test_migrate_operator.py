@@ -290,7 +290,7 @@ CASES = [
                 "secretName": "app-credentials",
                 "secretTemplate": {
                     "type": "Opaque",
-                    "data": {"URL": "postgres://{{ .Username }}:{{ .Password | urlquery }}@{{ .Host }}"},
+                    "data": {"URL": "postgres://{{ .Username }}:{{ .Password | urlEncode }}@{{ .Host }}"},
                 },
             },
         },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dbops_api.go_compat import CLUSTER_INSTANCE_REF, DRIFT_POLICY, INIT_SQL, SNAPSHOT_RULE
 from dbops_api.kind import MESSAGE_COLUMN, PHASE_COLUMN, Kind, column
 from dbops_api.kinds.shared import ADOPT, DRIFT, ENGINE_OPTION_RULE, INSTANCE_REF, LIFECYCLE
 from dbops_api.schema import (
@@ -35,6 +36,16 @@ DATABASE: Schema = obj(
         "owner": ident("PostgreSQL only: the role that owns the database (it must exist)."),
         "adopt": ADOPT,
         **LIFECYCLE,
+        "deletionPolicy": enum(
+            LIFECYCLE["deletionPolicy"]["description"]
+            + " `Snapshot` (db-provision-operator) is refused: dbops "
+            "takes no backups yet.",
+            ("Retain", "Delete", "Snapshot"),
+            default="Retain",
+        ),
+        "driftPolicy": DRIFT_POLICY,
+        "initSQL": INIT_SQL,
+        "clusterInstanceRef": CLUSTER_INSTANCE_REF,
         "postgres": obj(
             "PostgreSQL options.",
             {
@@ -154,6 +165,7 @@ DATABASE: Schema = obj(
         ENGINE_OPTION_RULE,
         system_name_rule("name", SYSTEM_DATABASES, SYSTEM_DATABASE_MESSAGE),
         pg_role_prefix_rule("owner"),
+        SNAPSHOT_RULE,
     ),
 )
 
@@ -177,7 +189,15 @@ KIND = Kind(
             "drift": DRIFT,
         },
     ),
-    function_only=("instanceRef", "deletionPolicy", "deletionProtection", "ensure"),
+    function_only=(
+        "instanceRef",
+        "deletionPolicy",
+        "deletionProtection",
+        "ensure",
+        "driftPolicy",
+        "initSQL",
+        "clusterInstanceRef",
+    ),
     resolved={},
     columns=(
         PHASE_COLUMN,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dbops_api.go_compat import DRIFT_POLICY, ROLE_REF
 from dbops_api.kind import MESSAGE_COLUMN, PHASE_COLUMN, Kind, column
 from dbops_api.kinds.shared import ADMIN_ROLES_RULE, ENGINE_OPTION_RULE, GRANT_ADMIN_ROLES, LIFECYCLE
 from dbops_api.schema import (
@@ -55,6 +56,8 @@ DATABASE_GRANT: Schema = obj(
             "false."
         ),
         **LIFECYCLE,
+        "driftPolicy": DRIFT_POLICY,
+        "roleRef": ROLE_REF,
         "postgres": obj(
             "PostgreSQL privileges.",
             {
@@ -223,6 +226,8 @@ KIND = Kind(
         "deletionProtection",
         "ensure",
         "roleName",
+        "driftPolicy",
+        "roleRef",
     ),
     resolved={
         "grantee": ident("Role or user name resolved from userRef (or roleName)."),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dbops_api.go_compat import DISCOVERY, DRIFT_POLICY, go_timeout
 from dbops_api.kind import MESSAGE_COLUMN, PHASE_COLUMN, Kind, column
 from dbops_api.kinds.shared import LIFECYCLE
 from dbops_api.schema import (
@@ -17,6 +18,7 @@ from dbops_api.schema import (
     immutable,
     integer,
     obj,
+    reference_namespace,
     secret_key,
     secret_name,
     string,
@@ -38,6 +40,7 @@ DATABASE_INSTANCE: Schema = obj(
                     "Secret (same namespace) holding the admin credentials.",
                     {
                         "name": secret_name("Name of the Secret."),
+                        "namespace": reference_namespace(),
                         "keys": obj(
                             "Keys of the Secret.",
                             {
@@ -137,6 +140,19 @@ DATABASE_INSTANCE: Schema = obj(
                 ),
                 "collation": string("Connection collation.", pattern=r"^[a-z0-9_]{1,64}$"),
                 "tls": enum("TLS mode for the admin connection when `tls` is not enabled.", SSL_MODES),
+                "timeout": go_timeout(
+                    "db-provision-operator's name for `timeouts.connect`, a Go duration in whole seconds (`10s`)."
+                ),
+                "readTimeout": go_timeout(
+                    "db-provision-operator's name for `timeouts.read`, a Go duration in whole seconds (`30s`)."
+                ),
+                "writeTimeout": go_timeout(
+                    "db-provision-operator's name for `timeouts.write`, a Go duration in whole seconds (`30s`)."
+                ),
+                "parseTime": boolean(
+                    "Accepted for db-provision-operator manifests and not used: an option of its Go MySQL driver "
+                    "(DATE and DATETIME columns as Go time values)."
+                ),
                 "timeouts": obj(
                     "Timeouts in seconds.",
                     {
@@ -154,6 +170,8 @@ DATABASE_INSTANCE: Schema = obj(
             "while false: such privileges reach every tenant's data on the server. Default: false.",
         ),
         "deletionProtection": LIFECYCLE["deletionProtection"],
+        "driftPolicy": DRIFT_POLICY,
+        "discovery": DISCOVERY,
     },
     required=("engine", "connection"),
     rules=(
@@ -211,6 +229,8 @@ KIND = Kind(
         "mysql",
         "allowGlobalGrants",
         "deletionProtection",
+        "driftPolicy",
+        "discovery",
     ),
     resolved={},
     columns=(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from dbops_api.go_compat import CLUSTER_INSTANCE_REF, DRIFT_POLICY
 from dbops_api.kind import MESSAGE_COLUMN, PHASE_COLUMN, Kind, column
 from dbops_api.kinds.shared import (
     ADOPT,
@@ -29,6 +30,7 @@ from dbops_api.schema import (
     integer,
     obj,
     object_ref,
+    reference_namespace,
     secret_key,
     secret_name,
     string,
@@ -126,6 +128,7 @@ DATABASE_USER: Schema = obj(
             "Take the password from this Secret (same namespace) instead of generating one.",
             {
                 "name": secret_name("Name of the Secret."),
+                "namespace": reference_namespace(),
                 "key": secret_key("Key holding the password.", "password"),
             },
             required=("name",),
@@ -140,6 +143,8 @@ DATABASE_USER: Schema = obj(
         ),
         "adopt": ADOPT,
         **LIFECYCLE,
+        "driftPolicy": DRIFT_POLICY,
+        "clusterInstanceRef": CLUSTER_INSTANCE_REF,
         "postgres": obj(
             "PostgreSQL role attributes.",
             {
@@ -278,6 +283,8 @@ KIND = Kind(
         "deletionPolicy",
         "deletionProtection",
         "ensure",
+        "driftPolicy",
+        "clusterInstanceRef",
     ),
     resolved={"database": ident("Database name resolved from databaseRef.")},
     columns=(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dbops_api.go_compat import reference_namespace_errors
 from dbops_api.validation import FieldError
 from function import status as st
 from function.jobs.connection import ServerAccess, server_access
@@ -81,7 +82,7 @@ def compose(view: View, kind: Kind) -> Outcome:
     name = kind.name
     spec, errors = validate_spec(view, name)
     if not errors:
-        errors = kind.spec_errors(spec)
+        errors = reference_namespace_errors(name, spec, view.namespace) + kind.spec_errors(spec)
     if errors:
         return st.invalid(view, name, errors)
     action = "check"

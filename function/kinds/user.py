@@ -24,6 +24,7 @@ from function.spec.references import (
     CREDENTIALS_SECRET,
     DATABASE,
     PASSWORD_SECRET,
+    TLS_SECRET,
     Lookup,
     Resolution,
     instance_spec,
@@ -133,7 +134,16 @@ def _apply(ready: Ready) -> Outcome:
     password, password_ref, needs_secret = chosen
     template = settings["secretTemplate"]
     endpoint = ready.access.endpoint(ready.target.resolved.get("database", ""))
-    data = creds.secret_data(view, endpoint, spec["username"], password.value, template)
+    ca = ""
+    tls = ready.access.tls
+    if tls is not None and creds.uses_ca(template):
+        # `{{ .CA }}`: the CA the instance's connection trusts, from its TLS Secret (asked for with the admin
+        # Secret, for the revision). Not rendered before Crossplane has answered: an empty CA would be a lie.
+        if not view.resolved(TLS_SECRET):
+            message = f"looking up Secret {tls.secret} for the CA certificate ({{{{ .CA }}}})"
+            return lookup.annotate(st.waiting(view, KIND, message, "LookingUp", lookup.requirements))
+        ca = creds.secret_value(view.one(TLS_SECRET), tls.ca) or ""
+    data = creds.secret_data(view, endpoint, spec["username"], password.value, template, ca=ca)
     type_errors = creds.secret_type_errors(template, data)
     if type_errors:
         return lookup.invalid(

@@ -102,8 +102,12 @@ def uri(endpoint: Endpoint, username: str, password: str | None) -> str:
     return text
 
 
-def template_values(view: View, endpoint: Endpoint, username: str, password: str | None) -> dict[str, str]:
+def template_values(
+    view: View, endpoint: Endpoint, username: str, password: str | None, ca: str = ""
+) -> dict[str, str]:
+    """`ca`: the CA certificate the instance's connection trusts (its TLS Secret's CA key), empty without one."""
     return {
+        "CA": ca,
         "Username": username,
         "Password": password or "",
         "Host": endpoint.host,
@@ -113,6 +117,15 @@ def template_values(view: View, endpoint: Endpoint, username: str, password: str
         "Namespace": view.namespace or "",
         "Name": view.claim_name,
     }
+
+
+def uses_ca(template: dict[str, Any]) -> bool:
+    """Whether any key of `secretTemplate.data` renders `{{ .CA }}`."""
+    return any(
+        secret_template.renderings(source, "CA", "x")
+        for source in (template.get("data") or {}).values()
+        if isinstance(source, str)
+    )
 
 
 def template_errors(template: dict[str, Any]) -> list[tuple[str, str]]:
@@ -157,7 +170,13 @@ def secret_type_errors(template: dict[str, Any], data: dict[str, str]) -> list[s
 
 
 def secret_data(
-    view: View, endpoint: Endpoint, username: str, password: str | None, template: dict[str, Any]
+    view: View,
+    endpoint: Endpoint,
+    username: str,
+    password: str | None,
+    template: dict[str, Any],
+    *,
+    ca: str = "",
 ) -> dict[str, str]:
     """The Secret's keys as text: the standard ones, then the rendered template keys (which may override all of
     them but `password`)."""
@@ -170,7 +189,7 @@ def secret_data(
     }
     if password is not None:
         data["password"] = password
-    values = template_values(view, endpoint, username, password)
+    values = template_values(view, endpoint, username, password, ca)
     for key, source in (template.get("data") or {}).items():
         data[key] = secret_template.render(source, values)
     return data

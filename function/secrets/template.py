@@ -2,9 +2,12 @@
 
 Only this grammar is understood (anything else is an error naming the key, never code):
 
-    {{ .Field }}            Field in FIELDS
-    {{ .Field | pipe ... }} pipes in PIPES, applied left to right
-    {{- ... -}}             trim the whitespace before / after the action, as Go templates do
+    {{ .Field }}                 Field in FIELDS
+    {{ .Field | pipe ... }}      pipes in PIPES, applied left to right
+    {{ function .Field | ... }}  a function of the Go operator's templates (FUNCTIONS, also usable as pipes),
+                                 applied before the pipes: `{{ urlEncode .Password }}` as db-provision-operator
+                                 writes it
+    {{- ... -}}                  trim the whitespace before / after the action, as Go templates do
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-FIELDS = ("Username", "Password", "Host", "Port", "Database", "SSLMode", "Namespace", "Name")
+FIELDS = ("Username", "Password", "Host", "Port", "Database", "SSLMode", "Namespace", "Name", "CA")
 
 PIPES: dict[str, Callable[[str], str]] = {
     "urlquery": lambda v: urllib.parse.quote(v, safe=""),
@@ -27,6 +30,25 @@ PIPES: dict[str, Callable[[str], str]] = {
     "lower": str.lower,
 }
 
+# The one-argument functions of db-provision-operator's secret templates (Go: internal/secret/funcmap.go) that
+# mean the same here, by name: each takes the field and gives what the Go function gives.
+FUNCTIONS: dict[str, Callable[[str], str]] = {
+    "urlEncode": lambda v: urllib.parse.quote_plus(v, safe=""),  # Go url.QueryEscape: a space becomes +
+    "base64Encode": lambda v: base64.b64encode(v.encode()).decode(),
+    "upper": str.upper,
+    "lower": str.lower,
+    "quote": json.dumps,
+}
+PIPES.update({name: fn for name, fn in FUNCTIONS.items() if name not in PIPES})
+
+# Placeholders of the Go operator's templates that dbops does not fill, and why (the error says it).
+REFUSED_FIELDS = {
+    "TLSCert": "the instance's client certificate authenticates dbops' admin; dbops never copies it into a "
+    "user's Secret. Give the application a certificate of its own",
+    "TLSKey": "the instance's client key authenticates dbops' admin; dbops never copies it into a user's "
+    "Secret. Give the application a key of its own",
+}
+
 PIPE_HELP = {
     "urlquery": "percent-encode every reserved character (for a URL's user, password or query)",
     "urlencode": "same as urlquery",
@@ -34,10 +56,14 @@ PIPE_HELP = {
     "quote": "wrap in double quotes, escaping as JSON does",
     "upper": "upper-case",
     "lower": "lower-case",
+    "urlEncode": "as Go's url.QueryEscape (the Go operator's urlEncode): like urlquery, but a space becomes +",
+    "base64Encode": "same as b64enc",
 }
 
 _ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.DOTALL)
-_BODY = re.compile(r"^\s*\.([A-Za-z][A-Za-z0-9]*)\s*((?:\|\s*[A-Za-z][A-Za-z0-9]*\s*)*)$")
+_BODY = re.compile(
+    r"^\s*(?:([A-Za-z][A-Za-z0-9]*)\s+)?\.([A-Za-z][A-Za-z0-9]*)\s*((?:\|\s*[A-Za-z][A-Za-z0-9]*\s*)*)$"
+)
 
 
 class TemplateError(ValueError):
@@ -90,13 +116,19 @@ def _parse_action(body: str) -> _Action:
     match = _BODY.match(body)
     if not match:
         raise TemplateError(
-            f"cannot read {{{{{body}}}}}: write {{{{ .Field }}}} or {{{{ .Field | pipe }}}} with Field one of "
-            f"{', '.join(FIELDS)}"
+            f"cannot read {{{{{body}}}}}: write {{{{ .Field }}}}, {{{{ .Field | pipe }}}} or "
+            f"{{{{ function .Field }}}} with Field one of {', '.join(FIELDS)} and function one of "
+            f"{', '.join(FUNCTIONS)}"
         )
-    name = match.group(1)
+    function, name = match.group(1), match.group(2)
+    if name in REFUSED_FIELDS:
+        raise TemplateError(f"placeholder .{name}: {REFUSED_FIELDS[name]}")
     if name not in FIELDS:
         raise TemplateError(f"unknown placeholder .{name}; allowed: {', '.join('.' + f for f in FIELDS)}")
-    pipes = tuple(p.strip() for p in match.group(2).split("|") if p.strip())
+    if function is not None and function not in FUNCTIONS:
+        raise TemplateError(f"unknown function {function!r}; allowed: {', '.join(FUNCTIONS)}")
+    pipes: tuple[str, ...] = (function,) if function else ()
+    pipes += tuple(p.strip() for p in match.group(3).split("|") if p.strip())
     for pipe in pipes:
         if pipe not in PIPES:
             raise TemplateError(f"unknown pipe {pipe!r}; allowed: {', '.join(PIPES)}")

@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from dbops_api.engine_rules import engine_errors
+from dbops_api.go_compat import resolve_aliases
 from dbops_api.registry import SPECS
 from dbops_api.request import validate_value
 from dbops_api.validation import FieldError, normalize
@@ -81,7 +82,9 @@ def validate_spec(view: View, kind: str) -> tuple[dict[str, Any], list[FieldErro
     schema = SPECS[kind]
     if not view.offline:
         return schema_walk(kind, view.spec)
-    value, errors = normalize(schema, view.spec, "spec", rules=object_rules)
+    spec, alias_errors = resolve_aliases(kind, view.spec)
+    value, errors = normalize(schema, spec, "spec", rules=object_rules)
+    errors = alias_errors + errors
     old = previous_spec(view)
     if old is not None:
         errors += transition_errors(schema, value, "spec", old)
@@ -100,8 +103,9 @@ def _schema_walk(kind: str, spec: bytes) -> tuple[bytes, tuple[FieldError, ...]]
     """The schema walk of a spec (a claim spec holds no secret: only Secret names), memoized by the spec's marshal
     bytes: Crossplane sends the same spec call after call. It holds bytes and immutable errors; each call loads its
     own copy of the value."""
-    value, errors = normalize(SPECS[kind], marshal.loads(spec), "spec", rules=None)  # noqa: S302 (our own bytes)
-    return marshal.dumps(value), tuple(_dedupe(errors))
+    resolved, alias_errors = resolve_aliases(kind, marshal.loads(spec))  # noqa: S302 (our own bytes)
+    value, errors = normalize(SPECS[kind], resolved, "spec", rules=None)
+    return marshal.dumps(value), tuple(_dedupe(alias_errors + errors))
 
 
 def engine_block_errors(spec: dict[str, Any], engine: str, instance: str) -> list[FieldError]:

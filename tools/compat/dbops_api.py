@@ -40,11 +40,13 @@ def dbops_fields(kind: str) -> dict[str, tuple[Schema, bool]]:
     return {path: (sub, required) for path, sub, required in schema_paths(schema, "spec")} if schema else {}
 
 
-def dbops_errors(kind: str, spec: Any, engine: str | None) -> list[str]:
+def dbops_errors(kind: str, spec: Any, engine: str | None, namespace: str = "default") -> list[str]:
     """Why dbops refuses this claim spec today (empty: accepted): the schema and its CEL twins, then what the
-    function checks beyond the schema (the secret template grammar; with the instance's `engine` known, the
-    engine-dependent rules and the engine block)."""
+    function checks beyond the schema (references into another namespace than the claim's `namespace`, the
+    secret template grammar; with the instance's `engine` known, the engine-dependent rules and the engine
+    block)."""
     from dbops_api.engine_rules import engine_errors
+    from dbops_api.go_compat import reference_namespace_errors, resolve_aliases
     from dbops_api.registry import SPECS
     from dbops_api.schema import ENGINES
     from dbops_api.validation import FieldError, normalize
@@ -53,9 +55,12 @@ def dbops_errors(kind: str, spec: Any, engine: str | None) -> list[str]:
 
     if kind not in SPECS:
         return [f"kind {kind}: dbops has no such kind"]
-    value, errors = normalize(SPECS[kind], spec, "spec")
+    resolved, errors = resolve_aliases(kind, spec)
+    value, schema_errors = normalize(SPECS[kind], resolved, "spec")
+    errors += schema_errors
     if errors:
         return [str(e) for e in errors]
+    errors += reference_namespace_errors(kind, value, namespace)
     if kind == "DatabaseUser":
         template = value.get("passwordSecret", {}).get("secretTemplate", {})
         errors += [

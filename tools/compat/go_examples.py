@@ -270,10 +270,11 @@ def judge(entry: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any
     """dbops' verdict today on the object as written (and with the doc-only fields moved)."""
     engine = engine_of(entry, entries)
     spec = entry["object"].get("spec")
-    errors = dbops_api.dbops_errors(entry["kind"], spec if spec is not None else {}, engine)
+    namespace = (entry["object"].get("metadata") or {}).get("namespace") or "default"
+    errors = dbops_api.dbops_errors(entry["kind"], spec if spec is not None else {}, engine, namespace)
     verdicts: dict[str, Any] = {"dbops": {"applies": not errors, "engine": engine, "errors": errors}}
     if "moved_spec" in entry:
-        moved = dbops_api.dbops_errors(entry["kind"], entry["moved_spec"], engine)
+        moved = dbops_api.dbops_errors(entry["kind"], entry["moved_spec"], engine, namespace)
         verdicts["dbops_moved"] = {"applies": not moved, "errors": moved}
     return verdicts
 

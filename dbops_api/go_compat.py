@@ -1,0 +1,294 @@
+"""Fields of db-provision-operator's CRDs (the Go operator dbops replaces, same API group and kinds) that dbops
+accepts so that its manifests apply, and refuses with why where it cannot do what they meant (issue 17;
+docs/compatibility.md lists every Go field and what dbops does with it).
+
+- `driftPolicy` (every kind): `mode: correct` is what dbops always does, so it is accepted; `detect` and `ignore`
+  (and no mode, which the Go CRD defaults to detect) are refused: dbops cannot leave a difference in place.
+- `initSQL` (Database): refused, dbops runs no SQL from a claim.
+- `deletionPolicy: Snapshot` (Database): refused, dbops takes no backups yet.
+- `discovery` (DatabaseInstance): `enabled: false` accepted, `enabled: true` refused (the Go operator never read it).
+- `clusterInstanceRef` (Database, DatabaseUser): refused, dbops has no cluster-scoped instance yet.
+- `roleRef` (DatabaseGrant): refused, it names a DatabaseRole object and dbops has no such kind yet.
+- `mysql.timeout`, `mysql.readTimeout`, `mysql.writeTimeout` (DatabaseInstance): aliases of
+  `mysql.timeouts.connect/read/write`, Go durations in whole seconds (`resolve_aliases`, run by whatever reads a
+  spec: the function and the compatibility tools).
+- `mysql.parseTime` (DatabaseInstance): an option of the Go MySQL driver, accepted and not used.
+- `namespace` in a reference: accepted when it is the claim's own namespace, refused otherwise
+  (`reference_namespace_errors`, checked by the function, which knows the claim's namespace).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from dbops_api.schema import Rule, Schema, array, boolean, enum, obj, string
+from dbops_api.validation import FieldError
+
+GO_DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"
+
+DRIFT_MESSAGE = (
+    "dbops always corrects drift: every converge sets what the spec says, exact sets included (memberships, "
+    "privileges and settings granted outside the spec are revoked), and it cannot only detect or ignore a "
+    "difference. Set driftPolicy.mode: correct or leave driftPolicy out"
+)
+
+DRIFT_POLICY = obj(
+    "Accepted for db-provision-operator manifests: `mode: correct` is what dbops always does (and it revokes "
+    "what the spec does not list, as the Go operator did only with its allow-destructive-drift annotation). "
+    "`detect` and `ignore`, or no mode (the Go default, detect), are refused. `interval` is not used: claims are "
+    "re-converged at the platform's interval (Function Input `resync`).",
+    {
+        "mode": enum("Only `correct` is accepted.", ("ignore", "detect", "correct")),
+        "interval": string(
+            "Not used (a Go duration such as `8h`); see the Function Input `resync`.",
+            pattern=GO_DURATION_PATTERN,
+            maxLength=64,
+        ),
+    },
+    rules=(
+        Rule(
+            "has(self.mode) && self.mode == 'correct'",
+            DRIFT_MESSAGE,
+            lambda d: d.get("mode") == "correct",
+            ".mode",
+        ),
+    ),
+)
+
+INIT_SQL_MESSAGE = (
+    "dbops runs no SQL from a claim: it would run with the instance admin's privileges on a server other tenants "
+    "share. Create schemas, extensions and owners with spec.postgres.schemas, spec.postgres.extensions and "
+    "spec.owner, and run the application's DDL from its own migrations, as its own user"
+)
+
+
+def _source_ref(what: str) -> Schema:
+    return obj(
+        f"Refused (see initSQL): a {what} holding SQL.",
+        {
+            "name": string("Name.", maxLength=253),
+            "namespace": string("Namespace.", maxLength=63),
+            "key": string("Key.", maxLength=253),
+        },
+    )
+
+
+INIT_SQL = obj(
+    "Refused: db-provision-operator ran this SQL when it created the database. " + INIT_SQL_MESSAGE + ".",
+    {
+        "inline": array("Refused.", string("A statement.", maxLength=65536), maxItems=256),
+        "configMapRef": _source_ref("ConfigMap"),
+        "secretRef": _source_ref("Secret"),
+        "failurePolicy": enum("Refused with the SQL it applies to.", ("Continue", "Block")),
+    },
+    rules=(
+        Rule(
+            "!has(self.inline) && !has(self.configMapRef) && !has(self.secretRef)",
+            INIT_SQL_MESSAGE,
+            lambda i: not any(k in i for k in ("inline", "configMapRef", "secretRef")),
+        ),
+    ),
+)
+
+SNAPSHOT_MESSAGE = (
+    "deletionPolicy Snapshot: dbops takes no backups yet; use Retain (the database stays) or Delete (dropped only "
+    "with ensure: Absent and deletionProtection: false), and back the database up yourself first"
+)
+
+SNAPSHOT_RULE = Rule(
+    "!has(self.deletionPolicy) || self.deletionPolicy != 'Snapshot'",
+    SNAPSHOT_MESSAGE,
+    lambda s: s.get("deletionPolicy") != "Snapshot",
+    ".deletionPolicy",
+)
+
+ROLE_REF_MESSAGE = (
+    "roleRef names a DatabaseRole object, a kind dbops does not have yet; name the role as the server knows it in "
+    "spec.roleName, with spec.instanceRef (or spec.databaseRef) for its server"
+)
+
+ROLE_REF = obj(
+    "Refused: db-provision-operator's reference to a DatabaseRole object. " + ROLE_REF_MESSAGE + ".",
+    {
+        "name": string("Name of the DatabaseRole.", maxLength=253),
+        "namespace": string("Namespace of the DatabaseRole.", maxLength=63),
+    },
+    rules=(Rule("!has(self.name)", ROLE_REF_MESSAGE, lambda r: "name" not in r, ".name"),),
+)
+
+# Per kind: the references that may carry a namespace, and what the claim would need in its own namespace.
+DISCOVERY_MESSAGE = (
+    "dbops discovers and adopts nothing on its own (the Go operator never read this field either): write a claim "
+    "for each existing database, user or role you want managed, with adopt: true; remove discovery or set "
+    "enabled: false"
+)
+
+DISCOVERY = obj(
+    "db-provision-operator's discovery switch, which it never read: `enabled: false` is accepted, `enabled: true` "
+    "refused with why (dbops adopts what a claim names with `adopt: true`).",
+    {
+        "enabled": boolean("Only false is accepted."),
+        "interval": string("Not used (a Go duration).", pattern=GO_DURATION_PATTERN, maxLength=64),
+    },
+    rules=(
+        Rule(
+            "!has(self.enabled) || !self.enabled",
+            DISCOVERY_MESSAGE,
+            lambda d: not d.get("enabled"),
+            ".enabled",
+        ),
+    ),
+)
+
+CLUSTER_INSTANCE_MESSAGE = (
+    "dbops has no cluster-scoped instance (ClusterDatabaseInstance) yet; create a DatabaseInstance claim in this "
+    "namespace (with its own copy of the admin Secret) and name it in spec.instanceRef"
+)
+
+CLUSTER_INSTANCE_REF = obj(
+    "Refused: db-provision-operator's reference to a ClusterDatabaseInstance. "
+    + CLUSTER_INSTANCE_MESSAGE
+    + ".",
+    {"name": string("Name of the ClusterDatabaseInstance.", maxLength=253)},
+    rules=(Rule("!has(self.name)", CLUSTER_INSTANCE_MESSAGE, lambda r: "name" not in r, ".name"),),
+)
+
+REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
+    "DatabaseInstance": (("connection.secretRef", "the admin Secret"),),
+    "Database": (("instanceRef", "a DatabaseInstance claim (with its own copy of the admin Secret)"),),
+    "DatabaseUser": (
+        ("instanceRef", "a DatabaseInstance claim (with its own copy of the admin Secret)"),
+        ("databaseRef", "the Database claim"),
+        ("existingPasswordSecret", "the password Secret (a copy of it)"),
+    ),
+    "DatabaseGrant": (
+        ("userRef", "the DatabaseUser claim"),
+        ("instanceRef", "a DatabaseInstance claim (with its own copy of the admin Secret)"),
+        ("databaseRef", "the Database claim"),
+    ),
+}
+
+
+# Spec paths (and what is below them) that exist only so db-provision-operator manifests apply: dbops' own examples
+# need not use them (tests/test_manifests.py); the Go examples' test does (tests/test_compat_examples_e2e.py).
+GO_ONLY_PATHS: dict[str, tuple[str, ...]] = {
+    kind: ("spec.driftPolicy", *(f"spec.{path}.namespace" for path, _ in refs))
+    for kind, refs in REFERENCES.items()
+}
+GO_ONLY_PATHS["DatabaseInstance"] += ("spec.discovery",)
+GO_ONLY_PATHS["Database"] += ("spec.initSQL", "spec.clusterInstanceRef")
+GO_ONLY_PATHS["DatabaseUser"] += ("spec.clusterInstanceRef",)
+GO_ONLY_PATHS["DatabaseGrant"] += ("spec.roleRef",)
+GO_ONLY_PATHS["DatabaseInstance"] += tuple(
+    f"spec.mysql.{name}" for name in ("timeout", "readTimeout", "writeTimeout", "parseTime")
+)
+
+
+def go_only(kind: str, path: str) -> bool:
+    """Whether a spec path of a kind exists only for db-provision-operator manifests (GO_ONLY_PATHS)."""
+    return any(path == p or path.startswith((p + ".", p + "[]")) for p in GO_ONLY_PATHS.get(kind, ()))
+
+
+def reference_namespace_errors(kind: str, spec: dict[str, Any], namespace: str | None) -> list[FieldError]:
+    """A reference's `namespace` other than the claim's own (`namespace`; None: unknown): refused, saying what to
+    do instead."""
+    out: list[FieldError] = []
+    own = f"namespace {namespace}" if namespace else "namespace"
+    for path, needed in REFERENCES.get(kind, ()):
+        node: Any = spec
+        for name in path.split("."):
+            node = node.get(name) if isinstance(node, dict) else None
+        given = node.get("namespace") if isinstance(node, dict) else None
+        if given is not None and given != namespace:
+            out.append(
+                FieldError(
+                    f"spec.{path}.namespace",
+                    f"cross-namespace references are not supported yet: dbops looks {path} up in the claim's own "
+                    f"{own}, not in {given}; remove the namespace and create {needed} in the claim's {own}",
+                )
+            )
+    return out
+
+
+# --- aliases: a Go path read as the dbops path ---------------------------------------------------------------------
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def go_duration_seconds(text: str) -> float:
+    """A Go duration string (`10s`, `1m30s`, `500ms`) in seconds; ValueError when it is not one."""
+    if not re.fullmatch(GO_DURATION_PATTERN[1:-1], text):
+        raise ValueError(text)
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A Go field (`go`, under `block` of the spec) that dbops reads as `ours` (under the same block)."""
+
+    kind: str
+    block: str
+    go: str
+    ours: tuple[str, ...]
+    maximum: int
+
+
+ALIASES = (
+    Alias("DatabaseInstance", "mysql", "timeout", ("timeouts", "connect"), 300),
+    Alias("DatabaseInstance", "mysql", "readTimeout", ("timeouts", "read"), 3600),
+    Alias("DatabaseInstance", "mysql", "writeTimeout", ("timeouts", "write"), 3600),
+)
+
+
+def go_timeout(description: str) -> Schema:
+    return string(description, pattern=GO_DURATION_PATTERN, maxLength=32)
+
+
+def resolve_aliases(kind: str, spec: Any) -> tuple[Any, list[FieldError]]:
+    """The spec with every Go alias moved to the dbops path it stands for (a copy; `spec` is left alone), and
+    what is wrong with them: a value dbops cannot take, or an alias and its dbops path both set to different
+    values."""
+    aliases = [a for a in ALIASES if a.kind == kind]
+    if not aliases or not isinstance(spec, dict):
+        return spec, []
+    out = copy.deepcopy(spec)
+    errors: list[FieldError] = []
+    for alias in aliases:
+        block = out.get(alias.block)
+        if not isinstance(block, dict) or alias.go not in block:
+            continue
+        given = block.pop(alias.go)
+        go_path = f"spec.{alias.block}.{alias.go}"
+        ours_path = f"spec.{alias.block}.{'.'.join(alias.ours)}"
+        try:
+            seconds = go_duration_seconds(given) if isinstance(given, str) else -1.0
+        except ValueError:
+            seconds = -1.0
+        if seconds != int(seconds) or not 1 <= seconds <= alias.maximum:
+            errors.append(
+                FieldError(
+                    go_path,
+                    f"dbops reads it as {ours_path}, whole seconds from 1 to {alias.maximum}; {given!r} is not "
+                    f'(write e.g. "10s", or {ours_path}: 10)',
+                )
+            )
+            continue
+        parent = block.setdefault(alias.ours[0], {})
+        if not isinstance(parent, dict):
+            continue  # the schema walk reports the wrong type
+        last = alias.ours[1]
+        if last in parent and parent[last] != int(seconds):
+            errors.append(
+                FieldError(
+                    go_path,
+                    f"{go_path} ({given}) and {ours_path} ({parent[last]}) are both set and differ; set one of "
+                    f"them ({ours_path} is dbops' name)",
+                )
+            )
+            continue
+        parent[last] = int(seconds)
+    return out, errors
