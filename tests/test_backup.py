@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 import zlib
@@ -427,3 +428,15 @@ def test_archive_reader_needs_every_data_block(pg: Server) -> None:
     extra = ArchiveReader()
     extra.feed(dump + b"\x01")
     assert extra.complete() is not None
+
+
+def test_other_actions_do_not_load_the_backup_dependencies() -> None:
+    # A no-op apply stays as fast as before: the object-store client and zstd load only for backup and restore.
+    code = (
+        "import sys, worker.cli, worker.engine, worker.adapters.postgres, worker.adapters.mysql\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(done.stdout.split())
+    assert "worker" in loaded
+    assert loaded & {"obstore", "zstandard"} == set()
