@@ -440,3 +440,95 @@ def test_other_actions_do_not_load_the_backup_dependencies() -> None:
     loaded = set(done.stdout.split())
     assert "worker" in loaded
     assert loaded & {"obstore", "zstandard"} == set()
+
+
+# --- restore --------------------------------------------------------------------------------------------------
+
+
+def restore_request(backup: dict[str, Any], database: str, **spec: Any) -> dict[str, Any]:
+    """The DatabaseRestore request for what `backup` stored, into `database`."""
+    out = json.loads(json.dumps(backup))
+    out["kind"] = "DatabaseRestore"
+    out["owner"]["kind"] = "DatabaseRestore"
+    out["spec"] = {
+        "database": database,
+        "name": backup["spec"]["name"],
+        "storage": backup["spec"]["storage"],
+        **spec,
+    }
+    return out
+
+
+def empty_database(server: Server) -> str:
+    name = unique("rt")
+    server.query(f"CREATE DATABASE {name}")
+    return name
+
+
+def test_round_trip_through_s3_compressed_and_encrypted(
+    server: Server, object_store_tls: ObjectStore, tmp_path: Path
+) -> None:
+    store = object_store_tls
+    database = make_database(server)
+    backup = s3_request(server, database, store, f"rt/{uuid.uuid4().hex[:8]}", encryption={})
+    env = s3_env(store, tmp_path, KEY)
+    assert run_worker(server, "backup", backup, env=env).code == 0
+    original = rows_of(server, database)
+    server.query(f"DROP DATABASE {database}")
+
+    target = empty_database(server)
+    done = run_worker(server, "restore", restore_request(backup, target), env=env)
+    assert done.code == 0, done.stdout + done.stderr
+    assert rows_of(server, target) == original
+    observed = done.result["observed"]
+    assert observed["database"] == target and observed["sourceDatabase"] == database
+    assert observed["tables"] >= 1 and observed["sizeBytes"] > 0
+    if server.engine == "postgres":
+        assert server.query("SELECT last_value FROM counter", database=target) == [(42,)]
+
+    # Into the same, now non-empty, database: refused, nothing written.
+    server.query("DELETE FROM t WHERE id > 10", database=target)
+    again = run_worker(server, "restore", restore_request(backup, target), env=env)
+    assert again.code == 2 and again.error["code"] == "TargetNotEmpty", again.stdout
+    assert "overwrite: true" in again.error["message"]
+    assert len(rows_of(server, target)) == 10
+
+    # With the wrong key: permanent, clear, nothing written.
+    other = empty_database(server)
+    (tmp_path / "wrong").mkdir()
+    wrong = {**env, **key_env(tmp_path / "wrong", bytes(32))}
+    done = run_worker(server, "restore", restore_request(backup, other), env=wrong)
+    assert done.code == 2 and done.error["code"] == "DecryptionFailed", done.stdout
+    assert "DBOPS_BACKUP_KEY_FILE" in done.error["message"]
+    assert server.query(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
+        + ("'public'" if server.engine == "postgres" else f"'{other}'"),
+        database=other,
+    ) == [(0,)]
+
+
+def test_corrupted_backup_is_refused_before_anything_is_written(pg: Server, tmp_path: Path) -> None:
+    database = make_database(pg, rows=200)
+    backup = volume_request(pg, database, tmp_path, compression={"algorithm": "none"})
+    assert run_worker(pg, "backup", backup).code == 0
+    data = tmp_path / backup["spec"]["name"] / "dump.pgdump"
+    damaged = bytearray(data.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    data.write_bytes(bytes(damaged))
+    target = empty_database(pg)
+    done = run_worker(pg, "restore", restore_request(backup, target))
+    assert done.code == 2 and done.error["code"] == "CorruptBackup", done.stdout
+    assert "sha256" in done.error["message"] and "Nothing was written" in done.error["message"]
+    assert pg.query("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", database=target) == [(0,)]
+
+
+def test_restore_of_a_backup_that_does_not_exist(pg: Server, tmp_path: Path) -> None:
+    backup = volume_request(pg, "whatever", tmp_path)
+    done = run_worker(pg, "restore", restore_request(backup, empty_database(pg)))
+    assert done.code == 2 and done.error["code"] == "BackupNotFound", done.stdout
+    done = run_worker(pg, "restore", restore_request(backup, "postgres"))
+    assert (
+        done.code == 2
+        and done.error["code"] == "InvalidRequest"
+        and "system database" in done.error["message"]
+    )

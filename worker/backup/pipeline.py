@@ -84,7 +84,9 @@ def run(action: str, request: Request, secrets: Secrets, redact: list[str]) -> R
         if action == "backup":
             _backup(request, secrets, result, redact)
         else:
-            raise PermanentError("Unsupported", "the restore action is not built yet")
+            from worker.backup import restore
+
+            restore.restore(request, secrets, result, redact)
     except WorkerError as exc:
         result.error = exc
     except Exception as exc:
@@ -382,6 +384,7 @@ _TOOL_ERRORS = (
     ("permission denied", "PermissionDenied", True),
     ("you need (at least one of)", "PermissionDenied", True),
     ("server version mismatch", "Unsupported", True),
+    ("unsupported version", "Unsupported", True),
     ("certificate verify failed", "TLSError", True),
     ("Connection refused", "ConnectionRefused", False),
     ("Can't connect", "ConnectionRefused", False),
@@ -392,18 +395,18 @@ _TOOL_ERRORS = (
 )
 
 
-def _tool_failed(name: str, code: int, lines: list[str]) -> WorkerError:
+def _tool_failed(
+    name: str, code: int, lines: list[str], outcome: str = "nothing was published", failed: str = "DumpFailed"
+) -> WorkerError:
     said = "; ".join(line for line in lines[-5:] if line)[-800:]
     if code < 0:
         return TransientError(
-            "DumpFailed",
-            f"{name} was killed by signal {-code} before it finished; nothing was published"
+            failed,
+            f"{name} was killed by signal {-code} before it finished; {outcome}"
             + (f" ({said})" if said else ""),
         )
     for text, error_code, permanent in _TOOL_ERRORS:
         if text.lower() in said.lower():
             cls = PermanentError if permanent else TransientError
-            return cls(error_code, f"{name} failed: {said}; nothing was published")
-    return TransientError(
-        "DumpFailed", f"{name} exited {code}: {said or '(it said nothing)'}; nothing was published"
-    )
+            return cls(error_code, f"{name} failed: {said}; {outcome}")
+    return TransientError(failed, f"{name} exited {code}: {said or '(it said nothing)'}; {outcome}")
