@@ -231,7 +231,10 @@ def test_backup_to_s3_encrypted_restores_every_row(
     first_body = rows_of(server, database)[0][1]
     assert first_body.encode() not in stored and b"row 1" not in stored
 
+    for text in (done.stdout, done.stderr, stored.decode("latin-1"), json.dumps(manifest)):
+        assert server.admin_password not in text and store.secret_key not in text
     dump = decode(stored, compression, KEY)
+    assert server.admin_password.encode() not in dump
     if server.engine == "mariadb":
         assert dump.rstrip().splitlines()[-1].startswith(b"-- Dump completed")
     target = restore_with_tool(server, dump)
@@ -262,8 +265,38 @@ def _written(pid: int) -> int:
     return 0
 
 
-def test_dump_tool_killed_in_the_middle_publishes_nothing_and_leaves_nothing(
-    server: Server, object_store_tls: ObjectStore, tmp_path: Path
+def start_and_catch(server: Server, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    """Start the worker; find its dump tool as it starts and hold it still (SIGSTOP)."""
+    worker = subprocess.Popen([WORKER, "backup"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    tool_name = "pg_dump" if server.engine == "postgres" else "mariadb-dump"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for child in _children(worker.pid):
+            with contextlib.suppress(OSError):
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+                # The dump itself, not the `--version` probe before it.
+                if argv[0].endswith(tool_name.encode()) and b"--version" not in argv:
+                    os.kill(child, signal.SIGSTOP)
+                    return worker, child
+        time.sleep(0.002)
+    worker.kill()
+    raise AssertionError("the dump tool never started")
+
+
+def run_until_written(tool: int, amount: int) -> None:
+    """Let the held tool run in short steps until it has written `amount` bytes; it is held again after."""
+    deadline = time.monotonic() + 60
+    while _written(tool) < amount and time.monotonic() < deadline:
+        os.kill(tool, signal.SIGCONT)
+        time.sleep(0.002)
+        os.kill(tool, signal.SIGSTOP)
+        time.sleep(0.01)
+    assert _written(tool) >= amount, "the dump ended before it could be stopped halfway"
+
+
+@pytest.mark.parametrize("fault", ["tool killed", "worker terminated"])
+def test_a_dump_stopped_in_the_middle_publishes_nothing_and_leaves_nothing(
+    server: Server, object_store_tls: ObjectStore, tmp_path: Path, fault: str
 ) -> None:
     store = object_store_tls
     # About 24 MiB of incompressible rows: the dump takes long enough to be caught halfway.
@@ -272,20 +305,7 @@ def test_dump_tool_killed_in_the_middle_publishes_nothing_and_leaves_nothing(
     request = s3_request(server, database, store, prefix, compression={"algorithm": "none"})
     env = server.worker_env(**s3_env(store, tmp_path), DBOPS_REQUEST=json.dumps(request))
     mark = store.access_log_mark()
-    worker = subprocess.Popen([WORKER, "backup"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    tool_name = "pg_dump" if server.engine == "postgres" else "mariadb-dump"
-    tool = None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and tool is None:
-        for child in _children(worker.pid):
-            with contextlib.suppress(OSError):
-                argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-                # The dump itself, not the `--version` probe before it.
-                if argv[0].endswith(tool_name.encode()) and b"--version" not in argv:
-                    os.kill(child, signal.SIGSTOP)  # held still while the test looks at it
-                    tool = child
-        time.sleep(0.002)
-    assert tool is not None, "the dump tool never started"
+    worker, tool = start_and_catch(server, env)
 
     # While it runs: no secret in its argv or environment; the password is in a 0600 file it was pointed at.
     cmdline = Path(f"/proc/{tool}/cmdline").read_bytes()
@@ -303,32 +323,67 @@ def test_dump_tool_killed_in_the_middle_publishes_nothing_and_leaves_nothing(
     assert secret_file.parent.stat().st_mode & 0o777 == 0o700
     assert server.admin_password in secret_file.read_text()
 
-    # Let it run in short steps until some MiB are out (more than one 8 MiB part uploaded), then it dies.
-    while _written(tool) < 12 << 20 and time.monotonic() < deadline:
+    # Halfway (more than one 8 MiB part out), the tool dies, or the worker is told to stop (a Job deadline).
+    run_until_written(tool, 12 << 20)
+    if fault == "tool killed":
+        os.kill(tool, signal.SIGKILL)
+    else:
+        worker.send_signal(signal.SIGTERM)
         os.kill(tool, signal.SIGCONT)
-        time.sleep(0.002)
-        os.kill(tool, signal.SIGSTOP)
-        time.sleep(0.01)
-    assert _written(tool) >= 12 << 20, "the dump ended before it could be killed halfway"
-    os.kill(tool, signal.SIGKILL)
     stdout, stderr = worker.communicate(timeout=120)
     result = json.loads(stdout.decode().strip().splitlines()[-1])
     assert worker.returncode == 1, stdout.decode() + stderr.decode()
     assert result["ok"] is False and result["error"]["class"] == "transient"
-    assert result["error"]["code"] == "DumpFailed"
-    assert (
-        "killed by signal 9" in result["error"]["message"]
-        and "nothing was published" in result["error"]["message"]
-    )
+    message = result["error"]["message"]
+    if fault == "tool killed":
+        assert result["error"]["code"] == "DumpFailed"
+        assert "killed by signal 9" in message and "nothing was published" in message
+    else:
+        assert result["error"]["code"] == "Terminated" and "before the backup was published" in message
+        assert not Path(f"/proc/{tool}").exists() or "zombie" in Path(f"/proc/{tool}/status").read_text()
     # Nothing published, nothing left: no manifest, no data object, no pending upload, no credentials file.
     assert stored_keys(store, prefix) == []
     assert store.pending_multipart_uploads() == []
     assert not secret_file.parent.exists()
-    # It did upload parts before it failed (the test really caught it in the middle).
+    # It did upload parts before it failed (the test really caught it in the middle)...
     ops = [e.operation for e in store.access_log()[mark:] if e.key.startswith(prefix)]
     assert "s3_UploadPart" in ops and "s3_CompleteMultipartUpload" in ops
     # ... and removed what it had stored (one bulk delete of what it listed under the backup's name).
     assert "s3_DeleteObjects" in store.operations(since=mark)
+    for text in (stdout.decode(), stderr.decode()):
+        assert server.admin_password not in text and store.secret_key not in text
+
+
+def test_a_dump_that_exits_0_without_its_end_is_not_published(server: Server, tmp_path: Path) -> None:
+    # The real dump tool behind a wrapper that passes on only the first 50 000 bytes and then exits 0: the tool's
+    # exit status alone would publish a truncated dump; the end-of-dump evidence does not.
+    real = "pg_dump" if server.engine == "postgres" else "mariadb-dump"
+    real_path = subprocess.run(["which", real], capture_output=True, text=True, check=True).stdout.strip()
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / real).write_text(
+        f'#!/bin/sh\n[ "$1" = --version ] && exec {real_path} --version\n'
+        f'{real_path} "$@" | head -c 50000\nexit 0\n'
+    )
+    (fake / real).chmod(0o755)
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    request = volume_request(server, make_database(server), volume)
+    done = run_worker(server, "backup", request, env={"PATH": f"{fake}:{os.environ['PATH']}"})
+    assert done.code == 1, done.stdout + done.stderr
+    assert done.error["code"] == "DumpIncomplete", done.stdout
+    assert "exited 0 but the dump is not complete" in done.error["message"]
+    assert [p for p in volume.rglob("*") if p.is_file()] == []
+
+
+def test_object_store_down_is_transient(pg: Server, object_store_plain: ObjectStore, tmp_path: Path) -> None:
+    request = s3_request(pg, make_database(pg, rows=10), object_store_plain, "down")
+    with object_store_plain.down():
+        done = run_worker(pg, "backup", request, env=s3_env(object_store_plain, tmp_path))
+    assert done.code == 1, done.stdout + done.stderr
+    assert done.error["code"] == "StorageUnavailable" and done.error["class"] == "transient"
+    # Back up: the same request succeeds.
+    assert run_worker(pg, "backup", request, env=s3_env(object_store_plain, tmp_path)).code == 0
 
 
 def test_missing_database_is_permanent_and_leaves_nothing(pg: Server, tmp_path: Path) -> None:
