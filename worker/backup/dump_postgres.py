@@ -135,6 +135,9 @@ class ArchiveIncomplete(Exception):
 
 
 _Need = Generator[int, bytes, None]
+# What the parser yields to say "a run of data chunks follows": `feed` passes over them itself (a tight loop, since a
+# table's data comes as one chunk per row), and resumes the parser at the zero length that ends them.
+_CHUNKS = -(1 << 62)
 
 
 class ArchiveReader:
@@ -154,6 +157,8 @@ class ArchiveReader:
         self.tool_version = ""
         self.error: str | None = None
         self._finished = False
+        self._chunk_mode = False
+        self._int_size = 4
 
     def feed(self, data: bytes) -> None:
         if self.error is not None:
@@ -164,6 +169,29 @@ class ArchiveReader:
                 step = min(self._skip, len(view))
                 self._skip -= step
                 view = view[step:]
+                continue
+            if self._chunk_mode:
+                header = self._int_size + 1
+                if not self._buffer and len(view) >= header:
+                    raw = bytes(view[:header])
+                    view = view[header:]
+                else:
+                    take = min(header - len(self._buffer), len(view))
+                    self._buffer += view[:take]
+                    view = view[take:]
+                    if len(self._buffer) < header:
+                        continue
+                    raw = bytes(self._buffer)
+                    self._buffer.clear()
+                if raw[0]:
+                    self.error = "a data chunk of negative length"
+                    return
+                length = int.from_bytes(raw[1:], "little")
+                if length:
+                    self._skip = length
+                else:
+                    self._chunk_mode = False
+                    self._advance(b"")
                 continue
             if self._want is None:
                 self.error = "bytes after the end of the archive"
@@ -187,7 +215,9 @@ class ArchiveReader:
             self.error = str(exc)
             self._want = None
             return
-        if want < 0:  # a request to pass over -want bytes
+        if want == _CHUNKS:
+            self._chunk_mode = True
+        elif want < 0:  # a request to pass over -want bytes
             self._skip = -want
             self._advance(b"")
         else:
@@ -197,7 +227,7 @@ class ArchiveReader:
         """None when the archive is complete; otherwise why not."""
         if self.error is not None:
             return self.error
-        if self._skip or self._buffer or not self._at_boundary:
+        if self._skip or self._buffer or self._chunk_mode or not self._at_boundary:
             return "the archive stops in the middle of a field or data block"
         missing = self.data_entries - self.blocks_done
         if missing:
@@ -216,6 +246,7 @@ class ArchiveReader:
         version = (vmaj, vmin)
         if fmt != 1 or int_size > 8 or off_size > 8 or version < (1, 14) or version > K_VERS_1_16:
             raise ArchiveIncomplete(f"unexpected archive format {fmt} version {vmaj}.{vmin}")
+        self._int_size = int_size
 
         def read_int() -> Generator[int, bytes, int]:
             # A sign byte, then the magnitude in int_size bytes, least significant first.
@@ -231,16 +262,6 @@ class ArchiveReader:
                 return ""
             raw = yield length
             return raw.decode("utf-8", "replace")
-
-        def chunks() -> Generator[int, bytes, None]:
-            """Data chunks (length, bytes) up to the zero length that ends them; the bytes are passed over."""
-            while True:
-                length = yield from read_int()
-                if length == 0:
-                    return
-                if length < 0:
-                    raise ArchiveIncomplete("a data chunk of negative length")
-                yield -length
 
         if version >= K_VERS_1_15:
             yield 1  # compression algorithm
@@ -282,7 +303,7 @@ class ArchiveReader:
                 raise ArchiveIncomplete(f"unexpected block {kind} for entry {dump_id}")
             if kind == BLK_BLOBS:
                 while (yield from read_int()) != 0:  # each large object: its oid, then chunks
-                    yield from chunks()
+                    yield _CHUNKS
             else:
-                yield from chunks()
+                yield _CHUNKS
             self.blocks_done.add(dump_id)
