@@ -587,3 +587,27 @@ def test_restore_of_a_backup_that_does_not_exist(pg: Server, tmp_path: Path) -> 
         and done.error["code"] == "InvalidRequest"
         and "system database" in done.error["message"]
     )
+
+
+def test_mariadb_dump_version_rules() -> None:
+    from worker.backup import dump_mysql
+    from worker.errors import PermanentError
+
+    tool = dump_mysql.tool_version(
+        "mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)"
+    )
+    assert tool == dump_mysql.ToolVersion((10, 11, 19), True)
+    dump_mysql.check_versions(tool, "mariadb", (10, 11, 6), "10.11.6-MariaDB")
+    dump_mysql.check_versions(tool, "mariadb", (10, 6, 20), "10.6.20-MariaDB")
+    with pytest.raises(PermanentError, match=r"newer than this worker.s dump tool 10\.11\.19-MariaDB"):
+        dump_mysql.check_versions(tool, "mariadb", (11, 4, 2), "11.4.2-MariaDB")
+    with pytest.raises(PermanentError, match="with mysql's own client"):
+        dump_mysql.check_versions(tool, "mysql", (8, 0, 36), "8.0.36")
+    mysql = dump_mysql.tool_version(
+        "mysqldump  Ver 8.0.36 for Linux on x86_64 (MySQL Community Server - GPL)"
+    )
+    assert mysql == dump_mysql.ToolVersion((8, 0, 36), False)
+    # Quotes and backslashes survive the option file; a line break cannot go in.
+    assert dump_mysql.option_file("admin", 'p"w\\d') == '[client]\nuser="admin"\npassword="p\\"w\\\\d"\n'
+    with pytest.raises(PermanentError):
+        dump_mysql.option_file("admin", "two\nlines")

@@ -21,10 +21,8 @@ import fcntl
 import hashlib
 import io
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from collections import deque
@@ -36,6 +34,16 @@ from typing import Any, Protocol, cast
 
 from dbops_api.backup import DEFAULT_LEVEL
 from worker.backup import codec, dump_mysql, dump_postgres, manifest
+from worker.backup.process import (
+    STDERR_LINES,
+    TOOL_EXIT_TIMEOUT,
+    private_dir,
+    server_info,
+    tool_env,
+    tool_failed,
+    version_of,
+    write_private,
+)
 from worker.backup.storage import Storage, open_storage
 from worker.errors import PermanentError, TransientError, WorkerError, internal_error
 from worker.request import Request, Secrets
@@ -43,8 +51,6 @@ from worker.result import Result
 
 READ_CHUNK = 1 << 20
 PIPE_SIZE = 1 << 20
-STDERR_LINES = 40
-TOOL_EXIT_TIMEOUT = 60.0
 DATA_NAME = "dump"
 
 
@@ -138,9 +144,9 @@ def _backup(request: Request, secrets: Secrets, result: Result, redact: list[str
         result.observed = published.facts(storage.uri(f"{base}/{published.object}"))
         return
 
-    server = _server_info(request, secrets)
+    server = server_info(request, secrets)
     result.server = {"version": server.version, "flavor": server.flavor}
-    with _private_dir() as private:
+    with private_dir() as private:
         tool = _dump_tool(request, secrets, server, private)
         name = DATA_NAME + tool.extension + codec.EXTENSIONS[algorithm] + (".enc" if encrypt else "")
         data_key = f"{base}/{name}"
@@ -185,63 +191,12 @@ def _backup(request: Request, secrets: Secrets, result: Result, redact: list[str
     result.observed = record.facts(storage.uri(data_key))
 
 
-def _server_info(request: Request, secrets: Secrets) -> Any:
-    from worker.adapters import load
-
-    adapter = load(request.engine)(request, secrets)
-    with adapter:
-        info = adapter.connect()
-    if request.engine != info.flavor and not (request.engine == "mysql" and info.flavor == "mariadb"):
-        raise PermanentError(
-            "EngineMismatch",
-            f"the instance says engine {request.engine}, but the server is {info.flavor} {info.version}; "
-            "fix spec.engine",
-        )
-    return info
-
-
-@contextlib.contextmanager
-def _private_dir() -> Iterator[str]:
-    """A directory only this process can read, on a memory-backed file system where there is one
-    (DBOPS_SECRETS_DIR, else /dev/shm), removed on the way out whatever happens."""
-    base = os.environ.get("DBOPS_SECRETS_DIR") or ("/dev/shm" if os.access("/dev/shm", os.W_OK) else None)  # noqa: S108
-    path = tempfile.mkdtemp(prefix="dbops-worker-", dir=base)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _write_private(path: str, content: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(content)
-
-
-def _version_of(binary: str) -> str:
-    done = subprocess.run(
-        [binary, "--version"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
-    )
-    return done.stdout + done.stderr
-
-
-def _tool_env(private: str) -> dict[str, str]:
-    """The dump tool's whole environment: no DBOPS_* variable, nothing the worker's own environment holds but its
-    PATH."""
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": private, "TZ": "UTC"}
-
-
 def _dump_tool(request: Request, secrets: Secrets, server: Any, private: str) -> Tool:
     conn = request.connection
     database = request.spec["database"]
     if server.flavor == "postgres":
         binary = dump_postgres.find(dump_postgres.TOOL)
-        version = dump_postgres.tool_version(_version_of(binary))
+        version = dump_postgres.tool_version(version_of(binary))
         dump_postgres.check_versions(version, server.version_tuple, server.version)
         pg = dump_postgres.Connection(
             host=conn["host"],
@@ -255,12 +210,12 @@ def _dump_tool(request: Request, secrets: Secrets, server: Any, private: str) ->
             application_name=conn.get("applicationName", "dbops-worker"),
         )
         passfile = os.path.join(private, "pgpass")
-        _write_private(passfile, dump_postgres.passfile(secrets.admin_username, secrets.admin_password))
+        write_private(passfile, dump_postgres.passfile(secrets.admin_username, secrets.admin_password))
         return Tool(
             name=os.path.basename(binary),
             version=".".join(map(str, version)),
             argv=dump_postgres.dump_argv(binary, pg, database),
-            env={**_tool_env(private), **dump_postgres.environment(pg, passfile)},
+            env={**tool_env(private), **dump_postgres.environment(pg, passfile)},
             dump_format="custom",
             extension=".pgdump",
             evidence="custom-format archive parsed to its end: every data block its table of contents announces, "
@@ -268,7 +223,7 @@ def _dump_tool(request: Request, secrets: Secrets, server: Any, private: str) ->
             watch=dump_postgres.ArchiveReader(),
         )
     binary = dump_mysql.find(dump_mysql.DUMP_TOOLS)
-    my_version = dump_mysql.tool_version(_version_of(binary))
+    my_version = dump_mysql.tool_version(version_of(binary))
     dump_mysql.check_versions(my_version, server.flavor, server.version_tuple, server.version)
     my = dump_mysql.Connection(
         host=conn["host"],
@@ -279,12 +234,12 @@ def _dump_tool(request: Request, secrets: Secrets, server: Any, private: str) ->
         tls_key=secrets.tls_key,
     )
     options = os.path.join(private, "client.cnf")
-    _write_private(options, dump_mysql.option_file(secrets.admin_username, secrets.admin_password))
+    write_private(options, dump_mysql.option_file(secrets.admin_username, secrets.admin_password))
     return Tool(
         name=os.path.basename(binary),
         version=str(my_version),
         argv=dump_mysql.dump_argv(binary, my, options, database),
-        env=_tool_env(private),
+        env=tool_env(private),
         dump_format="sql",
         extension=".sql",
         evidence="the dump tool's `-- Dump completed` trailer",
@@ -345,7 +300,7 @@ def _stream_dump(tool: Tool, transforms: list[codec.Transform], storage: Storage
             raise failure
         raise TransientError("DumpFailed", f"streaming the dump failed: {type(failure).__name__}: {failure}")
     if proc.returncode != 0:
-        raise _tool_failed(tool.name, proc.returncode, list(errors))
+        raise tool_failed(tool.name, proc.returncode, list(errors))
     return streamed
 
 
@@ -378,40 +333,3 @@ def _remove(storage: Storage, base: str) -> None:
     """Remove every object of an unpublished backup; a failure to do so is not allowed to hide the first error."""
     with contextlib.suppress(WorkerError):
         storage.delete(storage.keys(base + "/"))
-
-
-# What the dump tool's last words mean: (text, code, permanent).
-_TOOL_ERRORS = (
-    ("password authentication failed", "AuthenticationFailed", True),
-    ("Access denied for user", "AuthenticationFailed", True),
-    ("does not exist", "ObjectNotFound", True),
-    ("Unknown database", "ObjectNotFound", True),
-    ("permission denied", "PermissionDenied", True),
-    ("you need (at least one of)", "PermissionDenied", True),
-    ("server version mismatch", "Unsupported", True),
-    ("unsupported version", "Unsupported", True),
-    ("certificate verify failed", "TLSError", True),
-    ("Connection refused", "ConnectionRefused", False),
-    ("Can't connect", "ConnectionRefused", False),
-    ("Lost connection", "ConnectionLost", False),
-    ("server closed the connection", "ConnectionLost", False),
-    ("lock timeout", "LockTimeout", False),
-    ("canceling statement due to lock timeout", "LockTimeout", False),
-)
-
-
-def _tool_failed(
-    name: str, code: int, lines: list[str], outcome: str = "nothing was published", failed: str = "DumpFailed"
-) -> WorkerError:
-    said = "; ".join(line for line in lines[-5:] if line)[-800:]
-    if code < 0:
-        return TransientError(
-            failed,
-            f"{name} was killed by signal {-code} before it finished; {outcome}"
-            + (f" ({said})" if said else ""),
-        )
-    for text, error_code, permanent in _TOOL_ERRORS:
-        if text.lower() in said.lower():
-            cls = PermanentError if permanent else TransientError
-            return cls(error_code, f"{name} failed: {said}; {outcome}")
-    return TransientError(failed, f"{name} exited {code}: {said or '(it said nothing)'}; {outcome}")

@@ -23,14 +23,14 @@ from typing import Any
 
 from dbops_api.system import SYSTEM_DATABASES
 from worker.backup import codec, dump_mysql, dump_postgres, manifest
-from worker.backup.pipeline import (
+from worker.backup.process import (
     STDERR_LINES,
     TOOL_EXIT_TIMEOUT,
-    _private_dir,
-    _server_info,
-    _tool_env,
-    _tool_failed,
-    _write_private,
+    private_dir,
+    server_info,
+    tool_env,
+    tool_failed,
+    write_private,
 )
 from worker.backup.storage import Storage, open_storage
 from worker.errors import InvalidRequest, PermanentError, TransientError
@@ -68,7 +68,7 @@ def restore(request: Request, secrets: Secrets, result: Result, redact: list[str
         key = codec.read_key(key_path)
     data_key = f"{base}/{record.object}"
 
-    server = _server_info(request, secrets)
+    server = server_info(request, secrets)
     result.server = {"version": server.version, "flavor": server.flavor}
     if (record.engine == "postgres") != (server.flavor == "postgres") or (
         record.engine in ("mysql", "mariadb") and record.engine != server.flavor
@@ -80,7 +80,7 @@ def restore(request: Request, secrets: Secrets, result: Result, redact: list[str
     _check_target(request, secrets, database, bool(spec.get("overwrite")))
 
     _verify(storage, data_key, record)
-    with _private_dir() as private:
+    with private_dir() as private:
         argv, env = _client(request, secrets, server, private, database)
         restored = _stream_restore(argv, env, storage, data_key, record, encryption_key=key)
     tables = _count_objects(request, secrets, database)
@@ -169,9 +169,9 @@ def _client(
             application_name=conn.get("applicationName", "dbops-worker"),
         )
         passfile = os.path.join(private, "pgpass")
-        _write_private(passfile, dump_postgres.passfile(secrets.admin_username, secrets.admin_password))
+        write_private(passfile, dump_postgres.passfile(secrets.admin_username, secrets.admin_password))
         argv = [*dump_postgres.restore_argv(binary, pg, database), "--single-transaction"]
-        return argv, {**_tool_env(private), **dump_postgres.environment(pg, passfile)}
+        return argv, {**tool_env(private), **dump_postgres.environment(pg, passfile)}
     binary = dump_mysql.find(dump_mysql.CLIENT_TOOLS)
     my = dump_mysql.Connection(
         host=conn["host"],
@@ -182,8 +182,8 @@ def _client(
         tls_key=secrets.tls_key,
     )
     options = os.path.join(private, "client.cnf")
-    _write_private(options, dump_mysql.option_file(secrets.admin_username, secrets.admin_password))
-    return dump_mysql.restore_argv(binary, my, options, database), _tool_env(private)
+    write_private(options, dump_mysql.option_file(secrets.admin_username, secrets.admin_password))
+    return dump_mysql.restore_argv(binary, my, options, database), tool_env(private)
 
 
 def _stream_restore(
@@ -244,7 +244,7 @@ def _stream_restore(
         reader.join(timeout=5)
         stderr.close()
     if proc.returncode != 0:
-        raise _tool_failed(os.path.basename(argv[0]), proc.returncode, list(errors), OUTCOME, "RestoreFailed")
+        raise tool_failed(os.path.basename(argv[0]), proc.returncode, list(errors), OUTCOME, "RestoreFailed")
     if written != record.dump_bytes:
         raise TransientError(
             "RestoreFailed", f"restored {written} bytes, the manifest says {record.dump_bytes}"
