@@ -611,3 +611,15 @@ def test_mariadb_dump_version_rules() -> None:
     assert dump_mysql.option_file("admin", 'p"w\\d') == '[client]\nuser="admin"\npassword="p\\"w\\\\d"\n'
     with pytest.raises(PermanentError):
         dump_mysql.option_file("admin", "two\nlines")
+
+
+def test_a_dump_that_fails_at_once_leaves_nothing_in_the_bucket(
+    maria: Server, object_store_tls: ObjectStore, tmp_path: Path
+) -> None:
+    prefix = f"missing/{uuid.uuid4().hex[:8]}"
+    request = s3_request(maria, "no_such_db", object_store_tls, prefix)
+    done = run_worker(maria, "backup", request, env=s3_env(object_store_tls, tmp_path))
+    assert done.code == 2, done.stdout + done.stderr
+    assert done.error["code"] == "ObjectNotFound" and "no_such_db" in done.error["message"]
+    assert stored_keys(object_store_tls, prefix) == []
+    assert object_store_tls.pending_multipart_uploads() == []
