@@ -623,3 +623,22 @@ def test_a_dump_that_fails_at_once_leaves_nothing_in_the_bucket(
     assert done.error["code"] == "ObjectNotFound" and "no_such_db" in done.error["message"]
     assert stored_keys(object_store_tls, prefix) == []
     assert object_store_tls.pending_multipart_uploads() == []
+
+
+def test_postgres_restore_gives_the_objects_to_the_target_databases_owner(pg: Server, tmp_path: Path) -> None:
+    database = make_database(pg, rows=50)
+    backup = volume_request(pg, database, tmp_path)
+    assert run_worker(pg, "backup", backup).code == 0
+    owner = unique("owner")
+    pg.query(f"CREATE ROLE {owner} NOLOGIN")
+    target = unique("rt")
+    pg.query(f"CREATE DATABASE {target} OWNER {owner}")
+    done = run_worker(pg, "restore", restore_request(backup, target))
+    assert done.code == 0, done.stdout + done.stderr
+    assert rows_of(pg, target) == rows_of(pg, database)
+    owners = pg.query(
+        "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public'",
+        database=target,
+    )
+    assert owners == [(owner,)]

@@ -77,13 +77,13 @@ def restore(request: Request, secrets: Secrets, result: Result, redact: list[str
             "EngineMismatch",
             f"the backup is of a {record.engine} server; the target server is {server.flavor}",
         )
-    _check_target(request, secrets, database, bool(spec.get("overwrite")))
+    owner = _check_target(request, secrets, database, bool(spec.get("overwrite")))
 
     _verify(storage, data_key, record)
     with private_dir() as private:
-        argv, env = _client(request, secrets, server, private, database)
+        argv, env = _client(request, secrets, server, private, database, owner=owner)
         restored = _stream_restore(argv, env, storage, data_key, record, encryption_key=key)
-    tables = _count_objects(request, secrets, database)
+    tables, _ = _count_objects(request, secrets, database)
     result.changes = [f"restored {storage.uri(data_key)} into database {database} ({restored} bytes of dump)"]
     result.observed = {
         "uri": storage.uri(data_key),
@@ -106,23 +106,29 @@ _MY_OBJECTS = (
 )
 
 
-def _count_objects(request: Request, secrets: Secrets, database: str) -> int:
+def _count_objects(request: Request, secrets: Secrets, database: str) -> tuple[int, str | None]:
+    """How many tables, views, sequences (and on MySQL/MariaDB routines) the database holds (-1: it does not
+    exist), and on PostgreSQL its owner."""
     from worker.adapters import load
 
     adapter: Any = load(request.engine)(request, secrets)
     with adapter:
         adapter.connect()
         if request.engine == "postgres":
-            if not adapter.query("SELECT 1 FROM pg_database WHERE datname = %s", (database,)):
-                return -1
-            return int(adapter.query(_PG_OBJECTS, database=database)[0][0])
+            found = adapter.query(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (database,)
+            )
+            if not found:
+                return -1, None
+            return int(adapter.query(_PG_OBJECTS, database=database)[0][0]), str(found[0][0])
         if not adapter.query("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (database,)):
-            return -1
-        return int(adapter.query(_MY_OBJECTS, (database, database))[0][0])
+            return -1, None
+        return int(adapter.query(_MY_OBJECTS, (database, database))[0][0]), None
 
 
-def _check_target(request: Request, secrets: Secrets, database: str, overwrite: bool) -> None:
-    count = _count_objects(request, secrets, database)
+def _check_target(request: Request, secrets: Secrets, database: str, overwrite: bool) -> str | None:
+    """Refuse a target that does not exist or (without overwrite) is not empty; return its PostgreSQL owner."""
+    count, owner = _count_objects(request, secrets, database)
     if count < 0:
         raise PermanentError(
             "ObjectNotFound",
@@ -134,6 +140,7 @@ def _check_target(request: Request, secrets: Secrets, database: str, overwrite: 
             f"the target database {database} is not empty ({count} tables, views, sequences or routines); restore "
             "into an empty database, or set overwrite: true to restore over what is there. Nothing was written",
         )
+    return owner
 
 
 def _verify(storage: Storage, key: str, record: manifest.Manifest) -> None:
@@ -152,7 +159,7 @@ def _verify(storage: Storage, key: str, record: manifest.Manifest) -> None:
 
 
 def _client(
-    request: Request, secrets: Secrets, server: Any, private: str, database: str
+    request: Request, secrets: Secrets, server: Any, private: str, database: str, *, owner: str | None
 ) -> tuple[list[str], dict[str, str]]:
     conn = request.connection
     if server.flavor == "postgres":
@@ -171,6 +178,10 @@ def _client(
         passfile = os.path.join(private, "pgpass")
         write_private(passfile, dump_postgres.passfile(secrets.admin_username, secrets.admin_password))
         argv = [*dump_postgres.restore_argv(binary, pg, database), "--single-transaction"]
+        if owner and owner != secrets.admin_username:
+            # Ownership follows the target: everything restored is created as the database's owner (the admin
+            # must be able to SET ROLE to it), not as the admin.
+            argv.append(f"--role={owner}")
         return argv, {**tool_env(private), **dump_postgres.environment(pg, passfile)}
     binary = dump_mysql.find(dump_mysql.CLIENT_TOOLS)
     my = dump_mysql.Connection(
