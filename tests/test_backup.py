@@ -193,11 +193,19 @@ def test_postgres_backup_to_a_volume_restores_every_row(pg: Server, tmp_path: Pa
     assert len(rows_of(pg, target)) == ROWS
     assert pg.query("SELECT last_value FROM counter", database=target) == [(42,)]
 
+    assert (tmp_path / name).stat().st_mode & 0o777 == 0o700
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / name).iterdir()} == {0o600}
+
     # The same request again: the published backup is reported as it is, nothing is dumped or written again.
     mtime = (tmp_path / name / "dump.pgdump.zst").stat().st_mtime_ns
     again = run_worker(pg, "backup", request)
     assert again.code == 0 and again.result["changes"] == []
     assert again.result["observed"] == observed
+    assert (tmp_path / name / "dump.pgdump.zst").stat().st_mtime_ns == mtime
+    # The same name for another database: refused, the published backup kept.
+    other = {**request, "spec": {**request["spec"], "database": make_database(pg, rows=1)}}
+    clash = run_worker(pg, "backup", other)
+    assert clash.code == 2 and clash.error["code"] == "AlreadyExists", clash.stdout
     assert (tmp_path / name / "dump.pgdump.zst").stat().st_mtime_ns == mtime
 
 

@@ -140,6 +140,12 @@ def _backup(request: Request, secrets: Secrets, result: Result, redact: list[str
     existing = storage.read_small(manifest_key)
     if existing is not None:
         published = manifest.parse(existing, storage.uri(manifest_key))
+        if published.database != spec["database"]:
+            raise PermanentError(
+                "AlreadyExists",
+                f"{storage.uri(manifest_key)} is a published backup of database {published.database}, not "
+                f"{spec['database']}; give this backup another name (request.spec.name)",
+            )
         result.server = {"version": published.server_version, "flavor": published.engine}
         result.observed = published.facts(storage.uri(f"{base}/{published.object}"))
         return

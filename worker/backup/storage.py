@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from worker.errors import PermanentError, TransientError, WorkerError
 
@@ -64,9 +64,15 @@ def open_storage(storage: Mapping[str, Any], env: Mapping[str, str] = os.environ
     return S3Storage(storage["s3"], env)
 
 
+def _private_file(path: Path) -> BinaryIO:
+    """A file only the worker's user can read (a dump holds every row of the database), truncated if it exists."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+
+
 class VolumeStorage:
-    """Files under a mounted directory. A streamed file is written in place and removed on failure; a small one
-    (the manifest) is written to a temporary name, synced and renamed, so it appears whole or not at all."""
+    """Files under a mounted directory, mode 0600 in directories of mode 0700. A streamed file is written in place
+    and removed on failure; a small one (the manifest) is written to a temporary name, synced and renamed, so it
+    appears whole or not at all."""
 
     def __init__(self, root: Path) -> None:
         if not root.is_dir():
@@ -84,8 +90,8 @@ class VolumeStorage:
     def put_stream(self, key: str, chunks: Iterable[bytes]) -> None:
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "wb") as out:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with _private_file(path) as out:
                 for chunk in chunks:
                     out.write(chunk)
                 out.flush()
@@ -97,8 +103,8 @@ class VolumeStorage:
         path = self._path(key)
         temporary = path.with_name(path.name + ".tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(temporary, "wb") as out:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with _private_file(temporary) as out:
                 out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
