@@ -528,13 +528,19 @@ def empty_database(server: Server) -> str:
     return name
 
 
-def test_round_trip_through_s3_compressed_and_encrypted(
-    server: Server, object_store_tls: ObjectStore, tmp_path: Path
+@pytest.mark.parametrize("storage", ["s3", "volume"])
+def test_round_trip_compressed_and_encrypted(
+    server: Server, object_store_tls: ObjectStore, tmp_path: Path, storage: str
 ) -> None:
     store = object_store_tls
     database = make_database(server)
-    backup = s3_request(server, database, store, f"rt/{uuid.uuid4().hex[:8]}", encryption={})
-    env = s3_env(store, tmp_path, KEY)
+    if storage == "s3":
+        backup = s3_request(server, database, store, f"rt/{uuid.uuid4().hex[:8]}", encryption={})
+        env = s3_env(store, tmp_path, KEY)
+    else:
+        (tmp_path / "volume").mkdir()
+        backup = volume_request(server, database, tmp_path / "volume", encryption={})
+        env = key_env(tmp_path, KEY)
     assert run_worker(server, "backup", backup, env=env).code == 0
     original = rows_of(server, database)
     server.query(f"DROP DATABASE {database}")
