@@ -33,8 +33,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=build /dist/ /dist/
 RUN python -m venv --without-pip /venv && python -m pip --python /venv/bin/python install "$(echo /dist/*.whl)[function]"
 
+# The dump and restore tools of the backup and restore actions, from the base's Debian release (bookworm:
+# PostgreSQL 15 and MariaDB 10.11 clients; docs/worker.md, "The clients in the worker image"). A stage of its own:
+# tests/test_packaging.py executes the other stages' steps without Docker but cannot run apt-get, so it checks this
+# one's step as written.
+FROM ${PYTHON_IMAGE} AS worker-os
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends postgresql-client mariadb-client \
+ && rm -rf /var/lib/apt/lists/*
+
 # The Job's container: `dbops-worker <action>`; the root filesystem is read-only, so no bytecode is written.
-FROM ${PYTHON_IMAGE} AS worker
+FROM worker-os AS worker
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/venv/bin:$PATH
 COPY --from=worker-venv /venv /venv
 USER 65532:65532

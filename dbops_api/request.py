@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from dbops_api import backup
 from dbops_api.engine_rules import engine_errors
 from dbops_api.registry import BY_NAME, KINDS
 from dbops_api.schema import (
@@ -40,7 +41,9 @@ API_GROUP = "request.dbops.dbprovision.io"
 MAJOR, MINOR = 1, 0
 API_VERSION = f"{API_GROUP}/v{MAJOR}.{MINOR}"
 _VERSION = re.compile(r"^" + re.escape(API_GROUP) + r"/v([0-9]{1,4})\.([0-9]{1,4})\Z")
-ACTIONS = ("apply", "plan", "check", "drop")
+ACTIONS = ("apply", "plan", "check", "drop", "backup", "restore")
+# Every kind a request may carry: the claim kinds, and the backup kinds that only the worker knows so far.
+REQUEST_KINDS: tuple[str, ...] = (*KINDS, *backup.BACKUP_KINDS)
 
 
 def request_spec_schema(kind: str) -> Schema:
@@ -134,10 +137,10 @@ def request_schema(kind: str) -> Schema:
                 f"Version of the request contract, {API_GROUP}/v<major>.<minor>; absent means v1.0.",
                 maxLength=64,
             ),
-            "kind": enum("Kind of the object.", KINDS),
+            "kind": enum("Kind of the object.", REQUEST_KINDS),
             "engine": enum("Engine of the server.", ENGINES),
             "connection": REQUEST_CONNECTION,
-            "spec": request_spec_schema(kind),
+            "spec": backup.SPECS[kind] if kind in backup.BACKUP_KINDS else request_spec_schema(kind),
             "owner": REQUEST_OWNER,
             "policy": REQUEST_POLICY,
         },
@@ -234,8 +237,13 @@ def validate_value(raw: Any, action: str, rules: RuleCheck | None = predicates) 
             )
         )
     kind = raw.get("kind")
-    if kind not in KINDS:
-        return _refused(FieldError("kind", f"must be one of {', '.join(KINDS)}; got {kind!r}"))
+    if kind not in REQUEST_KINDS:
+        return _refused(FieldError("kind", f"must be one of {', '.join(REQUEST_KINDS)}; got {kind!r}"))
+    wanted = backup.ACTION_KIND.get(action)
+    if wanted is not None and kind != wanted:
+        return _refused(FieldError("", f"the {action} action takes {wanted} requests, not {kind}"))
+    if wanted is None and kind in backup.BACKUP_KINDS:
+        return _refused(FieldError("", f"a {kind} request supports only the {_action_of(kind)} action"))
     if action == "check" and kind != "DatabaseInstance":
         return _refused(FieldError("", f"check applies to DatabaseInstance requests, not {kind}"))
     if action != "check" and kind == "DatabaseInstance":
@@ -243,7 +251,7 @@ def validate_value(raw: Any, action: str, rules: RuleCheck | None = predicates) 
     schema = request_schema(kind)
     ignored: list[str] | None = [] if version[1] > MINOR else None
     value, errors = normalize(schema, raw, "request", ignored, rules)
-    if not errors:
+    if not errors and kind not in backup.BACKUP_KINDS:
         allow_global = bool(value.get("policy", {}).get("allowGlobalGrants"))
         errors = engine_errors(kind, value["engine"], value["spec"], "request.spec", allow_global)
     if not errors and kind != "DatabaseInstance":
@@ -256,6 +264,10 @@ def validate_value(raw: Any, action: str, rules: RuleCheck | None = predicates) 
     if block_schema is not None and block not in value["spec"]:
         value["spec"][block], _ = normalize(block_schema, {}, f"request.spec.{block}")
     return Checked(value, (), tuple(ignored or ()))
+
+
+def _action_of(kind: str) -> str:
+    return next(a for a, k in backup.ACTION_KIND.items() if k == kind)
 
 
 def _refused(error: FieldError) -> Checked:

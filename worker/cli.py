@@ -1,4 +1,4 @@
-"""`dbops-worker apply|plan|check|drop [--request FILE]`: exit 0 converged, 1 transient, 2 permanent."""
+"""`dbops-worker apply|plan|check|drop|backup|restore [--request FILE]`: exit 0 converged, 1 transient, 2 permanent."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import os
 import sys
 import traceback
 
-from dbops_api.registry import KINDS
-from dbops_api.request import ACTIONS
+from dbops_api.backup import ACTION_KIND as BACKUP_ACTIONS
+from dbops_api.request import ACTIONS, REQUEST_KINDS
 from worker.errors import InvalidRequest, WorkerError, internal_error
 from worker.request import admin_errors, parse, secrets_from_env
 from worker.result import Result, redact, render, write_result_file
@@ -17,7 +17,8 @@ from worker.result import Result, redact, render, write_result_file
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="dbops-worker", description="Provision databases, users and grants; see docs/worker.md."
+        prog="dbops-worker",
+        description="Provision databases, users and grants, back databases up; see docs/worker.md.",
     )
     parser.add_argument("action", choices=ACTIONS)
     parser.add_argument("--request", metavar="FILE", help="request JSON file (default: env DBOPS_REQUEST)")
@@ -36,9 +37,15 @@ def run_cli(action: str, request_file: str | None) -> int:
         refused = admin_errors(request, creds)
         if refused:
             raise InvalidRequest("; ".join(refused))
-        from worker.engine import run  # imported late: a bad request is answered before the driver loads
+        if action in BACKUP_ACTIONS:
+            # Imported only here: the other actions never load the object-store client, zstd or the cipher.
+            from worker.backup import pipeline
 
-        result = run(action, request, creds, printer=lambda line: print(redact(line, secrets)))
+            result = pipeline.run(action, request, creds, secrets)
+        else:
+            from worker.engine import run  # imported late: a bad request is answered before the driver loads
+
+            result = run(action, request, creds, printer=lambda line: print(redact(line, secrets)))
     except WorkerError as exc:
         result = Result(kind=_kind_of(text), action=action, error=exc)
     # A bug anywhere: still one JSON result and exit 2 (InternalError), never a bare traceback and exit 1, which
@@ -52,7 +59,10 @@ def run_cli(action: str, request_file: str | None) -> int:
     return _finish(result, secrets)
 
 
-SECRET_VARIABLES = ("DBOPS_ADMIN_PASSWORD", "DBOPS_PASSWORD")
+SECRET_VARIABLES = (
+    "DBOPS_ADMIN_PASSWORD",
+    "DBOPS_PASSWORD",
+)  # (files' contents are never in the environment)
 
 
 def _kind_of(text: str) -> str:
@@ -61,7 +71,7 @@ def _kind_of(text: str) -> str:
         kind = json.loads(text).get("kind")
     except (ValueError, AttributeError):
         return "unknown"
-    return kind if kind in KINDS else "unknown"
+    return kind if kind in REQUEST_KINDS else "unknown"
 
 
 def _read_request(request_file: str | None) -> str:
