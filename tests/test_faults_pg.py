@@ -320,6 +320,10 @@ def test_grants_of_two_grantees_on_one_table_race_and_both_converge(pg: Server) 
         competitor.close()
     assert won.code == 0, won.result
     assert won.result["changes"] == [f"GRANT SELECT ON TABLE public.orders TO {second}"]
+    # The first grantee's pair was granted by hand: its first dbops run only remembers it (docs/worker.md).
+    remembered = run_worker(pg, "apply", grant(first))
+    assert remembered.code == 0 and remembered.result["changes"] == []
+    assert remembered.result["statements"]["writes"] == 1
     for grantee in (first, second):
         assert one(pg, "SELECT has_table_privilege(%s, 'public.orders', 'SELECT')", (grantee,), database=db)
         assert_no_op(pg, grant(grantee))

@@ -57,7 +57,7 @@ def _converge(adapter: Adapter, action: str, spec: dict[str, Any], result: Resul
     observed = _observe(handler, action, spec)
     plan = _plan(handler, action, spec, observed)
     if action == "plan":
-        result.changes = [s.summary for s in plan.steps]
+        result.changes = [s.summary for s in plan.steps if not s.bookkeeping]
         if printer is not None:
             for step in plan.steps:
                 printer(f"-- {step.reason}\n{step.summary};")
@@ -76,7 +76,8 @@ def _converge(adapter: Adapter, action: str, spec: dict[str, Any], result: Resul
                     _raise_if_still_planned(conflict, plan)
                 try:
                     for step in adapter.execute(plan.steps):
-                        result.changes.append(step.summary)
+                        if not step.bookkeeping:
+                            result.changes.append(step.summary)
                     break
                 except TransientError as exc:
                     if exc.code not in RETRY_IN_PLACE or attempt == IN_PLACE_ATTEMPTS:
