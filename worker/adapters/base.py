@@ -57,6 +57,8 @@ class Plan:
     steps: list[Step] = field(default_factory=list)
     # Differences the worker must not fix (immutable attributes): reported, and the run ends permanent.
     drift: list[str] = field(default_factory=list)
+    # Things the run could not do that the user should fix (the result's `warnings`); the run still converges.
+    warnings: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.steps)

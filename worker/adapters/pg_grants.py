@@ -126,11 +126,12 @@ class GrantHandler(KindHandler[GrantObserved]):
             (row,) = self.catalog.query(WITH_MEMORY, params)
             memory = pg_memory.parse(row[6], self.claim)
         except WorkerError as exc:
-            if exc.code != "UndefinedTable":
+            if exc.code not in ("UndefinedTable", "PermissionDenied"):
                 raise
-            # No memory yet: read again without it (only until the first grant creates the table).
+            # No memory yet (only until the first grant creates the table), or one this admin may not read:
+            # read again without it.
             (row,) = self.catalog.query(WITHOUT_MEMORY, params)
-            memory = pg_memory.Memory(False, bool(row[6]), None, frozenset())
+            memory = pg_memory.missing(row[6]) if exc.code == "UndefinedTable" else pg_memory.unreadable()
         out = GrantObserved(
             grantee_exists=bool(row[0]),
             memberships=parse_memberships(row[1]) if row[0] else [],
@@ -186,11 +187,18 @@ class GrantHandler(KindHandler[GrantObserved]):
             not in observed.memory.others
         ]
 
-    def _with_memory(self, spec: dict[str, Any], observed: GrantObserved, acl: list[Step]) -> list[Step]:
+    def _with_memory(
+        self, spec: dict[str, Any], observed: GrantObserved, steps: list[Step], acl: list[Step]
+    ) -> Plan:
         before, after = pg_memory.steps(
             observed.memory, self.claim, spec["grantee"], observed.desired | observed.unreachable
         )
-        return before + acl + after
+        return Plan(steps + before + acl + after, warnings=self._memory_warnings(observed))
+
+    def _memory_warnings(self, observed: GrantObserved) -> list[str]:
+        if observed.memory.writable:
+            return []
+        return [pg_memory.warning(observed.memory, self.catalog.admin_user, self.catalog.admin_database)]
 
     def plan(self, spec: dict[str, Any], observed: GrantObserved) -> Plan:
         self._check(spec, observed)
@@ -206,7 +214,7 @@ class GrantHandler(KindHandler[GrantObserved]):
             admin_source="spec.postgres.adminRoles",
         )
         acl = acl_steps(grantee, self._pairs(spec, observed, revoke=False) + self._memory_pairs(observed))
-        return Plan(steps + self._with_memory(spec, observed, acl))
+        return self._with_memory(spec, observed, steps, acl)
 
     def _check(self, spec: dict[str, Any], observed: GrantObserved) -> None:
         grantee = spec["grantee"]
@@ -270,7 +278,7 @@ class GrantHandler(KindHandler[GrantObserved]):
         if not observed.grantee_exists:
             # Its privileges went with the role; only the memory is left to forget.
             _, forget = pg_memory.steps(observed.memory, self.claim, spec["grantee"], frozenset())
-            return Plan(forget)
+            return Plan(forget, warnings=self._memory_warnings(observed))
         grantee = spec["grantee"]
         check_grantee(f"grantee role {grantee}", [observed.marker], self.owner, bool(spec.get("adopt")))
         listed = frozenset(spec["postgres"].get("roles") or ())
@@ -286,7 +294,7 @@ class GrantHandler(KindHandler[GrantObserved]):
         )
         acl = acl_steps(grantee, self._pairs(spec, observed, revoke=True) + self._memory_pairs(observed))
         observed = replace(observed, desired=frozenset())
-        return Plan(steps + self._with_memory(spec, observed, acl))
+        return self._with_memory(spec, observed, steps, acl)
 
     def facts(self, spec: dict[str, Any], observed: GrantObserved) -> dict[str, Any]:
         counted: dict[Target, int] = {}

@@ -26,15 +26,25 @@ from worker.adapters.pg_sql import step as _step
 SCHEMA = "_dbops"
 TABLE = f"{SCHEMA}.grants"
 # The grantee's rows of every claim: this claim's row is what to revoke, the others' say what not to touch.
-READ_SQL = f"(SELECT coalesce(json_agg(json_build_array(claim, targets)), '[]') FROM {TABLE} WHERE grantee = %(grantee)s)"
+READ_SQL = (
+    f"json_build_array((SELECT coalesce(json_agg(json_build_array(claim, targets)), '[]') FROM {TABLE} "
+    f"WHERE grantee = %(grantee)s), has_table_privilege('{TABLE}', 'INSERT') AND "
+    f"has_table_privilege('{TABLE}', 'UPDATE') AND has_table_privilege('{TABLE}', 'DELETE'))"
+)
 # The databases this claim's row names, so the grantee query also says whether they exist.
 DATABASES_SQL = (
     f"OR datname IN (SELECT t->>0 FROM {TABLE} g, jsonb_array_elements(g.targets) t "
     "WHERE g.grantee = %(grantee)s AND g.claim = %(claim)s)"
 )
 # Without the table: whether the schema exists (so the first write creates only what is missing; CREATE SCHEMA
-# IF NOT EXISTS would still need CREATE on the admin database).
-MISSING_SQL = f"to_regnamespace('{SCHEMA}') IS NOT NULL"
+# IF NOT EXISTS would still need CREATE on the admin database), and whether the admin may create what is missing
+# (CREATE on the schema when it exists, else on the admin database). The oid form of has_schema_privilege is NULL
+# for a missing schema.
+MISSING_SQL = (
+    f"json_build_array(to_regnamespace('{SCHEMA}') IS NOT NULL, "
+    f"coalesce(has_schema_privilege(to_regnamespace('{SCHEMA}')::oid, 'CREATE'), "
+    "has_database_privilege(current_database(), 'CREATE')))"
+)
 
 
 def step(sql: str, reason: str, params: dict[str, Any] | None = None) -> Step:
@@ -50,6 +60,7 @@ class Memory:
     schema: bool  # the schema exists
     mine: frozenset[Key] | None  # this claim's row; None: no row
     others: frozenset[Key]  # what other claims remember for this grantee
+    writable: bool = True  # the admin may create (or write) the table; if not, the grant runs without memory
 
     @property
     def remembered(self) -> frozenset[Key]:
@@ -59,12 +70,44 @@ class Memory:
 NO_TABLE = Memory(False, False, None, frozenset())
 
 
+def missing(raw: Any) -> Memory:
+    """No table yet: the MISSING_SQL column."""
+    data = json.loads(raw) if isinstance(raw, str) else raw
+    schema, can_create = data
+    return Memory(False, bool(schema), None, frozenset(), bool(can_create))
+
+
+def unreadable() -> Memory:
+    """The table exists but the admin may not read it (another admin created it)."""
+    return Memory(True, True, None, frozenset(), False)
+
+
+def warning(memory: Memory, admin: str, database: str) -> str:
+    """Why the grant ran without memory, and the fix (what the admin lacks depends on what exists already)."""
+    if memory.table:
+        fix = f"GRANT USAGE ON SCHEMA {SCHEMA} TO {admin}; GRANT SELECT, INSERT, UPDATE, DELETE ON {TABLE} TO {admin}"
+    elif memory.schema:
+        fix = f"GRANT USAGE, CREATE ON SCHEMA {SCHEMA} TO {admin}"
+    else:
+        fix = (
+            f"GRANT CREATE ON DATABASE {database} TO {admin}, or CREATE SCHEMA {SCHEMA} AUTHORIZATION {admin}"
+        )
+    return (
+        f"dbops cannot keep its memory of what it granted (table {TABLE} in database {database}): the admin "
+        f"{admin} may not create or write it, so privileges removed from the spec, or left by a deleted claim, "
+        f"will not be revoked. Fix (as a superuser, in database {database}): {fix} "
+        '(docs/worker.md, "Memory of what dbops granted")'
+    )
+
+
 def claim_id(namespace: str, name: str) -> str:
     return f"{namespace}/{name}" if namespace else name
 
 
 def parse(raw: Any, claim: str) -> Memory:
-    data = json.loads(raw) if isinstance(raw, str) else (raw or [])
+    """The READ_SQL column: every claim's row for the grantee, and whether the admin may write the table."""
+    rows, writable = json.loads(raw) if isinstance(raw, str) else raw
+    data = json.loads(rows) if isinstance(rows, str) else (rows or [])
     mine: frozenset[Key] | None = None
     others: set[Key] = set()
     for owner, targets in data:
@@ -75,7 +118,7 @@ def parse(raw: Any, claim: str) -> Memory:
             mine = keys
         else:
             others |= keys
-    return Memory(True, True, mine, frozenset(others))
+    return Memory(True, True, mine, frozenset(others), bool(writable))
 
 
 def _key(item: Any) -> Key:
@@ -110,6 +153,8 @@ def steps(memory: Memory, claim: str, grantee: str, after: frozenset[Key]) -> tu
     becomes empty is deleted)."""
     before: list[Step] = []
     last: list[Step] = []
+    if not memory.writable:
+        return before, last
     remembered = memory.remembered
     grow = after - remembered
     shrink = remembered - after
