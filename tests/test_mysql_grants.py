@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,9 @@ def apply_ok(server: Server, kind: str, spec: dict[str, Any], password: str | No
     return conftest.apply_ok(server, kind, spec, password, policy=GLOBAL_GRANTS)
 
 
-def run(server: Server, action: str, kind: str, spec: dict[str, Any], password: str | None = None) -> WorkerRun:
+def run(
+    server: Server, action: str, kind: str, spec: dict[str, Any], password: str | None = None
+) -> WorkerRun:
     return conftest.run(server, action, kind, spec, password, policy=GLOBAL_GRANTS)
 
 
@@ -521,4 +524,130 @@ def test_dropping_a_grant_after_its_user_is_gone_succeeds(maria: Server) -> None
     maria.query(f"DROP USER {world.account}")
     result, writes = writes_during(maria, lambda: run(maria, "drop", "DatabaseGrant", spec))
     assert result.code == 0, result.result
-    assert result.result["changes"] == [] and writes == []
+    # Nothing to revoke: only dbops' memory of the claim's grants is forgotten.
+    assert result.result["changes"] == [] and [w.text for w in writes if "_dbops" not in w.text] == []
+    assert remembered(maria, world) is None
+    _, writes = writes_during(maria, lambda: run(maria, "drop", "DatabaseGrant", spec))
+    assert writes == []
+
+
+# --- memory of what dbops granted (docs/worker.md, "Memory of what dbops granted") ------------------------------
+
+
+def remembered(maria: Server, world: World, claim: str = "default/test") -> list[list[str]] | None:
+    rows = maria.query(
+        "SELECT targets FROM `_dbops`.`grants` WHERE claim = %s AND grantee = %s", (claim, world.user)
+    )
+    return json.loads(rows[0][0]) if rows else None
+
+
+def user_writes(writes: list[Any]) -> list[str]:
+    """The statements that changed privileges, without dbops' memory of them."""
+    return [w.text for w in writes if "_dbops" not in w.text]
+
+
+def test_entries_removed_from_the_spec_are_revoked_and_a_login_proves_it(maria: Server) -> None:
+    world = make_world(maria)
+    table = {"level": "table", "table": "t", "privileges": ["SELECT"]}
+    routine = {"level": "procedure", "procedure": "p", "privileges": ["EXECUTE"]}
+    column = {"level": "column", "table": "t2", "columns": ["a"], "privileges": ["SELECT"]}
+    full = grant(world, table, routine, column)
+    _, writes = writes_during(maria, lambda: apply_ok(maria, "DatabaseGrant", full))
+    memory = [w.text for w in writes if "`_dbops`.`grants`" in w.text]
+    # Remembered once, before the first GRANT (GRANT commits on its own: the memory goes first).
+    assert len([m for m in memory if m.startswith("INSERT")]) == 1
+    assert "`_dbops`" in writes[0].text
+    assert sorted(k[1] for k in remembered(maria, world) or []) == ["column", "procedure", "table"]
+    assert works(maria, world, "CALL `{db}`.p()") and works(maria, world, "SELECT a FROM `{db}`.t2")
+    _, writes = writes_during(maria, lambda: apply_ok(maria, "DatabaseGrant", full))
+    assert writes == []
+
+    # A privilege granted by hand outside dbops, on a pair no spec names: never touched.
+    maria.query(f"GRANT INSERT ON `{world.db}`.t2 TO {world.account}")
+
+    # The routine and the column leave the spec: their privileges go, and the memory forgets them afterwards.
+    shrunk = grant(world, table)
+    result, writes = writes_during(maria, lambda: apply_ok(maria, "DatabaseGrant", shrunk))
+    assert sorted(result.result["changes"]) == sorted(
+        [
+            f"REVOKE EXECUTE ON PROCEDURE `{world.db}`.`p` FROM '{world.user}'@'%'",
+            f"REVOKE SELECT (`a`) ON `{world.db}`.`t2` FROM '{world.user}'@'%'",
+        ]
+    )
+    assert "`_dbops`.`grants`" in writes[-1].text  # forgotten after the REVOKEs
+    assert not works(maria, world, "CALL `{db}`.p()")
+    assert not works(maria, world, "SELECT a FROM `{db}`.t2")
+    assert works(maria, world, "SELECT COUNT(*) FROM `{db}`.t")
+    assert works(maria, world, "INSERT INTO `{db}`.t2 VALUES (9)")  # the hand grant stays
+    assert [k[1] for k in remembered(maria, world) or []] == ["table"]
+    _, writes = writes_during(maria, lambda: apply_ok(maria, "DatabaseGrant", shrunk))
+    assert writes == []
+
+
+def test_absent_revokes_everything_the_claim_ever_granted_and_hand_grants_stay(maria: Server) -> None:
+    world = make_world(maria)
+    database = {"level": "database", "privileges": ["SELECT"]}
+    routine = {"level": "function", "function": "f", "privileges": ["EXECUTE"]}
+    apply_ok(maria, "DatabaseGrant", grant(world, database, routine))
+    maria.query(f"GRANT INSERT ON `{world.db}`.t2 TO {world.account}")
+    # The claim was edited and deleted before a worker ran the edit: the drop still revokes what was granted.
+    edited = grant(world, {"level": "table", "table": "t", "privileges": ["SELECT"]})
+    result, writes = writes_during(maria, lambda: run(maria, "drop", "DatabaseGrant", edited))
+    assert result.code == 0, result.result
+    assert remembered(maria, world) is None
+    assert "`_dbops`.`grants`" in writes[-1].text
+    assert not works(maria, world, "SELECT COUNT(*) FROM `{db}`.t")
+    assert not works(maria, world, "SELECT `{db}`.f()")
+    assert sorted(show_grants(maria, world.user)) == sorted(
+        [
+            f"GRANT USAGE ON *.* TO `{world.user}`@`%`",
+            f"GRANT INSERT ON `{world.db}`.`t2` TO `{world.user}`@`%`",
+        ]
+    )
+    _, writes = writes_during(maria, lambda: run(maria, "drop", "DatabaseGrant", edited))
+    assert writes == []
+
+
+def test_a_claim_recreated_after_its_status_was_lost_neither_regrants_nor_orphans(maria: Server) -> None:
+    world = make_world(maria)
+    spec = grant(world, {"level": "table", "table": "t", "privileges": ["SELECT"]})
+    apply_ok(maria, "DatabaseGrant", spec)
+    # The same claim (namespace/name) created again from Git: a new uid, no status; the worker has only the
+    # request and the server.
+    again = conftest.request_for(maria, "DatabaseGrant", spec, policy=GLOBAL_GRANTS)
+    again["owner"]["uid"] = "1111"
+    result, writes = writes_during(maria, lambda: conftest.run_worker(maria, "apply", again))
+    assert result.code == 0 and writes == [] and result.result["changes"] == []
+    shrunk = conftest.request_for(
+        maria,
+        "DatabaseGrant",
+        grant(world, {"level": "table", "table": "t2", "privileges": ["SELECT"]}),
+        policy=GLOBAL_GRANTS,
+    )
+    shrunk["owner"]["uid"] = "2222"
+    result = conftest.run_worker(maria, "apply", shrunk)
+    assert result.code == 0, result.result
+    assert result.result["changes"] == [
+        f"GRANT SELECT ON `{world.db}`.`t2` TO '{world.user}'@'%'",
+        f"REVOKE SELECT ON `{world.db}`.`t` FROM '{world.user}'@'%'",
+    ]
+    assert not works(maria, world, "SELECT COUNT(*) FROM `{db}`.t")
+
+
+def test_a_pair_another_claim_remembers_is_left_to_it(maria: Server) -> None:
+    world = make_world(maria)
+    t = {"level": "table", "table": "t", "privileges": ["SELECT"]}
+    t2 = {"level": "table", "table": "t2", "privileges": ["SELECT"]}
+
+    def apply_as(owner: str, spec: dict[str, Any]) -> WorkerRun:
+        result = conftest.run(maria, "apply", "DatabaseGrant", spec, owner=owner, policy=GLOBAL_GRANTS)
+        assert result.code == 0, result.result
+        return result
+
+    apply_as("first", grant(world, t, t2))
+    apply_as("second", grant(world, t))
+    # `first` no longer names t, but `second` granted it too: it stays.
+    result = apply_as("first", grant(world, t2))
+    assert result.result["changes"] == []
+    assert works(maria, world, "SELECT COUNT(*) FROM `{db}`.t")
+    assert [k[3] for k in remembered(maria, world, "default/first") or []] == ["t2"]

@@ -21,6 +21,7 @@ from dbops_api.schema import (
     string,
 )
 from dbops_api.system import (
+    MYSQL_CATALOG,
     PG_SYSTEM_DATABASE_MESSAGE,
     PG_SYSTEM_DATABASES,
     SYSTEM_ACCOUNT_MESSAGE,
@@ -108,6 +109,12 @@ DATABASE_GRANT: Schema = obj(
                             ),
                             system_name_rule("database", PG_SYSTEM_DATABASES, PG_SYSTEM_DATABASE_MESSAGE),
                             pg_system_schema_rule("schema"),
+                            system_name_rule(
+                                "schema",
+                                (MYSQL_CATALOG,),
+                                "_dbops is dbops' own schema (its memory of what it granted, in the admin "
+                                "database); dbops never grants on it: choose another schema",
+                            ),
                         ),
                     ),
                     maxItems=128,

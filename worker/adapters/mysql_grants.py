@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from dbops_api.mysql_privileges import ROUTINE_LEVELS, expand
 from worker.adapters import mysql_catalog as catalog
+from worker.adapters import mysql_memory
 from worker.adapters.base import KindHandler, Plan, ServerInfo, Step
 from worker.adapters.mysql_account import (
     AccountRows,
@@ -25,7 +26,7 @@ from worker.adapters.mysql_account import (
     membership_steps,
     role_steps,
 )
-from worker.adapters.mysql_sql import Account, Sql, db_pattern, ident, is_mariadb, placeholders, row
+from worker.adapters.mysql_sql import Account, Sql, db_pattern, ident, is_mariadb, placeholders, row, union
 from worker.errors import PermanentError
 from worker.ownership import Owner, check_grantee
 
@@ -75,6 +76,12 @@ class GrantState:
     routines: frozenset[tuple[str, str, str]] = frozenset()  # (database, lower name, PROCEDURE|FUNCTION)
     partial_revokes: bool = False
     owners: dict[str, catalog.Entry] = field(default_factory=dict)  # host ('' for a role) -> catalog row
+    memory: mysql_memory.Memory = mysql_memory.NO_TABLE  # what dbops granted before (this claim and others)
+    desired: frozenset[mysql_memory.Key] = frozenset()  # the pairs the spec names now, as memory keys
+    # Pairs this claim's memory names and the spec (and no other claim's memory) no longer does, and what the
+    # grantee holds on them (observed only when there are some).
+    forgotten: frozenset[mysql_memory.Key] = frozenset()
+    forgotten_state: GrantState | None = None
 
 
 def _grants(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -531,6 +538,44 @@ def state_from_rows(rows: list[tuple[Any, ...]], spec: dict[str, Any], info: Ser
     )
 
 
+def memory_key(host: str, target: Target) -> mysql_memory.Key:
+    return (host, target.level, target.database, target.name, target.column)
+
+
+def present_accounts(spec: dict[str, Any], state: GrantState, info: ServerInfo) -> list[Account]:
+    """The grant's accounts; when some are gone (a drop after the user), those left."""
+    try:
+        return grant_accounts(spec, state, info)
+    except PermanentError:
+        hosts = spec.get("granteeHosts") or ["%"]
+        return [Account(spec["grantee"], h) for h in hosts if h in state.accounts]
+
+
+def desired_keys(spec: dict[str, Any], state: GrantState, info: ServerInfo) -> frozenset[mysql_memory.Key]:
+    wanted, _ = wanted_grants(spec, info)
+    accounts = present_accounts(spec, state, info)
+    return frozenset(memory_key(a.host or "", w.target) for a in accounts for w in wanted)
+
+
+def forgotten_spec(grantee: str, keys: list[mysql_memory.Key]) -> dict[str, Any]:
+    """A spec naming the remembered pairs `keys` with no privileges: observing it finds what the grantee holds
+    there, and planning its drop revokes that."""
+    entries: list[dict[str, Any]] = []
+    for _, level, database, name, column in sorted(keys):
+        entry: dict[str, Any] = {"level": level, "privileges": []}
+        if level != "global":
+            entry["database"] = database
+        if level in ("table", "column"):
+            entry["table"] = name
+        if level == "column":
+            entry["columns"] = [column]
+        if level in ROUTINE_LEVELS:
+            entry[level] = name
+        entries.append(entry)
+    hosts = sorted({k[0] for k in keys if k[0]}) or ["%"]
+    return {"grantee": grantee, "granteeHosts": hosts, "mysql": {"grants": entries}}
+
+
 class GrantHandler(KindHandler[GrantState]):
     def __init__(self, adapter: MySQLAdapter) -> None:
         self.adapter = adapter
@@ -539,15 +584,45 @@ class GrantHandler(KindHandler[GrantState]):
     def lock_key(self, spec: dict[str, Any]) -> str:
         return f"account:{spec['grantee']}"
 
+    @property
+    def claim(self) -> str:
+        return f"{self.owner.namespace}/{self.owner.name}" if self.owner.namespace else self.owner.name
+
     def observe(self, spec: dict[str, Any]) -> GrantState:
         info = self.adapter.server
-        rows, _ = self.adapter.observe(
+        grantee = spec["grantee"]
+        rows, remembered = self.adapter.observe_with_memory(
             observe_parts(spec, info),
-            catalog.part(catalog.ACCOUNT, spec["grantee"]),
-            f"reading the grants of {spec['grantee']}",
+            catalog.part(catalog.ACCOUNT, grantee),
+            mysql_memory.part(grantee),
+            f"reading the grants of {grantee}",
         )
-        state = state_from_rows([r for r in rows if r[0] != "catalog"], spec, info)
-        return replace(state, owners=catalog.entries(rows))
+        memory = mysql_memory.parse(rows, self.claim) if remembered else mysql_memory.NO_TABLE
+        state = state_from_rows([r for r in rows if r[0] not in ("catalog", "memory")], spec, info)
+        state = replace(state, owners=catalog.entries(rows), memory=memory)
+        desired = desired_keys(spec, state, info)
+        forgotten = memory.remembered - desired - memory.others
+        forgotten_state = None
+        if forgotten:
+            # Only when the spec shrank: what the grantee still holds on the pairs it no longer names.
+            sql, params = union(observe_parts(forgotten_spec(grantee, list(forgotten)), info))
+            more = self.adapter.query(sql, params, f"reading the grants of {grantee} dbops made before")
+            forgotten_state = state_from_rows(more, forgotten_spec(grantee, list(forgotten)), info)
+        return replace(state, desired=desired, forgotten=forgotten, forgotten_state=forgotten_state)
+
+    def _with_memory(self, spec: dict[str, Any], observed: GrantState, plan: Plan, drop: bool) -> Plan:
+        """The plan with what the memory adds: the forgotten pairs revoked, and the memory's own writes (before
+        the first GRANT, after the last REVOKE: GRANT and REVOKE commit on their own)."""
+        info = self.adapter.server
+        revokes: list[Step] = []
+        if observed.forgotten_state is not None:
+            for host in sorted({k[0] for k in observed.forgotten}):
+                keys = [k for k in observed.forgotten if k[0] == host]
+                pseudo = forgotten_spec(spec["grantee"], keys)
+                revokes += plan_grants(pseudo, observed.forgotten_state, info, drop=True).steps
+        after = frozenset() if drop else observed.desired
+        before, last = mysql_memory.steps(observed.memory, self.claim, spec["grantee"], after)
+        return Plan(before + plan.steps + revokes + last, drift=plan.drift, warnings=plan.warnings)
 
     def _check_grantee(self, spec: dict[str, Any], accounts: list[Account], observed: GrantState) -> None:
         if accounts:
@@ -557,7 +632,7 @@ class GrantHandler(KindHandler[GrantState]):
 
     def plan(self, spec: dict[str, Any], observed: GrantState) -> Plan:
         self._check_grantee(spec, grant_accounts(spec, observed, self.adapter.server), observed)
-        return plan_grants(spec, observed, self.adapter.server)
+        return self._with_memory(spec, observed, plan_grants(spec, observed, self.adapter.server), drop=False)
 
     def plan_drop(self, spec: dict[str, Any], observed: GrantState) -> Plan:
         try:
@@ -566,7 +641,9 @@ class GrantHandler(KindHandler[GrantState]):
             hosts = spec.get("granteeHosts") or ["%"]
             present = [Account(spec["grantee"], h) for h in hosts if h in observed.accounts]
         self._check_grantee(spec, present, observed)
-        return plan_grants(spec, observed, self.adapter.server, drop=True)
+        return self._with_memory(
+            spec, observed, plan_grants(spec, observed, self.adapter.server, drop=True), drop=True
+        )
 
     def facts(self, spec: dict[str, Any], observed: GrantState) -> dict[str, Any]:
         info = self.adapter.server
