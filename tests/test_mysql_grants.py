@@ -453,6 +453,33 @@ def test_roles_of_the_grantee_are_an_exact_set(maria: Server) -> None:
     assert writes == []
 
 
+def test_dropping_the_grant_clears_the_default_role_it_set(maria: Server) -> None:
+    """A role revoked while it is the account's default role dangles: MariaDB warns (1959) at every login."""
+    world = make_world(maria)
+    reader = unique("reader")
+    maria.query(f"CREATE ROLE {reader}")
+    spec = {"grantee": world.user, "mysql": {"roles": [reader]}}
+    apply_ok(maria, "DatabaseGrant", spec)
+    default = "SELECT default_role FROM mysql.user WHERE User = %s AND Host = '%%'"
+    assert maria.query(default, (world.user,))[0][0] == reader
+    result = run(maria, "drop", "DatabaseGrant", spec)
+    assert result.code == 0, result.result
+    assert result.result["changes"] == [
+        f"REVOKE `{reader}` FROM '{world.user}'@'%'",
+        f"SET DEFAULT ROLE NONE FOR '{world.user}'@'%'",
+    ]
+    assert maria.query(default, (world.user,))[0][0] in ("", None)
+    conn = maria.connect(user=world.user, password=PASSWORD)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert conn.show_warnings() == ()
+    finally:
+        conn.close()
+    _, writes = writes_during(maria, lambda: run(maria, "drop", "DatabaseGrant", spec))
+    assert writes == []
+
+
 def test_a_mariadb_role_can_be_the_grantee(maria: Server) -> None:
     world = make_world(maria)
     role = unique("role")
@@ -651,3 +678,46 @@ def test_a_pair_another_claim_remembers_is_left_to_it(maria: Server) -> None:
     assert result.result["changes"] == []
     assert works(maria, world, "SELECT COUNT(*) FROM `{db}`.t")
     assert [k[3] for k in remembered(maria, world, "default/first") or []] == ["t2"]
+
+
+def test_exclusive_makes_the_grantees_privileges_in_the_database_exactly_the_spec(maria: Server) -> None:
+    world = make_world(maria)
+    other = unique("other")
+    maria.query(f"CREATE DATABASE `{other}`")
+    maria.query(f"CREATE TABLE `{other}`.t (a INT)")
+    pattern = world.db.replace("_", "\\_")
+    for hand in (
+        f"GRANT INSERT ON `{pattern}`.* TO {world.account}",
+        f"GRANT DELETE ON `{world.db}`.t2 TO {world.account}",
+        f"GRANT UPDATE (b) ON `{world.db}`.t TO {world.account}",
+        f"GRANT EXECUTE ON PROCEDURE `{world.db}`.p TO {world.account}",
+        f"GRANT SELECT ON `{other}`.t TO {world.account}",
+    ):
+        maria.query(hand)
+    t = {"level": "table", "table": "t", "privileges": ["SELECT"]}
+    # Without the opt-in, hand grants on pairs the spec does not name stay.
+    result = apply_ok(maria, "DatabaseGrant", grant(world, t))
+    assert result.result["changes"] == [f"GRANT SELECT ON `{world.db}`.`t` TO '{world.user}'@'%'"]
+    assert works(maria, world, "CALL `{db}`.p()")
+
+    exclusive = grant(world, t)
+    exclusive["mysql"]["exclusive"] = True
+    result = apply_ok(maria, "DatabaseGrant", exclusive)
+    assert sorted(result.result["changes"]) == sorted(
+        [
+            f"REVOKE INSERT ON `{pattern}`.* FROM '{world.user}'@'%'",
+            f"REVOKE DELETE ON `{world.db}`.`t2` FROM '{world.user}'@'%'",
+            f"REVOKE UPDATE (`b`) ON `{world.db}`.`t` FROM '{world.user}'@'%'",
+            f"REVOKE EXECUTE ON PROCEDURE `{world.db}`.`p` FROM '{world.user}'@'%'",
+        ]
+    ), result.result["changes"]
+    assert sorted(show_grants(maria, world.user)) == sorted(
+        [
+            f"GRANT USAGE ON *.* TO `{world.user}`@`%`",
+            f"GRANT SELECT ON `{world.db}`.`t` TO `{world.user}`@`%`",
+            f"GRANT SELECT ON `{other}`.`t` TO `{world.user}`@`%`",  # a database the spec does not name
+        ]
+    )
+    assert not works(maria, world, "CALL `{db}`.p()")
+    _, writes = writes_during(maria, lambda: apply_ok(maria, "DatabaseGrant", exclusive))
+    assert writes == []

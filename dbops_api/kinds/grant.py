@@ -127,6 +127,12 @@ DATABASE_GRANT: Schema = obj(
             {
                 "roles": ident_set("Roles granted to the grantee; when set, the exact set."),
                 "adminRoles": GRANT_ADMIN_ROLES,
+                "exclusive": boolean(
+                    "The privileges of the grantee's accounts in the databases `grants` names become exactly "
+                    "`grants`: every database-, table-, column- and routine-level privilege they hold there that "
+                    "`grants` does not name is revoked, whoever granted it. Without it only what `grants` names, "
+                    "and what this claim granted before, is managed. Default: false."
+                ),
                 "grants": array(
                     "Privileges at one level each.",
                     obj(

@@ -22,6 +22,7 @@ from worker.adapters.mysql_account import (
     AccountRows,
     AccountState,
     account_parts,
+    default_role_steps,
     known_role_part,
     membership_steps,
     role_steps,
@@ -308,6 +309,11 @@ def plan_grants(spec: dict[str, Any], state: GrantState, info: ServerInfo, drop:
                 # Roles the spec does not name stay, admin option included.
                 kept = [r for r in have if r not in roles]
                 plan.steps += role_steps(account, have, kept, info, want_admin=None)
+                # A revoked role left as a default role dangles (MariaDB warns 1959 at every login).
+                current = state.accounts[key].default_roles if key in state.accounts else ()
+                if any(r in roles for r in current):
+                    remaining = [r for r in current if r not in roles]
+                    plan.steps += default_role_steps(account, current, remaining, info)
             else:
                 plan.steps += membership_steps(
                     account,
@@ -576,6 +582,82 @@ def forgotten_spec(grantee: str, keys: list[mysql_memory.Key]) -> dict[str, Any]
     return {"grantee": grantee, "granteeHosts": hosts, "mysql": {"grants": entries}}
 
 
+def held_parts(spec: dict[str, Any], info: ServerInfo) -> list[tuple[str, list[Any]]]:
+    """`exclusive: true`: every pair the grant's accounts hold in the databases the spec names (database, table,
+    column and routine level), whatever the spec names."""
+    grantee = spec["grantee"]
+    hosts = list(spec.get("granteeHosts") or ["%"])
+    grantees = [Account(grantee, h).grantee() for h in hosts] + [Account(grantee, "").grantee()]
+    names = sorted({_database_of(spec, g) for g in _grants(spec) if g["level"] != "global"})
+    if not names:
+        return []
+    patterns = sorted(
+        {*names, *(db_pattern(n, info) for n in names), *(n.replace("_", "\\_") for n in names)}
+    )
+    in_grantees = f"GRANTEE IN ({placeholders(len(grantees))})"
+    in_names = f"TABLE_SCHEMA IN ({placeholders(len(names))})"
+    return [
+        (
+            row(
+                "h_db",
+                ["GRANTEE", "TABLE_SCHEMA"],
+                f"FROM information_schema.SCHEMA_PRIVILEGES WHERE {in_grantees} "
+                f"AND TABLE_SCHEMA IN ({placeholders(len(patterns))})",
+            ),
+            [*grantees, *patterns],
+        ),
+        (
+            row(
+                "h_table",
+                ["GRANTEE", "TABLE_SCHEMA", "TABLE_NAME"],
+                f"FROM information_schema.TABLE_PRIVILEGES WHERE {in_grantees} AND {in_names}",
+            ),
+            [*grantees, *names],
+        ),
+        (
+            row(
+                "h_column",
+                ["GRANTEE", "TABLE_SCHEMA", "TABLE_NAME", "COLUMN_NAME"],
+                f"FROM information_schema.COLUMN_PRIVILEGES WHERE {in_grantees} AND {in_names}",
+            ),
+            [*grantees, *names],
+        ),
+        (
+            row(
+                "h_routine",
+                ["Host", "Db", "Routine_name", "Routine_type"],
+                f"FROM mysql.procs_priv WHERE User = %s AND Db IN ({placeholders(len(names))})",
+            ),
+            [grantee, *names],
+        ),
+    ]
+
+
+def held_keys(rows: list[tuple[Any, ...]], spec: dict[str, Any], info: ServerInfo) -> set[mysql_memory.Key]:
+    grantee = spec["grantee"]
+    hosts = list(spec.get("granteeHosts") or ["%"])
+    by_grantee = {Account(grantee, h).grantee(): h for h in [*hosts, ""]}
+    names = {_database_of(spec, g) for g in _grants(spec) if g["level"] != "global"}
+    out: set[mysql_memory.Key] = set()
+    for kind, a, b, c, d, *_ in rows:
+        if kind == "h_routine":
+            if a in by_grantee.values() and b in names:
+                out.add((str(a), str(d).lower(), str(b), str(c).lower(), ""))
+            continue
+        host = by_grantee.get(a)
+        if host is None:
+            continue
+        if kind == "h_db":
+            for name in names:
+                if b in (name, db_pattern(name, info), name.replace("_", "\\_")):
+                    out.add((host, "database", name, "", ""))
+        elif kind == "h_table":
+            out.add((host, "table", str(b), str(c), ""))
+        elif kind == "h_column":
+            out.add((host, "column", str(b), str(c), str(d).lower()))
+    return out
+
+
 class GrantHandler(KindHandler[GrantState]):
     def __init__(self, adapter: MySQLAdapter) -> None:
         self.adapter = adapter
@@ -602,6 +684,13 @@ class GrantHandler(KindHandler[GrantState]):
         state = replace(state, owners=catalog.entries(rows), memory=memory)
         desired = desired_keys(spec, state, info)
         forgotten = memory.remembered - desired - memory.others
+        if (spec.get("mysql") or {}).get("exclusive") and (parts := held_parts(spec, info)):
+            # Opt-in, one more query: what the grantee holds in the spec's databases that the spec does not name.
+            sql, params = union(parts)
+            forgotten |= held_keys(
+                self.adapter.query(sql, params, f"reading the grants of {grantee}"), spec, info
+            )
+            forgotten -= desired
         forgotten_state = None
         if forgotten:
             # Only when the spec shrank: what the grantee still holds on the pairs it no longer names.
