@@ -20,6 +20,7 @@ from dataclasses import replace as _replace
 from typing import Any
 
 from dbops_api.system import MYSQL_CATALOG
+from worker.adapters import mysql_catalog as catalog
 from worker.adapters.base import Step
 from worker.adapters.mysql_sql import Sql, row
 
@@ -75,14 +76,11 @@ def _step(sql: Sql, reason: str) -> Step:
 
 
 def create_steps() -> list[Step]:
+    """The memory's table, and the ownership catalog beside it (both no-ops when they exist): a handler reads the
+    two in one union, which fails while either is missing, so they are created together."""
     why = "dbops' memory of what it granted (docs/worker.md) does not exist yet"
     return [
-        _step(
-            Sql().add(
-                f"CREATE DATABASE IF NOT EXISTS `{MYSQL_CATALOG}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-            ),
-            why,
-        ),
+        *(_replace(s, bookkeeping=True) for s in catalog.create_steps()),
         _step(
             Sql().add(
                 f"CREATE TABLE IF NOT EXISTS {TABLE} ("
