@@ -250,7 +250,7 @@ def test_cel_rules_and_python_twins_agree_on_generated_objects(node: Node) -> No
 _ABSENT = object()
 
 
-def _candidates(schema: Schema, literals: set[str], own: list[str]) -> list[Any]:
+def _candidates(schema: Schema, literals: set[str], own: list[str], distinct: int = 1) -> list[Any]:
     """Values worth trying for a field a rule reads: absent, and each value that changes what the rule sees.
     `own`: the string literals of the rules that read this very field (the names a rule refuses, a pattern)."""
     if "enum" in schema:
@@ -264,7 +264,7 @@ def _candidates(schema: Schema, literals: set[str], own: list[str]) -> list[Any]
         # of the names its own rules refuse.
         "array": [_ABSENT, [], *([["a"]] if names else []), *([[own[0]]] if names and own else [])],
         "integer": [_ABSENT, schema.get("minimum", 0)],
-    }.get(schema.get("type", ""), [_ABSENT, "a", *own[:1]])
+    }.get(schema.get("type", ""), [_ABSENT, "a", *own[: max(distinct, 1)]])
 
 
 def combinations(node: Node) -> list[dict[str, Any]]:
@@ -284,9 +284,15 @@ def combinations(node: Node) -> list[dict[str, Any]]:
             required = name in sub.get("required", [])
             sub = sub.get("properties", {}).get(name, {})
         reads = re.compile(r"self\." + r"\.".join(chain) + r"\b(?!\.\w+\b(?!\w*\())")
-        own = sorted({lit for rule, _ in node.pairs() if reads.search(rule) for lit in re.findall(r"'([^']*)'", rule)})
+        # The literals of the rules reading this field, the first of each rule first: a field two rules refuse
+        # values of (pg_* and _dbops) gets a value each rule refuses.
+        literal_lists = [re.findall(r"'([^']*)'", rule) for rule, _ in node.pairs() if reads.search(rule)]
+        firsts = sorted({lits[0] for lits in literal_lists if lits})
+        own = [*firsts, *sorted({lit for lits in literal_lists for lit in lits} - set(firsts))]
+        distinct = len(firsts)
         # A required field is always there: the schema refuses the object before any rule matters.
-        options.append([v for v in _candidates(sub, literals, own) if not (required and v is _ABSENT)])
+        candidates = _candidates(sub, literals, own, distinct)
+        options.append([v for v in candidates if not (required and v is _ABSENT)])
     out = []
     for picks in itertools.product(*options):
         chosen = dict(zip(ordered, picks, strict=True))

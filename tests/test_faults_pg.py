@@ -320,6 +320,10 @@ def test_grants_of_two_grantees_on_one_table_race_and_both_converge(pg: Server) 
         competitor.close()
     assert won.code == 0, won.result
     assert won.result["changes"] == [f"GRANT SELECT ON TABLE public.orders TO {second}"]
+    # The first grantee's pair was granted by hand: its first dbops run only remembers it (docs/worker.md).
+    remembered = run_worker(pg, "apply", grant(first))
+    assert remembered.code == 0 and remembered.result["changes"] == []
+    assert remembered.result["statements"]["writes"] == 1
     for grantee in (first, second):
         assert one(pg, "SELECT has_table_privilege(%s, 'public.orders', 'SELECT')", (grantee,), database=db)
         assert_no_op(pg, grant(grantee))
@@ -455,6 +459,51 @@ def test_admin_without_grant_option_gets_a_permanent_error_naming_it(pg: Server)
         one(pg, "SELECT has_table_privilege(%s, 'public.ledger', 'SELECT')", (grantee,), database=db) is True
     )
     assert_no_op(pg, request, env=admin_env(admin, password))
+
+
+def test_admin_that_cannot_keep_the_memory_still_grants_with_a_warning_naming_the_fix(pg: Server) -> None:
+    """dbops' memory of what it granted lives in the admin database (`_dbops.grants`, docs/worker.md). An admin
+    without CREATE there still gets its grants, with a warning that removed entries cannot be revoked and how to
+    fix that; once fixed, the next run remembers what the spec names and shrinking the spec revokes."""
+    db, admin_db = unique("db"), unique("admindb")
+    execute(pg, f"CREATE DATABASE {db}", f"CREATE DATABASE {admin_db}")
+    execute(pg, "CREATE TABLE public.t1 (id int)", "CREATE TABLE public.t2 (id int)", database=db)
+    admin, password = make_role(pg, "nomemory", "LOGIN CREATEROLE")
+    grantee, _ = make_role(pg, "grantee", "NOLOGIN")
+    mark(pg, "ROLE", grantee)
+    execute(pg, f"GRANT SELECT ON public.t1, public.t2 TO {admin} WITH GRANT OPTION", database=db)
+    env = admin_env(admin, password)
+
+    def request(*tables: str) -> dict[str, Any]:
+        entry = {"database": db, "schema": "public", "tables": list(tables), "privileges": ["SELECT"]}
+        return request_for(
+            pg, "DatabaseGrant", {"grantee": grantee, "postgres": {"grants": [entry]}}, database=admin_db
+        )
+
+    def holds(table: str) -> bool:
+        return bool(
+            one(pg, f"SELECT has_table_privilege(%s, 'public.{table}', 'SELECT')", (grantee,), database=db)
+        )
+
+    granted = run_worker(pg, "apply", request("t1", "t2"), env=env)
+    assert granted.code == 0, granted.result
+    assert granted.result["changes"] == [f"GRANT SELECT ON TABLE public.t1, public.t2 TO {grantee}"]
+    (warning,) = [w for w in granted.result.get("warnings", []) if "memory" in w]
+    assert "will not be revoked" in warning
+    assert f"GRANT CREATE ON DATABASE {admin_db} TO {admin}" in warning
+    assert holds("t1") and holds("t2")
+    assert not pg.query("SELECT 1 FROM pg_namespace WHERE nspname = '_dbops'", database=admin_db)
+
+    execute(pg, f"GRANT CREATE ON DATABASE {admin_db} TO {admin}")  # what the warning says
+    remembered = run_worker(pg, "apply", request("t1", "t2"), env=env)
+    assert remembered.code == 0, remembered.result
+    assert remembered.result["changes"] == [] and "warnings" not in remembered.result
+    assert remembered.result["statements"]["writes"] > 0  # the memory's table and its row
+    shrunk = run_worker(pg, "apply", request("t1"), env=env)
+    assert shrunk.code == 0, shrunk.result
+    assert shrunk.result["changes"] == [f"REVOKE SELECT ON TABLE public.t2 FROM {grantee}"]
+    assert holds("t1") and not holds("t2")
+    assert_no_op(pg, request("t1"), env=env)
 
 
 # --- manifests for the cases through the function ---------------------------------------------------------------

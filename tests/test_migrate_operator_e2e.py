@@ -6,9 +6,10 @@ users with passwords, a role, a database, privileges on its tables for one user 
 granted to the other user. The Go objects, as `kubectl get -o yaml` shows them (status, finalizers, the credentials
 Secrets the Go operator owns), go through `dbops-local migrate-from-operator`; its claims go through dbops-local.
 
-What must hold: every claim Ready; the statement log shows nothing written but dbops' ownership markers (and, on
-MariaDB, the marker catalog `_dbops` on first use), and a second run writes nothing at all; the catalog (roles,
-memberships, privileges, passwords) is what it was; every login works with the password it had.
+What must hold: every claim Ready; the statement log shows nothing written but dbops' ownership markers and its
+memory of what the grants cover (and the tables `_dbops` holding them on first use), and a second run writes
+nothing at all; the catalog (roles, memberships, privileges, passwords) is what it was; every login works with the
+password it had.
 """
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ APP_PASSWORD = "Go-generated-app-pw-1"
 REPORT_PASSWORD = "Go-generated-report-pw-2"
 
 # The only writes a migration may make: dbops' ownership markers (docs/migrating.md, "What the first run writes").
-PG_MARKER = re.compile(r"^COMMENT ON (ROLE|DATABASE) \S+ IS 'managed by dbops for (DatabaseUser|Database) ")
+PG_MARKER = re.compile(
+    r"^COMMENT ON (ROLE|DATABASE) \S+ IS 'managed by dbops for (DatabaseUser|Database) "
+    # dbops' memory of what the grants cover (docs/worker.md, "Memory of what dbops granted")
+    r"|^(CREATE SCHEMA _dbops$|CREATE TABLE IF NOT EXISTS _dbops\.grants |REVOKE ALL ON _dbops\.grants |INSERT INTO _dbops\.grants )"
+)
 MARIA_MARKER = re.compile(r"_dbops", re.IGNORECASE)
 
 

@@ -153,3 +153,45 @@ def test_drop_removes_the_database_and_is_idempotent(maria: Server) -> None:
     assert schema(maria, name) is None
     again, writes = writes_during(maria, lambda: run(maria, "drop", "Database", {"name": name}))
     assert again.code == 0 and writes == []
+
+
+def test_drop_revokes_every_grant_on_the_database_so_a_new_one_of_that_name_is_not_open(maria: Server) -> None:
+    """DROP DATABASE keeps the grants on the database and its objects: a database created again under the name
+    would be open to the old accounts at once. dbops' drop revokes them first (never the admin's own)."""
+    name = unique("old_db")
+    apply_ok(maria, "Database", {"name": name})
+    maria.query(f"CREATE TABLE `{name}`.t (a INT, b INT)")
+    maria.query(f"CREATE PROCEDURE `{name}`.p() SELECT 1")
+    user, password = unique("u"), "Dr0p-Pa55word-Example"
+    maria.query("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+    pattern = name.replace("_", "\\_")
+    for grant in (
+        f"GRANT SELECT, INSERT ON `{pattern}`.* TO '{user}'@'%' WITH GRANT OPTION",
+        f"GRANT UPDATE ON `{name}`.* TO '{user}'@'%'",  # the unescaped pattern, typed by hand
+        f"GRANT DELETE ON `{name}`.t TO '{user}'@'%'",
+        f"GRANT UPDATE (a) ON `{name}`.t TO '{user}'@'%'",
+        f"GRANT EXECUTE ON PROCEDURE `{name}`.p TO '{user}'@'%'",
+    ):
+        maria.query(grant)
+    other = unique("keep")
+    maria.query(f"CREATE DATABASE `{other}`")
+    maria.query(f"GRANT SELECT ON `{other}`.* TO '{user}'@'%'")
+
+    result = run(maria, "drop", "Database", {"name": name})
+    assert result.code == 0, result.result
+    assert result.result["changes"][-2] == f"DROP DATABASE `{name}`"
+    assert sorted(r[0] for r in maria.query(f"SHOW GRANTS FOR '{user}'@'%'") if "USAGE" not in r[0]) == [
+        f"GRANT SELECT ON `{other}`.* TO `{user}`@`%`"
+    ]
+    # A database created again under the name is not open to the old account.
+    maria.query(f"CREATE DATABASE `{name}`")
+    maria.query(f"CREATE TABLE `{name}`.t (a INT)")
+    conn = maria.connect(user=user, password=password)
+    try:
+        with conn.cursor() as cur, pytest.raises(Exception, match="denied"):
+            cur.execute(f"SELECT * FROM `{name}`.t")
+    finally:
+        conn.close()
+    maria.query(f"DROP DATABASE `{name}`")
+    again, writes = writes_during(maria, lambda: run(maria, "drop", "Database", {"name": name}))
+    assert again.code == 0 and writes == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,9 @@ def apply_ok(server: Server, kind: str, spec: dict[str, Any], password: str | No
     return conftest.apply_ok(server, kind, spec, password, policy=GLOBAL_GRANTS)
 
 
-def run(server: Server, action: str, kind: str, spec: dict[str, Any], password: str | None = None) -> WorkerRun:
+def run(
+    server: Server, action: str, kind: str, spec: dict[str, Any], password: str | None = None
+) -> WorkerRun:
     return conftest.run(server, action, kind, spec, password, policy=GLOBAL_GRANTS)
 
 
@@ -450,6 +453,33 @@ def test_roles_of_the_grantee_are_an_exact_set(maria: Server) -> None:
     assert writes == []
 
 
+def test_dropping_the_grant_clears_the_default_role_it_set(maria: Server) -> None:
+    """A role revoked while it is the account's default role dangles: MariaDB warns (1959) at every login."""
+    world = make_world(maria)
+    reader = unique("reader")
+    maria.query(f"CREATE ROLE {reader}")
+    spec = {"grantee": world.user, "mysql": {"roles": [reader]}}
+    apply_ok(maria, "DatabaseGrant", spec)
+    default = "SELECT default_role FROM mysql.user WHERE User = %s AND Host = '%%'"
+    assert maria.query(default, (world.user,))[0][0] == reader
+    result = run(maria, "drop", "DatabaseGrant", spec)
+    assert result.code == 0, result.result
+    assert result.result["changes"] == [
+        f"REVOKE `{reader}` FROM '{world.user}'@'%'",
+        f"SET DEFAULT ROLE NONE FOR '{world.user}'@'%'",
+    ]
+    assert maria.query(default, (world.user,))[0][0] in ("", None)
+    conn = maria.connect(user=world.user, password=PASSWORD)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert conn.show_warnings() == ()
+    finally:
+        conn.close()
+    _, writes = writes_during(maria, lambda: run(maria, "drop", "DatabaseGrant", spec))
+    assert writes == []
+
+
 def test_a_mariadb_role_can_be_the_grantee(maria: Server) -> None:
     world = make_world(maria)
     role = unique("role")
@@ -521,4 +551,192 @@ def test_dropping_a_grant_after_its_user_is_gone_succeeds(maria: Server) -> None
     maria.query(f"DROP USER {world.account}")
     result, writes = writes_during(maria, lambda: run(maria, "drop", "DatabaseGrant", spec))
     assert result.code == 0, result.result
-    assert result.result["changes"] == [] and writes == []
+    # Nothing to revoke: only dbops' memory of the claim's grants is forgotten.
+    assert result.result["changes"] == [] and [w.text for w in writes if "_dbops" not in w.text] == []
+    assert remembered(maria, world) is None
+    _, writes = writes_during(maria, lambda: run(maria, "drop", "DatabaseGrant", spec))
+    assert writes == []
+
+
+# --- memory of what dbops granted (docs/worker.md, "Memory of what dbops granted") ------------------------------
+
+
+def remembered(maria: Server, world: World, claim: str = "default/test") -> list[list[str]] | None:
+    rows = maria.query(
+        "SELECT targets FROM `_dbops`.`grants` WHERE claim = %s AND grantee = %s", (claim, world.user)
+    )
+    return json.loads(rows[0][0]) if rows else None
+
+
+def user_writes(writes: list[Any]) -> list[str]:
+    """The statements that changed privileges, without dbops' memory of them."""
+    return [w.text for w in writes if "_dbops" not in w.text]
+
+
+def test_entries_removed_from_the_spec_are_revoked_and_a_login_proves_it(maria: Server) -> None:
+    world = make_world(maria)
+    table = {"level": "table", "table": "t", "privileges": ["SELECT"]}
+    routine = {"level": "procedure", "procedure": "p", "privileges": ["EXECUTE"]}
+    column = {"level": "column", "table": "t2", "columns": ["a"], "privileges": ["SELECT"]}
+    full = grant(world, table, routine, column)
+    _, writes = writes_during(maria, lambda: apply_ok(maria, "DatabaseGrant", full))
+    memory = [w.text for w in writes if "`_dbops`.`grants`" in w.text]
+    # Remembered once, before the first GRANT (GRANT commits on its own: the memory goes first).
+    assert len([m for m in memory if m.startswith("INSERT")]) == 1
+    assert "`_dbops`" in writes[0].text
+    assert sorted(k[1] for k in remembered(maria, world) or []) == ["column", "procedure", "table"]
+    assert works(maria, world, "CALL `{db}`.p()") and works(maria, world, "SELECT a FROM `{db}`.t2")
+    _, writes = writes_during(maria, lambda: apply_ok(maria, "DatabaseGrant", full))
+    assert writes == []
+
+    # A privilege granted by hand outside dbops, on a pair no spec names: never touched.
+    maria.query(f"GRANT INSERT ON `{world.db}`.t2 TO {world.account}")
+
+    # The routine and the column leave the spec: their privileges go, and the memory forgets them afterwards.
+    shrunk = grant(world, table)
+    result, writes = writes_during(maria, lambda: apply_ok(maria, "DatabaseGrant", shrunk))
+    assert sorted(result.result["changes"]) == sorted(
+        [
+            f"REVOKE EXECUTE ON PROCEDURE `{world.db}`.`p` FROM '{world.user}'@'%'",
+            f"REVOKE SELECT (`a`) ON `{world.db}`.`t2` FROM '{world.user}'@'%'",
+        ]
+    )
+    assert "`_dbops`.`grants`" in writes[-1].text  # forgotten after the REVOKEs
+    assert not works(maria, world, "CALL `{db}`.p()")
+    assert not works(maria, world, "SELECT a FROM `{db}`.t2")
+    assert works(maria, world, "SELECT COUNT(*) FROM `{db}`.t")
+    assert works(maria, world, "INSERT INTO `{db}`.t2 VALUES (9)")  # the hand grant stays
+    assert [k[1] for k in remembered(maria, world) or []] == ["table"]
+    _, writes = writes_during(maria, lambda: apply_ok(maria, "DatabaseGrant", shrunk))
+    assert writes == []
+
+
+def test_absent_revokes_everything_the_claim_ever_granted_and_hand_grants_stay(maria: Server) -> None:
+    world = make_world(maria)
+    database = {"level": "database", "privileges": ["SELECT"]}
+    routine = {"level": "function", "function": "f", "privileges": ["EXECUTE"]}
+    apply_ok(maria, "DatabaseGrant", grant(world, database, routine))
+    maria.query(f"GRANT INSERT ON `{world.db}`.t2 TO {world.account}")
+    # The claim was edited and deleted before a worker ran the edit: the drop still revokes what was granted.
+    edited = grant(world, {"level": "table", "table": "t", "privileges": ["SELECT"]})
+    result, writes = writes_during(maria, lambda: run(maria, "drop", "DatabaseGrant", edited))
+    assert result.code == 0, result.result
+    assert remembered(maria, world) is None
+    assert "`_dbops`.`grants`" in writes[-1].text
+    assert not works(maria, world, "SELECT COUNT(*) FROM `{db}`.t")
+    assert not works(maria, world, "SELECT `{db}`.f()")
+    assert sorted(show_grants(maria, world.user)) == sorted(
+        [
+            f"GRANT USAGE ON *.* TO `{world.user}`@`%`",
+            f"GRANT INSERT ON `{world.db}`.`t2` TO `{world.user}`@`%`",
+        ]
+    )
+    _, writes = writes_during(maria, lambda: run(maria, "drop", "DatabaseGrant", edited))
+    assert writes == []
+
+
+def test_a_claim_recreated_after_its_status_was_lost_neither_regrants_nor_orphans(maria: Server) -> None:
+    world = make_world(maria)
+    spec = grant(world, {"level": "table", "table": "t", "privileges": ["SELECT"]})
+    apply_ok(maria, "DatabaseGrant", spec)
+    # The same claim (namespace/name) created again from Git: a new uid, no status; the worker has only the
+    # request and the server.
+    again = conftest.request_for(maria, "DatabaseGrant", spec, policy=GLOBAL_GRANTS)
+    again["owner"]["uid"] = "1111"
+    result, writes = writes_during(maria, lambda: conftest.run_worker(maria, "apply", again))
+    assert result.code == 0 and writes == [] and result.result["changes"] == []
+    shrunk = conftest.request_for(
+        maria,
+        "DatabaseGrant",
+        grant(world, {"level": "table", "table": "t2", "privileges": ["SELECT"]}),
+        policy=GLOBAL_GRANTS,
+    )
+    shrunk["owner"]["uid"] = "2222"
+    result = conftest.run_worker(maria, "apply", shrunk)
+    assert result.code == 0, result.result
+    assert result.result["changes"] == [
+        f"GRANT SELECT ON `{world.db}`.`t2` TO '{world.user}'@'%'",
+        f"REVOKE SELECT ON `{world.db}`.`t` FROM '{world.user}'@'%'",
+    ]
+    assert not works(maria, world, "SELECT COUNT(*) FROM `{db}`.t")
+
+
+def test_a_pair_another_claim_remembers_is_left_to_it(maria: Server) -> None:
+    world = make_world(maria)
+    t = {"level": "table", "table": "t", "privileges": ["SELECT"]}
+    t2 = {"level": "table", "table": "t2", "privileges": ["SELECT"]}
+
+    def apply_as(owner: str, spec: dict[str, Any]) -> WorkerRun:
+        result = conftest.run(maria, "apply", "DatabaseGrant", spec, owner=owner, policy=GLOBAL_GRANTS)
+        assert result.code == 0, result.result
+        return result
+
+    apply_as("first", grant(world, t, t2))
+    apply_as("second", grant(world, t))
+    # `first` no longer names t, but `second` granted it too: it stays.
+    result = apply_as("first", grant(world, t2))
+    assert result.result["changes"] == []
+    assert works(maria, world, "SELECT COUNT(*) FROM `{db}`.t")
+    assert [k[3] for k in remembered(maria, world, "default/first") or []] == ["t2"]
+
+
+def test_exclusive_makes_the_grantees_privileges_in_the_database_exactly_the_spec(maria: Server) -> None:
+    world = make_world(maria)
+    other = unique("other")
+    maria.query(f"CREATE DATABASE `{other}`")
+    maria.query(f"CREATE TABLE `{other}`.t (a INT)")
+    pattern = world.db.replace("_", "\\_")
+    for hand in (
+        f"GRANT INSERT ON `{pattern}`.* TO {world.account}",
+        f"GRANT DELETE ON `{world.db}`.t2 TO {world.account}",
+        f"GRANT UPDATE (b) ON `{world.db}`.t TO {world.account}",
+        f"GRANT EXECUTE ON PROCEDURE `{world.db}`.p TO {world.account}",
+        f"GRANT SELECT ON `{other}`.t TO {world.account}",
+    ):
+        maria.query(hand)
+    t = {"level": "table", "table": "t", "privileges": ["SELECT"]}
+    # Without the opt-in, hand grants on pairs the spec does not name stay.
+    result = apply_ok(maria, "DatabaseGrant", grant(world, t))
+    assert result.result["changes"] == [f"GRANT SELECT ON `{world.db}`.`t` TO '{world.user}'@'%'"]
+    assert works(maria, world, "CALL `{db}`.p()")
+
+    exclusive = grant(world, t)
+    exclusive["mysql"]["exclusive"] = True
+    result = apply_ok(maria, "DatabaseGrant", exclusive)
+    assert sorted(result.result["changes"]) == sorted(
+        [
+            f"REVOKE INSERT ON `{pattern}`.* FROM '{world.user}'@'%'",
+            f"REVOKE DELETE ON `{world.db}`.`t2` FROM '{world.user}'@'%'",
+            f"REVOKE UPDATE (`b`) ON `{world.db}`.`t` FROM '{world.user}'@'%'",
+            f"REVOKE EXECUTE ON PROCEDURE `{world.db}`.`p` FROM '{world.user}'@'%'",
+        ]
+    ), result.result["changes"]
+    assert sorted(show_grants(maria, world.user)) == sorted(
+        [
+            f"GRANT USAGE ON *.* TO `{world.user}`@`%`",
+            f"GRANT SELECT ON `{world.db}`.`t` TO `{world.user}`@`%`",
+            f"GRANT SELECT ON `{other}`.`t` TO `{world.user}`@`%`",  # a database the spec does not name
+        ]
+    )
+    assert not works(maria, world, "CALL `{db}`.p()")
+    _, writes = writes_during(maria, lambda: apply_ok(maria, "DatabaseGrant", exclusive))
+    assert writes == []
+
+
+def test_a_memory_naming_more_than_was_granted_is_harmless(maria: Server) -> None:
+    """GRANT commits on its own, so the memory grows before the GRANTs: a worker that dies in between leaves a row
+    naming pairs never granted. The next run finds nothing held there, revokes nothing and forgets them."""
+    world = make_world(maria)
+    spec = grant(world, {"level": "table", "table": "t", "privileges": ["SELECT"]})
+    apply_ok(maria, "DatabaseGrant", spec)
+    superset = [["%", "table", world.db, "t", ""], ["%", "table", world.db, "t2", ""]]
+    maria.query(
+        "UPDATE `_dbops`.`grants` SET targets = %s WHERE claim = 'default/test' AND grantee = %s",
+        (json.dumps(superset), world.user),
+    )
+    result, writes = writes_during(maria, lambda: apply_ok(maria, "DatabaseGrant", spec))
+    assert result.result["changes"] == []
+    assert user_writes(writes) == [] and len(writes) == 1  # the memory shrinks back
+    assert remembered(maria, world) == [["%", "table", world.db, "t", ""]]
+    _, writes = writes_during(maria, lambda: apply_ok(maria, "DatabaseGrant", spec))
+    assert writes == []

@@ -283,8 +283,8 @@ def test_unlisted_hosts_are_drift_never_dropped() -> None:
         "CREATE USER 'app'@'10.0.0.%' IDENTIFIED VIA mysql_native_password USING '***'"
     ]
     assert plan.drift == [
-        "mysql.allowedHosts: account 'app'@'%' exists but is not listed; dbops never drops accounts on its own "
-        "(list the host, or DROP USER it by hand)"
+        "mysql.allowedHosts: account 'app'@'%' exists but is not listed, and dbops did not create it for this "
+        "claim, so it never drops it (list the host, or DROP USER it by hand)"
     ]
     assert not any("DROP" in s for s in sqls(plan.steps))
 

@@ -182,24 +182,41 @@ def test_require_x509_needs_a_client_certificate(maria: Server, tmp_path: Path) 
     assert can_login(maria, name, PASSWORD, ssl_ca=maria.ca.ca_path, ssl_cert=client.cert, ssl_key=client.key)
 
 
-def test_each_allowed_host_gets_an_account_and_unlisted_hosts_are_reported(maria: Server) -> None:
+def test_each_allowed_host_gets_an_account_and_narrowing_drops_the_claims_old_ones(maria: Server) -> None:
     name = unique("u")
     spec = user_spec(name, allowedHosts=["%", "10.0.0.%"], maxUserConnections=3)
     apply_ok(maria, "DatabaseUser", spec, password=PASSWORD)
     assert hosts_of(maria, name) == ["%", "10.0.0.%"]
     for host in ("%", "10.0.0.%"):
         assert account(maria, name, host)["max_user_connections"] == 3  # type: ignore[index]
-    # Dropping a host from the list never drops the account; it is drift, and the rest still converges.
+    assert can_login(maria, name, PASSWORD)  # from here, through '%'
+    # Narrowing the list drops the account dbops made for the removed host: its old password stops working.
     narrowed = user_spec(name, allowedHosts=["10.0.0.%"], maxUserConnections=4)
+    result, writes = writes_during(
+        maria, lambda: run(maria, "apply", "DatabaseUser", narrowed, password=PASSWORD)
+    )
+    assert result.code == 0, result.result
+    assert result.result["changes"] == [
+        f"ALTER USER '{name}'@'10.0.0.%' WITH MAX_USER_CONNECTIONS 4",
+        f"DROP USER '{name}'@'%'",
+        f"DELETE FROM `_dbops`.`owners` WHERE object_type = 'account' AND object_name = '{name}' AND host IN ('%')",
+    ]
+    assert hosts_of(maria, name) == ["10.0.0.%"]
+    assert not can_login(maria, name, PASSWORD)
+    assert "drift" not in result.result["observed"]
+    _, writes = writes_during(maria, lambda: run(maria, "apply", "DatabaseUser", narrowed, password=PASSWORD))
+    assert writes == []
+
+    # An account of an unlisted host that dbops did not create for this claim is never dropped: it is drift.
+    maria.query("CREATE USER %s@'192.0.2.1' IDENTIFIED BY %s", (name, PASSWORD))
     result, writes = writes_during(
         maria, lambda: run(maria, "apply", "DatabaseUser", narrowed, password=PASSWORD)
     )
     assert result.code == 2
     assert result.error["code"] == "ImmutableFieldChanged"
-    assert f"account '{name}'@'%' exists but is not listed" in result.error["message"]
-    assert [w.text for w in writes] == [f"ALTER USER '{name}'@'10.0.0.%' WITH MAX_USER_CONNECTIONS 4"]
-    assert hosts_of(maria, name) == ["%", "10.0.0.%"]
-    assert result.result["observed"]["drift"]
+    assert f"account '{name}'@'192.0.2.1' exists but is not listed" in result.error["message"]
+    assert writes == []
+    assert hosts_of(maria, name) == ["10.0.0.%", "192.0.2.1"]
 
 
 def test_roles_are_an_exact_set_and_the_first_is_active(maria: Server) -> None:

@@ -8,9 +8,18 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import apply_ok, run, unique
+from tests.conftest import apply_ok, request_for, run, run_worker, unique
 from tests.servers import Server
-from tests.test_pg_support import as_user, execute, make_role, mark, one, statements, writes_during
+from tests.test_pg_support import (
+    as_user,
+    execute,
+    make_role,
+    mark,
+    memory_writes,
+    one,
+    statements,
+    writes_during,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -241,7 +250,12 @@ def test_sequences_and_every_overload_of_a_routine(pg: Server, scene: Scene) -> 
         {"schema": "app", "functions": ["*"], "privileges": ["ALL"]},
     )
     _, writes = writes_during(pg, lambda: grant_ok(pg, everything))
-    assert statements(writes) == [f"GRANT EXECUTE ON ROUTINE app.g() TO {scene.grantee}"]
+    # The sequence entry left the spec: what dbops granted there goes (its memory, docs/worker.md).
+    assert statements(writes) == [
+        f"REVOKE USAGE, SELECT ON SEQUENCE app.s1 FROM {scene.grantee}",
+        f"GRANT EXECUTE ON ROUTINE app.g() TO {scene.grantee}",
+    ]
+    assert not reads(pg, scene, "SELECT nextval('app.s1')")
     assert reads(pg, scene, "SELECT app.g()")
 
 
@@ -405,6 +419,119 @@ def test_plan_shows_grants_without_writing(pg: Server, scene: Scene) -> None:
     assert result.code == 0
     assert writes == []
     assert f"GRANT SELECT ON TABLE app.t1, app.t2 TO {scene.grantee};" in result.stdout
+
+
+# --- memory of what dbops granted (docs/worker.md, "Memory of what dbops granted") ------------------------------
+
+
+def remembered(pg: Server, scene: Scene, claim: str = "default/test") -> list[list[str]] | None:
+    rows = pg.query(
+        "SELECT targets FROM _dbops.grants WHERE claim = %s AND grantee = %s", (claim, scene.grantee)
+    )
+    return rows[0][0] if rows else None
+
+
+def test_entries_removed_from_the_spec_are_revoked_and_a_login_proves_it(pg: Server, scene: Scene) -> None:
+    full = scene.spec(
+        {"schema": "app", "privileges": ["USAGE"]},
+        {"schema": "app", "tables": ["t1", "t2"], "privileges": ["SELECT"]},
+    )
+    _, writes = writes_during(pg, lambda: grant_ok(pg, full))
+    # Remembered once, before the grants (the first grant on a server also creates the table).
+    assert [w for w in memory_writes(writes) if w.startswith("INSERT")] != []
+    assert len([w for w in memory_writes(writes) if w.startswith("INSERT")]) == 1
+    assert reads(pg, scene, "SELECT * FROM app.t2")
+    assert sorted(t[3] for t in remembered(pg, scene) or []) == ["app", "t1", "t2"]
+    _, writes = writes_during(pg, lambda: grant_ok(pg, full))
+    assert writes == []
+
+    # A pair granted by hand is not dbops': removing entries never touches it.
+    execute(pg, f"GRANT SELECT ON app.v1 TO {scene.grantee}", database=scene.db)
+
+    # t2 leaves the list: its SELECT goes, in one transaction with the memory's update.
+    shrunk = scene.spec(
+        {"schema": "app", "privileges": ["USAGE"]},
+        {"schema": "app", "tables": ["t1"], "privileges": ["SELECT"]},
+    )
+    _, writes = writes_during(pg, lambda: grant_ok(pg, shrunk))
+    assert statements(writes) == [f"REVOKE SELECT ON TABLE app.t2 FROM {scene.grantee}"]
+    assert len(memory_writes(writes)) == 1
+    assert not reads(pg, scene, "SELECT * FROM app.t2")
+    assert reads(pg, scene, "SELECT * FROM app.t1")
+    assert reads(pg, scene, "SELECT * FROM app.v1")
+    _, writes = writes_during(pg, lambda: grant_ok(pg, shrunk))
+    assert writes == []
+
+    # The schema entry leaves: USAGE goes, so nothing in the schema is readable any more.
+    tables_only = scene.spec({"schema": "app", "tables": ["t1"], "privileges": ["SELECT"]})
+    _, writes = writes_during(pg, lambda: grant_ok(pg, tables_only))
+    assert statements(writes) == [f"REVOKE USAGE ON SCHEMA app FROM {scene.grantee}"]
+    assert not reads(pg, scene, "SELECT * FROM app.t1")
+    _, writes = writes_during(pg, lambda: grant_ok(pg, tables_only))
+    assert writes == []
+    assert has(pg, scene, "has_table_privilege(%(g)s, 'app.v1', 'SELECT')")  # still the hand grant
+
+
+def test_a_claim_recreated_after_its_status_was_lost_neither_regrants_nor_orphans(
+    pg: Server, scene: Scene
+) -> None:
+    spec = scene.spec(
+        {"schema": "app", "privileges": ["USAGE"]},
+        {"schema": "app", "tables": ["t1", "t2"], "privileges": ["SELECT"]},
+    )
+    grant_ok(pg, spec)
+    # The same claim (namespace/name) created again from Git: a new uid, no status. The worker reads nothing but
+    # the request and the server.
+    again = request_for(pg, "DatabaseGrant", spec)
+    again["owner"]["uid"] = "1111"
+    result, writes = writes_during(pg, lambda: run_worker(pg, "apply", again))
+    assert result.code == 0 and writes == [] and result.result["changes"] == []
+    shrunk = request_for(pg, "DatabaseGrant", scene.spec({"schema": "app", "privileges": ["USAGE"]}))
+    shrunk["owner"]["uid"] = "2222"
+    result, writes = writes_during(pg, lambda: run_worker(pg, "apply", shrunk))
+    assert result.code == 0, result.result
+    assert statements(writes) == [f"REVOKE SELECT ON TABLE app.t1, app.t2 FROM {scene.grantee}"]
+    assert not reads(pg, scene, "SELECT * FROM app.t1")
+
+
+def test_a_pair_another_claim_remembers_is_left_to_it(pg: Server, scene: Scene) -> None:
+    usage = {"schema": "app", "privileges": ["USAGE"]}
+    t1 = {"schema": "app", "tables": ["t1"], "privileges": ["SELECT"]}
+    apply_ok(pg, "DatabaseGrant", scene.spec(usage, t1), owner="first")
+    apply_ok(pg, "DatabaseGrant", scene.spec(t1), owner="second")
+    # `first` no longer names t1, but `second` granted it too: it stays.
+    _, writes = writes_during(pg, lambda: apply_ok(pg, "DatabaseGrant", scene.spec(usage), owner="first"))
+    assert statements(writes) == []
+    assert reads(pg, scene, "SELECT * FROM app.t1")
+    assert [t[3] for t in remembered(pg, scene, "default/first") or []] == ["app"]
+
+
+def test_absent_revokes_everything_the_claim_ever_granted(pg: Server, scene: Scene) -> None:
+    full = scene.spec(
+        {"schema": "app", "privileges": ["USAGE"]},
+        {"schema": "app", "tables": ["t1", "t2"], "privileges": ["SELECT"]},
+        {"schema": "app", "functions": ["f"], "privileges": ["EXECUTE"]},
+    )
+    grant_ok(pg, full)
+    execute(pg, f"GRANT SELECT ON app.v1 TO {scene.grantee}", database=scene.db)
+    # The claim is edited and deleted before a worker ran the edit: the drop still revokes what was granted.
+    edited = scene.spec({"schema": "app", "tables": ["t1"], "privileges": ["SELECT"]})
+    dropped, writes = writes_during(pg, lambda: run(pg, "drop", "DatabaseGrant", edited))
+    assert dropped.code == 0, dropped.result
+    assert sorted(statements(writes)) == sorted(
+        [
+            f"REVOKE SELECT ON TABLE app.t1 FROM {scene.grantee}",
+            f"REVOKE SELECT ON TABLE app.t2 FROM {scene.grantee}",
+            f"REVOKE USAGE ON SCHEMA app FROM {scene.grantee}",
+            f"REVOKE EXECUTE ON ROUTINE app.f(integer), app.f(text) FROM {scene.grantee}",
+        ]
+    ) or statements(writes)
+    assert not reads(pg, scene, "SELECT app.f(1)")
+    assert not reads(pg, scene, "SELECT * FROM app.t2")
+    assert has(pg, scene, "has_table_privilege(%(g)s, 'app.v1', 'SELECT')")  # never dbops'
+    assert remembered(pg, scene) is None
+    _, writes = writes_during(pg, lambda: run(pg, "drop", "DatabaseGrant", edited))
+    assert writes == []
 
 
 # --- default privileges (Database.postgres.defaultPrivileges) ----------------------------------------------------

@@ -120,5 +120,11 @@ def admin_env(user: str, password: str) -> dict[str, str]:
 
 
 def statements(writes: list[Statement]) -> list[str]:
-    """The write statements' text without transaction control."""
-    return [w.text for w in writes if w.text not in ("BEGIN", "COMMIT")]
+    """The write statements' text without transaction control and without dbops' memory of what it granted
+    (`memory_writes` shows those)."""
+    return [w.text for w in writes if w.text not in ("BEGIN", "COMMIT") and "_dbops" not in w.text]
+
+
+def memory_writes(writes: list[Statement]) -> list[str]:
+    """The statements that wrote dbops' memory of what it granted (the `_dbops` schema)."""
+    return [w.text for w in writes if "_dbops" in w.text]

@@ -338,7 +338,11 @@ def test_maria_grant_admin_option_is_granted_exact_reverted_and_dropped(maria: S
     maria.query(f"GRANT {r1} TO %s@'%%' WITH ADMIN OPTION", (grantee,))
     dropped = run(maria, "drop", "DatabaseGrant", spec)
     assert dropped.code == 0, dropped.result
-    assert dropped.result["changes"] == [f"REVOKE `{r2}` FROM {maria_account(grantee)}"]
+    # r2 was the default role: it is cleared, not left dangling (docs/worker-mysql.md).
+    assert dropped.result["changes"] == [
+        f"REVOKE `{r2}` FROM {maria_account(grantee)}",
+        f"SET DEFAULT ROLE NONE FOR {maria_account(grantee)}",
+    ]
     assert maria_admin_options(maria, grantee) == {r1: True}
 
 
@@ -479,9 +483,10 @@ def test_mysql8_grant_admin_option_and_drop() -> None:
         "GRANT `boss` TO 'app'@'%' WITH ADMIN OPTION",
         "ALTER USER 'app'@'%' DEFAULT ROLE `boss`, `reader`",
     ]
-    # Drop: the named roles go (admin option and all), `old` stays as it is.
+    # Drop: the named roles go (admin option and all), `old` stays as it is, and stays the only default role.
     assert sqls(plan_grants(spec, state, MYSQL, drop=True).steps) == [
-        "REVOKE `boss`, `reader` FROM 'app'@'%'"
+        "REVOKE `boss`, `reader` FROM 'app'@'%'",
+        "ALTER USER 'app'@'%' DEFAULT ROLE `old`",
     ]
 
 

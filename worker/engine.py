@@ -55,9 +55,9 @@ def _check_flavor(engine: str, flavor: str, version: str) -> None:
 def _converge(adapter: Adapter, action: str, spec: dict[str, Any], result: Result, printer: Any) -> None:
     handler = adapter.handler(result.kind)
     observed = _observe(handler, action, spec)
-    plan = _plan(handler, action, spec, observed)
+    plan = _plan(handler, action, spec, observed, result)
     if action == "plan":
-        result.changes = [s.summary for s in plan.steps]
+        result.changes = [s.summary for s in plan.steps if not s.bookkeeping]
         if printer is not None:
             for step in plan.steps:
                 printer(f"-- {step.reason}\n{step.summary};")
@@ -71,12 +71,13 @@ def _converge(adapter: Adapter, action: str, spec: dict[str, Any], result: Resul
             conflict: TransientError | None = None
             for attempt in range(1, IN_PLACE_ATTEMPTS + 1):
                 observed = _observe(handler, action, spec)
-                plan = _plan(handler, action, spec, observed)
+                plan = _plan(handler, action, spec, observed, result)
                 if conflict is not None:
                     _raise_if_still_planned(conflict, plan)
                 try:
                     for step in adapter.execute(plan.steps):
-                        result.changes.append(step.summary)
+                        if not step.bookkeeping:
+                            result.changes.append(step.summary)
                     break
                 except TransientError as exc:
                     if exc.code not in RETRY_IN_PLACE or attempt == IN_PLACE_ATTEMPTS:
@@ -87,7 +88,7 @@ def _converge(adapter: Adapter, action: str, spec: dict[str, Any], result: Resul
             observed = _observe(handler, action, spec)
             # An unverifiable step (a password nobody can check) is planned again on every observation: it was
             # just executed, so it is not a difference the plan failed to fix.
-            leftover = [s for s in _plan(handler, action, spec, observed).steps if not s.unverifiable]
+            leftover = [s for s in _plan(handler, action, spec, observed, result).steps if not s.unverifiable]
             if leftover:
                 raise PermanentError(
                     "NotConverged",
@@ -117,8 +118,12 @@ def _observe(handler: KindHandler[Any], action: str, spec: dict[str, Any]) -> An
     return handler.observe_drop(spec) if action == "drop" else handler.observe(spec)
 
 
-def _plan(handler: KindHandler[Any], action: str, spec: dict[str, Any], observed: Any) -> Plan:
-    return handler.plan_drop(spec, observed) if action == "drop" else handler.plan(spec, observed)
+def _plan(
+    handler: KindHandler[Any], action: str, spec: dict[str, Any], observed: Any, result: Result
+) -> Plan:
+    plan = handler.plan_drop(spec, observed) if action == "drop" else handler.plan(spec, observed)
+    result.warnings += [w for w in plan.warnings if w not in result.warnings]
+    return plan
 
 
 def _raise_drift(plan: Plan) -> None:

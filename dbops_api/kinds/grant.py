@@ -22,6 +22,7 @@ from dbops_api.schema import (
     string,
 )
 from dbops_api.system import (
+    MYSQL_CATALOG,
     PG_SYSTEM_DATABASE_MESSAGE,
     PG_SYSTEM_DATABASES,
     SYSTEM_ACCOUNT_MESSAGE,
@@ -111,6 +112,12 @@ DATABASE_GRANT: Schema = obj(
                             ),
                             system_name_rule("database", PG_SYSTEM_DATABASES, PG_SYSTEM_DATABASE_MESSAGE),
                             pg_system_schema_rule("schema"),
+                            system_name_rule(
+                                "schema",
+                                (MYSQL_CATALOG,),
+                                "_dbops is dbops' own schema (its memory of what it granted, in the admin "
+                                "database); dbops never grants on it: choose another schema",
+                            ),
                         ),
                     ),
                     maxItems=128,
@@ -123,6 +130,12 @@ DATABASE_GRANT: Schema = obj(
             {
                 "roles": ident_set("Roles granted to the grantee; when set, the exact set."),
                 "adminRoles": GRANT_ADMIN_ROLES,
+                "exclusive": boolean(
+                    "The privileges of the grantee's accounts in the databases `grants` names become exactly "
+                    "`grants`: every database-, table-, column- and routine-level privilege they hold there that "
+                    "`grants` does not name is revoked, whoever granted it. Without it only what `grants` names, "
+                    "and what this claim granted before, is managed. Default: false."
+                ),
                 "grants": array(
                     "Privileges at one level each.",
                     obj(

@@ -37,6 +37,8 @@ class Step:
     `unverifiable` marks a step whose effect no observation can confirm (a password the worker can neither read
     nor prove by logging in): it runs whenever it is planned, and the engine's final convergence check does not
     count it as left over (otherwise every such run would end NotConverged).
+    `bookkeeping` marks a write to dbops' own memory of what it granted (docs/worker.md): it runs and counts in
+    `statements.writes` and `plan` prints it, but the result's `changes` list only what changed for users.
     """
 
     sql: str
@@ -47,6 +49,7 @@ class Step:
     database: str | None = None  # PG: run in this database instead of the admin database
     secrets: tuple[str, ...] = field(default=(), repr=False)
     unverifiable: bool = False
+    bookkeeping: bool = False
 
 
 @dataclass
@@ -54,6 +57,8 @@ class Plan:
     steps: list[Step] = field(default_factory=list)
     # Differences the worker must not fix (immutable attributes): reported, and the run ends permanent.
     drift: list[str] = field(default_factory=list)
+    # Things the run could not do that the user should fix (the result's `warnings`); the run still converges.
+    warnings: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.steps)

@@ -196,6 +196,26 @@ class MySQLAdapter(Adapter):
         sql, params = union(parts)
         return self.query(sql, params, doing), False
 
+    def observe_with_memory(
+        self,
+        parts: list[tuple[str, list[Any]]],
+        catalog: tuple[str, list[Any]],
+        memory: tuple[str, list[Any]],
+        doing: str,
+    ) -> tuple[list[tuple[Any, ...]], bool]:
+        """`observe` with one more part, dbops' memory of what it granted (worker.adapters.mysql_memory): the
+        rows, and whether the memory's table exists. Without it (a server where dbops never granted yet) the
+        union fails and is read again as `observe` does."""
+        sql, params = union([*parts, catalog, memory])
+        try:
+            return self._read(sql, params), True
+        except pymysql.MySQLError as exc:
+            number = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+            if number not in mysql_catalog.MISSING:
+                raise classify(exc, self.secrets.values(), doing) from None
+        rows, _ = self.observe(parts, catalog, doing)
+        return rows, False
+
     def try_login(self, user: str, password: str) -> bool | None:
         """Whether `user` can log in with `password` from here: True, False (access denied), or None when the
         answer says nothing about the password (network trouble, account locked, TLS required...)."""

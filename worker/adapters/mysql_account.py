@@ -441,9 +441,12 @@ def plan_user(
     info: ServerInfo,
     password: str | None,
     revision: str | None = None,
+    *,
+    owner: Owner | None = None,
 ) -> Plan:
     """The statements that converge the accounts (ownership aside: `ownership_steps`). `revision`: which password
-    DBOPS_PASSWORD is; recorded with the account whenever dbops sets it."""
+    DBOPS_PASSWORD is; recorded with the account whenever dbops sets it. With `owner`, accounts of hosts no longer
+    listed that this claim's catalog rows name are dropped (after the listed ones converged); others are drift."""
     username = spec["username"]
     hosts: list[str] = list((spec.get("mysql") or {}).get("allowedHosts") or ["%"])
     wish = Wish.from_spec(spec, password)
@@ -470,7 +473,7 @@ def plan_user(
                 "RoleNotFound",
                 f"spec.roles: {', '.join(unknown)} do not exist as roles in the server; create them first",
             )
-    plan = Plan(drift=user_drift(spec, state))
+    plan = Plan(drift=user_drift(spec, state, owner))
     for host in hosts:
         account = Account(username, host)
         current = state.accounts.get(host)
@@ -494,7 +497,30 @@ def plan_user(
             )
         if spec.get("database"):
             plan.steps += _database_steps(account, spec["database"], state, info)
+    removed = removed_hosts(spec, state, owner)
+    if removed:
+        # Last, once the listed accounts exist with their roles: no old password keeps working from a host the
+        # spec no longer allows.
+        dropped = [Account(username, h) for h in removed]
+        shown = ", ".join(str(a) for a in dropped)
+        plan.steps.append(
+            Sql().add("DROP USER").accounts(dropped).step(f"mysql.allowedHosts no longer lists {shown}")
+        )
+        plan.steps.append(catalog.forget_step(catalog.ACCOUNT, username, removed, "the accounts are dropped"))
     return plan
+
+
+def removed_hosts(spec: dict[str, Any], state: UserState, owner: Owner | None) -> list[str]:
+    """Hosts of existing accounts the spec no longer lists and this claim's catalog rows name: dbops made them
+    for this claim, so narrowing allowedHosts drops them."""
+    if owner is None:
+        return []
+    hosts = set((spec.get("mysql") or {}).get("allowedHosts") or ["%"])
+    return [
+        h
+        for h in sorted(set(state.accounts) - hosts)
+        if (entry := state.owners.get(h)) is not None and _is_mine(entry, owner)
+    ]
 
 
 def ownership_steps(
@@ -527,12 +553,13 @@ def ownership_steps(
     return steps
 
 
-def user_drift(spec: dict[str, Any], state: UserState) -> list[str]:
+def user_drift(spec: dict[str, Any], state: UserState, owner: Owner | None = None) -> list[str]:
     hosts = set((spec.get("mysql") or {}).get("allowedHosts") or ["%"])
+    ours = set(removed_hosts(spec, state, owner))
     return [
-        f"mysql.allowedHosts: account '{spec['username']}'@'{host}' exists but is not listed; dbops never drops "
-        "accounts on its own (list the host, or DROP USER it by hand)"
-        for host in sorted(set(state.accounts) - hosts)
+        f"mysql.allowedHosts: account '{spec['username']}'@'{host}' exists but is not listed, and dbops did not "
+        "create it for this claim, so it never drops it (list the host, or DROP USER it by hand)"
+        for host in sorted(set(state.accounts) - hosts - ours)
     ]
 
 
@@ -738,7 +765,9 @@ class UserHandler(KindHandler[UserState]):
     def plan(self, spec: dict[str, Any], observed: UserState) -> Plan:
         secrets = self.adapter.secrets
         marks = ownership_steps(spec, observed, self.owner, secrets.password_revision, secrets.password)
-        plan = plan_user(spec, observed, self.adapter.server, secrets.password, secrets.password_revision)
+        plan = plan_user(
+            spec, observed, self.adapter.server, secrets.password, secrets.password_revision, owner=self.owner
+        )
         plan.steps = [*marks, *plan.steps]
         return plan
 
@@ -755,7 +784,7 @@ class UserHandler(KindHandler[UserState]):
             "roles": roles,
             "login": any(not a.locked for a in listed),
         }
-        drift = user_drift(spec, observed)
+        drift = user_drift(spec, observed, self.owner)
         if drift:
             out["drift"] = drift
         return out

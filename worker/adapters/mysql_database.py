@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from worker.adapters import mysql_catalog as catalog
 from worker.adapters.base import KindHandler, Plan, Step
-from worker.adapters.mysql_sql import Sql, ident, is_mariadb, row
+from worker.adapters.mysql_sql import Account, Sql, ident, is_mariadb, placeholders, row, union
 from worker.errors import PermanentError
 from worker.ownership import Claim, Owner, claim_object
 from worker.ownership import parse as parse_marker
@@ -27,6 +27,17 @@ class DatabaseState:
     collation_targets: tuple[tuple[str, str], ...] = ()
     marker: str | None = None  # the owning claim's marker in dbops' catalog
     catalog_exists: bool = True
+    # For a drop: the privileges accounts other than the admin hold on the database and the objects in it
+    # (database-, table-, column- and routine-level), which DROP DATABASE leaves behind.
+    leftover_grants: tuple[LeftoverGrant, ...] = ()
+
+
+@dataclass(frozen=True)
+class LeftoverGrant:
+    account: Account
+    on: str  # `db`.*, `db`.`t`, PROCEDURE `db`.`p`
+    privileges: tuple[str, ...]  # column privileges as SELECT (`a`, `b`)
+    grant_option: bool = False
 
 
 def desired_encoding(spec: dict[str, Any], state: DatabaseState) -> tuple[str | None, str | None]:
@@ -110,12 +121,132 @@ def plan_drop_database(spec: dict[str, Any], state: DatabaseState, owner: Owner)
     name = spec["name"]
     if state.exists:  # raises unless the database is this claim's (or adopted)
         claim_object(f"database {name}", True, state.marker, owner, bool(spec.get("adopt")))
-        plan.steps.append(Sql().add("DROP DATABASE").add(ident(name)).step("ensure: Absent"))
     found = parse_marker(state.marker)
+    if state.exists or (found is not None and found.same(owner)):
+        # Before the drop (a routine's privileges cannot be revoked once it is gone): DROP DATABASE keeps every
+        # grant on the database and its objects, so a database created again under the name would be open to
+        # the old accounts at once.
+        plan.steps += leftover_revokes(name, state.leftover_grants)
+    if state.exists:
+        plan.steps.append(Sql().add("DROP DATABASE").add(ident(name)).step("ensure: Absent"))
     # Its row goes; another claim's row left without its database stays (that claim forgets it).
     if state.marker is not None and (state.exists or (found is not None and found.same(owner))):
         plan.steps.append(catalog.forget_step(catalog.DATABASE, name, [""], f"database {name} is dropped"))
     return plan
+
+
+def leftover_revokes(name: str, grants: tuple[LeftoverGrant, ...]) -> list[Step]:
+    steps: list[Step] = []
+    why = f"database {name} is dropped, and DROP DATABASE keeps the grants on it"
+    for g in grants:
+        if g.privileges:
+            sql = Sql().add(f"REVOKE {', '.join(g.privileges)} ON {g.on} FROM").account(g.account)
+            steps.append(sql.step(why))
+        if g.grant_option:
+            steps.append(Sql().add(f"REVOKE GRANT OPTION ON {g.on} FROM").account(g.account).step(why))
+    return steps
+
+
+def _quoted(user: str, host: str) -> str:
+    """SQL for `'user'@'host'`, as information_schema names accounts in GRANTEE columns."""
+    return f"CONCAT('''', {user}, '''@''', {host}, '''')"
+
+
+# The admin itself: its own grants are never revoked.
+_ADMIN = _quoted("SUBSTRING_INDEX(CURRENT_USER(), '@', 1)", "SUBSTRING_INDEX(CURRENT_USER(), '@', -1)")
+
+
+def leftover_parts(name: str) -> list[tuple[str, list[Any]]]:
+    """Every grant on database `name` and what is in it, of every account but the admin."""
+    patterns = sorted({name, name.replace("_", "\\_")})
+    others = f"GRANTEE <> {_ADMIN}"
+    return [
+        (
+            row(
+                "g_db",
+                ["GRANTEE", "TABLE_SCHEMA", "PRIVILEGE_TYPE", "IS_GRANTABLE"],
+                "FROM information_schema.SCHEMA_PRIVILEGES "
+                f"WHERE TABLE_SCHEMA IN ({placeholders(len(patterns))}) AND {others}",
+            ),
+            patterns,
+        ),
+        (
+            row(
+                "g_table",
+                ["GRANTEE", "TABLE_NAME", "PRIVILEGE_TYPE", "IS_GRANTABLE"],
+                f"FROM information_schema.TABLE_PRIVILEGES WHERE TABLE_SCHEMA = %s AND {others}",
+            ),
+            [name],
+        ),
+        (
+            row(
+                "g_column",
+                ["GRANTEE", "TABLE_NAME", "COLUMN_NAME", "PRIVILEGE_TYPE"],
+                f"FROM information_schema.COLUMN_PRIVILEGES WHERE TABLE_SCHEMA = %s AND {others}",
+            ),
+            [name],
+        ),
+        (
+            row(
+                "g_routine",
+                [_quoted("User", "Host"), "Routine_name", "Routine_type", "Proc_priv"],
+                f"FROM mysql.procs_priv WHERE Db = %s AND {_quoted('User', 'Host')} <> {_ADMIN}",
+            ),
+            [name],
+        ),
+    ]
+
+
+def _account(grantee: str, mariadb: bool) -> Account | None:
+    """An Account from information_schema's `'user'@'host'`; None for the servers' own accounts."""
+    user, sep, host = grantee.rpartition("'@'")
+    if not sep:
+        return None
+    user, host = user.removeprefix("'"), host.removesuffix("'")
+    if user in ("root", "mysql", "mariadb.sys") or user.startswith("mysql."):
+        return None
+    return Account(user, None if (host == "" and mariadb) else host)
+
+
+def _yes(value: Any) -> bool:
+    return str(value or "").upper().startswith("Y")
+
+
+def leftover_grants(rows: list[tuple[Any, ...]], name: str, mariadb: bool) -> tuple[LeftoverGrant, ...]:
+    held: dict[tuple[Account, str], tuple[set[str], list[bool]]] = {}
+    columns: dict[tuple[Account, str], dict[str, list[str]]] = {}
+
+    def add(account: Account, on: str, privilege: str, grantable: bool) -> None:
+        privileges, option = held.setdefault((account, on), (set(), [False]))
+        if privilege == "GRANT":
+            option[0] = True
+        elif privilege != "USAGE":
+            privileges.add(privilege)
+        option[0] = option[0] or grantable
+
+    for kind, a, b, c, d, *_ in rows:
+        account = _account(str(a or ""), mariadb)
+        if account is None:
+            continue
+        if kind == "g_db":
+            add(account, f"{ident(str(b))}.*", str(c).upper(), _yes(d))
+        elif kind == "g_table":
+            add(account, f"{ident(name)}.{ident(str(b))}", str(c).upper(), _yes(d))
+        elif kind == "g_column":
+            on = f"{ident(name)}.{ident(str(b))}"
+            columns.setdefault((account, on), {}).setdefault(str(d).upper(), []).append(ident(str(c)))
+        elif kind == "g_routine":
+            on = f"{str(c).upper()} {ident(name)}.{ident(str(b))}"
+            for privilege in str(d or "").split(","):
+                if privilege.strip():
+                    add(account, on, privilege.strip().upper(), False)
+    out: list[LeftoverGrant] = []
+    for (account, on), (privileges, option) in sorted(held.items(), key=lambda i: (str(i[0][0]), i[0][1])):
+        out.append(LeftoverGrant(account, on, tuple(sorted(privileges)), option[0]))
+    for (account, on), by_privilege in sorted(columns.items(), key=lambda i: (str(i[0][0]), i[0][1])):
+        clause = tuple(f"{p} ({', '.join(sorted(cols))})" for p, cols in sorted(by_privilege.items()))
+        out.append(LeftoverGrant(account, on, clause))
+    return tuple(out)
 
 
 class DatabaseHandler(KindHandler[DatabaseState]):
@@ -179,6 +310,14 @@ class DatabaseHandler(KindHandler[DatabaseState]):
         )
         marker = catalog.entries(rows).get("")
         return replace(state_from_rows(rows), marker=marker.owner if marker else None, catalog_exists=exists)
+
+    def observe_drop(self, spec: dict[str, Any]) -> DatabaseState:
+        """`observe`, plus the grants DROP DATABASE would leave behind (one more query: drops are rare)."""
+        state = self.observe(spec)
+        name = spec["name"]
+        sql, params = union(leftover_parts(name))
+        rows = self.adapter.query(sql, params, f"reading the grants on database {name}")
+        return replace(state, leftover_grants=leftover_grants(rows, name, is_mariadb(self.adapter.server)))
 
     def plan(self, spec: dict[str, Any], observed: DatabaseState) -> Plan:
         return plan_database(spec, observed, self.owner)

@@ -16,16 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 from dbops_api.mysql_privileges import ROUTINE_LEVELS, expand
 from worker.adapters import mysql_catalog as catalog
+from worker.adapters import mysql_memory
 from worker.adapters.base import KindHandler, Plan, ServerInfo, Step
 from worker.adapters.mysql_account import (
     AccountRows,
     AccountState,
     account_parts,
+    default_role_steps,
     known_role_part,
     membership_steps,
     role_steps,
 )
-from worker.adapters.mysql_sql import Account, Sql, db_pattern, ident, is_mariadb, placeholders, row
+from worker.adapters.mysql_sql import Account, Sql, db_pattern, ident, is_mariadb, placeholders, row, union
 from worker.errors import PermanentError
 from worker.ownership import Owner, check_grantee
 
@@ -75,6 +77,12 @@ class GrantState:
     routines: frozenset[tuple[str, str, str]] = frozenset()  # (database, lower name, PROCEDURE|FUNCTION)
     partial_revokes: bool = False
     owners: dict[str, catalog.Entry] = field(default_factory=dict)  # host ('' for a role) -> catalog row
+    memory: mysql_memory.Memory = mysql_memory.NO_TABLE  # what dbops granted before (this claim and others)
+    desired: frozenset[mysql_memory.Key] = frozenset()  # the pairs the spec names now, as memory keys
+    # Pairs this claim's memory names and the spec (and no other claim's memory) no longer does, and what the
+    # grantee holds on them (observed only when there are some).
+    forgotten: frozenset[mysql_memory.Key] = frozenset()
+    forgotten_state: GrantState | None = None
 
 
 def _grants(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -301,6 +309,11 @@ def plan_grants(spec: dict[str, Any], state: GrantState, info: ServerInfo, drop:
                 # Roles the spec does not name stay, admin option included.
                 kept = [r for r in have if r not in roles]
                 plan.steps += role_steps(account, have, kept, info, want_admin=None)
+                # A revoked role left as a default role dangles (MariaDB warns 1959 at every login).
+                current = state.accounts[key].default_roles if key in state.accounts else ()
+                if any(r in roles for r in current):
+                    remaining = [r for r in current if r not in roles]
+                    plan.steps += default_role_steps(account, current, remaining, info)
             else:
                 plan.steps += membership_steps(
                     account,
@@ -531,6 +544,120 @@ def state_from_rows(rows: list[tuple[Any, ...]], spec: dict[str, Any], info: Ser
     )
 
 
+def memory_key(host: str, target: Target) -> mysql_memory.Key:
+    return (host, target.level, target.database, target.name, target.column)
+
+
+def present_accounts(spec: dict[str, Any], state: GrantState, info: ServerInfo) -> list[Account]:
+    """The grant's accounts; when some are gone (a drop after the user), those left."""
+    try:
+        return grant_accounts(spec, state, info)
+    except PermanentError:
+        hosts = spec.get("granteeHosts") or ["%"]
+        return [Account(spec["grantee"], h) for h in hosts if h in state.accounts]
+
+
+def desired_keys(spec: dict[str, Any], state: GrantState, info: ServerInfo) -> frozenset[mysql_memory.Key]:
+    wanted, _ = wanted_grants(spec, info)
+    accounts = present_accounts(spec, state, info)
+    return frozenset(memory_key(a.host or "", w.target) for a in accounts for w in wanted)
+
+
+def forgotten_spec(grantee: str, keys: list[mysql_memory.Key]) -> dict[str, Any]:
+    """A spec naming the remembered pairs `keys` with no privileges: observing it finds what the grantee holds
+    there, and planning its drop revokes that."""
+    entries: list[dict[str, Any]] = []
+    for _, level, database, name, column in sorted(keys):
+        entry: dict[str, Any] = {"level": level, "privileges": []}
+        if level != "global":
+            entry["database"] = database
+        if level in ("table", "column"):
+            entry["table"] = name
+        if level == "column":
+            entry["columns"] = [column]
+        if level in ROUTINE_LEVELS:
+            entry[level] = name
+        entries.append(entry)
+    hosts = sorted({k[0] for k in keys if k[0]}) or ["%"]
+    return {"grantee": grantee, "granteeHosts": hosts, "mysql": {"grants": entries}}
+
+
+def held_parts(spec: dict[str, Any], info: ServerInfo) -> list[tuple[str, list[Any]]]:
+    """`exclusive: true`: every pair the grant's accounts hold in the databases the spec names (database, table,
+    column and routine level), whatever the spec names."""
+    grantee = spec["grantee"]
+    hosts = list(spec.get("granteeHosts") or ["%"])
+    grantees = [Account(grantee, h).grantee() for h in hosts] + [Account(grantee, "").grantee()]
+    names = sorted({_database_of(spec, g) for g in _grants(spec) if g["level"] != "global"})
+    if not names:
+        return []
+    patterns = sorted(
+        {*names, *(db_pattern(n, info) for n in names), *(n.replace("_", "\\_") for n in names)}
+    )
+    in_grantees = f"GRANTEE IN ({placeholders(len(grantees))})"
+    in_names = f"TABLE_SCHEMA IN ({placeholders(len(names))})"
+    return [
+        (
+            row(
+                "h_db",
+                ["GRANTEE", "TABLE_SCHEMA"],
+                f"FROM information_schema.SCHEMA_PRIVILEGES WHERE {in_grantees} "
+                f"AND TABLE_SCHEMA IN ({placeholders(len(patterns))})",
+            ),
+            [*grantees, *patterns],
+        ),
+        (
+            row(
+                "h_table",
+                ["GRANTEE", "TABLE_SCHEMA", "TABLE_NAME"],
+                f"FROM information_schema.TABLE_PRIVILEGES WHERE {in_grantees} AND {in_names}",
+            ),
+            [*grantees, *names],
+        ),
+        (
+            row(
+                "h_column",
+                ["GRANTEE", "TABLE_SCHEMA", "TABLE_NAME", "COLUMN_NAME"],
+                f"FROM information_schema.COLUMN_PRIVILEGES WHERE {in_grantees} AND {in_names}",
+            ),
+            [*grantees, *names],
+        ),
+        (
+            row(
+                "h_routine",
+                ["Host", "Db", "Routine_name", "Routine_type"],
+                f"FROM mysql.procs_priv WHERE User = %s AND Db IN ({placeholders(len(names))})",
+            ),
+            [grantee, *names],
+        ),
+    ]
+
+
+def held_keys(rows: list[tuple[Any, ...]], spec: dict[str, Any], info: ServerInfo) -> set[mysql_memory.Key]:
+    grantee = spec["grantee"]
+    hosts = list(spec.get("granteeHosts") or ["%"])
+    by_grantee = {Account(grantee, h).grantee(): h for h in [*hosts, ""]}
+    names = {_database_of(spec, g) for g in _grants(spec) if g["level"] != "global"}
+    out: set[mysql_memory.Key] = set()
+    for kind, a, b, c, d, *_ in rows:
+        if kind == "h_routine":
+            if a in by_grantee.values() and b in names:
+                out.add((str(a), str(d).lower(), str(b), str(c).lower(), ""))
+            continue
+        host = by_grantee.get(a)
+        if host is None:
+            continue
+        if kind == "h_db":
+            for name in names:
+                if b in (name, db_pattern(name, info), name.replace("_", "\\_")):
+                    out.add((host, "database", name, "", ""))
+        elif kind == "h_table":
+            out.add((host, "table", str(b), str(c), ""))
+        elif kind == "h_column":
+            out.add((host, "column", str(b), str(c), str(d).lower()))
+    return out
+
+
 class GrantHandler(KindHandler[GrantState]):
     def __init__(self, adapter: MySQLAdapter) -> None:
         self.adapter = adapter
@@ -539,15 +666,52 @@ class GrantHandler(KindHandler[GrantState]):
     def lock_key(self, spec: dict[str, Any]) -> str:
         return f"account:{spec['grantee']}"
 
+    @property
+    def claim(self) -> str:
+        return f"{self.owner.namespace}/{self.owner.name}" if self.owner.namespace else self.owner.name
+
     def observe(self, spec: dict[str, Any]) -> GrantState:
         info = self.adapter.server
-        rows, _ = self.adapter.observe(
+        grantee = spec["grantee"]
+        rows, remembered = self.adapter.observe_with_memory(
             observe_parts(spec, info),
-            catalog.part(catalog.ACCOUNT, spec["grantee"]),
-            f"reading the grants of {spec['grantee']}",
+            catalog.part(catalog.ACCOUNT, grantee),
+            mysql_memory.part(grantee),
+            f"reading the grants of {grantee}",
         )
-        state = state_from_rows([r for r in rows if r[0] != "catalog"], spec, info)
-        return replace(state, owners=catalog.entries(rows))
+        memory = mysql_memory.parse(rows, self.claim) if remembered else mysql_memory.NO_TABLE
+        state = state_from_rows([r for r in rows if r[0] not in ("catalog", "memory")], spec, info)
+        state = replace(state, owners=catalog.entries(rows), memory=memory)
+        desired = desired_keys(spec, state, info)
+        forgotten = memory.remembered - desired - memory.others
+        if (spec.get("mysql") or {}).get("exclusive") and (parts := held_parts(spec, info)):
+            # Opt-in, one more query: what the grantee holds in the spec's databases that the spec does not name.
+            sql, params = union(parts)
+            forgotten |= held_keys(
+                self.adapter.query(sql, params, f"reading the grants of {grantee}"), spec, info
+            )
+            forgotten -= desired
+        forgotten_state = None
+        if forgotten:
+            # Only when the spec shrank: what the grantee still holds on the pairs it no longer names.
+            sql, params = union(observe_parts(forgotten_spec(grantee, list(forgotten)), info))
+            more = self.adapter.query(sql, params, f"reading the grants of {grantee} dbops made before")
+            forgotten_state = state_from_rows(more, forgotten_spec(grantee, list(forgotten)), info)
+        return replace(state, desired=desired, forgotten=forgotten, forgotten_state=forgotten_state)
+
+    def _with_memory(self, spec: dict[str, Any], observed: GrantState, plan: Plan, drop: bool) -> Plan:
+        """The plan with what the memory adds: the forgotten pairs revoked, and the memory's own writes (before
+        the first GRANT, after the last REVOKE: GRANT and REVOKE commit on their own)."""
+        info = self.adapter.server
+        revokes: list[Step] = []
+        if observed.forgotten_state is not None:
+            for host in sorted({k[0] for k in observed.forgotten}):
+                keys = [k for k in observed.forgotten if k[0] == host]
+                pseudo = forgotten_spec(spec["grantee"], keys)
+                revokes += plan_grants(pseudo, observed.forgotten_state, info, drop=True).steps
+        after = frozenset() if drop else observed.desired
+        before, last = mysql_memory.steps(observed.memory, self.claim, spec["grantee"], after)
+        return Plan(before + plan.steps + revokes + last, drift=plan.drift, warnings=plan.warnings)
 
     def _check_grantee(self, spec: dict[str, Any], accounts: list[Account], observed: GrantState) -> None:
         if accounts:
@@ -557,7 +721,7 @@ class GrantHandler(KindHandler[GrantState]):
 
     def plan(self, spec: dict[str, Any], observed: GrantState) -> Plan:
         self._check_grantee(spec, grant_accounts(spec, observed, self.adapter.server), observed)
-        return plan_grants(spec, observed, self.adapter.server)
+        return self._with_memory(spec, observed, plan_grants(spec, observed, self.adapter.server), drop=False)
 
     def plan_drop(self, spec: dict[str, Any], observed: GrantState) -> Plan:
         try:
@@ -566,7 +730,9 @@ class GrantHandler(KindHandler[GrantState]):
             hosts = spec.get("granteeHosts") or ["%"]
             present = [Account(spec["grantee"], h) for h in hosts if h in observed.accounts]
         self._check_grantee(spec, present, observed)
-        return plan_grants(spec, observed, self.adapter.server, drop=True)
+        return self._with_memory(
+            spec, observed, plan_grants(spec, observed, self.adapter.server, drop=True), drop=True
+        )
 
     def facts(self, spec: dict[str, Any], observed: GrantState) -> dict[str, Any]:
         info = self.adapter.server

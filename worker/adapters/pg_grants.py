@@ -8,10 +8,11 @@ pure. Every grantee/object pair the spec names ends with exactly the listed priv
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dbops_api import pg_privileges as privs
+from worker.adapters import pg_memory
 from worker.adapters.base import KindHandler, Plan, Step
 from worker.adapters.pg_acl import (
     MEMBERSHIPS_SQL,
@@ -27,7 +28,7 @@ from worker.adapters.pg_acl import (
     parse_memberships,
 )
 from worker.adapters.pg_sql import Catalog
-from worker.errors import PermanentError
+from worker.errors import PermanentError, WorkerError
 from worker.ownership import Owner, check_grantee
 
 GRANTEE_SQL = f"""
@@ -35,12 +36,18 @@ SELECT r.oid IS NOT NULL,
        ({MEMBERSHIPS_SQL}),
        ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname = ANY (%(roles)s::text[])),
        (SELECT coalesce(json_object_agg(datname, datallowconn), '{{}}')
-          FROM pg_database WHERE datname = ANY (%(databases)s::text[])),
+          FROM pg_database WHERE datname = ANY (%(databases)s::text[]) @DATABASES@),
        shobj_description(r.oid, 'pg_authid'),
-       ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname = ANY (%(roles)s::text[]) AND rolsuper)
+       ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname = ANY (%(roles)s::text[]) AND rolsuper),
+       @MEMORY@
   FROM (SELECT 1) AS one
   LEFT JOIN pg_roles r ON r.rolname = %(grantee)s
 """
+# With dbops' memory (worker.adapters.pg_memory): its row, and the databases it names, in the same query.
+WITH_MEMORY = GRANTEE_SQL.replace("@MEMORY@", pg_memory.READ_SQL).replace(
+    "@DATABASES@", pg_memory.DATABASES_SQL
+)
+WITHOUT_MEMORY = GRANTEE_SQL.replace("@MEMORY@", pg_memory.MISSING_SQL).replace("@DATABASES@", "")
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,11 @@ class GrantObserved:
     missing_schema: list[Named] = field(default_factory=list)
     marker: str | None = None  # the grantee's comment: dbops' ownership marker when dbops manages it
     superuser_roles: frozenset[str] = frozenset()  # which of the spec's roles are superusers
+    memory: pg_memory.Memory = pg_memory.NO_TABLE  # what dbops granted before (this claim and others)
+    desired: frozenset[pg_memory.Key] = frozenset()  # the objects the spec names now, as memory keys
+    # Objects the memory names and the spec no longer does, with what the grantee holds there.
+    forgotten: list[Found] = field(default_factory=list)
+    unreachable: frozenset[pg_memory.Key] = frozenset()  # remembered, in a database refusing connections
 
 
 def entry_database(spec: dict[str, Any], grant: dict[str, Any]) -> str:
@@ -96,18 +108,30 @@ class GrantHandler(KindHandler[GrantObserved]):
         # The same key as the grantee's DatabaseUser: both change the role's memberships and privileges.
         return f"role:{spec['grantee']}"
 
+    @property
+    def claim(self) -> str:
+        return pg_memory.claim_id(self.owner.namespace, self.owner.name)
+
     def observe(self, spec: dict[str, Any]) -> GrantObserved:
         grantee = spec["grantee"]
         named = named_objects(spec)
         databases = sorted({n.database for n in named})
-        (row,) = self.catalog.query(
-            GRANTEE_SQL,
-            {
-                "grantee": grantee,
-                "roles": sorted(spec["postgres"].get("roles") or ()),
-                "databases": databases,
-            },
-        )
+        params = {
+            "grantee": grantee,
+            "roles": sorted(spec["postgres"].get("roles") or ()),
+            "databases": databases,
+            "claim": self.claim,
+        }
+        try:
+            (row,) = self.catalog.query(WITH_MEMORY, params)
+            memory = pg_memory.parse(row[6], self.claim)
+        except WorkerError as exc:
+            if exc.code not in ("UndefinedTable", "PermissionDenied"):
+                raise
+            # No memory yet (only until the first grant creates the table), or one this admin may not read:
+            # read again without it.
+            (row,) = self.catalog.query(WITHOUT_MEMORY, params)
+            memory = pg_memory.missing(row[6]) if exc.code == "UndefinedTable" else pg_memory.unreadable()
         out = GrantObserved(
             grantee_exists=bool(row[0]),
             memberships=parse_memberships(row[1]) if row[0] else [],
@@ -118,19 +142,63 @@ class GrantHandler(KindHandler[GrantObserved]):
             },
             marker=row[4],
             superuser_roles=frozenset(row[5] or ()),
+            memory=memory,
         )
         if not out.grantee_exists:
             return out
-        for database in databases:
-            if not out.databases.get(database):
-                continue  # missing or refusing connections: plan reports it
+        remembered = sorted(memory.remembered)
+        desired: set[pg_memory.Key] = set()
+        recalled: dict[pg_memory.Key, Found] = {}
+        unreachable: set[pg_memory.Key] = set()
+        for database in sorted({*databases, *(k[0] for k in remembered)}):
             mine = [n for n in named if n.database == database]
+            theirs = [k for k in remembered if k[0] == database]
+            if not out.databases.get(database):
+                # Missing (its grants went with it) or refusing connections (plan reports it when the spec
+                # names it; what the memory names there is kept for a later run).
+                if database in out.databases:
+                    unreachable.update(theirs)
+                continue
             run_in = None if database == self.catalog.admin_database else database
-            result = observe_objects(self.catalog, run_in, grantee, [n.want for n in mine])
-            out.found += [(mine[f.want_index], f) for f in result.found]
-            out.missing += [mine[i] for i in result.missing]
-            out.missing_schema += [mine[i] for i in result.missing_schema]
+            wants = [n.want for n in mine] + [pg_memory.want(k) for k in theirs]
+            result = observe_objects(self.catalog, run_in, grantee, wants)
+            for f in result.found:
+                if f.want_index < len(mine):
+                    out.found.append((mine[f.want_index], f))
+                    desired.add(pg_memory.key(database, f.target))
+                else:
+                    k = pg_memory.key(database, f.target)
+                    if k in memory.remembered:
+                        recalled[k] = f
+            out.missing += [mine[i] for i in result.missing if i < len(mine)]
+            out.missing_schema += [mine[i] for i in result.missing_schema if i < len(mine)]
+        out.desired = frozenset(desired)
+        out.forgotten = [f for k, f in sorted(recalled.items()) if k not in desired]
+        out.unreachable = frozenset(unreachable - desired)
         return out
+
+    def _memory_pairs(self, observed: GrantObserved) -> list[Pair]:
+        """Objects dbops granted on for this claim that the spec no longer names: everything the grantee holds
+        there goes, unless another claim remembers granting on the same object."""
+        return [
+            Pair(f.target, {}, f.held, ["granted by this claim before, no longer in the spec"])
+            for f in observed.forgotten
+            if pg_memory.key(f.target.database or self.catalog.admin_database, f.target)
+            not in observed.memory.others
+        ]
+
+    def _with_memory(
+        self, spec: dict[str, Any], observed: GrantObserved, steps: list[Step], acl: list[Step]
+    ) -> Plan:
+        before, after = pg_memory.steps(
+            observed.memory, self.claim, spec["grantee"], observed.desired | observed.unreachable
+        )
+        return Plan(steps + before + acl + after, warnings=self._memory_warnings(observed))
+
+    def _memory_warnings(self, observed: GrantObserved) -> list[str]:
+        if observed.memory.writable:
+            return []
+        return [pg_memory.warning(observed.memory, self.catalog.admin_user, self.catalog.admin_database)]
 
     def plan(self, spec: dict[str, Any], observed: GrantObserved) -> Plan:
         self._check(spec, observed)
@@ -145,8 +213,8 @@ class GrantHandler(KindHandler[GrantObserved]):
             admin=frozenset(spec["postgres"].get("adminRoles") or ()),
             admin_source="spec.postgres.adminRoles",
         )
-        steps += acl_steps(grantee, self._pairs(spec, observed, revoke=False))
-        return Plan(steps)
+        acl = acl_steps(grantee, self._pairs(spec, observed, revoke=False) + self._memory_pairs(observed))
+        return self._with_memory(spec, observed, steps, acl)
 
     def _check(self, spec: dict[str, Any], observed: GrantObserved) -> None:
         grantee = spec["grantee"]
@@ -208,7 +276,9 @@ class GrantHandler(KindHandler[GrantObserved]):
 
     def plan_drop(self, spec: dict[str, Any], observed: GrantObserved) -> Plan:
         if not observed.grantee_exists:
-            return Plan()
+            # Its privileges went with the role; only the memory is left to forget.
+            _, forget = pg_memory.steps(observed.memory, self.claim, spec["grantee"], frozenset())
+            return Plan(forget, warnings=self._memory_warnings(observed))
         grantee = spec["grantee"]
         check_grantee(f"grantee role {grantee}", [observed.marker], self.owner, bool(spec.get("adopt")))
         listed = frozenset(spec["postgres"].get("roles") or ())
@@ -222,8 +292,9 @@ class GrantHandler(KindHandler[GrantObserved]):
             "the drop of this grant",
             admin=None,
         )
-        steps += acl_steps(grantee, self._pairs(spec, observed, revoke=True))
-        return Plan(steps)
+        acl = acl_steps(grantee, self._pairs(spec, observed, revoke=True) + self._memory_pairs(observed))
+        observed = replace(observed, desired=frozenset())
+        return self._with_memory(spec, observed, steps, acl)
 
     def facts(self, spec: dict[str, Any], observed: GrantObserved) -> dict[str, Any]:
         counted: dict[Target, int] = {}
