@@ -534,6 +534,55 @@ def test_absent_revokes_everything_the_claim_ever_granted(pg: Server, scene: Sce
     assert writes == []
 
 
+def test_exclusive_makes_the_grantees_privileges_in_the_database_exactly_the_spec(
+    pg: Server, scene: Scene
+) -> None:
+    other_db = unique("db")
+    execute(pg, f"CREATE DATABASE {other_db}")
+    execute(pg, "CREATE TABLE public.elsewhere (id int)", database=other_db)
+    hand = [
+        f"GRANT SELECT ON app.t2, app.v1 TO {scene.grantee}",
+        f"GRANT USAGE ON SEQUENCE app.s1 TO {scene.grantee}",
+        f"GRANT EXECUTE ON FUNCTION app.g() TO {scene.grantee}",
+        f"GRANT TEMPORARY ON DATABASE {scene.db} TO {scene.grantee}",
+    ]
+    execute(pg, *hand, database=scene.db)
+    execute(pg, f"GRANT SELECT ON public.elsewhere TO {scene.grantee}", database=other_db)
+    usage = {"schema": "app", "privileges": ["USAGE"]}
+    t1 = {"schema": "app", "tables": ["t1"], "privileges": ["SELECT"]}
+    # Without the opt-in, hand grants on objects the spec does not name stay.
+    _, writes = writes_during(pg, lambda: grant_ok(pg, scene.spec(usage, t1)))
+    assert statements(writes) == [
+        f"GRANT USAGE ON SCHEMA app TO {scene.grantee}",
+        f"GRANT SELECT ON TABLE app.t1 TO {scene.grantee}",
+    ]
+    assert reads(pg, scene, "SELECT * FROM app.t2")
+
+    exclusive = scene.spec(usage, t1)
+    exclusive["postgres"]["exclusive"] = True
+    _, writes = writes_during(pg, lambda: grant_ok(pg, exclusive))
+    assert sorted(statements(writes)) == sorted(
+        [
+            f"REVOKE TEMPORARY ON DATABASE {scene.db} FROM {scene.grantee}",
+            f"REVOKE SELECT ON TABLE app.t2, app.v1 FROM {scene.grantee}",
+            f"REVOKE USAGE ON SEQUENCE app.s1 FROM {scene.grantee}",
+            f"REVOKE EXECUTE ON ROUTINE app.g() FROM {scene.grantee}",
+        ]
+    ), statements(writes)
+    assert not reads(pg, scene, "SELECT * FROM app.t2")
+    assert not reads(pg, scene, "SELECT app.g()")
+    assert reads(pg, scene, "SELECT * FROM app.t1")
+    # Another database the spec does not name is not touched.
+    assert one(
+        pg,
+        "SELECT has_table_privilege(%s, 'public.elsewhere', 'SELECT')",
+        (scene.grantee,),
+        database=other_db,
+    )
+    _, writes = writes_during(pg, lambda: grant_ok(pg, exclusive))
+    assert writes == []
+
+
 # --- default privileges (Database.postgres.defaultPrivileges) ----------------------------------------------------
 
 

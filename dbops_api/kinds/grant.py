@@ -64,6 +64,13 @@ DATABASE_GRANT: Schema = obj(
             {
                 "roles": ident_set("Roles the grantee is a member of; when set, the exact set."),
                 "adminRoles": GRANT_ADMIN_ROLES,
+                "exclusive": boolean(
+                    "The grantee's own privileges in the databases `grants` names become exactly `grants`: every "
+                    "privilege it holds directly on those databases and on the schemas, tables, sequences and "
+                    "routines in them that `grants` does not name is revoked, whoever granted it (objects the "
+                    "grantee owns excepted). Without it only what `grants` names, and what this claim granted "
+                    "before, is managed. Default: false."
+                ),
                 "grants": array(
                     "Privileges on objects. Database level when only `database` is given, schema level with "
                     "`schema`, object level with `tables`, `sequences` or `functions` (`*` means all in the schema).",

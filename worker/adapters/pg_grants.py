@@ -49,6 +49,30 @@ WITH_MEMORY = GRANTEE_SQL.replace("@MEMORY@", pg_memory.READ_SQL).replace(
 )
 WITHOUT_MEMORY = GRANTEE_SQL.replace("@MEMORY@", pg_memory.MISSING_SQL).replace("@DATABASES@", "")
 
+# `exclusive: true`: every object of the current database the grantee holds privileges on directly (an ACL entry
+# naming it), but not what it owns and not PostgreSQL's own schemas. As pg_memory keys, without the database.
+HELD_SQL = """
+WITH g AS (SELECT oid FROM pg_roles WHERE rolname = %(grantee)s)
+SELECT 'database', '', d.datname::text, ''
+  FROM pg_database d, g WHERE d.datname = current_database() AND d.datdba <> g.oid
+   AND EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = g.oid)
+UNION
+SELECT 'schema', '', n.nspname::text, ''
+  FROM pg_namespace n, g WHERE n.nspowner <> g.oid AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+   AND EXISTS (SELECT 1 FROM aclexplode(n.nspacl) a WHERE a.grantee = g.oid)
+UNION
+SELECT CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END, n.nspname::text, c.relname::text, ''
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, g
+ WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p', 'S') AND c.relowner <> g.oid
+   AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+   AND EXISTS (SELECT 1 FROM aclexplode(c.relacl) a WHERE a.grantee = g.oid)
+UNION
+SELECT 'function', n.nspname::text, p.proname::text, pg_get_function_identity_arguments(p.oid)
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace, g
+ WHERE p.proowner <> g.oid AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+   AND EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = g.oid)
+"""
+
 
 @dataclass(frozen=True)
 class Named:
@@ -76,6 +100,8 @@ class GrantObserved:
     # Objects the memory names and the spec no longer does, with what the grantee holds there.
     forgotten: list[Found] = field(default_factory=list)
     unreachable: frozenset[pg_memory.Key] = frozenset()  # remembered, in a database refusing connections
+    # `exclusive: true`: objects in the spec's databases the grantee holds privileges on that nothing remembers.
+    unnamed: frozenset[pg_memory.Key] = frozenset()
 
 
 def entry_database(spec: dict[str, Any], grant: dict[str, Any]) -> str:
@@ -150,9 +176,21 @@ class GrantHandler(KindHandler[GrantObserved]):
         desired: set[pg_memory.Key] = set()
         recalled: dict[pg_memory.Key, Found] = {}
         unreachable: set[pg_memory.Key] = set()
+        exclusive = bool(spec["postgres"].get("exclusive"))
+        unnamed: set[pg_memory.Key] = set()
         for database in sorted({*databases, *(k[0] for k in remembered)}):
             mine = [n for n in named if n.database == database]
             theirs = [k for k in remembered if k[0] == database]
+            if exclusive and database in databases and out.databases.get(database):
+                run_in = None if database == self.catalog.admin_database else database
+                held = {
+                    (database, str(t), str(sch), str(name), str(args or ""))
+                    for t, sch, name, args in self.catalog.query(
+                        HELD_SQL, {"grantee": grantee}, database=run_in
+                    )
+                }
+                unnamed |= held - memory.remembered
+                theirs += sorted(held - memory.remembered)
             if not out.databases.get(database):
                 # Missing (its grants went with it) or refusing connections (plan reports it when the spec
                 # names it; what the memory names there is kept for a later run).
@@ -168,24 +206,30 @@ class GrantHandler(KindHandler[GrantObserved]):
                     desired.add(pg_memory.key(database, f.target))
                 else:
                     k = pg_memory.key(database, f.target)
-                    if k in memory.remembered:
+                    if k in memory.remembered or k in unnamed:
                         recalled[k] = f
             out.missing += [mine[i] for i in result.missing if i < len(mine)]
             out.missing_schema += [mine[i] for i in result.missing_schema if i < len(mine)]
         out.desired = frozenset(desired)
         out.forgotten = [f for k, f in sorted(recalled.items()) if k not in desired]
         out.unreachable = frozenset(unreachable - desired)
+        out.unnamed = frozenset(unnamed)
         return out
 
     def _memory_pairs(self, observed: GrantObserved) -> list[Pair]:
         """Objects dbops granted on for this claim that the spec no longer names: everything the grantee holds
-        there goes, unless another claim remembers granting on the same object."""
-        return [
-            Pair(f.target, {}, f.held, ["granted by this claim before, no longer in the spec"])
-            for f in observed.forgotten
-            if pg_memory.key(f.target.database or self.catalog.admin_database, f.target)
-            not in observed.memory.others
-        ]
+        there goes, unless another claim remembers granting on the same object. With `exclusive: true` also
+        every other object of the spec's databases the grantee holds privileges on, whoever granted them."""
+        out: list[Pair] = []
+        for f in observed.forgotten:
+            k = pg_memory.key(f.target.database or self.catalog.admin_database, f.target)
+            if k in observed.unnamed:
+                out.append(Pair(f.target, {}, f.held, ["exclusive: true, and the spec does not name it"]))
+            elif k not in observed.memory.others:
+                out.append(
+                    Pair(f.target, {}, f.held, ["granted by this claim before, no longer in the spec"])
+                )
+        return out
 
     def _with_memory(
         self, spec: dict[str, Any], observed: GrantObserved, steps: list[Step], acl: list[Step]
