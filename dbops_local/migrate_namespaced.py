@@ -4,7 +4,9 @@ Each claim becomes the namespaced XR of the same kind, namespace and name (docs/
 namespaced XRs"). The spec is carried over unchanged but for the fields Crossplane owns on a claim: those a
 namespaced XR has under `spec.crossplane` are moved there (when they still mean something for the namespaced
 Compositions), the claim-only ones are left out; every field moved or left out is reported on stderr, with the
-reason. Server bookkeeping (uid, resourceVersion, status, finalizers, owner references, ...) is left out silently.
+reason. Server bookkeeping (uid, resourceVersion, status, finalizers, owner references, ...) and what Crossplane fills in on
+every claim (`resourceRef`, its defaults, dbops' Composition and its current revision) are left out silently:
+Crossplane fills in the same for the namespaced XR.
 Other documents (Secrets) pass through without their server bookkeeping; legacy XRs (`XDatabaseUser`, ...) are
 left out (the claim is what is converted).
 
@@ -50,12 +52,11 @@ GUIDE = "docs/migrating.md#from-claims-to-namespaced-xrs"
 MOVED = ("compositionSelector", "compositionUpdatePolicy")
 # Claim-only fields, and why they have no namespaced counterpart.
 LEFT_OUT = {
-    "resourceRef": "it names the claim's legacy XR; the namespaced XR is its own resource",
     "compositeDeletePolicy": "a namespaced XR has no claim, so there is nothing to delete it through; Kubernetes "
     "deletes its Jobs and credentials Secret with it",
-    "compositionRevisionRef": "it names a revision of the legacy Composition, which cannot compose a namespaced XR; "
-    "Crossplane picks the namespaced Composition's current revision (set spec.crossplane.compositionRevisionRef "
-    "by hand to pin one)",
+    "compositionRevisionRef": "with compositionUpdatePolicy Manual it pins a revision of the legacy Composition, "
+    "which cannot compose a namespaced XR; Crossplane picks the namespaced Composition's current revision: set "
+    "spec.crossplane.compositionRevisionRef to pin one of its revisions",
     "compositionRevisionSelector": "its labels select revisions of legacy Compositions; set "
     "spec.crossplane.compositionRevisionSelector by hand if you pin revisions of the namespaced ones",
     "writeConnectionSecretToRef": "a namespaced XR has no connection details; the credentials Secret (same namespace, "
@@ -111,6 +112,15 @@ def _claim(doc: Obj, namespace: str, out: Conversion) -> Obj:
     else:
         meta.pop("annotations", None)
     spec = dict(doc.get("spec") or {})
+    # What Crossplane fills in on every claim (the legacy XR it made, its defaults, dbops' own Composition and its
+    # current revision) goes silently: Crossplane fills in the same for the namespaced XR.
+    spec.pop("resourceRef", None)
+    if spec.get("compositeDeletePolicy") == "Background":
+        del spec["compositeDeletePolicy"]
+    automatic = spec.get("compositionUpdatePolicy", "Automatic") == "Automatic"
+    if automatic:
+        spec.pop("compositionUpdatePolicy", None)
+        spec.pop("compositionRevisionRef", None)
     crossplane: Obj = {}
     for name in MOVED:
         if name in spec:
@@ -122,16 +132,7 @@ def _claim(doc: Obj, namespace: str, out: Conversion) -> Obj:
     if "compositionRef" in spec:
         ref = spec.pop("compositionRef")
         ref_name = ref.get("name") if isinstance(ref, dict) else None
-        if ref_name == DEFAULT_COMPOSITION.get(kind):
-            crossplane["compositionRef"] = {"name": NAMESPACED_COMPOSITION[kind]}
-            out.note(
-                doc,
-                "spec.compositionRef",
-                "changed",
-                f"{ref_name} composes only the legacy XR; spec.crossplane.compositionRef names dbops' Composition of "
-                f"the namespaced XR, {NAMESPACED_COMPOSITION[kind]}",
-            )
-        else:
+        if ref_name != DEFAULT_COMPOSITION.get(kind):
             out.note(
                 doc,
                 "spec.compositionRef",
@@ -139,6 +140,15 @@ def _claim(doc: Obj, namespace: str, out: Conversion) -> Obj:
                 f"{ref_name!r} is not dbops' Composition of the legacy XR and cannot compose a namespaced XR; "
                 f"Crossplane picks {NAMESPACED_COMPOSITION[kind]} (set spec.crossplane.compositionRef by hand "
                 "if you run a Composition of your own for the namespaced type)",
+            )
+        elif not automatic:
+            crossplane["compositionRef"] = {"name": NAMESPACED_COMPOSITION[kind]}
+            out.note(
+                doc,
+                "spec.compositionRef",
+                "changed",
+                f"{ref_name} composes only the legacy XR; spec.crossplane.compositionRef names dbops' Composition "
+                f"of the namespaced XR, {NAMESPACED_COMPOSITION[kind]}",
             )
     for name, why in LEFT_OUT.items():
         if name in spec:

@@ -46,6 +46,7 @@ def test_claim_only_fields_are_moved_or_left_out_with_the_reason() -> None:
             "compositionRef": {"name": "xdatabaseusers.dbops.dbprovision.io"},
             "compositionSelector": {"matchLabels": {"tier": "db"}},
             "compositionUpdatePolicy": "Manual",
+            "compositionRevisionRef": {"name": "xdatabaseusers.dbops.dbprovision.io-1a2b3c4"},
             "compositeDeletePolicy": "Foreground",
             "resourceRef": {"apiVersion": API_VERSION, "kind": "XDatabaseUser", "name": "app-x1"},
             "writeConnectionSecretToRef": {"name": "app-conn"},
@@ -85,12 +86,31 @@ def test_claim_only_fields_are_moved_or_left_out_with_the_reason() -> None:
         "spec.compositionUpdatePolicy",
         "spec.compositionRef",
         "spec.compositeDeletePolicy",
-        "spec.resourceRef",
+        "spec.compositionRevisionRef",
         "spec.writeConnectionSecretToRef",
     }
     assert "credentials Secret" in by_path["spec.writeConnectionSecretToRef"]
     assert "deleted with the claim" in by_path["spec.writeConnectionSecretToRef"]
     assert "changed" in by_path["spec.compositionRef"]
+
+
+def test_what_crossplane_fills_in_on_every_claim_goes_silently() -> None:
+    claim = {
+        "apiVersion": API_VERSION,
+        "kind": "DatabaseInstance",
+        "metadata": {"name": "pg", "namespace": "default"},
+        "spec": {
+            "engine": "postgres",
+            "compositionRef": {"name": "xdatabaseinstances.dbops.dbprovision.io"},
+            "compositionRevisionRef": {"name": "xdatabaseinstances.dbops.dbprovision.io-1a2b3c4"},
+            "compositionUpdatePolicy": "Automatic",
+            "compositeDeletePolicy": "Background",
+            "resourceRef": {"apiVersion": API_VERSION, "kind": "XDatabaseInstance", "name": "pg-x1"},
+        },
+    }
+    result = convert([claim])
+    assert result.notes == []
+    assert result.documents[0]["spec"] == {"engine": "postgres"}
 
 
 def test_a_composition_of_ones_own_is_left_out_and_legacy_xrs_are_not_converted() -> None:
