@@ -1,7 +1,6 @@
 """`dbops-local migrate-to-namespaced`: dbops claims in, namespaced XRs (`ns.dbops.dbprovision.io`) out.
 
-Each claim becomes the namespaced XR of the same kind, namespace and name (docs/migrating.md, "From claims to
-namespaced XRs"). The spec is carried over unchanged but for the fields Crossplane owns on a claim: those a
+Each claim becomes the namespaced XR of the same kind, namespace and name (docs/migrating-namespaced.md). The spec is carried over unchanged but for the fields Crossplane owns on a claim: those a
 namespaced XR has under `spec.crossplane` are moved there (when they still mean something for the namespaced
 Compositions), the claim-only ones are left out; every field moved or left out is reported on stderr, with the
 reason. Server bookkeeping (uid, resourceVersion, status, finalizers, owner references, ...) and what Crossplane fills in on
@@ -46,7 +45,7 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 PAUSED = "crossplane.io/paused"
 DEFAULT_COMPOSITION = {kind: f"x{kind.lower()}s.{LEGACY.group}" for kind in SPECS}
 NAMESPACED_COMPOSITION = {kind: f"{kind.lower()}s.{NAMESPACED.group}" for kind in SPECS}
-GUIDE = "docs/migrating.md#from-claims-to-namespaced-xrs"
+GUIDE = "docs/migrating-namespaced.md"
 
 # Crossplane's fields at the top of a claim's spec that a namespaced XR has too, under spec.crossplane.
 MOVED = ("compositionSelector", "compositionUpdatePolicy")

@@ -1,4 +1,4 @@
-"""`dbops-local migrate-to-namespaced` (dbops_local/migrate_namespaced.py, docs/migrating.md): claims in, the
+"""`dbops-local migrate-to-namespaced` (dbops_local/migrate_namespaced.py, docs/migrating-namespaced.md): claims in, the
 namespaced XRs of the same namespace and name out, every claim-only field reported with its reason. No server
 needed; tests/test_migrate_namespaced_e2e.py runs the result against real servers."""
 

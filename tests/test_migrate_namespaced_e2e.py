@@ -1,5 +1,5 @@
-"""A move from claims to namespaced XRs (docs/migrating.md, "From claims to namespaced XRs"), end to end on real
-PostgreSQL and MariaDB through dbops-local.
+"""A move from claims to namespaced XRs (docs/migrating-namespaced.md), end to end on real PostgreSQL and MariaDB
+through dbops-local.
 
 The Quick Start (instance, database, user with a generated password, a grant) converges as claims. Then the steps
 of the guide: the claims exported as `kubectl get -o yaml` shows them go through `dbops-local
