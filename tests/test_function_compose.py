@@ -1155,6 +1155,8 @@ def test_a_namespaced_xr_takes_over_the_released_secret_of_the_claim_of_its_name
     assert secret["metadata"]["labels"]["dbops.dbprovision.io/xr"] == "myapp-user"
     (job,) = kube.jobs(rsp).values()
     assert job["metadata"]["annotations"][PASSWORD_REVISION_ANNOTATION] == "1"
+    assert [(r.severity, r.reason) for r in rsp.results] == [(fnv1.SEVERITY_NORMAL, "SecretTakenOver")]
+    assert "myapp-db-credentials" in rsp.results[0].message and PASSWORD not in str(rsp.results)
     # A claim of the same name (created again after its Secret was released) takes it over just the same.
     rsp = call(
         kube.request(

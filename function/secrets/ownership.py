@@ -29,6 +29,7 @@ class Existing:
     resolved: bool  # Crossplane answered the lookup (possibly: nothing there)
     ours: dict[str, Any] | None  # the Secret, when it exists and this XR controls it
     conflict: str  # why the name may not be used; "" when it may
+    released: bool = False  # `ours` has no owner: released to this XR (`released_to`), taken over now
 
 
 def controller(obj: Any) -> dict[str, Any] | None:
@@ -93,6 +94,8 @@ def existing_secret(view: View, requirement: str, name: str, reserved: dict[str,
     found = view.one(requirement)
     if found is None or text(found, "metadata", "name") != name:
         return Existing(True, None, "")
-    if controlled_by(found, view) or released_to(found, view):
+    if controlled_by(found, view):
         return Existing(True, found, "")
+    if released_to(found, view):
+        return Existing(True, found, "", released=True)
     return Existing(True, None, f"{where} already exists and {_whose(found)}")
