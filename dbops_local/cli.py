@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from dbops_local import migrate_operator
+from dbops_local import migrate_namespaced, migrate_operator
 from dbops_local import plan as plan_mode
 from dbops_local.crossplane import Composition
 from dbops_local.loop import (
@@ -33,12 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["migrate-from-operator"]:
         return migrate_operator.main(argv[1:])
+    if argv[:1] == ["migrate-to-namespaced"]:
+        return migrate_namespaced.main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="dbops-local",
         description="Apply dbops claims or namespaced XRs and Secrets, call the function as Crossplane would, run "
         "the Jobs' worker commands locally against the real servers, and print each one's status. "
         "`dbops-local migrate-from-operator -f FILE` converts db-provision-operator YAML to dbops claims "
-        "(docs/migrating.md).",
+        "(docs/migrating.md); `dbops-local migrate-to-namespaced -f FILE` converts dbops claims to namespaced XRs.",
     )
     parser.add_argument(
         "-f",

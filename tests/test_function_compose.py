@@ -21,7 +21,8 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
 from function.fn import FunctionRunner
 from function.jobs import schedule
-from function.jobs.job import JOB_PREFIX
+from function.jobs.job import JOB_PREFIX, PASSWORD_REVISION_ANNOTATION
+from function.secrets import credentials as creds
 from tests.function_cases import kube
 from worker.request import parse
 
@@ -1108,6 +1109,108 @@ def test_the_default_secret_name_is_checked_too() -> None:
     )
 
 
+# --- the migration from claims to namespaced XRs (docs/migrating.md): a released credentials Secret is taken over --
+
+
+def released(**changes: Any) -> dict[str, Any]:
+    """The claim's credentials Secret as the migration leaves it: its owner reference to the legacy XR removed;
+    `changes` are metadata changes (None deletes a key)."""
+    secret = copy.deepcopy(SECRET)
+    meta = secret["metadata"]
+    meta.pop("ownerReferences", None)
+    for key, value in changes.items():
+        if value is None:
+            meta.pop(key, None)
+        else:
+            meta[key] = value
+    return secret
+
+
+NS_USER_XR = kube.namespaced_xr("DatabaseUser", "myapp-user", QUICKSTART["myapp-user"]["spec"])
+NS_REQUIRED = {
+    "instance": [
+        kube.namespaced_xr(
+            "DatabaseInstance", "postgres-server", QUICKSTART["postgres-server"]["spec"], "Ready"
+        )
+    ],
+    "database": [kube.namespaced_xr("Database", "myapp-db", QUICKSTART["myapp-db"]["spec"], "Ready")],
+}
+
+
+def test_a_namespaced_xr_takes_over_the_released_secret_of_the_claim_of_its_name_and_keeps_the_password() -> (
+    None
+):
+    rsp = call(
+        kube.request(
+            NS_USER_XR, required={**NS_REQUIRED, "credentials-secret": [released()]}, input_=USER_INPUT
+        )
+    )
+    status = kube.status(rsp)
+    assert status["phase"] == "Provisioning", status
+    secret = kube.desired(rsp)["credentials"]
+    assert kube.secret_data(secret)["password"] == PASSWORD, "the claim's password, not a new one"
+    assert secret["metadata"]["annotations"][creds.REVISION_ANNOTATION] == "1", (
+        "the same revision: no new password"
+    )
+    assert secret["metadata"]["labels"]["dbops.dbprovision.io/xr"] == "myapp-user"
+    (job,) = kube.jobs(rsp).values()
+    assert job["metadata"]["annotations"][PASSWORD_REVISION_ANNOTATION] == "1"
+    assert [(r.severity, r.reason) for r in rsp.results] == [(fnv1.SEVERITY_NORMAL, "SecretTakenOver")]
+    assert "myapp-db-credentials" in rsp.results[0].message and PASSWORD not in str(rsp.results)
+    # A claim of the same name (created again after its Secret was released) takes it over just the same.
+    rsp = call(
+        kube.request(
+            USER_XR, required={**USER_REQUIRED, "credentials-secret": [released()]}, input_=USER_INPUT
+        )
+    )
+    assert kube.secret_data(kube.desired(rsp)["credentials"])["password"] == PASSWORD
+
+
+OTHER_OWNER = {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "cm1"}
+
+
+@pytest.mark.parametrize(
+    ("found", "why"),
+    [
+        # Still owned, even without a controller reference: something else keeps it.
+        (released(ownerReferences=[OTHER_OWNER]), "it has no controller"),
+        # Made by someone else: no managed-by label, or none at all.
+        (
+            released(
+                labels={
+                    k: v
+                    for k, v in SECRET["metadata"]["labels"].items()
+                    if k != "app.kubernetes.io/managed-by"
+                }
+            ),
+            "no controller",
+        ),
+        (released(labels=None), "no controller"),
+        # dbops' Secret, but of another claim, or another kind, or another namespace.
+        (
+            released(labels={**SECRET["metadata"]["labels"], "dbops.dbprovision.io/claim": "other-user"}),
+            "no controller",
+        ),
+        (
+            released(labels={**SECRET["metadata"]["labels"], "dbops.dbprovision.io/kind": "Database"}),
+            "no controller",
+        ),
+        (released(namespace="team-b"), "no controller"),
+    ],
+    ids=["other-owner", "not-managed-by-dbops", "no-labels", "other-claim", "other-kind", "other-namespace"],
+)
+def test_a_secret_released_by_another_owner_or_not_made_by_dbops_is_never_taken_over(
+    found: dict[str, Any], why: str
+) -> None:
+    for xr, required in ((NS_USER_XR, NS_REQUIRED), (USER_XR, USER_REQUIRED)):
+        rsp = call(kube.request(xr, required={**required, "credentials-secret": [found]}, input_=USER_INPUT))
+        assert kube.desired(rsp) == {}, "nothing is composed: above all not that Secret"
+        status = kube.status(rsp)
+        assert status["phase"] == "Failed" and why in status["message"], status
+        assert kube.conditions(rsp)["Provisioned"][:2] == ("False", "SecretNotOwned")
+        assert PASSWORD not in str(rsp)
+
+
 def test_the_credentials_secret_is_composed_only_once_its_name_is_known_free_or_ours() -> None:
     # Before Crossplane answered the lookup: nothing composed, the lookup asked for with the claims.
     rsp = call(
@@ -1555,7 +1658,9 @@ def test_an_xr_without_claim_or_namespace_fails_clearly() -> None:
 
 
 def test_a_namespaced_xr_uses_its_own_namespace_and_references_xrs() -> None:
-    xr = kube.namespaced_xr("DatabaseUser", "myapp-user", QUICKSTART["myapp-user"]["spec"], namespace="team-a")
+    xr = kube.namespaced_xr(
+        "DatabaseUser", "myapp-user", QUICKSTART["myapp-user"]["spec"], namespace="team-a"
+    )
     instance = kube.namespaced_xr(
         "DatabaseInstance", "postgres-server", QUICKSTART["postgres-server"]["spec"], "Ready", "team-a"
     )

@@ -101,6 +101,7 @@ def _apply(ready: Ready) -> Outcome:
     observed = creds.observed_secret(view)
     wanted_name = _wanted_secret_name(view, spec)
     secret_name = _secret_name(view)
+    found_released = False
     if secret_name != wanted_name:
         found = ownership.existing_secret(
             view,
@@ -118,7 +119,17 @@ def _apply(ready: Ready) -> Outcome:
             # password rather than drawing a new one.
             observed = found.ours
             secret_name = wanted_name
+            found_released = found.released
     warnings: list[Result] = []
+    if found_released:
+        warnings.append(
+            Result(
+                "Normal",
+                f"took over the credentials Secret {wanted_name}: it has no owner and dbops' labels for "
+                f"{KIND} {view.namespace}/{view.claim_name}; its password is kept",
+                "SecretTakenOver",
+            )
+        )
     if secret_name != wanted_name:
         warnings.append(
             Result(
