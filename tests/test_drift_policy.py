@@ -1,0 +1,154 @@
+"""driftPolicy (issue 12 item 4) against the real servers, through dbops-local: a change made by hand is only
+shown by `detect` (the statement in status, Drifted=True, no write in the server's statement log), left alone by
+`ignore` (which still creates a missing object), and fixed by `correct`; a DatabaseInstance's driftPolicy is the
+default of the claims on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dbops_local.loop import OfflineCluster
+from dbops_local.runtime import FunctionClient
+from tests.conftest import unique
+from tests.offline_support import admin_secret, claim, cluster, condition, instance_claim, kube_name
+from tests.servers import Server
+from tests.test_mysql_support import writes_during as maria_writes_during
+from tests.test_pg_support import writes_during as pg_writes_during
+
+
+def writes_during(server: Server, action: Any) -> tuple[Any, list[Any]]:
+    return (pg_writes_during if server.engine == "postgres" else maria_writes_during)(server, action)
+
+
+def user_spec(server: Server, instance: str, username: str, mode: str | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"instanceRef": {"name": instance}, "username": username}
+    if server.engine == "postgres":
+        spec["postgres"] = {"connectionLimit": 5}
+    else:
+        spec["mysql"] = {"maxUserConnections": 5}
+    if mode is not None:
+        spec["driftPolicy"] = {"mode": mode}
+    return spec
+
+
+def limit(server: Server, username: str) -> int | None:
+    if server.engine == "postgres":
+        rows = server.query("SELECT rolconnlimit FROM pg_roles WHERE rolname = %s", (username,))
+    else:
+        rows = server.query("SELECT max_user_connections FROM mysql.user WHERE User = %s", (username,))
+    return int(rows[0][0]) if rows else None
+
+
+def set_limit_by_hand(server: Server, username: str, value: int) -> None:
+    if server.engine == "postgres":
+        sql = f'ALTER ROLE "{username}" CONNECTION LIMIT {value}'
+    else:
+        sql = f"ALTER USER '{username}'@'%' WITH MAX_USER_CONNECTIONS {value}"
+    conn = server.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def converge(c: OfflineCluster, docs: list[dict[str, Any]]) -> None:
+    c.apply(docs)
+    c.reconcile()
+
+
+@pytest.mark.parametrize("server", ["postgres", "mariadb"], indirect=True)
+def test_detect_shows_ignore_leaves_correct_fixes_a_change_made_by_hand(
+    function_client: FunctionClient, server: Server
+) -> None:
+    instance, user, username = kube_name("inst"), kube_name("user"), unique("drift")
+    c = cluster(function_client)
+    base = [admin_secret(server, f"{instance}-admin"), instance_claim(server, instance, f"{instance}-admin")]
+    converge(c, [*base, claim("DatabaseUser", user, user_spec(server, instance, username, None))])
+    assert c.claim("DatabaseUser", user)["status"]["phase"] == "Ready"
+    assert limit(server, username) == 5
+    set_limit_by_hand(server, username, 50)
+
+    # detect: the plan in status, Drifted=True, nothing written
+    _, writes = writes_during(
+        server,
+        lambda: converge(c, [claim("DatabaseUser", user, user_spec(server, instance, username, "detect"))]),
+    )
+    got = c.claim("DatabaseUser", user)
+    assert writes == [], [w.text for w in writes]
+    assert limit(server, username) == 50
+    assert got["status"]["phase"] == "Ready", got["status"]
+    drifted = condition(got, "Drifted")
+    assert (drifted.get("status"), drifted.get("reason")) == ("True", "Detected"), (
+        got["status"]["message"],
+        got["status"].get("conditions"),
+    )
+    plan = got["status"]["driftPlan"]
+    assert plan["count"] == 1 and not plan["missing"], plan
+    want = "CONNECTION LIMIT 5" if server.engine == "postgres" else "MAX_USER_CONNECTIONS 5"
+    assert want in plan["statements"][0], plan
+    assert "1 statement(s) would correct it" in got["status"]["message"]
+
+    # ignore: an existing object is never corrected
+    _, writes = writes_during(
+        server,
+        lambda: converge(c, [claim("DatabaseUser", user, user_spec(server, instance, username, "ignore"))]),
+    )
+    got = c.claim("DatabaseUser", user)
+    assert got["status"]["phase"] == "Ready", got["status"]
+    assert writes == [] and limit(server, username) == 50
+    assert "driftPlan" not in got["status"]
+    assert condition(got, "Drifted").get("status") in (None, "Unknown")
+
+    # correct: fixed; and detect then finds it in sync
+    converge(c, [claim("DatabaseUser", user, user_spec(server, instance, username, "correct"))])
+    assert limit(server, username) == 5
+    converge(c, [claim("DatabaseUser", user, user_spec(server, instance, username, "detect"))])
+    got = c.claim("DatabaseUser", user)
+    assert (condition(got, "Drifted")["status"], condition(got, "Drifted")["reason"]) == ("False", "InSync")
+    assert got["status"]["driftPlan"] == {"count": 0, "missing": False, "statements": []}
+
+
+@pytest.mark.parametrize("server", ["postgres", "mariadb"], indirect=True)
+def test_ignore_creates_what_is_missing_and_detect_creates_nothing(
+    function_client: FunctionClient, server: Server
+) -> None:
+    """A missing object: ignore creates it; detect (here the instance's default) writes nothing and says so."""
+    instance, detecting = kube_name("inst"), kube_name("inst")
+    user, db = kube_name("user"), kube_name("db")
+    username, db_name = unique("drift"), unique("drift")
+    c = cluster(function_client)
+    docs = [
+        admin_secret(server, f"{instance}-admin"),
+        instance_claim(server, instance, f"{instance}-admin"),
+        instance_claim(
+            server, detecting, f"{instance}-admin", driftPolicy={"mode": "detect", "interval": "8h"}
+        ),
+        claim("DatabaseUser", user, user_spec(server, instance, username, "ignore")),
+    ]
+    converge(c, docs)
+    got = c.claim("DatabaseUser", user)
+    assert got["status"]["phase"] == "Ready", got["status"]
+    assert limit(server, username) == 5, "ignore created the missing user, as the spec says"
+
+    _, writes = writes_during(
+        server,
+        lambda: converge(c, [claim("Database", db, {"instanceRef": {"name": detecting}, "name": db_name})]),
+    )
+    got = c.claim("Database", db)
+    assert writes == [], [w.text for w in writes]
+    if server.engine == "postgres":
+        exists = server.query("SELECT 1 FROM pg_database WHERE datname = %s", (db_name,))
+    else:
+        exists = server.query("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (db_name,))
+    assert not exists
+    assert got["status"]["phase"] == "Ready", got["status"]
+    drifted = condition(got, "Drifted")
+    assert (drifted["status"], drifted["reason"]) == ("True", "Missing"), drifted
+    assert "does not exist, and detect does not create it" in got["status"]["message"]
+    plan = got["status"]["driftPlan"]
+    assert plan["missing"] and any("CREATE DATABASE" in s for s in plan["statements"]), plan
