@@ -152,3 +152,78 @@ def test_ignore_creates_what_is_missing_and_detect_creates_nothing(
     assert "does not exist, and detect does not create it" in got["status"]["message"]
     plan = got["status"]["driftPlan"]
     assert plan["missing"] and any("CREATE DATABASE" in s for s in plan["statements"]), plan
+
+
+def has_grant(server: Server, username: str, db_name: str) -> bool:
+    if server.engine == "postgres":
+        rows = server.query("SELECT has_database_privilege(%s, %s, 'CREATE')", (username, db_name))
+        return bool(rows[0][0])
+    rows = server.query(
+        "SELECT 1 FROM mysql.db WHERE User = %s AND Db IN (%s, %s) AND Select_priv = 'Y'",
+        (username, db_name, db_name.replace("_", "\\_")),
+    )
+    return bool(rows)
+
+
+def revoke_by_hand(server: Server, username: str, db_name: str) -> None:
+    if server.engine == "postgres":
+        sql = f'REVOKE CREATE ON DATABASE "{db_name}" FROM "{username}"'
+    else:
+        sql = f"REVOKE SELECT ON `{db_name.replace('_', chr(92) + '_')}`.* FROM '{username}'@'%'"
+    conn = server.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("server", ["postgres", "mariadb"], indirect=True)
+def test_a_grant_is_created_under_ignore_and_a_revoke_by_hand_is_only_detected(
+    function_client: FunctionClient, server: Server
+) -> None:
+    instance, user, db, grant = kube_name("inst"), kube_name("user"), kube_name("db"), kube_name("grant")
+    username, db_name = unique("drift"), unique("drift")
+    c = cluster(function_client)
+    docs = [
+        admin_secret(server, f"{instance}-admin"),
+        instance_claim(server, instance, f"{instance}-admin"),
+        claim("Database", db, {"instanceRef": {"name": instance}, "name": db_name}),
+        claim("DatabaseUser", user, {"instanceRef": {"name": instance}, "username": username}),
+    ]
+    if server.engine == "postgres":
+        grants: dict[str, Any] = {"postgres": {"grants": [{"privileges": ["CREATE"]}]}}
+    else:
+        grants = {"mysql": {"grants": [{"level": "database", "privileges": ["SELECT"]}]}}
+
+    def grant_claim(mode: str) -> dict[str, Any]:
+        spec = {
+            "userRef": {"name": user},
+            "databaseRef": {"name": db},
+            **grants,
+            "driftPolicy": {"mode": mode},
+        }
+        return claim("DatabaseGrant", grant, spec)
+
+    converge(c, [*docs, grant_claim("ignore")])
+    assert c.claim("DatabaseGrant", grant)["status"]["phase"] == "Ready"
+    assert has_grant(server, username, db_name), "ignore granted what the claim never granted before"
+    revoke_by_hand(server, username, db_name)
+
+    _, writes = writes_during(server, lambda: converge(c, [grant_claim("detect")]))
+    got = c.claim("DatabaseGrant", grant)
+    assert writes == [], [w.text for w in writes]
+    assert not has_grant(server, username, db_name)
+    drifted = condition(got, "Drifted")
+    assert (drifted.get("status"), drifted.get("reason")) == ("True", "Detected"), got["status"]
+    want = "GRANT CREATE ON DATABASE" if server.engine == "postgres" else "GRANT SELECT ON"
+    assert any(want in s for s in got["status"]["driftPlan"]["statements"]), got["status"]["driftPlan"]
+
+    _, writes = writes_during(server, lambda: converge(c, [grant_claim("ignore")]))
+    assert writes == [], [w.text for w in writes]
+    assert not has_grant(server, username, db_name), "ignore never corrects"
+    assert c.claim("DatabaseGrant", grant)["status"]["phase"] == "Ready"
+
+    converge(c, [grant_claim("correct")])
+    assert has_grant(server, username, db_name)
