@@ -58,7 +58,11 @@ def _converge(adapter: Adapter, action: str, spec: dict[str, Any], result: Resul
     observed = _observe(handler, action, spec)
     plan = _plan(handler, action, spec, observed, result, ignore=ignore)
     if action == "plan":
-        result.changes = [s.summary for s in plan.steps if not s.bookkeeping]
+        # A step no observation can confirm (a password the worker cannot check) is printed, but it is not a known
+        # difference: `changes` (what driftPolicy detect counts as drift) leaves it out, unless the object is new.
+        result.changes = [
+            s.summary for s in plan.steps if not s.bookkeeping and (plan.creates or not s.unverifiable)
+        ]
         result.missing = plan.creates and result.kind != "DatabaseGrant"
         if printer is not None:
             for step in plan.steps:
