@@ -12,7 +12,7 @@ import pytest
 
 from dbops_local.loop import OfflineCluster
 from dbops_local.runtime import FunctionClient
-from tests.conftest import unique
+from tests.conftest import apply_ok, request_for, run_worker, unique
 from tests.offline_support import admin_secret, claim, cluster, condition, instance_claim, kube_name
 from tests.servers import Server
 from tests.test_mysql_support import writes_during as maria_writes_during
@@ -227,3 +227,47 @@ def test_a_grant_is_created_under_ignore_and_a_revoke_by_hand_is_only_detected(
 
     converge(c, [grant_claim("correct")])
     assert has_grant(server, username, db_name)
+
+
+# --- the worker alone: which steps are creation ---------------------------------------------------------------------
+
+
+@pytest.mark.mariadb
+def test_maria_ignore_creates_the_account_of_a_new_host_and_leaves_the_existing_one(maria: Server) -> None:
+    """Creation steps are marked per account: under ignore a user that exists on '%' gets its missing 'localhost'
+    account (with its marker, as the spec says), while the hand-changed '%' account is not corrected; a second
+    run writes nothing."""
+    name = unique("drift")
+    apply_ok(maria, "DatabaseUser", {"username": name, "mysql": {"maxUserConnections": 5}})
+    set_limit_by_hand(maria, name, 50)
+    spec = {"username": name, "mysql": {"maxUserConnections": 5, "allowedHosts": ["%", "localhost"]}}
+    request = {**request_for(maria, "DatabaseUser", spec), "driftMode": "ignore"}
+    first = run_worker(maria, "apply", request)
+    assert first.code == 0, first.result
+    assert any(f"CREATE USER '{name}'@'localhost'" in c for c in first.result["changes"]), first.result
+    assert not any("'%'" in c for c in first.result["changes"]), first.result["changes"]
+    limits = dict(maria.query("SELECT Host, max_user_connections FROM mysql.user WHERE User = %s", (name,)))
+    assert limits == {"%": 50, "localhost": 5}
+    again, writes = maria_writes_during(maria, lambda: run_worker(maria, "apply", request))
+    assert again.code == 0 and again.result["changes"] == [] and writes == []
+    assert again.result["statements"]["writes"] == 0
+
+
+@pytest.mark.postgres
+def test_pg_plan_of_a_missing_object_says_missing_and_ignore_creates_it_whole(pg: Server) -> None:
+    name = unique("drift")
+    spec = {"username": name, "postgres": {"connectionLimit": 7}}
+    planned, writes = pg_writes_during(
+        pg, lambda: run_worker(pg, "plan", request_for(pg, "DatabaseUser", spec))
+    )
+    assert planned.code == 0 and writes == []
+    assert planned.result["missing"] is True
+    assert planned.result["changes"][0].startswith(f"CREATE ROLE {name}")
+    created = run_worker(pg, "apply", {**request_for(pg, "DatabaseUser", spec), "driftMode": "ignore"})
+    assert created.code == 0, created.result
+    assert limit(pg, name) == 7
+    assert pg.query("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s", (name,))[
+        0
+    ][0].startswith("managed by dbops for DatabaseUser"), "the marker is part of creating it"
+    again = run_worker(pg, "plan", request_for(pg, "DatabaseUser", spec))
+    assert again.result["changes"] == [] and "missing" not in again.result
