@@ -167,7 +167,7 @@ REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
 # Spec paths (and what is below them) that exist only so db-provision-operator manifests apply: dbops' own examples
 # need not use them (tests/test_manifests.py); the Go examples' test does (tests/test_compat_examples_e2e.py).
 GO_ONLY_PATHS: dict[str, tuple[str, ...]] = {
-    kind: ("spec.driftPolicy", *(f"spec.{path}.namespace" for path, _ in refs))
+    kind: ("spec.driftPolicy.interval", *(f"spec.{path}.namespace" for path, _ in refs))
     for kind, refs in REFERENCES.items()
 }
 GO_ONLY_PATHS["DatabaseInstance"] += ("spec.discovery",)
