@@ -2,8 +2,8 @@
 accepts so that its manifests apply, and refuses with why where it cannot do what they meant (issue 17;
 docs/compatibility.md lists every Go field and what dbops does with it).
 
-- `driftPolicy` (every kind): `mode: correct` is what dbops always does, so it is accepted; `detect` and `ignore`
-  (and no mode, which the Go CRD defaults to detect) are refused: dbops cannot leave a difference in place.
+- `driftPolicy` (every kind): `correct`, `detect` and `ignore` as in the Go CRD (no mode: detect); the
+  instance's is the default of its claims (function.kinds.driver.drift_mode); `interval` is not used.
 - `initSQL` (Database): refused, dbops runs no SQL from a claim.
 - `deletionPolicy: Snapshot` (Database): refused, dbops takes no backups yet.
 - `discovery` (DatabaseInstance): `enabled: false` accepted, `enabled: true` refused (the Go operator never read it).
@@ -29,33 +29,25 @@ from dbops_api.validation import FieldError
 
 GO_DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"
 
-DRIFT_MESSAGE = (
-    "dbops always corrects drift: every converge sets what the spec says, exact sets included (memberships, "
-    "privileges and settings granted outside the spec are revoked), and it cannot only detect or ignore a "
-    "difference. Set driftPolicy.mode: correct or leave driftPolicy out"
-)
-
 DRIFT_POLICY = obj(
-    "Accepted for db-provision-operator manifests: `mode: correct` is what dbops always does (and it revokes "
-    "what the spec does not list, as the Go operator did only with its allow-destructive-drift annotation). "
-    "`detect` and `ignore`, or no mode (the Go default, detect), are refused. `interval` is not used: claims are "
-    "re-converged at the platform's interval (Function Input `resync`).",
+    "What dbops does when the server differs from the spec (db-provision-operator's driftPolicy). `correct` "
+    "(the default without driftPolicy) makes the server match the spec on every run, exact sets included. `detect` "
+    "(also a driftPolicy without a mode, as in the Go CRD) runs `dbops-worker plan`: it writes nothing, not even a "
+    "missing object, and shows the statements it would run in status.driftPlan and the `Drifted` condition. "
+    "`ignore` creates what is missing and never corrects what exists (spec changes to an existing object "
+    "included). On a DatabaseInstance it is the default of the claims on it that set none. `interval` is not used: "
+    "claims are re-checked at the platform's interval (Function Input `resync`).",
     {
-        "mode": enum("Only `correct` is accepted.", ("ignore", "detect", "correct")),
+        "mode": enum(
+            "`correct`, `detect` or `ignore` (absent: detect, as in the Go CRD).",
+            ("ignore", "detect", "correct"),
+        ),
         "interval": string(
             "Not used (a Go duration such as `8h`); see the Function Input `resync`.",
             pattern=GO_DURATION_PATTERN,
             maxLength=64,
         ),
     },
-    rules=(
-        Rule(
-            "has(self.mode) && self.mode == 'correct'",
-            DRIFT_MESSAGE,
-            lambda d: d.get("mode") == "correct",
-            ".mode",
-        ),
-    ),
 )
 
 INIT_SQL_MESSAGE = (
@@ -175,7 +167,7 @@ REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
 # Spec paths (and what is below them) that exist only so db-provision-operator manifests apply: dbops' own examples
 # need not use them (tests/test_manifests.py); the Go examples' test does (tests/test_compat_examples_e2e.py).
 GO_ONLY_PATHS: dict[str, tuple[str, ...]] = {
-    kind: ("spec.driftPolicy", *(f"spec.{path}.namespace" for path, _ in refs))
+    kind: ("spec.driftPolicy.interval", *(f"spec.{path}.namespace" for path, _ in refs))
     for kind, refs in REFERENCES.items()
 }
 GO_ONLY_PATHS["DatabaseInstance"] += ("spec.discovery",)

@@ -38,7 +38,7 @@ from dbops_api.schema import (
 from dbops_api.validation import FieldError, RuleCheck, normalize, predicates
 
 API_GROUP = "request.dbops.dbprovision.io"
-MAJOR, MINOR = 1, 0
+MAJOR, MINOR = 1, 1  # 1.1: driftMode
 API_VERSION = f"{API_GROUP}/v{MAJOR}.{MINOR}"
 _VERSION = re.compile(r"^" + re.escape(API_GROUP) + r"/v([0-9]{1,4})\.([0-9]{1,4})\Z")
 ACTIONS = ("apply", "plan", "check", "drop", "backup", "restore")
@@ -143,6 +143,12 @@ def request_schema(kind: str) -> Schema:
             "spec": backup.SPECS[kind] if kind in backup.BACKUP_KINDS else request_spec_schema(kind),
             "owner": REQUEST_OWNER,
             "policy": REQUEST_POLICY,
+            "driftMode": enum(
+                "What `apply` does with an object that exists (the claim's driftPolicy.mode, else its instance's): "
+                "`correct` (absent: the default) makes it match the spec; `ignore` only creates what is missing and "
+                "corrects nothing. (`detect` is not sent: the function runs the `plan` action instead.)",
+                ("correct", "ignore"),
+            ),
         },
         required=("kind", "engine", "connection", "spec"),
         rules=(

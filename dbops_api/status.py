@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dbops_api.registry import BY_NAME
-from dbops_api.schema import Schema, enum, integer, obj, string
+from dbops_api.schema import Schema, array, boolean, enum, integer, obj, string
 
 PHASES = ("Pending", "Provisioning", "Ready", "Failed", "Dropped")
 
@@ -14,6 +14,19 @@ COMMON_STATUS: dict[str, Schema] = {
     "lastAppliedHash": string("Hash of the last desired state the worker converged."),
     "lastSuccessfulTime": string("When the worker last converged the object.", format="date-time"),
     "attempts": integer("Failed attempts at the current desired state (retries back off exponentially)."),
+    "driftPlan": obj(
+        "driftPolicy detect: what the last run found (needs the Input's status.readPods). The worker planned and "
+        "wrote nothing.",
+        {
+            "count": integer("Statements the plan would run; 0: the server matches the spec."),
+            "missing": boolean("The object does not exist: detect does not create it."),
+            "statements": array(
+                "The statements, as `dbops-worker plan` prints them (secrets `***`); at most 20.",
+                string("A statement."),
+                maxItems=20,
+            ),
+        },
+    ),
 }
 
 

@@ -64,7 +64,10 @@ def worker_report(
         ok=ok,
         error_class="" if ok else ("permanent" if run.permanent else "transient"),
         code="" if ok else (run.code or str(error.get("code", "")) or "Unknown"),
-        changes=tuple(str(c) for c in changes) if isinstance(changes, list) else (),
+        # A plan (driftPolicy detect) changed nothing: its statements are in status.driftPlan, not the audit trail.
+        changes=tuple(str(c) for c in changes)
+        if isinstance(changes, list) and result.get("action") != "plan"
+        else (),
         version=str(mapping(result, "server").get("version", "")),
         seconds=seconds,
         finished=run.finished_at.timestamp() if run.finished_at is not None else None,

@@ -14,7 +14,7 @@ from dbops_api.registry import BY_NAME
 from dbops_api.result import UNREACHABLE
 from dbops_api.validation import FieldError, normalize
 from function.audit import audit_event, worker_report
-from function.jobs.progress import SETTLED_PHASE, Progress, carried_over
+from function.jobs.progress import SETTLED_PHASE, Progress, carried_over, drift_count
 from function.objects import items, text
 from function.outcome import Composed, Condition, Outcome, Requirement, Result
 from function.view import View
@@ -22,8 +22,11 @@ from function.view import View
 PROVISIONED = "Provisioned"
 INSTANCE_READY = "InstanceReady"
 CONNECTED = "Connected"
-CUSTOM_CONDITIONS = (PROVISIONED, INSTANCE_READY, CONNECTED)
-CARRIED = ("job", "lastAppliedHash", "lastSuccessfulTime", "attempts")
+DRIFTED = "Drifted"
+CUSTOM_CONDITIONS = (PROVISIONED, INSTANCE_READY, CONNECTED, DRIFTED)
+CARRIED = ("job", "lastAppliedHash", "lastSuccessfulTime", "attempts", "driftPlan")
+# At most this many of a detect run's statements are kept in status.driftPlan (the worker's result is bounded too).
+DRIFT_SHOWN = 20
 MAX_ERRORS_SHOWN = 8
 
 
@@ -81,6 +84,10 @@ def from_progress(
     conditions = [provisioned("True" if prog.phase == "Ready" else "False", prog.reason, prog.message)]
     if not prog.settled:
         conditions = [provisioned("False", prog.reason, prog.message)]
+    if prog.action == "plan":
+        conditions.append(_drifted(prog, status))
+    elif prog.action:
+        status.pop("driftPlan", None)  # detect is off: nothing is only detected
     results: list[Result] = []
     if prog.phase == "Failed":
         results.append(Result("Warning", prog.message, prog.reason))
@@ -113,6 +120,34 @@ def from_progress(
         event = audit_event(report)
         out = replace(out, report=report).adding(results=[event] if event is not None else [])
     return out
+
+
+def _drifted(prog: Progress, status: dict[str, Any]) -> Condition:
+    """driftPolicy detect: the Drifted condition, and status.driftPlan with the statements the plan would run
+    (the worker's `changes`: what `dbops-worker plan` prints, secrets as `***`), from a fresh run's result."""
+    reported = prog.reported
+    if not (prog.fresh and reported is not None):
+        previous = status.get("driftPlan")
+        if isinstance(previous, dict) and prog.settled:
+            count = int(previous.get("count") or 0)
+            return Condition(
+                DRIFTED, "True" if count else "False", "Detected" if count else "InSync", prog.message
+            )
+        return Condition(DRIFTED, "Unknown", prog.reason, prog.message)
+    result = reported.result
+    if result is None:  # no Pod read: the plan is only in the Job's log
+        status.pop("driftPlan", None)
+        return Condition(DRIFTED, "Unknown", "PlanNotRead", prog.message)
+    changes = [str(c) for c in result.get("changes") or []]
+    count = drift_count(changes)
+    status["driftPlan"] = {
+        "count": count,
+        "missing": bool(result.get("missing")),
+        "statements": changes[:DRIFT_SHOWN],
+    }
+    if count:
+        return Condition(DRIFTED, "True", "Missing" if result.get("missing") else "Detected", prog.message)
+    return Condition(DRIFTED, "False", "InSync", prog.message)
 
 
 def _unreachable(view: View, kind: str, prog: Progress) -> Condition | None:

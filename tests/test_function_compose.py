@@ -1490,16 +1490,6 @@ INVALID = [
         "spec.instanceRef.namespace: cross-namespace references are not supported yet: dbops looks instanceRef up "
         "in the claim's own namespace default, not in database",
     ),
-    (
-        "drift detect",
-        {"driftPolicy": {"mode": "detect"}},
-        "spec.driftPolicy.mode: dbops always corrects drift",
-    ),
-    (
-        "drift without mode",
-        {"driftPolicy": {"interval": "1h"}},
-        "spec.driftPolicy.mode: dbops always corrects",
-    ),
 ]
 
 

@@ -72,8 +72,10 @@ SPEC_CASES = [
         ["spec.discovery.enabled: dbops discovers and adopts"],
     ),
     ("Database", {"driftPolicy": {"mode": "correct", "interval": "8h"}}, []),
-    ("Database", {"driftPolicy": {"mode": "detect"}}, ["spec.driftPolicy.mode: dbops always corrects drift"]),
-    ("DatabaseUser", {"driftPolicy": {}}, ["spec.driftPolicy.mode: dbops always corrects drift"]),
+    ("Database", {"driftPolicy": {"mode": "detect"}}, []),
+    ("DatabaseUser", {"driftPolicy": {}}, []),  # no mode: detect, as in the Go CRD
+    ("DatabaseGrant", {"driftPolicy": {"mode": "ignore"}}, []),
+    ("DatabaseInstance", {"driftPolicy": {"mode": "sometimes"}}, ["spec.driftPolicy.mode: must be one of"]),
     ("Database", {"initSQL": {"inline": ["CREATE TABLE t (id int)"]}}, ["spec.initSQL: dbops runs no SQL"]),
     ("Database", {"initSQL": {"failurePolicy": "Block"}}, []),  # no SQL: nothing to run, nothing to refuse
     (

@@ -54,10 +54,16 @@ def _check_flavor(engine: str, flavor: str, version: str) -> None:
 
 def _converge(adapter: Adapter, action: str, spec: dict[str, Any], result: Result, printer: Any) -> None:
     handler = adapter.handler(result.kind)
+    ignore = action == "apply" and adapter.request.drift_mode == "ignore"
     observed = _observe(handler, action, spec)
-    plan = _plan(handler, action, spec, observed, result)
+    plan = _plan(handler, action, spec, observed, result, ignore=ignore)
     if action == "plan":
-        result.changes = [s.summary for s in plan.steps if not s.bookkeeping]
+        # A step no observation can confirm (a password the worker cannot check) is printed, but it is not a known
+        # difference: `changes` (what driftPolicy detect counts as drift) leaves it out, unless the object is new.
+        result.changes = [
+            s.summary for s in plan.steps if not s.bookkeeping and (plan.creates or not s.unverifiable)
+        ]
+        result.missing = plan.creates and result.kind != "DatabaseGrant"
         if printer is not None:
             for step in plan.steps:
                 printer(f"-- {step.reason}\n{step.summary};")
@@ -71,7 +77,7 @@ def _converge(adapter: Adapter, action: str, spec: dict[str, Any], result: Resul
             conflict: TransientError | None = None
             for attempt in range(1, IN_PLACE_ATTEMPTS + 1):
                 observed = _observe(handler, action, spec)
-                plan = _plan(handler, action, spec, observed, result)
+                plan = _plan(handler, action, spec, observed, result, ignore=ignore)
                 if conflict is not None:
                     _raise_if_still_planned(conflict, plan)
                 try:
@@ -88,7 +94,8 @@ def _converge(adapter: Adapter, action: str, spec: dict[str, Any], result: Resul
             observed = _observe(handler, action, spec)
             # An unverifiable step (a password nobody can check) is planned again on every observation: it was
             # just executed, so it is not a difference the plan failed to fix.
-            leftover = [s for s in _plan(handler, action, spec, observed, result).steps if not s.unverifiable]
+            again = _plan(handler, action, spec, observed, result, ignore=ignore)
+            leftover = [s for s in again.steps if not s.unverifiable]
             if leftover:
                 raise PermanentError(
                     "NotConverged",
@@ -119,10 +126,20 @@ def _observe(handler: KindHandler[Any], action: str, spec: dict[str, Any]) -> An
 
 
 def _plan(
-    handler: KindHandler[Any], action: str, spec: dict[str, Any], observed: Any, result: Result
+    handler: KindHandler[Any],
+    action: str,
+    spec: dict[str, Any],
+    observed: Any,
+    result: Result,
+    *,
+    ignore: bool = False,
 ) -> Plan:
+    """The handler's plan; with `ignore` (driftPolicy ignore) only its creation steps (Plan.creation_steps), and
+    no drift: what exists is never corrected, so it is not reported as a difference either."""
     plan = handler.plan_drop(spec, observed) if action == "drop" else handler.plan(spec, observed)
     result.warnings += [w for w in plan.warnings if w not in result.warnings]
+    if ignore:
+        return Plan(plan.creation_steps(), warnings=plan.warnings, creates=plan.creates)
     return plan
 
 

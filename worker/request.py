@@ -18,6 +18,7 @@ class Request:
     spec: dict[str, Any]
     owner: dict[str, Any] = field(default_factory=dict)
     policy: dict[str, Any] = field(default_factory=dict)
+    drift_mode: str = "correct"  # "ignore": apply runs only the steps that create something missing
     # What the worker says about the request itself (a newer minor version's fields it ignored).
     warnings: tuple[str, ...] = ()
 
@@ -57,6 +58,7 @@ def parse(text: str, action: str) -> Request:
         value["spec"],
         value.get("owner", {}),
         value.get("policy", {}),
+        value.get("driftMode", "correct"),
         tuple(checked.warnings),
     )
 

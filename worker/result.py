@@ -25,6 +25,8 @@ class Result:
     duration_ms: int = 0
     error: WorkerError | None = None
     warnings: list[str] = field(default_factory=list)
+    # `plan`: the object does not exist yet, so the plan creates it (the function's driftPolicy detect says so).
+    missing: bool = False
 
     @property
     def ok(self) -> bool:
@@ -50,6 +52,8 @@ class Result:
         }
         if self.warnings:
             out["warnings"] = self.warnings
+        if self.missing:
+            out["missing"] = True
         return out
 
 

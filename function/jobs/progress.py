@@ -12,6 +12,7 @@ which desired state (`state-hash`), resync epoch and attempt it carries; the XR'
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,7 +37,7 @@ from function.outcome import Composed, Requirement
 from function.view import View
 
 PODS_REQUIREMENT = "pods"
-SETTLED_PHASE = {"apply": "Ready", "check": "Ready", "drop": "Dropped"}
+SETTLED_PHASE = {"apply": "Ready", "check": "Ready", "drop": "Dropped", "plan": "Ready"}
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Progress:
     # Which server the Job talks to: the request's engine and host:port (metrics and the audit trail).
     engine: str = ""
     server: str = ""
+    action: str = ""  # the worker action of the call (`plan`: driftPolicy detect)
 
     @property
     def settled(self) -> bool:
@@ -93,6 +95,7 @@ def resync_interval(view: View, override: int | None = None) -> tuple[bool, int]
 
 def progress(view: View, call: WorkerCall, interval_override: int | None = None) -> Progress:
     prog = _progress(view, call, interval_override)
+    prog.action = call.action
     prog.engine = str(call.request.get("engine", ""))
     conn = call.request.get("connection")
     if isinstance(conn, dict):
@@ -304,6 +307,8 @@ def _progress(view: View, call: WorkerCall, interval_override: int | None) -> Pr
 def _converged_message(action: str, st: JobState) -> str:
     if action == "drop":
         return f"dropped by Job {st.name}"
+    if action == "plan":
+        return detect_message(st.name, st.result)
     changes = (st.result or {}).get("changes")
     if isinstance(changes, list) and changes:
         return f"converged by Job {st.name}: {len(changes)} change(s)"
@@ -371,3 +376,32 @@ def _sanitized(res: dict[str, Any]) -> dict[str, Any]:
 def carried_over(view: View) -> dict[str, Composed]:
     """Every observed composed resource, unchanged, so nothing is deleted while the function cannot decide."""
     return {key: Composed(_sanitized(res), ready=None) for key, res in view.observed.items()}
+
+
+def detect_message(job: str, result: dict[str, Any] | None) -> str:
+    """The message of a driftPolicy detect run (the `plan` action): what it found, and that it wrote nothing."""
+    head = f"driftPolicy detect: Job {job} planned and wrote nothing"
+    if result is None:
+        return f"{head}; its plan is in its log (kubectl logs job/{job}), or turn on status.readPods"
+    changes = result.get("changes")
+    count = drift_count(changes)
+    if result.get("missing"):
+        return (
+            f"{head}: the object does not exist, and detect does not create it ({count} statement(s) would); "
+            "set driftPolicy.mode to correct or ignore to create it"
+        )
+    if count:
+        return f"{head}: the server differs from the spec, {count} statement(s) would correct it (status.driftPlan)"
+    return f"{head}: the server matches the spec"
+
+
+def drift_count(changes: Any) -> int:
+    """How many statements a plan's `changes` stand for (the worker shortens a long list to `... and N more`)."""
+    if not isinstance(changes, list):
+        return 0
+    count = len(changes)
+    if changes and isinstance(changes[-1], str):
+        m = re.fullmatch(r"\.\.\. and ([0-9]+) more", changes[-1])
+        if m:
+            count += int(m.group(1)) - 1
+    return count

@@ -112,4 +112,19 @@ def compose(view: View, kind: Kind) -> Outcome:
     )
     if errors:
         return found.invalid(name, errors)
+    mode = drift_mode(spec, target.instance) if kind.lifecycle else "correct"
+    if action == "apply" and mode == "detect":
+        action = "plan"  # the worker plans and writes nothing; the status shows the plan (function.status)
+    elif action == "apply" and mode == "ignore":
+        request["driftMode"] = "ignore"
     return kind.finish(Ready(view, name, spec, action, found, target, access, request))
+
+
+def drift_mode(spec: dict[str, Any], instance: dict[str, Any]) -> str:
+    """The claim's driftPolicy.mode, else its DatabaseInstance's (the default of its dependents), else correct.
+    A driftPolicy without a mode means detect, as in db-provision-operator's CRD."""
+    for source in (spec, instance):
+        policy = source.get("driftPolicy")
+        if isinstance(policy, dict):
+            return str(policy.get("mode") or "detect")
+    return "correct"

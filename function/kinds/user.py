@@ -190,7 +190,7 @@ def _apply(ready: Ready) -> Outcome:
             ttl_seconds=float(view.input["ttl"]["runningSeconds"]),
         )
     else:
-        call = WorkerCall("apply", ready.request, ready.access, password_ref, password.revision)
+        call = WorkerCall(ready.action, ready.request, ready.access, password_ref, password.revision)
         out = st.from_progress(view, KIND, progress(view, call), lookup.requirements)
     out = replace(
         out.adding(resources={creds.SECRET_KEY: Composed(secret, ready=True)}, results=warnings),

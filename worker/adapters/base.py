@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 from worker.request import Request, Secrets
@@ -39,6 +39,8 @@ class Step:
     count it as left over (otherwise every such run would end NotConverged).
     `bookkeeping` marks a write to dbops' own memory of what it granted (docs/worker.md): it runs and counts in
     `statements.writes` and `plan` prints it, but the result's `changes` list only what changed for users.
+    `creates` marks a step that creates something missing (an object, an account, its marker, what a new object
+    gets with it) rather than correcting something that exists: under `driftPolicy: ignore` only these run.
     """
 
     sql: str
@@ -50,6 +52,12 @@ class Step:
     secrets: tuple[str, ...] = field(default=(), repr=False)
     unverifiable: bool = False
     bookkeeping: bool = False
+    creates: bool = False
+
+
+def creating(steps: Sequence[Step]) -> list[Step]:
+    """`steps` marked as creation steps (Step.creates)."""
+    return [replace(s, creates=True) for s in steps]
 
 
 @dataclass
@@ -59,6 +67,14 @@ class Plan:
     drift: list[str] = field(default_factory=list)
     # Things the run could not do that the user should fix (the result's `warnings`); the run still converges.
     warnings: list[str] = field(default_factory=list)
+    # The object the plan is for does not exist yet (a grant: this claim never granted anything): every step
+    # creates it (driftPolicy ignore runs them all). Else only the steps marked `creates` count as creation.
+    creates: bool = False
+
+    def creation_steps(self) -> list[Step]:
+        """What `driftPolicy: ignore` runs: every step of a plan that creates its object, else the steps that
+        create something missing."""
+        return list(self.steps) if self.creates else [s for s in self.steps if s.creates]
 
     def __bool__(self) -> bool:
         return bool(self.steps)

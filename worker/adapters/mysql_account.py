@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from dbops_api.mysql_privileges import level_privileges
 from worker.adapters import mysql_catalog as catalog
-from worker.adapters.base import KindHandler, Plan, ServerInfo, Step
+from worker.adapters.base import KindHandler, Plan, ServerInfo, Step, creating
 from worker.adapters.mysql_login import client_host, login_decides
 from worker.adapters.mysql_sql import (
     Account,
@@ -473,10 +473,11 @@ def plan_user(
                 "RoleNotFound",
                 f"spec.roles: {', '.join(unknown)} do not exist as roles in the server; create them first",
             )
-    plan = Plan(drift=user_drift(spec, state, owner))
+    plan = Plan(drift=user_drift(spec, state, owner), creates=not state.accounts)
     for host in hosts:
         account = Account(username, host)
         current = state.accounts.get(host)
+        first = len(plan.steps)
         if current is None:
             plan.steps.append(_create_step(account, info, wish))
             if password is None and wish.plugin not in (None, NO_LOGIN[info.flavor][0]):
@@ -497,6 +498,8 @@ def plan_user(
             )
         if spec.get("database"):
             plan.steps += _database_steps(account, spec["database"], state, info)
+        if current is None:  # a new account: what it gets with it is part of creating it
+            plan.steps[first:] = creating(plan.steps[first:])
     removed = removed_hosts(spec, state, owner)
     if removed:
         # Last, once the listed accounts exist with their roles: no old password keeps working from a host the
@@ -547,9 +550,10 @@ def ownership_steps(
         )
         # A new account gets its password at creation: the row records which one.
         known = revision if new and password is not None else None
-        steps.append(catalog.mark_step(catalog.ACCOUNT, username, host, owner.marker, reason, revision=known))
+        mark = catalog.mark_step(catalog.ACCOUNT, username, host, owner.marker, reason, revision=known)
+        steps.append(replace(mark, creates=new))
     if steps and not state.catalog_exists:
-        steps = [*catalog.create_steps(), *steps]
+        steps = [*creating(catalog.create_steps()), *steps]
     return steps
 
 

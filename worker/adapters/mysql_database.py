@@ -88,7 +88,7 @@ def plan_database(spec: dict[str, Any], state: DatabaseState, owner: Owner) -> P
     name = spec["name"]
     verdict = claim_object(f"database {name}", state.exists, state.marker, owner, bool(spec.get("adopt")))
     charset, collation = desired_encoding(spec, state)
-    plan = Plan()
+    plan = Plan(creates=not state.exists)
     if not state.exists:
         # The marker first: DDL commits on its own, and a marker without its database (the worker died in
         # between) is harmless, while a database without its marker would lock its own claim out.

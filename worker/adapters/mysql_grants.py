@@ -721,7 +721,10 @@ class GrantHandler(KindHandler[GrantState]):
 
     def plan(self, spec: dict[str, Any], observed: GrantState) -> Plan:
         self._check_grantee(spec, grant_accounts(spec, observed, self.adapter.server), observed)
-        return self._with_memory(spec, observed, plan_grants(spec, observed, self.adapter.server), drop=False)
+        plan = self._with_memory(spec, observed, plan_grants(spec, observed, self.adapter.server), drop=False)
+        # This claim has granted nothing yet (no memory row): the whole plan creates its grants.
+        plan.creates = observed.memory.mine is None
+        return plan
 
     def plan_drop(self, spec: dict[str, Any], observed: GrantState) -> Plan:
         try:

@@ -191,7 +191,7 @@ class DatabaseHandler(KindHandler[DatabaseObserved]):
         )
         self._check_references(spec, observed)
         pg = spec["postgres"]
-        plan = Plan()
+        plan = Plan(creates=not observed.exists)
         if not observed.exists:
             plan.steps.append(self._create(spec))
             # CREATE DATABASE cannot run in a transaction, so the marker follows it (docs/worker-postgres.md).

@@ -258,7 +258,10 @@ class GrantHandler(KindHandler[GrantObserved]):
             admin_source="spec.postgres.adminRoles",
         )
         acl = acl_steps(grantee, self._pairs(spec, observed, revoke=False) + self._memory_pairs(observed))
-        return self._with_memory(spec, observed, steps, acl)
+        plan = self._with_memory(spec, observed, steps, acl)
+        # This claim has granted nothing yet (no memory row): the whole plan creates its grants.
+        plan.creates = observed.memory.mine is None
+        return plan
 
     def _check(self, spec: dict[str, Any], observed: GrantObserved) -> None:
         grantee = spec["grantee"]

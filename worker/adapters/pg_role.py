@@ -299,7 +299,7 @@ class RoleHandler(KindHandler[RoleObserved]):
                 steps += self._ownership_steps(spec, observed)
             else:
                 steps += acl_steps(name, self._access_pairs(spec, observed, revoke=False))
-        return Plan(steps)
+        return Plan(steps, creates=not observed.exists)
 
     def _mark(self, name: str, reason: str) -> Step:
         return step(f"COMMENT ON ROLE {ident(name)} IS %(marker)s", reason, {"marker": self.owner.marker})
