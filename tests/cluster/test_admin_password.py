@@ -45,8 +45,13 @@ def test_wrong_admin_password_is_reported_and_a_fixed_secret_converges(
         "DatabaseInstance",
         "server",
         ns,
-        lambda o: o.get("status", {}).get("phase") == "Failed",
-        what="Failed",
+        # The phase (the XR's status) and the function's conditions can reach the claim at different moments (seen
+        # once on a loaded machine: phase Failed, Connected still Unknown): wait for both.
+        lambda o: (
+            o.get("status", {}).get("phase") == "Failed"
+            and conditions(o).get("Connected", {}).get("status") == "False"
+        ),
+        what="Failed with Connected False",
     )
     message = failed["status"]["message"]
     assert "authentication" in message.lower() or "access denied" in message.lower(), message
