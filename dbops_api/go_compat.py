@@ -169,6 +169,15 @@ REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
         ("instanceRef", "a DatabaseInstance claim (with its own copy of the admin Secret)"),
         ("databaseRef", "the Database claim"),
     ),
+    "DatabaseBackup": (
+        ("databaseRef", "the Database claim"),
+        ("encryption.secretRef", "the encryption key's Secret (a copy of it)"),
+    ),
+    "DatabaseRestore": (
+        ("backupRef", "the DatabaseBackup claim"),
+        ("target.databaseRef", "the Database claim"),
+        ("fromPath.encryption.secretRef", "the encryption key's Secret (a copy of it)"),
+    ),
 }
 
 
@@ -182,6 +191,9 @@ GO_ONLY_PATHS["DatabaseInstance"] += ("spec.discovery",)
 GO_ONLY_PATHS["Database"] += ("spec.initSQL", "spec.clusterInstanceRef")
 GO_ONLY_PATHS["DatabaseUser"] += ("spec.clusterInstanceRef",)
 GO_ONLY_PATHS["DatabaseGrant"] += ("spec.roleRef",)
+# Storage types accepted by the schema only to be refused with a clear message.
+GO_ONLY_PATHS["DatabaseBackup"] += ("spec.storage.gcs", "spec.storage.azure")
+GO_ONLY_PATHS["DatabaseRestore"] += ("spec.fromPath.storage.gcs", "spec.fromPath.storage.azure")
 GO_ONLY_PATHS["DatabaseInstance"] += tuple(
     f"spec.mysql.{name}" for name in ("timeout", "readTimeout", "writeTimeout", "parseTime")
 )

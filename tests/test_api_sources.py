@@ -263,7 +263,7 @@ def _candidates(schema: Schema, literals: set[str], own: list[str]) -> list[Any]
         # A list of names also gets one entry, for rules that compare lists (`adminRoles` within `roles`), and one
         # of the names its own rules refuse.
         "array": [_ABSENT, [], *([["a"]] if names else []), *([[own[0]]] if names and own else [])],
-        "integer": [_ABSENT, schema.get("minimum", 0)],
+        "integer": [_ABSENT, schema.get("minimum", 0), *([schema["maximum"]] if "maximum" in schema else [])],
     }.get(schema.get("type", ""), [_ABSENT, "a", *own[:1]])
 
 
@@ -284,7 +284,9 @@ def combinations(node: Node) -> list[dict[str, Any]]:
             required = name in sub.get("required", [])
             sub = sub.get("properties", {}).get(name, {})
         reads = re.compile(r"self\." + r"\.".join(chain) + r"\b(?!\.\w+\b(?!\w*\())")
-        own = sorted({lit for rule, _ in node.pairs() if reads.search(rule) for lit in re.findall(r"'([^']*)'", rule)})
+        own = sorted(
+            {lit for rule, _ in node.pairs() if reads.search(rule) for lit in re.findall(r"'([^']*)'", rule)}
+        )
         # A required field is always there: the schema refuses the object before any rule matters.
         options.append([v for v in _candidates(sub, literals, own) if not (required and v is _ABSENT)])
     out = []

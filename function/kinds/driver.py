@@ -69,6 +69,8 @@ class Kind:
     spec_errors: Callable[[dict[str, Any]], list[FieldError]] = lambda spec: []
     # Whether ensure/deletionPolicy/deletionProtection apply (a DatabaseInstance only ever runs `check`).
     lifecycle: bool = True
+    # The worker action when `lifecycle` is off (a DatabaseInstance: check; a backup: backup).
+    action: str = "check"
     # The request's connection, given the access (a health check bounds its timeouts).
     connection: Callable[[dict[str, Any], ServerAccess], dict[str, Any]] = lambda spec, access: (
         access.connection
@@ -85,7 +87,7 @@ def compose(view: View, kind: Kind) -> Outcome:
         errors = reference_namespace_errors(name, spec, view.namespace) + kind.spec_errors(spec)
     if errors:
         return st.invalid(view, name, errors)
-    action = "check"
+    action = kind.action
     if kind.lifecycle:
         action, settled = action_for(view, name, spec)
         if settled is not None:

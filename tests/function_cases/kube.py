@@ -34,6 +34,8 @@ def composition_input(kind: str) -> dict[str, Any] | None:
         "Database": "database",
         "DatabaseUser": "user",
         "DatabaseGrant": "grant",
+        "DatabaseBackup": "databasebackup",
+        "DatabaseRestore": "databaserestore",
     }
     path = ROOT / "apis" / folder[kind] / "composition.yaml"
     if not path.exists():
