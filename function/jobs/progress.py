@@ -274,7 +274,7 @@ def _progress(view: View, call: WorkerCall, interval_override: int | None, resyn
             reason="PermanentFailure",
             message=(
                 f"{st.message} (permanent: a change of the spec or of the Secrets it names is picked up within "
-                f"{waiting:.0f} s; a fix in the server alone, at the next resync)"
+                f"{waiting:.0f} s" + ("; a fix in the server alone, at the next resync)" if resync else ")")
             ),
             attempts=attempt,
             fresh=False,
