@@ -103,7 +103,9 @@ def _world() -> list[dict[str, Any]]:
                     }
                 )
             else:
-                out.append(kube.claim(doc["kind"], doc["metadata"]["name"], doc["spec"]))
+                # A DatabaseRestore waits for its DatabaseBackup to be Completed, the others for Ready.
+                phase = "Completed" if doc["kind"] == "DatabaseBackup" else "Ready"
+                out.append(kube.claim(doc["kind"], doc["metadata"]["name"], doc["spec"], phase=phase))
     return out
 
 
@@ -155,7 +157,14 @@ def composed_requests() -> tuple[tuple[str, str], ...]:
 def test_every_example_claim_composes_a_job_whose_request_the_worker_accepts() -> None:
     requests = composed_requests()
     kinds = {json.loads(text)["kind"] for _, text in requests}
-    assert kinds == {"DatabaseInstance", "Database", "DatabaseUser", "DatabaseGrant"}
+    assert kinds == {
+        "DatabaseInstance",
+        "Database",
+        "DatabaseUser",
+        "DatabaseGrant",
+        "DatabaseBackup",
+        "DatabaseRestore",
+    }
     assert len(requests) == len(_claims())
     for action, text in requests:
         parse(text, action)

@@ -131,7 +131,7 @@ def _backup_resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target 
         "storage": storage_request(spec["storage"]),
         "compression": (
             {
-                "algorithm": compression["algorithm"],
+                "algorithm": compression.get("algorithm", "zstd"),
                 **({"level": compression["level"]} if "level" in compression else {}),
             }
             if compression.get("enabled", True)
@@ -140,7 +140,7 @@ def _backup_resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target 
     }
     encryption = spec.get("encryption", {})
     if encryption.get("enabled"):
-        resolved["encryption"] = {"enabled": True, "algorithm": encryption["algorithm"]}
+        resolved["encryption"] = {"enabled": True, "algorithm": encryption.get("algorithm", "aes-256-gcm")}
     renames = {"spec.database": "spec.databaseRef", "spec.name": "metadata.name"}
     return Target(instance_name, instance, resolved, renames)
 
