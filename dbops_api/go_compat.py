@@ -5,7 +5,7 @@ docs/compatibility.md lists every Go field and what dbops does with it).
 - `driftPolicy` (every kind): `mode: correct` is what dbops always does, so it is accepted; `detect` and `ignore`
   (and no mode, which the Go CRD defaults to detect) are refused: dbops cannot leave a difference in place.
 - `initSQL` (Database): refused, dbops runs no SQL from a claim.
-- `deletionPolicy: Snapshot` (Database): refused, dbops takes no backups yet.
+- `deletionPolicy: Snapshot` (Database): refused, dbops takes no backup on deletion (a DatabaseBackup claim does).
 - `discovery` (DatabaseInstance): `enabled: false` accepted, `enabled: true` refused (the Go operator never read it).
 - `clusterInstanceRef` (Database, DatabaseUser): refused, dbops has no cluster-scoped instance yet.
 - `roleRef` (DatabaseGrant): refused, it names a DatabaseRole object and dbops has no such kind yet.
@@ -94,8 +94,8 @@ INIT_SQL = obj(
 )
 
 SNAPSHOT_MESSAGE = (
-    "deletionPolicy Snapshot: dbops takes no backups yet; use Retain (the database stays) or Delete (dropped only "
-    "with ensure: Absent and deletionProtection: false), and back the database up yourself first"
+    "deletionPolicy Snapshot: dbops takes no backup on deletion; use Retain (the database stays) or Delete (dropped "
+    "only with ensure: Absent and deletionProtection: false), and back the database up first with a DatabaseBackup"
 )
 
 SNAPSHOT_RULE = Rule(
