@@ -379,3 +379,30 @@ def test_refused_specs_fail_naming_the_field(claim: dict[str, Any], path: str, v
     status = kube.status(rsp)
     assert status["phase"] == "Failed" and want in status["message"], status
     assert kube.jobs(rsp) == {}
+
+
+# --- the namespaced XR shape ----------------------------------------------------------------------------------------
+
+
+def test_namespaced_backup_and_restore_compose_the_same_jobs() -> None:
+    """v2 namespaced XRs (ns.dbops.dbprovision.io): references resolve to namespaced XRs of the same group, the
+    backup's name is the XR's own, and a restore waits for the DatabaseBackup XR to be Completed."""
+    db = kube.namespaced_xr("Database", "orders-db", ORDERS_DB["spec"], "Ready")
+    inst = kube.namespaced_xr("DatabaseInstance", "pg-main", INSTANCE["spec"], "Ready")
+    xr = kube.namespaced_xr("DatabaseBackup", "orders-20261206", S3_BACKUP["spec"])
+    rsp = call(kube.request(xr, required={"database": [db], "instance": [inst]}, input_=BACKUP_INPUT))
+    _, job = only_job(rsp)
+    request = kube.job_request(job)
+    assert request["spec"]["name"] == "orders-20261206" and request["spec"]["database"] == "orders"
+    assert request["owner"]["kind"] == "DatabaseBackup"
+
+    scratch = kube.namespaced_xr("Database", "scratch-db", SCRATCH_DB["spec"], "Ready")
+    internal = kube.namespaced_xr("DatabaseInstance", "pg-internal", INTERNAL["spec"], "Ready")
+    restore = kube.namespaced_xr("DatabaseRestore", "orders-into-scratch", RESTORE["spec"])
+    for phase, jobs in (("Provisioning", 0), ("Completed", 1)):
+        backup = kube.namespaced_xr("DatabaseBackup", "orders-20261206", S3_BACKUP["spec"], phase)
+        required = {"backup": [backup], "database": [scratch], "instance": [internal]}
+        rsp = call(kube.request(restore, required=required, input_=RESTORE_INPUT))
+        assert len(kube.jobs(rsp)) == jobs, kube.status(rsp)
+    [job] = kube.jobs(rsp).values()
+    assert kube.job_request(job)["spec"]["name"] == "orders-20261206"
