@@ -665,4 +665,6 @@ def test_configuration_package_builds_with_xrds_compositions_and_claim_examples(
         "Database",
         "DatabaseUser",
         "DatabaseGrant",
+        "DatabaseBackup",
+        "DatabaseRestore",
     }
