@@ -148,6 +148,12 @@ BACKUP_SPEC: Schema = obj(
         "storage": STORAGE,
         "compression": COMPRESSION,
         "encryption": ENCRYPTION,
+        "perRun": boolean(
+            "Store this run under the name of the Job that runs it (the environment's DBOPS_JOB_NAME, the Pod's "
+            "`job-name` label) instead of `name`: each run of a DatabaseBackupSchedule's CronJob is a backup of "
+            "its own, and a retried Pod of the same Job finds its run's manifest.",
+            default=False,
+        ),
     },
     required=("database", "name", "storage"),
 )

@@ -178,6 +178,10 @@ REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
         ("target.databaseRef", "the Database claim"),
         ("fromPath.encryption.secretRef", "the encryption key's Secret (a copy of it)"),
     ),
+    "DatabaseBackupSchedule": (
+        ("template.spec.databaseRef", "the Database claim"),
+        ("template.spec.encryption.secretRef", "the encryption key's Secret (a copy of it)"),
+    ),
 }
 
 
@@ -194,6 +198,11 @@ GO_ONLY_PATHS["DatabaseGrant"] += ("spec.roleRef",)
 # Storage types accepted by the schema only to be refused with a clear message.
 GO_ONLY_PATHS["DatabaseBackup"] += ("spec.storage.gcs", "spec.storage.azure")
 GO_ONLY_PATHS["DatabaseRestore"] += ("spec.fromPath.storage.gcs", "spec.fromPath.storage.azure")
+GO_ONLY_PATHS["DatabaseBackupSchedule"] += (
+    "spec.template.spec.storage.gcs",
+    "spec.template.spec.storage.azure",
+    "spec.retention",
+)
 GO_ONLY_PATHS["DatabaseInstance"] += tuple(
     f"spec.mysql.{name}" for name in ("timeout", "readTimeout", "writeTimeout", "parseTime")
 )

@@ -26,6 +26,7 @@ ALL: tuple[Kind, ...] = (
     grant.KIND,
     backup.BACKUP_KIND,
     backup.RESTORE_KIND,
+    backup.SCHEDULE_KIND,
 )
 BY_NAME: dict[str, Kind] = {k.name: k for k in ALL}
 KINDS: tuple[str, ...] = tuple(BY_NAME)

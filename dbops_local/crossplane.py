@@ -26,6 +26,7 @@ CLAIM_KINDS = (
     "DatabaseGrant",
     "DatabaseBackup",
     "DatabaseRestore",
+    "DatabaseBackupSchedule",
 )
 COMPOSITION_RESOURCE_NAME = "crossplane.io/composition-resource-name"
 CONNECTION_SECRET_TYPE = "connection.crossplane.io/v1alpha1"  # noqa: S105 (a Secret type)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from dbops_local.runtime import FunctionClient
-from tests.conftest import unique
+from tests.conftest import run_worker, unique
 from tests.object_store import ObjectStore
 from tests.offline_support import admin_secret, claim, cluster, instance_claim, kube_name
 from tests.servers import Server
@@ -179,3 +179,74 @@ def test_restore_of_a_backup_never_published_fails_permanently(
     assert pg.query(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'", database=target
     ) == [(0,)]
+
+
+def test_a_schedule_is_a_cronjob_whose_runs_are_backups_of_their_own(
+    function_client: FunctionClient, pg: Server, object_store_tls: ObjectStore, tmp_path: Path
+) -> None:
+    """dbops-local applies the CronJob (it does not run it on schedule); its job template, run as the CronJob's
+    Jobs would run it, publishes one backup per Job name, and refuses to run without one."""
+    store = object_store_tls
+    admin, inst, source = kube_name("admin"), kube_name("inst"), unique("bksched")
+    prefix = unique("sched")
+    c = cluster(function_client)
+    c.apply(
+        [
+            admin_secret(pg, admin),
+            secret("s3-keys", AWS_ACCESS_KEY_ID=store.access_key, AWS_SECRET_ACCESS_KEY=store.secret_key),
+            secret("s3-ca", **{"ca.crt": Path(str(store.ca_path)).read_text()}),
+            instance_claim(pg, inst, admin),
+            claim("Database", "src", {"instanceRef": {"name": inst}, "name": source}),
+            claim(
+                "DatabaseBackupSchedule",
+                "nightly",
+                {
+                    "schedule": "0 3 * * *",
+                    "timezone": "Europe/Berlin",
+                    "template": {
+                        "spec": {
+                            "databaseRef": {"name": "src"},
+                            "storage": {
+                                "type": "s3",
+                                "s3": {
+                                    "endpoint": store.endpoint,
+                                    "bucket": store.bucket,
+                                    "prefix": prefix,
+                                    "region": store.region,
+                                    "forcePathStyle": True,
+                                    "secretRef": {"name": "s3-keys"},
+                                    "caSecretRef": {"name": "s3-ca"},
+                                },
+                            },
+                        }
+                    },
+                },
+            ),
+        ]
+    )
+    c.reconcile()
+    status = c.claim("DatabaseBackupSchedule", "nightly")["status"]
+    assert status["phase"] == "Ready", status
+    cronjob = c.store.get("batch/v1", "CronJob", "nightly", "default")
+    assert cronjob is not None and cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cronjob["spec"]["timeZone"] == "Europe/Berlin" and cronjob["spec"]["schedule"] == "0 3 * * *"
+    [container] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    request = next(e["value"] for e in container["env"] if e["name"] == "DBOPS_REQUEST")
+
+    pg.query(
+        "CREATE TABLE t (id int PRIMARY KEY, note text); INSERT INTO t VALUES (1, 'one')", database=source
+    )
+    (tmp_path / "access").write_text(store.access_key)
+    (tmp_path / "secret").write_text(store.secret_key)
+    env = {
+        "DBOPS_S3_ACCESS_KEY_FILE": str(tmp_path / "access"),
+        "DBOPS_S3_SECRET_KEY_FILE": str(tmp_path / "secret"),
+        "DBOPS_S3_CA_FILE": str(store.ca_path),
+    }
+    for run in ("nightly-29012345", "nightly-29013785"):
+        done = run_worker(pg, "backup", request, env={**env, "DBOPS_JOB_NAME": run})
+        assert done.code == 0, done.stdout + done.stderr
+        manifest = json.loads(store.object_path(f"{prefix}/{run}/manifest.json").read_text())
+        assert manifest["database"] == source
+    refused = run_worker(pg, "backup", request, env=env)
+    assert refused.code == 2 and "DBOPS_JOB_NAME" in refused.error["message"], refused.stdout

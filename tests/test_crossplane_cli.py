@@ -667,4 +667,5 @@ def test_configuration_package_builds_with_xrds_compositions_and_claim_examples(
         "DatabaseGrant",
         "DatabaseBackup",
         "DatabaseRestore",
+        "DatabaseBackupSchedule",
     }

@@ -406,3 +406,91 @@ def test_namespaced_backup_and_restore_compose_the_same_jobs() -> None:
         assert len(kube.jobs(rsp)) == jobs, kube.status(rsp)
     [job] = kube.jobs(rsp).values()
     assert kube.job_request(job)["spec"]["name"] == "orders-20261206"
+
+
+# --- DatabaseBackupSchedule -----------------------------------------------------------------------------------------
+
+SCHEDULE = EXAMPLES[("DatabaseBackupSchedule", "orders-nightly")]
+SCHEDULE_INPUT = kube.composition_input("DatabaseBackupSchedule")
+
+
+def test_schedule_composes_a_cronjob_running_the_backup_per_run() -> None:
+    xr = kube.xr_from_claim(SCHEDULE)
+    rsp = call(kube.request(xr, required=BACKUP_REQUIRED, input_=SCHEDULE_INPUT))
+    cronjob = kube.desired(rsp)["cronjob"]
+    assert kube.status(rsp)["phase"] == "Provisioning"
+    assert cronjob["apiVersion"] == "batch/v1" and cronjob["kind"] == "CronJob"
+    assert cronjob["metadata"]["name"] == "orders-nightly"
+    spec = cronjob["spec"]
+    assert (spec["schedule"], spec["timeZone"], spec["suspend"], spec["concurrencyPolicy"]) == (
+        "0 3 * * *",
+        "Europe/Berlin",
+        False,
+        "Forbid",
+    )
+    assert (spec["successfulJobsHistoryLimit"], spec["failedJobsHistoryLimit"]) == (5, 3)
+    job = {"spec": spec["jobTemplate"]["spec"]}
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["dbops-worker", "backup"]
+    request = kube.job_request(job)
+    assert request["kind"] == "DatabaseBackup" and request["spec"]["perRun"] is True
+    assert request["spec"]["database"] == "orders"
+    parse(json.dumps(request), "backup")
+    env = kube.job_env(job)
+    assert env["DBOPS_JOB_NAME"] == {
+        "name": "DBOPS_JOB_NAME",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['job-name']"}},
+    }
+    assert env["DBOPS_BACKUP_KEY_FILE"]["value"] == "/etc/dbops/backup/key/key"
+    assert job["spec"]["activeDeadlineSeconds"] == 3600
+    assert kube.jobs(rsp) == {}, "no Job of its own: the CronJob starts them"
+
+
+def test_schedule_is_ready_once_its_cronjob_exists_and_reports_the_last_runs() -> None:
+    xr = kube.xr_from_claim(SCHEDULE)
+    first = call(kube.request(xr, required=BACKUP_REQUIRED, input_=SCHEDULE_INPUT))
+    observed = kube.observed(kube.desired(first)["cronjob"], "cronjob")
+    observed["status"] = {
+        "lastScheduleTime": "2026-12-06T02:00:00Z",
+        "lastSuccessfulTime": "2026-12-06T02:01:10Z",
+        "active": [],
+    }
+    rsp = call(
+        kube.request(
+            xr, observed_resources={"cronjob": observed}, required=BACKUP_REQUIRED, input_=SCHEDULE_INPUT
+        )
+    )
+    status = kube.status(rsp)
+    assert status["phase"] == "Ready" and rsp.desired.composite.ready == fnv1.READY_TRUE
+    assert status["schedule"] == {
+        "cronJob": "orders-nightly",
+        "active": 0,
+        "lastScheduleTime": "2026-12-06T02:00:00Z",
+        "lastSuccessfulTime": "2026-12-06T02:01:10Z",
+    }
+    assert "last backup published at 2026-12-06T02:01:10Z" in status["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "want"),
+    [
+        (
+            "retention",
+            {"keepLast": 7},
+            "retention is not supported yet: the worker deletes no published backup",
+        ),
+        ("concurrencyPolicy", "Replace", "concurrencyPolicy Allow and Replace are refused"),
+        ("schedule", "every night", "spec.schedule"),
+        ("template.spec.databaseRef.namespace", "other", "cross-namespace references are not supported"),
+    ],
+)
+def test_schedule_refusals(path: str, value: Any, want: str) -> None:
+    rsp = call(
+        kube.request(
+            kube.xr_from_claim(_with(SCHEDULE, path, value)), required=BACKUP_REQUIRED, input_=SCHEDULE_INPUT
+        ),
+        offline=True,
+    )
+    status = kube.status(rsp)
+    assert status["phase"] == "Failed" and want in status["message"], status
+    assert kube.desired(rsp) == {}

@@ -72,7 +72,12 @@ def composed_for_examples() -> Iterator[tuple[str, str, dict[str, Any]]]:
                 if "credentials" not in out.composed or observed:
                     break
                 observed = [kube.observed(out.composed["credentials"], "credentials")]
-            if claim["kind"] not in ("DatabaseInstance", "DatabaseBackup", "DatabaseRestore"):
+            if claim["kind"] not in (
+                "DatabaseInstance",
+                "DatabaseBackup",
+                "DatabaseRestore",
+                "DatabaseBackupSchedule",
+            ):
                 absent = copy.deepcopy(xr)
                 absent["spec"].update(ensure="Absent", deletionPolicy="Delete", deletionProtection=False)
                 out = render(_run, absent, inp, observed, required)
@@ -87,8 +92,10 @@ def test_every_example_claim_gets_a_job() -> None:
     with_job = {
         claim.split("/")[1] for claim, _, res in COMPOSED if res["kind"] == "Job" and "absent" not in claim
     }
+    # A DatabaseBackupSchedule composes a CronJob instead (its runs are the CronJob's Jobs).
+    with_cronjob = {claim.split("/")[1] for claim, _, res in COMPOSED if res["kind"] == "CronJob"}
     claims = {c["metadata"]["name"] for paths in SETS.values() for c in _claims(paths)}
-    assert with_job == claims
+    assert with_job | with_cronjob == claims and not with_job & with_cronjob
     assert len(COMPOSED) > 20
 
 
@@ -108,7 +115,10 @@ def test_jobs_are_hardened_and_carry_a_valid_request(claim: str, key: str, job: 
     [container] = pod["containers"]
     assert len(job["metadata"]["name"]) <= 63
     assert key == "job-" + job["metadata"]["name"].rsplit("-", 1)[1]
-    backups = {"backup": 3600, "restore": 7200}  # their claims' activeDeadlineSeconds (the examples' defaults)
+    backups = {
+        "backup": 3600,
+        "restore": 7200,
+    }  # their claims' activeDeadlineSeconds (the examples' defaults)
     action = pod["containers"][0]["command"][1]
     assert spec["backoffLimit"] == 1 and spec["activeDeadlineSeconds"] == backups.get(action, 600)
     assert "ttlSecondsAfterFinished" not in spec

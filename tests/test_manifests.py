@@ -547,6 +547,8 @@ def instance_of(example_set: str, claim: dict[str, Any]) -> dict[str, Any]:
             return dict(spec)
         if "target" in spec:  # a DatabaseRestore
             spec = spec["target"]
+        if "template" in spec:  # a DatabaseBackupSchedule
+            spec = spec["template"]["spec"]
         if "instanceRef" in spec:
             current = by_name[("DatabaseInstance", spec["instanceRef"]["name"])]
         elif "databaseRef" in spec:
@@ -630,10 +632,12 @@ def _rules(path: str) -> tuple[dict[str, Any], dict[tuple[tuple[str, ...], tuple
 
 
 def test_crossplane_may_manage_jobs_and_only_opting_in_reads_pods() -> None:
-    """deploy/rbac.yaml, required: Jobs only. deploy/rbac-pods.yaml, the opt-in that goes with the Input's
+    """deploy/rbac.yaml, required: Jobs and CronJobs only. deploy/rbac-pods.yaml, the opt-in that goes with the Input's
     status.readPods (off by default and in every shipped Composition): Pods, read only."""
     jobs_role, jobs = _rules("deploy/rbac.yaml")
-    assert jobs == {(("batch",), ("jobs",)): {"get", "list", "watch", "create", "update", "patch", "delete"}}
+    assert jobs == {
+        (("batch",), ("jobs", "cronjobs")): {"get", "list", "watch", "create", "update", "patch", "delete"}
+    }
     pods_role, pods = _rules("deploy/rbac-pods.yaml")
     assert pods == {(("",), ("pods",)): {"get", "list", "watch"}}
     assert jobs_role["metadata"]["name"] != pods_role["metadata"]["name"]
@@ -660,7 +664,7 @@ def test_policy_matches_every_claim_and_composite_on_delete_only() -> None:
     assert binding["spec"]["validationActions"] == ["Deny"]
     (rule, namespaced) = vap["spec"]["matchConstraints"]["resourceRules"]
     assert rule["apiGroups"] == [GROUP] and rule["operations"] == ["DELETE"]
-    # Backups and restores have no deletionProtection: deleting their claim deletes no stored backup.
+    # Backups, restores and schedules have no deletionProtection: deleting their claim deletes no stored backup.
     protected = [i for i in INFOS if "deletionProtection" in SPECS[i.kind]["properties"]]
     expected = {i.plural for i in protected} | {i.xr_plural for i in protected}
     assert set(rule["resources"]) == expected
@@ -672,7 +676,7 @@ def test_policy_matches_every_claim_and_composite_on_delete_only() -> None:
     assert vap["spec"]["failurePolicy"] == "Fail"
     # Every kind has the field the policy reads, defaulted to true.
     for kind in KINDS:
-        if kind not in ("DatabaseBackup", "DatabaseRestore"):
+        if kind not in ("DatabaseBackup", "DatabaseRestore", "DatabaseBackupSchedule"):
             assert SPECS[kind]["properties"]["deletionProtection"]["default"] is True
 
 

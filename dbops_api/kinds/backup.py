@@ -318,3 +318,100 @@ RESTORE_KIND = Kind(
         MESSAGE_COLUMN,
     ),
 )
+
+
+RETENTION_MESSAGE = (
+    "retention is not supported yet: the worker deletes no published backup, so dbops cannot keep only some; "
+    "remove spec.retention and expire old backups with the store's own lifecycle rules (or delete them by hand)"
+)
+CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+( \S+){4})$"
+
+SCHEDULE: Schema = obj(
+    "Backups on a schedule: a Kubernetes CronJob running the backup of `template.spec`, each run stored under the "
+    "name of its Job.",
+    {
+        "schedule": string(
+            "Cron schedule, five fields (`0 3 * * *`) or a macro (`@daily`), as a CronJob's.",
+            pattern=CRON_PATTERN,
+            minLength=1,
+            maxLength=128,
+        ),
+        "timezone": string(
+            "IANA time zone the schedule is read in (the CronJob's timeZone).",
+            pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$",
+            maxLength=64,
+            default="UTC",
+        ),
+        "paused": boolean("Suspend the CronJob: no new runs start (a running one finishes).", default=False),
+        "concurrencyPolicy": enum(
+            "`Forbid` (default): a run does not start while the previous one still runs. `Allow` and `Replace` "
+            "are refused: two dumps of one database at once only load the server, and Replace kills a running "
+            "dump.",
+            ("Allow", "Forbid", "Replace"),
+            default="Forbid",
+        ),
+        "template": obj(
+            "The backup every run makes.",
+            {"spec": {**BACKUP, "description": "A DatabaseBackup's spec."}},
+            required=("spec",),
+        ),
+        "retention": obj(
+            "Refused: " + RETENTION_MESSAGE + ".",
+            {
+                name: integer("Refused (see retention).", minimum=0)
+                for name in ("keepLast", "keepHourly", "keepDaily", "keepWeekly", "keepMonthly", "keepYearly")
+            }
+            | {"minAge": string("Refused (see retention).", maxLength=32)},
+        ),
+        "successfulBackupsHistoryLimit": integer(
+            "Finished successful Jobs (and their Pods' logs) the CronJob keeps; the backups themselves stay.",
+            minimum=0,
+            maximum=100,
+            default=5,
+        ),
+        "failedBackupsHistoryLimit": integer(
+            "Failed Jobs the CronJob keeps (their Pods' logs say why).", minimum=0, maximum=100, default=3
+        ),
+    },
+    required=("schedule", "template"),
+    rules=(
+        Rule("!has(self.retention)", RETENTION_MESSAGE, lambda s: "retention" not in s, ".retention"),
+        Rule(
+            "self.concurrencyPolicy == 'Forbid'",
+            "concurrencyPolicy Allow and Replace are refused: two dumps of one database at once only load the "
+            "server, and Replace kills a running dump; use Forbid",
+            lambda s: s["concurrencyPolicy"] == "Forbid",
+            ".concurrencyPolicy",
+        ),
+    ),
+)
+
+SCHEDULE_FACTS: Schema = obj(
+    "What the CronJob reports.",
+    {
+        "cronJob": string("The CronJob's name; each run's Job (and backup) is named `<cronJob>-<minutes>`."),
+        "lastScheduleTime": string("When a run was last started."),
+        "lastSuccessfulTime": string("When a run last completed (its backup was published)."),
+        "active": integer("Runs in progress."),
+    },
+)
+
+SCHEDULE_KIND = Kind(
+    name="DatabaseBackupSchedule",
+    plural="databasebackupschedules",
+    folder="databasebackupschedule",
+    spec=SCHEDULE,
+    facts_key="schedule",
+    facts=SCHEDULE_FACTS,
+    function_only=tuple(SCHEDULE["properties"]),
+    resolved={},
+    columns=(
+        PHASE_COLUMN,
+        column("DATABASE", ".spec.template.spec.databaseRef.name", "The Database claim."),
+        column("SCHEDULE", ".spec.schedule", "Cron schedule."),
+        column(
+            "LAST-SUCCESS", ".status.schedule.lastSuccessfulTime", "When a run last completed.", priority=1
+        ),
+        MESSAGE_COLUMN,
+    ),
+)

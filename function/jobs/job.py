@@ -48,6 +48,8 @@ class JobExtras:
     volumes: tuple[dict[str, Any], ...] = ()
     mounts: tuple[dict[str, Any], ...] = ()
     active_deadline_seconds: int | None = None
+    # Variables from the Pod's own fields (downward API), e.g. the Job name a schedule's run is stored under.
+    field_env: tuple[tuple[str, str], ...] = ()
 
 
 def canonical(value: Any) -> str:
@@ -127,6 +129,7 @@ def job_spec(view: View, call: WorkerCall) -> dict[str, Any]:
         )
     extras = call.extras or JobExtras()
     env += [{"name": k, "value": v} for k, v in extras.env]
+    env += [{"name": k, "valueFrom": {"fieldRef": {"fieldPath": v}}} for k, v in extras.field_env]
     mounts += [dict(m) for m in extras.mounts]
     volumes += [dict(v) for v in extras.volumes]
     container: dict[str, Any] = {

@@ -11,15 +11,17 @@ Job stopped by its deadline or a killed Pod is a failed Job (retried with back-o
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from typing import Any
 
 from function import status as st
-from function.jobs.job import JobExtras, WorkerCall
+from function.jobs.job import JobExtras, WorkerCall, job_spec
 from function.jobs.progress import carried_over, progress
 from function.kinds.driver import Kind, Ready, Target, compose
+from function.labels import managed_labels
 from function.objects import mapping, text
-from function.outcome import Outcome
+from function.outcome import Composed, Outcome
 from function.spec.references import DATABASE, Lookup, instance_spec
 from function.view import View
 
@@ -249,3 +251,91 @@ def compose_backup(view: View) -> Outcome:
 
 def compose_restore(view: View) -> Outcome:
     return _once(view, RESTORE)
+
+
+# --- DatabaseBackupSchedule -----------------------------------------------------------------------------------------
+
+CRONJOB_KEY = "cronjob"
+CRONJOB_NAME_MAX = 52  # Kubernetes: a CronJob's name leaves 11 characters for its Jobs' suffix
+
+
+def _schedule_resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
+    return _backup_resolve(view, spec["template"]["spec"], lookup)
+
+
+def cronjob_name(view: View) -> str:
+    """The claim's name (what users know; each run's Job, and backup, is `<name>-<minutes>`), shortened with a
+    digest when longer than a CronJob name may be."""
+    name = view.claim_name
+    if len(name) <= CRONJOB_NAME_MAX:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: CRONJOB_NAME_MAX - 9].rstrip('-.')}-{digest}"
+
+
+def _schedule_finish(ready: Ready) -> Outcome:
+    spec, view = ready.spec, ready.view
+    backup = spec["template"]["spec"]
+    base = job_extras(backup["storage"], backup.get("encryption"), int(backup["activeDeadlineSeconds"]))
+    extras = replace(base, field_env=(("DBOPS_JOB_NAME", "metadata.labels['job-name']"),))
+    request = {**ready.request, "spec": {**ready.request["spec"], "perRun": True}}
+    call = WorkerCall("backup", request, ready.access, None, "", extras)
+    name = cronjob_name(view)
+    cronjob = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": name, "namespace": view.namespace, "labels": managed_labels(view)},
+        "spec": {
+            "schedule": spec["schedule"],
+            "timeZone": spec["timezone"],
+            "suspend": bool(spec["paused"]),
+            "concurrencyPolicy": "Forbid",
+            "successfulJobsHistoryLimit": int(spec["successfulBackupsHistoryLimit"]),
+            "failedJobsHistoryLimit": int(spec["failedBackupsHistoryLimit"]),
+            "jobTemplate": {"metadata": {"labels": managed_labels(view)}, "spec": job_spec(view, call)},
+        },
+    }
+    observed = view.observed.get(CRONJOB_KEY)
+    seen = mapping(observed, "status") if observed is not None else {}
+    facts: dict[str, Any] = {"cronJob": name, "active": len(seen.get("active") or [])}
+    for key in ("lastScheduleTime", "lastSuccessfulTime"):
+        if text(seen, key):
+            facts[key] = text(seen, key)
+    status = st.carried_status(view, ready.kind)
+    when = f"{spec['schedule']} ({spec['timezone']})"
+    if observed is None:
+        phase, reason, message = (
+            "Provisioning",
+            "CronJobCreated",
+            f"CronJob {name} created: backups at {when}",
+        )
+    else:
+        phase, reason = "Ready", "Scheduled"
+        message = f"CronJob {name} {'is paused' if spec['paused'] else 'runs backups at ' + when}"
+        if facts.get("lastSuccessfulTime"):
+            message += f"; last backup published at {facts['lastSuccessfulTime']}"
+    status.update(phase=phase, message=message, schedule=facts)
+    out = Outcome(
+        resources={CRONJOB_KEY: Composed(cronjob, ready=observed is not None)},
+        status=status,
+        conditions=[st.provisioned("True" if phase == "Ready" else "False", reason, message)],
+        requirements=ready.lookup.requirements,
+        ttl_seconds=float(view.input["ttl"]["runningSeconds"]) if observed is None else 600.0,
+        ready=phase == "Ready",
+    )
+    return ready.lookup.annotate(out)
+
+
+SCHEDULE = Kind(
+    "DatabaseBackupSchedule",
+    _schedule_resolve,
+    lifecycle=False,
+    action="backup",
+    request_kind="DatabaseBackup",
+    finish=_schedule_finish,
+    engine_blocks=False,
+)
+
+
+def compose_schedule(view: View) -> Outcome:
+    return compose(view, SCHEDULE)

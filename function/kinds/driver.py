@@ -71,6 +71,8 @@ class Kind:
     lifecycle: bool = True
     # The worker action when `lifecycle` is off (a DatabaseInstance: check; a backup: backup).
     action: str = "check"
+    # The kind of the worker request, when not the claim's (a DatabaseBackupSchedule's runs: DatabaseBackup).
+    request_kind: str = ""
     # The request's connection, given the access (a health check bounds its timeouts).
     connection: Callable[[dict[str, Any], ServerAccess], dict[str, Any]] = lambda spec, access: (
         access.connection
@@ -103,14 +105,14 @@ def compose(view: View, kind: Kind) -> Outcome:
     found = lookup.resolution()
     request = worker_request(
         view,
-        name,
+        kind.request_kind or name,
         access.engine,
         kind.connection(spec, access),
         request_spec(name, spec, target.resolved),
         policy=access.policy,
     )
     errors = (kind.engine_blocks and engine_block_errors(spec, access.engine, target.instance_name)) or (
-        request_errors(view, name, action, request, target.renames)
+        request_errors(view, kind.request_kind or name, action, request, target.renames)
     )
     if errors:
         return found.invalid(name, errors)

@@ -36,6 +36,7 @@ def composition_input(kind: str) -> dict[str, Any] | None:
         "DatabaseGrant": "grant",
         "DatabaseBackup": "databasebackup",
         "DatabaseRestore": "databaserestore",
+        "DatabaseBackupSchedule": "databasebackupschedule",
     }
     path = ROOT / "apis" / folder[kind] / "composition.yaml"
     if not path.exists():
