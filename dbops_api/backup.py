@@ -46,8 +46,9 @@ S3_STORAGE: Schema = obj(
             "Bucket name.", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", minLength=3, maxLength=63
         ),
         "prefix": string(
-            "Key prefix the backups are stored under, without a leading or trailing `/`.",
-            pattern=r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$",
+            "Key prefix the backups are stored under, without a leading or trailing `/`; no segment starts with `.` "
+            "(no `..`: some stores map keys to paths).",
+            pattern=r"^[A-Za-z0-9!_*'()-][A-Za-z0-9!_.*'()-]*(/[A-Za-z0-9!_*'()-][A-Za-z0-9!_.*'()-]*)*$",
             maxLength=512,
         ),
         "region": string("Region.", pattern=r"^[a-z0-9-]{1,64}$", default="us-east-1"),
@@ -77,8 +78,8 @@ VOLUME_STORAGE: Schema = obj(
     "A mounted directory (the claim's PersistentVolumeClaim, mounted into the Job by the function).",
     {
         "path": string(
-            "Absolute path of the directory the backups are stored under.",
-            pattern=r"^/[A-Za-z0-9_.@+-]+(/[A-Za-z0-9_.@+-]+)*$",
+            "Absolute path of the directory the backups are stored under; no segment starts with `.`.",
+            pattern=r"^/[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*(/[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*)*$",
             maxLength=1024,
         ),
     },
@@ -147,6 +148,12 @@ BACKUP_SPEC: Schema = obj(
         "storage": STORAGE,
         "compression": COMPRESSION,
         "encryption": ENCRYPTION,
+        "perRun": boolean(
+            "Store this run under the name of the Job that runs it (the environment's DBOPS_JOB_NAME, the Pod's "
+            "`job-name` label) instead of `name`: each run of a DatabaseBackupSchedule's CronJob is a backup of "
+            "its own, and a retried Pod of the same Job finds its run's manifest.",
+            default=False,
+        ),
     },
     required=("database", "name", "storage"),
 )

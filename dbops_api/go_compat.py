@@ -5,7 +5,7 @@ docs/compatibility.md lists every Go field and what dbops does with it).
 - `driftPolicy` (every kind): `correct`, `detect` and `ignore` as in the Go CRD (no mode: detect); the
   instance's is the default of its claims (function.kinds.driver.drift_mode); `interval` is not used.
 - `initSQL` (Database): refused, dbops runs no SQL from a claim.
-- `deletionPolicy: Snapshot` (Database): refused, dbops takes no backups yet.
+- `deletionPolicy: Snapshot` (Database): refused, dbops takes no backup on deletion (a DatabaseBackup claim does).
 - `discovery` (DatabaseInstance): `enabled: false` accepted, `enabled: true` refused (the Go operator never read it).
 - `clusterInstanceRef` (Database, DatabaseUser): refused, dbops has no cluster-scoped instance yet.
 - `roleRef` (DatabaseGrant): refused, it names a DatabaseRole object and dbops has no such kind yet.
@@ -86,8 +86,8 @@ INIT_SQL = obj(
 )
 
 SNAPSHOT_MESSAGE = (
-    "deletionPolicy Snapshot: dbops takes no backups yet; use Retain (the database stays) or Delete (dropped only "
-    "with ensure: Absent and deletionProtection: false), and back the database up yourself first"
+    "deletionPolicy Snapshot: dbops takes no backup on deletion; use Retain (the database stays) or Delete (dropped "
+    "only with ensure: Absent and deletionProtection: false), and back the database up first with a DatabaseBackup"
 )
 
 SNAPSHOT_RULE = Rule(
@@ -161,6 +161,19 @@ REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
         ("instanceRef", "a DatabaseInstance claim (with its own copy of the admin Secret)"),
         ("databaseRef", "the Database claim"),
     ),
+    "DatabaseBackup": (
+        ("databaseRef", "the Database claim"),
+        ("encryption.secretRef", "the encryption key's Secret (a copy of it)"),
+    ),
+    "DatabaseRestore": (
+        ("backupRef", "the DatabaseBackup claim"),
+        ("target.databaseRef", "the Database claim"),
+        ("fromPath.encryption.secretRef", "the encryption key's Secret (a copy of it)"),
+    ),
+    "DatabaseBackupSchedule": (
+        ("template.spec.databaseRef", "the Database claim"),
+        ("template.spec.encryption.secretRef", "the encryption key's Secret (a copy of it)"),
+    ),
 }
 
 
@@ -174,6 +187,14 @@ GO_ONLY_PATHS["DatabaseInstance"] += ("spec.discovery",)
 GO_ONLY_PATHS["Database"] += ("spec.initSQL", "spec.clusterInstanceRef")
 GO_ONLY_PATHS["DatabaseUser"] += ("spec.clusterInstanceRef",)
 GO_ONLY_PATHS["DatabaseGrant"] += ("spec.roleRef",)
+# Storage types accepted by the schema only to be refused with a clear message.
+GO_ONLY_PATHS["DatabaseBackup"] += ("spec.storage.gcs", "spec.storage.azure")
+GO_ONLY_PATHS["DatabaseRestore"] += ("spec.fromPath.storage.gcs", "spec.fromPath.storage.azure")
+GO_ONLY_PATHS["DatabaseBackupSchedule"] += (
+    "spec.template.spec.storage.gcs",
+    "spec.template.spec.storage.azure",
+    "spec.retention",
+)
 GO_ONLY_PATHS["DatabaseInstance"] += tuple(
     f"spec.mysql.{name}" for name in ("timeout", "readTimeout", "writeTimeout", "parseTime")
 )

@@ -40,5 +40,9 @@ def column(name: str, path: str, description: str, priority: int = 0) -> dict[st
     return col
 
 
-PHASE_COLUMN = column("PHASE", ".status.phase", "Pending, Provisioning, Ready, Failed or Dropped.")
+PHASE_COLUMN = column(
+    "PHASE",
+    ".status.phase",
+    "Pending, Provisioning, Ready, Completed (a backup or restore), Failed or Dropped.",
+)
 MESSAGE_COLUMN = column("MESSAGE", ".status.message", "What happened last.", priority=1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dbops_api.kind import Kind
-from dbops_api.kinds import database, grant, instance, user
+from dbops_api.kinds import backup, database, grant, instance, user
 from dbops_api.schema import Schema
 
 GROUP = "dbops.dbprovision.io"
@@ -19,7 +19,15 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 # In dependency order: an instance before what lives on it, a user before what is granted to it.
-ALL: tuple[Kind, ...] = (instance.KIND, database.KIND, user.KIND, grant.KIND)
+ALL: tuple[Kind, ...] = (
+    instance.KIND,
+    database.KIND,
+    user.KIND,
+    grant.KIND,
+    backup.BACKUP_KIND,
+    backup.RESTORE_KIND,
+    backup.SCHEDULE_KIND,
+)
 BY_NAME: dict[str, Kind] = {k.name: k for k in ALL}
 KINDS: tuple[str, ...] = tuple(BY_NAME)
 SPECS: dict[str, Schema] = {k.name: k.spec for k in ALL}

@@ -42,8 +42,12 @@ MAJOR, MINOR = 1, 1  # 1.1: driftMode
 API_VERSION = f"{API_GROUP}/v{MAJOR}.{MINOR}"
 _VERSION = re.compile(r"^" + re.escape(API_GROUP) + r"/v([0-9]{1,4})\.([0-9]{1,4})\Z")
 ACTIONS = ("apply", "plan", "check", "drop", "backup", "restore")
-# Every kind a request may carry: the claim kinds, and the backup kinds that only the worker knows so far.
-REQUEST_KINDS: tuple[str, ...] = (*KINDS, *backup.BACKUP_KINDS)
+# Every kind a request may carry: the claim kinds (the backup kinds among them, with request specs of their own).
+# A DatabaseBackupSchedule's runs carry DatabaseBackup requests: it is no request kind of its own.
+REQUEST_KINDS: tuple[str, ...] = (
+    *(k for k in KINDS if k != "DatabaseBackupSchedule"),
+    *(k for k in backup.BACKUP_KINDS if k not in KINDS),
+)
 
 
 def request_spec_schema(kind: str) -> Schema:

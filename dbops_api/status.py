@@ -5,7 +5,7 @@ from __future__ import annotations
 from dbops_api.registry import BY_NAME
 from dbops_api.schema import Schema, array, boolean, enum, integer, obj, string
 
-PHASES = ("Pending", "Provisioning", "Ready", "Failed", "Dropped")
+PHASES = ("Pending", "Provisioning", "Ready", "Completed", "Failed", "Dropped")
 
 COMMON_STATUS: dict[str, Schema] = {
     "phase": enum("Where the object is in its life.", PHASES),

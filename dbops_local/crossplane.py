@@ -19,7 +19,15 @@ from dbops_local.store import Obj
 
 API_VERSION = "dbops.dbprovision.io/v1alpha1"
 NAMESPACED_API_VERSION = "ns.dbops.dbprovision.io/v1alpha1"
-CLAIM_KINDS = ("DatabaseInstance", "Database", "DatabaseUser", "DatabaseGrant")
+CLAIM_KINDS = (
+    "DatabaseInstance",
+    "Database",
+    "DatabaseUser",
+    "DatabaseGrant",
+    "DatabaseBackup",
+    "DatabaseRestore",
+    "DatabaseBackupSchedule",
+)
 COMPOSITION_RESOURCE_NAME = "crossplane.io/composition-resource-name"
 CONNECTION_SECRET_TYPE = "connection.crossplane.io/v1alpha1"  # noqa: S105 (a Secret type)
 # Claim fields Crossplane keeps on the claim instead of copying them to the XR.

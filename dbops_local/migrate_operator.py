@@ -246,9 +246,12 @@ RULES: dict[str, dict[str, Rule]] = {
 NO_SUCH_KIND = {
     "DatabaseRole": "dbops has no DatabaseRole kind; the role stays in the server as it is, and a DatabaseGrant "
     "that named it (roleRef) names it by its server name (roleName)",
-    "DatabaseBackup": "dbops has no backups yet",
-    "DatabaseBackupSchedule": "dbops has no backups yet",
-    "DatabaseRestore": "dbops has no restores yet",
+    "DatabaseBackup": "a run of the Go operator's (its stored files are not a dbops backup, and converting it "
+    "would back up again); write a dbops DatabaseBackup for a new backup",
+    "DatabaseBackupSchedule": "not converted: write a dbops DatabaseBackupSchedule (CronJob; retention is not "
+    "supported yet) so the Go operator's and dbops' runs do not both run",
+    "DatabaseRestore": "a run of the Go operator's (converting it would restore again; dbops cannot read the Go "
+    "operator's backups)",
     "ClusterDatabaseInstance": "dbops has no cluster-scoped instance: write one DatabaseInstance per namespace",
     "ClusterDatabaseRole": "dbops has no cluster-scoped roles",
     "ClusterDatabaseGrant": "dbops has no cluster-scoped grants: write a DatabaseGrant in the user's namespace",

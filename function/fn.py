@@ -22,6 +22,7 @@ from dbops_api.registry import by_xr_kind, xr_kinds
 from function import status as st
 from function.audit import audit_fields
 from function.input import parse_input
+from function.kinds.backup import compose_backup, compose_restore, compose_schedule
 from function.kinds.database import compose_database
 from function.kinds.grant import compose_grant
 from function.kinds.instance import compose_instance
@@ -38,6 +39,9 @@ COMPOSERS: dict[str, Callable[[View], Outcome]] = {
     "Database": compose_database,
     "DatabaseUser": compose_user,
     "DatabaseGrant": compose_grant,
+    "DatabaseBackup": compose_backup,
+    "DatabaseRestore": compose_restore,
+    "DatabaseBackupSchedule": compose_schedule,
 }
 TARGET = fnv1.TARGET_COMPOSITE_AND_CLAIM
 _SEVERITY = {"Normal": fnv1.SEVERITY_NORMAL, "Warning": fnv1.SEVERITY_WARNING, "Fatal": fnv1.SEVERITY_FATAL}

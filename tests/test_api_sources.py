@@ -263,7 +263,7 @@ def _candidates(schema: Schema, literals: set[str], own: list[str], distinct: in
         # A list of names also gets one entry, for rules that compare lists (`adminRoles` within `roles`), and one
         # of the names its own rules refuse.
         "array": [_ABSENT, [], *([["a"]] if names else []), *([[own[0]]] if names and own else [])],
-        "integer": [_ABSENT, schema.get("minimum", 0)],
+        "integer": [_ABSENT, schema.get("minimum", 0), *([schema["maximum"]] if "maximum" in schema else [])],
     }.get(schema.get("type", ""), [_ABSENT, "a", *own[: max(distinct, 1)]])
 
 

@@ -665,4 +665,7 @@ def test_configuration_package_builds_with_xrds_compositions_and_claim_examples(
         "Database",
         "DatabaseUser",
         "DatabaseGrant",
+        "DatabaseBackup",
+        "DatabaseRestore",
+        "DatabaseBackupSchedule",
     }

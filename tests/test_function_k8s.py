@@ -43,7 +43,8 @@ def _ready(claim: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(claim)
     out["metadata"] = {"name": claim["metadata"]["name"], "namespace": kube.NAMESPACE}
     out["spec"].update(kube.crossplane_claim_fields(claim["kind"], claim["metadata"]["name"]))
-    out["status"] = {"phase": "Ready"}
+    # A DatabaseRestore waits for its DatabaseBackup to be Completed, everything else for Ready.
+    out["status"] = {"phase": "Completed" if claim["kind"] == "DatabaseBackup" else "Ready"}
     return out
 
 
@@ -71,7 +72,12 @@ def composed_for_examples() -> Iterator[tuple[str, str, dict[str, Any]]]:
                 if "credentials" not in out.composed or observed:
                     break
                 observed = [kube.observed(out.composed["credentials"], "credentials")]
-            if claim["kind"] != "DatabaseInstance":
+            if claim["kind"] not in (
+                "DatabaseInstance",
+                "DatabaseBackup",
+                "DatabaseRestore",
+                "DatabaseBackupSchedule",
+            ):
                 absent = copy.deepcopy(xr)
                 absent["spec"].update(ensure="Absent", deletionPolicy="Delete", deletionProtection=False)
                 out = render(_run, absent, inp, observed, required)
@@ -86,8 +92,10 @@ def test_every_example_claim_gets_a_job() -> None:
     with_job = {
         claim.split("/")[1] for claim, _, res in COMPOSED if res["kind"] == "Job" and "absent" not in claim
     }
+    # A DatabaseBackupSchedule composes a CronJob instead (its runs are the CronJob's Jobs).
+    with_cronjob = {claim.split("/")[1] for claim, _, res in COMPOSED if res["kind"] == "CronJob"}
     claims = {c["metadata"]["name"] for paths in SETS.values() for c in _claims(paths)}
-    assert with_job == claims
+    assert with_job | with_cronjob == claims and not with_job & with_cronjob
     assert len(COMPOSED) > 20
 
 
@@ -107,7 +115,12 @@ def test_jobs_are_hardened_and_carry_a_valid_request(claim: str, key: str, job: 
     [container] = pod["containers"]
     assert len(job["metadata"]["name"]) <= 63
     assert key == "job-" + job["metadata"]["name"].rsplit("-", 1)[1]
-    assert spec["backoffLimit"] == 1 and spec["activeDeadlineSeconds"] == 600
+    backups = {
+        "backup": 3600,
+        "restore": 7200,
+    }  # their claims' activeDeadlineSeconds (the examples' defaults)
+    action = pod["containers"][0]["command"][1]
+    assert spec["backoffLimit"] == 1 and spec["activeDeadlineSeconds"] == backups.get(action, 600)
     assert "ttlSecondsAfterFinished" not in spec
     assert spec["podFailurePolicy"]["rules"][0] == {
         "action": "FailJob",
@@ -136,8 +149,7 @@ def test_jobs_are_hardened_and_carry_a_valid_request(claim: str, key: str, job: 
     for labels in (job["metadata"]["labels"], spec["template"]["metadata"]["labels"]):
         assert labels["app.kubernetes.io/managed-by"] == "dbops"
         assert labels["dbops.dbprovision.io/xr"].endswith("-x7k2p")
-    action = container["command"][1]
-    assert container["command"][0] == "dbops-worker" and action in ("apply", "check", "drop")
+    assert container["command"][0] == "dbops-worker" and action in ("apply", "check", "drop", *backups)
     env = {e["name"]: e for e in container["env"]}
     for name, entry in env.items():
         if name in ("DBOPS_ADMIN_USERNAME", "DBOPS_ADMIN_PASSWORD", "DBOPS_PASSWORD"):
@@ -147,13 +159,28 @@ def test_jobs_are_hardened_and_carry_a_valid_request(claim: str, key: str, job: 
             assert "DBOPS_PASSWORD" in env
             assert entry["value"] == job["metadata"]["annotations"]["dbops.dbprovision.io/password-revision"]
         else:
-            assert name in ("DBOPS_REQUEST", "HOME", "DBOPS_TLS_CA", "DBOPS_TLS_CERT", "DBOPS_TLS_KEY")
+            assert name in ("DBOPS_REQUEST", "HOME", "DBOPS_TLS_CA", "DBOPS_TLS_CERT", "DBOPS_TLS_KEY") or (
+                # A backup's file paths (never a secret): the Secrets are mounted files.
+                action in backups
+                and name
+                in (
+                    "DBOPS_SECRETS_DIR",
+                    "DBOPS_S3_ACCESS_KEY_FILE",
+                    "DBOPS_S3_SECRET_KEY_FILE",
+                    "DBOPS_S3_CA_FILE",
+                    "DBOPS_BACKUP_KEY_FILE",
+                )
+                and entry["value"].startswith("/")
+            )
     request = json.loads(env["DBOPS_REQUEST"]["value"])
     parsed = parse(json.dumps(request), action)
     assert parsed.kind == request["kind"]
     for volume in pod["volumes"]:
         if "secret" in volume:
-            assert volume["secret"]["optional"] is True
+            # The TLS files are optional (a CA without a client certificate); a backup's Secrets are not: its Pod
+            # waits for them, as Kubernetes does.
+            tls = volume["name"] == "tls"
+            assert volume["secret"].get("optional") is (True if tls or action not in backups else None)
             mount = next(m for m in container["volumeMounts"] if m["name"] == volume["name"])
             assert mount["readOnly"] is True
 

@@ -103,7 +103,9 @@ def _world() -> list[dict[str, Any]]:
                     }
                 )
             else:
-                out.append(kube.claim(doc["kind"], doc["metadata"]["name"], doc["spec"]))
+                # A DatabaseRestore waits for its DatabaseBackup to be Completed, the others for Ready.
+                phase = "Completed" if doc["kind"] == "DatabaseBackup" else "Ready"
+                out.append(kube.claim(doc["kind"], doc["metadata"]["name"], doc["spec"], phase=phase))
     return out
 
 
@@ -155,8 +157,16 @@ def composed_requests() -> tuple[tuple[str, str], ...]:
 def test_every_example_claim_composes_a_job_whose_request_the_worker_accepts() -> None:
     requests = composed_requests()
     kinds = {json.loads(text)["kind"] for _, text in requests}
-    assert kinds == {"DatabaseInstance", "Database", "DatabaseUser", "DatabaseGrant"}
-    assert len(requests) == len(_claims())
+    assert kinds == {
+        "DatabaseInstance",
+        "Database",
+        "DatabaseUser",
+        "DatabaseGrant",
+        "DatabaseBackup",
+        "DatabaseRestore",
+    }
+    # A DatabaseBackupSchedule composes a CronJob, no Job: its runs carry DatabaseBackup requests.
+    assert len(requests) == len([c for c in _claims() if c["kind"] != "DatabaseBackupSchedule"])
     for action, text in requests:
         parse(text, action)
 
@@ -322,6 +332,8 @@ def test_rendered_results_are_bounded_json_without_any_secret(
 # --- RunFunction ------------------------------------------------------------------------------------------------
 
 CLAIMS = _claims()
+# The claims that compose a Job of their own (a DatabaseBackupSchedule composes a CronJob).
+JOB_CLAIMS = [c for c in CLAIMS if c["kind"] != "DatabaseBackupSchedule"]
 
 
 def _secret_values() -> list[str]:
@@ -374,7 +386,7 @@ def _settled_job(claim: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, 
 
 @cache
 def _settled(index: int) -> tuple[dict[str, Any], list[dict[str, Any]], str | None]:
-    return _settled_job(CLAIMS[index])
+    return _settled_job(JOB_CLAIMS[index])
 
 
 def _termination_message(data: s.DataObject, kind: str, password: str | None) -> str:
@@ -401,9 +413,9 @@ def _termination_message(data: s.DataObject, kind: str, password: str | None) ->
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=s.data(), index=s.integers(0, len(CLAIMS) - 1))
+@given(data=s.data(), index=s.integers(0, len(JOB_CLAIMS) - 1))
 def test_any_pod_result_yields_a_valid_status_without_the_password(data: s.DataObject, index: int) -> None:
-    claim = CLAIMS[index]
+    claim = JOB_CLAIMS[index]
     job, observed, password = _settled(index)
     finished = "2025-06-01T11:59:00Z"
     code = data.draw(s.sampled_from([0, 1, 2, 137, 255]))
@@ -451,11 +463,11 @@ def test_a_mutated_step_input_is_used_or_refused_as_fatal(data: s.DataObject, in
         assert not rsp.desired.resources, "a fatal result composes nothing"
 
 
-@pytest.mark.parametrize("index", range(len(CLAIMS)), ids=[c["metadata"]["name"] for c in CLAIMS])
+@pytest.mark.parametrize("index", range(len(JOB_CLAIMS)), ids=[c["metadata"]["name"] for c in JOB_CLAIMS])
 def test_the_settled_fixtures_are_real(index: int) -> None:
     """Guards the Pod property above against a vacuous setup: every example claim reaches a Job, and users with
     a generated password have it in their observed Secret."""
-    claim = CLAIMS[index]
+    claim = JOB_CLAIMS[index]
     job, _, password = _settled(index)
     assert job["kind"] == "Job"
     generate = claim["kind"] == "DatabaseUser" and "existingPasswordSecret" not in claim["spec"]
@@ -492,11 +504,11 @@ def _call(xr: Any, observed: dict[str, Any], world: list[Any], fn_input: Any) ->
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=s.data(), index=s.integers(0, len(CLAIMS) - 1))
+@given(data=s.data(), index=s.integers(0, len(JOB_CLAIMS) - 1))
 def test_mutated_xrs_claims_secrets_and_jobs_never_crash_or_leak(data: s.DataObject, index: int) -> None:
     """The objects around a settled claim, one of them mutated: the XR itself (metadata, status), a referenced
     claim or Secret, the observed credentials Secret or the observed Job."""
-    claim = CLAIMS[index]
+    claim = JOB_CLAIMS[index]
     job, before, _ = _settled(index)
     xr: Any = kube.xr_from_claim(claim)
     world: list[Any] = list(WORLD)

@@ -545,6 +545,10 @@ def instance_of(example_set: str, claim: dict[str, Any]) -> dict[str, Any]:
         spec = current["spec"]
         if current["kind"] == "DatabaseInstance":
             return dict(spec)
+        if "target" in spec:  # a DatabaseRestore
+            spec = spec["target"]
+        if "template" in spec:  # a DatabaseBackupSchedule
+            spec = spec["template"]["spec"]
         if "instanceRef" in spec:
             current = by_name[("DatabaseInstance", spec["instanceRef"]["name"])]
         elif "databaseRef" in spec:
@@ -628,10 +632,12 @@ def _rules(path: str) -> tuple[dict[str, Any], dict[tuple[tuple[str, ...], tuple
 
 
 def test_crossplane_may_manage_jobs_and_only_opting_in_reads_pods() -> None:
-    """deploy/rbac.yaml, required: Jobs only. deploy/rbac-pods.yaml, the opt-in that goes with the Input's
+    """deploy/rbac.yaml, required: Jobs and CronJobs only. deploy/rbac-pods.yaml, the opt-in that goes with the Input's
     status.readPods (off by default and in every shipped Composition): Pods, read only."""
     jobs_role, jobs = _rules("deploy/rbac.yaml")
-    assert jobs == {(("batch",), ("jobs",)): {"get", "list", "watch", "create", "update", "patch", "delete"}}
+    assert jobs == {
+        (("batch",), ("jobs", "cronjobs")): {"get", "list", "watch", "create", "update", "patch", "delete"}
+    }
     pods_role, pods = _rules("deploy/rbac-pods.yaml")
     assert pods == {(("",), ("pods",)): {"get", "list", "watch"}}
     assert jobs_role["metadata"]["name"] != pods_role["metadata"]["name"]
@@ -658,15 +664,20 @@ def test_policy_matches_every_claim_and_composite_on_delete_only() -> None:
     assert binding["spec"]["validationActions"] == ["Deny"]
     (rule, namespaced) = vap["spec"]["matchConstraints"]["resourceRules"]
     assert rule["apiGroups"] == [GROUP] and rule["operations"] == ["DELETE"]
-    expected = {i.plural for i in INFOS} | {i.xr_plural for i in INFOS}
+    # Backups, restores and schedules have no deletionProtection: deleting their claim deletes no stored backup.
+    protected = [i for i in INFOS if "deletionProtection" in SPECS[i.kind]["properties"]]
+    expected = {i.plural for i in protected} | {i.xr_plural for i in protected}
     assert set(rule["resources"]) == expected
     # The namespaced XRs are what users create in that shape: protected the same way.
     assert namespaced["apiGroups"] == [NAMESPACED.group] and namespaced["operations"] == ["DELETE"]
-    assert set(namespaced["resources"]) == {i.xr_plural for i in NAMESPACED_INFOS}
+    assert set(namespaced["resources"]) == {
+        i.xr_plural for i in NAMESPACED_INFOS if "deletionProtection" in SPECS[i.kind]["properties"]
+    }
     assert vap["spec"]["failurePolicy"] == "Fail"
     # Every kind has the field the policy reads, defaulted to true.
     for kind in KINDS:
-        assert SPECS[kind]["properties"]["deletionProtection"]["default"] is True
+        if kind not in ("DatabaseBackup", "DatabaseRestore", "DatabaseBackupSchedule"):
+            assert SPECS[kind]["properties"]["deletionProtection"]["default"] is True
 
 
 def admission(
@@ -731,7 +742,12 @@ def test_delete_of_a_protected_namespaced_xr_is_refused_with_the_way_out(spec: d
         """-p '{"spec":{"deletionProtection":false}}'"""
     ) in message
     allowed, _ = admission(
-        "DELETE", "databaseusers", "myapp-user", "team-a", {"deletionProtection": False}, group=NAMESPACED.group
+        "DELETE",
+        "databaseusers",
+        "myapp-user",
+        "team-a",
+        {"deletionProtection": False},
+        group=NAMESPACED.group,
     )
     assert allowed
 

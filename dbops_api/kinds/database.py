@@ -39,7 +39,7 @@ DATABASE: Schema = obj(
         "deletionPolicy": enum(
             LIFECYCLE["deletionPolicy"]["description"]
             + " `Snapshot` (db-provision-operator) is refused: dbops "
-            "takes no backups yet.",
+            "takes no backup on deletion; make a DatabaseBackup first.",
             ("Retain", "Delete", "Snapshot"),
             default="Retain",
         ),

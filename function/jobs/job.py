@@ -36,6 +36,20 @@ class WorkerCall:
     access: ServerAccess
     password: SecretKeyRef | None
     password_revision: str
+    extras: JobExtras | None = None
+
+
+@dataclass(frozen=True)
+class JobExtras:
+    """What a kind adds to its Job (a backup's mounted Secrets and volume, its own deadline): plain env values
+    (file paths, never secrets), volumes and their mounts."""
+
+    env: tuple[tuple[str, str], ...] = ()
+    volumes: tuple[dict[str, Any], ...] = ()
+    mounts: tuple[dict[str, Any], ...] = ()
+    active_deadline_seconds: int | None = None
+    # Variables from the Pod's own fields (downward API), e.g. the Job name a schedule's run is stored under.
+    field_env: tuple[tuple[str, str], ...] = ()
 
 
 def canonical(value: Any) -> str:
@@ -113,6 +127,11 @@ def job_spec(view: View, call: WorkerCall) -> dict[str, Any]:
                 },
             }
         )
+    extras = call.extras or JobExtras()
+    env += [{"name": k, "value": v} for k, v in extras.env]
+    env += [{"name": k, "valueFrom": {"fieldRef": {"fieldPath": v}}} for k, v in extras.field_env]
+    mounts += [dict(m) for m in extras.mounts]
+    volumes += [dict(v) for v in extras.volumes]
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": worker["image"],
@@ -153,7 +172,7 @@ def job_spec(view: View, call: WorkerCall) -> dict[str, Any]:
         pod["priorityClassName"] = worker["priorityClassName"]
     return {
         "backoffLimit": job["backoffLimit"],
-        "activeDeadlineSeconds": job["activeDeadlineSeconds"],
+        "activeDeadlineSeconds": extras.active_deadline_seconds or job["activeDeadlineSeconds"],
         "podFailurePolicy": {
             "rules": [
                 # Exit 2 is a permanent failure: another Pod would fail the same way.

@@ -37,7 +37,14 @@ from function.outcome import Composed, Requirement
 from function.view import View
 
 PODS_REQUIREMENT = "pods"
-SETTLED_PHASE = {"apply": "Ready", "check": "Ready", "drop": "Dropped", "plan": "Ready"}
+SETTLED_PHASE = {
+    "apply": "Ready",
+    "check": "Ready",
+    "drop": "Dropped",
+    "plan": "Ready",
+    "backup": "Ready",
+    "restore": "Ready",
+}
 
 
 @dataclass
@@ -93,8 +100,11 @@ def resync_interval(view: View, override: int | None = None) -> tuple[bool, int]
     return True, int(resync["intervalSeconds"])
 
 
-def progress(view: View, call: WorkerCall, interval_override: int | None = None) -> Progress:
-    prog = _progress(view, call, interval_override)
+def progress(
+    view: View, call: WorkerCall, interval_override: int | None = None, *, resync: bool = True
+) -> Progress:
+    """`resync: False`: a run that happens once (a backup, a restore): a finished Job is never re-run."""
+    prog = _progress(view, call, interval_override, resync)
     prog.action = call.action
     prog.engine = str(call.request.get("engine", ""))
     conn = call.request.get("connection")
@@ -132,8 +142,9 @@ def last_failed_job(view: View, exclude: str) -> tuple[str, dict[str, Any]] | No
     return key, res
 
 
-def _progress(view: View, call: WorkerCall, interval_override: int | None) -> Progress:
+def _progress(view: View, call: WorkerCall, interval_override: int | None, resync: bool = True) -> Progress:
     enabled, interval = resync_interval(view, interval_override)
+    enabled = enabled and resync
     shift = schedule.offset(view.uid or view.name, interval)
     current_epoch = schedule.epoch(view.now, interval, shift) if enabled else 0
     state = state_hash(call)
@@ -273,7 +284,7 @@ def _progress(view: View, call: WorkerCall, interval_override: int | None) -> Pr
             reason="PermanentFailure",
             message=(
                 f"{st.message} (permanent: a change of the spec or of the Secrets it names is picked up within "
-                f"{waiting:.0f} s; a fix in the server alone, at the next resync)"
+                f"{waiting:.0f} s" + ("; a fix in the server alone, at the next resync)" if resync else ")")
             ),
             attempts=attempt,
             fresh=False,

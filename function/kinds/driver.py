@@ -69,6 +69,10 @@ class Kind:
     spec_errors: Callable[[dict[str, Any]], list[FieldError]] = lambda spec: []
     # Whether ensure/deletionPolicy/deletionProtection apply (a DatabaseInstance only ever runs `check`).
     lifecycle: bool = True
+    # The worker action when `lifecycle` is off (a DatabaseInstance: check; a backup: backup).
+    action: str = "check"
+    # The kind of the worker request, when not the claim's (a DatabaseBackupSchedule's runs: DatabaseBackup).
+    request_kind: str = ""
     # The request's connection, given the access (a health check bounds its timeouts).
     connection: Callable[[dict[str, Any], ServerAccess], dict[str, Any]] = lambda spec, access: (
         access.connection
@@ -85,7 +89,7 @@ def compose(view: View, kind: Kind) -> Outcome:
         errors = reference_namespace_errors(name, spec, view.namespace) + kind.spec_errors(spec)
     if errors:
         return st.invalid(view, name, errors)
-    action = "check"
+    action = kind.action
     if kind.lifecycle:
         action, settled = action_for(view, name, spec)
         if settled is not None:
@@ -101,14 +105,14 @@ def compose(view: View, kind: Kind) -> Outcome:
     found = lookup.resolution()
     request = worker_request(
         view,
-        name,
+        kind.request_kind or name,
         access.engine,
         kind.connection(spec, access),
         request_spec(name, spec, target.resolved),
         policy=access.policy,
     )
     errors = (kind.engine_blocks and engine_block_errors(spec, access.engine, target.instance_name)) or (
-        request_errors(view, name, action, request, target.renames)
+        request_errors(view, kind.request_kind or name, action, request, target.renames)
     )
     if errors:
         return found.invalid(name, errors)

@@ -34,6 +34,9 @@ def composition_input(kind: str) -> dict[str, Any] | None:
         "Database": "database",
         "DatabaseUser": "user",
         "DatabaseGrant": "grant",
+        "DatabaseBackup": "databasebackup",
+        "DatabaseRestore": "databaserestore",
+        "DatabaseBackupSchedule": "databasebackupschedule",
     }
     path = ROOT / "apis" / folder[kind] / "composition.yaml"
     if not path.exists():

@@ -18,7 +18,14 @@ from typing import Any
 import yaml
 
 HERE = Path(__file__).resolve().parent
-FILES = ("database_instance.yaml", "database.yaml", "database_user.yaml", "database_grant.yaml")
+FILES = (
+    "database_instance.yaml",
+    "database.yaml",
+    "database_user.yaml",
+    "database_grant.yaml",
+    "database_backup.yaml",
+    "database_restore.yaml",
+)
 CATEGORIES = (
     "injection",
     "quotes",
@@ -40,6 +47,8 @@ ACTIONS = {
     "Database": "apply",
     "DatabaseUser": "apply",
     "DatabaseGrant": "apply",
+    "DatabaseBackup": "backup",
+    "DatabaseRestore": "restore",
 }
 
 

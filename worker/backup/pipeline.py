@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import io
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -115,6 +116,23 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _run_name(spec: dict[str, Any]) -> str:
+    """The backup's name: `name`, or with `perRun` the name of the Job running it (a schedule's run)."""
+    if not spec.get("perRun"):
+        return str(spec["name"])
+    job = os.environ.get("DBOPS_JOB_NAME", "")
+    if not _JOB_NAME.fullmatch(job):
+        raise PermanentError(
+            "InvalidRequest",
+            "environment: DBOPS_JOB_NAME must be the Job's name (request.spec.perRun names each run after its Job; "
+            "the CronJob sets it from the Pod's job-name label)",
+        )
+    return job
+
+
+_JOB_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
 def _backup(request: Request, secrets: Secrets, result: Result, redact: list[str]) -> None:
     spec = request.spec
     compression = spec.get("compression") or {"algorithm": "zstd"}
@@ -134,7 +152,7 @@ def _backup(request: Request, secrets: Secrets, result: Result, redact: list[str
         key = codec.read_key(key_path)
     storage = open_storage(spec["storage"])
     redact.extend(storage.secrets())
-    base = spec["name"]
+    base = _run_name(spec)
     manifest_key = f"{base}/{manifest.NAME}"
 
     existing = storage.read_small(manifest_key)

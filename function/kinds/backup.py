@@ -1,0 +1,341 @@
+"""XDatabaseBackup and XDatabaseRestore: one `dbops-worker backup|restore` Job each, run once.
+
+    databaseRef (backup) / target.databaseRef (restore) -> the Database claim (Ready) -> its DatabaseInstance
+    the claim's storage, compression, encryption  -> the worker request (dbops_api.backup), Secrets as mounted files
+    Job complete (the worker exits 0 only once the manifest is published, or the restore is done) -> Completed
+
+A backup is made once: the Job has no resync, and once the status says Completed the function composes nothing
+new (the finished Job is kept as observed), whatever changes later (the spec, the Secrets, the worker image). A
+Job stopped by its deadline or a killed Pod is a failed Job (retried with back-off, transient), never Completed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from typing import Any
+
+from function import status as st
+from function.jobs.job import JobExtras, WorkerCall, job_spec
+from function.jobs.progress import carried_over, progress
+from function.kinds.driver import Kind, Ready, Target, compose
+from function.labels import managed_labels
+from function.objects import mapping, text
+from function.outcome import Composed, Outcome
+from function.spec.references import DATABASE, Lookup, instance_spec
+from function.view import View
+
+COMPLETED = "Completed"
+DONE_TTL = 3600.0  # a completed claim changes no more; Crossplane still calls back now and then
+BACKUP_REQUIREMENT = "backup"
+SECRETS_DIR = "/etc/dbops/backup"
+VOLUME_DIR = "/var/lib/dbops/backups"
+MEMORY_DIR = "/var/run/dbops"  # the dump tool's credentials file (DBOPS_SECRETS_DIR)
+
+
+def _database(lookup: Lookup, name: str, path: str) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+    """(instance name, instance spec, Database spec) of a Database claim, once it and its instance are Ready."""
+    found = lookup.claim(DATABASE, "Database", name, path)
+    database = lookup.claim_spec(found, "Database", path) if found is not None else None
+    if database is None:
+        return None
+    instance_name = database["instanceRef"]["name"]
+    instance = instance_spec(lookup, instance_name, path)
+    if instance is None:
+        return None
+    return instance_name, instance, database
+
+
+def storage_request(storage: dict[str, Any]) -> dict[str, Any]:
+    """The request's storage: the claim's S3 block without its Secret references, a PVC as its mounted path."""
+    if storage["type"] == "s3":
+        s3 = {k: v for k, v in storage["s3"].items() if k not in ("secretRef", "caSecretRef")}
+        return {"type": "s3", "s3": s3}
+    sub = storage["pvc"].get("subPath")
+    return {"type": "volume", "volume": {"path": f"{VOLUME_DIR}/{sub}" if sub else VOLUME_DIR}}
+
+
+def _secret_volume(name: str, secret: str, items: list[tuple[str, str]]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "secret": {
+            "secretName": secret,
+            "defaultMode": 0o440,
+            "items": [{"key": key, "path": path} for key, path in items],
+        },
+    }
+
+
+def job_extras(storage: dict[str, Any], encryption: dict[str, Any] | None, deadline: int) -> JobExtras:
+    """The Secrets and the volume the worker reads as files (docs/worker.md, "Backup and restore")."""
+    env: list[tuple[str, str]] = [("DBOPS_SECRETS_DIR", MEMORY_DIR)]
+    volumes: list[dict[str, Any]] = [
+        {"name": "secrets", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
+    ]
+    mounts: list[dict[str, Any]] = [{"name": "secrets", "mountPath": MEMORY_DIR}]
+    if storage["type"] == "s3":
+        ref = storage["s3"]["secretRef"]
+        keys = ref.get("keys", {})
+        volumes.append(
+            _secret_volume(
+                "s3-keys",
+                ref["name"],
+                [
+                    (keys.get("accessKey", "AWS_ACCESS_KEY_ID"), "access-key"),
+                    (keys.get("secretKey", "AWS_SECRET_ACCESS_KEY"), "secret-key"),
+                ],
+            )
+        )
+        mounts.append({"name": "s3-keys", "mountPath": f"{SECRETS_DIR}/s3", "readOnly": True})
+        env += [
+            ("DBOPS_S3_ACCESS_KEY_FILE", f"{SECRETS_DIR}/s3/access-key"),
+            ("DBOPS_S3_SECRET_KEY_FILE", f"{SECRETS_DIR}/s3/secret-key"),
+        ]
+        ca = storage["s3"].get("caSecretRef")
+        if ca:
+            volumes.append(_secret_volume("s3-ca", ca["name"], [(ca.get("key", "ca.crt"), "ca.crt")]))
+            mounts.append({"name": "s3-ca", "mountPath": f"{SECRETS_DIR}/s3-ca", "readOnly": True})
+            env.append(("DBOPS_S3_CA_FILE", f"{SECRETS_DIR}/s3-ca/ca.crt"))
+    else:
+        pvc = storage["pvc"]
+        volumes.append({"name": "backups", "persistentVolumeClaim": {"claimName": pvc["claimName"]}})
+        mounts.append({"name": "backups", "mountPath": VOLUME_DIR})
+    if encryption and encryption.get("enabled") and encryption.get("secretRef"):
+        ref = encryption["secretRef"]
+        volumes.append(_secret_volume("backup-key", ref["name"], [(ref["key"], "key")]))
+        mounts.append({"name": "backup-key", "mountPath": f"{SECRETS_DIR}/key", "readOnly": True})
+        env.append(("DBOPS_BACKUP_KEY_FILE", f"{SECRETS_DIR}/key/key"))
+    return JobExtras(tuple(env), tuple(volumes), tuple(mounts), deadline)
+
+
+def _run_once(ready: Ready, extras: JobExtras) -> Outcome:
+    call = WorkerCall(ready.action, ready.request, ready.access, None, "", extras)
+    prog = progress(ready.view, call, resync=False)
+    out = ready.lookup.annotate(st.from_progress(ready.view, ready.kind, prog, ready.lookup.requirements))
+    if prog.phase == "Ready":
+        # Only a Job that completed: the worker exits 0 only after publishing (backup) or restoring.
+        out = replace(out, status={**out.status, "phase": COMPLETED})
+    return out
+
+
+# --- DatabaseBackup -------------------------------------------------------------------------------------------------
+
+
+def _backup_resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
+    found = _database(lookup, spec["databaseRef"]["name"], "spec.databaseRef")
+    if found is None:
+        return None
+    instance_name, instance, database = found
+    compression = spec.get("compression", {})
+    resolved: dict[str, Any] = {
+        "database": database["name"],
+        "name": view.claim_name,
+        "storage": storage_request(spec["storage"]),
+        "compression": (
+            {
+                "algorithm": compression.get("algorithm", "zstd"),
+                **({"level": compression["level"]} if "level" in compression else {}),
+            }
+            if compression.get("enabled", True)
+            else {"algorithm": "none"}
+        ),
+    }
+    encryption = spec.get("encryption", {})
+    if encryption.get("enabled"):
+        resolved["encryption"] = {"enabled": True, "algorithm": encryption.get("algorithm", "aes-256-gcm")}
+    renames = {"spec.database": "spec.databaseRef", "spec.name": "metadata.name"}
+    return Target(instance_name, instance, resolved, renames)
+
+
+def _backup_finish(ready: Ready) -> Outcome:
+    spec = ready.spec
+    return _run_once(
+        ready, job_extras(spec["storage"], spec.get("encryption"), int(spec["activeDeadlineSeconds"]))
+    )
+
+
+BACKUP = Kind(
+    "DatabaseBackup",
+    _backup_resolve,
+    spec_errors=lambda spec: [],
+    lifecycle=False,
+    action="backup",
+    finish=_backup_finish,
+    engine_blocks=False,
+)
+
+
+# --- DatabaseRestore ------------------------------------------------------------------------------------------------
+
+
+def _source(
+    view: View, spec: dict[str, Any], lookup: Lookup
+) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+    """(backup name, storage, encryption) of what is restored: a Completed DatabaseBackup claim, or fromPath."""
+    if "fromPath" in spec:
+        src = spec["fromPath"]
+        return src["backupPath"], src["storage"], src.get("encryption", {})
+    name = spec["backupRef"]["name"]
+    api_version, kind = view.ref("DatabaseBackup")
+    found = lookup.require(BACKUP_REQUIREMENT, api_version, kind, name, "spec.backupRef")
+    if found is None:
+        return None
+    phase = text(found, "status", "phase")
+    if phase != COMPLETED:
+        detail = f"phase {phase}: {text(found, 'status', 'message')}" if phase else "no status yet"
+        lookup.waiting.append(f"DatabaseBackup {name} is not Completed ({detail})")
+        return None
+    backup = lookup.claim_spec(found, "DatabaseBackup", "spec.backupRef")
+    if backup is None:
+        return None
+    return name, backup["storage"], backup.get("encryption", {})
+
+
+def _restore_resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
+    source = _source(view, spec, lookup)
+    found = _database(lookup, spec["target"]["databaseRef"]["name"], "spec.target.databaseRef")
+    if source is None or found is None:
+        return None
+    name, storage, _ = source
+    instance_name, instance, database = found
+    resolved = {
+        "database": database["name"],
+        "name": name,
+        "storage": storage_request(storage),
+        "overwrite": bool(spec["overwrite"]),
+    }
+    renames = {"spec.database": "spec.target.databaseRef", "spec.name": "spec.backupRef"}
+    return Target(instance_name, instance, resolved, renames)
+
+
+def _restore_finish(ready: Ready) -> Outcome:
+    spec = ready.spec
+    if "fromPath" in spec:
+        storage, encryption = spec["fromPath"]["storage"], spec["fromPath"].get("encryption")
+    else:
+        found = ready.view.one(BACKUP_REQUIREMENT) or {}
+        backup = mapping(found, "spec")
+        storage, encryption = dict(backup["storage"]), backup.get("encryption")
+    return _run_once(ready, job_extras(storage, encryption, int(spec["activeDeadlineSeconds"])))
+
+
+RESTORE = Kind(
+    "DatabaseRestore",
+    _restore_resolve,
+    lifecycle=False,
+    action="restore",
+    finish=_restore_finish,
+    engine_blocks=False,
+)
+
+
+def _once(view: View, kind: Kind) -> Outcome:
+    """A claim that completed stays completed: its status and its Job are kept, nothing new is composed."""
+    if view.status.get("phase") == COMPLETED:
+        status = st.carried_status(view, kind.name)
+        message = str(view.status.get("message", "completed"))
+        status.update(phase=COMPLETED, message=message)
+        return Outcome(
+            resources=carried_over(view),
+            status=status,
+            conditions=[st.provisioned("True", COMPLETED, message)],
+            ttl_seconds=DONE_TTL,
+            ready=True,
+        )
+    return compose(view, kind)
+
+
+def compose_backup(view: View) -> Outcome:
+    return _once(view, BACKUP)
+
+
+def compose_restore(view: View) -> Outcome:
+    return _once(view, RESTORE)
+
+
+# --- DatabaseBackupSchedule -----------------------------------------------------------------------------------------
+
+CRONJOB_KEY = "cronjob"
+CRONJOB_NAME_MAX = 52  # Kubernetes: a CronJob's name leaves 11 characters for its Jobs' suffix
+
+
+def _schedule_resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
+    return _backup_resolve(view, spec["template"]["spec"], lookup)
+
+
+def cronjob_name(view: View) -> str:
+    """The claim's name (what users know; each run's Job, and backup, is `<name>-<minutes>`), shortened with a
+    digest when longer than a CronJob name may be."""
+    name = view.claim_name
+    if len(name) <= CRONJOB_NAME_MAX:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: CRONJOB_NAME_MAX - 9].rstrip('-.')}-{digest}"
+
+
+def _schedule_finish(ready: Ready) -> Outcome:
+    spec, view = ready.spec, ready.view
+    backup = spec["template"]["spec"]
+    base = job_extras(backup["storage"], backup.get("encryption"), int(backup["activeDeadlineSeconds"]))
+    extras = replace(base, field_env=(("DBOPS_JOB_NAME", "metadata.labels['job-name']"),))
+    request = {**ready.request, "spec": {**ready.request["spec"], "perRun": True}}
+    call = WorkerCall("backup", request, ready.access, None, "", extras)
+    name = cronjob_name(view)
+    cronjob = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": name, "namespace": view.namespace, "labels": managed_labels(view)},
+        "spec": {
+            "schedule": spec["schedule"],
+            "timeZone": spec["timezone"],
+            "suspend": bool(spec["paused"]),
+            "concurrencyPolicy": "Forbid",
+            "successfulJobsHistoryLimit": int(spec["successfulBackupsHistoryLimit"]),
+            "failedJobsHistoryLimit": int(spec["failedBackupsHistoryLimit"]),
+            "jobTemplate": {"metadata": {"labels": managed_labels(view)}, "spec": job_spec(view, call)},
+        },
+    }
+    observed = view.observed.get(CRONJOB_KEY)
+    seen = mapping(observed, "status") if observed is not None else {}
+    facts: dict[str, Any] = {"cronJob": name, "active": len(seen.get("active") or [])}
+    for key in ("lastScheduleTime", "lastSuccessfulTime"):
+        if text(seen, key):
+            facts[key] = text(seen, key)
+    status = st.carried_status(view, ready.kind)
+    when = f"{spec['schedule']} ({spec['timezone']})"
+    if observed is None:
+        phase, reason, message = (
+            "Provisioning",
+            "CronJobCreated",
+            f"CronJob {name} created: backups at {when}",
+        )
+    else:
+        phase, reason = "Ready", "Scheduled"
+        message = f"CronJob {name} {'is paused' if spec['paused'] else 'runs backups at ' + when}"
+        if facts.get("lastSuccessfulTime"):
+            message += f"; last backup published at {facts['lastSuccessfulTime']}"
+    status.update(phase=phase, message=message, schedule=facts)
+    out = Outcome(
+        resources={CRONJOB_KEY: Composed(cronjob, ready=observed is not None)},
+        status=status,
+        conditions=[st.provisioned("True" if phase == "Ready" else "False", reason, message)],
+        requirements=ready.lookup.requirements,
+        ttl_seconds=float(view.input["ttl"]["runningSeconds"]) if observed is None else 600.0,
+        ready=phase == "Ready",
+    )
+    return ready.lookup.annotate(out)
+
+
+SCHEDULE = Kind(
+    "DatabaseBackupSchedule",
+    _schedule_resolve,
+    lifecycle=False,
+    action="backup",
+    request_kind="DatabaseBackup",
+    finish=_schedule_finish,
+    engine_blocks=False,
+)
+
+
+def compose_schedule(view: View) -> Outcome:
+    return compose(view, SCHEDULE)

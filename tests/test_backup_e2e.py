@@ -1,0 +1,252 @@
+"""DatabaseBackup and DatabaseRestore end to end through dbops-local: claims -> the function -> the worker's
+backup and restore Jobs run locally -> the real servers and the real S3-compatible store (versitygw over TLS).
+
+A Database with a table is backed up (zstd, AES-256-GCM, the store's CA and keys from Secrets mounted as files);
+the claim is Completed with the manifest in the bucket, and a DatabaseRestore into another, empty Database gives
+the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dbops_local.runtime import FunctionClient
+from tests.conftest import run_worker, unique
+from tests.object_store import ObjectStore
+from tests.offline_support import admin_secret, claim, cluster, instance_claim, kube_name
+from tests.servers import Server
+
+pytestmark = pytest.mark.slow
+
+KEY_B64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # base64 of bytes 0..31
+
+
+def secret(name: str, **data: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "type": "Opaque",
+        "stringData": data,
+    }
+
+
+def rows(server: Server, database: str) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in server.query("SELECT id, note FROM t ORDER BY id", database=database)]
+
+
+def test_backup_then_restore_into_an_empty_database_gives_the_same_rows(
+    function_client: FunctionClient, server: Server, object_store_tls: ObjectStore
+) -> None:
+    store = object_store_tls
+    assert store.ca_path is not None
+    source, target = unique("bksrc"), unique("bkdst")
+    admin, inst = kube_name("admin"), kube_name("inst")
+    c = cluster(function_client)
+    c.apply(
+        [
+            admin_secret(server, admin),
+            secret("s3-keys", AWS_ACCESS_KEY_ID=store.access_key, AWS_SECRET_ACCESS_KEY=store.secret_key),
+            secret("s3-ca", **{"ca.crt": Path(store.ca_path).read_text()}),
+            secret("backup-key", key=KEY_B64),
+            instance_claim(server, inst, admin),
+            claim("Database", "src", {"instanceRef": {"name": inst}, "name": source}),
+            claim("Database", "dst", {"instanceRef": {"name": inst}, "name": target}),
+        ]
+    )
+    c.reconcile()
+    assert c.claim("Database", "src")["status"]["phase"] == "Ready"
+    if server.engine == "postgres":
+        server.query(
+            "CREATE TABLE t (id int PRIMARY KEY, note text);"
+            "INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 500) g",
+            database=source,
+        )
+    else:
+        server.query("CREATE TABLE t (id int PRIMARY KEY, note varchar(40))", database=source)
+        server.query("INSERT INTO t SELECT seq, CONCAT('row ', seq) FROM seq_1_to_500", database=source)
+    prefix = unique("e2e")
+    backup_name = kube_name("nightly")
+    c.apply(
+        [
+            claim(
+                "DatabaseBackup",
+                backup_name,
+                {
+                    "databaseRef": {"name": "src"},
+                    "storage": {
+                        "type": "s3",
+                        "s3": {
+                            "endpoint": store.endpoint,
+                            "bucket": store.bucket,
+                            "prefix": prefix,
+                            "region": store.region,
+                            "forcePathStyle": True,
+                            "secretRef": {"name": "s3-keys"},
+                            "caSecretRef": {"name": "s3-ca"},
+                        },
+                    },
+                    "compression": {"algorithm": "zstd"},
+                    "encryption": {"enabled": True, "secretRef": {"name": "backup-key", "key": "key"}},
+                },
+            )
+        ]
+    )
+    c.reconcile()
+    backup = c.claim("DatabaseBackup", backup_name)["status"]
+    assert backup["phase"] == "Completed", backup
+    facts = backup["backup"]
+    assert facts["database"] == source and facts["encryption"] == "aes-256-gcm"
+    assert facts["uri"].startswith(f"s3://{store.bucket}/{prefix}/{backup_name}/")
+    assert len(facts["sha256"]) == 64 and facts["storedBytes"] > 0 and facts["sizeBytes"] > 0
+    manifest = json.loads(store.object_path(f"{prefix}/{backup_name}/manifest.json").read_text())
+    assert manifest["sha256"] == facts["sha256"] and manifest["database"] == source
+    # No secret in the status or the Job's request.
+    for value in (store.secret_key, KEY_B64, server.admin_password):
+        assert value not in json.dumps(backup)
+    job = c.store.get("batch/v1", "Job", backup["job"], "default")
+    assert job is not None
+    assert store.secret_key not in json.dumps(job) and KEY_B64 not in json.dumps(job)
+
+    # Another reconcile runs nothing again: the published backup stays, its Job stays.
+    c.reconcile()
+    again = c.claim("DatabaseBackup", backup_name)["status"]
+    assert again["phase"] == "Completed" and again["job"] == backup["job"]
+
+    c.apply(
+        [
+            claim(
+                "DatabaseRestore",
+                "restore",
+                {"backupRef": {"name": backup_name}, "target": {"databaseRef": {"name": "dst"}}},
+            )
+        ]
+    )
+    c.reconcile()
+    restored = c.claim("DatabaseRestore", "restore")["status"]
+    assert restored["phase"] == "Completed", restored
+    assert restored["restore"]["database"] == target and restored["restore"]["sourceDatabase"] == source
+    assert rows(server, target) == rows(server, source) and len(rows(server, target)) == 500
+
+
+def test_restore_of_a_backup_never_published_fails_permanently(
+    function_client: FunctionClient, pg: Server, object_store_tls: ObjectStore
+) -> None:
+    """fromPath names a backup that does not exist: the worker says so, permanently, and writes nothing."""
+    store = object_store_tls
+    admin, inst, target = kube_name("admin"), kube_name("inst"), unique("bkdst")
+    c = cluster(function_client)
+    c.apply(
+        [
+            admin_secret(pg, admin),
+            secret("s3-keys", AWS_ACCESS_KEY_ID=store.access_key, AWS_SECRET_ACCESS_KEY=store.secret_key),
+            secret("s3-ca", **{"ca.crt": Path(str(store.ca_path)).read_text()}),
+            instance_claim(pg, inst, admin),
+            claim("Database", "dst", {"instanceRef": {"name": inst}, "name": target}),
+            claim(
+                "DatabaseRestore",
+                "restore",
+                {
+                    "fromPath": {
+                        "storage": {
+                            "type": "s3",
+                            "s3": {
+                                "endpoint": store.endpoint,
+                                "bucket": store.bucket,
+                                "prefix": unique("none"),
+                                "region": store.region,
+                                "forcePathStyle": True,
+                                "secretRef": {"name": "s3-keys"},
+                                "caSecretRef": {"name": "s3-ca"},
+                            },
+                        },
+                        "backupPath": "never-made",
+                    },
+                    "target": {"databaseRef": {"name": "dst"}},
+                },
+            ),
+        ]
+    )
+    c.reconcile()
+    restored = c.claim("DatabaseRestore", "restore")["status"]
+    assert restored["phase"] == "Failed", restored
+    assert "there is no published backup named 'never-made'" in restored["message"], restored
+    assert "resync" not in restored["message"], "a restore runs once: no resync will fix it"
+    assert pg.query(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'", database=target
+    ) == [(0,)]
+
+
+def test_a_schedule_is_a_cronjob_whose_runs_are_backups_of_their_own(
+    function_client: FunctionClient, pg: Server, object_store_tls: ObjectStore, tmp_path: Path
+) -> None:
+    """dbops-local applies the CronJob (it does not run it on schedule); its job template, run as the CronJob's
+    Jobs would run it, publishes one backup per Job name, and refuses to run without one."""
+    store = object_store_tls
+    admin, inst, source = kube_name("admin"), kube_name("inst"), unique("bksched")
+    prefix = unique("sched")
+    c = cluster(function_client)
+    c.apply(
+        [
+            admin_secret(pg, admin),
+            secret("s3-keys", AWS_ACCESS_KEY_ID=store.access_key, AWS_SECRET_ACCESS_KEY=store.secret_key),
+            secret("s3-ca", **{"ca.crt": Path(str(store.ca_path)).read_text()}),
+            instance_claim(pg, inst, admin),
+            claim("Database", "src", {"instanceRef": {"name": inst}, "name": source}),
+            claim(
+                "DatabaseBackupSchedule",
+                "nightly",
+                {
+                    "schedule": "0 3 * * *",
+                    "timezone": "Europe/Berlin",
+                    "template": {
+                        "spec": {
+                            "databaseRef": {"name": "src"},
+                            "storage": {
+                                "type": "s3",
+                                "s3": {
+                                    "endpoint": store.endpoint,
+                                    "bucket": store.bucket,
+                                    "prefix": prefix,
+                                    "region": store.region,
+                                    "forcePathStyle": True,
+                                    "secretRef": {"name": "s3-keys"},
+                                    "caSecretRef": {"name": "s3-ca"},
+                                },
+                            },
+                        }
+                    },
+                },
+            ),
+        ]
+    )
+    c.reconcile()
+    status = c.claim("DatabaseBackupSchedule", "nightly")["status"]
+    assert status["phase"] == "Ready", status
+    cronjob = c.store.get("batch/v1", "CronJob", "nightly", "default")
+    assert cronjob is not None and cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cronjob["spec"]["timeZone"] == "Europe/Berlin" and cronjob["spec"]["schedule"] == "0 3 * * *"
+    [container] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    request = next(e["value"] for e in container["env"] if e["name"] == "DBOPS_REQUEST")
+
+    pg.query(
+        "CREATE TABLE t (id int PRIMARY KEY, note text); INSERT INTO t VALUES (1, 'one')", database=source
+    )
+    (tmp_path / "access").write_text(store.access_key)
+    (tmp_path / "secret").write_text(store.secret_key)
+    env = {
+        "DBOPS_S3_ACCESS_KEY_FILE": str(tmp_path / "access"),
+        "DBOPS_S3_SECRET_KEY_FILE": str(tmp_path / "secret"),
+        "DBOPS_S3_CA_FILE": str(store.ca_path),
+    }
+    for run in ("nightly-29012345", "nightly-29013785"):
+        done = run_worker(pg, "backup", request, env={**env, "DBOPS_JOB_NAME": run})
+        assert done.code == 0, done.stdout + done.stderr
+        manifest = json.loads(store.object_path(f"{prefix}/{run}/manifest.json").read_text())
+        assert manifest["database"] == source
+    refused = run_worker(pg, "backup", request, env=env)
+    assert refused.code == 2 and "DBOPS_JOB_NAME" in refused.error["message"], refused.stdout
