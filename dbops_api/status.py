@@ -14,6 +14,10 @@ COMMON_STATUS: dict[str, Schema] = {
     "lastAppliedHash": string("Hash of the last desired state the worker converged."),
     "lastSuccessfulTime": string("When the worker last converged the object.", format="date-time"),
     "attempts": integer("Failed attempts at the current desired state (retries back off exponentially)."),
+}
+
+# Only kinds with a drift policy (a run-once backup or restore has none) carry what a detect run found.
+DRIFT_STATUS: dict[str, Schema] = {
     "driftPlan": obj(
         "driftPolicy detect: what the last run found (needs the Input's status.readPods). The worker planned and "
         "wrote nothing.",
@@ -32,6 +36,8 @@ COMMON_STATUS: dict[str, Schema] = {
 
 def status_schema(kind: str) -> Schema:
     k = BY_NAME[kind]
+    drift = DRIFT_STATUS if "driftPolicy" in k.spec.get("properties", {}) else {}
     return obj(
-        f"Observed state of the {kind}, written by the function.", {**COMMON_STATUS, k.facts_key: k.facts}
+        f"Observed state of the {kind}, written by the function.",
+        {**COMMON_STATUS, **drift, k.facts_key: k.facts},
     )
