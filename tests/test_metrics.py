@@ -18,7 +18,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from dbops_local.loop import OfflineCluster, load_compositions, load_manifests
 from dbops_local.runtime import LocalFunction
 from function.audit import EVENT_REASON
+from function.metrics import BackupTimes, backup_success
 from tests.object_store import ObjectStore
 from tests.offline_support import RecordingClient, claim
 from tests.servers import Server, free_port
@@ -129,7 +130,7 @@ def run(
         cluster.reconcile(max_wait=3)
         # What Kubernetes' CronJob controller writes once one of the schedule's Jobs completed.
         cronjob = cluster.store.get("batch/v1", "CronJob", "metrics-nightly", "default")
-        assert cronjob is not None, [c.get('status') for c in cluster.claims()]
+        assert cronjob is not None, [c.get("status") for c in cluster.claims()]
         cronjob["status"] = {"lastScheduleTime": SCHEDULE_RAN, "lastSuccessfulTime": SCHEDULE_SUCCEEDED}
         cluster.store.put(cronjob)
         cluster.reconcile(max_rounds=2)
@@ -264,6 +265,23 @@ def test_the_backup_times_are_the_published_backups(run: Run) -> None:
     assert len(samples[metric]) == 2, samples[metric]
     # The schedule's last backup is months old: the overdue alert's expression holds for it.
     assert time.time() - _value(samples, metric, kind="DatabaseBackupSchedule") > 26 * 3600
+
+
+def test_only_a_published_backup_has_a_time() -> None:
+    done = {"phase": "Completed", "lastSuccessfulTime": "2026-01-02T03:04:05Z"}
+    assert backup_success("DatabaseBackup", done) == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp()
+    # A backup whose Job failed, or one still running, has published nothing.
+    assert backup_success("DatabaseBackup", {**done, "phase": "Failed"}) is None
+    assert backup_success("DatabaseBackup", {"phase": "Provisioning"}) is None
+    assert backup_success("DatabaseBackupSchedule", {"phase": "Ready", "schedule": {"cronJob": "x"}}) is None
+    assert backup_success("DatabaseRestore", done) is None
+    clock = [0.0]
+    times = BackupTimes(ttl=10, clock=lambda: clock[0])
+    times.set("DatabaseBackup", "ns", "b", done)
+    times.set("DatabaseBackup", "ns", "running", {"phase": "Provisioning"})
+    assert [s.labels["name"] for f in times.collect() for s in f.samples] == ["b"]
+    clock[0] = 11.0
+    assert [s for f in times.collect() for s in f.samples] == [], "forgotten after its TTL without a call"
 
 
 def test_a_run_is_counted_once_however_often_the_function_is_called(run: Run) -> None:
