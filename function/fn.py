@@ -223,6 +223,7 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
                 log.debug("composed (memoized)", phase=summary.phase, job=summary.job)
                 if summary.claim is not None:
                     self.metrics.claims.seen(summary.claim)
+                    self.metrics.backups.seen(summary.claim)
                 kind = summary.claim[0] if summary.claim is not None else None
                 self.metrics.call(kind, "memoized", time.perf_counter() - started)
                 return rsp
@@ -275,6 +276,7 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
             phase = outcome.status.get("phase")
             if isinstance(phase, str):
                 self.metrics.claims.set(*claim, phase)
+            self.metrics.backups.set(*claim, outcome.status)
         self.metrics.call(view.kind, "fatal" if outcome.fatal else "composed", time.perf_counter() - started)
         return rsp
 

@@ -2,7 +2,8 @@
 
 Every label has a bounded set of values: kinds and engines come from the schema, outcomes, phases and classes are
 fixed here, and a worker's error code that is not a plain identifier counts as `Other`. The one exception is
-`dbops_claim_phase`, one series per claim and phase: its claims are forgotten CLAIM_TTL after their last call.
+`dbops_claim_phase`, one series per claim and phase, and `dbops_backup_last_success_timestamp_seconds`, one series
+per backup and schedule: their claims are forgotten CLAIM_TTL after their last call.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import (
@@ -94,6 +96,69 @@ class ClaimPhases(Collector):
         yield family
 
 
+BACKUP_KINDS = frozenset({"DatabaseBackup", "DatabaseBackupSchedule"})
+
+
+def backup_success(kind: str, status: Mapping[str, Any]) -> float | None:
+    """When a backup claim last published a backup, as its status says (Unix time), or None.
+
+    DatabaseBackup: the finish of its Job once the claim is Completed (`status.lastSuccessfulTime`; the worker exits
+    0 only after the manifest is published). DatabaseBackupSchedule: the CronJob's `status.lastSuccessfulTime` as the
+    function observed it (`status.schedule.lastSuccessfulTime`; Kubernetes sets it when one of its Jobs completes)."""
+    if kind == "DatabaseBackup":
+        when = status.get("lastSuccessfulTime") if status.get("phase") == "Completed" else None
+    elif kind == "DatabaseBackupSchedule":
+        schedule = status.get("schedule")
+        when = schedule.get("lastSuccessfulTime") if isinstance(schedule, Mapping) else None
+    else:
+        return None
+    if not isinstance(when, str):
+        return None
+    try:
+        return datetime.fromisoformat(when).timestamp()
+    except ValueError:
+        return None
+
+
+class BackupTimes(Collector):
+    """`dbops_backup_last_success_timestamp_seconds{kind, namespace, name}`: per DatabaseBackup and
+    DatabaseBackupSchedule, when it last published a backup (absent until it has). Forgotten like ClaimPhases."""
+
+    def __init__(self, ttl: float = CLAIM_TTL, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._claims: dict[tuple[str, str, str], tuple[float, float]] = {}
+
+    def set(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        when = backup_success(kind, status)
+        if when is None:
+            return
+        with self._lock:
+            self._claims[(kind, namespace, name)] = (when, self.clock())
+
+    def seen(self, claim: tuple[str, str, str]) -> None:
+        with self._lock:
+            if claim in self._claims:
+                self._claims[claim] = (self._claims[claim][0], self.clock())
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "dbops_backup_last_success_timestamp_seconds",
+            "When each DatabaseBackup and DatabaseBackupSchedule last published a backup (Unix time), as its status "
+            "said at the function's last call.",
+            labels=["kind", "namespace", "name"],
+        )
+        cutoff = self.clock() - self.ttl
+        with self._lock:
+            for key in [k for k, (_, at) in self._claims.items() if at < cutoff]:
+                del self._claims[key]
+            claims = sorted(self._claims.items())
+        for (kind, namespace, name), (when, _) in claims:
+            family.add_metric([kind, namespace, name], when)
+        yield family
+
+
 class Metrics:
     """The function's metrics in a registry of their own (one per FunctionRunner, so tests can make several)."""
 
@@ -150,6 +215,8 @@ class Metrics:
         self.info.labels(VERSION).set(1)
         self.claims = ClaimPhases(claim_ttl)
         r.register(self.claims)
+        self.backups = BackupTimes(claim_ttl)
+        r.register(self.backups)
 
     def call(self, kind: str | None, outcome: str, seconds: float) -> None:
         k = kind_label(kind)

@@ -1,6 +1,8 @@
 """The function's Prometheus metrics and its audit trail, from the outside: the `function` console script serves
 `--metrics-address`, dbops-local drives real RunFunction calls through the PostgreSQL Quick Start (plus a user
-that fails) with real worker Jobs against the private server, and the test scrapes /metrics as Prometheus would.
+that fails, a DatabaseBackup of the Quick Start's database into the private S3 store, and a DatabaseBackupSchedule)
+with real worker Jobs against the private server, and the test scrapes /metrics as Prometheus would. dbops-local
+does not run CronJobs: the test writes the CronJob status Kubernetes' CronJob controller would write.
 
 Checked: every metric named by the dashboard's and the alerts' PromQL (parsed with promql-parser) is exported;
 every metric docs/operations.md documents is exported with a real value; the values say what happened (claims
@@ -12,9 +14,11 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from dbops_local.loop import OfflineCluster, load_compositions, load_manifests
 from dbops_local.runtime import LocalFunction
 from function.audit import EVENT_REASON
+from function.metrics import BackupTimes, backup_success
+from tests.object_store import ObjectStore
 from tests.offline_support import RecordingClient, claim
 from tests.servers import Server, free_port
 
@@ -34,6 +40,8 @@ MONITORING = ROOT / "deploy" / "monitoring"
 OPERATIONS = ROOT / "docs" / "operations.md"
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+SCHEDULE_RAN, SCHEDULE_SUCCEEDED = "2026-01-02T03:00:00Z", "2026-01-02T03:04:05Z"
 
 
 @dataclass
@@ -56,7 +64,9 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def run(pg: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+def run(
+    pg: Server, object_store_plain: ObjectStore, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Run]:
     # The server is the session's: another test may have run the Quick Start on it already, and the counts below
     # are of a first run (CREATE ROLE, CREATE DATABASE).
     pg.query("DROP DATABASE IF EXISTS myapp WITH (FORCE)")
@@ -86,9 +96,49 @@ def run(pg: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                 "roles": ["no_such_role_for_metrics"],
             },
         )
-        cluster.apply([*docs, failing])
+        store = object_store_plain
+        storage = {
+            "type": "s3",
+            "s3": {
+                "endpoint": store.endpoint,
+                "bucket": store.bucket,
+                "prefix": f"metrics-{free_port()}",
+                "region": store.region,
+                "forcePathStyle": True,
+                "secretRef": {"name": "metrics-s3-keys"},
+                "allowHttp": True,
+            },
+        }
+        keys = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "metrics-s3-keys"},
+            "stringData": {"AWS_ACCESS_KEY_ID": store.access_key, "AWS_SECRET_ACCESS_KEY": store.secret_key},
+        }
+        backup = claim(
+            "DatabaseBackup", "metrics-backup", {"databaseRef": {"name": "myapp-db"}, "storage": storage}
+        )
+        schedule = claim(
+            "DatabaseBackupSchedule",
+            "metrics-nightly",
+            {
+                "schedule": "0 3 * * *",
+                "template": {"spec": {"databaseRef": {"name": "myapp-db"}, "storage": storage}},
+            },
+        )
+        cluster.apply([*docs, failing, keys, backup, schedule])
         cluster.reconcile(max_wait=3)
-        passwords = [pg.admin_password, cluster.secret_data("myapp-db-credentials")["password"]]
+        # What Kubernetes' CronJob controller writes once one of the schedule's Jobs completed.
+        cronjob = cluster.store.get("batch/v1", "CronJob", "metrics-nightly", "default")
+        assert cronjob is not None, [c.get("status") for c in cluster.claims()]
+        cronjob["status"] = {"lastScheduleTime": SCHEDULE_RAN, "lastSuccessfulTime": SCHEDULE_SUCCEEDED}
+        cluster.store.put(cronjob)
+        cluster.reconcile(max_rounds=2)
+        passwords = [
+            pg.admin_password,
+            cluster.secret_data("myapp-db-credentials")["password"],
+            store.secret_key,
+        ]
         yield Run(f"http://{address}/metrics", cluster, client, log, passwords)
 
 
@@ -191,6 +241,47 @@ def test_the_values_say_what_happened(run: Run) -> None:
     assert (
         _value(samples, "dbops_provisioning_duration_seconds_count", kind="Database", engine="postgres") == 1
     )
+
+
+def test_the_backup_times_are_the_published_backups(run: Run) -> None:
+    status = run.cluster.claim("DatabaseBackup", "metrics-backup")["status"]
+    assert status["phase"] == "Completed", status
+    schedule = run.cluster.claim("DatabaseBackupSchedule", "metrics-nightly")["status"]
+    assert schedule["schedule"]["lastSuccessfulTime"] == SCHEDULE_SUCCEEDED, schedule
+    samples = run.scrape()
+    metric = "dbops_backup_last_success_timestamp_seconds"
+    published = datetime.fromisoformat(status["lastSuccessfulTime"]).timestamp()
+    job = run.cluster.store.get("batch/v1", "Job", status["job"], "default")
+    assert job is not None
+    assert (
+        _value(samples, metric, kind="DatabaseBackup", namespace="default", name="metrics-backup")
+        == published
+    )
+    assert job["status"]["completionTime"] >= status["lastSuccessfulTime"] >= job["status"]["startTime"]
+    assert (
+        _value(samples, metric, kind="DatabaseBackupSchedule", namespace="default", name="metrics-nightly")
+        == datetime.fromisoformat(SCHEDULE_SUCCEEDED).timestamp()
+    )
+    assert len(samples[metric]) == 2, samples[metric]
+    # The schedule's last backup is months old: the overdue alert's expression holds for it.
+    assert time.time() - _value(samples, metric, kind="DatabaseBackupSchedule") > 26 * 3600
+
+
+def test_only_a_published_backup_has_a_time() -> None:
+    done = {"phase": "Completed", "lastSuccessfulTime": "2026-01-02T03:04:05Z"}
+    assert backup_success("DatabaseBackup", done) == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp()
+    # A backup whose Job failed, or one still running, has published nothing.
+    assert backup_success("DatabaseBackup", {**done, "phase": "Failed"}) is None
+    assert backup_success("DatabaseBackup", {"phase": "Provisioning"}) is None
+    assert backup_success("DatabaseBackupSchedule", {"phase": "Ready", "schedule": {"cronJob": "x"}}) is None
+    assert backup_success("DatabaseRestore", done) is None
+    clock = [0.0]
+    times = BackupTimes(ttl=10, clock=lambda: clock[0])
+    times.set("DatabaseBackup", "ns", "b", done)
+    times.set("DatabaseBackup", "ns", "running", {"phase": "Provisioning"})
+    assert [s.labels["name"] for f in times.collect() for s in f.samples] == ["b"]
+    clock[0] = 11.0
+    assert [s for f in times.collect() for s in f.samples] == [], "forgotten after its TTL without a call"
 
 
 def test_a_run_is_counted_once_however_often_the_function_is_called(run: Run) -> None:
