@@ -163,7 +163,10 @@ CASES = [
             ("DatabaseUser", USER["spec"], "ignore", [("spec.passwordSecret.secretName", "action")]),
             (
                 "DatabaseGrant",
-                {"userRef": {"name": "app"}, "mysql": {"grants": [{"level": "global", "privileges": ["SELECT"]}]}},
+                {
+                    "userRef": {"name": "app"},
+                    "mysql": {"grants": [{"level": "global", "privileges": ["SELECT"]}]},
+                },
                 "detect",
                 [],
             ),
@@ -182,7 +185,10 @@ CASES = [
         [
             {
                 **with_spec(USER, driftPolicy={"mode": "correct"}),
-                "metadata": {"name": "app", "annotations": {"dbops.dbprovision.io/allow-destructive-drift": "true"}},
+                "metadata": {
+                    "name": "app",
+                    "annotations": {"dbops.dbprovision.io/allow-destructive-drift": "true"},
+                },
             }
         ],
         "DatabaseUser",
