@@ -69,9 +69,9 @@ Rule = Drop | Move | Defer
 
 SAME_NAMESPACE = "dbops resolves every reference in the claim's own namespace"
 NEVER_READ = "the Go operator never read it"
-DRIFT = (
-    "dbops has no per-object drift policy: every converge corrects what differs (lists are exact sets) and the "
-    "re-run interval is the platform's (Function Input resync)"
+DESTRUCTIVE_DRIFT = (
+    "dbops has no such switch: driftPolicy.mode correct (carried over) also revokes what the spec does not list "
+    "(lists are exact sets), with or without it; detect and ignore never revoke"
 )
 CLICKHOUSE = "dbops runs PostgreSQL, MySQL and MariaDB only"
 PASSWORD_KEPT = "the password the Go operator set is kept (existingPasswordSecret); dbops draws none"  # noqa: S105
@@ -157,6 +157,23 @@ def go_pg_grants(entries: Any) -> Any:
     return out
 
 
+DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$")  # dbops' pattern for driftPolicy.interval
+
+
+def drift_interval(value: Any) -> Any:
+    """driftPolicy is carried over as it is (mode, interval); an interval dbops' schema would refuse is left out
+    rather than refusing the object for a field dbops does not use."""
+    if isinstance(value, str) and len(value) <= 64 and DURATION.match(value):
+        return value
+    raise Unconvertible(
+        f"{value!r} is not a duration dbops accepts; dbops does not use interval (claims are re-checked at the "
+        "Function Input's resync interval)"
+    )
+
+
+# driftPolicy itself is not in RULES: dbops has it at the same path with the Go CRD's meaning (docs/function.md).
+DRIFT_INTERVAL = Move("spec.driftPolicy.interval", "", drift_interval)
+
 RULES: dict[str, dict[str, Rule]] = {
     "DatabaseInstance": {
         "spec.connection.existingSecret": Move(
@@ -178,7 +195,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "spec.mysql.writeTimeout": Move("spec.mysql.timeouts.write", "whole seconds", whole_seconds),
         "spec.mysql.tls": Move("spec.mysql.tls", "dbops' names for the modes", mysql_tls),
         "spec.mysql.parseTime": Drop("an option of the Go MySQL driver; dbops reads no table data"),
-        "spec.driftPolicy": Drop(DRIFT),
+        "spec.driftPolicy.interval": DRIFT_INTERVAL,
         "spec.discovery": Drop("dbops adopts only what a claim names (adopt: true); " + NEVER_READ),
         "spec.resourceTracking": Drop("dbops writes no tracking metadata into the server; " + NEVER_READ),
         "spec.clickhouse": Drop(CLICKHOUSE),
@@ -189,7 +206,7 @@ RULES: dict[str, dict[str, Rule]] = {
             "dbops has no cluster-scoped instance: name a DatabaseInstance claim of this namespace in instanceRef"
         ),
         "spec.deletionPolicy": Defer("deletion-policy"),
-        "spec.driftPolicy": Drop(DRIFT),
+        "spec.driftPolicy.interval": DRIFT_INTERVAL,
         "spec.initSQL": Drop(
             "dbops runs no SQL from a claim (the Go operator ran it once, when it created the database)"
         ),
@@ -224,7 +241,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "spec.mysql.failedLoginAttempts": Drop(NEVER_READ),
         "spec.mysql.passwordLockTime": Drop(NEVER_READ),
         "spec.clickhouse": Drop(CLICKHOUSE),
-        "spec.driftPolicy": Drop(DRIFT),
+        "spec.driftPolicy.interval": DRIFT_INTERVAL,
     },
     "DatabaseGrant": {
         "spec.userRef.namespace": Defer("namespace"),
@@ -238,7 +255,7 @@ RULES: dict[str, dict[str, Rule]] = {
         ),
         "spec.postgres.defaultPrivileges": Defer("default-privileges"),
         "spec.clickhouse": Drop(CLICKHOUSE),
-        "spec.driftPolicy": Drop(DRIFT),
+        "spec.driftPolicy.interval": DRIFT_INTERVAL,
     },
 }
 
@@ -265,7 +282,7 @@ GO_ANNOTATIONS = {
     "dbops.dbprovision.io/force-delete": "dbops never drops anything when a claim is deleted",
     "dbops.dbprovision.io/force-delete-confirm": "dbops never drops anything when a claim is deleted",
     "dbops.dbprovision.io/confirm-force-delete": "dbops never drops anything when a claim is deleted",
-    "dbops.dbprovision.io/allow-destructive-drift": DRIFT,
+    "dbops.dbprovision.io/allow-destructive-drift": DESTRUCTIVE_DRIFT,
     "dbops.dbprovision.io/adopt-databases": "adoption is per claim in dbops (spec.adopt, set by this conversion)",
     "dbops.dbprovision.io/adopt-users": "adoption is per claim in dbops (spec.adopt, set by this conversion)",
     "dbops.dbprovision.io/adopt-roles": "adoption is per claim in dbops (spec.adopt, set by this conversion)",

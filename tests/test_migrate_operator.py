@@ -130,7 +130,7 @@ CASES = [
         [("spec.tls.mode", "changed")],
     ),
     Case(
-        "mysql.tls preferred has no dbops value: left out; drift policy, discovery, parseTime left out",
+        "mysql.tls preferred has no dbops value: left out; discovery, parseTime left out; drift policy carried",
         [
             with_spec(
                 MARIA,
@@ -141,12 +141,62 @@ CASES = [
         ],
         "DatabaseInstance",
         "maria",
-        {"engine": "mariadb"},
+        {"engine": "mariadb", "driftPolicy": {"mode": "detect"}},
         [
             ("spec.mysql.tls", "left out"),
             ("spec.mysql.parseTime", "left out"),
-            ("spec.driftPolicy", "left out"),
             ("spec.discovery", "left out"),
+        ],
+    ),
+    *[
+        Case(
+            f"a {kind}'s driftPolicy is carried as it is (the Go default detect stays detect)",
+            [go(kind, "x", {**spec, "driftPolicy": {"mode": mode, "interval": "8h"}})],
+            kind,
+            "x",
+            {"driftPolicy": {"mode": mode, "interval": "8h"}},
+            notes,
+        )
+        for kind, spec, mode, notes in [
+            ("DatabaseInstance", INSTANCE["spec"], "correct", []),
+            ("Database", DATABASE["spec"], "detect", []),
+            ("DatabaseUser", USER["spec"], "ignore", [("spec.passwordSecret.secretName", "action")]),
+            (
+                "DatabaseGrant",
+                {
+                    "userRef": {"name": "app"},
+                    "mysql": {"grants": [{"level": "global", "privileges": ["SELECT"]}]},
+                },
+                "detect",
+                [],
+            ),
+        ]
+    ],
+    Case(
+        "a driftPolicy without mode stays without (detect in both projects); an interval dbops refuses is left out",
+        [with_spec(DATABASE, driftPolicy={"interval": "1d"})],
+        "Database",
+        "appdb",
+        {"driftPolicy": {}},
+        [("spec.driftPolicy.interval", "left out")],
+    ),
+    Case(
+        "allow-destructive-drift is left out: dbops' correct always revokes what the spec does not list",
+        [
+            {
+                **with_spec(USER, driftPolicy={"mode": "correct"}),
+                "metadata": {
+                    "name": "app",
+                    "annotations": {"dbops.dbprovision.io/allow-destructive-drift": "true"},
+                },
+            }
+        ],
+        "DatabaseUser",
+        "app",
+        {"driftPolicy": {"mode": "correct"}},
+        [
+            ("metadata.annotations[dbops.dbprovision.io/allow-destructive-drift]", "left out"),
+            ("spec.passwordSecret.secretName", "action"),
         ],
     ),
     Case(

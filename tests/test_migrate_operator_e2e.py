@@ -30,7 +30,7 @@ import yaml
 from dbops_api.registry import API_VERSION
 from dbops_local.runtime import FunctionClient
 from tests.conftest import unique
-from tests.offline_support import admin_secret, cluster, kube_name
+from tests.offline_support import admin_secret, cluster, condition, kube_name
 from tests.servers import Server, Statement
 from tests.test_mysql_support import can_login as maria_can_login
 from tests.test_mysql_support import show_grants
@@ -386,10 +386,11 @@ def test_a_migration_from_the_go_operator_writes_only_ownership_markers_and_ever
     others = [w.text for w in first if not marker.search(w.text) and w.text not in ("BEGIN", "COMMIT")]
     assert sorted(others) == sorted(expected_writes(server, n)), "\n".join(others)
     assert _markers(first, pg) != [], "adoption marks what the claims now manage"
-    # The plan named exactly the statements the run then sent (a plan line is a statement with its `;`).
-    assert sorted(line.rstrip(";") for line in planned) == sorted(
-        w.text.rstrip(";") for w in first if w.text not in ("BEGIN", "COMMIT")
-    )
+    # The plan named exactly the statements the run then sent (a plan line is a statement with its `;`). Each
+    # grant's plan creates dbops' memory while it does not exist; the run creates it once: compared as sets.
+    sent = [w.text.rstrip(";") for w in first if w.text not in ("BEGIN", "COMMIT")]
+    assert len(sent) == len(set(sent))
+    assert sorted({line.rstrip(";") for line in planned}) == sorted(sent)
 
     after = state(server, n)
     assert after == (before if pg else maria_expected(before, n)), (
@@ -453,3 +454,72 @@ def maria_expected(before: dict[str, Any], n: Names) -> dict[str, Any]:
 
 def _markers(writes: list[Statement], pg: bool) -> list[str]:
     return [w.text for w in writes if (PG_MARKER if pg else MARIA_MARKER).search(w.text)]
+
+
+def _with_mode(claims: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
+    """The claims with the DatabaseInstance's driftPolicy.mode set (the default of every claim on it)."""
+    return [
+        {**c, "spec": {**c["spec"], "driftPolicy": {**c["spec"].get("driftPolicy", {}), "mode": mode}}}
+        if c["kind"] == "DatabaseInstance"
+        else c
+        for c in claims
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server", ["postgres", "mariadb"], indirect=True)
+def test_the_go_default_detect_is_carried_over_and_writes_nothing_not_even_the_adoption_markers(
+    function_client: FunctionClient, server: Server, tmp_path: Path
+) -> None:
+    """A Go DatabaseInstance with its CRD's default driftPolicy (detect, 8h) gives claims that only plan, as the Go
+    operator only detected: nothing is written, adoption included, until the mode is correct (docs/migrating.md)."""
+    n = Names()
+    pg = server.engine == "postgres"
+    (go_pg_objects if pg else go_maria_objects)(server, n)  # type: ignore[operator]
+    state = pg_state if pg else maria_state
+    writes_during = pg_writes_during if pg else maria_writes_during
+    before = state(server, n)
+    manifests = go_manifests(server, n)
+    for m in manifests:
+        if m["kind"] == "DatabaseInstance":
+            m["spec"]["driftPolicy"] = {"mode": "detect", "interval": "8h"}
+    claims, report = migrate(tmp_path, manifests)
+    assert "driftPolicy" not in report
+    (instance,) = [c for c in claims if c["kind"] == "DatabaseInstance"]
+    assert instance["spec"]["driftPolicy"] == {"mode": "detect", "interval": "8h"}
+    managed = [c for c in claims if c["kind"] in ("Database", "DatabaseUser", "DatabaseGrant")]
+
+    c = cluster(function_client)
+
+    def converge(docs: list[dict[str, Any]]) -> Any:
+        return writes_during(server, lambda: (c.apply(docs), c.reconcile()))[1]
+
+    writes = converge(claims)
+    assert writes == [], [w.text for w in writes]
+    assert state(server, n) == before
+    marker = re.compile(r"COMMENT ON (ROLE|DATABASE)" if pg else r"^INSERT INTO `_dbops`\.`owners`")
+    for claim in managed:
+        got = c.claim(claim["kind"], claim["metadata"]["name"])
+        assert got["status"]["phase"] == "Ready", got["status"]
+        drifted = condition(got, "Drifted")
+        if claim["kind"] != "DatabaseGrant":  # detect reports the mark adoption would write
+            assert (drifted.get("status"), drifted.get("reason")) == ("True", "Detected"), got["status"]
+            assert any(marker.search(s) for s in got["status"]["driftPlan"]["statements"]), got["status"]
+        elif pg:  # the Go grants are what the claims say
+            assert (drifted.get("status"), drifted.get("reason")) == ("False", "InSync"), got["status"]
+        else:  # the corrections of expected_writes
+            assert (drifted.get("status"), drifted.get("reason")) == ("True", "Detected"), got["status"]
+
+    # ignore adopts nothing either (adoption changes an existing object); but a grant with no memory of its own
+    # is new to dbops, so its first run grants as correct would (expected_writes) and writes its memory.
+    writes = [w.text for w in converge(_with_mode(claims, "ignore"))]
+    assert not [w for w in writes if marker.search(w)], writes
+    assert [w for w in writes if re.search(r"^INSERT INTO `?_dbops`?\.`?grants", w)] != [], writes
+    for want in expected_writes(server, n):
+        assert want in writes, writes
+
+    # correct: the adoption markers, then nothing.
+    writes = [w.text for w in converge(_with_mode(claims, "correct"))]
+    assert len([w for w in writes if marker.search(w)]) == 3, writes  # the database and the two users
+    assert {c.claim(d["kind"], d["metadata"]["name"])["status"]["phase"] for d in managed} == {"Ready"}
+    assert converge(_with_mode(claims, "correct")) == []
