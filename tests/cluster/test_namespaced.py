@@ -85,8 +85,17 @@ def test_namespaced_quickstart_reaches_ready_in_its_own_namespace(
         assert "claimRef" not in xr["spec"] and "compositionRef" not in xr["spec"], xr["spec"]
         assert xr["spec"]["crossplane"]["compositionRef"]["name"].endswith(".ns.dbops.dbprovision.io")
         assert xr["status"]["message"].startswith("converged by Job"), xr["status"]
-        job = kube.get("batch/v1", "Job", xr["status"]["job"], ns)
-        assert job is not None, f"the Job of {name} is in {ns}"
+
+        # The XR as it is now: the snapshot taken when it became Ready may name a Job a later health check or
+        # resync has replaced since (its status names the new one once Crossplane has written it).
+        def current_job(kind: str = xr["kind"], name: str = name) -> Obj | None:
+            job_name = (kube.get(NS_GROUP, kind, name, ns) or {}).get("status", {}).get("job")
+            return kube.get("batch/v1", "Job", job_name, ns) if job_name else None
+
+        try:
+            job = wait(current_job, 60, f"the Job {name}'s status names, in {ns}", interval=0.5)
+        except TimeoutError:
+            raise AssertionError(f"the Job of {name} is not in {ns}") from None
         [owner] = [r for r in job["metadata"]["ownerReferences"] if r.get("controller")]
         assert (owner["apiVersion"], owner["kind"], owner["name"]) == (NS_GROUP, xr["kind"], name)
 
