@@ -11,12 +11,15 @@ anywhere, or one whose tool wrote less than its own table of contents announced,
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Generator
 from dataclasses import dataclass
 
+from worker.backup.process import tool_env, write_private
 from worker.errors import PermanentError
+from worker.request import Request, Secrets
 
 TOOL = "pg_dump"
 RESTORE_TOOL = "pg_restore"
@@ -307,3 +310,23 @@ class ArchiveReader:
             else:
                 yield _CHUNKS
             self.blocks_done.add(dump_id)
+
+
+def tool_access(request: Request, secrets: Secrets, private: str) -> tuple[Connection, dict[str, str]]:
+    """How pg_dump and pg_restore reach the server: the connection from the request, and the tool's whole
+    environment, with the admin password only in a 0600 passfile under `private`."""
+    conn = request.connection
+    pg = Connection(
+        host=conn["host"],
+        port=conn["port"],
+        user=secrets.admin_username,
+        ssl_mode=conn.get("sslMode"),
+        tls_ca=secrets.tls_ca,
+        tls_cert=secrets.tls_cert,
+        tls_key=secrets.tls_key,
+        connect_timeout=conn.get("connectTimeout", 10),
+        application_name=conn.get("applicationName", "dbops-worker"),
+    )
+    path = os.path.join(private, "pgpass")
+    write_private(path, passfile(secrets.admin_username, secrets.admin_password))
+    return pg, {**tool_env(private), **environment(pg, path)}

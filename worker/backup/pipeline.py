@@ -222,24 +222,12 @@ def _dump_tool(request: Request, secrets: Secrets, server: Any, private: str) ->
         binary = dump_postgres.find(dump_postgres.TOOL)
         version = dump_postgres.tool_version(version_of(binary))
         dump_postgres.check_versions(version, server.version_tuple, server.version)
-        pg = dump_postgres.Connection(
-            host=conn["host"],
-            port=conn["port"],
-            user=secrets.admin_username,
-            ssl_mode=conn.get("sslMode"),
-            tls_ca=secrets.tls_ca,
-            tls_cert=secrets.tls_cert,
-            tls_key=secrets.tls_key,
-            connect_timeout=conn.get("connectTimeout", 10),
-            application_name=conn.get("applicationName", "dbops-worker"),
-        )
-        passfile = os.path.join(private, "pgpass")
-        write_private(passfile, dump_postgres.passfile(secrets.admin_username, secrets.admin_password))
+        pg, env = dump_postgres.tool_access(request, secrets, private)
         return Tool(
             name=os.path.basename(binary),
             version=".".join(map(str, version)),
             argv=dump_postgres.dump_argv(binary, pg, database),
-            env={**tool_env(private), **dump_postgres.environment(pg, passfile)},
+            env=env,
             dump_format="custom",
             extension=".pgdump",
             evidence="custom-format archive parsed to its end: every data block its table of contents announces, "

@@ -164,25 +164,13 @@ def _client(
     conn = request.connection
     if server.flavor == "postgres":
         binary = dump_postgres.find(dump_postgres.RESTORE_TOOL)
-        pg = dump_postgres.Connection(
-            host=conn["host"],
-            port=conn["port"],
-            user=secrets.admin_username,
-            ssl_mode=conn.get("sslMode"),
-            tls_ca=secrets.tls_ca,
-            tls_cert=secrets.tls_cert,
-            tls_key=secrets.tls_key,
-            connect_timeout=conn.get("connectTimeout", 10),
-            application_name=conn.get("applicationName", "dbops-worker"),
-        )
-        passfile = os.path.join(private, "pgpass")
-        write_private(passfile, dump_postgres.passfile(secrets.admin_username, secrets.admin_password))
+        pg, env = dump_postgres.tool_access(request, secrets, private)
         argv = [*dump_postgres.restore_argv(binary, pg, database), "--single-transaction"]
         if owner and owner != secrets.admin_username:
             # Ownership follows the target: everything restored is created as the database's owner (the admin
             # must be able to SET ROLE to it), not as the admin.
             argv.append(f"--role={owner}")
-        return argv, {**tool_env(private), **dump_postgres.environment(pg, passfile)}
+        return argv, env
     binary = dump_mysql.find(dump_mysql.CLIENT_TOOLS)
     my = dump_mysql.Connection(
         host=conn["host"],
