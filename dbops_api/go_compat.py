@@ -193,7 +193,6 @@ GO_ONLY_PATHS["DatabaseRestore"] += ("spec.fromPath.storage.gcs", "spec.fromPath
 GO_ONLY_PATHS["DatabaseBackupSchedule"] += (
     "spec.template.spec.storage.gcs",
     "spec.template.spec.storage.azure",
-    "spec.retention",
 )
 GO_ONLY_PATHS["DatabaseInstance"] += tuple(
     f"spec.mysql.{name}" for name in ("timeout", "readTimeout", "writeTimeout", "parseTime")
