@@ -116,7 +116,7 @@ def run_job(job: Obj, lookup_secret: SecretLookup, timeout_default: float = 600)
             return _deadline_exceeded(result)
         pod_name = f"{job['metadata']['name']}-{attempt:05d}"[:63]
         try:
-            run = run_pod(pod_spec, namespace, lookup_secret, remaining)
+            run = run_pod(pod_spec, namespace, lookup_secret, remaining, pod_fields(job, pod_name))
         except PodCannotStart as exc:
             result.pods.append(_pod(job, pod_name, pod_spec, waiting=exc))
             if exc.reason == "ContainerCreating":
@@ -183,12 +183,18 @@ class PodProcess:
         return message[:4096]
 
 
-def pod_process(pod_spec: Obj, namespace: str, lookup_secret: SecretLookup, tmp: Path) -> PodProcess:
+def pod_process(
+    pod_spec: Obj,
+    namespace: str,
+    lookup_secret: SecretLookup,
+    tmp: Path,
+    fields: dict[str, str] | None = None,
+) -> PodProcess:
     """Resolve a Pod's first container against the Secrets `lookup_secret` finds; `PodCannotStart` when the
-    kubelet could not start it yet."""
+    kubelet could not start it yet. `fields`: what the downward API's `fieldRef`s read (`pod_fields`)."""
     container = pod_spec["containers"][0]
     mounts = _mount_secret_volumes(pod_spec, container, namespace, lookup_secret, tmp)
-    env = _environment(container, namespace, lookup_secret, mounts)
+    env = _environment(container, namespace, lookup_secret, mounts, fields or {})
     term_path = container.get("terminationMessagePath", TERMINATION_LOG)
     result_file = tmp / "termination-log"
     result_file.touch()
@@ -201,9 +207,15 @@ def pod_process(pod_spec: Obj, namespace: str, lookup_secret: SecretLookup, tmp:
     return PodProcess(command, env, result_file, container)
 
 
-def run_pod(pod_spec: Obj, namespace: str, lookup_secret: SecretLookup, deadline: float) -> PodRun:
+def run_pod(
+    pod_spec: Obj,
+    namespace: str,
+    lookup_secret: SecretLookup,
+    deadline: float,
+    fields: dict[str, str] | None = None,
+) -> PodRun:
     with tempfile.TemporaryDirectory(prefix="dbops-pod-") as tmp:
-        process = pod_process(pod_spec, namespace, lookup_secret, Path(tmp))
+        process = pod_process(pod_spec, namespace, lookup_secret, Path(tmp), fields)
         started = now_rfc3339()
         try:
             proc = subprocess.run(
@@ -277,13 +289,27 @@ def _mount_secret_volumes(
     return mounts
 
 
+def pod_fields(job: Obj, pod_name: str) -> dict[str, str]:
+    """The Pod's fields a `fieldRef` may read, as the kubelet resolves them: its name, namespace and labels
+    (`metadata.labels['job-name']`: the Job's name, what a CronJob's runs learn their name from)."""
+    labels = _pod(job, pod_name, job["spec"]["template"]["spec"])["metadata"]["labels"]
+    out = {"metadata.name": pod_name, "metadata.namespace": job["metadata"].get("namespace", "")}
+    out.update({f"metadata.labels['{key}']": str(value) for key, value in labels.items()})
+    return out
+
+
 def _environment(
-    container: Obj, namespace: str, lookup: SecretLookup, mounts: dict[str, str]
+    container: Obj, namespace: str, lookup: SecretLookup, mounts: dict[str, str], fields: dict[str, str]
 ) -> dict[str, str]:
     env: dict[str, str] = {}
     for var in container.get("env", []):
         if "value" in var:
             env[var["name"]] = _translate(str(var["value"]), mounts)
+            continue
+        field_ref = (var.get("valueFrom") or {}).get("fieldRef")
+        if field_ref is not None:
+            if field_ref.get("fieldPath") in fields:
+                env[var["name"]] = fields[field_ref["fieldPath"]]
             continue
         ref = (var.get("valueFrom") or {}).get("secretKeyRef")
         if ref is None:

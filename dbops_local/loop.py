@@ -240,6 +240,29 @@ class OfflineCluster:
             raise KeyError(f"Secret {name} not found")
         return {k: secret_value(secret, k) or "" for k in secret.get("data", {})}
 
+    def run_cronjob(self, name: str, job_name: str, namespace: str = "default") -> Obj:
+        """Start one run of a CronJob now, as `kubectl create job --from=cronjob/<name> <job_name>` does (dbops-local
+        runs no CronJob on its schedule): a Job from its `jobTemplate`, which the next round (`reconcile`) runs. A
+        CronJob's own runs are named `<name>-<scheduled time in minutes>`; pass such a name to stand in for one."""
+        cronjob = self.store.get("batch/v1", "CronJob", name, namespace)
+        if cronjob is None:
+            raise KeyError(f"CronJob {namespace}/{name} not found")
+        template = copy.deepcopy(cronjob["spec"]["jobTemplate"])
+        meta = template.get("metadata", {})
+        job: Obj = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": job_name,
+                "namespace": namespace,
+                "labels": meta.get("labels", {}),
+                "annotations": {**meta.get("annotations", {}), "cronjob.kubernetes.io/instantiate": "manual"},
+            },
+            "spec": template["spec"],
+        }
+        self.store.put(job)
+        return job
+
     def pods_of(self, job: Obj) -> list[Obj]:
         return self.store.select(
             "v1",

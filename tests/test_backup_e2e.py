@@ -250,3 +250,95 @@ def test_a_schedule_is_a_cronjob_whose_runs_are_backups_of_their_own(
         assert manifest["database"] == source
     refused = run_worker(pg, "backup", request, env=env)
     assert refused.code == 2 and "DBOPS_JOB_NAME" in refused.error["message"], refused.stdout
+
+
+def test_schedule_retention_through_dbops_local_dry_run_then_for_real(
+    function_client: FunctionClient, pg: Server, object_store_tls: ObjectStore
+) -> None:
+    """The CronJob's runs started as `kubectl create job --from=cronjob/...` would (dbops-local runs no CronJob on
+    its schedule): each publishes its backup and prunes; the schedule's status shows what its latest run pruned or,
+    dry, would prune; another claim's backup under the same prefix stays."""
+    store = object_store_tls
+    admin, inst, source = kube_name("admin"), kube_name("inst"), unique("bkret")
+    prefix = unique("ret")
+    s3 = {
+        "endpoint": store.endpoint,
+        "bucket": store.bucket,
+        "prefix": prefix,
+        "region": store.region,
+        "forcePathStyle": True,
+        "secretRef": {"name": "s3-keys"},
+        "caSecretRef": {"name": "s3-ca"},
+    }
+    backup_spec = {"databaseRef": {"name": "src"}, "storage": {"type": "s3", "s3": s3}}
+
+    def schedule(dry: bool) -> dict[str, Any]:
+        return claim(
+            "DatabaseBackupSchedule",
+            "nightly",
+            {
+                "schedule": "0 3 * * *",
+                "timezone": "Europe/Berlin",
+                "template": {"spec": backup_spec},
+                "retention": {"keepLast": 1, "keepDaily": 1, "dryRun": dry},
+            },
+        )
+
+    c = cluster(function_client)
+    c.apply(
+        [
+            admin_secret(pg, admin),
+            secret("s3-keys", AWS_ACCESS_KEY_ID=store.access_key, AWS_SECRET_ACCESS_KEY=store.secret_key),
+            secret("s3-ca", **{"ca.crt": Path(str(store.ca_path)).read_text()}),
+            instance_claim(pg, inst, admin),
+            claim("Database", "src", {"instanceRef": {"name": inst}, "name": source}),
+            claim("DatabaseBackup", "nightly-28000000", backup_spec),  # a one-off, named like a run
+            schedule(dry=True),
+        ]
+    )
+    c.reconcile()
+    assert c.claim("DatabaseBackup", "nightly-28000000")["status"]["phase"] == "Completed"
+
+    def folders() -> set[str]:
+        root = Path(store.object_path(prefix))
+        return {p.name for p in root.iterdir() if p.is_dir() and any(p.iterdir())}
+
+    for run in ("nightly-29000001", "nightly-29000002", "nightly-29000003"):
+        c.run_cronjob("nightly", run)
+        c.reconcile()
+    status = c.claim("DatabaseBackupSchedule", "nightly")["status"]
+    report = status["schedule"]["retention"]
+    assert report["job"] == "nightly-29000003" and report["dryRun"] is True, report
+    assert [d["name"] for d in report["wouldDelete"]] == ["nightly-29000002", "nightly-29000001"]
+    assert report["wouldDeleteCount"] == 2 and report["kept"] == 1 and report["otherObjects"] == 1
+    assert "retention (dry run) would delete 2 backup(s), kept 1 (Job nightly-29000003)" in status["message"]
+    assert folders() == {"nightly-28000000", "nightly-29000001", "nightly-29000002", "nightly-29000003"}
+
+    c.apply([schedule(dry=False)])
+    c.reconcile()
+    c.run_cronjob("nightly", "nightly-29000004")
+    c.reconcile()
+    status = c.claim("DatabaseBackupSchedule", "nightly")["status"]
+    report = status["schedule"]["retention"]
+    assert report["job"] == "nightly-29000004" and report["dryRun"] is False, report
+    assert report["deletedCount"] == 3 and report["kept"] == 1
+    assert "retention deleted 3 backup(s), kept 1 (Job nightly-29000004)" in status["message"]
+    assert folders() == {"nightly-28000000", "nightly-29000004"}
+
+    # The kept backup restores.
+    target = unique("bkret_dst")
+    c.apply(
+        [
+            claim("Database", "dst", {"instanceRef": {"name": inst}, "name": target}),
+            claim(
+                "DatabaseRestore",
+                "restore",
+                {
+                    "fromPath": {"storage": {"type": "s3", "s3": s3}, "backupPath": "nightly-29000004"},
+                    "target": {"databaseRef": {"name": "dst"}},
+                },
+            ),
+        ]
+    )
+    c.reconcile()
+    assert c.claim("DatabaseRestore", "restore")["status"]["phase"] == "Completed"
