@@ -342,3 +342,105 @@ def test_schedule_retention_through_dbops_local_dry_run_then_for_real(
     )
     c.reconcile()
     assert c.claim("DatabaseRestore", "restore")["status"]["phase"] == "Completed"
+
+
+def pvc(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+
+
+def test_backup_to_a_pvc_and_back_through_dbops_local(
+    function_client: FunctionClient, server: Server, tmp_path: Path
+) -> None:
+    """storage.type pvc in dbops-local: the claim's volume is a directory under --volumes, its subPath created in
+    it; a Pod whose claim is not applied waits, as for an unbound claim; compressed and encrypted, restored row for
+    row, and a schedule's runs to the same volume pruned by retention."""
+    source, target = unique("pvsrc"), unique("pvdst")
+    admin, inst = kube_name("admin"), kube_name("inst")
+    volumes = tmp_path / "volumes"
+    c = cluster(function_client)
+    c.volumes = volumes
+    storage = {"type": "pvc", "pvc": {"claimName": "db-backups", "subPath": "prod/orders"}}
+    backup_spec = {
+        "databaseRef": {"name": "src"},
+        "storage": storage,
+        "compression": {"algorithm": "gzip"},
+        "encryption": {"enabled": True, "secretRef": {"name": "backup-key", "key": "key"}},
+    }
+    c.apply(
+        [
+            admin_secret(server, admin),
+            secret("backup-key", key=KEY_B64),
+            instance_claim(server, inst, admin),
+            claim("Database", "src", {"instanceRef": {"name": inst}, "name": source}),
+            claim("Database", "dst", {"instanceRef": {"name": inst}, "name": target}),
+            claim("DatabaseBackup", "orders-1", backup_spec),
+        ]
+    )
+    c.reconcile()
+    waiting = c.claim("DatabaseBackup", "orders-1")["status"]
+    assert waiting["phase"] == "Provisioning", waiting
+    assert any('persistentvolumeclaim "db-backups" not found' in e for e in c.pod_events.values()), (
+        c.pod_events
+    )
+    assert not volumes.exists()
+
+    if server.engine == "postgres":
+        server.query(
+            "CREATE TABLE t (id int PRIMARY KEY, note text);"
+            "INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 300) g",
+            database=source,
+        )
+    else:
+        server.query("CREATE TABLE t (id int PRIMARY KEY, note varchar(40))", database=source)
+        server.query("INSERT INTO t SELECT seq, CONCAT('row ', seq) FROM seq_1_to_300", database=source)
+    # The claim applied: the waiting Pod starts in a later round.
+    c.apply([pvc("db-backups")])
+    c.reconcile()
+    done = c.claim("DatabaseBackup", "orders-1")["status"]
+    assert done["phase"] == "Completed", done
+    folder = volumes / "default" / "db-backups" / "prod" / "orders" / "orders-1"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "dump" + (".pgdump" if server.engine == "postgres" else ".sql") + ".gz.enc",
+        "manifest.json",
+    ]
+    # The request's path is translated to the volume's directory here, so the status names the local file.
+    assert done["backup"]["uri"].startswith(f"file://{folder}/dump")
+    assert json.loads((folder / "manifest.json").read_text())["encryption"] == "aes-256-gcm"
+    assert {p.stat().st_mode & 0o777 for p in folder.iterdir()} == {0o600}
+
+    c.apply(
+        [
+            claim(
+                "DatabaseRestore",
+                "restore",
+                {"backupRef": {"name": "orders-1"}, "target": {"databaseRef": {"name": "dst"}}},
+            )
+        ]
+    )
+    c.reconcile()
+    restored = c.claim("DatabaseRestore", "restore")["status"]
+    assert restored["phase"] == "Completed", restored
+    assert rows(server, target) == rows(server, source) and len(rows(server, source)) == 300
+
+    # A schedule's runs to the same volume: retention keeps the newest run and never the one-off backup's business.
+    c.apply(
+        [
+            claim(
+                "DatabaseBackupSchedule",
+                "orders",
+                {"schedule": "@daily", "template": {"spec": backup_spec}, "retention": {"keepLast": 1}},
+            )
+        ]
+    )
+    c.reconcile()
+    for run in ("orders-29000001", "orders-29000002"):
+        c.run_cronjob("orders", run)
+        c.reconcile()
+    report = c.claim("DatabaseBackupSchedule", "orders")["status"]["schedule"]["retention"]
+    assert report["deletedCount"] == 1 and report["deleted"][0]["name"] == "orders-29000001", report
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["orders-1", "orders-29000002"]

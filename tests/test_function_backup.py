@@ -137,7 +137,7 @@ def test_pvc_backup_mounts_the_claim_and_sends_its_path() -> None:
     rsp = compose(PVC_BACKUP, {"database": [SCRATCH_DB], "instance": [INTERNAL]})
     _, job = only_job(rsp)
     spec = kube.job_request(job)["spec"]
-    assert spec["storage"] == {"type": "volume", "volume": {"path": "/var/lib/dbops/backups/scratch"}}
+    assert spec["storage"] == {"type": "volume", "volume": {"path": "/var/lib/dbops/backups"}}
     assert spec["compression"] == {"algorithm": "gzip", "level": 6}
     assert "encryption" not in spec
     assert volumes(job)["backups"] == {
@@ -145,6 +145,11 @@ def test_pvc_backup_mounts_the_claim_and_sends_its_path() -> None:
         "persistentVolumeClaim": {"claimName": "db-backups"},
     }
     assert mounts(job)["backups"] == "/var/lib/dbops/backups"
+    # The claim's subPath is the mount's: the kubelet creates it in the volume when it is missing.
+    [mount] = [
+        m for m in job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] if m["name"] == "backups"
+    ]
+    assert mount["subPath"] == "scratch"
     assert not any(k.endswith("_FILE") for k in kube.job_env(job))
 
 
@@ -305,7 +310,7 @@ def test_restore_from_path_with_overwrite() -> None:
     _, job = only_job(rsp)
     spec = kube.job_request(job)["spec"]
     assert spec["name"] == "scratch-to-volume" and spec["overwrite"] is True
-    assert spec["storage"] == {"type": "volume", "volume": {"path": "/var/lib/dbops/backups/scratch"}}
+    assert spec["storage"] == {"type": "volume", "volume": {"path": "/var/lib/dbops/backups"}}
     assert "DBOPS_BACKUP_KEY_FILE" not in kube.job_env(job)
 
 
@@ -543,7 +548,9 @@ def test_schedule_status_shows_what_the_latest_run_pruned_or_would_prune() -> No
     dry = {
         "dryRun": True,
         "kept": 3,
-        "wouldDelete": [{"name": "orders-nightly-29410000", "published": "2025-11-01T02:01:00Z", "why": "older"}],
+        "wouldDelete": [
+            {"name": "orders-nightly-29410000", "published": "2025-11-01T02:01:00Z", "why": "older"}
+        ],
         "wouldDeleteCount": 1,
     }
     older = {"ok": True, "kind": "DatabaseBackup", "action": "backup", "observed": {"retention": {"kept": 9}}}
@@ -566,7 +573,10 @@ def test_schedule_status_shows_what_the_latest_run_pruned_or_would_prune() -> No
         "finishedAt": "2026-12-06T02:01:10Z",
         **dry,
     }
-    assert "retention (dry run) would delete 1 backup(s), kept 3 (Job orders-nightly-29421440)" in status["message"]
+    assert (
+        "retention (dry run) would delete 1 backup(s), kept 3 (Job orders-nightly-29421440)"
+        in status["message"]
+    )
     # A run whose retention stopped says why; the backup itself was published.
     warned = {**latest, "observed": {}, "warnings": ["retention: listing failed (StorageUnavailable); ..."]}
     pods.append(_run_pod("orders-nightly-29422880", "2026-12-07T02:01:10Z", warned))

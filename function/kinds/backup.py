@@ -49,12 +49,12 @@ def _database(lookup: Lookup, name: str, path: str) -> tuple[str, dict[str, Any]
 
 
 def storage_request(storage: dict[str, Any]) -> dict[str, Any]:
-    """The request's storage: the claim's S3 block without its Secret references, a PVC as its mounted path."""
+    """The request's storage: the claim's S3 block without its Secret references, a PVC as its mounted path (the
+    Job mounts the claim's `subPath` there, and the kubelet creates it in the volume when it is missing)."""
     if storage["type"] == "s3":
         s3 = {k: v for k, v in storage["s3"].items() if k not in ("secretRef", "caSecretRef")}
         return {"type": "s3", "s3": s3}
-    sub = storage["pvc"].get("subPath")
-    return {"type": "volume", "volume": {"path": f"{VOLUME_DIR}/{sub}" if sub else VOLUME_DIR}}
+    return {"type": "volume", "volume": {"path": VOLUME_DIR}}
 
 
 def _secret_volume(name: str, secret: str, items: list[tuple[str, str]]) -> dict[str, Any]:
@@ -101,7 +101,8 @@ def job_extras(storage: dict[str, Any], encryption: dict[str, Any] | None, deadl
     else:
         pvc = storage["pvc"]
         volumes.append({"name": "backups", "persistentVolumeClaim": {"claimName": pvc["claimName"]}})
-        mounts.append({"name": "backups", "mountPath": VOLUME_DIR})
+        sub = pvc.get("subPath")
+        mounts.append({"name": "backups", "mountPath": VOLUME_DIR, **({"subPath": sub} if sub else {})})
     if encryption and encryption.get("enabled") and encryption.get("secretRef"):
         ref = encryption["secretRef"]
         volumes.append(_secret_volume("backup-key", ref["name"], [(ref["key"], "key")]))
