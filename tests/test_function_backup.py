@@ -363,6 +363,7 @@ REFUSED = [
     (S3_BACKUP, "databaseRef.namespace", "other", "cross-namespace references are not supported"),
     (S3_BACKUP, "encryption.secretRef.namespace", "other", "cross-namespace references are not supported"),
     (PVC_BACKUP, "storage.pvc.subPath", "../etc", "spec.storage.pvc.subPath"),
+    (S3_BACKUP, "ttl", "720h", "spec.ttl: ttl is not supported: dbops never deletes a DatabaseBackup"),
     (RESTORE, "fromPath", FROM_PATH["spec"]["fromPath"], "set exactly one of backupRef and fromPath"),
     (
         RESTORE,
@@ -481,6 +482,7 @@ def test_schedule_is_ready_once_its_cronjob_exists_and_reports_the_last_runs() -
     [
         ("retention.maxAge", "30d", "spec.retention.maxAge"),
         ("retention.keepDaily", -1, "spec.retention.keepDaily"),
+        ("template.spec.ttl", "720h", "spec.template.spec.ttl: ttl is not supported"),
         ("concurrencyPolicy", "Replace", "concurrencyPolicy Allow and Replace are refused"),
         ("schedule", "every night", "spec.schedule"),
         ("template.spec.databaseRef.namespace", "other", "cross-namespace references are not supported"),

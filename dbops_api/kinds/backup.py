@@ -178,6 +178,12 @@ DEADLINE = integer(
     maximum=7 * 24 * 3600,
 )
 
+TTL_MESSAGE = (
+    "ttl is not supported: dbops never deletes a DatabaseBackup or its stored backup by itself (the Go operator "
+    "deleted the object after ttl); remove ttl, and for backups that expire use a DatabaseBackupSchedule with "
+    "retention.maxAge, or the object store's lifecycle rules"
+)
+
 BACKUP: Schema = obj(
     "One logical backup of one database (a Job that runs once; a published backup is never made again): once "
     "Completed, changes to the spec are ignored; create a new DatabaseBackup for another run.",
@@ -187,8 +193,10 @@ BACKUP: Schema = obj(
         "compression": COMPRESSION,
         "encryption": ENCRYPTION,
         "activeDeadlineSeconds": {**DEADLINE, "default": 3600},
+        "ttl": string("Refused: " + TTL_MESSAGE + ".", maxLength=64),
     },
     required=("databaseRef", "storage"),
+    rules=(Rule("!has(self.ttl)", TTL_MESSAGE, lambda s: "ttl" not in s, ".ttl"),),
 )
 
 SIZE_FACTS = {
