@@ -192,3 +192,44 @@ def test_a_half_done_deletion_is_finished_by_the_next_run_and_max_age(pg: Server
     assert "nightly-29000001" not in folders and "nightly-29000002" not in folders
     assert {"nightly-29000000", "nightly-29000003", "nightly-29000004"} <= folders
     assert store.files()["nightly-29000000/dump.pgdump.zst"] == b"theirs"
+
+
+def restore(server: Server, store: Store, database: str, name: str) -> Any:
+    spec = {"database": database, "name": name, "storage": store.block}
+    return run_worker(server, "restore", request_for(server, "DatabaseRestore", spec), env=store.env)
+
+
+def test_a_restore_holds_a_lease_retention_respects_and_never_reads_a_backup_being_deleted(
+    pg: Server, store: Store
+) -> None:
+    database = make_database(pg, rows=20)
+    for n in (1, 2, 3):
+        backup(pg, store, database, f"nightly-2900000{n}")
+    # A restore in progress on nightly-29000001 (its lease, as take_lease writes it); a stale one on -02.
+    store.put("nightly-29000001/restoring/a.json", json.dumps({"startedAt": "2099-01-01T00:00:00Z"}).encode())
+    store.put("nightly-29000002/restoring/b.json", json.dumps({"startedAt": "2020-01-01T00:00:00Z"}).encode())
+    # (a lease from the future is live: retention only compares its age with LEASE_MAX)
+    result = backup(pg, store, database, "nightly-29000004", {"keepLast": 1})
+    report = result["observed"]["retention"]
+    assert [d["name"] for d in report["deleted"]] == ["nightly-29000003", "nightly-29000002"], report
+    assert report["kept"] == 2
+    folders = store.folders()
+    assert "nightly-29000001" in folders and "nightly-29000002" not in folders
+    assert "nightly-29000001/manifest.json" in store.files()
+
+    # A restore writes its lease and removes it when done; the files are as before.
+    before = store.files()
+    target = f"rt_{uuid.uuid4().hex[:8]}"
+    pg.query(f"CREATE DATABASE {target}")
+    done = restore(pg, store, target, "nightly-29000004")
+    assert done.code == 0, done.stdout + done.stderr
+    assert store.files() == before
+    assert pg.query("SELECT count(*) FROM t", database=target) == [(20,)]
+
+    # A backup retention is deleting (its marker there): the restore refuses it, writes nothing, leaves no lease.
+    store.put("nightly-29000004/deleting.json", json.dumps({"schedule": OWNER}).encode())
+    before = store.files()
+    refused = restore(pg, store, target, "nightly-29000004")
+    assert refused.code == 2 and refused.error["code"] == "BackupNotFound", refused.stdout
+    assert "is being deleted by the retention of schedule default/nightly" in refused.error["message"]
+    assert store.files() == before

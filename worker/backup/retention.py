@@ -12,6 +12,12 @@
    lets the next run finish a deletion a killed Pod left half done, since without a manifest nothing else would
    prove the directory is this schedule's.
 
+A restore holds a lease on the backup it reads (`restoring/<id>.json` in its directory, written before it reads
+the manifest, removed when it ends): retention keeps a backup with a lease younger than LEASE_MAX. The two exclude
+each other without a lock: retention writes its marker, then lists the directory, and leaves the backup alone if a
+lease is there; a restore writes its lease, then refuses the backup if a marker is there. Whichever wrote second
+sees the other's object (the stores are strongly consistent), so a restore never reads a backup being deleted.
+
 A directory named like this schedule's runs (`<cronjob>-<digits>`) that has objects but neither manifest nor
 marker is an unpublished leftover (a run killed with SIGKILL before it could remove what it stored): reported, not
 deleted, because nothing proves whose it is.
@@ -21,8 +27,10 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections import defaultdict
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dbops_api.retention import Backup, Decision, plan
@@ -32,6 +40,10 @@ from worker.errors import PermanentError, WorkerError
 from worker.result import Result
 
 MARKER = "deleting.json"
+LEASES = "restoring/"
+LEASE_MAX = timedelta(
+    days=7
+)  # the longest a Job may run (activeDeadlineSeconds' maximum): a later lease is stale
 LISTED = 8  # names per list in the result (a termination message holds 4 KiB)
 
 
@@ -91,7 +103,17 @@ def prune(
         else:
             others += 1
 
-    decisions = plan(policy, backups, now)
+    leased = {
+        folder: since
+        for folder in (b.name for b in backups)
+        if (since := _leased(storage, folder, folders[folder], now)) is not None
+    }
+    decisions = [
+        replace(d, keep=True, reasons=(f"a restore is reading it (since {leased[d.name]})",))
+        if not d.keep and d.name in leased
+        else d
+        for d in plan(policy, backups, now)
+    ]
     if not any(d.name == run for d in decisions):
         # This run's own manifest must be among them (it was just published, or found published): anything else
         # means the listing is not what was written, and deleting on its strength would be a guess.
@@ -108,11 +130,11 @@ def prune(
             _finish(storage, folder, folders[folder], owner)
         for decision in doomed:
             try:
-                _delete(storage, decision.name, folders[decision.name], owner)
+                if _delete(storage, decision.name, owner, now):
+                    deleted.append(decision)
             except WorkerError as exc:
                 failure = exc
                 break
-            deleted.append(decision)
     report: dict[str, Any] = {
         "dryRun": dry,
         "kept": sum(1 for d in decisions if d.keep),
@@ -133,10 +155,50 @@ def prune(
         raise failure
 
 
-def _delete(storage: Storage, folder: str, names: list[str], owner: str) -> None:
+def _delete(storage: Storage, folder: str, owner: str, now: datetime) -> bool:
+    """Delete one backup, unless a restore took a lease on it meanwhile (then the marker goes again: False)."""
     storage.put_small(f"{folder}/{MARKER}", (json.dumps({"schedule": owner}) + "\n").encode())
+    names = [
+        key.split("/", 1)[1] for key in storage.keys(folder + "/")
+    ]  # after the marker: see the docstring
+    if _leased(storage, folder, names, now) is not None:
+        storage.delete([f"{folder}/{MARKER}"])
+        return False
     storage.delete([f"{folder}/{manifest.NAME}"])
     _finish(storage, folder, names, owner)
+    return True
+
+
+def _leased(storage: Storage, folder: str, names: list[str], now: datetime) -> str | None:
+    """When the oldest live restore lease on a backup was taken (None: no live lease)."""
+    live: list[str] = []
+    for name in names:
+        if not name.startswith(LEASES):
+            continue
+        try:
+            data = json.loads(storage.read_small(f"{folder}/{name}") or b"")
+            since = datetime.fromisoformat(str(data["startedAt"]).replace("Z", "+00:00"))
+        except (ValueError, KeyError, TypeError):
+            continue
+        if since.tzinfo is not None and now - since < LEASE_MAX:
+            live.append(str(data["startedAt"]))
+    return min(live) if live else None
+
+
+def take_lease(storage: Storage, base: str, holder: dict[str, Any]) -> str:
+    """A restore's lease on backup `base` (the key written); refused (`BackupNotFound`) when retention is deleting
+    it. A store that refuses the write raises the storage's error."""
+    key = f"{base}/{LEASES}{uuid.uuid4().hex}.json"
+    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    storage.put_small(key, (json.dumps({"startedAt": started, "restore": holder}) + "\n").encode())
+    marker = storage.read_small(f"{base}/{MARKER}")
+    if marker is not None:
+        storage.delete([key])
+        raise PermanentError(
+            "BackupNotFound",
+            f"{storage.uri(base + '/')} is being deleted by the retention of schedule {_owner(marker) or '?'}",
+        )
+    return key
 
 
 def _finish(storage: Storage, folder: str, names: list[str], owner: str) -> None:
