@@ -404,7 +404,7 @@ RETENTION_REPORT: Schema = obj(
         "job": string("The run (Job) that pruned."),
         "finishedAt": string("When that run ended."),
         "dryRun": boolean("Nothing was deleted; wouldDelete lists what would have been."),
-        "kept": integer("Backups of this schedule kept."),
+        "kept": integer("Backups of this schedule still stored after the run (dry run: that would be)."),
         "deleted": _PRUNED,
         "deletedCount": integer("Backups deleted."),
         "wouldDelete": _PRUNED,

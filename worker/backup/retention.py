@@ -41,9 +41,8 @@ from worker.result import Result
 
 MARKER = "deleting.json"
 LEASES = "restoring/"
-LEASE_MAX = timedelta(
-    days=7
-)  # the longest a Job may run (activeDeadlineSeconds' maximum): a later lease is stale
+# The longest a Job may run (activeDeadlineSeconds' maximum): an older lease is one a killed restore left behind.
+LEASE_MAX = timedelta(days=7)
 LISTED = 8  # names per list in the result (a termination message holds 4 KiB)
 
 
@@ -137,7 +136,8 @@ def prune(
                 break
     report: dict[str, Any] = {
         "dryRun": dry,
-        "kept": sum(1 for d in decisions if d.keep),
+        # This schedule's backups still stored after the run (dry: that would be).
+        "kept": len(decisions) - len(doomed if dry else deleted),
         ("wouldDelete" if dry else "deleted"): [d.as_dict() for d in (doomed if dry else deleted)][:LISTED],
         ("wouldDeleteCount" if dry else "deletedCount"): len(doomed if dry else deleted),
     }
