@@ -10,6 +10,7 @@ secret (the object store's keys and the encryption key are files the Job mounts,
 
 from __future__ import annotations
 
+from dbops_api.retention import REQUEST_RETENTION
 from dbops_api.schema import (
     K8S_NAME_PATTERN,
     Rule,
@@ -154,8 +155,23 @@ BACKUP_SPEC: Schema = obj(
             "its own, and a retried Pod of the same Job finds its run's manifest.",
             default=False,
         ),
+        "schedule": string(
+            "`<namespace>/<name>` of the DatabaseBackupSchedule this run belongs to; written into the manifest, "
+            "it is what makes a backup a candidate of that schedule's retention.",
+            pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+            maxLength=317,
+        ),
+        "retention": REQUEST_RETENTION,
     },
     required=("database", "name", "storage"),
+    rules=(
+        Rule(
+            "!has(self.retention) || (self.perRun && has(self.schedule))",
+            "retention applies to a schedule's runs: it needs perRun: true and schedule",
+            lambda s: "retention" not in s or (bool(s.get("perRun")) and "schedule" in s),
+            ".retention",
+        ),
+    ),
 )
 
 RESTORE_SPEC: Schema = obj(

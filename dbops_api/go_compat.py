@@ -188,12 +188,12 @@ GO_ONLY_PATHS["Database"] += ("spec.initSQL", "spec.clusterInstanceRef")
 GO_ONLY_PATHS["DatabaseUser"] += ("spec.clusterInstanceRef",)
 GO_ONLY_PATHS["DatabaseGrant"] += ("spec.roleRef",)
 # Storage types accepted by the schema only to be refused with a clear message.
-GO_ONLY_PATHS["DatabaseBackup"] += ("spec.storage.gcs", "spec.storage.azure")
+GO_ONLY_PATHS["DatabaseBackup"] += ("spec.storage.gcs", "spec.storage.azure", "spec.ttl")
 GO_ONLY_PATHS["DatabaseRestore"] += ("spec.fromPath.storage.gcs", "spec.fromPath.storage.azure")
 GO_ONLY_PATHS["DatabaseBackupSchedule"] += (
     "spec.template.spec.storage.gcs",
     "spec.template.spec.storage.azure",
-    "spec.retention",
+    "spec.template.spec.ttl",
 )
 GO_ONLY_PATHS["DatabaseInstance"] += tuple(
     f"spec.mysql.{name}" for name in ("timeout", "readTimeout", "writeTimeout", "parseTime")

@@ -81,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         "send are printed (exit 0: nothing to change, 3: changes planned, 1: a claim failed); --state is read, "
         "never written",
     )
+    parser.add_argument(
+        "--volumes",
+        metavar="DIR",
+        help="directory holding PersistentVolumeClaims' volumes, <DIR>/<namespace>/<claim> (kept between runs): "
+        "a claim applied with -f (kind PersistentVolumeClaim) is mounted from there, e.g. for backups to a pvc",
+    )
     parser.add_argument("--show-secrets", action="store_true", help="print Secret values unmasked")
     parser.add_argument("-n", "--namespace", default="default")
     parser.add_argument("-o", "--output", choices=("table", "yaml"), default="table")
@@ -107,7 +113,14 @@ def _run(
     manifests: list[Obj],
     args: argparse.Namespace,
 ) -> int:
-    cluster = OfflineCluster(client, compositions, overrides, namespace=args.namespace, plan_only=args.plan)
+    cluster = OfflineCluster(
+        client,
+        compositions,
+        overrides,
+        namespace=args.namespace,
+        plan_only=args.plan,
+        volumes=Path(args.volumes).resolve() if args.volumes else None,
+    )
     if args.state and os.path.exists(args.state):
         cluster.store.load(json.loads(Path(args.state).read_text()))
     cluster.apply(manifests)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import json
 import os
 import shutil
 import subprocess
@@ -31,6 +32,9 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 IMAGE_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}
 DEADLINE_MESSAGE = "Job was active longer than specified deadline"  # the Job controller's words
 SecretLookup = Callable[[str, str], Obj | None]
+# (namespace, claimName) -> the directory standing in for a PersistentVolumeClaim's volume; raises PodCannotStart
+# when it cannot be mounted (no such claim, no directory for volumes).
+VolumeLookup = Callable[[str, str], Path]
 
 
 class PodCannotStart(Exception):
@@ -89,7 +93,12 @@ def resolve_command(command: list[str]) -> list[str]:
     return command
 
 
-def run_job(job: Obj, lookup_secret: SecretLookup, timeout_default: float = 600) -> JobRun:
+def run_job(
+    job: Obj,
+    lookup_secret: SecretLookup,
+    timeout_default: float = 600,
+    lookup_volume: VolumeLookup | None = None,
+) -> JobRun:
     """Run the Job's Pod (again after transient failures, as the Job controller would) and return its status.
 
     A Job that already has a `startTime` (its Pod was waiting for a Secret) keeps it: `activeDeadlineSeconds`
@@ -116,7 +125,14 @@ def run_job(job: Obj, lookup_secret: SecretLookup, timeout_default: float = 600)
             return _deadline_exceeded(result)
         pod_name = f"{job['metadata']['name']}-{attempt:05d}"[:63]
         try:
-            run = run_pod(pod_spec, namespace, lookup_secret, remaining)
+            run = run_pod(
+                pod_spec,
+                namespace,
+                lookup_secret,
+                remaining,
+                fields=pod_fields(job, pod_name),
+                lookup_volume=lookup_volume,
+            )
         except PodCannotStart as exc:
             result.pods.append(_pod(job, pod_name, pod_spec, waiting=exc))
             if exc.reason == "ContainerCreating":
@@ -183,12 +199,22 @@ class PodProcess:
         return message[:4096]
 
 
-def pod_process(pod_spec: Obj, namespace: str, lookup_secret: SecretLookup, tmp: Path) -> PodProcess:
+def pod_process(
+    pod_spec: Obj,
+    namespace: str,
+    lookup_secret: SecretLookup,
+    tmp: Path,
+    *,
+    fields: dict[str, str] | None = None,
+    lookup_volume: VolumeLookup | None = None,
+) -> PodProcess:
     """Resolve a Pod's first container against the Secrets `lookup_secret` finds; `PodCannotStart` when the
-    kubelet could not start it yet."""
+    kubelet could not start it yet. `fields`: what the downward API's `fieldRef`s read (`pod_fields`)."""
     container = pod_spec["containers"][0]
-    mounts = _mount_secret_volumes(pod_spec, container, namespace, lookup_secret, tmp)
-    env = _environment(container, namespace, lookup_secret, mounts)
+    mounts = _mount_secret_volumes(
+        pod_spec, container, namespace, lookup_secret, tmp, lookup_volume=lookup_volume
+    )
+    env = _environment(container, namespace, lookup_secret, mounts, fields or {})
     term_path = container.get("terminationMessagePath", TERMINATION_LOG)
     result_file = tmp / "termination-log"
     result_file.touch()
@@ -201,9 +227,19 @@ def pod_process(pod_spec: Obj, namespace: str, lookup_secret: SecretLookup, tmp:
     return PodProcess(command, env, result_file, container)
 
 
-def run_pod(pod_spec: Obj, namespace: str, lookup_secret: SecretLookup, deadline: float) -> PodRun:
+def run_pod(
+    pod_spec: Obj,
+    namespace: str,
+    lookup_secret: SecretLookup,
+    deadline: float,
+    *,
+    fields: dict[str, str] | None = None,
+    lookup_volume: VolumeLookup | None = None,
+) -> PodRun:
     with tempfile.TemporaryDirectory(prefix="dbops-pod-") as tmp:
-        process = pod_process(pod_spec, namespace, lookup_secret, Path(tmp))
+        process = pod_process(
+            pod_spec, namespace, lookup_secret, Path(tmp), fields=fields, lookup_volume=lookup_volume
+        )
         started = now_rfc3339()
         try:
             proc = subprocess.run(
@@ -241,12 +277,38 @@ def _fail_job_exit_codes(job_spec: Obj) -> set[int]:
 
 
 def _mount_secret_volumes(
-    pod_spec: Obj, container: Obj, namespace: str, lookup: SecretLookup, root: Path
+    pod_spec: Obj,
+    container: Obj,
+    namespace: str,
+    lookup: SecretLookup,
+    root: Path,
+    *,
+    lookup_volume: VolumeLookup | None = None,
 ) -> dict[str, str]:
     volumes = {v["name"]: v for v in pod_spec.get("volumes", [])}
     mounts: dict[str, str] = {}
     for mount in container.get("volumeMounts", []):
         volume = volumes.get(mount["name"], {})
+        claim = volume.get("persistentVolumeClaim")
+        if claim is not None:
+            # The claim's directory (kept between runs), or its `subPath` inside, created as the kubelet does.
+            if lookup_volume is None:
+                raise PodCannotStart(
+                    "ContainerCreating",
+                    f'persistentvolumeclaim "{claim["claimName"]}": dbops-local has no directory for volumes '
+                    "(--volumes DIR)",
+                )
+            directory = lookup_volume(namespace, claim["claimName"])
+            sub = mount.get("subPath", "")
+            if sub:
+                if ".." in Path(sub).parts or Path(sub).is_absolute():
+                    raise PodCannotStart(
+                        "CreateContainerConfigError", f"subPath {sub!r} must be relative, no .."
+                    )
+                directory = directory / sub
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            mounts[mount["mountPath"].rstrip("/")] = str(directory)
+            continue
         target = root / "volumes" / mount["name"]
         target.mkdir(parents=True, exist_ok=True)
         mounts[mount["mountPath"].rstrip("/")] = str(target)
@@ -277,13 +339,27 @@ def _mount_secret_volumes(
     return mounts
 
 
+def pod_fields(job: Obj, pod_name: str) -> dict[str, str]:
+    """The Pod's fields a `fieldRef` may read, as the kubelet resolves them: its name, namespace and labels
+    (`metadata.labels['job-name']`: the Job's name, what a CronJob's runs learn their name from)."""
+    labels = _pod(job, pod_name, job["spec"]["template"]["spec"])["metadata"]["labels"]
+    out = {"metadata.name": pod_name, "metadata.namespace": job["metadata"].get("namespace", "")}
+    out.update({f"metadata.labels['{key}']": str(value) for key, value in labels.items()})
+    return out
+
+
 def _environment(
-    container: Obj, namespace: str, lookup: SecretLookup, mounts: dict[str, str]
+    container: Obj, namespace: str, lookup: SecretLookup, mounts: dict[str, str], fields: dict[str, str]
 ) -> dict[str, str]:
     env: dict[str, str] = {}
     for var in container.get("env", []):
         if "value" in var:
-            env[var["name"]] = _translate(str(var["value"]), mounts)
+            env[var["name"]] = _translate_value(str(var["value"]), mounts)
+            continue
+        field_ref = (var.get("valueFrom") or {}).get("fieldRef")
+        if field_ref is not None:
+            if field_ref.get("fieldPath") in fields:
+                env[var["name"]] = fields[field_ref["fieldPath"]]
             continue
         ref = (var.get("valueFrom") or {}).get("secretKeyRef")
         if ref is None:
@@ -301,6 +377,29 @@ def _environment(
             raise PodCannotStart("CreateContainerConfigError", what)
         env[var["name"]] = value
     return env
+
+
+def _translate_value(value: str, mounts: dict[str, str]) -> str:
+    """A literal env value with mount paths translated: the value itself, or the strings inside a JSON object (the
+    worker's request names a mounted volume's path, `storage.volume.path`)."""
+    if value.startswith("{"):
+        try:
+            data = json.loads(value)
+        except ValueError:
+            return _translate(value, mounts)
+        translated = _translate_json(data, mounts)
+        return value if translated == data else json.dumps(translated, separators=(",", ":"), sort_keys=True)
+    return _translate(value, mounts)
+
+
+def _translate_json(data: Any, mounts: dict[str, str]) -> Any:
+    if isinstance(data, str):
+        return _translate(data, mounts)
+    if isinstance(data, dict):
+        return {k: _translate_json(v, mounts) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_translate_json(v, mounts) for v in data]
+    return data
 
 
 def _translate(value: str, mounts: dict[str, str]) -> str:

@@ -16,7 +16,7 @@ from crossplane.function import resource
 
 from dbops_local import crossplane as xp
 from dbops_local import plan as plan_mode
-from dbops_local.jobs import run_job, secret_value
+from dbops_local.jobs import PodCannotStart, run_job, secret_value
 from dbops_local.runtime import FunctionClient
 from dbops_local.store import Obj, ObjectStore
 
@@ -84,8 +84,12 @@ class OfflineCluster:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         plan_only: bool = False,
+        volumes: Path | None = None,
     ) -> None:
         self.client = client
+        # Where PersistentVolumeClaims' volumes live: `<volumes>/<namespace>/<claim>` (--volumes; None: a Pod that
+        # mounts a claim cannot start).
+        self.volumes = volumes
         self.sleep = sleep  # how the loop waits for a retry (tests count the waits)
         self.clock = clock
         self.compositions = compositions or {}
@@ -239,6 +243,29 @@ class OfflineCluster:
         if secret is None:
             raise KeyError(f"Secret {name} not found")
         return {k: secret_value(secret, k) or "" for k in secret.get("data", {})}
+
+    def run_cronjob(self, name: str, job_name: str, namespace: str = "default") -> Obj:
+        """Start one run of a CronJob now, as `kubectl create job --from=cronjob/<name> <job_name>` does (dbops-local
+        runs no CronJob on its schedule): a Job from its `jobTemplate`, which the next round (`reconcile`) runs. A
+        CronJob's own runs are named `<name>-<scheduled time in minutes>`; pass such a name to stand in for one."""
+        cronjob = self.store.get("batch/v1", "CronJob", name, namespace)
+        if cronjob is None:
+            raise KeyError(f"CronJob {namespace}/{name} not found")
+        template = copy.deepcopy(cronjob["spec"]["jobTemplate"])
+        meta = template.get("metadata", {})
+        job: Obj = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": job_name,
+                "namespace": namespace,
+                "labels": meta.get("labels", {}),
+                "annotations": {**meta.get("annotations", {}), "cronjob.kubernetes.io/instantiate": "manual"},
+            },
+            "spec": template["spec"],
+        }
+        self.store.put(job)
+        return job
 
     def pods_of(self, job: Obj) -> list[Obj]:
         return self.store.select(
@@ -477,7 +504,11 @@ class OfflineCluster:
                 continue
             # A Job whose Pod waits for a Secret is tried again every round; it keeps its startTime.
             runnable = plan_mode.as_plan(job) if self.plan_only else job
-            run = run_job(runnable, lambda ns, name: self.store.get("v1", "Secret", name, ns))
+            run = run_job(
+                runnable,
+                lambda ns, name: self.store.get("v1", "Secret", name, ns),
+                lookup_volume=self._volume,
+            )
             if self.plan_only and run.ran:
                 self._planned.add(job["metadata"]["name"])
             if self.plan_only and run.ran and plan_mode.applies(job):
@@ -496,6 +527,20 @@ class OfflineCluster:
             updated = copy.deepcopy(job)
             updated["status"] = run.status
             self.store.put(updated)
+
+    def _volume(self, namespace: str, claim: str) -> Path:
+        """The directory of a PersistentVolumeClaim applied here (kind PersistentVolumeClaim, `kubectl apply`), as
+        the kubelet would mount its volume; a claim not applied keeps the Pod waiting, as an unbound claim does."""
+        if self.store.get("v1", "PersistentVolumeClaim", claim, namespace) is None:
+            raise PodCannotStart("ContainerCreating", f'persistentvolumeclaim "{claim}" not found')
+        if self.volumes is None:
+            raise PodCannotStart(
+                "ContainerCreating",
+                f'persistentvolumeclaim "{claim}": dbops-local has no directory for volumes (--volumes DIR)',
+            )
+        directory = self.volumes / namespace / claim
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return directory
 
     def _next_retry(self) -> float | None:
         """Seconds until the earliest retry the function scheduled: its TTL for an XR in a back-off after a

@@ -265,8 +265,8 @@ NO_SUCH_KIND = {
     "that named it (roleRef) names it by its server name (roleName)",
     "DatabaseBackup": "a run of the Go operator's (its stored files are not a dbops backup, and converting it "
     "would back up again); write a dbops DatabaseBackup for a new backup",
-    "DatabaseBackupSchedule": "not converted: write a dbops DatabaseBackupSchedule (CronJob; retention is not "
-    "supported yet) so the Go operator's and dbops' runs do not both run",
+    "DatabaseBackupSchedule": "not converted: write a dbops DatabaseBackupSchedule (CronJob; its retention deletes "
+    "only its own runs' backups, never the Go operator's) so the Go operator's and dbops' runs do not both run",
     "DatabaseRestore": "a run of the Go operator's (converting it would restore again; dbops cannot read the Go "
     "operator's backups)",
     "ClusterDatabaseInstance": "dbops has no cluster-scoped instance: write one DatabaseInstance per namespace",

@@ -250,3 +250,197 @@ def test_a_schedule_is_a_cronjob_whose_runs_are_backups_of_their_own(
         assert manifest["database"] == source
     refused = run_worker(pg, "backup", request, env=env)
     assert refused.code == 2 and "DBOPS_JOB_NAME" in refused.error["message"], refused.stdout
+
+
+def test_schedule_retention_through_dbops_local_dry_run_then_for_real(
+    function_client: FunctionClient, pg: Server, object_store_tls: ObjectStore
+) -> None:
+    """The CronJob's runs started as `kubectl create job --from=cronjob/...` would (dbops-local runs no CronJob on
+    its schedule): each publishes its backup and prunes; the schedule's status shows what its latest run pruned or,
+    dry, would prune; another claim's backup under the same prefix stays."""
+    store = object_store_tls
+    admin, inst, source = kube_name("admin"), kube_name("inst"), unique("bkret")
+    prefix = unique("ret")
+    s3 = {
+        "endpoint": store.endpoint,
+        "bucket": store.bucket,
+        "prefix": prefix,
+        "region": store.region,
+        "forcePathStyle": True,
+        "secretRef": {"name": "s3-keys"},
+        "caSecretRef": {"name": "s3-ca"},
+    }
+    backup_spec = {"databaseRef": {"name": "src"}, "storage": {"type": "s3", "s3": s3}}
+
+    def schedule(dry: bool) -> dict[str, Any]:
+        return claim(
+            "DatabaseBackupSchedule",
+            "nightly",
+            {
+                "schedule": "0 3 * * *",
+                "timezone": "Europe/Berlin",
+                "template": {"spec": backup_spec},
+                "retention": {"keepLast": 1, "keepDaily": 1, "dryRun": dry},
+            },
+        )
+
+    c = cluster(function_client)
+    c.apply(
+        [
+            admin_secret(pg, admin),
+            secret("s3-keys", AWS_ACCESS_KEY_ID=store.access_key, AWS_SECRET_ACCESS_KEY=store.secret_key),
+            secret("s3-ca", **{"ca.crt": Path(str(store.ca_path)).read_text()}),
+            instance_claim(pg, inst, admin),
+            claim("Database", "src", {"instanceRef": {"name": inst}, "name": source}),
+            claim("DatabaseBackup", "nightly-28000000", backup_spec),  # a one-off, named like a run
+            schedule(dry=True),
+        ]
+    )
+    c.reconcile()
+    assert c.claim("DatabaseBackup", "nightly-28000000")["status"]["phase"] == "Completed"
+
+    def folders() -> set[str]:
+        root = Path(store.object_path(prefix))
+        return {p.name for p in root.iterdir() if p.is_dir() and any(p.iterdir())}
+
+    for run in ("nightly-29000001", "nightly-29000002", "nightly-29000003"):
+        c.run_cronjob("nightly", run)
+        c.reconcile()
+    status = c.claim("DatabaseBackupSchedule", "nightly")["status"]
+    report = status["schedule"]["retention"]
+    assert report["job"] == "nightly-29000003" and report["dryRun"] is True, report
+    assert [d["name"] for d in report["wouldDelete"]] == ["nightly-29000002", "nightly-29000001"]
+    assert report["wouldDeleteCount"] == 2 and report["kept"] == 1 and report["otherObjects"] == 1
+    assert "retention (dry run) would delete 2 backup(s), kept 1 (Job nightly-29000003)" in status["message"]
+    assert folders() == {"nightly-28000000", "nightly-29000001", "nightly-29000002", "nightly-29000003"}
+
+    c.apply([schedule(dry=False)])
+    c.reconcile()
+    c.run_cronjob("nightly", "nightly-29000004")
+    c.reconcile()
+    status = c.claim("DatabaseBackupSchedule", "nightly")["status"]
+    report = status["schedule"]["retention"]
+    assert report["job"] == "nightly-29000004" and report["dryRun"] is False, report
+    assert report["deletedCount"] == 3 and report["kept"] == 1
+    assert "retention deleted 3 backup(s), kept 1 (Job nightly-29000004)" in status["message"]
+    assert folders() == {"nightly-28000000", "nightly-29000004"}
+
+    # The kept backup restores.
+    target = unique("bkret_dst")
+    c.apply(
+        [
+            claim("Database", "dst", {"instanceRef": {"name": inst}, "name": target}),
+            claim(
+                "DatabaseRestore",
+                "restore",
+                {
+                    "fromPath": {"storage": {"type": "s3", "s3": s3}, "backupPath": "nightly-29000004"},
+                    "target": {"databaseRef": {"name": "dst"}},
+                },
+            ),
+        ]
+    )
+    c.reconcile()
+    assert c.claim("DatabaseRestore", "restore")["status"]["phase"] == "Completed"
+
+
+def pvc(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+
+
+def test_backup_to_a_pvc_and_back_through_dbops_local(
+    function_client: FunctionClient, server: Server, tmp_path: Path
+) -> None:
+    """storage.type pvc in dbops-local: the claim's volume is a directory under --volumes, its subPath created in
+    it; a Pod whose claim is not applied waits, as for an unbound claim; compressed and encrypted, restored row for
+    row, and a schedule's runs to the same volume pruned by retention."""
+    source, target = unique("pvsrc"), unique("pvdst")
+    admin, inst = kube_name("admin"), kube_name("inst")
+    volumes = tmp_path / "volumes"
+    c = cluster(function_client)
+    c.volumes = volumes
+    storage = {"type": "pvc", "pvc": {"claimName": "db-backups", "subPath": "prod/orders"}}
+    backup_spec = {
+        "databaseRef": {"name": "src"},
+        "storage": storage,
+        "compression": {"algorithm": "gzip"},
+        "encryption": {"enabled": True, "secretRef": {"name": "backup-key", "key": "key"}},
+    }
+    c.apply(
+        [
+            admin_secret(server, admin),
+            secret("backup-key", key=KEY_B64),
+            instance_claim(server, inst, admin),
+            claim("Database", "src", {"instanceRef": {"name": inst}, "name": source}),
+            claim("Database", "dst", {"instanceRef": {"name": inst}, "name": target}),
+            claim("DatabaseBackup", "orders-1", backup_spec),
+        ]
+    )
+    c.reconcile()
+    waiting = c.claim("DatabaseBackup", "orders-1")["status"]
+    assert waiting["phase"] == "Provisioning", waiting
+    assert any('persistentvolumeclaim "db-backups" not found' in e for e in c.pod_events.values()), (
+        c.pod_events
+    )
+    assert not volumes.exists()
+
+    if server.engine == "postgres":
+        server.query(
+            "CREATE TABLE t (id int PRIMARY KEY, note text);"
+            "INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 300) g",
+            database=source,
+        )
+    else:
+        server.query("CREATE TABLE t (id int PRIMARY KEY, note varchar(40))", database=source)
+        server.query("INSERT INTO t SELECT seq, CONCAT('row ', seq) FROM seq_1_to_300", database=source)
+    # The claim applied: the waiting Pod starts in a later round.
+    c.apply([pvc("db-backups")])
+    c.reconcile()
+    done = c.claim("DatabaseBackup", "orders-1")["status"]
+    assert done["phase"] == "Completed", done
+    folder = volumes / "default" / "db-backups" / "prod" / "orders" / "orders-1"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "dump" + (".pgdump" if server.engine == "postgres" else ".sql") + ".gz.enc",
+        "manifest.json",
+    ]
+    # The request's path is translated to the volume's directory here, so the status names the local file.
+    assert done["backup"]["uri"].startswith(f"file://{folder}/dump")
+    assert json.loads((folder / "manifest.json").read_text())["encryption"] == "aes-256-gcm"
+    assert {p.stat().st_mode & 0o777 for p in folder.iterdir()} == {0o600}
+
+    c.apply(
+        [
+            claim(
+                "DatabaseRestore",
+                "restore",
+                {"backupRef": {"name": "orders-1"}, "target": {"databaseRef": {"name": "dst"}}},
+            )
+        ]
+    )
+    c.reconcile()
+    restored = c.claim("DatabaseRestore", "restore")["status"]
+    assert restored["phase"] == "Completed", restored
+    assert rows(server, target) == rows(server, source) and len(rows(server, source)) == 300
+
+    # A schedule's runs to the same volume: retention keeps the newest run and never the one-off backup's business.
+    c.apply(
+        [
+            claim(
+                "DatabaseBackupSchedule",
+                "orders",
+                {"schedule": "@daily", "template": {"spec": backup_spec}, "retention": {"keepLast": 1}},
+            )
+        ]
+    )
+    c.reconcile()
+    for run in ("orders-29000001", "orders-29000002"):
+        c.run_cronjob("orders", run)
+        c.reconcile()
+    report = c.claim("DatabaseBackupSchedule", "orders")["status"]["schedule"]["retention"]
+    assert report["deletedCount"] == 1 and report["deleted"][0]["name"] == "orders-29000001", report
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["orders-1", "orders-29000002"]

@@ -137,7 +137,7 @@ def test_pvc_backup_mounts_the_claim_and_sends_its_path() -> None:
     rsp = compose(PVC_BACKUP, {"database": [SCRATCH_DB], "instance": [INTERNAL]})
     _, job = only_job(rsp)
     spec = kube.job_request(job)["spec"]
-    assert spec["storage"] == {"type": "volume", "volume": {"path": "/var/lib/dbops/backups/scratch"}}
+    assert spec["storage"] == {"type": "volume", "volume": {"path": "/var/lib/dbops/backups"}}
     assert spec["compression"] == {"algorithm": "gzip", "level": 6}
     assert "encryption" not in spec
     assert volumes(job)["backups"] == {
@@ -145,6 +145,11 @@ def test_pvc_backup_mounts_the_claim_and_sends_its_path() -> None:
         "persistentVolumeClaim": {"claimName": "db-backups"},
     }
     assert mounts(job)["backups"] == "/var/lib/dbops/backups"
+    # The claim's subPath is the mount's: the kubelet creates it in the volume when it is missing.
+    [mount] = [
+        m for m in job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] if m["name"] == "backups"
+    ]
+    assert mount["subPath"] == "scratch"
     assert not any(k.endswith("_FILE") for k in kube.job_env(job))
 
 
@@ -305,7 +310,7 @@ def test_restore_from_path_with_overwrite() -> None:
     _, job = only_job(rsp)
     spec = kube.job_request(job)["spec"]
     assert spec["name"] == "scratch-to-volume" and spec["overwrite"] is True
-    assert spec["storage"] == {"type": "volume", "volume": {"path": "/var/lib/dbops/backups/scratch"}}
+    assert spec["storage"] == {"type": "volume", "volume": {"path": "/var/lib/dbops/backups"}}
     assert "DBOPS_BACKUP_KEY_FILE" not in kube.job_env(job)
 
 
@@ -358,6 +363,7 @@ REFUSED = [
     (S3_BACKUP, "databaseRef.namespace", "other", "cross-namespace references are not supported"),
     (S3_BACKUP, "encryption.secretRef.namespace", "other", "cross-namespace references are not supported"),
     (PVC_BACKUP, "storage.pvc.subPath", "../etc", "spec.storage.pvc.subPath"),
+    (S3_BACKUP, "ttl", "720h", "spec.ttl: ttl is not supported: dbops never deletes a DatabaseBackup"),
     (RESTORE, "fromPath", FROM_PATH["spec"]["fromPath"], "set exactly one of backupRef and fromPath"),
     (
         RESTORE,
@@ -474,11 +480,9 @@ def test_schedule_is_ready_once_its_cronjob_exists_and_reports_the_last_runs() -
 @pytest.mark.parametrize(
     ("path", "value", "want"),
     [
-        (
-            "retention",
-            {"keepLast": 7},
-            "retention is not supported yet: the worker deletes no published backup",
-        ),
+        ("retention.maxAge", "30d", "spec.retention.maxAge"),
+        ("retention.keepDaily", -1, "spec.retention.keepDaily"),
+        ("template.spec.ttl", "720h", "spec.template.spec.ttl: ttl is not supported"),
         ("concurrencyPolicy", "Replace", "concurrencyPolicy Allow and Replace are refused"),
         ("schedule", "every night", "spec.schedule"),
         ("template.spec.databaseRef.namespace", "other", "cross-namespace references are not supported"),
@@ -494,3 +498,98 @@ def test_schedule_refusals(path: str, value: Any, want: str) -> None:
     status = kube.status(rsp)
     assert status["phase"] == "Failed" and want in status["message"], status
     assert kube.desired(rsp) == {}
+
+
+def _run_pod(job: str, finished: str, result: dict[str, Any]) -> dict[str, Any]:
+    """A finished Pod of one of the schedule's runs, its worker result as the termination message."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"{job}-x", "namespace": "default", "labels": {"job-name": job}},
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "worker",
+                    "state": {
+                        "terminated": {"exitCode": 0, "finishedAt": finished, "message": json.dumps(result)}
+                    },
+                }
+            ]
+        },
+    }
+
+
+def test_schedule_sends_its_retention_and_identity_to_every_run() -> None:
+    xr = kube.xr_from_claim(SCHEDULE)
+    rsp = call(kube.request(xr, required=BACKUP_REQUIRED, input_=SCHEDULE_INPUT))
+    job = {"spec": kube.desired(rsp)["cronjob"]["spec"]["jobTemplate"]["spec"]}
+    request = kube.job_request(job)
+    assert request["spec"]["schedule"] == "default/orders-nightly"
+    assert request["spec"]["retention"] == {
+        "keepLast": 3,
+        "keepDaily": 7,
+        "keepWeekly": 5,
+        "keepMonthly": 12,
+        "maxAgeSeconds": 9600 * 3600,
+        "timeZone": "Europe/Berlin",
+        "dryRun": False,
+    }
+    parse(json.dumps(request), "backup")
+    # Without Pod reads (the shipped Compositions) no Pods are asked for.
+    assert "pods" not in rsp.requirements.resources
+
+
+def test_schedule_status_shows_what_the_latest_run_pruned_or_would_prune() -> None:
+    claim = _with(SCHEDULE, "retention.dryRun", True)
+    xr = kube.xr_from_claim(claim)
+    step = kube.reading_pods(SCHEDULE_INPUT)
+    first = call(kube.request(xr, required=BACKUP_REQUIRED, input_=step))
+    assert "pods" in first.requirements.resources
+    observed = kube.observed(kube.desired(first)["cronjob"], "cronjob")
+    observed["status"] = {"lastSuccessfulTime": "2026-12-06T02:01:10Z"}
+    dry = {
+        "dryRun": True,
+        "kept": 3,
+        "wouldDelete": [
+            {"name": "orders-nightly-29410000", "published": "2025-11-01T02:01:00Z", "why": "older"}
+        ],
+        "wouldDeleteCount": 1,
+    }
+    older = {"ok": True, "kind": "DatabaseBackup", "action": "backup", "observed": {"retention": {"kept": 9}}}
+    latest = {"ok": True, "kind": "DatabaseBackup", "action": "backup", "observed": {"retention": dry}}
+    pods = [
+        _run_pod("orders-nightly-29420000", "2026-12-05T02:01:10Z", older),
+        _run_pod("orders-nightly-29421440", "2026-12-06T02:01:10Z", latest),
+    ]
+    rsp = call(
+        kube.request(
+            xr,
+            observed_resources={"cronjob": observed},
+            required={**BACKUP_REQUIRED, "pods": pods},
+            input_=step,
+        )
+    )
+    status = kube.status(rsp)
+    assert status["schedule"]["retention"] == {
+        "job": "orders-nightly-29421440",
+        "finishedAt": "2026-12-06T02:01:10Z",
+        **dry,
+    }
+    assert (
+        "retention (dry run) would delete 1 backup(s), kept 3 (Job orders-nightly-29421440)"
+        in status["message"]
+    )
+    # A run whose retention stopped says why; the backup itself was published.
+    warned = {**latest, "observed": {}, "warnings": ["retention: listing failed (StorageUnavailable); ..."]}
+    pods.append(_run_pod("orders-nightly-29422880", "2026-12-07T02:01:10Z", warned))
+    rsp = call(
+        kube.request(
+            xr,
+            observed_resources={"cronjob": observed},
+            required={**BACKUP_REQUIRED, "pods": pods},
+            input_=step,
+        )
+    )
+    status = kube.status(rsp)
+    assert status["schedule"]["retention"]["warning"].startswith("retention: listing failed")
+    assert "retention did not run (retention: listing failed" in status["message"]

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dbops_local.jobs import DEADLINE_MESSAGE, IMAGE_ENV, run_job, run_pod
+from dbops_local.jobs import DEADLINE_MESSAGE, IMAGE_ENV, PodCannotStart, run_job, run_pod
 from dbops_local.loop import OfflineCluster
 from dbops_local.store import Obj
 
@@ -110,6 +111,45 @@ def test_a_declared_variable_wins_over_the_image_extras() -> None:
     env = json.loads(run.logs)
     assert env["LANG"] == "C"
     assert env["HOME"].endswith("/volumes/tmp"), "HOME=/tmp is the emptyDir mounted there"
+
+
+def test_field_refs_and_a_persistent_volume_claim_with_its_sub_path(tmp_path: Path) -> None:
+    """The downward API's fieldRefs (a CronJob's run learns its name from the job-name label) and a
+    PersistentVolumeClaim mounted from the directory the lookup names, its subPath created in it; paths under the
+    mount point are translated, inside a JSON value (the worker's request) too."""
+    spec = pod_spec(
+        ["python", "-c", "import json, os; print(json.dumps(dict(os.environ)))"],
+        env=[
+            {"name": "JOB", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['job-name']"}}},
+            {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "REQUEST", "value": '{"storage":{"volume":{"path":"/var/lib/dbops/backups"}},"n":1}'},
+        ],
+        volumes=[{"name": "backups", "persistentVolumeClaim": {"claimName": "data"}}],
+    )
+    spec["containers"][0]["volumeMounts"] = [
+        {"name": "backups", "mountPath": "/var/lib/dbops/backups", "subPath": "a/b"}
+    ]
+    claims = {(NAMESPACE, "data"): tmp_path / "data"}
+
+    def volume(namespace: str, claim: str) -> Path:
+        if (namespace, claim) not in claims:
+            raise PodCannotStart("ContainerCreating", f'persistentvolumeclaim "{claim}" not found')
+        return claims[(namespace, claim)]
+
+    done = run_job(job(spec), lookup(), lookup_volume=volume)
+    assert done.status["succeeded"] == 1
+    env = json.loads(next(iter(done.logs.values())))
+    assert env["JOB"] == "job" and env["NS"] == NAMESPACE
+    assert json.loads(env["REQUEST"]) == {
+        "storage": {"volume": {"path": str(tmp_path / "data" / "a" / "b")}},
+        "n": 1,
+    }
+    assert (tmp_path / "data" / "a" / "b").is_dir()
+
+    claims.clear()
+    waiting = run_job(job(spec), lookup(), lookup_volume=volume)
+    assert waiting.status["active"] == 1 and not waiting.ran
+    assert waiting.events == {"job-00000": 'Warning FailedMount: persistentvolumeclaim "data" not found'}
 
 
 # --- a Pod that cannot start ----------------------------------------------------------------------------------

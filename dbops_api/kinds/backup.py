@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dbops_api import backup as request
 from dbops_api.kind import MESSAGE_COLUMN, PHASE_COLUMN, Kind, column
+from dbops_api.retention import CLAIM_RETENTION
 from dbops_api.schema import (
     K8S_NAME_PATTERN,
     SECRET_KEY_PATTERN,
     Rule,
     Schema,
+    array,
     boolean,
     enum,
     integer,
@@ -176,6 +178,12 @@ DEADLINE = integer(
     maximum=7 * 24 * 3600,
 )
 
+TTL_MESSAGE = (
+    "ttl is not supported: dbops never deletes a DatabaseBackup or its stored backup by itself (the Go operator "
+    "deleted the object after ttl); remove ttl, and for backups that expire use a DatabaseBackupSchedule with "
+    "retention.maxAge, or the object store's lifecycle rules"
+)
+
 BACKUP: Schema = obj(
     "One logical backup of one database (a Job that runs once; a published backup is never made again): once "
     "Completed, changes to the spec are ignored; create a new DatabaseBackup for another run.",
@@ -185,8 +193,10 @@ BACKUP: Schema = obj(
         "compression": COMPRESSION,
         "encryption": ENCRYPTION,
         "activeDeadlineSeconds": {**DEADLINE, "default": 3600},
+        "ttl": string("Refused: " + TTL_MESSAGE + ".", maxLength=64),
     },
     required=("databaseRef", "storage"),
+    rules=(Rule("!has(self.ttl)", TTL_MESSAGE, lambda s: "ttl" not in s, ".ttl"),),
 )
 
 SIZE_FACTS = {
@@ -320,10 +330,6 @@ RESTORE_KIND = Kind(
 )
 
 
-RETENTION_MESSAGE = (
-    "retention is not supported yet: the worker deletes no published backup, so dbops cannot keep only some; "
-    "remove spec.retention and expire old backups with the store's own lifecycle rules (or delete them by hand)"
-)
 CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+( \S+){4})$"
 
 SCHEDULE: Schema = obj(
@@ -355,16 +361,10 @@ SCHEDULE: Schema = obj(
             {"spec": {**BACKUP, "description": "A DatabaseBackup's spec."}},
             required=("spec",),
         ),
-        "retention": obj(
-            "Refused: " + RETENTION_MESSAGE + ".",
-            {
-                name: integer("Refused (see retention).", minimum=0)
-                for name in ("keepLast", "keepHourly", "keepDaily", "keepWeekly", "keepMonthly", "keepYearly")
-            }
-            | {"minAge": string("Refused (see retention).", maxLength=32)},
-        ),
+        "retention": CLAIM_RETENTION,
         "successfulBackupsHistoryLimit": integer(
-            "Finished successful Jobs (and their Pods' logs) the CronJob keeps; the backups themselves stay.",
+            "Finished successful Jobs (and their Pods' logs) the CronJob keeps; the backups themselves are kept or "
+            "deleted by `retention` only.",
             minimum=0,
             maximum=100,
             default=5,
@@ -375,7 +375,6 @@ SCHEDULE: Schema = obj(
     },
     required=("schedule", "template"),
     rules=(
-        Rule("!has(self.retention)", RETENTION_MESSAGE, lambda s: "retention" not in s, ".retention"),
         Rule(
             "self.concurrencyPolicy == 'Forbid'",
             "concurrencyPolicy Allow and Replace are refused: two dumps of one database at once only load the "
@@ -386,6 +385,46 @@ SCHEDULE: Schema = obj(
     ),
 )
 
+_PRUNED = array(
+    "Backups (at most 8 listed), newest first.",
+    obj(
+        "A backup and why.",
+        {
+            "name": string("The backup (its directory under the prefix or subPath; its run's Job)."),
+            "published": string("When its manifest was written."),
+            "why": string("The rule that decided."),
+        },
+    ),
+)
+
+RETENTION_REPORT: Schema = obj(
+    "What the latest finished run's retention did (read from its Pod's result: needs the function's "
+    "status.readPods).",
+    {
+        "job": string("The run (Job) that pruned."),
+        "finishedAt": string("When that run ended."),
+        "dryRun": boolean("Nothing was deleted; wouldDelete lists what would have been."),
+        "kept": integer("Backups of this schedule still stored after the run (dry run: that would be)."),
+        "deleted": _PRUNED,
+        "deletedCount": integer("Backups deleted."),
+        "wouldDelete": _PRUNED,
+        "wouldDeleteCount": integer("Backups a run without dryRun would delete."),
+        "unpublished": array(
+            "Directories named like this schedule's runs with objects but no manifest (a run killed before it "
+            "could clean up): never deleted by dbops, since nothing proves whose they are; remove them by hand.",
+            string("A directory."),
+        ),
+        "finished": array("Deletions a stopped run left half done, completed.", string("A directory.")),
+        "unfinished": array(
+            "Deletions a stopped run left half done (dry run: not completed).", string("A directory.")
+        ),
+        "otherObjects": integer(
+            "Directories under the prefix that are not this schedule's backups (left alone)."
+        ),
+        "warning": string("Why retention did not run to its end (the backup itself was published)."),
+    },
+)
+
 SCHEDULE_FACTS: Schema = obj(
     "What the CronJob reports.",
     {
@@ -393,6 +432,7 @@ SCHEDULE_FACTS: Schema = obj(
         "lastScheduleTime": string("When a run was last started."),
         "lastSuccessfulTime": string("When a run last completed (its backup was published)."),
         "active": integer("Runs in progress."),
+        "retention": RETENTION_REPORT,
     },
 )
 

@@ -210,7 +210,7 @@ def _progress(view: View, call: WorkerCall, interval_override: int | None, resyn
             state=state,
             reported=reported,
             attempts=attempt - 1,
-            pods=_pods(view),
+            pods=pods_requirement(view),
             # A resync after a success: that success is still news (its facts and time) for this one call.
             fresh=reported is not None and reported.phase == "complete",
             **running,
@@ -237,7 +237,7 @@ def _progress(view: View, call: WorkerCall, interval_override: int | None, resyn
         "resources": kept,
         "state": state,
         "reported": st,
-        "pods": _pods(view),
+        "pods": pods_requirement(view),
     }
     if st.phase == "running":
         if was_settled:
@@ -328,7 +328,7 @@ def _converged_message(action: str, st: JobState) -> str:
     return f"converged by Job {st.name}: no changes needed"
 
 
-def _pods(view: View) -> Requirement | None:
+def pods_requirement(view: View) -> Requirement | None:
     """None unless the Input's status.readPods asks for Pods (Crossplane would cache every Pod in the cluster).
     The Pods of this XR's Jobs, by the label their template carries. Selecting by the XR rather than by the
     current Job's name keeps the requirement stable while the Job name is still being worked out (it depends on

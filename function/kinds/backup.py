@@ -15,12 +15,14 @@ import hashlib
 from dataclasses import replace
 from typing import Any
 
+from dbops_api.result import read_result
+from dbops_api.retention import request_retention
 from function import status as st
-from function.jobs.job import JobExtras, WorkerCall, job_spec
-from function.jobs.progress import carried_over, progress
+from function.jobs.job import CONTAINER, JobExtras, WorkerCall, job_spec
+from function.jobs.progress import PODS_REQUIREMENT, carried_over, pods_requirement, progress
 from function.kinds.driver import Kind, Ready, Target, compose
 from function.labels import managed_labels
-from function.objects import mapping, text
+from function.objects import dig, items, mapping, text
 from function.outcome import Composed, Outcome
 from function.spec.references import DATABASE, Lookup, instance_spec
 from function.view import View
@@ -47,12 +49,12 @@ def _database(lookup: Lookup, name: str, path: str) -> tuple[str, dict[str, Any]
 
 
 def storage_request(storage: dict[str, Any]) -> dict[str, Any]:
-    """The request's storage: the claim's S3 block without its Secret references, a PVC as its mounted path."""
+    """The request's storage: the claim's S3 block without its Secret references, a PVC as its mounted path (the
+    Job mounts the claim's `subPath` there, and the kubelet creates it in the volume when it is missing)."""
     if storage["type"] == "s3":
         s3 = {k: v for k, v in storage["s3"].items() if k not in ("secretRef", "caSecretRef")}
         return {"type": "s3", "s3": s3}
-    sub = storage["pvc"].get("subPath")
-    return {"type": "volume", "volume": {"path": f"{VOLUME_DIR}/{sub}" if sub else VOLUME_DIR}}
+    return {"type": "volume", "volume": {"path": VOLUME_DIR}}
 
 
 def _secret_volume(name: str, secret: str, items: list[tuple[str, str]]) -> dict[str, Any]:
@@ -99,7 +101,8 @@ def job_extras(storage: dict[str, Any], encryption: dict[str, Any] | None, deadl
     else:
         pvc = storage["pvc"]
         volumes.append({"name": "backups", "persistentVolumeClaim": {"claimName": pvc["claimName"]}})
-        mounts.append({"name": "backups", "mountPath": VOLUME_DIR})
+        sub = pvc.get("subPath")
+        mounts.append({"name": "backups", "mountPath": VOLUME_DIR, **({"subPath": sub} if sub else {})})
     if encryption and encryption.get("enabled") and encryption.get("secretRef"):
         ref = encryption["secretRef"]
         volumes.append(_secret_volume("backup-key", ref["name"], [(ref["key"], "key")]))
@@ -278,7 +281,11 @@ def _schedule_finish(ready: Ready) -> Outcome:
     backup = spec["template"]["spec"]
     base = job_extras(backup["storage"], backup.get("encryption"), int(backup["activeDeadlineSeconds"]))
     extras = replace(base, field_env=(("DBOPS_JOB_NAME", "metadata.labels['job-name']"),))
-    request = {**ready.request, "spec": {**ready.request["spec"], "perRun": True}}
+    run_spec: dict[str, Any] = {**ready.request["spec"], "perRun": True}
+    run_spec["schedule"] = f"{view.namespace}/{view.claim_name}"
+    if "retention" in spec:
+        run_spec["retention"] = request_retention(spec["retention"], spec["timezone"])
+    request = {**ready.request, "spec": run_spec}
     call = WorkerCall("backup", request, ready.access, None, "", extras)
     name = cronjob_name(view)
     cronjob = {
@@ -301,6 +308,9 @@ def _schedule_finish(ready: Ready) -> Outcome:
     for key in ("lastScheduleTime", "lastSuccessfulTime"):
         if text(seen, key):
             facts[key] = text(seen, key)
+    pruned = retention_report(view) if "retention" in spec else None
+    if pruned is not None:
+        facts["retention"] = pruned
     status = st.carried_status(view, ready.kind)
     when = f"{spec['schedule']} ({spec['timezone']})"
     if observed is None:
@@ -314,12 +324,18 @@ def _schedule_finish(ready: Ready) -> Outcome:
         message = f"CronJob {name} {'is paused' if spec['paused'] else 'runs backups at ' + when}"
         if facts.get("lastSuccessfulTime"):
             message += f"; last backup published at {facts['lastSuccessfulTime']}"
+        if pruned is not None:
+            message += "; " + _pruned_message(pruned)
     status.update(phase=phase, message=message, schedule=facts)
+    requirements = dict(ready.lookup.requirements)
+    pods = pods_requirement(view) if "retention" in spec else None
+    if pods is not None:
+        requirements[PODS_REQUIREMENT] = pods
     out = Outcome(
         resources={CRONJOB_KEY: Composed(cronjob, ready=observed is not None)},
         status=status,
         conditions=[st.provisioned("True" if phase == "Ready" else "False", reason, message)],
-        requirements=ready.lookup.requirements,
+        requirements=requirements,
         ttl_seconds=float(view.input["ttl"]["runningSeconds"]) if observed is None else 600.0,
         ready=phase == "Ready",
     )
@@ -339,3 +355,46 @@ SCHEDULE = Kind(
 
 def compose_schedule(view: View) -> Outcome:
     return compose(view, SCHEDULE)
+
+
+def retention_report(view: View) -> dict[str, Any] | None:
+    """What the latest finished run said about retention: its Pod's result (`observed.retention`, or the warning
+    that stopped it), read from the Pods of this XR's runs (only when the Input's status.readPods is on)."""
+    latest: tuple[str, str, dict[str, Any]] | None = None
+    for pod in view.required.get(PODS_REQUIREMENT) or []:
+        job = text(pod, "metadata", "labels", "job-name") or text(
+            pod, "metadata", "labels", "batch.kubernetes.io/job-name"
+        )
+        for status in items(pod, "status", "containerStatuses"):
+            if not isinstance(status, dict) or status.get("name") != CONTAINER:
+                continue
+            terminated = dig(status, "state", "terminated")
+            if not isinstance(terminated, dict):
+                continue
+            result = read_result(terminated.get("message"))
+            if result is None or result.get("action") != "backup":
+                continue
+            when = str(terminated.get("finishedAt", ""))
+            if latest is None or (when, job) > latest[:2]:
+                latest = (when, job, result)
+    if latest is None:
+        return None
+    when, job, result = latest
+    observed = result.get("observed")
+    report = dict(observed["retention"]) if isinstance(observed, dict) and "retention" in observed else {}
+    warning = next((w for w in result.get("warnings") or [] if str(w).startswith("retention: ")), None)
+    if warning:
+        report["warning"] = str(warning)
+    if not report:
+        return None
+    return {"job": job, "finishedAt": when, **report}
+
+
+def _pruned_message(report: dict[str, Any]) -> str:
+    if "warning" in report and "kept" not in report:
+        return f"retention did not run ({report['warning']})"
+    if report.get("dryRun"):
+        said = f"retention (dry run) would delete {report.get('wouldDeleteCount', 0)} backup(s)"
+    else:
+        said = f"retention deleted {report.get('deletedCount', 0)} backup(s)"
+    return f"{said}, kept {report.get('kept', 0)} (Job {report['job']})"

@@ -31,6 +31,9 @@ class Manifest:
     evidence: str  # how the dump was known to be complete
     started_at: str
     finished_at: str
+    # `<namespace>/<name>` of the DatabaseBackupSchedule whose run published it (None: a DatabaseBackup's, or made
+    # before retention existed): retention deletes only its own schedule's backups.
+    schedule: str | None = None
 
     def to_json(self) -> bytes:
         data = {"format": FORMAT, **asdict(self)}

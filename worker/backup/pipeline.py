@@ -166,6 +166,7 @@ def _backup(request: Request, secrets: Secrets, result: Result, redact: list[str
             )
         result.server = {"version": published.server_version, "flavor": published.engine}
         result.observed = published.facts(storage.uri(f"{base}/{published.object}"))
+        _retention(storage, spec, base, result)  # a retried Pod of a run: its pruning may not have happened
         return
 
     server = server_info(request, secrets)
@@ -202,6 +203,7 @@ def _backup(request: Request, secrets: Secrets, result: Result, redact: list[str
         evidence=tool.evidence,
         started_at=started_at,
         finished_at=_now(),
+        schedule=spec.get("schedule"),
     )
     try:
         storage.put_small(manifest_key, record.to_json())
@@ -213,6 +215,22 @@ def _backup(request: Request, secrets: Secrets, result: Result, redact: list[str
         f"published {storage.uri(manifest_key)}",
     ]
     result.observed = record.facts(storage.uri(data_key))
+    _retention(storage, spec, base, result)
+
+
+def _retention(storage: Storage, spec: dict[str, Any], base: str, result: Result) -> None:
+    """Prune the schedule's backups (worker/backup/retention.py) once this run's is published. A failure here is a
+    warning: the backup stands, and the next run prunes again."""
+    if not spec.get("retention"):
+        return
+    from worker.backup import retention
+
+    try:
+        retention.prune(storage, spec, base, result)
+    except WorkerError as exc:
+        result.warnings.append(
+            f"retention: {exc.message} ({exc.code}); this run's backup is published, the next run prunes again"
+        )
 
 
 def _dump_tool(request: Request, secrets: Secrets, server: Any, private: str) -> Tool:

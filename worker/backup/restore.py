@@ -1,6 +1,8 @@
 """The `restore` action: a published backup back into a database.
 
-1. The manifest is read first (no manifest: `BackupNotFound`); the backup's engine must be the server's.
+1. The manifest is read first (no manifest: `BackupNotFound`), then a lease is taken on the backup so a schedule's
+   retention keeps it while it is read (`retention.take_lease`, removed at the end); the backup's engine must be
+   the server's.
 2. The target database must exist (a Database claim creates it, with its owner) and must not be a system database;
    it must be empty (no table, view, sequence or routine) unless `overwrite: true`. A refusal writes nothing.
 3. The stored object is read once to check its size and sha256 against the manifest (`CorruptBackup` if they
@@ -13,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -33,7 +36,7 @@ from worker.backup.process import (
     write_private,
 )
 from worker.backup.storage import Storage, open_storage
-from worker.errors import InvalidRequest, PermanentError, TransientError
+from worker.errors import InvalidRequest, PermanentError, TransientError, WorkerError
 from worker.request import Request, Secrets
 from worker.result import Result
 
@@ -58,6 +61,57 @@ def restore(request: Request, secrets: Secrets, result: Result, redact: list[str
             f"{storage.uri(manifest_key)} does not exist: there is no published backup named {base!r} there",
         )
     record = manifest.parse(raw, storage.uri(manifest_key))
+    lease = _lease(storage, base, request, result)
+    try:
+        _restore(request, secrets, result, storage=storage, base=base, record=record)
+    finally:
+        if lease is not None:
+            with contextlib.suppress(WorkerError):
+                storage.delete([lease])
+
+
+def _lease(storage: Storage, base: str, request: Request, result: Result) -> str | None:
+    """A lease on the backup so a schedule's retention does not delete it while it is read (retention.py); a store
+    that refuses the write (read-only keys) leaves a warning, and the restore goes on without one."""
+    from worker.backup import retention
+
+    try:
+        key = retention.take_lease(
+            storage, base, {k: request.owner.get(k) for k in ("kind", "namespace", "name")}
+        )
+    except PermanentError as exc:
+        if exc.code == "BackupNotFound":
+            raise
+        key = None
+    except WorkerError:
+        key = None
+    if key is None:
+        result.warnings.append(
+            f"could not write a restore lease under {storage.uri(base + '/')}: a schedule's retention may delete "
+            "this backup while it is read"
+        )
+        return None
+    # Retention may have unpublished it between the first read and the lease.
+    if storage.read_small(f"{base}/{manifest.NAME}") is None:
+        storage.delete([key])
+        raise PermanentError(
+            "BackupNotFound",
+            f"{storage.uri(base + '/' + manifest.NAME)} was deleted (by retention) meanwhile",
+        )
+    return key
+
+
+def _restore(
+    request: Request,
+    secrets: Secrets,
+    result: Result,
+    *,
+    storage: Storage,
+    base: str,
+    record: manifest.Manifest,
+) -> None:
+    spec = request.spec
+    database = spec["database"]
     key = None
     if record.encryption:
         key_path = os.environ.get("DBOPS_BACKUP_KEY_FILE")

@@ -8,6 +8,7 @@ DBOPS_S3_SECRET_KEY_FILE; DBOPS_S3_CA_FILE names a CA bundle to trust instead of
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
@@ -143,7 +144,12 @@ class VolumeStorage:
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:
-            self._path(key).unlink(missing_ok=True)
+            path = self._path(key)
+            path.unlink(missing_ok=True)
+            # A backup's directory goes with its last file (rmdir refuses a directory that is not empty).
+            if path.parent != self.root:
+                with contextlib.suppress(OSError):
+                    path.parent.rmdir()
 
     def secrets(self) -> list[str]:
         return []
