@@ -14,7 +14,9 @@ docs/compatibility.md lists every Go field and what dbops does with it).
   spec: the function and the compatibility tools).
 - `mysql.parseTime` (DatabaseInstance): an option of the Go MySQL driver, accepted and not used.
 - `namespace` in a reference: accepted when it is the claim's own namespace, refused otherwise
-  (`reference_namespace_errors`, checked by the function, which knows the claim's namespace).
+  (`reference_namespace_errors`, checked by the function, which knows the claim's namespace); except
+  `instanceRef.namespace` of a Database or DatabaseGrant claim, accepted when that instance's
+  `spec.allowedNamespaces` allows the claim's namespace (the function checks it).
 """
 
 from __future__ import annotations
@@ -205,9 +207,31 @@ def go_only(kind: str, path: str) -> bool:
     return any(path == p or path.startswith((p + ".", p + "[]")) for p in GO_ONLY_PATHS.get(kind, ()))
 
 
-def reference_namespace_errors(kind: str, spec: dict[str, Any], namespace: str | None) -> list[FieldError]:
+# The references that may name another namespace: a DatabaseInstance whose spec.allowedNamespaces allows the
+# claim's namespace (checked by the function, which reads the instance and the Namespace). Only a claim (a legacy
+# cluster-scoped XR) can: its Jobs run in the instance's namespace. Crossplane composes everything of a v2
+# namespaced XR in the XR's own namespace, where a Job cannot read the instance's admin Secret.
+CROSS_NAMESPACE_REFERENCES: dict[str, str] = {
+    "Database": "instanceRef",
+    "DatabaseGrant": "instanceRef",
+}
+
+
+def namespaced_xr_message(given: str, namespace: str) -> str:
+    return (
+        f"a namespaced {namespace} object cannot use a DatabaseInstance of namespace {given}: Crossplane composes its "
+        f"Jobs only in namespace {namespace}, where they cannot read the instance's admin Secret; use a claim "
+        f"(group dbops.dbprovision.io), whose Jobs run in the instance's namespace once its "
+        f"spec.allowedNamespaces allows {namespace}, or a DatabaseInstance in namespace {namespace}"
+    )
+
+
+def reference_namespace_errors(
+    kind: str, spec: dict[str, Any], namespace: str | None, claims: bool = True
+) -> list[FieldError]:
     """A reference's `namespace` other than the claim's own (`namespace`; None: unknown): refused, saying what to
-    do instead."""
+    do instead; except a CROSS_NAMESPACE_REFERENCES reference of a claim (`claims`: a legacy XR), whose consent
+    the function checks."""
     out: list[FieldError] = []
     own = f"namespace {namespace}" if namespace else "namespace"
     for path, needed in REFERENCES.get(kind, ()):
@@ -215,14 +239,25 @@ def reference_namespace_errors(kind: str, spec: dict[str, Any], namespace: str |
         for name in path.split("."):
             node = node.get(name) if isinstance(node, dict) else None
         given = node.get("namespace") if isinstance(node, dict) else None
-        if given is not None and given != namespace:
-            out.append(
-                FieldError(
-                    f"spec.{path}.namespace",
-                    f"cross-namespace references are not supported yet: dbops looks {path} up in the claim's own "
-                    f"{own}, not in {given}; remove the namespace and create {needed} in the claim's {own}",
+        if given is None or given == namespace:
+            continue
+        if CROSS_NAMESPACE_REFERENCES.get(kind) == path:
+            if not claims:
+                out.append(
+                    FieldError(f"spec.{path}.namespace", namespaced_xr_message(given, namespace or "?"))
                 )
+            continue
+        if path == "instanceRef":
+            message = (
+                f"a {kind} cannot use a DatabaseInstance of another namespace yet (its Job needs a Secret of the "
+                f"claim's {own}); create {needed} in the claim's {own}, or a Database or DatabaseGrant, which can"
             )
+        else:
+            message = (
+                f"cross-namespace references are not supported yet: dbops looks {path} up in the claim's own "
+                f"{own}, not in {given}; remove the namespace and create {needed} in the claim's {own}"
+            )
+        out.append(FieldError(f"spec.{path}.namespace", message))
     return out
 
 

@@ -314,13 +314,22 @@ def _database_name(lookup: Lookup, name: str, instance_name: str) -> str:
     spec = lookup.claim_spec(found, "Database", "spec.databaseRef")
     if spec is None:
         return ""
-    if spec["instanceRef"]["name"] != instance_name:
+    if spec["instanceRef"]["name"] != instance_name or spec["instanceRef"].get(
+        "namespace", lookup.view.namespace
+    ) != (lookup.view.namespace):
         lookup.errors.append(
             FieldError(
                 "spec.databaseRef",
-                f"Database {name} is on DatabaseInstance {spec['instanceRef']['name']}, but this user is on "
+                f"Database {name} is on DatabaseInstance {_shown(lookup, spec['instanceRef'])}, but this user is on "
                 f"{instance_name}; reference a Database on the same instance",
             )
         )
         return ""
     return str(spec["name"])
+
+
+def _shown(lookup: Lookup, ref: dict[str, Any]) -> str:
+    namespace = ref.get("namespace")
+    return (
+        f"{namespace}/{ref['name']}" if namespace and namespace != lookup.view.namespace else str(ref["name"])
+    )
