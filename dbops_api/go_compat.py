@@ -15,7 +15,7 @@ docs/compatibility.md lists every Go field and what dbops does with it).
 - `mysql.parseTime` (DatabaseInstance): an option of the Go MySQL driver, accepted and not used.
 - `namespace` in a reference: accepted when it is the claim's own namespace, refused otherwise
   (`reference_namespace_errors`, checked by the function, which knows the claim's namespace); except
-  `instanceRef.namespace` of a Database or DatabaseGrant claim, accepted when that instance's
+  `instanceRef.namespace` of a Database, DatabaseUser or DatabaseGrant claim, accepted when that instance's
   `spec.allowedNamespaces` allows the claim's namespace (the function checks it).
 """
 
@@ -213,6 +213,7 @@ def go_only(kind: str, path: str) -> bool:
 # namespaced XR in the XR's own namespace, where a Job cannot read the instance's admin Secret.
 CROSS_NAMESPACE_REFERENCES: dict[str, str] = {
     "Database": "instanceRef",
+    "DatabaseUser": "instanceRef",
     "DatabaseGrant": "instanceRef",
 }
 
@@ -247,16 +248,10 @@ def reference_namespace_errors(
                     FieldError(f"spec.{path}.namespace", namespaced_xr_message(given, namespace or "?"))
                 )
             continue
-        if path == "instanceRef":
-            message = (
-                f"a {kind} cannot use a DatabaseInstance of another namespace yet (its Job needs a Secret of the "
-                f"claim's {own}); create {needed} in the claim's {own}, or a Database or DatabaseGrant, which can"
-            )
-        else:
-            message = (
-                f"cross-namespace references are not supported yet: dbops looks {path} up in the claim's own "
-                f"{own}, not in {given}; remove the namespace and create {needed} in the claim's {own}"
-            )
+        message = (
+            f"cross-namespace references are not supported yet: dbops looks {path} up in the claim's own "
+            f"{own}, not in {given}; remove the namespace and create {needed} in the claim's {own}"
+        )
         out.append(FieldError(f"spec.{path}.namespace", message))
     return out
 

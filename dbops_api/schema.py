@@ -135,7 +135,7 @@ NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # an instanceRef to an instance whose spec.allowedNamespaces allows the claim's namespace.
 REFERENCE_NAMESPACE_DESCRIPTION = (
     "Accepted for db-provision-operator manifests when it is the claim's own namespace; another namespace is "
-    "refused (cross-namespace references are supported only in the `spec.instanceRef` of a Database or DatabaseGrant)."
+    "refused (cross-namespace references are supported only in `spec.instanceRef`)."
 )
 INSTANCE_NAMESPACE_DESCRIPTION = (
     "The DatabaseInstance's namespace, when not the claim's own: allowed when that instance's "

@@ -75,6 +75,7 @@ def test_consent_given_ready_jobs_in_the_instances_namespace_withdrawn_nothing_d
 ) -> None:
     tenant = unique("team").replace("_", "-")
     dbname = unique("xns")
+    username = unique("xu")
     c = cluster(function_client)
     allowed = (
         {"names": [tenant]} if consent == "names" else {"selector": {"matchLabels": {"dbops/tenant": "yes"}}}
@@ -98,27 +99,62 @@ def test_consent_given_ready_jobs_in_the_instances_namespace_withdrawn_nothing_d
                 ),
                 tenant,
             ),
+            in_namespace(
+                claim(
+                    "DatabaseUser",
+                    "app-user",
+                    {
+                        "instanceRef": {"name": "shared", "namespace": PLATFORM},
+                        "databaseRef": {"name": "app"},
+                        "username": username,
+                        "deletionProtection": False,
+                    },
+                ),
+                tenant,
+            ),
         ]
     )
     c.reconcile()
     app = status(c, "Database", "app", tenant)
     assert app["phase"] == "Ready", app
     assert database_exists(server, dbname)
+    assert status(c, "DatabaseUser", "app-user", tenant)["phase"] == "Ready"
+    credentials = c.secret_data("app-user-credentials", tenant)
+    assert credentials["username"] == username
+    conn = server.connect(user=username, password=credentials["password"], database=None)  # a real login
+    conn.close()
     assert condition(c.claim("Database", "app", tenant), "InstanceReady")["message"] == (
         f"DatabaseInstance {PLATFORM}/shared is Ready"
     )
 
-    # Where each Job ran and what it could read: every Job in platform, each reading only platform's admin Secret.
+    # Where each Job ran and what it could read: every Job in platform, reading platform's admin Secret and, for
+    # the user, the copy of its own password composed there; nothing of the tenant's namespace.
     jobs = jobs_by_namespace(c)
     assert set(jobs) == {PLATFORM}, {ns: [j["metadata"]["name"] for j in js] for ns, js in jobs.items()}
-    for job in jobs[PLATFORM]:
-        assert mounted_secrets(job) == {"admin"}, (job["metadata"]["name"], mounted_secrets(job))
+    platform_secrets = {
+        o["metadata"]["name"]: o
+        for o in c.store.all()
+        if o.get("kind") == "Secret" and o["metadata"].get("namespace") == PLATFORM
+    }
+    mounted = {
+        job["metadata"]["labels"]["crossplane.io/claim-name"]: mounted_secrets(job) for job in jobs[PLATFORM]
+    }
+    copies = {n for n in platform_secrets if n.endswith("-password")}
+    assert len(copies) == 1 and mounted == {
+        "shared": {"admin"},
+        "app": {"admin"},
+        "app-user": {"admin", *copies},
+    }
+    [copied] = copies
+    assert set(platform_secrets[copied]["data"]) == {"password"}
     tenant_secrets = {
         o["metadata"]["name"]
         for o in c.store.all()
         if o.get("kind") == "Secret" and o["metadata"].get("namespace") == tenant
     }
-    assert tenant_secrets == {"admin"}, "nothing of platform was copied into the tenant's namespace"
+    assert tenant_secrets == {"admin", "app-user-credentials"}, (
+        "nothing of platform is in the tenant's namespace"
+    )
 
     # Consent withdrawn (and then the tenant asks for a drop): the claim says so; the server sees no write.
     mark = server.log.mark()  # type: ignore[union-attr]
@@ -129,6 +165,10 @@ def test_consent_given_ready_jobs_in_the_instances_namespace_withdrawn_nothing_d
     assert f"DatabaseInstance {PLATFORM}/shared does not allow namespace {tenant}" in app["message"]
     ready = condition(c.claim("Database", "app", tenant), "InstanceReady")
     assert (ready["status"], ready["reason"]) == ("False", "NamespaceNotAllowed")
+    assert status(c, "DatabaseUser", "app-user", tenant)["phase"] == "Pending"
+    assert c.secret_data("app-user-credentials", tenant) == credentials, "the tenant keeps its Secret"
+    conn = server.connect(user=username, password=credentials["password"], database=None)  # and its login
+    conn.close()
     c.apply(
         [
             in_namespace(

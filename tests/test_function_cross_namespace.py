@@ -229,16 +229,62 @@ def test_a_namespaced_xr_is_refused_naming_the_claim_as_the_alternative(kind: st
     assert "use a claim (group dbops.dbprovision.io)" in status["message"]
 
 
-def test_a_user_naming_another_namespace_is_refused_naming_what_can() -> None:
-    spec = {**QUICKSTART["myapp-user"]["spec"], "instanceRef": REF}
-    spec.pop("databaseRef", None)
-    xr = kube.xr_from_claim(kube.claim("DatabaseUser", "u", spec, namespace=TEAM), namespace=TEAM)
-    rsp = call(xr, {"instance": [instance({"names": [TEAM]})]})
-    assert kube.status(rsp)["phase"] == "Failed" and not kube.jobs(rsp)
-    assert (
-        "spec.instanceRef.namespace: a DatabaseUser cannot use a DatabaseInstance of another namespace yet"
-        in (kube.status(rsp)["message"])
+USER_SPEC = {**QUICKSTART["myapp-user"]["spec"], "instanceRef": REF}
+USER_XR = kube.xr_from_claim(
+    kube.claim("DatabaseUser", "myapp-user", USER_SPEC, namespace=TEAM), namespace=TEAM
+)
+USER_DATABASE = kube.claim("Database", "myapp-db", DB_SPEC, namespace=TEAM)
+
+
+def user_call(
+    observed: dict[str, dict[str, Any]], allowed: dict[str, Any] | None
+) -> fnv1.RunFunctionResponse:
+    required = {"instance": [instance(allowed)], "database": [USER_DATABASE], "credentials-secret": []}
+    return call(USER_XR, required, observed_resources=observed)
+
+
+def test_a_user_keeps_its_credentials_in_its_namespace_and_its_job_reads_a_password_copy_in_the_instances() -> (
+    None
+):
+    allowed = {"names": [TEAM]}
+    first = user_call({}, allowed)
+    desired = kube.desired(first)
+    assert not kube.jobs(first), "the Job waits until its password Secret exists"
+    credentials, copy_ = desired["credentials"], desired["job-password"]
+    assert credentials["metadata"]["namespace"] == TEAM
+    assert copy_["metadata"]["namespace"] == PLATFORM
+    assert set(copy_["data"]) == {"password"}, "the Job's input holds the password alone"
+    password = kube.secret_data(credentials)["password"]
+    assert kube.secret_data(copy_)["password"] == password
+    observed = {k: kube.observed(v, k) for k, v in desired.items()}
+    second = user_call(observed, allowed)
+    [job] = kube.jobs(second).values()
+    assert job["metadata"]["namespace"] == PLATFORM
+    assert mounted_secrets(job) == {"postgres-admin-creds", copy_["metadata"]["name"]}
+    assert kube.job_env(job)["DBOPS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": copy_["metadata"]["name"],
+        "key": "password",
+    }
+    assert kube.secret_data(kube.desired(second)["credentials"])["password"] == password
+    # Consent withdrawn: both Secrets and the Job are kept as they are.
+    withdrawn = user_call(
+        {**observed, **{k: kube.observed(v, k) for k, v in kube.jobs(second).items()}}, None
     )
+    assert set(kube.desired(withdrawn)) == {"credentials", "job-password", *kube.jobs(second)}
+    assert kube.status(withdrawn)["phase"] == "Pending"
+
+
+def test_a_user_template_may_not_copy_the_ca_of_another_namespace() -> None:
+    spec = {
+        **USER_SPEC,
+        "passwordSecret": {"secretName": "x", "secretTemplate": {"data": {"ca.crt": "{{ .CA }}"}}},
+    }
+    xr = kube.xr_from_claim(kube.claim("DatabaseUser", "u", spec, namespace=TEAM), namespace=TEAM)
+    tls_instance = instance({"names": [TEAM]})
+    tls_instance["spec"]["tls"] = {"enabled": True, "mode": "verify-full", "secretRef": {"name": "pg-tls"}}
+    rsp = call(xr, {"instance": [tls_instance], "database": [USER_DATABASE], "credentials-secret": []})
+    assert kube.status(rsp)["phase"] == "Failed" and not kube.jobs(rsp)
+    assert "{{ .CA }} is refused for an instance of another namespace" in kube.status(rsp)["message"]
 
 
 def test_a_backup_of_a_database_on_another_namespaces_instance_is_refused() -> None:

@@ -173,7 +173,7 @@ DATABASE_INSTANCE: Schema = obj(
             "while false: such privileges reach every tenant's data on the server. Default: false.",
         ),
         "allowedNamespaces": obj(
-            "Other namespaces whose Database and DatabaseGrant claims may name this instance in "
+            "Other namespaces whose Database, DatabaseUser and DatabaseGrant claims may name this instance in "
             "`spec.instanceRef` (with `namespace`). Their Jobs run in this instance's namespace, so the admin "
             "Secret is never copied to, nor readable from, theirs. A namespace is allowed when it is listed in "
             "`names` or its labels match `selector`. Default: none (same-namespace claims only). Removing a "

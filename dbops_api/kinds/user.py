@@ -10,6 +10,7 @@ from dbops_api.kinds.shared import (
     ADOPT,
     DRIFT,
     ENGINE_OPTION_RULE,
+    INSTANCE_REF,
     LIFECYCLE,
     admin_roles_listed,
 )
@@ -72,9 +73,7 @@ SECRET_TYPE_RULE = Rule(
 DATABASE_USER: Schema = obj(
     "A user (PostgreSQL role with LOGIN, MySQL/MariaDB account) and its credentials Secret.",
     {
-        "instanceRef": object_ref(
-            "The DatabaseInstance claim (same namespace) whose server holds this user."
-        ),
+        "instanceRef": INSTANCE_REF,
         "databaseRef": object_ref(
             "A Database claim (same namespace) the user gets the use of: on PostgreSQL CONNECT and TEMPORARY on the "
             "database and USAGE on its schema public (no CREATE: see `postgres.databaseAccess` for the owner "
