@@ -313,3 +313,16 @@ def test_a_user_on_the_same_named_instance_of_its_own_namespace_is_not_on_the_da
         "Database myapp-db is on DatabaseInstance platform/postgres-server, but this user is on"
         in (kube.status(rsp)["message"])
     )
+
+
+def test_consent_is_not_part_of_the_instances_check() -> None:
+    """Giving or withdrawing consent re-runs nothing on the server: the instance's Job stays the same."""
+    names = []
+    for allowed in (None, {"names": [TEAM]}, {"selector": {"matchLabels": {"tier": "db"}}}):
+        claim_ = instance(allowed)
+        xr = kube.xr_from_claim(claim_, namespace=PLATFORM)
+        rsp = call(xr, {})
+        [job] = kube.jobs(rsp).values()
+        assert "allowedNamespaces" not in kube.job_request(job)["spec"]
+        names.append(job["metadata"]["name"])
+    assert len(set(names)) == 1, names

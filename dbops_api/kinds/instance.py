@@ -251,6 +251,7 @@ KIND = Kind(
         "postgres",
         "mysql",
         "allowGlobalGrants",
+        "allowedNamespaces",
         "deletionProtection",
         "driftPolicy",
         "discovery",
