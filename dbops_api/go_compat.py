@@ -138,8 +138,9 @@ DISCOVERY = obj(
 )
 
 CLUSTER_INSTANCE_MESSAGE = (
-    "dbops has no cluster-scoped instance (ClusterDatabaseInstance) yet; create a DatabaseInstance claim in this "
-    "namespace (with its own copy of the admin Secret) and name it in spec.instanceRef"
+    "dbops has no cluster-scoped instance (ClusterDatabaseInstance); name a DatabaseInstance of another namespace "
+    "in spec.instanceRef (name and namespace) once its spec.allowedNamespaces allows this namespace, or one of "
+    "this namespace"
 )
 
 CLUSTER_INSTANCE_REF = obj(
@@ -152,15 +153,15 @@ CLUSTER_INSTANCE_REF = obj(
 
 REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
     "DatabaseInstance": (("connection.secretRef", "the admin Secret"),),
-    "Database": (("instanceRef", "a DatabaseInstance claim (with its own copy of the admin Secret)"),),
+    "Database": (("instanceRef", "a DatabaseInstance claim"),),
     "DatabaseUser": (
-        ("instanceRef", "a DatabaseInstance claim (with its own copy of the admin Secret)"),
+        ("instanceRef", "a DatabaseInstance claim"),
         ("databaseRef", "the Database claim"),
         ("existingPasswordSecret", "the password Secret (a copy of it)"),
     ),
     "DatabaseGrant": (
         ("userRef", "the DatabaseUser claim"),
-        ("instanceRef", "a DatabaseInstance claim (with its own copy of the admin Secret)"),
+        ("instanceRef", "a DatabaseInstance claim"),
         ("databaseRef", "the Database claim"),
     ),
     "DatabaseBackup": (
