@@ -14,7 +14,9 @@ docs/compatibility.md lists every Go field and what dbops does with it).
   spec: the function and the compatibility tools).
 - `mysql.parseTime` (DatabaseInstance): an option of the Go MySQL driver, accepted and not used.
 - `namespace` in a reference: accepted when it is the claim's own namespace, refused otherwise
-  (`reference_namespace_errors`, checked by the function, which knows the claim's namespace).
+  (`reference_namespace_errors`, checked by the function, which knows the claim's namespace); except
+  `instanceRef.namespace` of a Database, DatabaseUser or DatabaseGrant claim, accepted when that instance's
+  `spec.allowedNamespaces` allows the claim's namespace (the function checks it).
 """
 
 from __future__ import annotations
@@ -136,8 +138,9 @@ DISCOVERY = obj(
 )
 
 CLUSTER_INSTANCE_MESSAGE = (
-    "dbops has no cluster-scoped instance (ClusterDatabaseInstance) yet; create a DatabaseInstance claim in this "
-    "namespace (with its own copy of the admin Secret) and name it in spec.instanceRef"
+    "dbops has no cluster-scoped instance (ClusterDatabaseInstance); name a DatabaseInstance of another namespace "
+    "in spec.instanceRef (name and namespace) once its spec.allowedNamespaces allows this namespace, or one of "
+    "this namespace"
 )
 
 CLUSTER_INSTANCE_REF = obj(
@@ -150,15 +153,15 @@ CLUSTER_INSTANCE_REF = obj(
 
 REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
     "DatabaseInstance": (("connection.secretRef", "the admin Secret"),),
-    "Database": (("instanceRef", "a DatabaseInstance claim (with its own copy of the admin Secret)"),),
+    "Database": (("instanceRef", "a DatabaseInstance claim"),),
     "DatabaseUser": (
-        ("instanceRef", "a DatabaseInstance claim (with its own copy of the admin Secret)"),
+        ("instanceRef", "a DatabaseInstance claim"),
         ("databaseRef", "the Database claim"),
         ("existingPasswordSecret", "the password Secret (a copy of it)"),
     ),
     "DatabaseGrant": (
         ("userRef", "the DatabaseUser claim"),
-        ("instanceRef", "a DatabaseInstance claim (with its own copy of the admin Secret)"),
+        ("instanceRef", "a DatabaseInstance claim"),
         ("databaseRef", "the Database claim"),
     ),
     "DatabaseBackup": (
@@ -205,9 +208,32 @@ def go_only(kind: str, path: str) -> bool:
     return any(path == p or path.startswith((p + ".", p + "[]")) for p in GO_ONLY_PATHS.get(kind, ()))
 
 
-def reference_namespace_errors(kind: str, spec: dict[str, Any], namespace: str | None) -> list[FieldError]:
+# The references that may name another namespace: a DatabaseInstance whose spec.allowedNamespaces allows the
+# claim's namespace (checked by the function, which reads the instance and the Namespace). Only a claim (a legacy
+# cluster-scoped XR) can: its Jobs run in the instance's namespace. Crossplane composes everything of a v2
+# namespaced XR in the XR's own namespace, where a Job cannot read the instance's admin Secret.
+CROSS_NAMESPACE_REFERENCES: dict[str, str] = {
+    "Database": "instanceRef",
+    "DatabaseUser": "instanceRef",
+    "DatabaseGrant": "instanceRef",
+}
+
+
+def namespaced_xr_message(given: str, namespace: str) -> str:
+    return (
+        f"a namespaced {namespace} object cannot use a DatabaseInstance of namespace {given}: Crossplane composes its "
+        f"Jobs only in namespace {namespace}, where they cannot read the instance's admin Secret; use a claim "
+        f"(group dbops.dbprovision.io), whose Jobs run in the instance's namespace once its "
+        f"spec.allowedNamespaces allows {namespace}, or a DatabaseInstance in namespace {namespace}"
+    )
+
+
+def reference_namespace_errors(
+    kind: str, spec: dict[str, Any], namespace: str | None, claims: bool = True
+) -> list[FieldError]:
     """A reference's `namespace` other than the claim's own (`namespace`; None: unknown): refused, saying what to
-    do instead."""
+    do instead; except a CROSS_NAMESPACE_REFERENCES reference of a claim (`claims`: a legacy XR), whose consent
+    the function checks."""
     out: list[FieldError] = []
     own = f"namespace {namespace}" if namespace else "namespace"
     for path, needed in REFERENCES.get(kind, ()):
@@ -215,14 +241,19 @@ def reference_namespace_errors(kind: str, spec: dict[str, Any], namespace: str |
         for name in path.split("."):
             node = node.get(name) if isinstance(node, dict) else None
         given = node.get("namespace") if isinstance(node, dict) else None
-        if given is not None and given != namespace:
-            out.append(
-                FieldError(
-                    f"spec.{path}.namespace",
-                    f"cross-namespace references are not supported yet: dbops looks {path} up in the claim's own "
-                    f"{own}, not in {given}; remove the namespace and create {needed} in the claim's {own}",
+        if given is None or given == namespace:
+            continue
+        if CROSS_NAMESPACE_REFERENCES.get(kind) == path:
+            if not claims:
+                out.append(
+                    FieldError(f"spec.{path}.namespace", namespaced_xr_message(given, namespace or "?"))
                 )
-            )
+            continue
+        message = (
+            f"cross-namespace references are not supported yet: dbops looks {path} up in the claim's own "
+            f"{own}, not in {given}; remove the namespace and create {needed} in the claim's {own}"
+        )
+        out.append(FieldError(f"spec.{path}.namespace", message))
     return out
 
 

@@ -129,25 +129,33 @@ def immutable(schema: Schema, field: str) -> Schema:
     return out
 
 
-# db-provision-operator's references carry a namespace; dbops resolves every reference in the claim's own.
+NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+# db-provision-operator's references carry a namespace; dbops resolves every reference in the claim's own, except
+# an instanceRef to an instance whose spec.allowedNamespaces allows the claim's namespace.
 REFERENCE_NAMESPACE_DESCRIPTION = (
     "Accepted for db-provision-operator manifests when it is the claim's own namespace; another namespace is "
-    "refused (cross-namespace references are not supported yet)."
+    "refused (cross-namespace references are supported only in `spec.instanceRef`)."
+)
+INSTANCE_NAMESPACE_DESCRIPTION = (
+    "The DatabaseInstance's namespace, when not the claim's own: allowed when that instance's "
+    "`spec.allowedNamespaces` allows this claim's namespace (claims only, not namespaced XRs); its Jobs then run in "
+    "the instance's namespace."
 )
 
 
-def reference_namespace() -> Schema:
-    return string(REFERENCE_NAMESPACE_DESCRIPTION, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", maxLength=63)
+def reference_namespace(description: str = REFERENCE_NAMESPACE_DESCRIPTION) -> Schema:
+    return string(description, pattern=NAMESPACE_PATTERN, maxLength=63)
 
 
-def object_ref(description: str) -> Schema:
+def object_ref(description: str, namespace: str = REFERENCE_NAMESPACE_DESCRIPTION) -> Schema:
     return obj(
         description,
         {
             "name": string(
                 "Name of the claim in the same namespace.", pattern=K8S_NAME_PATTERN, maxLength=253
             ),
-            "namespace": reference_namespace(),
+            "namespace": reference_namespace(namespace),
         },
         required=("name",),
     )

@@ -19,6 +19,8 @@ from dbops_local.store import Obj
 
 API_VERSION = "dbops.dbprovision.io/v1alpha1"
 NAMESPACED_API_VERSION = "ns.dbops.dbprovision.io/v1alpha1"
+# Kinds users may apply that have no namespace (a function may ask for a Namespace's labels).
+CLUSTER_SCOPED = frozenset({("v1", "Namespace")})
 CLAIM_KINDS = (
     "DatabaseInstance",
     "Database",

@@ -116,7 +116,11 @@ class OfflineCluster:
         for manifest in manifests:
             obj = copy.deepcopy(manifest)
             meta = obj.setdefault("metadata", {})
-            meta.setdefault("namespace", self.namespace)
+            if (obj.get("apiVersion"), obj.get("kind")) in xp.CLUSTER_SCOPED:
+                meta.pop("namespace", None)  # as the API server: a cluster-scoped object has no namespace
+                meta["namespace"] = ""
+            else:
+                meta.setdefault("namespace", self.namespace)
             existing = self.store.get(obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"])
             if existing is not None and "status" in existing:
                 obj["status"] = existing["status"]
@@ -401,6 +405,19 @@ class OfflineCluster:
         for name, (wanted, _) in desired.items():
             obj = xp.normalise_secret(xp.composed_metadata(wanted, xr, name))
             meta = obj["metadata"]
+            # As Crossplane's function composer: an observed resource keeps its namespace and name; a namespaced
+            # XR's resources are composed in its own namespace, whatever the function says (a Warning event).
+            if name in observed:
+                meta["namespace"] = observed[name]["metadata"].get("namespace", "")
+                meta["name"] = observed[name]["metadata"]["name"]
+            xr_namespace = xr["metadata"].get("namespace")
+            if xr_namespace and meta.get("namespace") != xr_namespace:
+                if meta.get("namespace"):
+                    outcome.events.append(
+                        f"cannot create composed resource {name!r} in namespace {meta['namespace']!r}, using XR "
+                        f"namespace {xr_namespace!r} instead"
+                    )
+                meta["namespace"] = xr_namespace
             if not meta.get("namespace"):
                 outcome.events.append(
                     f"cannot apply {name}: a namespaced {obj.get('kind')} needs a namespace"

@@ -71,6 +71,9 @@ class View:
     namespace: str | None = None
     # The claim's name (for a v2 Namespaced XR, its own): the default Secret name derives from it.
     claim_name: str = ""
+    # Where the Jobs run and the Secrets they map in are read, when not `namespace`: the namespace of a
+    # DatabaseInstance of another namespace that allows this claim's (docs/function.md#cross-namespace-instances).
+    job_namespace: str | None = None
 
     # The XRD shape of the XR (legacy claims or v2 namespaced); unknown kinds are read as legacy.
     shape: XRShape = LEGACY
@@ -81,6 +84,11 @@ class View:
         if self.shape.claims:
             return self.shape.api_version, claim_kind
         return self.shape.api_version, self.shape.xr_kind_named(claim_kind)
+
+    @property
+    def jobs_namespace(self) -> str | None:
+        """Where this XR's Jobs run (and their Pods and the Secrets they map in are): the instance's namespace."""
+        return self.job_namespace or self.namespace
 
     def resolved(self, requirement: str) -> bool:
         """Whether Crossplane answered this requirement (possibly with nothing found)."""

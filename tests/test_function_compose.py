@@ -1486,9 +1486,9 @@ INVALID = [
     # db-provision-operator fields dbops knows in order to refuse them with why (dbops_api/go_compat.py).
     (
         "reference into another namespace",
-        {"instanceRef": {"name": "postgres-server", "namespace": "database"}},
-        "spec.instanceRef.namespace: cross-namespace references are not supported yet: dbops looks instanceRef up "
-        "in the claim's own namespace default, not in database",
+        {"databaseRef": {"name": "myapp-db", "namespace": "vault"}},
+        "spec.databaseRef.namespace: cross-namespace references are not supported yet: dbops looks "
+        "databaseRef up in the claim's own namespace default, not in vault",
     ),
 ]
 

@@ -47,7 +47,11 @@ SECRET_VALUES = [
 
 
 def _secret(entry: dict[str, Any]) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": entry["name"], "namespace": kube.NAMESPACE, "resourceVersion": "17"}
+    meta: dict[str, Any] = {
+        "name": entry["name"],
+        "namespace": entry.get("namespace", kube.NAMESPACE),
+        "resourceVersion": "17",
+    }
     if "labels" in entry:
         meta["labels"] = entry["labels"]
     if "controller" in entry:
@@ -61,12 +65,14 @@ def _secret(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-WORLD = [kube.claim(c["kind"], c["name"], c["spec"]) for c in hostile.world()["claims"]] + [
-    _secret(s) for s in hostile.world()["secrets"]
-]
+WORLD = [
+    kube.claim(c["kind"], c["name"], c["spec"], namespace=c.get("namespace", kube.NAMESPACE))
+    for c in hostile.world()["claims"]
+] + [_secret(s) for s in hostile.world()["secrets"]]
 # The same world as Crossplane v2 namespaced XRs (ns.dbops.dbprovision.io): references resolve to these.
 NAMESPACED_WORLD = [
-    kube.namespaced_xr(c["kind"], c["name"], c["spec"], "Ready") for c in hostile.world()["claims"]
+    kube.namespaced_xr(c["kind"], c["name"], c["spec"], "Ready", namespace=c.get("namespace", kube.NAMESPACE))
+    for c in hostile.world()["claims"]
 ] + [_secret(s) for s in hostile.world()["secrets"]]
 SHAPES = ("claim", "namespaced")
 
@@ -142,7 +148,9 @@ def stub() -> Iterator[grpcv1.FunctionRunnerServiceStub]:
     server checked these XRs)."""
     address = f"127.0.0.1:{free_port()}"
     proc = subprocess.Popen(
-        [FUNCTION, "--insecure", "--offline", "--address", address], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [FUNCTION, "--insecure", "--offline", "--address", address],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     channel = grpc.insecure_channel(address)
     try:

@@ -608,7 +608,7 @@ def test_examples_use_every_field_of_every_kind() -> None:
 
 # --- deploy/ --------------------------------------------------------------------------------------------------------
 
-DEPLOY_K8S = ["rbac.yaml", "rbac-pods.yaml", "deletion-protection.yaml"]
+DEPLOY_K8S = ["rbac.yaml", "rbac-pods.yaml", "rbac-namespaces.yaml", "deletion-protection.yaml"]
 
 
 @pytest.mark.parametrize("filename", DEPLOY_K8S)
@@ -648,6 +648,13 @@ def test_crossplane_may_manage_jobs_and_only_opting_in_reads_pods() -> None:
         (comp,) = load_all(path)
         for step in comp["spec"]["pipeline"]:
             assert not step["input"].get("status", {}).get("readPods", False), path
+
+
+def test_reading_namespaces_is_an_opt_in_read_only_role_of_its_own() -> None:
+    """deploy/rbac-namespaces.yaml: only for DatabaseInstances that allow namespaces by label selector."""
+    role, rules = _rules("deploy/rbac-namespaces.yaml")
+    assert rules == {(("",), ("namespaces",)): {"get", "list", "watch"}}
+    assert role["metadata"]["name"] not in {_rules("deploy/rbac.yaml")[0]["metadata"]["name"]}
 
 
 def policy() -> tuple[dict[str, Any], dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dbops_local.loop import MAX_REQUIREMENT_ROUNDS, OfflineCluster
+from dbops_local.loop import MAX_REQUIREMENT_ROUNDS, OfflineCluster, Outcome
 from dbops_local.runtime import FunctionClient
 from tests.conftest import unique
 from tests.offline_support import admin_secret, claim, cluster, condition, instance_claim
@@ -109,3 +109,41 @@ def test_conditions_are_merged_as_crossplane_merges_them(function_client: Functi
     )
     c.reconcile(max_wait=0)
     assert condition(c.claim("Database", "db"), "InstanceReady")["status"] == "True", "kept, not dropped"
+
+
+def test_composed_namespaces_follow_crossplanes_rules(function_client: FunctionClient) -> None:
+    """As Crossplane's function composer: a legacy XR's resource goes where the function says; a namespaced XR's
+    always to the XR's namespace (a Warning event); an existing composed resource keeps its namespace and name."""
+    c = cluster(function_client)
+
+    def secret(ns: str, name: str = "s") -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns}, "data": {}}
+
+    legacy = {
+        "apiVersion": "dbops.dbprovision.io/v1alpha1",
+        "kind": "XDatabase",
+        "metadata": {"name": "l", "uid": "1"},
+    }
+    out = Outcome()
+    c._apply_desired(legacy, {}, {"a": (secret("elsewhere"), True)}, out)
+    assert c.store.get("v1", "Secret", "s", "elsewhere") is not None and out.events == []
+
+    namespaced = {
+        "apiVersion": "ns.dbops.dbprovision.io/v1alpha1",
+        "kind": "Database",
+        "metadata": {"name": "n", "namespace": "team", "uid": "2"},
+    }
+    out = Outcome()
+    c._apply_desired(namespaced, {}, {"b": (secret("platform", "t"), True)}, out)
+    assert c.store.get("v1", "Secret", "t", "platform") is None
+    assert c.store.get("v1", "Secret", "t", "team") is not None
+    assert out.events == [
+        "cannot create composed resource 'b' in namespace 'platform', using XR namespace 'team' instead"
+    ]
+
+    observed = {"a": c.store.get("v1", "Secret", "s", "elsewhere")}
+    c._apply_desired(legacy, observed, {"a": (secret("moved", "other"), True)}, Outcome())
+    assert c.store.get("v1", "Secret", "other", "moved") is None, (
+        "an observed resource is never moved or renamed"
+    )
+    assert c.store.get("v1", "Secret", "s", "elsewhere") is not None

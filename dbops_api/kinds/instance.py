@@ -8,10 +8,12 @@ from dbops_api.kinds.shared import LIFECYCLE
 from dbops_api.schema import (
     ENGINES,
     HOST_PATTERN,
+    NAMESPACE_PATTERN,
     PG_SSL_MODES,
     SSL_MODES,
     Rule,
     Schema,
+    array,
     boolean,
     enum,
     ident,
@@ -22,6 +24,7 @@ from dbops_api.schema import (
     secret_key,
     secret_name,
     string,
+    string_map,
 )
 
 DATABASE_INSTANCE: Schema = obj(
@@ -169,6 +172,26 @@ DATABASE_INSTANCE: Schema = obj(
             "PostgreSQL membership in a predefined `pg_*` role (`pg_read_all_data`, `pg_monitor`, ...). Refused "
             "while false: such privileges reach every tenant's data on the server. Default: false.",
         ),
+        "allowedNamespaces": obj(
+            "Other namespaces whose Database, DatabaseUser and DatabaseGrant claims may name this instance in "
+            "`spec.instanceRef` (with `namespace`). Their Jobs run in this instance's namespace, so the admin "
+            "Secret is never copied to, nor readable from, theirs. A namespace is allowed when it is listed in "
+            "`names` or its labels match `selector`. Default: none (same-namespace claims only). Removing a "
+            "namespace stops its claims (they say so in their status); nothing is dropped.",
+            {
+                "names": array(
+                    "Namespaces allowed by name.",
+                    string("A namespace.", pattern=NAMESPACE_PATTERN, maxLength=63),
+                    maxItems=256,
+                    **{"x-kubernetes-list-type": "set"},
+                ),
+                "selector": obj(
+                    "Namespaces allowed by their labels (all of `matchLabels` must match). An empty selector "
+                    "matches nothing.",
+                    {"matchLabels": string_map("Labels a namespace must carry.", max_props=16, max_len=63)},
+                ),
+            },
+        ),
         "deletionProtection": LIFECYCLE["deletionProtection"],
         "driftPolicy": DRIFT_POLICY,
         "discovery": DISCOVERY,
@@ -228,6 +251,7 @@ KIND = Kind(
         "postgres",
         "mysql",
         "allowGlobalGrants",
+        "allowedNamespaces",
         "deletionProtection",
         "driftPolicy",
         "discovery",

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from dbops_api.schema import Rule, Schema, array, boolean, enum, ident_set, object_ref, string
+from dbops_api.schema import (
+    INSTANCE_NAMESPACE_DESCRIPTION,
+    Rule,
+    Schema,
+    array,
+    boolean,
+    enum,
+    ident_set,
+    object_ref,
+    string,
+)
 
 LIFECYCLE: dict[str, Schema] = {
     "deletionPolicy": enum(
@@ -57,7 +67,11 @@ GRANT_ADMIN_ROLES = ident_set(
     "`roles` are held without it."
 )
 
-INSTANCE_REF = object_ref("The DatabaseInstance claim (same namespace) whose server holds this object.")
+INSTANCE_REF = object_ref(
+    "The DatabaseInstance claim whose server holds this object (same namespace, or one whose instance allows "
+    "this namespace).",
+    INSTANCE_NAMESPACE_DESCRIPTION,
+)
 
 
 DRIFT = array(

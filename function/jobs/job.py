@@ -200,7 +200,7 @@ def job(
         "kind": "Job",
         "metadata": {
             "name": name,
-            "namespace": view.namespace,
+            "namespace": view.jobs_namespace,
             "labels": managed_labels(view),
             # Crossplane deletes superseded Jobs without a propagation policy, and batch/v1 then orphans the
             # Pods by default; a foregroundDeletion finalizer set at creation makes that deletion cascade instead,

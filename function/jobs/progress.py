@@ -122,7 +122,7 @@ def progress(
         # Crossplane deletes a Job that leaves the desired set, and its Pod with it: the failed attempt's logs
         # (`kubectl logs job/<name>`) would go with it. Keep the latest failed Job until a Job succeeds.
         prog.resources[key] = Composed(_sanitized(res), ready=True)
-        prog.message += f"; the last failed Job's logs: kubectl logs -n {view.namespace} job/{text(res, 'metadata', 'name')}"
+        prog.message += f"; the last failed Job's logs: kubectl logs -n {view.jobs_namespace} job/{text(res, 'metadata', 'name')}"
     return prog
 
 
@@ -225,7 +225,7 @@ def _progress(view: View, call: WorkerCall, interval_override: int | None, resyn
     if st.phase == "failed" and st.result is None:
         # No worker result (Pods not read, or the worker died first): say where its own words are.
         st = replace(
-            st, message=f"{st.message}; the worker's log: kubectl logs -n {view.namespace} job/{st.name}"
+            st, message=f"{st.message}; the worker's log: kubectl logs -n {view.jobs_namespace} job/{st.name}"
         )
     fresh = job(view, st.name, spec, call, state=state, epoch=job_epoch, attempt=attempt)
     same = job_name(view.name, job_digest(state, spec, job_epoch, attempt)) == st.name
@@ -339,7 +339,7 @@ def pods_requirement(view: View) -> Requirement | None:
     return Requirement(
         api_version="v1",
         kind="Pod",
-        namespace=view.namespace,
+        namespace=view.jobs_namespace,
         match_labels={XR_LABEL: label_value(view.name)},
     )
 

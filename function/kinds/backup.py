@@ -17,6 +17,7 @@ from typing import Any
 
 from dbops_api.result import read_result
 from dbops_api.retention import request_retention
+from dbops_api.validation import FieldError
 from function import status as st
 from function.jobs.job import CONTAINER, JobExtras, WorkerCall, job_spec
 from function.jobs.progress import PODS_REQUIREMENT, carried_over, pods_requirement, progress
@@ -42,10 +43,22 @@ def _database(lookup: Lookup, name: str, path: str) -> tuple[str, dict[str, Any]
     if database is None:
         return None
     instance_name = database["instanceRef"]["name"]
+    elsewhere = database["instanceRef"].get("namespace")
+    if elsewhere and elsewhere != lookup.view.namespace:
+        lookup.errors.append(FieldError(path, cross_namespace_backup(name, elsewhere, instance_name)))
+        return None
     instance = instance_spec(lookup, instance_name, path)
     if instance is None:
         return None
     return instance_name, instance, database
+
+
+def cross_namespace_backup(database: str, namespace: str, instance: str) -> str:
+    return (
+        f"Database {database} is on DatabaseInstance {namespace}/{instance}, of another namespace: a backup or "
+        "restore of it is not supported yet (its Job would need this namespace's storage Secrets next to that "
+        f"namespace's admin Secret); back it up from a claim in namespace {namespace}"
+    )
 
 
 def storage_request(storage: dict[str, Any]) -> dict[str, Any]:

@@ -11,9 +11,9 @@ from function.view import View
 
 
 def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
-    name = spec["instanceRef"]["name"]
-    instance = instance_spec(lookup, name, "spec.instanceRef")
-    return Target(name, instance) if instance is not None else None
+    name, namespace = spec["instanceRef"]["name"], spec["instanceRef"].get("namespace")
+    instance = instance_spec(lookup, name, "spec.instanceRef", namespace)
+    return Target(name, instance, instance_namespace=namespace) if instance is not None else None
 
 
 KIND = Kind("Database", _resolve)

@@ -10,7 +10,7 @@ Each step that ends the call returns an Outcome saying why (invalid, settled, wa
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dbops_api.go_compat import reference_namespace_errors
@@ -22,7 +22,7 @@ from function.jobs.progress import progress
 from function.jobs.request import request_spec, worker_request
 from function.kinds.lifecycle import action_for
 from function.outcome import Outcome
-from function.spec.references import Lookup, Resolution
+from function.spec.references import NOT_ALLOWED, Lookup, Resolution
 from function.spec.validation import engine_block_errors, request_errors, validate_spec
 from function.view import View
 
@@ -35,6 +35,8 @@ class Target:
     instance: dict[str, Any]  # the DatabaseInstance spec, defaults filled in
     resolved: dict[str, Any] = field(default_factory=dict)  # fields added to the request spec
     renames: dict[str, str] = field(default_factory=dict)  # request field -> the claim field it came from
+    # The instance's namespace when it is not the claim's (it allows the claim's): the Jobs run there.
+    instance_namespace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def compose(view: View, kind: Kind) -> Outcome:
     name = kind.name
     spec, errors = validate_spec(view, name)
     if not errors:
-        errors = reference_namespace_errors(name, spec, view.namespace) + kind.spec_errors(spec)
+        errors = reference_namespace_errors(name, spec, view.namespace, view.legacy) + kind.spec_errors(spec)
     if errors:
         return st.invalid(view, name, errors)
     action = kind.action
@@ -100,8 +102,16 @@ def compose(view: View, kind: Kind) -> Outcome:
         return lookup.resolution().invalid(name)
     if target is None or lookup.waiting:
         reason = "WaitingForInstance" if lookup.instance_unavailable else "WaitingForDependencies"
+        if lookup.not_allowed:
+            reason = NOT_ALLOWED
         return lookup.resolution().waiting_outcome(name, reason)
-    access = lookup.credentials(server_access(target.instance))
+    if target.instance_namespace and target.instance_namespace != view.namespace:
+        if spec.get("adopt"):
+            return lookup.resolution().invalid(name, [FieldError("spec.adopt", CROSS_NAMESPACE_ADOPT)])
+        # Its Jobs run in the instance's namespace, where the admin Secret is (docs/function.md).
+        view = replace(view, job_namespace=target.instance_namespace)
+        lookup.view = view
+    access = lookup.credentials(server_access(target.instance), view.jobs_namespace)
     found = lookup.resolution()
     request = worker_request(
         view,
@@ -122,6 +132,13 @@ def compose(view: View, kind: Kind) -> Outcome:
     elif action == "apply" and mode == "ignore":
         request["driftMode"] = "ignore"
     return kind.finish(Ready(view, name, spec, action, found, target, access, request))
+
+
+CROSS_NAMESPACE_ADOPT = (
+    "adopt is refused for an instance of another namespace: it would let this namespace take over objects "
+    "that other namespaces' claims or the server's owner made; create the object under a new name, or manage it "
+    "from a claim in the instance's namespace"
+)
 
 
 def drift_mode(spec: dict[str, Any], instance: dict[str, Any]) -> str:

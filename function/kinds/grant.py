@@ -13,21 +13,25 @@ from function.view import View
 
 
 def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
-    instances: dict[str, str] = {}  # instance name -> the field that led to it
+    # (namespace, instance name) -> the field that led to it; namespace "" is the claim's own.
+    instances: dict[tuple[str, str], str] = {}
     if "instanceRef" in spec:
-        instances.setdefault(spec["instanceRef"]["name"], "spec.instanceRef")
+        instances.setdefault(_instance(view, spec), "spec.instanceRef")
     user: dict[str, Any] | None = None
     if "userRef" in spec:
         user = _claim_spec(lookup, USER, "DatabaseUser", spec["userRef"]["name"], "spec.userRef")
         if user is not None:
-            instances.setdefault(user["instanceRef"]["name"], "spec.userRef")
+            instances.setdefault(_instance(view, user), "spec.userRef")
     database: dict[str, Any] | None = None
     if "databaseRef" in spec:
         database = _claim_spec(lookup, DATABASE, "Database", spec["databaseRef"]["name"], "spec.databaseRef")
         if database is not None:
-            instances.setdefault(database["instanceRef"]["name"], "spec.databaseRef")
+            instances.setdefault(_instance(view, database), "spec.databaseRef")
     if len(instances) > 1:
-        shown = ", ".join(f"{field} -> {name}" for name, field in instances.items())
+        shown = ", ".join(
+            f"{field} -> {namespace + '/' if namespace else ''}{name}"
+            for (namespace, name), field in instances.items()
+        )
         lookup.errors.append(
             FieldError(
                 "spec", f"the references lead to different DatabaseInstances ({shown}); use one instance"
@@ -42,8 +46,8 @@ def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
         )
     if lookup.errors or not instances:
         return None
-    instance_name, path = next(iter(instances.items()))
-    instance = instance_spec(lookup, instance_name, path)
+    (namespace, instance_name), path = next(iter(instances.items()))
+    instance = instance_spec(lookup, instance_name, path, namespace or None)
     if instance is None or lookup.waiting or lookup.errors:
         return None
     engine = str(instance["engine"])
@@ -61,7 +65,14 @@ def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
             resolved["granteeHosts"] = ["%"]
     if database is not None:
         resolved["database"] = database["name"]
-    return Target(instance_name, instance, resolved, renames)
+    return Target(instance_name, instance, resolved, renames, instance_namespace=namespace or None)
+
+
+def _instance(view: View, spec: dict[str, Any]) -> tuple[str, str]:
+    """The (namespace, name) of a spec's instanceRef; namespace "" when it is the claim's own."""
+    ref = spec["instanceRef"]
+    namespace = ref.get("namespace") or ""
+    return ("" if namespace == view.namespace else namespace), ref["name"]
 
 
 KIND = Kind("DatabaseGrant", _resolve)

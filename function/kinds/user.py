@@ -64,16 +64,19 @@ def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
             "v1", "Secret", view.namespace, match_name=wanted
         )
     instance_name = spec["instanceRef"]["name"]
-    instance = instance_spec(lookup, instance_name, "spec.instanceRef")
+    namespace = spec["instanceRef"].get("namespace")
+    instance = instance_spec(lookup, instance_name, "spec.instanceRef", namespace)
     database = ""
     if "databaseRef" in spec:
-        database = _database_name(lookup, spec["databaseRef"]["name"], instance_name)
+        database = _database_name(lookup, spec["databaseRef"]["name"], spec["instanceRef"])
     if "existingPasswordSecret" in spec and applies:
         ref = spec["existingPasswordSecret"]
         lookup.require(PASSWORD_SECRET, "v1", "Secret", ref["name"], "spec.existingPasswordSecret")
     if instance is None:
         return None
-    return Target(instance_name, instance, {"database": database} if database else {})
+    return Target(
+        instance_name, instance, {"database": database} if database else {}, instance_namespace=namespace
+    )
 
 
 def _wanted_secret_name(view: View, spec: dict[str, Any]) -> str:
@@ -147,6 +150,11 @@ def _apply(ready: Ready) -> Outcome:
     endpoint = ready.access.endpoint(ready.target.resolved.get("database", ""))
     ca = ""
     tls = ready.access.tls
+    if tls is not None and creds.uses_ca(template) and view.job_namespace:
+        # The CA sits in a Secret of the instance's namespace: nothing of it reaches this namespace.
+        return lookup.invalid(
+            KIND, [FieldError("spec.passwordSecret.secretTemplate.data", CROSS_NAMESPACE_CA)]
+        )
     if tls is not None and creds.uses_ca(template):
         # `{{ .CA }}`: the CA the instance's connection trusts, from its TLS Secret (asked for with the admin
         # Secret, for the revision). Not rendered before Crossplane has answered: an empty CA would be a lie.
@@ -174,7 +182,19 @@ def _apply(ready: Ready) -> Outcome:
             ],
         )
     secret = creds.secret(view, secret_name, data, kept, password.revision)
-    if needs_secret and (observed is None or password.generated_now):
+    extra: dict[str, Composed] = {}
+    job_input_missing = False
+    if view.job_namespace and password_ref is not None and password.value is not None:
+        # The Job runs in the instance's namespace and reads the password there: a Secret with that one key,
+        # composed next to the Job (docs/function.md#cross-namespace-instances).
+        job_input = creds.job_password_secret(view, password.value, password.revision)
+        extra[creds.JOB_PASSWORD_KEY] = Composed(job_input, ready=True)
+        password_ref = SecretKeyRef(job_input["metadata"]["name"], "password")
+        seen = view.observed.get(creds.JOB_PASSWORD_KEY)
+        job_input_missing = seen is None or text(
+            seen, "metadata", "annotations", creds.REVISION_ANNOTATION
+        ) != str(password.revision)
+    if (needs_secret and (observed is None or password.generated_now)) or job_input_missing:
         # The Pod must never start before its Secret exists (it would fail on the missing secretKeyRef), and a
         # password generated in this call is not yet the one the cluster holds.
         waiting = st.waiting(
@@ -186,19 +206,29 @@ def _apply(ready: Ready) -> Outcome:
         )
         out = replace(
             waiting,
-            resources={k: v for k, v in waiting.resources.items() if k != creds.SECRET_KEY},
+            resources={
+                k: v
+                for k, v in waiting.resources.items()
+                if k not in (creds.SECRET_KEY, creds.JOB_PASSWORD_KEY)
+            },
             ttl_seconds=float(view.input["ttl"]["runningSeconds"]),
         )
     else:
         call = WorkerCall(ready.action, ready.request, ready.access, password_ref, password.revision)
         out = st.from_progress(view, KIND, progress(view, call), lookup.requirements)
     out = replace(
-        out.adding(resources={creds.SECRET_KEY: Composed(secret, ready=True)}, results=warnings),
+        out.adding(resources={creds.SECRET_KEY: Composed(secret, ready=True), **extra}, results=warnings),
         # A password drawn in this call must not be handed out again for the same request: draw anew each time.
         cacheable=out.cacheable and not password.generated_now,
         connection_details=data if view.legacy else {},
     )
     return lookup.annotate(out)
+
+
+CROSS_NAMESPACE_CA = (
+    "{{ .CA }} is refused for an instance of another namespace: the CA is read from that namespace's TLS Secret, "
+    "and nothing of its Secrets is copied here; take the CA from where the platform team publishes it"
+)
 
 
 def _password(
@@ -306,7 +336,7 @@ def _keep_secret_type(
     return {**template, "type": kept}
 
 
-def _database_name(lookup: Lookup, name: str, instance_name: str) -> str:
+def _database_name(lookup: Lookup, name: str, instance_ref: dict[str, Any]) -> str:
     """The server-side name of the referenced Database claim, checking it lives on the same instance."""
     found = lookup.claim(DATABASE, "Database", name, "spec.databaseRef")
     if found is None:
@@ -314,13 +344,25 @@ def _database_name(lookup: Lookup, name: str, instance_name: str) -> str:
     spec = lookup.claim_spec(found, "Database", "spec.databaseRef")
     if spec is None:
         return ""
-    if spec["instanceRef"]["name"] != instance_name:
+    if _where(lookup, spec["instanceRef"]) != _where(lookup, instance_ref):
         lookup.errors.append(
             FieldError(
                 "spec.databaseRef",
-                f"Database {name} is on DatabaseInstance {spec['instanceRef']['name']}, but this user is on "
-                f"{instance_name}; reference a Database on the same instance",
+                f"Database {name} is on DatabaseInstance {_shown(lookup, spec['instanceRef'])}, but this user is on "
+                f"{_shown(lookup, instance_ref)}; reference a Database on the same instance",
             )
         )
         return ""
     return str(spec["name"])
+
+
+def _where(lookup: Lookup, ref: dict[str, Any]) -> tuple[str, str]:
+    """An instanceRef as (namespace, name), the claim's own namespace filled in."""
+    return str(ref.get("namespace") or lookup.view.namespace or ""), str(ref["name"])
+
+
+def _shown(lookup: Lookup, ref: dict[str, Any]) -> str:
+    namespace = ref.get("namespace")
+    return (
+        f"{namespace}/{ref['name']}" if namespace and namespace != lookup.view.namespace else str(ref["name"])
+    )

@@ -16,6 +16,8 @@ from function.secrets import template as secret_template
 from function.view import View
 
 SECRET_KEY = "credentials"  # noqa: S105 (the desired-resource key, not a secret)
+# A cross-namespace user's Job input: the password alone, in the instance's namespace, next to the Job.
+JOB_PASSWORD_KEY = "job-password"  # noqa: S105 (the desired-resource key, not a secret)
 REVISION_ANNOTATION = "dbops.dbprovision.io/password-revision"
 STANDARD_KEYS = ("username", "password", "host", "port", "database", "uri")
 
@@ -215,4 +217,21 @@ def secret(
         },
         "type": template.get("type", "Opaque"),
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(data.items())},
+    }
+
+
+def job_password_secret(view: View, password: str, revision: str) -> dict[str, Any]:
+    """The password the Job of a cross-namespace user maps in, in the Job's namespace (the instance's): named by
+    the XR (cluster-unique for a claim's XR), only the `password` key, dbops' labels, the password revision."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": f"{view.name}-password"[:253],
+            "namespace": view.jobs_namespace,
+            "labels": managed_labels(view),
+            "annotations": {REVISION_ANNOTATION: revision},
+        },
+        "type": "Opaque",
+        "data": {"password": base64.b64encode(password.encode()).decode()},
     }
