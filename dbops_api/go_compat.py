@@ -13,6 +13,8 @@ docs/compatibility.md lists every Go field and what dbops does with it).
   `mysql.timeouts.connect/read/write`, Go durations in whole seconds (`resolve_aliases`, run by whatever reads a
   spec: the function and the compatibility tools).
 - `mysql.parseTime` (DatabaseInstance): an option of the Go MySQL driver, accepted and not used.
+- `passwordRotation` (DatabaseUser): its own module, `dbops_api.rotation` (`schedule` and `oldUserPolicy.action:
+  retain` refused, `serviceRole.name` only the username, `userNaming` accepted and not used).
 - `namespace` in a reference: accepted when it is the claim's own namespace, refused otherwise
   (`reference_namespace_errors`, checked by the function, which knows the claim's namespace).
 """

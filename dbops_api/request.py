@@ -38,7 +38,7 @@ from dbops_api.schema import (
 from dbops_api.validation import FieldError, RuleCheck, normalize, predicates
 
 API_GROUP = "request.dbops.dbprovision.io"
-MAJOR, MINOR = 1, 1  # 1.1: driftMode
+MAJOR, MINOR = 1, 2  # 1.1: driftMode; 1.2: DatabaseUser spec.rotation
 API_VERSION = f"{API_GROUP}/v{MAJOR}.{MINOR}"
 _VERSION = re.compile(r"^" + re.escape(API_GROUP) + r"/v([0-9]{1,4})\.([0-9]{1,4})\Z")
 ACTIONS = ("apply", "plan", "check", "drop", "backup", "restore")

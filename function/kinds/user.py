@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from dbops_api import rotation
 from dbops_api.registry import API_VERSION
 from dbops_api.validation import FieldError
 from function import status as st
@@ -41,6 +42,7 @@ def _spec_errors(spec: dict[str, Any]) -> list[FieldError]:
         FieldError(f"spec.passwordSecret.secretTemplate.{where}", message)
         for where, message in creds.template_errors(settings.get("secretTemplate", {}))
     ]
+    errors += [FieldError(path, message) for path, message in rotation.spec_errors(spec, _generates(spec))]
     if _generates(spec):
         problem = alphabet_error(settings.get("includeSpecialChars", False), settings.get("excludeChars", ""))
         if problem:
