@@ -507,7 +507,7 @@ def plan_user(
             entry = state.owners.get(host)
             check = PasswordCheck(state.login_ok, revision, entry.password_revision if entry else None)
             rotated, handled = (
-                mysql_rotation.steps(
+                rotation_steps(
                     account, current, info, wish, spec["rotation"], check=check, verified=state.rotation_login
                 )
                 if spec.get("rotation") is not None
@@ -697,6 +697,82 @@ def _database_steps(account: Account, database: str, state: UserState, info: Ser
     pattern = db_pattern(database, info, state.partial_revokes)
     sql = Sql().add("GRANT ALL PRIVILEGES ON").add(f"{ident(pattern)}.*").add("TO").account(account)
     return [sql.step(f"spec.database gives the user full use of {database}")]
+
+
+def rotation_steps(
+    account: Account,
+    current: AccountState,
+    info: ServerInfo,
+    wish: Wish,
+    rotation: dict[str, Any],
+    *,
+    check: PasswordCheck,
+    verified: bool | None,
+) -> tuple[list[Step], bool]:
+    """(steps, handled): `handled` means the password is this module's, and the ordinary password steps must not
+    run (they would replace both credentials with one)."""
+    password = wish.password
+    mysql_rotation.check_strategy(rotation)
+    if "generation" not in rotation or password is None:
+        return [], False
+    grace = mysql_rotation.in_grace(rotation)
+    generation = int(rotation["generation"])
+    if is_mariadb(info):
+        plugin = wish.plugin or (current.credentials[0][0] if current.credentials else NATIVE)
+        if plugin not in SETTABLE["mariadb"]:
+            plugin = NATIVE
+        new = stored_form(plugin, password)
+        if new is None:  # pragma: no cover - SETTABLE plugins all have a stored form
+            return [], False
+        creds = current.credentials or ((current.plugin, current.auth_string),)
+        has_new = any(p == plugin and a.upper() == new.upper() for p, a in creds)
+        if grace:
+            if has_new:
+                mysql_rotation.require_verified(account, verified)
+                return [], True
+            old_plugin, old_auth = creds[0]
+            sql = (
+                Sql()
+                .add("ALTER USER")
+                .account(account)
+                .add(f"IDENTIFIED VIA {plugin} USING")
+                .value(new, secret=True)
+                .add(f"OR {old_plugin} USING")
+                .value(old_auth, secret=True)
+            )
+            why = f"rotation: generation {generation}'s password is added; the current one works until it is retired"
+            return [sql.step(why)], True
+        if has_new and len(creds) > 1:
+            sql = (
+                Sql()
+                .add("ALTER USER")
+                .account(account)
+                .add(f"IDENTIFIED VIA {plugin} USING")
+                .value(new, secret=True)
+            )
+            return [
+                sql.step(
+                    f"rotation: the passwords before generation {generation} are past their grace period"
+                )
+            ], True
+        return [], False  # one credential: the ordinary password steps keep it DBOPS_PASSWORD
+    # MySQL 8
+    plugin = wish.plugin or current.plugin
+    if grace:
+        matches = _password_matches(current, plugin, password, check)
+        if matches:
+            mysql_rotation.require_verified(account, verified)
+            return [], True
+        sql = _identified(Sql().add("ALTER USER").account(account), info, plugin, password)
+        sql.add("RETAIN CURRENT PASSWORD")
+        why = f"rotation: generation {generation}'s password is set; the current one stays as the secondary password"
+        return [sql.step(why)], True
+    if current.secondary:
+        sql = Sql().add("ALTER USER").account(account).add("DISCARD OLD PASSWORD")
+        return [
+            sql.step(f"rotation: the password before generation {generation} is past its grace period")
+        ], False
+    return [], False
 
 
 # --- the handler ----------------------------------------------------------------------------------------------------

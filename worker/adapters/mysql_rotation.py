@@ -5,19 +5,17 @@ The account keeps its name; during the grace period it accepts two passwords:
   '<old hash>'` (mysql.global_priv's `auth_or`); retiring keeps only the new one.
 - MySQL 8: `ALTER USER ... IDENTIFIED ... RETAIN CURRENT PASSWORD` (the old password becomes the secondary one);
   retiring is `ALTER USER ... DISCARD OLD PASSWORD`.
-Hashes, never passwords, where the plugin allows (as for every password dbops sets: worker-mysql.md).
+Hashes, never passwords, where the plugin allows (as for every password dbops sets: worker-mysql.md). The
+statements are planned in `mysql_account.rotation_steps`; this module holds what needs no account state.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
-from worker.adapters.base import ServerInfo, Step
-from worker.adapters.mysql_sql import Account, Sql, is_mariadb
+from worker.adapters.mysql_sql import Account
 from worker.errors import PermanentError
-
-if TYPE_CHECKING:
-    from worker.adapters.mysql_account import AccountState, PasswordCheck, Wish
 
 
 def in_grace(rotation: dict[str, Any]) -> bool:
@@ -25,89 +23,7 @@ def in_grace(rotation: dict[str, Any]) -> bool:
     return "generation" in rotation and int(rotation["generation"]) > int(rotation.get("retireBefore", 0))
 
 
-def steps(
-    account: Account,
-    current: AccountState,
-    info: ServerInfo,
-    wish: Wish,
-    rotation: dict[str, Any],
-    *,
-    check: PasswordCheck,
-    verified: bool | None,
-) -> tuple[list[Step], bool]:
-    """(steps, handled): `handled` means the password is this module's, and the ordinary password steps must not
-    run (they would replace both credentials with one)."""
-    from worker.adapters import mysql_account as acc
-
-    password = wish.password
-    if rotation.get("strategy") != "dual-password":
-        raise PermanentError(
-            "InvalidSpec",
-            "spec.passwordRotation.strategy: on MySQL/MariaDB dbops rotates with dual passwords; use dual-password",
-        )
-    if "generation" not in rotation or password is None:
-        return [], False
-    grace = in_grace(rotation)
-    generation = int(rotation["generation"])
-    if is_mariadb(info):
-        plugin = wish.plugin or (current.credentials[0][0] if current.credentials else acc.NATIVE)
-        if plugin not in acc.SETTABLE["mariadb"]:
-            plugin = acc.NATIVE
-        new = acc.stored_form(plugin, password)
-        if new is None:  # pragma: no cover - SETTABLE plugins all have a stored form
-            return [], False
-        creds = current.credentials or ((current.plugin, current.auth_string),)
-        has_new = any(p == plugin and a.upper() == new.upper() for p, a in creds)
-        if grace:
-            if has_new:
-                _require_verified(account, verified)
-                return [], True
-            old_plugin, old_auth = creds[0]
-            sql = (
-                Sql()
-                .add("ALTER USER")
-                .account(account)
-                .add(f"IDENTIFIED VIA {plugin} USING")
-                .value(new, secret=True)
-                .add(f"OR {old_plugin} USING")
-                .value(old_auth, secret=True)
-            )
-            why = f"rotation: generation {generation}'s password is added; the current one works until it is retired"
-            return [sql.step(why)], True
-        if has_new and len(creds) > 1:
-            sql = (
-                Sql()
-                .add("ALTER USER")
-                .account(account)
-                .add(f"IDENTIFIED VIA {plugin} USING")
-                .value(new, secret=True)
-            )
-            return [
-                sql.step(
-                    f"rotation: the passwords before generation {generation} are past their grace period"
-                )
-            ], True
-        return [], False  # one credential: the ordinary password steps keep it DBOPS_PASSWORD
-    # MySQL 8
-    plugin = wish.plugin or current.plugin
-    if grace:
-        matches = acc._password_matches(current, plugin, password, check)
-        if matches:
-            _require_verified(account, verified)
-            return [], True
-        sql = acc._identified(Sql().add("ALTER USER").account(account), info, plugin, password)
-        sql.add("RETAIN CURRENT PASSWORD")
-        why = f"rotation: generation {generation}'s password is set; the current one stays as the secondary password"
-        return [sql.step(why)], True
-    if current.secondary:
-        sql = Sql().add("ALTER USER").account(account).add("DISCARD OLD PASSWORD")
-        return [
-            sql.step(f"rotation: the password before generation {generation} is past its grace period")
-        ], False
-    return [], False
-
-
-def _require_verified(account: Account, verified: bool | None) -> None:
+def require_verified(account: Account, verified: bool | None) -> None:
     if verified is not True:
         raise PermanentError(
             "CredentialNotVerified",
@@ -118,7 +34,16 @@ def _require_verified(account: Account, verified: bool | None) -> None:
         )
 
 
-def facts(rotation: dict[str, Any], accounts: list[AccountState], verified: bool | None) -> dict[str, Any]:
+def check_strategy(rotation: dict[str, Any]) -> None:
+    if rotation.get("strategy") != "dual-password":
+        raise PermanentError(
+            "InvalidSpec",
+            "spec.passwordRotation.strategy: on MySQL/MariaDB dbops rotates with dual passwords; use dual-password",
+        )
+
+
+def facts(rotation: dict[str, Any], accounts: Sequence[Any], verified: bool | None) -> dict[str, Any]:
+    """`accounts`: the listed accounts' AccountState (credentials, secondary)."""
     generation = int(rotation.get("generation", 0))
     two = any(len(a.credentials) > 1 or a.secondary for a in accounts)
     active = (
