@@ -187,7 +187,13 @@ GO_ONLY_PATHS: dict[str, tuple[str, ...]] = {
 }
 GO_ONLY_PATHS["DatabaseInstance"] += ("spec.discovery",)
 GO_ONLY_PATHS["Database"] += ("spec.initSQL", "spec.clusterInstanceRef")
-GO_ONLY_PATHS["DatabaseUser"] += ("spec.clusterInstanceRef",)
+GO_ONLY_PATHS["DatabaseUser"] += (
+    "spec.clusterInstanceRef",
+    "spec.passwordRotation.schedule",
+    "spec.passwordRotation.serviceRole",
+    "spec.passwordRotation.userNaming",
+    "spec.passwordRotation.oldUserPolicy.ownershipCheck",
+)
 GO_ONLY_PATHS["DatabaseGrant"] += ("spec.roleRef",)
 # Storage types accepted by the schema only to be refused with a clear message.
 GO_ONLY_PATHS["DatabaseBackup"] += ("spec.storage.gcs", "spec.storage.azure")

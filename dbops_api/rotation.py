@@ -214,3 +214,23 @@ ROTATION_FACTS: Schema = obj(
         },
     },
 )
+
+
+ROTATION_STATUS: Schema = obj(
+    "Password rotation (spec.passwordRotation), as the function works it out from the credentials Secret, the "
+    "`<secretName>-rotation` Secret and the clock.",
+    {
+        "phase": enum(
+            "`Stable` (never rotated), `NewCredentialCreated` (the next credential is being created and proved by "
+            "a login), `SecretSwitched` (the Secret holds the new credential; the old one works until graceEndsAt), "
+            "`OldRetired` (the old credential no longer works).",
+            PHASES,
+        ),
+        "generation": integer("The generation the credentials Secret holds (0: never rotated)."),
+        "username": string("The login name in the credentials Secret."),
+        "rotatedAt": string("When the Secret last switched to a new credential.", format="date-time"),
+        "graceEndsAt": string("When the old credential is retired.", format="date-time"),
+        "nextRotationAt": string("When maxAge starts the next rotation.", format="date-time"),
+        "trigger": string("The passwordRotation.trigger value the status reflects."),
+    },
+)

@@ -14,7 +14,7 @@ from dbops_api.kinds.shared import (
     LIFECYCLE,
     admin_roles_listed,
 )
-from dbops_api.rotation import PASSWORD_ROTATION, REQUEST_ROTATION, ROTATION_FACTS
+from dbops_api.rotation import PASSWORD_ROTATION, REQUEST_ROTATION, ROTATION_FACTS, ROTATION_STATUS
 from dbops_api.schema import (
     _CALENDAR_TIME,
     CALENDAR_TIME_PATTERN,
@@ -291,6 +291,7 @@ KIND = Kind(
         "passwordRotation",
     ),
     resolved={"database": ident("Database name resolved from databaseRef."), "rotation": REQUEST_ROTATION},
+    status_extra={"rotation": ROTATION_STATUS},
     columns=(
         PHASE_COLUMN,
         column("USERNAME", ".spec.username", "Name of the user in the server."),
