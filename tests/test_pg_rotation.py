@@ -144,3 +144,18 @@ def test_someone_elses_role_of_that_name_is_never_taken(pg: Server) -> None:
     assert can_login(pg, name, p0)
     with pytest.raises(psycopg2.OperationalError):
         pg.connect(user=f"{name}_r1", password=p1).close()
+
+
+def test_dropping_the_user_drops_its_login_roles(pg: Server) -> None:
+    from tests.conftest import run
+
+    name = unique("rot")
+    p0, p1 = (secrets.token_urlsafe(24) for _ in range(2))
+    apply_ok(pg, "DatabaseUser", _spec(name, {"generation": 0}), password=p0)
+    apply_ok(pg, "DatabaseUser", _spec(name, {"generation": 1}), password=p1)
+    # The drop request carries no rotation (the function sends none for ensure: Absent).
+    dropped = run(pg, "drop", "DatabaseUser", {"username": name})
+    assert dropped.code == 0, dropped.result
+    assert f"DROP ROLE {name}_r1" in dropped.result["changes"]
+    assert one(pg, "SELECT count(*) FROM pg_roles WHERE rolname IN (%s, %s)", (name, f"{name}_r1")) == 0
+    assert not can_login(pg, f"{name}_r1", p1)

@@ -86,3 +86,60 @@ def test_on_demand_rotation_switches_after_a_proved_login_and_retires_after_the_
     with pytest.raises(KeyError):
         c.secret_data("app-credentials-rotation")
     assert c.claim("DatabaseUser", "app")["status"]["phase"] == "Ready"
+
+
+@pytest.mark.slow
+def test_a_server_down_between_steps_leaves_the_step_where_it_was_and_the_rotation_resumes(
+    function_client: FunctionClient,
+) -> None:
+    from tests.test_faults_support import dedicated
+
+    with dedicated("postgres") as pg:
+        name = unique("rot")
+        spec: dict[str, Any] = {
+            "instanceRef": {"name": "server"},
+            "username": name,
+            "deletionProtection": False,
+            "passwordRotation": {"enabled": True, "oldUserPolicy": {"gracePeriodDays": 1}},
+        }
+        user = claim("DatabaseUser", "app", spec)
+        c = cluster(function_client)
+        c.apply([admin_secret(pg, "admin"), instance_claim(pg, "server", "admin"), user])
+        c.reconcile()
+        first = c.secret_data("app-credentials")
+
+        # The server is down when the rotation starts: the Job that creates the new credential fails, the Secret
+        # and the old credential stay as they were.
+        rotate = copy.deepcopy(user)
+        rotate["spec"]["passwordRotation"]["trigger"] = "now"
+        pg.stop()
+        try:
+            c.apply([rotate])
+            c.reconcile(max_wait=0)
+            assert _rotation(c)["phase"] == "NewCredentialCreated"
+            assert c.secret_data("app-credentials") == first
+        finally:
+            pg.start()
+        assert _can_login(pg, name, first["password"])
+        c.reconcile(max_wait=5)
+        second = c.secret_data("app-credentials")
+        assert _rotation(c)["phase"] == "SecretSwitched" and second["username"] == f"{name}_r1"
+        assert _can_login(pg, name, first["password"]) and _can_login(pg, f"{name}_r1", second["password"])
+
+        # Down again when the grace period ends: the retiring Job fails, both credentials still work after the
+        # restart, and the next run retires the old one.
+        retire = copy.deepcopy(rotate)
+        retire["spec"]["passwordRotation"]["oldUserPolicy"]["gracePeriodDays"] = 0
+        pg.stop()
+        try:
+            c.apply([retire])
+            c.reconcile(max_wait=0)
+            assert _rotation(c)["phase"] == "SecretSwitched"
+        finally:
+            pg.start()
+        assert _can_login(pg, name, first["password"]) and _can_login(pg, f"{name}_r1", second["password"])
+        c.reconcile(max_wait=5)
+        assert _rotation(c)["phase"] == "OldRetired"
+        assert not _can_login(pg, name, first["password"])
+        assert _can_login(pg, f"{name}_r1", second["password"])
+        assert c.secret_data("app-credentials") == second

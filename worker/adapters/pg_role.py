@@ -497,6 +497,9 @@ class RoleHandler(KindHandler[RoleObserved]):
     def observe_drop(self, spec: dict[str, Any]) -> RoleObserved:
         """`observe`, plus the names of what blocks the drop (one more query per database involved)."""
         out = self.observe(spec)
+        if out.exists and out.rotation is None:
+            # The login roles a rotation created go with the user, whether or not rotation is still on.
+            out.rotation = pg_rotation.observe(self.catalog, spec["username"], None, {})
         ours = ours_for_drop(spec, out)
         blocking = blocking_dependencies(out, ours)
         if blocking:
@@ -538,6 +541,7 @@ class RoleHandler(KindHandler[RoleObserved]):
                 "DependentObjects", dependency_message(name, blocking, observed.dependency_names)
             )
         steps = acl_steps(name, self._access_pairs(spec, observed, revoke=True))
+        steps += pg_rotation.drop_steps(name, observed.rotation, self.owner)
         steps.append(step(f"DROP ROLE {ident(name)}", "the spec asks to drop the role"))
         return Plan(steps)
 

@@ -21,6 +21,7 @@ from worker.adapters.base import Step
 from worker.adapters.pg_sql import Catalog, ident, step
 from worker.errors import PermanentError
 from worker.ownership import Owner, claim_object
+from worker.ownership import parse as parse_marker
 
 LOGIN_ROLES_SQL = """
 SELECT r.rolname::text, r.rolcanlogin, shobj_description(r.oid, 'pg_authid'),
@@ -177,6 +178,30 @@ def _login_role_steps(
             step(f"ALTER ROLE {ident(name)} SET role = {ident(username)}", f"role {name} does not SET role")
         )
     out += password_steps(name, observed.verified, True)
+    return out
+
+
+def drop_steps(username: str, observed: RotationObserved | None, owner: Owner) -> list[Step]:
+    """Dropping the user drops its rotation login roles first (those marked for this claim): left behind, they
+    would still log in. One that owns anything blocks the drop, naming it and the fix."""
+    out: list[Step] = []
+    for generation, role in sorted((observed or RotationObserved()).roles.items()):
+        found = parse_marker(role.marker)
+        if found is None or not found.same(owner):
+            continue
+        if role.dependencies:
+            raise PermanentError(
+                "DependentObjects",
+                f"role {username} cannot be dropped: its rotation login role {role.name} owns or holds "
+                f"{role.dependencies} object(s) or privilege(s). Resolve: REASSIGN OWNED BY {role.name} TO "
+                f"{username}; DROP OWNED BY {role.name} (in each database), then drop again",
+            )
+        out.append(
+            step(
+                f"DROP ROLE {ident(role.name)}",
+                f"the login role of rotation generation {generation} goes with {username}",
+            )
+        )
     return out
 
 
