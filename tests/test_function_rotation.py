@@ -22,7 +22,9 @@ def rotating_xr(**rotation: Any) -> dict[str, Any]:
 
 
 def step(xr: dict[str, Any], observed: dict[str, dict[str, Any]], when: Any, seed: int = 7) -> Any:
-    req = kube.request(xr, observed_resources=observed, required=USER_REQUIRED, input_=USER_INPUT)
+    # Crossplane answered the lookup of the -rotation Secret's name: nothing there.
+    required = {**USER_REQUIRED, rot.REQUIREMENT: []}
+    req = kube.request(xr, observed_resources=observed, required=required, input_=USER_INPUT)
     return call(req, when, seed=seed)
 
 
@@ -107,3 +109,39 @@ def test_a_strategy_the_engine_lacks_and_a_long_username_are_refused_naming_the_
     long_name["spec"]["username"] = "u" * 60
     rsp = call(kube.request(long_name, required=USER_REQUIRED, input_=USER_INPUT), NOW)
     assert "at most 55 characters" in kube.status(rsp)["message"]
+
+
+def test_a_rotation_never_takes_over_a_secret_of_the_rotation_secrets_name() -> None:
+    xr = rotating_xr(trigger="now")
+    secret = kube.observed(
+        kube.desired(call(kube.request(xr, required=USER_REQUIRED, input_=USER_INPUT)))["credentials"],
+        "credentials",
+    )
+    xr["spec"]["passwordRotation"]["trigger"] = "again"
+    # Crossplane has not looked the name up yet: nothing is composed under it.
+    req = kube.request(
+        xr, observed_resources={"credentials": secret}, required=USER_REQUIRED, input_=USER_INPUT
+    )
+    rsp = call(req, NOW)
+    assert rot.SECRET_KEY not in kube.desired(rsp)
+    assert rsp.requirements.resources[rot.REQUIREMENT].match_name == "myapp-db-credentials-rotation"
+    foreign = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "myapp-db-credentials-rotation", "namespace": "default"},
+        "data": {},
+    }
+    required = {**USER_REQUIRED, rot.REQUIREMENT: [foreign]}
+    req = kube.request(xr, observed_resources={"credentials": secret}, required=required, input_=USER_INPUT)
+    rsp = call(req, NOW)
+    assert rot.SECRET_KEY not in kube.desired(rsp)
+    assert [r.reason for r in rsp.results if r.reason == "SecretNotOwned"] == ["SecretNotOwned"]
+    assert kube.status(rsp)["rotation"]["phase"] == "Stable"
+    # Nothing there: the rotation starts.
+    req = kube.request(
+        xr,
+        observed_resources={"credentials": secret},
+        required={**USER_REQUIRED, rot.REQUIREMENT: []},
+        input_=USER_INPUT,
+    )
+    assert rot.SECRET_KEY in kube.desired(call(req, NOW, seed=9))

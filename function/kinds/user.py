@@ -91,7 +91,14 @@ def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
                 )
             )
         else:
-            resolved["rotation"] = rot.step(view, spec, instance["engine"]).request
+            found = rot.step(view, spec, instance["engine"])
+            resolved["rotation"] = found.request
+            if found.start:
+                # Before a -rotation Secret is composed, what else has its name (never taken over: ownership).
+                staging = rot.staging_name(_secret_name(view) or wanted)
+                lookup.requirements[rot.REQUIREMENT] = Requirement(
+                    "v1", "Secret", view.namespace, match_name=staging
+                )
     return Target(instance_name, instance, resolved)
 
 
@@ -288,7 +295,25 @@ def _rotate(
     results: list[Result] = []
     cacheable = out.cacheable
     wake: list[Any] = [t for t in (found.grace_ends, found.next_rotation) if t is not None and t > view.now]
+    blocked = ""
     if found.start:
+        existing = ownership.existing_secret(
+            view,
+            rot.REQUIREMENT,
+            staging_name,
+            _reserved_secrets(spec, ready.target.instance_name, ready.target.instance),
+        )
+        blocked = existing.conflict or ("" if existing.resolved else "waiting")
+        if existing.conflict:
+            results.append(
+                Result(
+                    "Warning",
+                    f"password rotation: {existing.conflict}; dbops never writes to a Secret it did not create for "
+                    f"this claim, so no rotation starts: delete or rename that Secret",
+                    "SecretNotOwned",
+                )
+            )
+    if found.start and not blocked:
         fresh = passwords.generate(
             view.rng, settings["length"], settings["includeSpecialChars"], settings.get("excludeChars", "")
         )

@@ -24,6 +24,9 @@ from function.secrets import credentials as creds
 from function.view import View
 
 SECRET_KEY = "credentials-rotation"  # noqa: S105 (the desired-resource key, not a secret)
+REQUIREMENT = (
+    "rotation-secret"  # the required resource: what has the -rotation Secret's name before it is composed
+)
 GENERATION_ANNOTATION = "dbops.dbprovision.io/rotation-generation"
 ROTATED_AT_ANNOTATION = "dbops.dbprovision.io/rotated-at"
 TRIGGER_ANNOTATION = "dbops.dbprovision.io/rotation-trigger"
