@@ -228,7 +228,10 @@ ROTATION_STATUS: Schema = obj(
         ),
         "generation": integer("The generation the credentials Secret holds (0: never rotated)."),
         "username": string("The login name in the credentials Secret."),
-        "rotatedAt": string("When the Secret last switched to a new credential.", format="date-time"),
+        "rotatedAt": string(
+            "When the Secret last switched to a new credential (never rotated: when it got its first).",
+            format="date-time",
+        ),
         "graceEndsAt": string("When the old credential is retired.", format="date-time"),
         "nextRotationAt": string("When maxAge starts the next rotation.", format="date-time"),
         "trigger": string("The passwordRotation.trigger value the status reflects."),

@@ -72,6 +72,8 @@ def test_a_rotation_by_age_runs_step_by_step_and_the_secret_switches_only_after_
     }
     assert kube.job_request(job)["spec"]["rotation"]["generation"] == 1
     assert kube.job_request(job)["spec"]["rotation"]["retireBefore"] == 0
+    # The `rotate` action: a worker that predates rotation refuses it rather than complete without the credential.
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["dbops-worker", "rotate"]
     assert kube.secret_data(kube.desired(rsp)["credentials"]) == old, "not switched before the Job completed"
 
     # That Job completed (it logged in with the new password): the Secret switches to myapp_r1.

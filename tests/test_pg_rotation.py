@@ -159,3 +159,17 @@ def test_dropping_the_user_drops_its_login_roles(pg: Server) -> None:
     assert f"DROP ROLE {name}_r1" in dropped.result["changes"]
     assert one(pg, "SELECT count(*) FROM pg_roles WHERE rolname IN (%s, %s)", (name, f"{name}_r1")) == 0
     assert not can_login(pg, f"{name}_r1", p1)
+
+
+def test_the_rotate_action_needs_a_generation(pg: Server) -> None:
+    from tests.conftest import run
+
+    name = unique("rot")
+    p0, p1 = (secrets.token_urlsafe(24) for _ in range(2))
+    apply_ok(pg, "DatabaseUser", _spec(name, {"generation": 0}), password=p0)
+    refused = run(pg, "rotate", "DatabaseUser", _spec(name, {}), password=p1)
+    assert refused.code == 2 and refused.result["error"]["code"] == "InvalidRequest"
+    assert "spec.rotation.generation" in refused.result["error"]["message"]
+    done = run(pg, "rotate", "DatabaseUser", _spec(name, {"generation": 1}), password=p1)
+    assert done.code == 0, done.result
+    assert done.result["observed"]["rotation"]["verified"] is True

@@ -229,7 +229,12 @@ def _apply(ready: Ready) -> Outcome:
             ttl_seconds=float(view.input["ttl"]["runningSeconds"]),
         )
     else:
-        call = WorkerCall(ready.action, ready.request, ready.access, job_ref, job_password.revision)
+        action = ready.action
+        if rotating is not None and rotating.uses_staging_password and action == "apply":
+            # A worker that predates rotation does not know `rotate`: its Job fails instead of completing without
+            # the new credential, which would switch the Secret to a login that does not exist.
+            action = "rotate"
+        call = WorkerCall(action, ready.request, ready.access, job_ref, job_password.revision)
         prog = progress(view, call)
         out = st.from_progress(view, KIND, prog, lookup.requirements)
         if rotating is not None:
