@@ -13,6 +13,8 @@ docs/compatibility.md lists every Go field and what dbops does with it).
   `mysql.timeouts.connect/read/write`, Go durations in whole seconds (`resolve_aliases`, run by whatever reads a
   spec: the function and the compatibility tools).
 - `mysql.parseTime` (DatabaseInstance): an option of the Go MySQL driver, accepted and not used.
+- `passwordRotation` (DatabaseUser): its own module, `dbops_api.rotation` (`schedule` and `oldUserPolicy.action:
+  retain` refused, `serviceRole.name` only the username, `userNaming` accepted and not used).
 - `namespace` in a reference: accepted when it is the claim's own namespace, refused otherwise
   (`reference_namespace_errors`, checked by the function, which knows the claim's namespace); except
   `instanceRef.namespace` of a Database, DatabaseUser or DatabaseGrant claim, accepted when that instance's
@@ -188,7 +190,13 @@ GO_ONLY_PATHS: dict[str, tuple[str, ...]] = {
 }
 GO_ONLY_PATHS["DatabaseInstance"] += ("spec.discovery",)
 GO_ONLY_PATHS["Database"] += ("spec.initSQL", "spec.clusterInstanceRef")
-GO_ONLY_PATHS["DatabaseUser"] += ("spec.clusterInstanceRef",)
+GO_ONLY_PATHS["DatabaseUser"] += (
+    "spec.clusterInstanceRef",
+    "spec.passwordRotation.schedule",
+    "spec.passwordRotation.serviceRole",
+    "spec.passwordRotation.userNaming",
+    "spec.passwordRotation.oldUserPolicy.ownershipCheck",
+)
 GO_ONLY_PATHS["DatabaseGrant"] += ("spec.roleRef",)
 # Storage types accepted by the schema only to be refused with a clear message.
 GO_ONLY_PATHS["DatabaseBackup"] += ("spec.storage.gcs", "spec.storage.azure", "spec.ttl")

@@ -31,6 +31,8 @@ class Kind:
     columns: tuple[dict[str, Any], ...]
     # Fields the worker request's spec requires beyond those the claim spec requires and keeps.
     request_required: tuple[str, ...] = ()
+    # Status fields of this kind besides the common ones and its facts (written by the function).
+    status_extra: Mapping[str, Schema] | None = None
 
 
 def column(name: str, path: str, description: str, priority: int = 0) -> dict[str, Any]:

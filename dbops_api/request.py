@@ -38,10 +38,15 @@ from dbops_api.schema import (
 from dbops_api.validation import FieldError, RuleCheck, normalize, predicates
 
 API_GROUP = "request.dbops.dbprovision.io"
-MAJOR, MINOR = 1, 1  # 1.1: driftMode
+MAJOR, MINOR = (
+    1,
+    2,
+)  # 1.1: driftMode; 1.2: DatabaseUser spec.rotation, DatabaseBackup spec.schedule and spec.retention
 API_VERSION = f"{API_GROUP}/v{MAJOR}.{MINOR}"
 _VERSION = re.compile(r"^" + re.escape(API_GROUP) + r"/v([0-9]{1,4})\.([0-9]{1,4})\Z")
-ACTIONS = ("apply", "plan", "check", "drop", "backup", "restore")
+# `rotate`: `apply` for the step of a DatabaseUser password rotation that creates the next credential (request
+# 1.2); a worker that predates it refuses the action, so its Job fails and the credentials Secret is not switched.
+ACTIONS = ("apply", "plan", "check", "drop", "backup", "restore", "rotate")
 # Every kind a request may carry: the claim kinds (the backup kinds among them, with request specs of their own).
 # A DatabaseBackupSchedule's runs carry DatabaseBackup requests: it is no request kind of its own.
 REQUEST_KINDS: tuple[str, ...] = (
@@ -266,6 +271,14 @@ def validate_value(raw: Any, action: str, rules: RuleCheck | None = predicates) 
         errors = engine_errors(kind, value["engine"], value["spec"], "request.spec", allow_global)
     if not errors and kind != "DatabaseInstance":
         errors = owner_errors(value.get("owner") or {})
+    if not errors and action == "rotate" and "generation" not in (value["spec"].get("rotation") or {}):
+        errors = [
+            FieldError(
+                "request.spec.rotation.generation",
+                "the rotate action creates a rotation's next credential: a DatabaseUser request with "
+                "spec.rotation.generation",
+            )
+        ]
     if errors:
         return Checked(None, tuple(errors), tuple(ignored or ()))
     # Fill the engine block's defaults even when it is absent, so adapters see one complete shape.

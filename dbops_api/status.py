@@ -39,5 +39,5 @@ def status_schema(kind: str) -> Schema:
     drift = DRIFT_STATUS if "driftPolicy" in k.spec.get("properties", {}) else {}
     return obj(
         f"Observed state of the {kind}, written by the function.",
-        {**COMMON_STATUS, **drift, k.facts_key: k.facts},
+        {**COMMON_STATUS, **drift, **(k.status_extra or {}), k.facts_key: k.facts},
     )

@@ -231,7 +231,10 @@ RULES: dict[str, dict[str, Rule]] = {
             NEVER_READ
             + " (it generated a password anyway); the password it set is taken from its credentials Secret"
         ),
-        "spec.passwordRotation": Drop("dbops rotates a password when its Secret's password key is replaced"),
+        "spec.passwordRotation": Drop(
+            "the Go operator's rotation users are not dbops' (<username>_r<N>) and its cron schedule has no dbops "
+            "equivalent: after the move, turn on dbops' passwordRotation (maxAge or trigger) if wanted"
+        ),
         "spec.roles": Drop(
             NEVER_READ
             + "; dbops would grant these roles now (and revoke others): add it after the move if wanted"

@@ -15,7 +15,7 @@ from dbops_local.store import Obj
 
 KIND_LABEL = "dbops.dbprovision.io/kind"  # function/labels.py: the claim kind and name every Job carries
 CLAIM_LABEL = "dbops.dbprovision.io/claim"
-WRITING_ACTIONS = ("apply", "drop")
+WRITING_ACTIONS = ("apply", "drop", "rotate")
 
 
 class PlanRefused(Exception):
@@ -33,14 +33,15 @@ def as_plan(job: Obj) -> Obj:
                 f"Job {job['metadata'].get('name')} drops what a deleted claim managed; --plan shows what "
                 "applying the claims would write and has no plan for a drop"
             )
-        container[key] = ["plan" if word == "apply" else word for word in words]
+        container[key] = ["plan" if word in ("apply", "rotate") else word for word in words]
     return out
 
 
 def applies(job: Obj) -> bool:
     """Whether the Job's worker runs `apply` (an instance's `check` only reads and has no plan)."""
     container = job["spec"]["template"]["spec"]["containers"][0]
-    return "apply" in [*(container.get("command") or []), *(container.get("args") or [])]
+    words = [*(container.get("command") or []), *(container.get("args") or [])]
+    return "apply" in words or "rotate" in words
 
 
 def claim_of(job: Obj) -> str:

@@ -224,6 +224,7 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
                 if summary.claim is not None:
                     self.metrics.claims.seen(summary.claim)
                     self.metrics.backups.seen(summary.claim)
+                    self.metrics.rotations.seen(summary.claim)
                 kind = summary.claim[0] if summary.claim is not None else None
                 self.metrics.call(kind, "memoized", time.perf_counter() - started)
                 return rsp
@@ -277,6 +278,7 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
             if isinstance(phase, str):
                 self.metrics.claims.set(*claim, phase)
             self.metrics.backups.set(*claim, outcome.status)
+            self.metrics.rotations.set(*claim, outcome.status)
         self.metrics.call(view.kind, "fatal" if outcome.fatal else "composed", time.perf_counter() - started)
         return rsp
 

@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 
 from dbops_api.registry import KINDS
 from dbops_api.release import VERSION
+from dbops_api.rotation import PHASES as ROTATION_PHASES
 from dbops_api.status import PHASES
 from function.outcome import WorkerReport
 
@@ -159,6 +160,72 @@ class BackupTimes(Collector):
         yield family
 
 
+def _timestamp(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class Rotations(Collector):
+    """Per DatabaseUser with `passwordRotation` (status.rotation): `dbops_password_rotation_phase{namespace, name,
+    phase}` (1 for its phase, 0 for the others) and `dbops_password_rotation_next_step_timestamp_seconds`: when
+    its next step is due (the end of the grace period while `SecretSwitched`, else the next rotation by maxAge;
+    absent when nothing is scheduled). Forgotten like ClaimPhases."""
+
+    def __init__(self, ttl: float = CLAIM_TTL, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._claims: dict[tuple[str, str], tuple[str, float | None, float]] = {}
+
+    def set(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        rotation = status.get("rotation") if kind == "DatabaseUser" else None
+        if not isinstance(rotation, Mapping) or rotation.get("phase") not in ROTATION_PHASES:
+            with self._lock:
+                self._claims.pop((namespace, name), None)
+            return
+        phase = str(rotation["phase"])
+        due = _timestamp(rotation.get("graceEndsAt" if phase == "SecretSwitched" else "nextRotationAt"))
+        with self._lock:
+            self._claims[(namespace, name)] = (phase, due, self.clock())
+
+    def seen(self, claim: tuple[str, str, str]) -> None:
+        key = (claim[1], claim[2])
+        with self._lock:
+            if claim[0] == "DatabaseUser" and key in self._claims:
+                phase, due, _ = self._claims[key]
+                self._claims[key] = (phase, due, self.clock())
+
+    def collect(self) -> Iterator[Metric]:
+        phases = GaugeMetricFamily(
+            "dbops_password_rotation_phase",
+            "Password rotation phase of each DatabaseUser with passwordRotation, as of the function's last call: 1 "
+            "for its phase (Stable, NewCredentialCreated, SecretSwitched, OldRetired), 0 for the others.",
+            labels=["namespace", "name", "phase"],
+        )
+        due = GaugeMetricFamily(
+            "dbops_password_rotation_next_step_timestamp_seconds",
+            "When a DatabaseUser's rotation is due to take its next step (Unix time): the end of the grace period "
+            "while SecretSwitched, else the next rotation by maxAge.",
+            labels=["namespace", "name"],
+        )
+        cutoff = self.clock() - self.ttl
+        with self._lock:
+            for key in [k for k, (_, _, at) in self._claims.items() if at < cutoff]:
+                del self._claims[key]
+            claims = sorted(self._claims.items())
+        for (namespace, name), (current, when, _) in claims:
+            for phase in ROTATION_PHASES:
+                phases.add_metric([namespace, name, phase], 1.0 if phase == current else 0.0)
+            if when is not None:
+                due.add_metric([namespace, name], when)
+        yield phases
+        yield due
+
+
 class Metrics:
     """The function's metrics in a registry of their own (one per FunctionRunner, so tests can make several)."""
 
@@ -217,6 +284,8 @@ class Metrics:
         r.register(self.claims)
         self.backups = BackupTimes(claim_ttl)
         r.register(self.backups)
+        self.rotations = Rotations(claim_ttl)
+        r.register(self.rotations)
 
     def call(self, kind: str | None, outcome: str, seconds: float) -> None:
         k = kind_label(kind)

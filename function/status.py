@@ -24,7 +24,7 @@ INSTANCE_READY = "InstanceReady"
 CONNECTED = "Connected"
 DRIFTED = "Drifted"
 CUSTOM_CONDITIONS = (PROVISIONED, INSTANCE_READY, CONNECTED, DRIFTED)
-CARRIED = ("job", "lastAppliedHash", "lastSuccessfulTime", "attempts", "driftPlan")
+CARRIED = ("job", "lastAppliedHash", "lastSuccessfulTime", "attempts", "driftPlan", "rotation")
 # At most this many of a detect run's statements are kept in status.driftPlan (the worker's result is bounded too).
 DRIFT_SHOWN = 20
 MAX_ERRORS_SHOWN = 8

@@ -96,6 +96,16 @@ def run(
                 "roles": ["no_such_role_for_metrics"],
             },
         )
+        rotating = claim(
+            "DatabaseUser",
+            "metrics-rotating-user",
+            {
+                "instanceRef": {"name": "postgres-server"},
+                "username": "metrics_rotating_u",
+                "passwordRotation": {"enabled": True, "maxAge": "90d"},
+            },
+        )
+        pg.query("DROP ROLE IF EXISTS metrics_rotating_u")
         store = object_store_plain
         storage = {
             "type": "s3",
@@ -126,7 +136,7 @@ def run(
                 "template": {"spec": {"databaseRef": {"name": "myapp-db"}, "storage": storage}},
             },
         )
-        cluster.apply([*docs, failing, keys, backup, schedule])
+        cluster.apply([*docs, failing, rotating, keys, backup, schedule])
         cluster.reconcile(max_wait=3)
         # What Kubernetes' CronJob controller writes once one of the schedule's Jobs completed.
         cronjob = cluster.store.get("batch/v1", "CronJob", "metrics-nightly", "default")
@@ -228,7 +238,7 @@ def test_the_values_say_what_happened(run: Run) -> None:
     ok = _value(
         samples, "dbops_worker_results_total", kind="DatabaseUser", engine="postgres", **{"class": "ok"}
     )
-    assert ok == 1, "one converged user run"
+    assert ok == 2, "two converged user runs: the Quick Start's and metrics-rotating-user's"
     failed = _value(samples, "dbops_worker_results_total", kind="DatabaseUser", **{"class": "permanent"})
     assert failed == 1, samples["dbops_worker_results_total"]
     codes = {labels["code"] for labels, _ in samples["dbops_worker_results_total"] if labels["class"] != "ok"}
@@ -335,3 +345,16 @@ def test_each_change_is_one_event_on_its_claim(run: Run) -> None:
     assert user["target"] == "TARGET_COMPOSITE_AND_CLAIM"
     assert "PASSWORD ***" in user["message"]
     assert not [p for p in run.passwords if p in json.dumps(events)]
+
+
+def test_the_rotation_metrics_say_where_each_rotation_is(run: Run) -> None:
+    samples = run.scrape()
+    labels = {"namespace": "default", "name": "metrics-rotating-user"}
+    assert _value(samples, "dbops_password_rotation_phase", phase="Stable", **labels) == 1
+    assert _value(samples, "dbops_password_rotation_phase", phase="SecretSwitched", **labels) == 0
+    status = run.cluster.claim("DatabaseUser", "metrics-rotating-user")["status"]["rotation"]
+    due = datetime.fromisoformat(status["nextRotationAt"].replace("Z", "+00:00")).timestamp()
+    assert _value(samples, "dbops_password_rotation_next_step_timestamp_seconds", **labels) == due
+    # Users without passwordRotation have no series.
+    assert _value(samples, "dbops_password_rotation_phase", name="myapp-user") == 0
+    assert not [s for s, _ in samples.get("dbops_password_rotation_phase", []) if s["name"] == "myapp-user"]

@@ -54,7 +54,7 @@ def _check_flavor(engine: str, flavor: str, version: str) -> None:
 
 def _converge(adapter: Adapter, action: str, spec: dict[str, Any], result: Result, printer: Any) -> None:
     handler = adapter.handler(result.kind)
-    ignore = action == "apply" and adapter.request.drift_mode == "ignore"
+    ignore = action in ("apply", "rotate") and adapter.request.drift_mode == "ignore"
     observed = _observe(handler, action, spec)
     plan = _plan(handler, action, spec, observed, result, ignore=ignore)
     if action == "plan":

@@ -14,6 +14,7 @@ from dbops_api.kinds.shared import (
     LIFECYCLE,
     admin_roles_listed,
 )
+from dbops_api.rotation import PASSWORD_ROTATION, REQUEST_ROTATION, ROTATION_FACTS, ROTATION_STATUS
 from dbops_api.schema import (
     _CALENDAR_TIME,
     CALENDAR_TIME_PATTERN,
@@ -133,6 +134,7 @@ DATABASE_USER: Schema = obj(
             },
             required=("name",),
         ),
+        "passwordRotation": PASSWORD_ROTATION,
         "roles": ident_set(
             "Roles granted to the user (PostgreSQL role membership, MariaDB/MySQL 8 roles). When set, it is the "
             "exact set: memberships not listed are revoked."
@@ -273,6 +275,7 @@ KIND = Kind(
             "roles": array("Roles the user is a member of.", string("A role.")),
             "login": boolean("Whether the user may log in."),
             "drift": DRIFT,
+            "rotation": ROTATION_FACTS,
         },
     ),
     function_only=(
@@ -285,8 +288,10 @@ KIND = Kind(
         "ensure",
         "driftPolicy",
         "clusterInstanceRef",
+        "passwordRotation",
     ),
-    resolved={"database": ident("Database name resolved from databaseRef.")},
+    resolved={"database": ident("Database name resolved from databaseRef."), "rotation": REQUEST_ROTATION},
+    status_extra={"rotation": ROTATION_STATUS},
     columns=(
         PHASE_COLUMN,
         column("USERNAME", ".spec.username", "Name of the user in the server."),

@@ -44,6 +44,7 @@ SETTLED_PHASE = {
     "plan": "Ready",
     "backup": "Ready",
     "restore": "Ready",
+    "rotate": "Ready",
 }
 
 

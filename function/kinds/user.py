@@ -3,20 +3,23 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
+from dbops_api import rotation
 from dbops_api.registry import API_VERSION
 from dbops_api.validation import FieldError
 from function import status as st
 from function.jobs.connection import SecretKeyRef
 from function.jobs.job import WorkerCall
 from function.jobs.progress import carried_over, progress
+from function.kinds import user_rotation as rot
 from function.kinds.driver import Kind, Ready, Target, compose, run_job
 from function.objects import mapping, text
 from function.outcome import Composed, Outcome, Requirement, Result
 from function.secrets import credentials as creds
 from function.secrets import ownership
+from function.secrets import password as passwords
 from function.secrets.password import alphabet_error
 from function.spec.defaults import block_with_defaults
 from function.spec.references import (
@@ -41,6 +44,7 @@ def _spec_errors(spec: dict[str, Any]) -> list[FieldError]:
         FieldError(f"spec.passwordSecret.secretTemplate.{where}", message)
         for where, message in creds.template_errors(settings.get("secretTemplate", {}))
     ]
+    errors += [FieldError(path, message) for path, message in rotation.spec_errors(spec, _generates(spec))]
     if _generates(spec):
         problem = alphabet_error(settings.get("includeSpecialChars", False), settings.get("excludeChars", ""))
         if problem:
@@ -74,9 +78,31 @@ def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
         lookup.require(PASSWORD_SECRET, "v1", "Secret", ref["name"], "spec.existingPasswordSecret")
     if instance is None:
         return None
-    return Target(
-        instance_name, instance, {"database": database} if database else {}, instance_namespace=namespace
-    )
+    resolved: dict[str, Any] = {"database": database} if database else {}
+    if rot.enabled(spec) and applies:
+        problem = rotation.strategy_error(instance["engine"], spec["passwordRotation"])
+        if namespace and namespace != view.namespace:
+            lookup.errors.append(FieldError("spec.passwordRotation.enabled", CROSS_NAMESPACE_ROTATION))
+        elif problem:
+            lookup.errors.append(FieldError("spec.passwordRotation.strategy", problem))
+        elif instance["engine"] == "postgres" and len(rotation.login_name(spec["username"], 999999)) > 63:
+            lookup.errors.append(
+                FieldError(
+                    "spec.passwordRotation.enabled",
+                    f"rotation names login roles {spec['username']}_r<N>, which must fit PostgreSQL's 63 bytes: "
+                    "use a username of at most 55 characters",
+                )
+            )
+        else:
+            found = rot.step(view, spec, instance["engine"])
+            resolved["rotation"] = found.request
+            if found.start:
+                # Before a -rotation Secret is composed, what else has its name (never taken over: ownership).
+                staging = rot.staging_name(_secret_name(view) or wanted)
+                lookup.requirements[rot.REQUIREMENT] = Requirement(
+                    "v1", "Secret", view.namespace, match_name=staging
+                )
+    return Target(instance_name, instance, resolved, instance_namespace=namespace)
 
 
 def _wanted_secret_name(view: View, spec: dict[str, Any]) -> str:
@@ -146,6 +172,17 @@ def _apply(ready: Ready) -> Outcome:
     if isinstance(chosen, Outcome):
         return chosen
     password, password_ref, needs_secret = chosen
+    engine = ready.access.engine
+    rotating = rot.step(view, spec, engine) if "rotation" in ready.request["spec"] else None
+    secret_user = spec["username"] if rotating is None else rot.username(spec, engine, rotating.generation)
+    job_password, job_ref = password, password_ref
+    next_revision = str(int(password.revision) + 1) if password.revision.isdigit() else "1"
+    staged = creds.secret_value(rotating.staging, "password") if rotating is not None else None
+    if rotating is not None and rotating.uses_staging_password and staged is not None:
+        # The next generation's password, from the -rotation Secret: the credentials Secret is not touched
+        # before a login proved it.
+        job_password = creds.Password(staged, next_revision, generated_now=False)
+        job_ref = SecretKeyRef(rot.staging_name(secret_name), "password")
     template = settings["secretTemplate"]
     endpoint = ready.access.endpoint(ready.target.resolved.get("database", ""))
     ca = ""
@@ -162,7 +199,7 @@ def _apply(ready: Ready) -> Outcome:
             message = f"looking up Secret {tls.secret} for the CA certificate ({{{{ .CA }}}})"
             return lookup.annotate(st.waiting(view, KIND, message, "LookingUp", lookup.requirements))
         ca = creds.secret_value(view.one(TLS_SECRET), tls.ca) or ""
-    data = creds.secret_data(view, endpoint, spec["username"], password.value, template, ca=ca)
+    data = creds.secret_data(view, endpoint, secret_user, password.value, template, ca=ca)
     type_errors = creds.secret_type_errors(template, data)
     if type_errors:
         return lookup.invalid(
@@ -182,18 +219,20 @@ def _apply(ready: Ready) -> Outcome:
             ],
         )
     secret = creds.secret(view, secret_name, data, kept, password.revision)
+    if rotating is not None:
+        _keep_rotation_memory(view, secret, observed, rotating, spec)
     extra: dict[str, Composed] = {}
     job_input_missing = False
-    if view.job_namespace and password_ref is not None and password.value is not None:
+    if view.job_namespace and job_ref is not None and job_password.value is not None:
         # The Job runs in the instance's namespace and reads the password there: a Secret with that one key,
-        # composed next to the Job (docs/function.md#cross-namespace-instances).
-        job_input = creds.job_password_secret(view, password.value, password.revision)
+        # composed next to the Job (docs/function.md#cross-namespace-instances). Rotation is refused there.
+        job_input = creds.job_password_secret(view, job_password.value, job_password.revision)
         extra[creds.JOB_PASSWORD_KEY] = Composed(job_input, ready=True)
-        password_ref = SecretKeyRef(job_input["metadata"]["name"], "password")
+        job_ref = SecretKeyRef(job_input["metadata"]["name"], "password")
         seen = view.observed.get(creds.JOB_PASSWORD_KEY)
         job_input_missing = seen is None or text(
             seen, "metadata", "annotations", creds.REVISION_ANNOTATION
-        ) != str(password.revision)
+        ) != str(job_password.revision)
     if (needs_secret and (observed is None or password.generated_now)) or job_input_missing:
         # The Pod must never start before its Secret exists (it would fail on the missing secretKeyRef), and a
         # password generated in this call is not yet the one the cluster holds.
@@ -214,8 +253,18 @@ def _apply(ready: Ready) -> Outcome:
             ttl_seconds=float(view.input["ttl"]["runningSeconds"]),
         )
     else:
-        call = WorkerCall(ready.action, ready.request, ready.access, password_ref, password.revision)
-        out = st.from_progress(view, KIND, progress(view, call), lookup.requirements)
+        action = ready.action
+        if rotating is not None and rotating.uses_staging_password and action == "apply":
+            # A worker that predates rotation does not know `rotate`: its Job fails instead of completing without
+            # the new credential, which would switch the Secret to a login that does not exist.
+            action = "rotate"
+        call = WorkerCall(action, ready.request, ready.access, job_ref, job_password.revision)
+        prog = progress(view, call)
+        out = st.from_progress(view, KIND, prog, lookup.requirements)
+        if rotating is not None:
+            done = prog.reported is not None and prog.reported.phase == "complete"
+            current = _Credentials(secret_name, secret, data, kept, ca, staged, next_revision)
+            out, secret, data = _rotate(ready, out, rotating, current, done=done)
     out = replace(
         out.adding(resources={creds.SECRET_KEY: Composed(secret, ready=True), **extra}, results=warnings),
         # A password drawn in this call must not be handed out again for the same request: draw anew each time.
@@ -229,6 +278,156 @@ CROSS_NAMESPACE_CA = (
     "{{ .CA }} is refused for an instance of another namespace: the CA is read from that namespace's TLS Secret, "
     "and nothing of its Secrets is copied here; take the CA from where the platform team publishes it"
 )
+CROSS_NAMESPACE_ROTATION = (
+    "password rotation is not offered for an instance of another namespace yet: its Job runs in the instance's "
+    "namespace and would need the next password there as well; rotate by deleting the credentials Secret's "
+    "password key, or use a DatabaseInstance in this namespace"
+)
+
+
+@dataclass(frozen=True)
+class _Credentials:
+    """The credentials Secret as this call composes it, and what a rotation step needs to rewrite it."""
+
+    name: str
+    secret: dict[str, Any]
+    data: dict[str, str]
+    template: dict[str, Any]
+    ca: str
+    staged: str | None  # the -rotation Secret's password
+    next_revision: str
+
+
+def _keep_rotation_memory(
+    view: View, secret: dict[str, Any], observed: dict[str, Any] | None, found: rot.Step, spec: dict[str, Any]
+) -> None:
+    """Carry the rotation's annotations over from the observed Secret; a new Secret records the current trigger
+    (setting a trigger on a new user starts no rotation). The credential's age counts from `rotated-at`: the
+    Secret's creation, or the first call with rotation on for a Secret that does not say when it was created."""
+    notes = mapping(observed, "metadata", "annotations") if observed is not None else {}
+    trigger = str((spec.get("passwordRotation") or {}).get("trigger") or "")
+    kept = {
+        key: str(notes[key])
+        for key in (rot.GENERATION_ANNOTATION, rot.ROTATED_AT_ANNOTATION, rot.TRIGGER_ANNOTATION)
+        if key in notes
+    }
+    if observed is None and trigger:
+        kept[rot.TRIGGER_ANNOTATION] = trigger
+    if rot.ROTATED_AT_ANNOTATION not in kept:
+        since = found.rotated_at or view.now
+        kept[rot.ROTATED_AT_ANNOTATION] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
+    secret["metadata"]["annotations"].update(kept)
+    secret["metadata"]["annotations"].setdefault(rot.GENERATION_ANNOTATION, str(found.generation))
+
+
+def _rotate(
+    ready: Ready, out: Outcome, found: rot.Step, current: _Credentials, *, done: bool
+) -> tuple[Outcome, dict[str, Any], dict[str, str]]:
+    """One rotation step's effect on what this call composes: the -rotation Secret, the Secret switch, the status
+    and when to come back (docs/function.md, "Password rotation")."""
+    view, spec = ready.view, ready.spec
+    engine = ready.access.engine
+    settings = block_with_defaults(KIND, spec, "passwordSecret")
+    staging_name = rot.staging_name(current.name)
+    secret, data = current.secret, current.data
+    phase = found.phase
+    resources: dict[str, Composed] = {}
+    results: list[Result] = []
+    cacheable = out.cacheable
+    wake: list[Any] = [t for t in (found.grace_ends, found.next_rotation) if t is not None and t > view.now]
+    blocked = ""
+    if found.start:
+        existing = ownership.existing_secret(
+            view,
+            rot.REQUIREMENT,
+            staging_name,
+            _reserved_secrets(spec, ready.target.instance_name, ready.target.instance),
+        )
+        blocked = existing.conflict or ("" if existing.resolved else "waiting")
+        if existing.conflict:
+            results.append(
+                Result(
+                    "Warning",
+                    f"password rotation: {existing.conflict}; dbops never writes to a Secret it did not create for "
+                    f"this claim, so no rotation starts: delete or rename that Secret",
+                    "SecretNotOwned",
+                )
+            )
+    if found.start and not blocked:
+        fresh = passwords.generate(
+            view.rng, settings["length"], settings["includeSpecialChars"], settings.get("excludeChars", "")
+        )
+        staging = rot.staging_secret(
+            view, staging_name, fresh, found.generation + 1, found.generation, template=current.template
+        )
+        resources[rot.SECRET_KEY] = Composed(staging, ready=True)
+        phase, cacheable = "NewCredentialCreated", False
+        results.append(
+            Result(
+                "Normal", f"password rotation: generation {found.generation + 1} is being created", "Rotating"
+            )
+        )
+    elif found.staging is not None and current.staged is not None:
+        new = found.new_generation
+        if found.uses_staging_password and done:
+            # The Job created generation N and logged in with it: the Secret now gives it to new logins.
+            username = rot.username(spec, engine, new)
+            endpoint = ready.access.endpoint(ready.target.resolved.get("database", ""))
+            data = creds.secret_data(
+                view, endpoint, username, current.staged, current.template, ca=current.ca
+            )
+            secret = creds.secret(view, current.name, data, current.template, current.next_revision)
+            notes = mapping(current.secret, "metadata", "annotations")
+            rot.annotate(secret, new, view.now, str(notes.get(rot.TRIGGER_ANNOTATION, "")))
+            trigger = str((spec.get("passwordRotation") or {}).get("trigger") or "")
+            if trigger:
+                secret["metadata"]["annotations"][rot.TRIGGER_ANNOTATION] = trigger
+            phase = "SecretSwitched"
+            wake.append(view.now + rot.grace(spec, engine))
+            results.append(
+                Result(
+                    "Normal",
+                    f"password rotation: the credentials Secret switched to generation {new} ({username}); the "
+                    f"old credential works until the grace period ends",
+                    "SecretSwitched",
+                )
+            )
+        if found.retiring and done:
+            phase = "OldRetired"  # the -rotation Secret is left out: Crossplane deletes it
+            results.append(Result("Normal", "password rotation: the old credential is retired", "OldRetired"))
+        else:
+            kept = rot.staging_secret(
+                view,
+                staging_name,
+                current.staged,
+                new if found.uses_staging_password else found.generation,
+                int(found.request["retireBefore"]) if found.uses_staging_password else 0,
+                template=current.template,
+            )
+            kept["metadata"]["annotations"] = {
+                k: v
+                for k, v in mapping(found.staging, "metadata", "annotations").items()
+                if k in (rot.GENERATION_ANNOTATION, rot.RETIRE_BEFORE_ANNOTATION)
+            }
+            resources[rot.SECRET_KEY] = Composed(kept, ready=True)
+    shown = rot.status(found, spec, engine, phase)
+    if phase == "SecretSwitched" and found.uses_staging_password:
+        new = found.new_generation
+        shown.update(generation=new, username=rot.username(spec, engine, new))
+        shown["rotatedAt"] = view.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        shown["graceEndsAt"] = (view.now + rot.grace(spec, engine)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status = {**out.status, "rotation": shown}
+    ttl_at = out.ttl_at
+    if wake:
+        ttl_at = min([*wake, *([ttl_at] if ttl_at is not None else [])])
+    out = replace(
+        out.adding(resources=resources, results=results),
+        status=status,
+        cacheable=cacheable,
+        ttl_at=ttl_at,
+        valid_until=min(ttl_at, out.valid_until) if ttl_at and out.valid_until else out.valid_until,
+    )
+    return out, secret, data
 
 
 def _password(

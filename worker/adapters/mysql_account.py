@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from dbops_api.mysql_privileges import level_privileges
 from worker.adapters import mysql_catalog as catalog
+from worker.adapters import mysql_rotation
 from worker.adapters.base import KindHandler, Plan, ServerInfo, Step, creating
 from worker.adapters.mysql_login import client_host, login_decides
 from worker.adapters.mysql_sql import (
@@ -109,6 +110,9 @@ class AccountState:
     locked: bool = False
     is_role: bool = False
     default_roles: tuple[str, ...] = ()
+    # MariaDB: every (plugin, authentication string) of an `IDENTIFIED VIA ... OR ...` chain, the primary first
+    credentials: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    secondary: bool = False  # MySQL 8: a retained (secondary) password exists (read only for a rotation)
 
 
 def account_from_json(host: str, data: dict[str, Any], flavor: str) -> AccountState:
@@ -122,6 +126,12 @@ def account_from_json(host: str, data: dict[str, Any], flavor: str) -> AccountSt
         ssl_type = _MARIADB_SSL_TYPES.get(int(ssl_type or 0), "SPECIFIED")
     locked = data.get("account_locked", False)
     default_role = str(data.get("default_role") or "")
+    top = (str(data.get("plugin") or NATIVE), str(data.get("authentication_string") or ""))
+    credentials = tuple(
+        (str(e.get("plugin") or top[0]), str(e.get("authentication_string") or "")) if e else top
+        for e in (chain if isinstance(chain, list) and chain else [{}])
+        if isinstance(e, dict)
+    )
     return AccountState(
         host=host,
         plugin=plugin,
@@ -131,6 +141,8 @@ def account_from_json(host: str, data: dict[str, Any], flavor: str) -> AccountSt
         locked=locked is True or str(locked).upper() in ("Y", "1", "TRUE"),
         is_role=bool(data.get("is_role")),
         default_roles=(default_role,) if default_role else (),
+        credentials=credentials,
+        secondary=bool(data.get("secondary")),
     )
 
 
@@ -152,12 +164,15 @@ class UserState:
     )
     owners: dict[str, catalog.Entry] = field(default_factory=dict)  # host -> its row in dbops' catalog
     catalog_exists: bool = True
+    rotation_login: bool | None = (
+        None  # spec.rotation: a login with DBOPS_PASSWORD worked (None: not tried/unknown)
+    )
 
 
 # --- account queries shared with grants ---------------------------------------------------------------------------
 
 
-def account_parts(info: ServerInfo, user: str) -> list[tuple[str, list[Any]]]:
+def account_parts(info: ServerInfo, user: str, rotation: bool = False) -> list[tuple[str, list[Any]]]:
     """Union parts: the accounts named `user` ('account', host, json) and the roles granted to them."""
     if is_mariadb(info):
         return [
@@ -171,7 +186,13 @@ def account_parts(info: ServerInfo, user: str) -> list[tuple[str, list[Any]]]:
         "JSON_OBJECT('plugin', plugin, 'authentication_string', "
         f"IF(plugin = '{NATIVE}', authentication_string, ''), 'ssl_type', ssl_type, "
         "'max_questions', max_questions, 'max_updates', max_updates, 'max_connections', max_connections, "
-        "'max_user_connections', max_user_connections, 'account_locked', account_locked)"
+        "'max_user_connections', max_user_connections, 'account_locked', account_locked"
+        + (
+            ", 'secondary', JSON_CONTAINS_PATH(User_attributes, 'one', '$.additional_password')"
+            if rotation
+            else ""
+        )
+        + ")"
     )
     return [
         (row("account", ["Host", account_json], "FROM mysql.user WHERE User = %s"), [user]),
@@ -485,7 +506,17 @@ def plan_user(
         else:
             entry = state.owners.get(host)
             check = PasswordCheck(state.login_ok, revision, entry.password_revision if entry else None)
-            plan.steps += _alter_steps(account, current, info, wish, check=check, drift=plan.drift)
+            rotated, handled = (
+                rotation_steps(
+                    account, current, info, wish, spec["rotation"], check=check, verified=state.rotation_login
+                )
+                if spec.get("rotation") is not None
+                else ([], False)
+            )
+            plan.steps += rotated
+            # A rotation step owns the password: the ordinary steps would replace both credentials with one.
+            others = replace(wish, password=None, plugin=None) if handled else wish
+            plan.steps += _alter_steps(account, current, info, others, check=check, drift=plan.drift)
         if roles is not None:
             plan.steps += membership_steps(
                 account,
@@ -668,6 +699,82 @@ def _database_steps(account: Account, database: str, state: UserState, info: Ser
     return [sql.step(f"spec.database gives the user full use of {database}")]
 
 
+def rotation_steps(
+    account: Account,
+    current: AccountState,
+    info: ServerInfo,
+    wish: Wish,
+    rotation: dict[str, Any],
+    *,
+    check: PasswordCheck,
+    verified: bool | None,
+) -> tuple[list[Step], bool]:
+    """(steps, handled): `handled` means the password is this module's, and the ordinary password steps must not
+    run (they would replace both credentials with one)."""
+    password = wish.password
+    mysql_rotation.check_strategy(rotation)
+    if "generation" not in rotation or password is None:
+        return [], False
+    grace = mysql_rotation.in_grace(rotation)
+    generation = int(rotation["generation"])
+    if is_mariadb(info):
+        plugin = wish.plugin or (current.credentials[0][0] if current.credentials else NATIVE)
+        if plugin not in SETTABLE["mariadb"]:
+            plugin = NATIVE
+        new = stored_form(plugin, password)
+        if new is None:  # pragma: no cover - SETTABLE plugins all have a stored form
+            return [], False
+        creds = current.credentials or ((current.plugin, current.auth_string),)
+        has_new = any(p == plugin and a.upper() == new.upper() for p, a in creds)
+        if grace:
+            if has_new:
+                mysql_rotation.require_verified(account, verified)
+                return [], True
+            old_plugin, old_auth = creds[0]
+            sql = (
+                Sql()
+                .add("ALTER USER")
+                .account(account)
+                .add(f"IDENTIFIED VIA {plugin} USING")
+                .value(new, secret=True)
+                .add(f"OR {old_plugin} USING")
+                .value(old_auth, secret=True)
+            )
+            why = f"rotation: generation {generation}'s password is added; the current one works until it is retired"
+            return [sql.step(why)], True
+        if has_new and len(creds) > 1:
+            sql = (
+                Sql()
+                .add("ALTER USER")
+                .account(account)
+                .add(f"IDENTIFIED VIA {plugin} USING")
+                .value(new, secret=True)
+            )
+            return [
+                sql.step(
+                    f"rotation: the passwords before generation {generation} are past their grace period"
+                )
+            ], True
+        return [], False  # one credential: the ordinary password steps keep it DBOPS_PASSWORD
+    # MySQL 8
+    plugin = wish.plugin or current.plugin
+    if grace:
+        matches = _password_matches(current, plugin, password, check)
+        if matches:
+            mysql_rotation.require_verified(account, verified)
+            return [], True
+        sql = _identified(Sql().add("ALTER USER").account(account), info, plugin, password)
+        sql.add("RETAIN CURRENT PASSWORD")
+        why = f"rotation: generation {generation}'s password is set; the current one stays as the secondary password"
+        return [sql.step(why)], True
+    if current.secondary:
+        sql = Sql().add("ALTER USER").account(account).add("DISCARD OLD PASSWORD")
+        return [
+            sql.step(f"rotation: the password before generation {generation} is past its grace period")
+        ], False
+    return [], False
+
+
 # --- the handler ----------------------------------------------------------------------------------------------------
 
 
@@ -684,7 +791,7 @@ class UserHandler(KindHandler[UserState]):
         username = spec["username"]
         options = spec.get("mysql") or {}
         hosts = list(options.get("allowedHosts") or ["%"])
-        parts = account_parts(info, username)
+        parts = account_parts(info, username, rotation=spec.get("rotation") is not None)
         if spec.get("roles"):
             parts.append(known_role_part(info, spec["roles"]))
         if options.get("authPlugin"):
@@ -752,7 +859,12 @@ class UserHandler(KindHandler[UserState]):
                 client_certificate=self.adapter.client_certificate,
             ):
                 login_ok = self.adapter.try_login(username, password)
+        rotation_login = None
+        if spec.get("rotation") is not None and password is not None and accounts:
+            # A real login with the new password: what the Secret switch waits for.
+            rotation_login = self.adapter.try_login(username, password)
         return UserState(
+            rotation_login=rotation_login,
             accounts=accounts,
             is_role=is_role,
             roles={h: frozenset(r) for h, r in parsed.roles.items()},
@@ -791,6 +903,8 @@ class UserHandler(KindHandler[UserState]):
         drift = user_drift(spec, observed, self.owner)
         if drift:
             out["drift"] = drift
+        if spec.get("rotation") is not None:
+            out["rotation"] = mysql_rotation.facts(spec["rotation"], listed, observed.rotation_login)
         return out
 
 

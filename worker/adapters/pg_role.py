@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from dbops_api import pg_privileges as privs
-from worker.adapters import pg_password
+from worker.adapters import pg_password, pg_rotation
 from worker.adapters.base import KindHandler, Plan, Step
 from worker.adapters.pg_acl import (
     MEMBERSHIPS_SQL,
@@ -133,6 +133,7 @@ class RoleObserved:
     access: ObjectsObserved | None = None  # the user's privileges on spec.database and its schema public
     dependencies: list[Dependency] = field(default_factory=list)
     dependency_names: dict[DependencyKey, tuple[str, ...]] = field(default_factory=dict)  # drop path only
+    rotation: pg_rotation.RotationObserved | None = None  # spec.rotation: the login roles (pg_rotation)
 
 
 def desired_roles(spec: dict[str, Any]) -> frozenset[str] | None:
@@ -195,10 +196,18 @@ class RoleHandler(KindHandler[RoleObserved]):
 
     # --- observe ------------------------------------------------------------------------------------------------
 
+    def _own_password(self, spec: dict[str, Any]) -> str | None:
+        """DBOPS_PASSWORD when it is the user's own: with rotation past generation 0 it is a login role's."""
+        rotation = spec.get("rotation")
+        if rotation is None or pg_rotation.manages_base_password(rotation):
+            return self._password
+        return None
+
     def observe(self, spec: dict[str, Any]) -> RoleObserved:
         name = spec["username"]
         wanted = sorted(desired_roles(spec) or ())
-        read_password = self._password is not None and self.catalog.admin_is_superuser
+        own_password = self._own_password(spec)
+        read_password = own_password is not None and self.catalog.admin_is_superuser
         sql = ROLE_SQL.format(
             columns=", ".join(f"r.{column}" for _, column, _ in ATTRIBUTES),
             memberships=MEMBERSHIPS_SQL,
@@ -236,11 +245,11 @@ class RoleHandler(KindHandler[RoleObserved]):
                 )
                 for d in (json.loads(deps) if isinstance(deps, str) else deps)
             ]
-            if self._password is not None:
+            if own_password is not None:
                 if read_password:
-                    out.password_matches = pg_password.matches(stored, self._password)
+                    out.password_matches = pg_password.matches(stored, own_password)
                 elif not out.expired:
-                    out.password_matches = self.catalog.password_works(name, self._password)
+                    out.password_matches = self.catalog.password_works(name, own_password)
                 # else unknown: PostgreSQL refuses an expired role's password exactly like a wrong one.
         database_name = spec.get("database")
         # databaseAccess: Owner needs no privilege read: the owner holds every privilege on it.
@@ -258,6 +267,9 @@ class RoleHandler(KindHandler[RoleObserved]):
                 name,
                 [Want(privs.DATABASE, None, database_name), Want(privs.SCHEMA, "public", None)],
             )
+        if spec.get("rotation") is not None and out.exists:
+            pg_rotation.check_request(name, spec["rotation"])
+            out.rotation = pg_rotation.observe(self.catalog, name, self._password, spec["rotation"])
         return out
 
     # --- plan ---------------------------------------------------------------------------------------------------
@@ -265,6 +277,10 @@ class RoleHandler(KindHandler[RoleObserved]):
     def plan(self, spec: dict[str, Any], observed: RoleObserved) -> Plan:
         name = spec["username"]
         pg = spec["postgres"]
+        rotation = spec.get("rotation")
+        if rotation is not None:
+            observed_login = bool(observed.attributes.get("login", pg["login"]))
+            pg = {**pg, "login": pg_rotation.base_login(rotation, pg["login"], observed_login)}
         verdict = claim_object(
             f"role {name}", observed.exists, observed.marker, self.owner, bool(spec.get("adopt"))
         )
@@ -283,7 +299,8 @@ class RoleHandler(KindHandler[RoleObserved]):
             if verdict is Claim.MARK:
                 steps.append(self._mark(name, f"spec.adopt: role {name} is taken over by {self.owner}"))
             steps += self._alter_attributes(name, pg, observed)
-        steps += self._password_steps(name, observed)
+        if self._own_password(spec) is not None:
+            steps += self._password_steps(name, observed)
         steps += self._setting_steps(name, pg, observed)
         steps += membership_steps(
             name,
@@ -299,7 +316,34 @@ class RoleHandler(KindHandler[RoleObserved]):
                 steps += self._ownership_steps(spec, observed)
             else:
                 steps += acl_steps(name, self._access_pairs(spec, observed, revoke=False))
-        return Plan(steps, creates=not observed.exists)
+        warnings: list[str] = []
+        if rotation is not None:
+            # The login roles come after the user's role, which they join.
+            more, warnings = pg_rotation.plan(
+                name,
+                rotation,
+                observed.rotation or pg_rotation.RotationObserved(),
+                self.owner,
+                self._login_password,
+            )
+            steps += more
+        return Plan(steps, warnings=warnings, creates=not observed.exists)
+
+    def _login_password(self, name: str, matches: bool | None, exists: bool) -> list[Step]:
+        """A rotation login role's password steps: set unless a login proved it (unverifiable when unknown)."""
+        if self._password is None or matches:
+            return []
+        return [
+            step(
+                f"ALTER ROLE {ident(name)} PASSWORD %(password)s",
+                f"role {name} is new"
+                if not exists
+                else f"the password of {name} differs from DBOPS_PASSWORD",
+                secret_params={"password": pg_password.verifier(self._password)},
+                also_secret=(self._password,),
+                unverifiable=exists and matches is None,
+            )
+        ]
 
     def _mark(self, name: str, reason: str) -> Step:
         return step(f"COMMENT ON ROLE {ident(name)} IS %(marker)s", reason, {"marker": self.owner.marker})
@@ -453,6 +497,9 @@ class RoleHandler(KindHandler[RoleObserved]):
     def observe_drop(self, spec: dict[str, Any]) -> RoleObserved:
         """`observe`, plus the names of what blocks the drop (one more query per database involved)."""
         out = self.observe(spec)
+        if out.exists and out.rotation is None:
+            # The login roles a rotation created go with the user, whether or not rotation is still on.
+            out.rotation = pg_rotation.observe(self.catalog, spec["username"], None, {})
         ours = ours_for_drop(spec, out)
         blocking = blocking_dependencies(out, ours)
         if blocking:
@@ -494,6 +541,7 @@ class RoleHandler(KindHandler[RoleObserved]):
                 "DependentObjects", dependency_message(name, blocking, observed.dependency_names)
             )
         steps = acl_steps(name, self._access_pairs(spec, observed, revoke=True))
+        steps += pg_rotation.drop_steps(name, observed.rotation, self.owner)
         steps.append(step(f"DROP ROLE {ident(name)}", "the spec asks to drop the role"))
         return Plan(steps)
 
@@ -503,6 +551,17 @@ class RoleHandler(KindHandler[RoleObserved]):
             "roles": sorted({m.role for m in observed.memberships}),
             "login": bool(observed.attributes.get("login", False)),
             "drift": [],
+            **(
+                {
+                    "rotation": pg_rotation.facts(
+                        spec["rotation"],
+                        observed.rotation or pg_rotation.RotationObserved(),
+                        bool(observed.attributes.get("login", False)),
+                    )
+                }
+                if spec.get("rotation") is not None
+                else {}
+            ),
         }
 
 
