@@ -287,6 +287,18 @@ def test_a_user_template_may_not_copy_the_ca_of_another_namespace() -> None:
     assert "{{ .CA }} is refused for an instance of another namespace" in kube.status(rsp)["message"]
 
 
+def test_password_rotation_is_refused_for_an_instance_of_another_namespace() -> None:
+    spec = {**USER_SPEC, "passwordRotation": {"enabled": True, "maxAge": "90d"}}
+    xr = kube.xr_from_claim(kube.claim("DatabaseUser", "u", spec, namespace=TEAM), namespace=TEAM)
+    rsp = call(
+        xr, {"instance": [instance({"names": [TEAM]})], "database": [USER_DATABASE], "credentials-secret": []}
+    )
+    status = kube.status(rsp)
+    assert status["phase"] == "Failed" and not kube.jobs(rsp), status
+    assert "spec.passwordRotation.enabled" in status["message"]
+    assert "password rotation is not offered for an instance of another namespace" in status["message"]
+
+
 def test_a_backup_of_a_database_on_another_namespaces_instance_is_refused() -> None:
     spec = {"databaseRef": {"name": "myapp-db"}, "storage": {"type": "pvc", "pvc": {"claimName": "backups"}}}
     xr = kube.xr_from_claim(kube.claim("DatabaseBackup", "b", spec, namespace=TEAM), namespace=TEAM)
