@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -480,15 +481,36 @@ def test_encryption_frames_detect_changes_and_truncation() -> None:
         cut.finish()
 
 
+def test_zstd_output_is_one_standard_frame(tmp_path: Path) -> None:
+    # libzstd compresses on a thread of its own; what it writes is still one ordinary frame for `zstd -d` and restore.
+    plain = b"".join(hashlib.sha256(str(i).encode()).hexdigest().encode() for i in range(400_000))
+    compressor = codec.compressor("zstd", 3)
+    step = 99_999
+    stored = b"".join(compressor.update(plain[i : i + step]) for i in range(0, len(plain), step))
+    stored += compressor.finish()
+    assert len(stored) < len(plain) * 0.7
+    decompressor = codec.decompressor("zstd")
+    assert b"".join(decompressor.update(stored[i : i + step]) for i in range(0, len(stored), step)) == plain
+    assert decompressor.finish() == b""
+    if shutil.which("zstd"):
+        done = subprocess.run(["zstd", "-d", "-c"], input=stored, capture_output=True, check=True)
+        assert done.stdout == plain
+        (tmp_path / "dump.zst").write_bytes(stored)
+        listed = subprocess.run(["zstd", "-lv", str(tmp_path / "dump.zst")], capture_output=True, text=True, check=True)
+        assert "Zstandard Frames: 1\n" in listed.stdout, listed.stdout
+
+
 def test_archive_reader_needs_every_data_block(pg: Server) -> None:
     database = make_database(pg, rows=300)
     env = {"PATH": os.environ["PATH"], "PGPASSWORD": pg.admin_password}
     argv = ["pg_dump", "-Fc", "-Z0", "-h", pg.host, "-p", str(pg.port), "-U", pg.admin_user, database]
     dump = subprocess.run(argv, env=env, capture_output=True, check=True).stdout
-    whole = ArchiveReader()
-    for i in range(0, len(dump), 1000):
-        whole.feed(dump[i : i + 1000])
-    assert whole.complete() is None and whole.data_entries
+    # Pieces of any size, so chunk headers and rows are split at every place (the fast path over the rows included).
+    for size in (1, 5, 6, 7, 1000, 4099, len(dump)):
+        whole = ArchiveReader()
+        for i in range(0, len(dump), size):
+            whole.feed(dump[i : i + size])
+        assert whole.complete() is None and whole.data_entries, size
     for cut in (len(dump) - 1, len(dump) - 6, len(dump) // 2, 10):
         reader = ArchiveReader()
         reader.feed(dump[:cut])
