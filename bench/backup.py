@@ -1,16 +1,18 @@
 """What `dbops-worker backup` costs against the plain pipeline `pg_dump -Fc -Z0 | zstd -3 > file` on the same machine.
 
-    python bench/backup.py [--size-mib N] [--runs N] [--s3] [--also DIR ...]
+    python bench/backup.py [--engine postgres|mariadb] [--size-mib N] [--runs N] [--s3] [--also DIR ...]
 
-Starts a private PostgreSQL (tests.servers; DBOPS_TEST_POSTGRES_URL names a running one instead, whose filled
-database is then reused), fills one database with about N MiB of table data (default 1024), then times, alternately,
-the plain pipeline and the worker backing the same database up to a directory (zstd level 3, and with --s3 also to a
-private versitygw over TLS), and prints the median wall times, the ratio (the goal: the worker at least 0.8x the
-pipeline's throughput), the CPU time each used (with pg_dump's, without the server's) and the worker's own peak RSS
-(its VmHWM, without the dump tool's; goal under 128 MiB). `--also DIR` also times the worker of another checkout, to a
-directory (e.g. `git archive` of an older commit unpacked in DIR) in the same rounds, labelled with DIR's name. The load average is printed at each run: on a shared
-machine the wall times follow it, the CPU times much less. The worker does more than the pipeline: it parses the
-archive, hashes the stored bytes and reads them back to verify before it publishes.
+Starts a private PostgreSQL or MariaDB (tests.servers; DBOPS_TEST_POSTGRES_URL / DBOPS_TEST_MYSQL_URL names a running
+one instead, whose filled database is then reused), fills one database with about N MiB of table data (default
+1024), then times, alternately, the plain pipeline (`pg_dump -Fc -Z0`, or `mariadb-dump` with the worker's options,
+into `zstd -3`) and the worker backing the same database up to a directory (zstd level 3, and with --s3 also to a
+private versitygw over TLS). It prints each run with the load average at its end, then the median wall times, the
+ratio (the goal: the worker at least 0.8x the pipeline's throughput), the CPU time each used (with the dump tool's,
+without the server's) and the worker's own peak RSS (its VmHWM, without the dump tool's; goal under 128 MiB).
+`--also DIR` also times the worker of another checkout (e.g. `git archive` of an older commit unpacked in DIR), to a
+directory, in the same rounds, labelled with DIR's name. On a shared machine the wall times follow the load; the
+CPU times much less. The worker does more than the pipeline: it checks the dump's end (PostgreSQL: it parses the
+archive), hashes the stored bytes and reads them back to verify before it publishes.
 """
 
 from __future__ import annotations
@@ -38,21 +40,36 @@ WORKER = str(Path(sys.executable).with_name("dbops-worker"))
 MiB = 1 << 20
 
 
-def fill(pg: Server, size_mib: int) -> str:
+def fill(server: Server, size_mib: int) -> str:
+    """Database bench_backup with one table of `size_mib` x 1024 rows of ~1 KiB of hexadecimal text (compresses about
+    2:1, like much real data); a server named by DBOPS_TEST_*_URL keeps it between runs: reused when it has the size."""
     rows = size_mib * 1024
-    if pg.query("SELECT 1 FROM pg_database WHERE datname = 'bench_backup'"):
-        # A server named by DBOPS_TEST_POSTGRES_URL keeps its database between runs: reuse it when it has the size.
-        if pg.query("SELECT count(*) FROM t", database="bench_backup")[0][0] == rows:
+    postgres = server.engine == "postgres"
+    exists = (
+        server.query("SELECT 1 FROM pg_database WHERE datname = 'bench_backup'")
+        if postgres
+        else server.query("SHOW DATABASES LIKE 'bench_backup'")
+    )
+    if exists:
+        if server.query("SELECT count(*) FROM t", database="bench_backup")[0][0] == rows:
             return "bench_backup"
-        pg.query("DROP DATABASE bench_backup")
-    pg.query("CREATE DATABASE bench_backup")
-    # ~1 KiB rows of hexadecimal text (compresses about 2:1, like much real data), in batches.
-    pg.query("CREATE TABLE t (id bigint PRIMARY KEY, body text)", database="bench_backup")
+        server.query("DROP DATABASE bench_backup")
+    server.query("CREATE DATABASE bench_backup")
     batch = 100_000
-    for start in range(0, rows, batch):
-        pg.query(
-            "INSERT INTO t SELECT g, (SELECT string_agg(md5(g::text || s), '') FROM generate_series(1, 32) s) "
-            f"FROM generate_series({start + 1}, {min(rows, start + batch)}) g",
+    if postgres:
+        server.query("CREATE TABLE t (id bigint PRIMARY KEY, body text)", database="bench_backup")
+        body = "(SELECT string_agg(md5(g::text || s), '') FROM generate_series(1, 32) s)"
+        source = "generate_series({first}, {last}) g"
+    else:
+        server.query(
+            "CREATE TABLE t (id bigint PRIMARY KEY, body longtext) ENGINE=InnoDB", database="bench_backup"
+        )
+        body = "CONCAT(" + ", ".join(f"MD5(CONCAT(g, '-', {s}))" for s in range(1, 33)) + ")"
+        source = "(SELECT seq AS g FROM seq_{first}_to_{last}) s"
+    for first in range(1, rows + 1, batch):
+        last = min(rows, first + batch - 1)
+        server.query(
+            f"INSERT INTO t SELECT g, {body} FROM {source.format(first=first, last=last)}",
             database="bench_backup",
         )
     return "bench_backup"
@@ -62,12 +79,20 @@ def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def plain(pg: Server, out: Path) -> tuple[float, float]:
-    """The pipeline's wall time and CPU time (pg_dump's and zstd's)."""
-    env = {"PATH": os.environ["PATH"], "PGPASSWORD": pg.admin_password}
-    command = (
-        f"pg_dump -Fc -Z0 -h {pg.host} -p {pg.port} -U {pg.admin_user} bench_backup | zstd -3 -q -o {out} -f"
-    )
+def plain(server: Server, out: Path) -> tuple[float, float]:
+    """The pipeline's wall time and CPU time (the dump tool's and zstd's). The dump tool gets the options the worker
+    gives it (dump_postgres.dump_argv, dump_mysql.dump_argv)."""
+    if server.engine == "postgres":
+        env = {"PATH": os.environ["PATH"], "PGPASSWORD": server.admin_password}
+        dump = f"pg_dump -Fc -Z0 -h {server.host} -p {server.port} -U {server.admin_user} bench_backup"
+    else:
+        env = {"PATH": os.environ["PATH"], "MYSQL_PWD": server.admin_password}
+        dump = (
+            f"mariadb-dump -h {server.host} -P {server.port} --protocol=TCP -u {server.admin_user} "
+            "--single-transaction --quick --routines --triggers --events --hex-blob --no-tablespaces "
+            "--default-character-set=utf8mb4 bench_backup"
+        )
+    command = f"{dump} | zstd -3 -q -o {out} -f"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(["/bin/bash", "-o", "pipefail", "-c", command], env=env, check=True)
@@ -135,6 +160,7 @@ def _request(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", choices=("postgres", "mariadb"), default="postgres")
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--s3", action="store_true", help="also back up to a private versitygw over TLS")
@@ -148,14 +174,19 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dbops-bench-backup-"))
     try:
-        with private_servers(("postgres",)) as servers:
-            pg = servers["postgres"]
+        with private_servers((args.engine,)) as servers:
+            pg = servers[args.engine]
             started = time.perf_counter()
             database = fill(pg, args.size_mib)
-            size = pg.query(f"SELECT pg_database_size('{database}')")[0][0]
+            size = pg.query(
+                f"SELECT pg_database_size('{database}')"
+                if args.engine == "postgres"
+                else "SELECT SUM(data_length + index_length) FROM information_schema.tables "
+                f"WHERE table_schema = '{database}'"
+            )[0][0]
             print(f"database: {size / MiB:.0f} MiB on disk, filled in {time.perf_counter() - started:.0f} s")
             connection = pg.connection()
-            base: dict[str, object] = {"kind": "DatabaseBackup", "engine": "postgres", "connection": connection,
+            base: dict[str, object] = {"kind": "DatabaseBackup", "engine": args.engine, "connection": connection,
                     "owner": {"kind": "DatabaseBackup", "name": "bench", "namespace": "default"}}  # fmt: skip
             variants: list[tuple[str, Path | None]] = [("this", None)]
             variants += [(path.resolve().name, path.resolve()) for path in args.also]
@@ -197,7 +228,7 @@ def main() -> None:
         base_time = statistics.median(r[0] for r in rows["plain"])
         base_cpu = statistics.median(r[1] for r in rows["plain"])
         print(
-            f"pg_dump -Fc -Z0 | zstd -3 > file: {base_time:.1f} s ({dump_bytes / MiB / base_time:.0f} MiB/s), "
+            f"{'pg_dump -Fc -Z0' if args.engine == 'postgres' else 'mariadb-dump'} | zstd -3 > file: {base_time:.1f} s ({dump_bytes / MiB / base_time:.0f} MiB/s), "
             f"CPU {base_cpu:.1f} s"
         )
         for name, measured in rows.items():
