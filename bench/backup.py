@@ -222,9 +222,8 @@ def main() -> None:
             finally:
                 if store_ctx is not None:
                     store_ctx.__exit__(None, None, None)
-        print(
-            f"dump: {dump_bytes / MiB:.0f} MiB (pg_dump custom format, uncompressed); {args.runs} runs each"
-        )
+        what = "pg_dump custom format" if args.engine == "postgres" else "mariadb-dump SQL"
+        print(f"dump: {dump_bytes / MiB:.0f} MiB ({what}, uncompressed); {args.runs} runs each")
         base_time = statistics.median(r[0] for r in rows["plain"])
         base_cpu = statistics.median(r[1] for r in rows["plain"])
         print(

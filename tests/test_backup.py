@@ -210,6 +210,34 @@ def test_postgres_backup_to_a_volume_restores_every_row(pg: Server, tmp_path: Pa
     assert (tmp_path / name / "dump.pgdump.zst").stat().st_mtime_ns == mtime
 
 
+def test_compression_level_is_the_one_asked_for(pg: Server, tmp_path: Path) -> None:
+    # What the stored bytes themselves show of the level: zstd's window grows with it (512 KiB at 1, 2 MiB at 3,
+    # 8 MiB at 19 for a stream of unknown size), gzip's header flags the fastest (4) and the best (2) level.
+    database = make_database(pg, rows=200)
+    cases = [
+        ({"algorithm": "zstd", "level": 1}, 1, 512 << 10),
+        ({"algorithm": "zstd"}, 3, 2 << 20),
+        ({"algorithm": "zstd", "level": 19}, 19, 8 << 20),
+        ({"algorithm": "gzip", "level": 1}, 1, 4),
+        ({"algorithm": "gzip"}, 6, 0),
+        ({"algorithm": "gzip", "level": 9}, 9, 2),
+    ]
+    for compression, level, shown in cases:
+        request = volume_request(pg, database, tmp_path, compression=compression)
+        done = run_worker(pg, "backup", request)
+        assert done.code == 0, done.stdout + done.stderr
+        name = request["spec"]["name"]
+        manifest = json.loads((tmp_path / name / "manifest.json").read_text())
+        assert manifest["compression_level"] == level, compression
+        (stored,) = (tmp_path / name).glob("dump.pgdump.*")
+        data = stored.read_bytes()
+        if compression["algorithm"] == "zstd":
+            assert zstandard.get_frame_parameters(data).window_size == shown, compression
+        else:
+            assert data[:3] == b"\x1f\x8b\x08" and data[8] == shown, compression
+        assert decode(data, compression["algorithm"], None).startswith(b"PGDMP")
+
+
 @pytest.mark.parametrize("compression", ["zstd", "gzip", "none"])
 def test_backup_to_s3_encrypted_restores_every_row(
     server: Server, object_store_tls: ObjectStore, tmp_path: Path, compression: str
