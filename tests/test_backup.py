@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -207,6 +208,34 @@ def test_postgres_backup_to_a_volume_restores_every_row(pg: Server, tmp_path: Pa
     clash = run_worker(pg, "backup", other)
     assert clash.code == 2 and clash.error["code"] == "AlreadyExists", clash.stdout
     assert (tmp_path / name / "dump.pgdump.zst").stat().st_mtime_ns == mtime
+
+
+def test_compression_level_is_the_one_asked_for(pg: Server, tmp_path: Path) -> None:
+    # What the stored bytes themselves show of the level: zstd's window grows with it (512 KiB at 1, 2 MiB at 3,
+    # 8 MiB at 19 for a stream of unknown size), gzip's header flags the fastest (4) and the best (2) level.
+    database = make_database(pg, rows=200)
+    cases = [
+        ({"algorithm": "zstd", "level": 1}, 1, 512 << 10),
+        ({"algorithm": "zstd"}, 3, 2 << 20),
+        ({"algorithm": "zstd", "level": 19}, 19, 8 << 20),
+        ({"algorithm": "gzip", "level": 1}, 1, 4),
+        ({"algorithm": "gzip"}, 6, 0),
+        ({"algorithm": "gzip", "level": 9}, 9, 2),
+    ]
+    for compression, level, shown in cases:
+        request = volume_request(pg, database, tmp_path, compression=compression)
+        done = run_worker(pg, "backup", request)
+        assert done.code == 0, done.stdout + done.stderr
+        name = request["spec"]["name"]
+        manifest = json.loads((tmp_path / name / "manifest.json").read_text())
+        assert manifest["compression_level"] == level, compression
+        (stored,) = (tmp_path / name).glob("dump.pgdump.*")
+        data = stored.read_bytes()
+        if compression["algorithm"] == "zstd":
+            assert zstandard.get_frame_parameters(data).window_size == shown, compression
+        else:
+            assert data[:3] == b"\x1f\x8b\x08" and data[8] == shown, compression
+        assert decode(data, compression["algorithm"], None).startswith(b"PGDMP")
 
 
 @pytest.mark.parametrize("compression", ["zstd", "gzip", "none"])
@@ -480,15 +509,36 @@ def test_encryption_frames_detect_changes_and_truncation() -> None:
         cut.finish()
 
 
+def test_zstd_output_is_one_standard_frame(tmp_path: Path) -> None:
+    # libzstd compresses on a thread of its own; what it writes is still one ordinary frame for `zstd -d` and restore.
+    plain = b"".join(hashlib.sha256(str(i).encode()).hexdigest().encode() for i in range(400_000))
+    compressor = codec.compressor("zstd", 3)
+    step = 99_999
+    stored = b"".join(compressor.update(plain[i : i + step]) for i in range(0, len(plain), step))
+    stored += compressor.finish()
+    assert len(stored) < len(plain) * 0.7
+    decompressor = codec.decompressor("zstd")
+    assert b"".join(decompressor.update(stored[i : i + step]) for i in range(0, len(stored), step)) == plain
+    assert decompressor.finish() == b""
+    if shutil.which("zstd"):
+        done = subprocess.run(["zstd", "-d", "-c"], input=stored, capture_output=True, check=True)
+        assert done.stdout == plain
+        (tmp_path / "dump.zst").write_bytes(stored)
+        listed = subprocess.run(["zstd", "-lv", str(tmp_path / "dump.zst")], capture_output=True, text=True, check=True)
+        assert "Zstandard Frames: 1\n" in listed.stdout, listed.stdout
+
+
 def test_archive_reader_needs_every_data_block(pg: Server) -> None:
     database = make_database(pg, rows=300)
     env = {"PATH": os.environ["PATH"], "PGPASSWORD": pg.admin_password}
     argv = ["pg_dump", "-Fc", "-Z0", "-h", pg.host, "-p", str(pg.port), "-U", pg.admin_user, database]
     dump = subprocess.run(argv, env=env, capture_output=True, check=True).stdout
-    whole = ArchiveReader()
-    for i in range(0, len(dump), 1000):
-        whole.feed(dump[i : i + 1000])
-    assert whole.complete() is None and whole.data_entries
+    # Pieces of any size, so chunk headers and rows are split at every place (the fast path over the rows included).
+    for size in (1, 5, 6, 7, 1000, 4099, len(dump)):
+        whole = ArchiveReader()
+        for i in range(0, len(dump), size):
+            whole.feed(dump[i : i + size])
+        assert whole.complete() is None and whole.data_entries, size
     for cut in (len(dump) - 1, len(dump) - 6, len(dump) // 2, 10):
         reader = ArchiveReader()
         reader.feed(dump[:cut])
