@@ -7,7 +7,7 @@ docs/compatibility.md lists every Go field and what dbops does with it).
 - `initSQL` (Database): refused, dbops runs no SQL from a claim.
 - `deletionPolicy: Snapshot` (Database): refused, dbops takes no backup on deletion (a DatabaseBackup claim does).
 - `discovery` (DatabaseInstance): `enabled: false` accepted, `enabled: true` refused (the Go operator never read it).
-- `clusterInstanceRef` (Database, DatabaseUser): refused, dbops has no cluster-scoped instance yet.
+- `clusterInstanceRef` (Database, DatabaseUser, DatabaseRole): refused, dbops has no cluster-scoped instance yet.
 - `roleRef` (DatabaseGrant): refused, it names a DatabaseRole object and dbops has no such kind yet.
 - `mysql.timeout`, `mysql.readTimeout`, `mysql.writeTimeout` (DatabaseInstance): aliases of
   `mysql.timeouts.connect/read/write`, Go durations in whole seconds (`resolve_aliases`, run by whatever reads a
@@ -156,6 +156,7 @@ REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
         ("databaseRef", "the Database claim"),
         ("existingPasswordSecret", "the password Secret (a copy of it)"),
     ),
+    "DatabaseRole": (("instanceRef", "a DatabaseInstance claim (with its own copy of the admin Secret)"),),
     "DatabaseGrant": (
         ("userRef", "the DatabaseUser claim"),
         ("instanceRef", "a DatabaseInstance claim (with its own copy of the admin Secret)"),
@@ -186,6 +187,7 @@ GO_ONLY_PATHS: dict[str, tuple[str, ...]] = {
 GO_ONLY_PATHS["DatabaseInstance"] += ("spec.discovery",)
 GO_ONLY_PATHS["Database"] += ("spec.initSQL", "spec.clusterInstanceRef")
 GO_ONLY_PATHS["DatabaseUser"] += ("spec.clusterInstanceRef",)
+GO_ONLY_PATHS["DatabaseRole"] += ("spec.clusterInstanceRef",)
 GO_ONLY_PATHS["DatabaseGrant"] += ("spec.roleRef",)
 # Storage types accepted by the schema only to be refused with a clear message.
 GO_ONLY_PATHS["DatabaseBackup"] += ("spec.storage.gcs", "spec.storage.azure")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dbops_api.kind import Kind
-from dbops_api.kinds import backup, database, grant, instance, user
+from dbops_api.kinds import backup, database, grant, instance, role, user
 from dbops_api.schema import Schema
 
 GROUP = "dbops.dbprovision.io"
@@ -23,6 +23,7 @@ ALL: tuple[Kind, ...] = (
     instance.KIND,
     database.KIND,
     user.KIND,
+    role.KIND,
     grant.KIND,
     backup.BACKUP_KIND,
     backup.RESTORE_KIND,

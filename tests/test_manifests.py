@@ -223,7 +223,7 @@ def test_printer_columns_show_ready_phase_name_and_age_once(info: apigen.KindInf
     shown = ours + list(theirs)
     assert len(shown) == len(set(shown)), f"duplicate columns: {shown}"
     assert {"READY", "PHASE", "AGE"} <= set(shown)
-    assert ours[0] == "PHASE" and ours[1] in ("ENGINE", "DATABASE", "USERNAME", "GRANTEE")
+    assert ours[0] == "PHASE" and ours[1] in ("ENGINE", "DATABASE", "USERNAME", "ROLE", "GRANTEE")
     schema = version["schema"]["openAPIV3Schema"]
     for column in version["additionalPrinterColumns"]:
         node = schema
