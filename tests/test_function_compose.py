@@ -681,7 +681,7 @@ def converge(
 GRANT_SPEC = {
     "userRef": {"name": "myapp-user"},
     "databaseRef": {"name": "myapp-db"},
-    "postgres": {"grants": [{"privileges": ["CONNECT"]}]},
+    "postgres": {"grants": [{"privileges": ["CONNECT", "TEMPORARY"]}]},
 }
 DEPENDENTS = {
     "Database": (DB_XR, {"instance": [INSTANCE]}),
