@@ -23,6 +23,7 @@ CLAIM_KINDS = (
     "DatabaseInstance",
     "Database",
     "DatabaseUser",
+    "DatabaseRole",
     "DatabaseGrant",
     "DatabaseBackup",
     "DatabaseRestore",
