@@ -21,10 +21,11 @@ def world(server: Server) -> str:
     db = unique("db")
     if server.engine == "postgres":
         execute(server, f"CREATE DATABASE {db}")
-        execute(server, "CREATE TABLE public.t (a int)", database=db)
+        execute(server, "CREATE TABLE public.t (a int)", "CREATE TABLE public.t2 (a int)", database=db)
     else:
         server.query(f"CREATE DATABASE `{db}`")
         server.query(f"CREATE TABLE `{db}`.t (a INT)")
+        server.query(f"CREATE TABLE `{db}`.t2 (a INT)")
     return db
 
 
@@ -81,6 +82,48 @@ def test_role_claim_member_login_and_drop(function_client: FunctionClient, serve
     else:
         assert query_as(server, username, password, f"SELECT * FROM `{db}`.t") == []
 
+    # A DatabaseGrant names the role by its claim (roleRef): the grantee and the instance come from it.
+    if server.engine == "postgres":
+        more: dict[str, Any] = {
+            "postgres": {
+                "grants": [{"database": db, "schema": "public", "tables": ["t2"], "privileges": ["SELECT"]}]
+            }
+        }
+        probe = "SELECT * FROM public.t2"
+    else:
+        more = {
+            "mysql": {"grants": [{"level": "table", "database": db, "table": "t2", "privileges": ["SELECT"]}]}
+        }
+        probe = f"SELECT * FROM `{db}`.t2"
+    grant_obj = kube_name("grant")
+    c.apply([doc("DatabaseGrant", grant_obj, {"roleRef": {"name": role_obj}, **more})])
+    c.reconcile()
+    granted = c.claim("DatabaseGrant", grant_obj, api_version=api)["status"]
+    assert granted["phase"] == "Ready", granted
+    assert granted["grant"]["grantee"] == role
+    if server.engine == "postgres":
+        assert as_user(server, username, password, probe, database=db) == (True, "")
+    else:
+        assert query_as(server, username, password, probe) == []
+
+    # The grant goes first (on PostgreSQL privileges it granted would block the role's drop, named in the message).
+    c.apply(
+        [
+            doc(
+                "DatabaseGrant",
+                grant_obj,
+                {
+                    "roleRef": {"name": role_obj},
+                    **more,
+                    "ensure": "Absent",
+                    "deletionPolicy": "Delete",
+                    "deletionProtection": False,
+                },
+            )
+        ]
+    )
+    c.reconcile()
+    assert c.claim("DatabaseGrant", grant_obj, api_version=api)["status"]["phase"] == "Dropped"
     gone = role_spec(server, instance, role, db)
     gone.update(ensure="Absent", deletionPolicy="Delete", deletionProtection=False)
     c.apply([doc("DatabaseRole", role_obj, gone)])

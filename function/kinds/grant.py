@@ -1,4 +1,4 @@
-"""XDatabaseGrant: resolves the grantee (userRef or roleName), the database and the instance, then one
+"""XDatabaseGrant: resolves the grantee (userRef, roleRef or roleName), the database and the instance, then one
 `dbops-worker apply|drop` Job per desired state (drop revokes)."""
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
         user = _claim_spec(lookup, USER, "DatabaseUser", spec["userRef"]["name"], "spec.userRef")
         if user is not None:
             instances.setdefault(user["instanceRef"]["name"], "spec.userRef")
+    role: dict[str, Any] | None = None
+    if "roleRef" in spec:
+        role = _claim_spec(lookup, ROLE, "DatabaseRole", spec["roleRef"]["name"], "spec.roleRef")
+        if role is not None:
+            instances.setdefault(role["instanceRef"]["name"], "spec.roleRef")
     database: dict[str, Any] | None = None
     if "databaseRef" in spec:
         database = _claim_spec(lookup, DATABASE, "Database", spec["databaseRef"]["name"], "spec.databaseRef")
@@ -37,7 +42,7 @@ def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
         lookup.errors.append(
             FieldError(
                 "spec.instanceRef",
-                "is required when neither userRef nor databaseRef names an object on the instance",
+                "is required when none of userRef, roleRef and databaseRef names an object on the instance",
             )
         )
     if lookup.errors or not instances:
@@ -54,6 +59,11 @@ def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
         renames["spec.grantee"] = "spec.userRef"
         if engine != "postgres":
             resolved["granteeHosts"] = list(user.get("mysql", {}).get("allowedHosts", ["%"]))
+    elif role is not None:
+        resolved["grantee"] = role["roleName"]
+        renames["spec.grantee"] = "spec.roleRef"
+        if engine != "postgres":
+            resolved["granteeHosts"] = ["%"]
     else:
         resolved["grantee"] = spec["roleName"]
         renames["spec.grantee"] = "spec.roleName"
@@ -78,6 +88,7 @@ def compose_grant(view: View) -> Outcome:
 
 # The Database claim of the grantee's DatabaseUser's databaseRef, when it is not the grant's own databaseRef.
 USER_DATABASE = "user-database"
+ROLE = "role"  # the DatabaseRole of roleRef
 PG_DATABASE_ACCESS = {"CONNECT", "TEMPORARY"}
 
 
