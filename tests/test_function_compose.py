@@ -1831,7 +1831,7 @@ def test_grant_by_role_name_needs_an_instance() -> None:
     rsp = call(
         kube.request(grant_xr({"roleName": "reporting", "postgres": {"roles": ["readers"]}}), input_=inp)
     )
-    assert "spec.instanceRef: is required when neither userRef nor databaseRef" in kube.status(rsp)["message"]
+    assert "spec.instanceRef: is required when none of userRef, roleRef and databaseRef" in kube.status(rsp)["message"]
     xr = grant_xr(
         {"roleName": "public", "instanceRef": {"name": "postgres-server"}, "postgres": {"roles": ["readers"]}}
     )
