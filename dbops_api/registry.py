@@ -18,12 +18,13 @@ GROUP = "dbops.dbprovision.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-# In dependency order: an instance before what lives on it, a user before what is granted to it.
+# In dependency order: an instance before what lives on it, a role before the users that join it, a user before
+# what is granted to it.
 ALL: tuple[Kind, ...] = (
     instance.KIND,
     database.KIND,
-    user.KIND,
     role.KIND,
+    user.KIND,
     grant.KIND,
     backup.BACKUP_KIND,
     backup.RESTORE_KIND,

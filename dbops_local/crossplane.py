@@ -22,8 +22,8 @@ NAMESPACED_API_VERSION = "ns.dbops.dbprovision.io/v1alpha1"
 CLAIM_KINDS = (
     "DatabaseInstance",
     "Database",
-    "DatabaseUser",
     "DatabaseRole",
+    "DatabaseUser",
     "DatabaseGrant",
     "DatabaseBackup",
     "DatabaseRestore",
