@@ -1,5 +1,5 @@
 """DatabaseRole end to end through dbops-local and the real function, on PostgreSQL (claims) and MariaDB
-(namespaced XRs): the role Ready with its privileges, a DatabaseUser that joins it by `roles` logs in and uses
+(namespaced XRs): the role Ready with its privileges, a DatabaseUser that joins it by `roleRefs` (the claim's name) logs in and uses
 them, and `ensure: Absent` with `deletionPolicy: Delete` drops the role again."""
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ def test_role_claim_member_login_and_drop(function_client: FunctionClient, serve
     base = [admin_secret(server, f"{instance}-admin"), instance_claim(server, instance, f"{instance}-admin")]
     base = [base[0], {**base[1], "apiVersion": api}]
     user = doc(
-        "DatabaseUser", user_obj, {"instanceRef": {"name": instance}, "username": username, "roles": [role]}
+        "DatabaseUser",
+        user_obj,
+        {"instanceRef": {"name": instance}, "username": username, "roleRefs": [{"name": role_obj}]},
     )
     c.apply([*base, doc("DatabaseRole", role_obj, role_spec(server, instance, role, db))])
     c.reconcile()

@@ -17,6 +17,7 @@ from dbops_api.kinds.shared import (
 from dbops_api.schema import (
     _CALENDAR_TIME,
     CALENDAR_TIME_PATTERN,
+    K8S_NAME_PATTERN,
     MYSQL_HOST_PATTERN,
     SECRET_KEY_PATTERN,
     Rule,
@@ -136,6 +137,16 @@ DATABASE_USER: Schema = obj(
         "roles": ident_set(
             "Roles granted to the user (PostgreSQL role membership, MariaDB/MySQL 8 roles). When set, it is the "
             "exact set: memberships not listed are revoked."
+        ),
+        "roleRefs": array(
+            "DatabaseRole claims (same namespace, on the same instance) whose roles the user joins: their "
+            "`roleName`s are added to `roles` (the union is the exact set).",
+            obj(
+                "A DatabaseRole claim.",
+                {"name": string("Name of the claim.", pattern=K8S_NAME_PATTERN, maxLength=253)},
+                required=("name",),
+            ),
+            maxItems=64,
         ),
         "adminRoles": ident_set(
             "Roles from `roles` (or `postgres.inRoles`) the user holds WITH ADMIN OPTION, so it may grant them to "
@@ -285,6 +296,7 @@ KIND = Kind(
         "ensure",
         "driftPolicy",
         "clusterInstanceRef",
+        "roleRefs",
     ),
     resolved={"database": ident("Database name resolved from databaseRef.")},
     columns=(
