@@ -119,6 +119,8 @@ def engine_errors(
 ) -> list[FieldError]:
     """Engine-dependent errors in a (defaulted) claim or request spec. `allow_global`: the instance lets claims
     hand out server-wide privileges (DatabaseInstance allowGlobalGrants)."""
+    if kind == "DatabaseRole":
+        return role_errors(engine, spec, prefix, allow_global)
     errors: list[FieldError] = system_errors(kind, engine, spec, prefix, allow_global)
     if kind == "DatabaseUser":
         errors += role_name_errors(engine, f"{prefix}.username", spec["username"])
@@ -143,3 +145,33 @@ def engine_errors(
     else:
         errors += mysql_privileges.spec_errors(kind, engine, spec, prefix)
     return errors
+
+
+# A DatabaseRole is checked as the DatabaseGrant to itself its grants are: the role's name as the grantee, its
+# inRoles as the grant's roles; errors name the role's own fields.
+_ROLE_PATHS = ((".grantee", ".roleName"), (".postgres.roles", ".postgres.inRoles"))
+
+
+def role_as_grant(spec: dict[str, Any]) -> dict[str, Any]:
+    """A DatabaseRole spec as the DatabaseGrant spec that grants its privileges to it."""
+    out: dict[str, Any] = {"grantee": spec.get("roleName")}
+    pg = spec.get("postgres")
+    if pg is not None:
+        out["postgres"] = {"grants": pg.get("grants") or []}
+        if "inRoles" in pg:
+            out["postgres"]["roles"] = pg["inRoles"]
+    if spec.get("mysql") is not None:
+        out["mysql"] = {"grants": spec["mysql"].get("grants") or []}
+    return out
+
+
+def role_errors(engine: str, spec: dict[str, Any], prefix: str, allow_global: bool) -> list[FieldError]:
+    errors = engine_errors("DatabaseGrant", engine, role_as_grant(spec), prefix, allow_global)
+    out: list[FieldError] = []
+    for e in errors:
+        field = e.path
+        for old, new in _ROLE_PATHS:
+            if field.startswith(prefix + old):
+                field = prefix + new + field[len(prefix + old) :]
+        out.append(FieldError(field, e.message))
+    return out

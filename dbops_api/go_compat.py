@@ -7,8 +7,7 @@ docs/compatibility.md lists every Go field and what dbops does with it).
 - `initSQL` (Database): refused, dbops runs no SQL from a claim.
 - `deletionPolicy: Snapshot` (Database): refused, dbops takes no backup on deletion (a DatabaseBackup claim does).
 - `discovery` (DatabaseInstance): `enabled: false` accepted, `enabled: true` refused (the Go operator never read it).
-- `clusterInstanceRef` (Database, DatabaseUser): refused, dbops has no cluster-scoped instance yet.
-- `roleRef` (DatabaseGrant): refused, it names a DatabaseRole object and dbops has no such kind yet.
+- `clusterInstanceRef` (Database, DatabaseUser, DatabaseRole): refused, dbops has no cluster-scoped instance yet.
 - `mysql.timeout`, `mysql.readTimeout`, `mysql.writeTimeout` (DatabaseInstance): aliases of
   `mysql.timeouts.connect/read/write`, Go durations in whole seconds (`resolve_aliases`, run by whatever reads a
   spec: the function and the compatibility tools).
@@ -101,20 +100,6 @@ SNAPSHOT_RULE = Rule(
     ".deletionPolicy",
 )
 
-ROLE_REF_MESSAGE = (
-    "roleRef names a DatabaseRole object, a kind dbops does not have yet; name the role as the server knows it in "
-    "spec.roleName, with spec.instanceRef (or spec.databaseRef) for its server"
-)
-
-ROLE_REF = obj(
-    "Refused: db-provision-operator's reference to a DatabaseRole object. " + ROLE_REF_MESSAGE + ".",
-    {
-        "name": string("Name of the DatabaseRole.", maxLength=253),
-        "namespace": string("Namespace of the DatabaseRole.", maxLength=63),
-    },
-    rules=(Rule("!has(self.name)", ROLE_REF_MESSAGE, lambda r: "name" not in r, ".name"),),
-)
-
 # Per kind: the references that may carry a namespace, and what the claim would need in its own namespace.
 DISCOVERY_MESSAGE = (
     "dbops discovers and adopts nothing on its own (the Go operator never read this field either): write a claim "
@@ -161,8 +146,10 @@ REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
         ("databaseRef", "the Database claim"),
         ("existingPasswordSecret", "the password Secret (a copy of it)"),
     ),
+    "DatabaseRole": (("instanceRef", "a DatabaseInstance claim"),),
     "DatabaseGrant": (
         ("userRef", "the DatabaseUser claim"),
+        ("roleRef", "the DatabaseRole claim"),
         ("instanceRef", "a DatabaseInstance claim"),
         ("databaseRef", "the Database claim"),
     ),
@@ -197,7 +184,7 @@ GO_ONLY_PATHS["DatabaseUser"] += (
     "spec.passwordRotation.userNaming",
     "spec.passwordRotation.oldUserPolicy.ownershipCheck",
 )
-GO_ONLY_PATHS["DatabaseGrant"] += ("spec.roleRef",)
+GO_ONLY_PATHS["DatabaseRole"] += ("spec.clusterInstanceRef",)
 # Storage types accepted by the schema only to be refused with a clear message.
 GO_ONLY_PATHS["DatabaseBackup"] += ("spec.storage.gcs", "spec.storage.azure", "spec.ttl")
 GO_ONLY_PATHS["DatabaseRestore"] += ("spec.fromPath.storage.gcs", "spec.fromPath.storage.azure")

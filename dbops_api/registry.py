@@ -11,17 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dbops_api.kind import Kind
-from dbops_api.kinds import backup, database, grant, instance, user
+from dbops_api.kinds import backup, database, grant, instance, role, user
 from dbops_api.schema import Schema
 
 GROUP = "dbops.dbprovision.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-# In dependency order: an instance before what lives on it, a user before what is granted to it.
+# In dependency order: an instance before what lives on it, a role before the users that join it, a user before
+# what is granted to it.
 ALL: tuple[Kind, ...] = (
     instance.KIND,
     database.KIND,
+    role.KIND,
     user.KIND,
     grant.KIND,
     backup.BACKUP_KIND,

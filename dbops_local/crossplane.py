@@ -24,6 +24,7 @@ CLUSTER_SCOPED = frozenset({("v1", "Namespace")})
 CLAIM_KINDS = (
     "DatabaseInstance",
     "Database",
+    "DatabaseRole",
     "DatabaseUser",
     "DatabaseGrant",
     "DatabaseBackup",

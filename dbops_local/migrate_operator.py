@@ -264,8 +264,9 @@ RULES: dict[str, dict[str, Rule]] = {
 
 # Go kinds dbops does not have: why, and what to do instead.
 NO_SUCH_KIND = {
-    "DatabaseRole": "dbops has no DatabaseRole kind; the role stays in the server as it is, and a DatabaseGrant "
-    "that named it (roleRef) names it by its server name (roleName)",
+    "DatabaseRole": "not converted by this tool yet; the role stays in the server as it is, and a DatabaseGrant "
+    "that named it (roleRef) names it by its server name (roleName). To manage it, write a dbops DatabaseRole "
+    "with adopt: true",
     "DatabaseBackup": "a run of the Go operator's (its stored files are not a dbops backup, and converting it "
     "would back up again); write a dbops DatabaseBackup for a new backup",
     "DatabaseBackupSchedule": "not converted: write a dbops DatabaseBackupSchedule (CronJob; its retention deletes "

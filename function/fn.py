@@ -26,6 +26,7 @@ from function.kinds.backup import compose_backup, compose_restore, compose_sched
 from function.kinds.database import compose_database
 from function.kinds.grant import compose_grant
 from function.kinds.instance import compose_instance
+from function.kinds.role import compose_role
 from function.kinds.user import compose_user
 from function.metrics import Metrics
 from function.outcome import Outcome, Result
@@ -38,6 +39,7 @@ COMPOSERS: dict[str, Callable[[View], Outcome]] = {
     "DatabaseInstance": compose_instance,
     "Database": compose_database,
     "DatabaseUser": compose_user,
+    "DatabaseRole": compose_role,
     "DatabaseGrant": compose_grant,
     "DatabaseBackup": compose_backup,
     "DatabaseRestore": compose_restore,

@@ -169,9 +169,11 @@ def test_only_a_claim_asking_for_a_connection_secret_has_its_password_in_crosspl
 
 
 def _grant(engine: str) -> dict[str, Any]:
+    # The user's databaseRef already gives CONNECT and TEMPORARY (PostgreSQL) or ALL (MySQL/MariaDB) on the
+    # database: a database-level entry must include them (tests/test_grant_conflict_e2e.py).
     if engine == "postgres":
-        return {"postgres": {"grants": [{"privileges": ["CONNECT"]}]}}
-    return {"mysql": {"grants": [{"level": "database", "privileges": ["SELECT"]}]}}
+        return {"postgres": {"grants": [{"privileges": ["CONNECT", "TEMPORARY"]}]}}
+    return {"mysql": {"grants": [{"level": "database", "privileges": ["ALL"]}]}}
 
 
 @pytest.mark.parametrize("server", ["postgres", "mariadb"], indirect=True)

@@ -1,6 +1,7 @@
 """The Go operator's published examples through dbops-local on real servers (issue 17, item 4).
 
-Every object of the four kinds both projects have (DatabaseInstance, Database, DatabaseUser, DatabaseGrant) in
+Every object of the five kinds both projects have (DatabaseInstance, Database, DatabaseUser, DatabaseRole,
+DatabaseGrant) in
 tests/compat/go_examples.yaml, with its doc-only fields moved to the Go CRD's paths (`moved_spec`), goes through
 the offline loop (the real function, real worker Jobs) against the private PostgreSQL and MariaDB servers. Only
 what belongs to an environment is rewritten, as tests/compat/go_examples_e2e.yaml says: the instance's host and
@@ -41,7 +42,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.mariadb, pytest.mark.slow]
 
 HERE = Path(__file__).resolve().parent
 PLAN = yaml.safe_load((HERE / "compat" / "go_examples_e2e.yaml").read_text())
-SHARED = ("DatabaseInstance", "Database", "DatabaseUser", "DatabaseGrant")
+SHARED = ("DatabaseInstance", "Database", "DatabaseUser", "DatabaseRole", "DatabaseGrant")
 REFS = (("instanceRef", "DatabaseInstance"), ("databaseRef", "Database"), ("userRef", "DatabaseUser"))
 ENTRIES: list[dict[str, Any]] = load()["examples"]
 OURS = [e for e in ENTRIES if e["kind"] in SHARED and "dbops" in e]

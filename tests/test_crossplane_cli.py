@@ -664,6 +664,7 @@ def test_configuration_package_builds_with_xrds_compositions_and_claim_examples(
         "DatabaseInstance",
         "Database",
         "DatabaseUser",
+        "DatabaseRole",
         "DatabaseGrant",
         "DatabaseBackup",
         "DatabaseRestore",

@@ -681,7 +681,7 @@ def converge(
 GRANT_SPEC = {
     "userRef": {"name": "myapp-user"},
     "databaseRef": {"name": "myapp-db"},
-    "postgres": {"grants": [{"privileges": ["CONNECT"]}]},
+    "postgres": {"grants": [{"privileges": ["CONNECT", "TEMPORARY"]}]},
 }
 DEPENDENTS = {
     "Database": (DB_XR, {"instance": [INSTANCE]}),
@@ -1831,7 +1831,7 @@ def test_grant_by_role_name_needs_an_instance() -> None:
     rsp = call(
         kube.request(grant_xr({"roleName": "reporting", "postgres": {"roles": ["readers"]}}), input_=inp)
     )
-    assert "spec.instanceRef: is required when neither userRef nor databaseRef" in kube.status(rsp)["message"]
+    assert "spec.instanceRef: is required when none of userRef, roleRef and databaseRef" in kube.status(rsp)["message"]
     xr = grant_xr(
         {"roleName": "public", "instanceRef": {"name": "postgres-server"}, "postgres": {"roles": ["readers"]}}
     )

@@ -161,6 +161,7 @@ def test_every_example_claim_composes_a_job_whose_request_the_worker_accepts() -
         "DatabaseInstance",
         "Database",
         "DatabaseUser",
+        "DatabaseRole",
         "DatabaseGrant",
         "DatabaseBackup",
         "DatabaseRestore",

@@ -83,7 +83,6 @@ SPEC_CASES = [
         {"deletionPolicy": "Snapshot"},
         ["spec.deletionPolicy: deletionPolicy Snapshot: dbops takes no"],
     ),
-    ("DatabaseGrant", {"roleRef": {"name": "readers"}}, ["spec.roleRef.name: roleRef names a DatabaseRole"]),
     (
         "DatabaseUser",
         {"clusterInstanceRef": {"name": "shared"}},

@@ -223,7 +223,7 @@ def test_printer_columns_show_ready_phase_name_and_age_once(info: apigen.KindInf
     shown = ours + list(theirs)
     assert len(shown) == len(set(shown)), f"duplicate columns: {shown}"
     assert {"READY", "PHASE", "AGE"} <= set(shown)
-    assert ours[0] == "PHASE" and ours[1] in ("ENGINE", "DATABASE", "USERNAME", "GRANTEE")
+    assert ours[0] == "PHASE" and ours[1] in ("ENGINE", "DATABASE", "USERNAME", "ROLE", "GRANTEE")
     schema = version["schema"]["openAPIV3Schema"]
     for column in version["additionalPrinterColumns"]:
         node = schema
@@ -553,6 +553,8 @@ def instance_of(example_set: str, claim: dict[str, Any]) -> dict[str, Any]:
             current = by_name[("DatabaseInstance", spec["instanceRef"]["name"])]
         elif "databaseRef" in spec:
             current = by_name[("Database", spec["databaseRef"]["name"])]
+        elif "roleRef" in spec:
+            current = by_name[("DatabaseRole", spec["roleRef"]["name"])]
         else:
             current = by_name[("DatabaseUser", spec["userRef"]["name"])]
     raise AssertionError(f"cannot find the instance of {claim['metadata']['name']}")
@@ -562,7 +564,12 @@ def instance_of(example_set: str, claim: dict[str, Any]) -> dict[str, Any]:
 def test_example_references_and_secrets_resolve_within_their_set(example_set: str) -> None:
     docs = example_docs(example_set)
     names = {(d["kind"], d["metadata"]["name"]) for d in docs}
-    refs = {"instanceRef": "DatabaseInstance", "databaseRef": "Database", "userRef": "DatabaseUser"}
+    refs = {
+        "instanceRef": "DatabaseInstance",
+        "databaseRef": "Database",
+        "userRef": "DatabaseUser",
+        "roleRef": "DatabaseRole",
+    }
     for claim in claims(example_set):
         spec = claim["spec"]
         for field, kind in refs.items():

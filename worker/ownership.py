@@ -19,6 +19,7 @@ from typing import Any
 from worker.errors import PermanentError
 
 MARKER_PREFIX = "managed by dbops for "
+ROLE_KIND = "DatabaseRole"
 _MARKER = re.compile(re.escape(MARKER_PREFIX) + r"(\S+) (?:([^/\s]*)/)?(\S+)\Z")
 
 
@@ -43,6 +44,9 @@ class Owner:
         return f"{MARKER_PREFIX}{self.kind} {where}"
 
     def same(self, other: Owner) -> bool:
+        # A DatabaseRole and a DatabaseUser of one name both mark roles: each is the other's foreign claim.
+        if self.kind and other.kind and (self.kind == ROLE_KIND) != (other.kind == ROLE_KIND):
+            return False
         return (self.namespace, self.name) == (other.namespace, other.name)
 
     def __str__(self) -> str:

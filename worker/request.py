@@ -78,6 +78,12 @@ def admin_errors(request: Request, secrets: Secrets) -> list[str]:
             (f"postgres.inRoles[{i}]", r)
             for i, r in enumerate((spec.get("postgres") or {}).get("inRoles") or [])
         ]
+    elif request.kind == "DatabaseRole":
+        named.append(("roleName", spec.get("roleName")))
+        named += [
+            (f"postgres.inRoles[{i}]", r)
+            for i, r in enumerate((spec.get("postgres") or {}).get("inRoles") or [])
+        ]
     elif request.kind == "DatabaseGrant":
         named.append(("grantee", spec.get("grantee")))
         for block in ("postgres", "mysql"):

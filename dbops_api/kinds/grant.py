@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dbops_api.go_compat import DRIFT_POLICY, ROLE_REF
+from dbops_api.go_compat import DRIFT_POLICY
 from dbops_api.kind import MESSAGE_COLUMN, PHASE_COLUMN, Kind, column
 from dbops_api.kinds.shared import ADMIN_ROLES_RULE, ENGINE_OPTION_RULE, GRANT_ADMIN_ROLES, LIFECYCLE
 from dbops_api.schema import (
@@ -47,7 +47,7 @@ DATABASE_GRANT: Schema = obj(
         "userRef": object_ref("The DatabaseUser claim (same namespace) that receives the grants."),
         "roleName": ident("Name of a role (or user) in the server that receives the grants."),
         "instanceRef": object_ref(
-            "The DatabaseInstance claim; needed only when neither userRef nor databaseRef leads to it."
+            "The DatabaseInstance claim; needed only when none of userRef, roleRef and databaseRef leads to it."
         ),
         "databaseRef": object_ref("Database claim whose database is the default for grants that name none."),
         "adopt": boolean(
@@ -58,7 +58,9 @@ DATABASE_GRANT: Schema = obj(
         ),
         **LIFECYCLE,
         "driftPolicy": DRIFT_POLICY,
-        "roleRef": ROLE_REF,
+        "roleRef": object_ref(
+            "The DatabaseRole claim (same namespace) that receives the grants; its instance is the grant's."
+        ),
         "postgres": obj(
             "PostgreSQL privileges.",
             {
@@ -213,9 +215,9 @@ DATABASE_GRANT: Schema = obj(
     rules=(
         ENGINE_OPTION_RULE,
         Rule(
-            "has(self.userRef) != has(self.roleName)",
-            "set exactly one of userRef and roleName",
-            lambda s: ("userRef" in s) != ("roleName" in s),
+            "[has(self.userRef), has(self.roleRef), has(self.roleName)].filter(x, x).size() == 1",
+            "set exactly one of userRef, roleRef and roleName",
+            lambda s: sum(k in s for k in ("userRef", "roleRef", "roleName")) == 1,
             ".roleName",
         ),
         system_name_rule("roleName", SYSTEM_ACCOUNTS, SYSTEM_ACCOUNT_MESSAGE),
@@ -250,7 +252,7 @@ KIND = Kind(
         "roleRef",
     ),
     resolved={
-        "grantee": ident("Role or user name resolved from userRef (or roleName)."),
+        "grantee": ident("Role or user name resolved from userRef or roleRef (or roleName)."),
         "granteeHosts": array(
             "MySQL/MariaDB: the user's allowedHosts.",
             string("A host.", pattern=MYSQL_HOST_PATTERN, maxLength=255),

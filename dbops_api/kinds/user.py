@@ -18,6 +18,7 @@ from dbops_api.rotation import PASSWORD_ROTATION, REQUEST_ROTATION, ROTATION_FAC
 from dbops_api.schema import (
     _CALENDAR_TIME,
     CALENDAR_TIME_PATTERN,
+    K8S_NAME_PATTERN,
     MYSQL_HOST_PATTERN,
     SECRET_KEY_PATTERN,
     Rule,
@@ -138,6 +139,16 @@ DATABASE_USER: Schema = obj(
         "roles": ident_set(
             "Roles granted to the user (PostgreSQL role membership, MariaDB/MySQL 8 roles). When set, it is the "
             "exact set: memberships not listed are revoked."
+        ),
+        "roleRefs": array(
+            "DatabaseRole claims (same namespace, on the same instance) whose roles the user joins: their "
+            "`roleName`s are added to `roles` (the union is the exact set).",
+            obj(
+                "A DatabaseRole claim.",
+                {"name": string("Name of the claim.", pattern=K8S_NAME_PATTERN, maxLength=253)},
+                required=("name",),
+            ),
+            maxItems=64,
         ),
         "adminRoles": ident_set(
             "Roles from `roles` (or `postgres.inRoles`) the user holds WITH ADMIN OPTION, so it may grant them to "
@@ -289,6 +300,7 @@ KIND = Kind(
         "driftPolicy",
         "clusterInstanceRef",
         "passwordRotation",
+        "roleRefs",
     ),
     resolved={"database": ident("Database name resolved from databaseRef."), "rotation": REQUEST_ROTATION},
     status_extra={"rotation": ROTATION_STATUS},

@@ -10,13 +10,13 @@ from function.spec.references import Lookup, instance_spec
 from function.view import View
 
 
-def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
+def resolve_instance(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
     name, namespace = spec["instanceRef"]["name"], spec["instanceRef"].get("namespace")
     instance = instance_spec(lookup, name, "spec.instanceRef", namespace)
     return Target(name, instance, instance_namespace=namespace) if instance is not None else None
 
 
-KIND = Kind("Database", _resolve)
+KIND = Kind("Database", resolve_instance)
 
 
 def compose_database(view: View) -> Outcome:

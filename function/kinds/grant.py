@@ -1,4 +1,4 @@
-"""XDatabaseGrant: resolves the grantee (userRef or roleName), the database and the instance, then one
+"""XDatabaseGrant: resolves the grantee (userRef, roleRef or roleName), the database and the instance, then one
 `dbops-worker apply|drop` Job per desired state (drop revokes)."""
 
 from __future__ import annotations
@@ -22,6 +22,11 @@ def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
         user = _claim_spec(lookup, USER, "DatabaseUser", spec["userRef"]["name"], "spec.userRef")
         if user is not None:
             instances.setdefault(_instance(view, user), "spec.userRef")
+    role: dict[str, Any] | None = None
+    if "roleRef" in spec:
+        role = _claim_spec(lookup, ROLE, "DatabaseRole", spec["roleRef"]["name"], "spec.roleRef")
+        if role is not None:
+            instances.setdefault(_instance(view, role), "spec.roleRef")
     database: dict[str, Any] | None = None
     if "databaseRef" in spec:
         database = _claim_spec(lookup, DATABASE, "Database", spec["databaseRef"]["name"], "spec.databaseRef")
@@ -41,7 +46,7 @@ def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
         lookup.errors.append(
             FieldError(
                 "spec.instanceRef",
-                "is required when neither userRef nor databaseRef names an object on the instance",
+                "is required when none of userRef, roleRef and databaseRef names an object on the instance",
             )
         )
     if lookup.errors or not instances:
@@ -58,6 +63,11 @@ def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
         renames["spec.grantee"] = "spec.userRef"
         if engine != "postgres":
             resolved["granteeHosts"] = list(user.get("mysql", {}).get("allowedHosts", ["%"]))
+    elif role is not None:
+        resolved["grantee"] = role["roleName"]
+        renames["spec.grantee"] = "spec.roleRef"
+        if engine != "postgres":
+            resolved["granteeHosts"] = ["%"]
     else:
         resolved["grantee"] = spec["roleName"]
         renames["spec.grantee"] = "spec.roleName"
@@ -65,6 +75,11 @@ def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
             resolved["granteeHosts"] = ["%"]
     if database is not None:
         resolved["database"] = database["name"]
+    if user is not None:
+        conflicts = _access_conflicts(spec, user, database, engine, lookup)
+        if conflicts or lookup.waiting:
+            lookup.errors += conflicts
+            return None
     return Target(instance_name, instance, resolved, renames, instance_namespace=namespace or None)
 
 
@@ -80,6 +95,75 @@ KIND = Kind("DatabaseGrant", _resolve)
 
 def compose_grant(view: View) -> Outcome:
     return compose(view, KIND)
+
+
+# The Database claim of the grantee's DatabaseUser's databaseRef, when it is not the grant's own databaseRef.
+USER_DATABASE = "user-database"
+ROLE = "role"  # the DatabaseRole of roleRef
+PG_DATABASE_ACCESS = {"CONNECT", "TEMPORARY"}
+
+
+def _access_conflicts(
+    spec: dict[str, Any],
+    user: dict[str, Any],
+    database: dict[str, Any] | None,
+    engine: str,
+    lookup: Lookup,
+) -> list[FieldError]:
+    """Database-level entries that would undo what the grantee's DatabaseUser's databaseRef gives it (MySQL and
+    MariaDB: ALL PRIVILEGES on the database; PostgreSQL: CONNECT and TEMPORARY on it and USAGE on its schema
+    public). A grant entry is an exact set, the user's databaseRef a minimum: left alone, each claim would revoke
+    or re-grant what the other did on every run. Refused, naming both claims and the fix."""
+    ref = user.get("databaseRef")
+    if not isinstance(ref, dict) or ref.get("name") is None:
+        return []
+    if engine == "postgres" and (user.get("postgres") or {}).get("databaseAccess") == "Owner":
+        return []  # the owner holds every privilege on its database whatever an ACL says
+    block = "postgres" if engine == "postgres" else "mysql"
+    grants = list((spec.get(block) or {}).get("grants") or [])
+    if not any(_entry_conflict(engine, g) for g in grants):
+        return []
+    if database is not None and spec.get("databaseRef", {}).get("name") == ref["name"]:
+        user_db: dict[str, Any] | None = database
+    else:
+        user_db = _claim_spec(lookup, USER_DATABASE, "Database", ref["name"], "spec.userRef")
+    if user_db is None:
+        return []
+    name, user_claim = user_db["name"], spec["userRef"]["name"]
+    default = database["name"] if database is not None else None
+    errors: list[FieldError] = []
+    for i, grant in enumerate(grants):
+        what = _entry_conflict(engine, grant)
+        if what is None or (grant.get("database") or default) != name:
+            continue
+        errors.append(
+            FieldError(
+                f"spec.{block}.grants[{i}].privileges",
+                f"DatabaseUser {user_claim} already gives its user {what} on database {name} (its databaseRef "
+                f"{ref['name']}); this entry is an exact set without all of it, so the two claims would revoke "
+                "and grant each other's privileges on every run. Grant the database's privileges in one place: "
+                f"remove databaseRef from DatabaseUser {user_claim} (and list here all it needs), or remove this "
+                f"entry, or make it include {what}",
+            )
+        )
+    return errors
+
+
+def _entry_conflict(engine: str, grant: dict[str, Any]) -> str | None:
+    """What a databaseRef gives that this entry, on the same database, would revoke (None: no conflict)."""
+    held = {p.upper() for p in grant.get("privileges") or []}
+    if held & {"ALL", "ALL PRIVILEGES"}:
+        return None
+    if engine != "postgres":
+        return "ALL PRIVILEGES" if grant.get("level") == "database" else None
+    if any(k in grant for k in ("tables", "sequences", "functions")):
+        return None
+    if "schema" not in grant:
+        held = {"TEMPORARY" if p == "TEMP" else p for p in held}
+        return None if held >= PG_DATABASE_ACCESS else "CONNECT and TEMPORARY"
+    if grant["schema"] == "public" and "USAGE" not in held:
+        return "USAGE on schema public"
+    return None
 
 
 def _claim_spec(lookup: Lookup, requirement: str, kind: str, name: str, path: str) -> dict[str, Any] | None:

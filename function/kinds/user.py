@@ -76,6 +76,7 @@ def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
     if "existingPasswordSecret" in spec and applies:
         ref = spec["existingPasswordSecret"]
         lookup.require(PASSWORD_SECRET, "v1", "Secret", ref["name"], "spec.existingPasswordSecret")
+    roles = _role_names(spec, lookup)
     if instance is None:
         return None
     resolved: dict[str, Any] = {"database": database} if database else {}
@@ -102,7 +103,32 @@ def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
                 lookup.requirements[rot.REQUIREMENT] = Requirement(
                     "v1", "Secret", view.namespace, match_name=staging
                 )
+    if roles:
+        # The claim's own roles first: on MariaDB the first is the default role.
+        resolved["roles"] = list(dict.fromkeys([*(spec.get("roles") or []), *roles]))
     return Target(instance_name, instance, resolved, instance_namespace=namespace)
+
+
+def _role_names(spec: dict[str, Any], lookup: Lookup) -> list[str]:
+    """The server-side names of the DatabaseRole claims `roleRefs` names (each must be on the user's instance)."""
+    names: list[str] = []
+    for i, ref in enumerate(spec.get("roleRefs") or []):
+        path = f"spec.roleRefs[{i}]"
+        found = lookup.claim(f"role-{i}", "DatabaseRole", ref["name"], path)
+        role = lookup.claim_spec(found, "DatabaseRole", path) if found is not None else None
+        if role is None:
+            continue
+        if _where(lookup, role["instanceRef"]) != _where(lookup, spec["instanceRef"]):
+            lookup.errors.append(
+                FieldError(
+                    path,
+                    f"DatabaseRole {ref['name']} is on DatabaseInstance {_shown(lookup, role['instanceRef'])}, not "
+                    f"on this user's {_shown(lookup, spec['instanceRef'])}; a user joins roles of its own server",
+                )
+            )
+            continue
+        names.append(str(role["roleName"]))
+    return names
 
 
 def _wanted_secret_name(view: View, spec: dict[str, Any]) -> str:

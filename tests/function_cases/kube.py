@@ -33,6 +33,7 @@ def composition_input(kind: str) -> dict[str, Any] | None:
         "DatabaseInstance": "instance",
         "Database": "database",
         "DatabaseUser": "user",
+        "DatabaseRole": "role",
         "DatabaseGrant": "grant",
         "DatabaseBackup": "databasebackup",
         "DatabaseRestore": "databaserestore",

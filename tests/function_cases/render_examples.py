@@ -142,7 +142,11 @@ def mariadb() -> list[Example]:
                     "databaseRef": {"name": "shop-db"},
                     "mysql": {
                         "grants": [
-                            {"level": "database", "privileges": ["SELECT", "INSERT", "UPDATE", "DELETE"]}
+                            {
+                                "level": "table",
+                                "table": "orders",
+                                "privileges": ["SELECT", "INSERT", "UPDATE", "DELETE"],
+                            }
                         ]
                     },
                 },

@@ -391,7 +391,7 @@ def examples_section(examples: list[dict[str, Any]]) -> list[str]:
         f'paths, dbops accepts {sum(e["dbops_moved"]["applies"] for e in moved)} of those. "Accepts" is the '
         "schema, its rules and the function's own checks (secret templates, engine rules); the data, with each "
         "object, is tests/compat/go_examples.yaml. Beyond acceptance, tests/test_compat_examples_e2e.py runs every "
-        "object of the four kinds dbops has through dbops-local against real PostgreSQL and MariaDB servers (only "
+        "object of the five kinds dbops has with the Go operator through dbops-local against real PostgreSQL and MariaDB servers (only "
         "host, port and the Secrets they name rewritten); each reaches Ready unless "
         "tests/compat/go_examples_e2e.yaml lists what dbops answers instead, and why.",
         "",

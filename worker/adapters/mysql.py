@@ -263,6 +263,10 @@ class MySQLAdapter(Adapter):
             from worker.adapters.mysql_account import UserHandler
 
             return UserHandler(self)
+        if kind == "DatabaseRole":
+            from worker.adapters.mysql_group_role import DatabaseRoleHandler
+
+            return DatabaseRoleHandler(self)
         if kind == "DatabaseGrant":
             from worker.adapters.mysql_grants import GrantHandler
 

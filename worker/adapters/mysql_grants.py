@@ -659,6 +659,10 @@ def held_keys(rows: list[tuple[Any, ...]], spec: dict[str, Any], info: ServerInf
 
 
 class GrantHandler(KindHandler[GrantState]):
+    # A DatabaseRole's grants keep their memory row under a claim id of their own (a DatabaseGrant of the same
+    # name may grant to the role too).
+    memory_suffix = ""
+
     def __init__(self, adapter: MySQLAdapter) -> None:
         self.adapter = adapter
         self.owner = Owner.of(adapter.request.owner)
@@ -668,7 +672,8 @@ class GrantHandler(KindHandler[GrantState]):
 
     @property
     def claim(self) -> str:
-        return f"{self.owner.namespace}/{self.owner.name}" if self.owner.namespace else self.owner.name
+        name = f"{self.owner.namespace}/{self.owner.name}" if self.owner.namespace else self.owner.name
+        return name + self.memory_suffix
 
     def observe(self, spec: dict[str, Any]) -> GrantState:
         info = self.adapter.server

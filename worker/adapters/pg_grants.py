@@ -126,6 +126,11 @@ def named_objects(spec: dict[str, Any]) -> list[Named]:
 
 
 class GrantHandler(KindHandler[GrantObserved]):
+    # A DatabaseRole's grants: the grantee is the role the same plan creates, so a missing grantee is not an error,
+    # and the memory row is kept under a claim id of its own (a DatabaseGrant of the same name may grant to it too).
+    creates_grantee = False
+    memory_suffix = ""
+
     def __init__(self, catalog: Catalog, owner: Owner) -> None:
         self.catalog = catalog
         self.owner = owner
@@ -136,7 +141,7 @@ class GrantHandler(KindHandler[GrantObserved]):
 
     @property
     def claim(self) -> str:
-        return pg_memory.claim_id(self.owner.namespace, self.owner.name)
+        return pg_memory.claim_id(self.owner.namespace, self.owner.name) + self.memory_suffix
 
     def observe(self, spec: dict[str, Any]) -> GrantObserved:
         grantee = spec["grantee"]
@@ -170,7 +175,7 @@ class GrantHandler(KindHandler[GrantObserved]):
             superuser_roles=frozenset(row[5] or ()),
             memory=memory,
         )
-        if not out.grantee_exists:
+        if not out.grantee_exists and not self.creates_grantee:
             return out
         remembered = sorted(memory.remembered)
         desired: set[pg_memory.Key] = set()
@@ -265,7 +270,7 @@ class GrantHandler(KindHandler[GrantObserved]):
 
     def _check(self, spec: dict[str, Any], observed: GrantObserved) -> None:
         grantee = spec["grantee"]
-        if not observed.grantee_exists:
+        if not observed.grantee_exists and not self.creates_grantee:
             raise PermanentError(
                 "RoleNotFound",
                 f"grantee {grantee} (spec.userRef/roleName) does not exist in the server; create the user first",

@@ -218,6 +218,10 @@ class PostgresAdapter(Adapter):
             from worker.adapters.pg_role import RoleHandler
 
             return RoleHandler(self, self.secrets.password, Owner.of(self.request.owner))
+        if kind == "DatabaseRole":
+            from worker.adapters.pg_group_role import DatabaseRoleHandler
+
+            return DatabaseRoleHandler(self, Owner.of(self.request.owner))
         if kind == "DatabaseGrant":
             from worker.adapters.pg_grants import GrantHandler
 
