@@ -261,7 +261,7 @@ def test_a_tenants_backup_runs_in_the_instances_namespace_on_a_copy_of_its_keys_
 ) -> None:
     """A tenant backs up its Database on the platform's instance to its own S3 bucket: the Job runs in platform
     with platform's admin Secret and a copy of only the keys it reads of the tenant's Secrets; the stored backup
-    restores (here from a claim of platform, which names the same store) with the same rows."""
+    restores (a DatabaseRestore of the tenant, whose Job runs in platform as well) with the same rows."""
     store = object_store_tls
     assert store.ca_path is not None
     tenant = unique("team").replace("_", "-")
@@ -341,34 +341,31 @@ def test_a_tenants_backup_runs_in_the_instances_namespace_on_a_copy_of_its_keys_
     for value in (store.secret_key, KEY_B64, server.admin_password):
         assert value not in json.dumps(backup) and value not in json.dumps(job)
 
-    # The stored backup restores, from the platform's own claim naming the same store.
+    # The stored backup restores, from a DatabaseRestore of the tenant into another of its Databases on the same
+    # instance: its Job too runs in platform, on its own copy.
     c.apply(
         [
-            string_secret("s3-keys", PLATFORM, **tenant_keys),
-            string_secret("s3-ca", PLATFORM, **{"ca.crt": ca}),
-            string_secret("backup-key", PLATFORM, key=KEY_B64),
             in_namespace(
-                claim("Database", "dst", {"instanceRef": {"name": "shared"}, "name": target}), PLATFORM
+                claim(
+                    "Database",
+                    "dst",
+                    {"instanceRef": {"name": "shared", "namespace": PLATFORM}, "name": target},
+                ),
+                tenant,
             ),
             in_namespace(
                 claim(
                     "DatabaseRestore",
                     "restore",
-                    {
-                        "fromPath": {
-                            "storage": {"type": "s3", "s3": s3},
-                            "backupPath": "nightly",
-                            "encryption": encryption,
-                        },
-                        "target": {"databaseRef": {"name": "dst"}},
-                    },
+                    {"backupRef": {"name": "nightly"}, "target": {"databaseRef": {"name": "dst"}}},
                 ),
-                PLATFORM,
+                tenant,
             ),
         ]
     )
     c.reconcile()
-    restored = status(c, "DatabaseRestore", "restore", PLATFORM)
+    restored = status(c, "DatabaseRestore", "restore", tenant)
     assert restored["phase"] == "Completed", restored
+    assert set(jobs_by_namespace(c)) == {PLATFORM}
     count = "SELECT count(*) FROM t"
     assert server.query(count, database=target) == server.query(count, database=source) == [(300,)]

@@ -410,21 +410,63 @@ def test_a_backup_to_a_volume_of_its_namespace_is_refused_naming_s3() -> None:
     assert "use storage type s3" in status["message"]
 
 
-def test_a_restore_or_schedule_of_a_database_on_another_namespaces_instance_is_refused() -> None:
-    restore_spec = {
-        "target": {"databaseRef": {"name": "myapp-db"}},
-        "fromPath": {"backupPath": "x", "storage": BACKUP_SPEC["storage"]},
+RESTORE_FROM_PATH = {
+    "target": {"databaseRef": {"name": "myapp-db"}},
+    "fromPath": {
+        "backupPath": "b",
+        "storage": BACKUP_SPEC["storage"],
+        "encryption": BACKUP_SPEC["encryption"],
+    },
+}
+RESTORE_FROM_BACKUP = {"target": {"databaseRef": {"name": "myapp-db"}}, "backupRef": {"name": "b"}}
+
+
+@pytest.mark.parametrize("spec", [RESTORE_FROM_PATH, RESTORE_FROM_BACKUP], ids=["fromPath", "backupRef"])
+def test_a_restore_runs_in_the_instances_namespace_reading_a_copy_of_the_keys_it_uses(
+    spec: dict[str, Any],
+) -> None:
+    xr = kube.xr_from_claim(kube.claim("DatabaseRestore", "r", spec, namespace=TEAM), namespace=TEAM)
+    done = kube.claim("DatabaseBackup", "b", BACKUP_SPEC, phase="Completed", namespace=TEAM)
+    allowed = {"names": [TEAM]}
+    first = backup_call({}, allowed, xr=xr, backup=[done])
+    assert not kube.jobs(first)
+    copy_ = kube.desired(first)["job-secrets"]
+    assert copy_["metadata"]["namespace"] == PLATFORM
+    assert set(kube.secret_data(copy_)) == {"access-key", "secret-key", "ca.crt", "key"}
+    observed = {k: kube.observed(v, k) for k, v in kube.desired(first).items()}
+    second = backup_call(observed, allowed, xr=xr, backup=[done])
+    [job] = kube.jobs(second).values()
+    assert job["metadata"]["namespace"] == PLATFORM
+    assert mounted_secrets(job) == {"postgres-admin-creds", copy_["metadata"]["name"]}
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["dbops-worker", "restore"]
+    withdrawn = backup_call(observed, None, xr=xr, backup=[done])
+    assert not kube.jobs(withdrawn) and kube.status(withdrawn)["phase"] == "Pending"
+
+
+def test_a_restore_from_a_volume_of_its_namespace_is_refused_naming_s3() -> None:
+    spec = {
+        **RESTORE_FROM_PATH,
+        "fromPath": {"backupPath": "b", "storage": {"type": "pvc", "pvc": {"claimName": "backups"}}},
     }
-    schedule_spec = {"schedule": "0 3 * * *", "template": {"spec": BACKUP_SPEC}}
-    for kind, spec in (("DatabaseRestore", restore_spec), ("DatabaseBackupSchedule", schedule_spec)):
-        xr = kube.xr_from_claim(kube.claim(kind, "r", spec, namespace=TEAM), namespace=TEAM)
-        rsp = backup_call({}, {"names": [TEAM]}, xr=xr)
-        status = kube.status(rsp)
-        assert status["phase"] == "Failed" and not kube.jobs(rsp), status
-        assert (
-            "Database myapp-db is on DatabaseInstance platform/postgres-server, of another namespace"
-            in (status["message"])
-        )
+    xr = kube.xr_from_claim(kube.claim("DatabaseRestore", "r", spec, namespace=TEAM), namespace=TEAM)
+    status = kube.status(backup_call({}, {"names": [TEAM]}, xr=xr))
+    assert status["phase"] == "Failed", status
+    assert (
+        "spec.fromPath.storage.type: a PersistentVolumeClaim of this namespace cannot be mounted"
+        in (status["message"])
+    )
+
+
+def test_a_schedule_of_a_database_on_another_namespaces_instance_is_refused() -> None:
+    spec = {"schedule": "0 3 * * *", "template": {"spec": BACKUP_SPEC}}
+    xr = kube.xr_from_claim(kube.claim("DatabaseBackupSchedule", "s", spec, namespace=TEAM), namespace=TEAM)
+    rsp = backup_call({}, {"names": [TEAM]}, xr=xr)
+    status = kube.status(rsp)
+    assert status["phase"] == "Failed" and not kube.jobs(rsp), status
+    assert (
+        "Database myapp-db is on DatabaseInstance platform/postgres-server, of another namespace"
+        in (status["message"])
+    )
 
 
 def test_a_user_on_the_same_named_instance_of_its_own_namespace_is_not_on_the_databases() -> None:

@@ -75,9 +75,10 @@ def _database(
 
 def cross_namespace_backup(database: str, namespace: str, instance: str) -> str:
     return (
-        f"Database {database} is on DatabaseInstance {namespace}/{instance}, of another namespace: a backup or "
-        "restore of it is not supported yet (its Job would need this namespace's storage Secrets next to that "
-        f"namespace's admin Secret); back it up from a claim in namespace {namespace}"
+        f"Database {database} is on DatabaseInstance {namespace}/{instance}, of another namespace: only a "
+        "DatabaseBackup or DatabaseRestore claim (group dbops.dbprovision.io) may use it, a backup schedule or a "
+        "namespaced object is not supported yet (its Jobs would run in that namespace); use DatabaseBackup claims, "
+        f"or schedule the backups from a claim in namespace {namespace}"
     )
 
 
@@ -114,13 +115,16 @@ class SecretUse:
     volume: str
 
 
-def secret_uses(storage: dict[str, Any], encryption: dict[str, Any] | None) -> list[SecretUse]:
-    """Every Secret key the backup's Job reads: the S3 keys, the S3 CA bundle, the encryption key."""
+def secret_uses(
+    storage: dict[str, Any], encryption: dict[str, Any] | None, prefix: str = "spec"
+) -> list[SecretUse]:
+    """Every Secret key the backup's Job reads: the S3 keys, the S3 CA bundle, the encryption key (their fields
+    under `prefix`, where the claim says storage and encryption)."""
     uses: list[SecretUse] = []
     if storage["type"] == "s3":
         ref = storage["s3"]["secretRef"]
         keys = ref.get("keys", {})
-        where = "spec.storage.s3.secretRef"
+        where = f"{prefix}.storage.s3.secretRef"
         uses += [
             SecretUse(
                 S3_SECRET,
@@ -144,7 +148,7 @@ def secret_uses(storage: dict[str, Any], encryption: dict[str, Any] | None) -> l
             uses.append(
                 SecretUse(
                     CA_SECRET,
-                    "spec.storage.s3.caSecretRef",
+                    f"{prefix}.storage.s3.caSecretRef",
                     ca["name"],
                     ca.get("key", "ca.crt"),
                     "ca.crt",
@@ -154,7 +158,9 @@ def secret_uses(storage: dict[str, Any], encryption: dict[str, Any] | None) -> l
     if encryption and encryption.get("enabled") and encryption.get("secretRef"):
         ref = encryption["secretRef"]
         uses.append(
-            SecretUse(KEY_SECRET, "spec.encryption.secretRef", ref["name"], ref["key"], "key", "backup-key")
+            SecretUse(
+                KEY_SECRET, f"{prefix}.encryption.secretRef", ref["name"], ref["key"], "key", "backup-key"
+            )
         )
     return uses
 
@@ -208,14 +214,15 @@ def _backup_resolve(
     if found is None:
         return None
     instance_name, instance, database, elsewhere = found
-    if elsewhere and spec["storage"]["type"] != "s3":
-        lookup.errors.append(FieldError("spec.storage.type", cross_namespace_pvc(elsewhere, instance_name)))
+    if elsewhere and not _secrets_across(
+        lookup,
+        spec["storage"],
+        spec.get("encryption"),
+        prefix="spec",
+        namespace=elsewhere,
+        instance=instance_name,
+    ):
         return None
-    if elsewhere:
-        # The Job runs in the instance's namespace and reads a copy of these (composed next to it): their values
-        # are needed, not only their names.
-        for use in secret_uses(spec["storage"], spec.get("encryption")):
-            lookup.require(use.requirement, "v1", "Secret", use.secret, use.path)
     compression = spec.get("compression", {})
     resolved: dict[str, Any] = {
         "database": database["name"],
@@ -237,6 +244,26 @@ def _backup_resolve(
     return Target(instance_name, instance, resolved, renames, instance_namespace=elsewhere)
 
 
+def _secrets_across(
+    lookup: Lookup,
+    storage: dict[str, Any],
+    encryption: dict[str, Any] | None,
+    *,
+    prefix: str,
+    namespace: str,
+    instance: str,
+) -> bool:
+    """For a Job that runs in the instance's namespace: refuse a PVC of the claim's (a Pod mounts claims of its own
+    namespace only), and ask for the claim's Secrets it reads, whose values its copy needs (not only their names).
+    """
+    if storage["type"] != "s3":
+        lookup.errors.append(FieldError(f"{prefix}.storage.type", cross_namespace_pvc(namespace, instance)))
+        return False
+    for use in secret_uses(storage, encryption, prefix):
+        lookup.require(use.requirement, "v1", "Secret", use.secret, use.path)
+    return True
+
+
 def cross_namespace_pvc(namespace: str, instance: str) -> str:
     return (
         f"a PersistentVolumeClaim of this namespace cannot be mounted by the backup's Job, which runs in namespace "
@@ -254,18 +281,18 @@ def _backup_finish(ready: Ready) -> Outcome:
     )
     if not ready.view.job_namespace:
         return _run_once(ready, job_extras(storage, encryption, deadline))
-    return _run_across(ready, storage, encryption, deadline)
+    return _run_across(ready, storage, encryption, deadline, "spec")
 
 
 def _run_across(
-    ready: Ready, storage: dict[str, Any], encryption: dict[str, Any] | None, deadline: int
+    ready: Ready, storage: dict[str, Any], encryption: dict[str, Any] | None, deadline: int, prefix: str
 ) -> Outcome:
     """The Job of a backup on an instance of another namespace: it runs there, and reads the claim's Secrets from
     a copy composed next to it (only the keys it uses); it starts once the copy of their current revision exists."""
     view = ready.view
     data: dict[str, str] = {}
     revisions: dict[str, str] = {}
-    for use in secret_uses(storage, encryption):
+    for use in secret_uses(storage, encryption, prefix):
         found = view.one(use.requirement)
         value = creds.secret_value(found, use.key)
         if value is None:
@@ -330,11 +357,16 @@ def _source(
 
 def _restore_resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
     source = _source(view, spec, lookup)
-    found = _database(lookup, spec["target"]["databaseRef"]["name"], "spec.target.databaseRef")
+    found = _database(lookup, spec["target"]["databaseRef"]["name"], "spec.target.databaseRef", across=True)
     if source is None or found is None:
         return None
-    name, storage, _ = source
-    instance_name, instance, database, _ = found
+    name, storage, encryption = source
+    instance_name, instance, database, elsewhere = found
+    prefix = _restore_prefix(spec)
+    if elsewhere and not _secrets_across(
+        lookup, storage, encryption, prefix=prefix, namespace=elsewhere, instance=instance_name
+    ):
+        return None
     resolved = {
         "database": database["name"],
         "name": name,
@@ -342,7 +374,12 @@ def _restore_resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target
         "overwrite": bool(spec["overwrite"]),
     }
     renames = {"spec.database": "spec.target.databaseRef", "spec.name": "spec.backupRef"}
-    return Target(instance_name, instance, resolved, renames)
+    return Target(instance_name, instance, resolved, renames, instance_namespace=elsewhere)
+
+
+def _restore_prefix(spec: dict[str, Any]) -> str:
+    """Where the restore's storage and encryption are said: its fromPath, or the DatabaseBackup of backupRef."""
+    return "spec.fromPath" if "fromPath" in spec else "spec.backupRef"
 
 
 def _restore_finish(ready: Ready) -> Outcome:
@@ -353,7 +390,10 @@ def _restore_finish(ready: Ready) -> Outcome:
         found = ready.view.one(BACKUP_REQUIREMENT) or {}
         backup = mapping(found, "spec")
         storage, encryption = dict(backup["storage"]), backup.get("encryption")
-    return _run_once(ready, job_extras(storage, encryption, int(spec["activeDeadlineSeconds"])))
+    deadline = int(spec["activeDeadlineSeconds"])
+    if ready.view.job_namespace:
+        return _run_across(ready, storage, encryption, deadline, _restore_prefix(spec))
+    return _run_once(ready, job_extras(storage, encryption, deadline))
 
 
 RESTORE = Kind(
