@@ -457,16 +457,51 @@ def test_a_restore_from_a_volume_of_its_namespace_is_refused_naming_s3() -> None
     )
 
 
-def test_a_schedule_of_a_database_on_another_namespaces_instance_is_refused() -> None:
+def cronjobs(rsp: fnv1.RunFunctionResponse) -> list[dict[str, Any]]:
+    return [r for r in kube.desired(rsp).values() if r["kind"] == "CronJob"]
+
+
+def test_a_schedule_creates_its_cronjob_in_the_instances_namespace_once_the_copy_exists() -> None:
     spec = {"schedule": "0 3 * * *", "template": {"spec": BACKUP_SPEC}}
     xr = kube.xr_from_claim(kube.claim("DatabaseBackupSchedule", "s", spec, namespace=TEAM), namespace=TEAM)
-    rsp = backup_call({}, {"names": [TEAM]}, xr=xr)
+    allowed = {"names": [TEAM]}
+    first = backup_call({}, allowed, xr=xr)
+    assert not cronjobs(first), "no run before the copy exists"
+    copy_ = kube.desired(first)["job-secrets"]
+    assert copy_["metadata"]["namespace"] == PLATFORM
+    assert selectors(first)["s3-secret"] == ("Secret", TEAM, "team-s3")
+    observed = {k: kube.observed(v, k) for k, v in kube.desired(first).items()}
+    second = backup_call(observed, allowed, xr=xr)
+    [cronjob] = cronjobs(second)
+    assert cronjob["metadata"]["namespace"] == PLATFORM
+    assert mounted_secrets(cronjob["spec"]["jobTemplate"]) == {
+        "postgres-admin-creds",
+        copy_["metadata"]["name"],
+    }
+    assert all(r["metadata"]["namespace"] == PLATFORM for r in kube.desired(second).values())
+    # The team's Secret changes: the CronJob stays, the copy follows (same name).
+    observed = {**observed, **{k: kube.observed(v, k) for k, v in kube.desired(second).items()}}
+    changed = {**TEAM_SECRETS, "s3-secret": [team_secret("team-s3", {"id": "AKID2", "key": "new"}, "2")]}
+    third = call(
+        xr,
+        {"database": [USER_DATABASE], "instance": [instance(allowed)], **changed},
+        observed_resources=observed,
+    )
+    assert cronjobs(third) == [cronjob]
+    assert kube.secret_data(kube.desired(third)["job-secrets"])["access-key"] == "AKID2"
+    withdrawn = backup_call(observed, None, xr=xr)
+    assert kube.status(withdrawn)["phase"] == "Pending" and "s3-secret" not in rsp_requirements(withdrawn)
+
+
+def test_a_namespaced_backup_of_a_database_on_another_namespaces_instance_is_refused() -> None:
+    xr = kube.namespaced_xr("DatabaseBackup", "b", BACKUP_SPEC, namespace=TEAM)
+    database = kube.namespaced_xr("Database", "myapp-db", DB_SPEC, namespace=TEAM)
+    database["status"] = {"phase": "Ready"}
+    rsp = call(xr, {"database": [database], "instance": [instance({"names": [TEAM]})], **TEAM_SECRETS})
     status = kube.status(rsp)
     assert status["phase"] == "Failed" and not kube.jobs(rsp), status
-    assert (
-        "Database myapp-db is on DatabaseInstance platform/postgres-server, of another namespace"
-        in (status["message"])
-    )
+    assert "of another namespace: a namespaced object cannot use it" in status["message"]
+    assert "job-secrets" not in kube.desired(rsp)
 
 
 def test_a_user_on_the_same_named_instance_of_its_own_namespace_is_not_on_the_databases() -> None:

@@ -51,11 +51,11 @@ JOB_SECRETS_KEY = "job-secrets"  # the desired-resource key of the copy
 
 
 def _database(
-    lookup: Lookup, name: str, path: str, *, across: bool = False
+    lookup: Lookup, name: str, path: str
 ) -> tuple[str, dict[str, Any], dict[str, Any], str | None] | None:
     """(instance name, instance spec, Database spec, the instance's namespace when it is not the claim's) of a
-    Database claim, once it and its instance are Ready. `across`: a claim's backup may be of a Database on an
-    instance of another namespace that allows the claim's (its Job runs there, docs/function.md)."""
+    Database claim, once it and its instance are Ready. A claim (legacy XR) may use a Database on an instance of
+    another namespace that allows the claim's: its Jobs run there (docs/function.md); a namespaced XR may not."""
     found = lookup.claim(DATABASE, "Database", name, path)
     database = lookup.claim_spec(found, "Database", path) if found is not None else None
     if database is None:
@@ -64,7 +64,7 @@ def _database(
     elsewhere = database["instanceRef"].get("namespace")
     if elsewhere == lookup.view.namespace:
         elsewhere = None
-    if elsewhere and not (across and lookup.view.legacy):
+    if elsewhere and not lookup.view.legacy:
         lookup.errors.append(FieldError(path, cross_namespace_backup(name, elsewhere, instance_name)))
         return None
     instance = instance_spec(lookup, instance_name, path, elsewhere)
@@ -75,10 +75,9 @@ def _database(
 
 def cross_namespace_backup(database: str, namespace: str, instance: str) -> str:
     return (
-        f"Database {database} is on DatabaseInstance {namespace}/{instance}, of another namespace: only a "
-        "DatabaseBackup or DatabaseRestore claim (group dbops.dbprovision.io) may use it, a backup schedule or a "
-        "namespaced object is not supported yet (its Jobs would run in that namespace); use DatabaseBackup claims, "
-        f"or schedule the backups from a claim in namespace {namespace}"
+        f"Database {database} is on DatabaseInstance {namespace}/{instance}, of another namespace: a namespaced "
+        "object cannot use it (Crossplane composes its Jobs in its own namespace, where that instance's admin "
+        f"Secret is not); use a claim (group dbops.dbprovision.io), or a claim in namespace {namespace}"
     )
 
 
@@ -208,9 +207,9 @@ def _run_once(ready: Ready, extras: JobExtras) -> Outcome:
 
 
 def _backup_resolve(
-    view: View, spec: dict[str, Any], lookup: Lookup, *, across: bool = True
+    view: View, spec: dict[str, Any], lookup: Lookup, *, prefix: str = "spec"
 ) -> Target | None:
-    found = _database(lookup, spec["databaseRef"]["name"], "spec.databaseRef", across=across)
+    found = _database(lookup, spec["databaseRef"]["name"], "spec.databaseRef")
     if found is None:
         return None
     instance_name, instance, database, elsewhere = found
@@ -218,7 +217,7 @@ def _backup_resolve(
         lookup,
         spec["storage"],
         spec.get("encryption"),
-        prefix="spec",
+        prefix=prefix,
         namespace=elsewhere,
         instance=instance_name,
     ):
@@ -289,33 +288,49 @@ def _run_across(
 ) -> Outcome:
     """The Job of a backup on an instance of another namespace: it runs there, and reads the claim's Secrets from
     a copy composed next to it (only the keys it uses); it starts once the copy of their current revision exists."""
+    copy, waiting = job_copy(ready, storage, encryption, prefix, started=False)
+    if waiting is not None:
+        return waiting
+    extras = job_extras(storage, encryption, deadline, copy=copy["metadata"]["name"])
+    return _run_once(ready, extras).adding(resources={JOB_SECRETS_KEY: Composed(copy, ready=True)})
+
+
+def job_copy(
+    ready: Ready, storage: dict[str, Any], encryption: dict[str, Any] | None, prefix: str, *, started: bool
+) -> tuple[dict[str, Any], Outcome | None]:
+    """The copy, in the Job's namespace, of the keys the Job reads of the claim's Secrets; and the outcome to
+    return instead of the Job (or CronJob) while it must wait: a key is missing, or (unless `started`: the CronJob
+    exists, and keeps the copy's name) the observed copy is not of the current revision yet."""
     view = ready.view
     data: dict[str, str] = {}
     revisions: dict[str, str] = {}
+    missing = ""
     for use in secret_uses(storage, encryption, prefix):
         found = view.one(use.requirement)
         value = creds.secret_value(found, use.key)
         if value is None:
-            message = f"waiting: {use.path}: Secret {use.secret} has no key {use.key}; add it to the Secret"
-            return ready.lookup.annotate(
-                st.waiting(view, ready.kind, message, "WaitingForSecret", ready.lookup.requirements)
+            missing = (
+                missing
+                or f"waiting: {use.path}: Secret {use.secret} has no key {use.key}; add it to the Secret"
             )
+            continue
         data[use.file] = value
         revisions[use.secret] = text(found, "metadata", "resourceVersion") or "-"
     revision = ",".join(f"{name}@{version}" for name, version in sorted(revisions.items()))
     copy = creds.job_input_secret(view, "backup-secrets", data, revision)
-    composed = {JOB_SECRETS_KEY: Composed(copy, ready=True)}
-    if not creds.job_input_current(view, JOB_SECRETS_KEY, revision):
-        message = (
-            f"copying the keys the Job reads of Secret(s) {', '.join(sorted(revisions))} to Secret "
-            f"{copy['metadata']['name']} in namespace {view.jobs_namespace}, where the Job runs; it starts once "
-            "the copy exists"
-        )
-        waiting = st.waiting(view, ready.kind, message, "WaitingForSecret", ready.lookup.requirements)
-        out = replace(waiting, ttl_seconds=float(view.input["ttl"]["runningSeconds"]))
-        return ready.lookup.annotate(out.adding(resources=composed))
-    extras = job_extras(storage, encryption, deadline, copy=copy["metadata"]["name"])
-    return _run_once(ready, extras).adding(resources=composed)
+    if missing:
+        waiting = st.waiting(view, ready.kind, missing, "WaitingForSecret", ready.lookup.requirements)
+        return copy, ready.lookup.annotate(waiting)
+    if started or creds.job_input_current(view, JOB_SECRETS_KEY, revision):
+        return copy, None
+    message = (
+        f"copying the keys the Job reads of Secret(s) {', '.join(sorted(revisions))} to Secret "
+        f"{copy['metadata']['name']} in namespace {view.jobs_namespace}, where the Job runs; it starts once "
+        "the copy exists"
+    )
+    waiting = st.waiting(view, ready.kind, message, "WaitingForSecret", ready.lookup.requirements)
+    out = replace(waiting, ttl_seconds=float(view.input["ttl"]["runningSeconds"]))
+    return copy, ready.lookup.annotate(out.adding(resources={JOB_SECRETS_KEY: Composed(copy, ready=True)}))
 
 
 BACKUP = Kind(
@@ -357,7 +372,7 @@ def _source(
 
 def _restore_resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
     source = _source(view, spec, lookup)
-    found = _database(lookup, spec["target"]["databaseRef"]["name"], "spec.target.databaseRef", across=True)
+    found = _database(lookup, spec["target"]["databaseRef"]["name"], "spec.target.databaseRef")
     if source is None or found is None:
         return None
     name, storage, encryption = source
@@ -437,7 +452,7 @@ CRONJOB_NAME_MAX = 52  # Kubernetes: a CronJob's name leaves 11 characters for i
 
 
 def _schedule_resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
-    return _backup_resolve(view, spec["template"]["spec"], lookup, across=False)
+    return _backup_resolve(view, spec["template"]["spec"], lookup, prefix="spec.template.spec")
 
 
 def cronjob_name(view: View) -> str:
@@ -453,7 +468,25 @@ def cronjob_name(view: View) -> str:
 def _schedule_finish(ready: Ready) -> Outcome:
     spec, view = ready.spec, ready.view
     backup = spec["template"]["spec"]
-    base = job_extras(backup["storage"], backup.get("encryption"), int(backup["activeDeadlineSeconds"]))
+    observed = view.observed.get(CRONJOB_KEY)
+    composed: dict[str, Composed] = {}
+    if view.job_namespace:
+        # Its runs read a copy, in the instance's namespace, of the keys they use of the claim's Secrets; the
+        # CronJob is created once the copy exists, then the copy follows the Secrets (its name stays).
+        copy, waiting = job_copy(
+            ready,
+            backup["storage"],
+            backup.get("encryption"),
+            "spec.template.spec",
+            started=observed is not None,
+        )
+        if waiting is not None:
+            return waiting
+        composed[JOB_SECRETS_KEY] = Composed(copy, ready=True)
+    copy_name = composed[JOB_SECRETS_KEY].resource["metadata"]["name"] if composed else None
+    base = job_extras(
+        backup["storage"], backup.get("encryption"), int(backup["activeDeadlineSeconds"]), copy=copy_name
+    )
     extras = replace(base, field_env=(("DBOPS_JOB_NAME", "metadata.labels['job-name']"),))
     run_spec: dict[str, Any] = {**ready.request["spec"], "perRun": True}
     run_spec["schedule"] = f"{view.namespace}/{view.claim_name}"
@@ -465,7 +498,7 @@ def _schedule_finish(ready: Ready) -> Outcome:
     cronjob = {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": {"name": name, "namespace": view.namespace, "labels": managed_labels(view)},
+        "metadata": {"name": name, "namespace": view.jobs_namespace, "labels": managed_labels(view)},
         "spec": {
             "schedule": spec["schedule"],
             "timeZone": spec["timezone"],
@@ -476,7 +509,6 @@ def _schedule_finish(ready: Ready) -> Outcome:
             "jobTemplate": {"metadata": {"labels": managed_labels(view)}, "spec": job_spec(view, call)},
         },
     }
-    observed = view.observed.get(CRONJOB_KEY)
     seen = mapping(observed, "status") if observed is not None else {}
     facts: dict[str, Any] = {"cronJob": name, "active": len(seen.get("active") or [])}
     for key in ("lastScheduleTime", "lastSuccessfulTime"):
@@ -506,7 +538,7 @@ def _schedule_finish(ready: Ready) -> Outcome:
     if pods is not None:
         requirements[PODS_REQUIREMENT] = pods
     out = Outcome(
-        resources={CRONJOB_KEY: Composed(cronjob, ready=observed is not None)},
+        resources={CRONJOB_KEY: Composed(cronjob, ready=observed is not None), **composed},
         status=status,
         conditions=[st.provisioned("True" if phase == "Ready" else "False", reason, message)],
         requirements=requirements,
