@@ -369,3 +369,29 @@ def test_a_tenants_backup_runs_in_the_instances_namespace_on_a_copy_of_its_keys_
     assert set(jobs_by_namespace(c)) == {PLATFORM}
     count = "SELECT count(*) FROM t"
     assert server.query(count, database=target) == server.query(count, database=source) == [(300,)]
+
+    # A schedule of the tenant: its CronJob is in platform, and a run (started by hand) publishes a backup.
+    c.apply(
+        [
+            in_namespace(
+                claim(
+                    "DatabaseBackupSchedule",
+                    "daily",
+                    {"schedule": "0 3 * * *", "timezone": "UTC", "template": {"spec": backup_spec}},
+                ),
+                tenant,
+            )
+        ]
+    )
+    c.reconcile()
+    schedule = status(c, "DatabaseBackupSchedule", "daily", tenant)
+    assert schedule["phase"] == "Ready", schedule
+    cronjob = c.store.get("batch/v1", "CronJob", "daily", PLATFORM)
+    assert cronjob is not None and c.store.get("batch/v1", "CronJob", "daily", tenant) is None
+    [schedule_copy] = [
+        n for n in mounted_secrets(cronjob["spec"]["jobTemplate"]) if n.endswith("-backup-secrets")
+    ]
+    assert mounted_secrets(cronjob["spec"]["jobTemplate"]) == {"admin", schedule_copy}
+    c.run_cronjob("daily", "daily-29000000", namespace=PLATFORM)
+    c.reconcile()
+    assert Path(store.object_path(f"{prefix}/daily-29000000/manifest.json")).exists()
