@@ -318,20 +318,28 @@ def test_a_tenants_backup_runs_in_the_instances_namespace_on_a_copy_of_its_keys_
     assert backup["phase"] == "Completed", backup
     assert backup["backup"]["database"] == source
 
-    # Where the Job ran and what it read: platform's admin Secret and the copy, in platform; the copy holds only
-    # the four keys it reads; nothing of platform is in the tenant's namespace.
+    # Where the Job ran and what it read: platform's admin Secret and the copy, in platform; the copy's keys are
+    # the four it reads, and it is gone once the backup completed; nothing of platform is in the tenant's namespace.
     jobs = jobs_by_namespace(c)
     assert set(jobs) == {PLATFORM}
     [job] = [j for j in jobs[PLATFORM] if j["metadata"]["labels"]["crossplane.io/claim-name"] == "nightly"]
-    platform_secrets = {
-        o["metadata"]["name"]: o
-        for o in c.store.all()
-        if o.get("kind") == "Secret" and o["metadata"].get("namespace") == PLATFORM
-    }
-    [copied] = [n for n in platform_secrets if n.endswith("-backup-secrets")]
+    [copied] = [n for n in mounted_secrets(job) if n.endswith("-backup-secrets")]
     assert mounted_secrets(job) == {"admin", copied}
-    assert set(platform_secrets[copied]["data"]) == {"access-key", "secret-key", "ca.crt", "key"}
-    assert "must-not-be-copied" not in json.dumps(platform_secrets[copied])
+    read = {
+        item["key"]
+        for volume in job["spec"]["template"]["spec"]["volumes"]
+        if (volume.get("secret") or {}).get("secretName") == copied
+        for item in volume["secret"]["items"]
+    }
+    assert read == {"access-key", "secret-key", "ca.crt", "key"}
+    assert c.store.get("v1", "Secret", copied, PLATFORM) is None, "the copy lives only while the Job needs it"
+    assert not [
+        o["metadata"]["name"]
+        for o in c.store.all()
+        if o.get("kind") == "Secret"
+        and o["metadata"].get("namespace") == PLATFORM
+        and "unrelated" in o.get("data", {})
+    ], "a key the Job does not read is never copied"
     tenant_secrets = {
         o["metadata"]["name"]
         for o in c.store.all()
@@ -392,6 +400,8 @@ def test_a_tenants_backup_runs_in_the_instances_namespace_on_a_copy_of_its_keys_
         n for n in mounted_secrets(cronjob["spec"]["jobTemplate"]) if n.endswith("-backup-secrets")
     ]
     assert mounted_secrets(cronjob["spec"]["jobTemplate"]) == {"admin", schedule_copy}
+    kept = c.store.get("v1", "Secret", schedule_copy, PLATFORM)
+    assert kept is not None and set(kept["data"]) == {"access-key", "secret-key", "ca.crt", "key"}
     c.run_cronjob("daily", "daily-29000000", namespace=PLATFORM)
     c.reconcile()
     assert Path(store.object_path(f"{prefix}/daily-29000000/manifest.json")).exists()

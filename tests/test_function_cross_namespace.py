@@ -372,6 +372,15 @@ def test_a_backup_runs_in_the_instances_namespace_reading_a_copy_of_the_keys_it_
     assert env["DBOPS_S3_CA_FILE"] == "/etc/dbops/backup/s3-ca/ca.crt"
     assert env["DBOPS_BACKUP_KEY_FILE"] == "/etc/dbops/backup/key/key"
     assert kube.job_request(job)["owner"]["namespace"] == TEAM
+    # Completed: the Job is kept, the copy of the team's keys is not (it lives no longer than the Job needs it).
+    done = {
+        **observed,
+        **{k: kube.job_complete(v, "2026-12-06T11:59:00Z") for k, v in kube.jobs(second).items()},
+    }
+    completed = backup_call(
+        done, allowed, xr=kube.with_status(BACKUP_XR, {"phase": "Completed", "message": "ok"})
+    )
+    assert set(kube.desired(completed)) == set(kube.jobs(second)), "the Job stays, the copy goes"
     # The team's Secret changes: the copy follows, with the new revision.
     changed = {**TEAM_SECRETS, "s3-secret": [team_secret("team-s3", {"id": "AKID2", "key": "new"}, "2")]}
     third = call(

@@ -422,13 +422,16 @@ RESTORE = Kind(
 
 
 def _once(view: View, kind: Kind) -> Outcome:
-    """A claim that completed stays completed: its status and its Job are kept, nothing new is composed."""
+    """A claim that completed stays completed: its status and its Job are kept, nothing new is composed. The copy
+    of its Secrets' keys a cross-namespace Job read is not kept: the keys stay in that namespace no longer than the
+    Job needs them."""
     if view.status.get("phase") == COMPLETED:
         status = st.carried_status(view, kind.name)
         message = str(view.status.get("message", "completed"))
         status.update(phase=COMPLETED, message=message)
+        kept = {k: v for k, v in carried_over(view).items() if k != JOB_SECRETS_KEY}
         return Outcome(
-            resources=carried_over(view),
+            resources=kept,
             status=status,
             conditions=[st.provisioned("True", COMPLETED, message)],
             ttl_seconds=DONE_TTL,
