@@ -483,6 +483,7 @@ def test_a_schedule_creates_its_cronjob_in_the_instances_namespace_once_the_copy
     second = backup_call(observed, allowed, xr=xr)
     [cronjob] = cronjobs(second)
     assert cronjob["metadata"]["namespace"] == PLATFORM
+    assert kube.status(second)["message"].startswith("CronJob platform/s created: backups at 0 3 * * *")
     assert mounted_secrets(cronjob["spec"]["jobTemplate"]) == {
         "postgres-admin-creds",
         copy_["metadata"]["name"],

@@ -522,15 +522,16 @@ def _schedule_finish(ready: Ready) -> Outcome:
         facts["retention"] = pruned
     status = st.carried_status(view, ready.kind)
     when = f"{spec['schedule']} ({spec['timezone']})"
+    shown = f"{view.jobs_namespace}/{name}" if view.job_namespace else name  # where to look, when not here
     if observed is None:
         phase, reason, message = (
             "Provisioning",
             "CronJobCreated",
-            f"CronJob {name} created: backups at {when}",
+            f"CronJob {shown} created: backups at {when}",
         )
     else:
         phase, reason = "Ready", "Scheduled"
-        message = f"CronJob {name} {'is paused' if spec['paused'] else 'runs backups at ' + when}"
+        message = f"CronJob {shown} {'is paused' if spec['paused'] else 'runs backups at ' + when}"
         if facts.get("lastSuccessfulTime"):
             message += f"; last backup published at {facts['lastSuccessfulTime']}"
         if pruned is not None:
