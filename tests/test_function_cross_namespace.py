@@ -6,6 +6,7 @@ refused references name the missing consent; consent withdrawn keeps everything 
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import random
 from datetime import UTC, datetime
@@ -299,17 +300,218 @@ def test_password_rotation_is_refused_for_an_instance_of_another_namespace() -> 
     assert "password rotation is not offered for an instance of another namespace" in status["message"]
 
 
-def test_a_backup_of_a_database_on_another_namespaces_instance_is_refused() -> None:
+BACKUP_SPEC = {
+    "databaseRef": {"name": "myapp-db"},
+    "storage": {
+        "type": "s3",
+        "s3": {
+            "endpoint": "https://s3.team.example:9000",
+            "bucket": "team-backups",
+            "secretRef": {"name": "team-s3", "keys": {"accessKey": "id", "secretKey": "key"}},
+            "caSecretRef": {"name": "team-ca", "key": "bundle.pem"},
+        },
+    },
+    "encryption": {"enabled": True, "secretRef": {"name": "team-key", "key": "k"}},
+}
+BACKUP_XR = kube.xr_from_claim(kube.claim("DatabaseBackup", "b", BACKUP_SPEC, namespace=TEAM), namespace=TEAM)
+
+
+def team_secret(name: str, data: dict[str, str], version: str = "1") -> dict[str, Any]:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": TEAM}}
+    secret["metadata"]["resourceVersion"] = version
+    return {**secret, "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
+
+
+TEAM_SECRETS = {
+    "s3-secret": [team_secret("team-s3", {"id": "AKID", "key": "s3cr3t", "unused": "not-copied"})],
+    "s3-ca-secret": [team_secret("team-ca", {"bundle.pem": "-----CA-----", "other.pem": "x"})],
+    "backup-key-secret": [team_secret("team-key", {"k": "0" * 64})],
+}
+
+
+def backup_call(
+    observed: dict[str, dict[str, Any]],
+    allowed: dict[str, Any] | None,
+    xr: dict[str, Any] = BACKUP_XR,
+    **more: Any,
+) -> fnv1.RunFunctionResponse:
+    required = {"database": [USER_DATABASE], "instance": [instance(allowed)], **TEAM_SECRETS, **more}
+    return call(xr, required, observed_resources=observed)
+
+
+def test_a_backup_runs_in_the_instances_namespace_reading_a_copy_of_the_keys_it_uses() -> None:
+    allowed = {"names": [TEAM]}
+    first = backup_call({}, allowed)
+    asked = selectors(first)
+    assert asked["s3-secret"] == ("Secret", TEAM, "team-s3")
+    assert asked["s3-ca-secret"] == ("Secret", TEAM, "team-ca")
+    assert asked["backup-key-secret"] == ("Secret", TEAM, "team-key")
+    assert asked["admin-secret"] == ("Secret", PLATFORM, "postgres-admin-creds")
+    assert not kube.jobs(first), "the Job waits until the copy exists"
+    desired = kube.desired(first)
+    copy_ = desired["job-secrets"]
+    assert (
+        copy_["metadata"]["namespace"] == PLATFORM and copy_["metadata"]["name"] == "b-x7k2p-backup-secrets"
+    )
+    assert kube.secret_data(copy_) == {
+        "access-key": "AKID",
+        "secret-key": "s3cr3t",
+        "ca.crt": "-----CA-----",
+        "key": "0" * 64,
+    }, "only the keys the Job reads"
+    assert "copying the keys the Job reads" in kube.status(first)["message"]
+    observed = {k: kube.observed(v, k) for k, v in desired.items()}
+    second = backup_call(observed, allowed)
+    [job] = kube.jobs(second).values()
+    assert job["metadata"]["namespace"] == PLATFORM
+    assert mounted_secrets(job) == {"postgres-admin-creds", copy_["metadata"]["name"]}
+    assert all(r["metadata"]["namespace"] == PLATFORM for r in kube.desired(second).values()), (
+        "nothing of platform is composed in team"
+    )
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DBOPS_S3_CA_FILE"] == "/etc/dbops/backup/s3-ca/ca.crt"
+    assert env["DBOPS_BACKUP_KEY_FILE"] == "/etc/dbops/backup/key/key"
+    assert kube.job_request(job)["owner"]["namespace"] == TEAM
+    # Completed: the Job is kept, the copy of the team's keys is not (it lives no longer than the Job needs it).
+    done = {
+        **observed,
+        **{k: kube.job_complete(v, "2026-12-06T11:59:00Z") for k, v in kube.jobs(second).items()},
+    }
+    completed = backup_call(
+        done, allowed, xr=kube.with_status(BACKUP_XR, {"phase": "Completed", "message": "ok"})
+    )
+    assert set(kube.desired(completed)) == set(kube.jobs(second)), "the Job stays, the copy goes"
+    # The team's Secret changes: the copy follows, with the new revision.
+    changed = {**TEAM_SECRETS, "s3-secret": [team_secret("team-s3", {"id": "AKID2", "key": "new"}, "2")]}
+    third = call(
+        BACKUP_XR,
+        {"database": [USER_DATABASE], "instance": [instance(allowed)], **changed},
+        observed_resources=observed,
+    )
+    assert kube.secret_data(kube.desired(third)["job-secrets"])["access-key"] == "AKID2"
+    assert not kube.jobs(third), "a Job starts only on a copy of the current revision"
+    # Consent withdrawn: nothing runs, the copy is kept as it is, the team's Secrets are not even read.
+    withdrawn = backup_call(observed, None)
+    assert not kube.jobs(withdrawn) and kube.status(withdrawn)["phase"] == "Pending"
+    assert set(kube.desired(withdrawn)) == {"job-secrets"}
+    assert "s3-secret" not in rsp_requirements(withdrawn)
+
+
+def rsp_requirements(rsp: fnv1.RunFunctionResponse) -> set[str]:
+    return set(rsp.requirements.resources)
+
+
+def test_a_backup_waits_for_a_missing_secret_of_its_namespace() -> None:
+    rsp = backup_call({}, {"names": [TEAM]}, **{"s3-secret": []})
+    assert not kube.jobs(rsp) and "job-secrets" not in kube.desired(rsp)
+    assert "Secret team-s3 not found in namespace team" in kube.status(rsp)["message"]
+
+
+def test_a_backup_to_a_volume_of_its_namespace_is_refused_naming_s3() -> None:
     spec = {"databaseRef": {"name": "myapp-db"}, "storage": {"type": "pvc", "pvc": {"claimName": "backups"}}}
     xr = kube.xr_from_claim(kube.claim("DatabaseBackup", "b", spec, namespace=TEAM), namespace=TEAM)
-    database = kube.claim("Database", "myapp-db", DB_SPEC, namespace=TEAM)
-    rsp = call(xr, {"database": [database], "instance": [instance({"names": [TEAM]})]})
+    rsp = backup_call({}, {"names": [TEAM]}, xr=xr)
     status = kube.status(rsp)
     assert status["phase"] == "Failed" and not kube.jobs(rsp), status
     assert (
-        "Database myapp-db is on DatabaseInstance platform/postgres-server, of another namespace"
+        "spec.storage.type: a PersistentVolumeClaim of this namespace cannot be mounted" in status["message"]
+    )
+    assert "use storage type s3" in status["message"]
+
+
+RESTORE_FROM_PATH = {
+    "target": {"databaseRef": {"name": "myapp-db"}},
+    "fromPath": {
+        "backupPath": "b",
+        "storage": BACKUP_SPEC["storage"],
+        "encryption": BACKUP_SPEC["encryption"],
+    },
+}
+RESTORE_FROM_BACKUP = {"target": {"databaseRef": {"name": "myapp-db"}}, "backupRef": {"name": "b"}}
+
+
+@pytest.mark.parametrize("spec", [RESTORE_FROM_PATH, RESTORE_FROM_BACKUP], ids=["fromPath", "backupRef"])
+def test_a_restore_runs_in_the_instances_namespace_reading_a_copy_of_the_keys_it_uses(
+    spec: dict[str, Any],
+) -> None:
+    xr = kube.xr_from_claim(kube.claim("DatabaseRestore", "r", spec, namespace=TEAM), namespace=TEAM)
+    done = kube.claim("DatabaseBackup", "b", BACKUP_SPEC, phase="Completed", namespace=TEAM)
+    allowed = {"names": [TEAM]}
+    first = backup_call({}, allowed, xr=xr, backup=[done])
+    assert not kube.jobs(first)
+    copy_ = kube.desired(first)["job-secrets"]
+    assert copy_["metadata"]["namespace"] == PLATFORM
+    assert set(kube.secret_data(copy_)) == {"access-key", "secret-key", "ca.crt", "key"}
+    observed = {k: kube.observed(v, k) for k, v in kube.desired(first).items()}
+    second = backup_call(observed, allowed, xr=xr, backup=[done])
+    [job] = kube.jobs(second).values()
+    assert job["metadata"]["namespace"] == PLATFORM
+    assert mounted_secrets(job) == {"postgres-admin-creds", copy_["metadata"]["name"]}
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["dbops-worker", "restore"]
+    withdrawn = backup_call(observed, None, xr=xr, backup=[done])
+    assert not kube.jobs(withdrawn) and kube.status(withdrawn)["phase"] == "Pending"
+
+
+def test_a_restore_from_a_volume_of_its_namespace_is_refused_naming_s3() -> None:
+    spec = {
+        **RESTORE_FROM_PATH,
+        "fromPath": {"backupPath": "b", "storage": {"type": "pvc", "pvc": {"claimName": "backups"}}},
+    }
+    xr = kube.xr_from_claim(kube.claim("DatabaseRestore", "r", spec, namespace=TEAM), namespace=TEAM)
+    status = kube.status(backup_call({}, {"names": [TEAM]}, xr=xr))
+    assert status["phase"] == "Failed", status
+    assert (
+        "spec.fromPath.storage.type: a PersistentVolumeClaim of this namespace cannot be mounted"
         in (status["message"])
     )
+
+
+def cronjobs(rsp: fnv1.RunFunctionResponse) -> list[dict[str, Any]]:
+    return [r for r in kube.desired(rsp).values() if r["kind"] == "CronJob"]
+
+
+def test_a_schedule_creates_its_cronjob_in_the_instances_namespace_once_the_copy_exists() -> None:
+    spec = {"schedule": "0 3 * * *", "template": {"spec": BACKUP_SPEC}}
+    xr = kube.xr_from_claim(kube.claim("DatabaseBackupSchedule", "s", spec, namespace=TEAM), namespace=TEAM)
+    allowed = {"names": [TEAM]}
+    first = backup_call({}, allowed, xr=xr)
+    assert not cronjobs(first), "no run before the copy exists"
+    copy_ = kube.desired(first)["job-secrets"]
+    assert copy_["metadata"]["namespace"] == PLATFORM
+    assert selectors(first)["s3-secret"] == ("Secret", TEAM, "team-s3")
+    observed = {k: kube.observed(v, k) for k, v in kube.desired(first).items()}
+    second = backup_call(observed, allowed, xr=xr)
+    [cronjob] = cronjobs(second)
+    assert cronjob["metadata"]["namespace"] == PLATFORM
+    assert kube.status(second)["message"].startswith("CronJob platform/s created: backups at 0 3 * * *")
+    assert mounted_secrets(cronjob["spec"]["jobTemplate"]) == {
+        "postgres-admin-creds",
+        copy_["metadata"]["name"],
+    }
+    assert all(r["metadata"]["namespace"] == PLATFORM for r in kube.desired(second).values())
+    # The team's Secret changes: the CronJob stays, the copy follows (same name).
+    observed = {**observed, **{k: kube.observed(v, k) for k, v in kube.desired(second).items()}}
+    changed = {**TEAM_SECRETS, "s3-secret": [team_secret("team-s3", {"id": "AKID2", "key": "new"}, "2")]}
+    third = call(
+        xr,
+        {"database": [USER_DATABASE], "instance": [instance(allowed)], **changed},
+        observed_resources=observed,
+    )
+    assert cronjobs(third) == [cronjob]
+    assert kube.secret_data(kube.desired(third)["job-secrets"])["access-key"] == "AKID2"
+    withdrawn = backup_call(observed, None, xr=xr)
+    assert kube.status(withdrawn)["phase"] == "Pending" and "s3-secret" not in rsp_requirements(withdrawn)
+
+
+def test_a_namespaced_backup_of_a_database_on_another_namespaces_instance_is_refused() -> None:
+    xr = kube.namespaced_xr("DatabaseBackup", "b", BACKUP_SPEC, namespace=TEAM)
+    database = kube.namespaced_xr("Database", "myapp-db", DB_SPEC, namespace=TEAM)
+    database["status"] = {"phase": "Ready"}
+    rsp = call(xr, {"database": [database], "instance": [instance({"names": [TEAM]})], **TEAM_SECRETS})
+    status = kube.status(rsp)
+    assert status["phase"] == "Failed" and not kube.jobs(rsp), status
+    assert "of another namespace: a namespaced object cannot use it" in status["message"]
+    assert "job-secrets" not in kube.desired(rsp)
 
 
 def test_a_user_on_the_same_named_instance_of_its_own_namespace_is_not_on_the_databases() -> None:

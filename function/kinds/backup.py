@@ -12,7 +12,7 @@ Job stopped by its deadline or a killed Pod is a failed Job (retried with back-o
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dbops_api.result import read_result
@@ -25,6 +25,7 @@ from function.kinds.driver import Kind, Ready, Target, compose
 from function.labels import managed_labels
 from function.objects import dig, items, mapping, text
 from function.outcome import Composed, Outcome
+from function.secrets import credentials as creds
 from function.spec.references import DATABASE, Lookup, instance_spec
 from function.view import View
 
@@ -34,30 +35,49 @@ BACKUP_REQUIREMENT = "backup"
 SECRETS_DIR = "/etc/dbops/backup"
 VOLUME_DIR = "/var/lib/dbops/backups"
 MEMORY_DIR = "/var/run/dbops"  # the dump tool's credentials file (DBOPS_SECRETS_DIR)
+# The Job's volumes in order (the name, its directory under SECRETS_DIR), and the variable naming each file.
+VOLUMES = (("s3-keys", "s3"), ("s3-ca", "s3-ca"), ("backups", ""), ("backup-key", "key"))
+FILE_ENV = {
+    "access-key": "DBOPS_S3_ACCESS_KEY_FILE",
+    "secret-key": "DBOPS_S3_SECRET_KEY_FILE",
+    "ca.crt": "DBOPS_S3_CA_FILE",
+    "key": "DBOPS_BACKUP_KEY_FILE",
+}
+# The claim's Secrets (requirements, in its namespace) a cross-namespace Job reads through a copy.
+S3_SECRET = "s3-secret"  # noqa: S105 (a requirement name)
+CA_SECRET = "s3-ca-secret"  # noqa: S105 (a requirement name)
+KEY_SECRET = "backup-key-secret"  # noqa: S105 (a requirement name)
+JOB_SECRETS_KEY = "job-secrets"  # the desired-resource key of the copy
 
 
-def _database(lookup: Lookup, name: str, path: str) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
-    """(instance name, instance spec, Database spec) of a Database claim, once it and its instance are Ready."""
+def _database(
+    lookup: Lookup, name: str, path: str
+) -> tuple[str, dict[str, Any], dict[str, Any], str | None] | None:
+    """(instance name, instance spec, Database spec, the instance's namespace when it is not the claim's) of a
+    Database claim, once it and its instance are Ready. A claim (legacy XR) may use a Database on an instance of
+    another namespace that allows the claim's: its Jobs run there (docs/function.md); a namespaced XR may not."""
     found = lookup.claim(DATABASE, "Database", name, path)
     database = lookup.claim_spec(found, "Database", path) if found is not None else None
     if database is None:
         return None
     instance_name = database["instanceRef"]["name"]
     elsewhere = database["instanceRef"].get("namespace")
-    if elsewhere and elsewhere != lookup.view.namespace:
+    if elsewhere == lookup.view.namespace:
+        elsewhere = None
+    if elsewhere and not lookup.view.legacy:
         lookup.errors.append(FieldError(path, cross_namespace_backup(name, elsewhere, instance_name)))
         return None
-    instance = instance_spec(lookup, instance_name, path)
+    instance = instance_spec(lookup, instance_name, path, elsewhere)
     if instance is None:
         return None
-    return instance_name, instance, database
+    return instance_name, instance, database, elsewhere
 
 
 def cross_namespace_backup(database: str, namespace: str, instance: str) -> str:
     return (
-        f"Database {database} is on DatabaseInstance {namespace}/{instance}, of another namespace: a backup or "
-        "restore of it is not supported yet (its Job would need this namespace's storage Secrets next to that "
-        f"namespace's admin Secret); back it up from a claim in namespace {namespace}"
+        f"Database {database} is on DatabaseInstance {namespace}/{instance}, of another namespace: a namespaced "
+        "object cannot use it (Crossplane composes its Jobs in its own namespace, where that instance's admin "
+        f"Secret is not); use a claim (group dbops.dbprovision.io), or a claim in namespace {namespace}"
     )
 
 
@@ -81,46 +101,95 @@ def _secret_volume(name: str, secret: str, items: list[tuple[str, str]]) -> dict
     }
 
 
-def job_extras(storage: dict[str, Any], encryption: dict[str, Any] | None, deadline: int) -> JobExtras:
-    """The Secrets and the volume the worker reads as files (docs/worker.md, "Backup and restore")."""
+@dataclass(frozen=True)
+class SecretUse:
+    """One key of one of the claim's Secrets that the Job reads as a file: in the claim's namespace, or as the key
+    `file` of the copy composed next to a cross-namespace Job."""
+
+    requirement: str
+    path: str  # the claim's field naming the Secret
+    secret: str
+    key: str
+    file: str
+    volume: str
+
+
+def secret_uses(
+    storage: dict[str, Any], encryption: dict[str, Any] | None, prefix: str = "spec"
+) -> list[SecretUse]:
+    """Every Secret key the backup's Job reads: the S3 keys, the S3 CA bundle, the encryption key (their fields
+    under `prefix`, where the claim says storage and encryption)."""
+    uses: list[SecretUse] = []
+    if storage["type"] == "s3":
+        ref = storage["s3"]["secretRef"]
+        keys = ref.get("keys", {})
+        where = f"{prefix}.storage.s3.secretRef"
+        uses += [
+            SecretUse(
+                S3_SECRET,
+                where,
+                ref["name"],
+                keys.get("accessKey", "AWS_ACCESS_KEY_ID"),
+                "access-key",
+                "s3-keys",
+            ),
+            SecretUse(
+                S3_SECRET,
+                where,
+                ref["name"],
+                keys.get("secretKey", "AWS_SECRET_ACCESS_KEY"),
+                "secret-key",
+                "s3-keys",
+            ),
+        ]
+        ca = storage["s3"].get("caSecretRef")
+        if ca:
+            uses.append(
+                SecretUse(
+                    CA_SECRET,
+                    f"{prefix}.storage.s3.caSecretRef",
+                    ca["name"],
+                    ca.get("key", "ca.crt"),
+                    "ca.crt",
+                    "s3-ca",
+                )
+            )
+    if encryption and encryption.get("enabled") and encryption.get("secretRef"):
+        ref = encryption["secretRef"]
+        uses.append(
+            SecretUse(
+                KEY_SECRET, f"{prefix}.encryption.secretRef", ref["name"], ref["key"], "key", "backup-key"
+            )
+        )
+    return uses
+
+
+def job_extras(
+    storage: dict[str, Any], encryption: dict[str, Any] | None, deadline: int, copy: str | None = None
+) -> JobExtras:
+    """The Secrets and the volume the worker reads as files (docs/worker.md, "Backup and restore"); with `copy`,
+    every Secret key is read from that Secret (a cross-namespace Job's copy, keyed by file name)."""
     env: list[tuple[str, str]] = [("DBOPS_SECRETS_DIR", MEMORY_DIR)]
     volumes: list[dict[str, Any]] = [
         {"name": "secrets", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
     ]
     mounts: list[dict[str, Any]] = [{"name": "secrets", "mountPath": MEMORY_DIR}]
-    if storage["type"] == "s3":
-        ref = storage["s3"]["secretRef"]
-        keys = ref.get("keys", {})
-        volumes.append(
-            _secret_volume(
-                "s3-keys",
-                ref["name"],
-                [
-                    (keys.get("accessKey", "AWS_ACCESS_KEY_ID"), "access-key"),
-                    (keys.get("secretKey", "AWS_SECRET_ACCESS_KEY"), "secret-key"),
-                ],
-            )
-        )
-        mounts.append({"name": "s3-keys", "mountPath": f"{SECRETS_DIR}/s3", "readOnly": True})
-        env += [
-            ("DBOPS_S3_ACCESS_KEY_FILE", f"{SECRETS_DIR}/s3/access-key"),
-            ("DBOPS_S3_SECRET_KEY_FILE", f"{SECRETS_DIR}/s3/secret-key"),
-        ]
-        ca = storage["s3"].get("caSecretRef")
-        if ca:
-            volumes.append(_secret_volume("s3-ca", ca["name"], [(ca.get("key", "ca.crt"), "ca.crt")]))
-            mounts.append({"name": "s3-ca", "mountPath": f"{SECRETS_DIR}/s3-ca", "readOnly": True})
-            env.append(("DBOPS_S3_CA_FILE", f"{SECRETS_DIR}/s3-ca/ca.crt"))
-    else:
-        pvc = storage["pvc"]
-        volumes.append({"name": "backups", "persistentVolumeClaim": {"claimName": pvc["claimName"]}})
-        sub = pvc.get("subPath")
-        mounts.append({"name": "backups", "mountPath": VOLUME_DIR, **({"subPath": sub} if sub else {})})
-    if encryption and encryption.get("enabled") and encryption.get("secretRef"):
-        ref = encryption["secretRef"]
-        volumes.append(_secret_volume("backup-key", ref["name"], [(ref["key"], "key")]))
-        mounts.append({"name": "backup-key", "mountPath": f"{SECRETS_DIR}/key", "readOnly": True})
-        env.append(("DBOPS_BACKUP_KEY_FILE", f"{SECRETS_DIR}/key/key"))
+    uses = secret_uses(storage, encryption)
+    for volume, directory in VOLUMES:
+        if volume == "backups":
+            if storage["type"] == "pvc":
+                pvc = storage["pvc"]
+                volumes.append({"name": volume, "persistentVolumeClaim": {"claimName": pvc["claimName"]}})
+                sub = pvc.get("subPath")
+                mounts.append({"name": volume, "mountPath": VOLUME_DIR, **({"subPath": sub} if sub else {})})
+            continue
+        mine = [u for u in uses if u.volume == volume]
+        if not mine:
+            continue
+        pairs = [(u.key if copy is None else u.file, u.file) for u in mine]
+        volumes.append(_secret_volume(volume, copy or mine[0].secret, pairs))
+        mounts.append({"name": volume, "mountPath": f"{SECRETS_DIR}/{directory}", "readOnly": True})
+        env += [(FILE_ENV[u.file], f"{SECRETS_DIR}/{directory}/{u.file}") for u in mine]
     return JobExtras(tuple(env), tuple(volumes), tuple(mounts), deadline)
 
 
@@ -137,11 +206,22 @@ def _run_once(ready: Ready, extras: JobExtras) -> Outcome:
 # --- DatabaseBackup -------------------------------------------------------------------------------------------------
 
 
-def _backup_resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
+def _backup_resolve(
+    view: View, spec: dict[str, Any], lookup: Lookup, *, prefix: str = "spec"
+) -> Target | None:
     found = _database(lookup, spec["databaseRef"]["name"], "spec.databaseRef")
     if found is None:
         return None
-    instance_name, instance, database = found
+    instance_name, instance, database, elsewhere = found
+    if elsewhere and not _secrets_across(
+        lookup,
+        spec["storage"],
+        spec.get("encryption"),
+        prefix=prefix,
+        namespace=elsewhere,
+        instance=instance_name,
+    ):
+        return None
     compression = spec.get("compression", {})
     resolved: dict[str, Any] = {
         "database": database["name"],
@@ -160,14 +240,97 @@ def _backup_resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target 
     if encryption.get("enabled"):
         resolved["encryption"] = {"enabled": True, "algorithm": encryption.get("algorithm", "aes-256-gcm")}
     renames = {"spec.database": "spec.databaseRef", "spec.name": "metadata.name"}
-    return Target(instance_name, instance, resolved, renames)
+    return Target(instance_name, instance, resolved, renames, instance_namespace=elsewhere)
+
+
+def _secrets_across(
+    lookup: Lookup,
+    storage: dict[str, Any],
+    encryption: dict[str, Any] | None,
+    *,
+    prefix: str,
+    namespace: str,
+    instance: str,
+) -> bool:
+    """For a Job that runs in the instance's namespace: refuse a PVC of the claim's (a Pod mounts claims of its own
+    namespace only), and ask for the claim's Secrets it reads, whose values its copy needs (not only their names).
+    """
+    if storage["type"] != "s3":
+        lookup.errors.append(FieldError(f"{prefix}.storage.type", cross_namespace_pvc(namespace, instance)))
+        return False
+    for use in secret_uses(storage, encryption, prefix):
+        lookup.require(use.requirement, "v1", "Secret", use.secret, use.path)
+    return True
+
+
+def cross_namespace_pvc(namespace: str, instance: str) -> str:
+    return (
+        f"a PersistentVolumeClaim of this namespace cannot be mounted by the backup's Job, which runs in namespace "
+        f"{namespace} (the namespace of DatabaseInstance {namespace}/{instance}, where its admin Secret is); use "
+        "storage type s3"
+    )
 
 
 def _backup_finish(ready: Ready) -> Outcome:
     spec = ready.spec
-    return _run_once(
-        ready, job_extras(spec["storage"], spec.get("encryption"), int(spec["activeDeadlineSeconds"]))
+    storage, encryption, deadline = (
+        spec["storage"],
+        spec.get("encryption"),
+        int(spec["activeDeadlineSeconds"]),
     )
+    if not ready.view.job_namespace:
+        return _run_once(ready, job_extras(storage, encryption, deadline))
+    return _run_across(ready, storage, encryption, deadline, "spec")
+
+
+def _run_across(
+    ready: Ready, storage: dict[str, Any], encryption: dict[str, Any] | None, deadline: int, prefix: str
+) -> Outcome:
+    """The Job of a backup on an instance of another namespace: it runs there, and reads the claim's Secrets from
+    a copy composed next to it (only the keys it uses); it starts once the copy of their current revision exists."""
+    copy, waiting = job_copy(ready, storage, encryption, prefix, started=False)
+    if waiting is not None:
+        return waiting
+    extras = job_extras(storage, encryption, deadline, copy=copy["metadata"]["name"])
+    return _run_once(ready, extras).adding(resources={JOB_SECRETS_KEY: Composed(copy, ready=True)})
+
+
+def job_copy(
+    ready: Ready, storage: dict[str, Any], encryption: dict[str, Any] | None, prefix: str, *, started: bool
+) -> tuple[dict[str, Any], Outcome | None]:
+    """The copy, in the Job's namespace, of the keys the Job reads of the claim's Secrets; and the outcome to
+    return instead of the Job (or CronJob) while it must wait: a key is missing, or (unless `started`: the CronJob
+    exists, and keeps the copy's name) the observed copy is not of the current revision yet."""
+    view = ready.view
+    data: dict[str, str] = {}
+    revisions: dict[str, str] = {}
+    missing = ""
+    for use in secret_uses(storage, encryption, prefix):
+        found = view.one(use.requirement)
+        value = creds.secret_value(found, use.key)
+        if value is None:
+            missing = (
+                missing
+                or f"waiting: {use.path}: Secret {use.secret} has no key {use.key}; add it to the Secret"
+            )
+            continue
+        data[use.file] = value
+        revisions[use.secret] = text(found, "metadata", "resourceVersion") or "-"
+    revision = ",".join(f"{name}@{version}" for name, version in sorted(revisions.items()))
+    copy = creds.job_input_secret(view, "backup-secrets", data, revision)
+    if missing:
+        waiting = st.waiting(view, ready.kind, missing, "WaitingForSecret", ready.lookup.requirements)
+        return copy, ready.lookup.annotate(waiting)
+    if started or creds.job_input_current(view, JOB_SECRETS_KEY, revision):
+        return copy, None
+    message = (
+        f"copying the keys the Job reads of Secret(s) {', '.join(sorted(revisions))} to Secret "
+        f"{copy['metadata']['name']} in namespace {view.jobs_namespace}, where the Job runs; it starts once "
+        "the copy exists"
+    )
+    waiting = st.waiting(view, ready.kind, message, "WaitingForSecret", ready.lookup.requirements)
+    out = replace(waiting, ttl_seconds=float(view.input["ttl"]["runningSeconds"]))
+    return copy, ready.lookup.annotate(out.adding(resources={JOB_SECRETS_KEY: Composed(copy, ready=True)}))
 
 
 BACKUP = Kind(
@@ -212,8 +375,13 @@ def _restore_resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target
     found = _database(lookup, spec["target"]["databaseRef"]["name"], "spec.target.databaseRef")
     if source is None or found is None:
         return None
-    name, storage, _ = source
-    instance_name, instance, database = found
+    name, storage, encryption = source
+    instance_name, instance, database, elsewhere = found
+    prefix = _restore_prefix(spec)
+    if elsewhere and not _secrets_across(
+        lookup, storage, encryption, prefix=prefix, namespace=elsewhere, instance=instance_name
+    ):
+        return None
     resolved = {
         "database": database["name"],
         "name": name,
@@ -221,7 +389,12 @@ def _restore_resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target
         "overwrite": bool(spec["overwrite"]),
     }
     renames = {"spec.database": "spec.target.databaseRef", "spec.name": "spec.backupRef"}
-    return Target(instance_name, instance, resolved, renames)
+    return Target(instance_name, instance, resolved, renames, instance_namespace=elsewhere)
+
+
+def _restore_prefix(spec: dict[str, Any]) -> str:
+    """Where the restore's storage and encryption are said: its fromPath, or the DatabaseBackup of backupRef."""
+    return "spec.fromPath" if "fromPath" in spec else "spec.backupRef"
 
 
 def _restore_finish(ready: Ready) -> Outcome:
@@ -232,7 +405,10 @@ def _restore_finish(ready: Ready) -> Outcome:
         found = ready.view.one(BACKUP_REQUIREMENT) or {}
         backup = mapping(found, "spec")
         storage, encryption = dict(backup["storage"]), backup.get("encryption")
-    return _run_once(ready, job_extras(storage, encryption, int(spec["activeDeadlineSeconds"])))
+    deadline = int(spec["activeDeadlineSeconds"])
+    if ready.view.job_namespace:
+        return _run_across(ready, storage, encryption, deadline, _restore_prefix(spec))
+    return _run_once(ready, job_extras(storage, encryption, deadline))
 
 
 RESTORE = Kind(
@@ -246,13 +422,16 @@ RESTORE = Kind(
 
 
 def _once(view: View, kind: Kind) -> Outcome:
-    """A claim that completed stays completed: its status and its Job are kept, nothing new is composed."""
+    """A claim that completed stays completed: its status and its Job are kept, nothing new is composed. The copy
+    of its Secrets' keys a cross-namespace Job read is not kept: the keys stay in that namespace no longer than the
+    Job needs them."""
     if view.status.get("phase") == COMPLETED:
         status = st.carried_status(view, kind.name)
         message = str(view.status.get("message", "completed"))
         status.update(phase=COMPLETED, message=message)
+        kept = {k: v for k, v in carried_over(view).items() if k != JOB_SECRETS_KEY}
         return Outcome(
-            resources=carried_over(view),
+            resources=kept,
             status=status,
             conditions=[st.provisioned("True", COMPLETED, message)],
             ttl_seconds=DONE_TTL,
@@ -276,7 +455,7 @@ CRONJOB_NAME_MAX = 52  # Kubernetes: a CronJob's name leaves 11 characters for i
 
 
 def _schedule_resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
-    return _backup_resolve(view, spec["template"]["spec"], lookup)
+    return _backup_resolve(view, spec["template"]["spec"], lookup, prefix="spec.template.spec")
 
 
 def cronjob_name(view: View) -> str:
@@ -292,7 +471,25 @@ def cronjob_name(view: View) -> str:
 def _schedule_finish(ready: Ready) -> Outcome:
     spec, view = ready.spec, ready.view
     backup = spec["template"]["spec"]
-    base = job_extras(backup["storage"], backup.get("encryption"), int(backup["activeDeadlineSeconds"]))
+    observed = view.observed.get(CRONJOB_KEY)
+    composed: dict[str, Composed] = {}
+    if view.job_namespace:
+        # Its runs read a copy, in the instance's namespace, of the keys they use of the claim's Secrets; the
+        # CronJob is created once the copy exists, then the copy follows the Secrets (its name stays).
+        copy, waiting = job_copy(
+            ready,
+            backup["storage"],
+            backup.get("encryption"),
+            "spec.template.spec",
+            started=observed is not None,
+        )
+        if waiting is not None:
+            return waiting
+        composed[JOB_SECRETS_KEY] = Composed(copy, ready=True)
+    copy_name = composed[JOB_SECRETS_KEY].resource["metadata"]["name"] if composed else None
+    base = job_extras(
+        backup["storage"], backup.get("encryption"), int(backup["activeDeadlineSeconds"]), copy=copy_name
+    )
     extras = replace(base, field_env=(("DBOPS_JOB_NAME", "metadata.labels['job-name']"),))
     run_spec: dict[str, Any] = {**ready.request["spec"], "perRun": True}
     run_spec["schedule"] = f"{view.namespace}/{view.claim_name}"
@@ -304,7 +501,7 @@ def _schedule_finish(ready: Ready) -> Outcome:
     cronjob = {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": {"name": name, "namespace": view.namespace, "labels": managed_labels(view)},
+        "metadata": {"name": name, "namespace": view.jobs_namespace, "labels": managed_labels(view)},
         "spec": {
             "schedule": spec["schedule"],
             "timeZone": spec["timezone"],
@@ -315,7 +512,6 @@ def _schedule_finish(ready: Ready) -> Outcome:
             "jobTemplate": {"metadata": {"labels": managed_labels(view)}, "spec": job_spec(view, call)},
         },
     }
-    observed = view.observed.get(CRONJOB_KEY)
     seen = mapping(observed, "status") if observed is not None else {}
     facts: dict[str, Any] = {"cronJob": name, "active": len(seen.get("active") or [])}
     for key in ("lastScheduleTime", "lastSuccessfulTime"):
@@ -326,15 +522,16 @@ def _schedule_finish(ready: Ready) -> Outcome:
         facts["retention"] = pruned
     status = st.carried_status(view, ready.kind)
     when = f"{spec['schedule']} ({spec['timezone']})"
+    shown = f"{view.jobs_namespace}/{name}" if view.job_namespace else name  # where to look, when not here
     if observed is None:
         phase, reason, message = (
             "Provisioning",
             "CronJobCreated",
-            f"CronJob {name} created: backups at {when}",
+            f"CronJob {shown} created: backups at {when}",
         )
     else:
         phase, reason = "Ready", "Scheduled"
-        message = f"CronJob {name} {'is paused' if spec['paused'] else 'runs backups at ' + when}"
+        message = f"CronJob {shown} {'is paused' if spec['paused'] else 'runs backups at ' + when}"
         if facts.get("lastSuccessfulTime"):
             message += f"; last backup published at {facts['lastSuccessfulTime']}"
         if pruned is not None:
@@ -345,7 +542,7 @@ def _schedule_finish(ready: Ready) -> Outcome:
     if pods is not None:
         requirements[PODS_REQUIREMENT] = pods
     out = Outcome(
-        resources={CRONJOB_KEY: Composed(cronjob, ready=observed is not None)},
+        resources={CRONJOB_KEY: Composed(cronjob, ready=observed is not None), **composed},
         status=status,
         conditions=[st.provisioned("True" if phase == "Ready" else "False", reason, message)],
         requirements=requirements,

@@ -255,10 +255,9 @@ def _apply(ready: Ready) -> Outcome:
         job_input = creds.job_password_secret(view, job_password.value, job_password.revision)
         extra[creds.JOB_PASSWORD_KEY] = Composed(job_input, ready=True)
         job_ref = SecretKeyRef(job_input["metadata"]["name"], "password")
-        seen = view.observed.get(creds.JOB_PASSWORD_KEY)
-        job_input_missing = seen is None or text(
-            seen, "metadata", "annotations", creds.REVISION_ANNOTATION
-        ) != str(job_password.revision)
+        job_input_missing = not creds.job_input_current(
+            view, creds.JOB_PASSWORD_KEY, str(job_password.revision)
+        )
     if (needs_secret and (observed is None or password.generated_now)) or job_input_missing:
         # The Pod must never start before its Secret exists (it would fail on the missing secretKeyRef), and a
         # password generated in this call is not yet the one the cluster holds.

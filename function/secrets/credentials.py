@@ -221,17 +221,31 @@ def secret(
 
 
 def job_password_secret(view: View, password: str, revision: str) -> dict[str, Any]:
-    """The password the Job of a cross-namespace user maps in, in the Job's namespace (the instance's): named by
-    the XR (cluster-unique for a claim's XR), only the `password` key, dbops' labels, the password revision."""
+    """The password the Job of a cross-namespace user maps in, in the Job's namespace (the instance's): only the
+    `password` key, the password revision."""
+    return job_input_secret(view, "password", {"password": password}, revision)
+
+
+def job_input_secret(view: View, suffix: str, data: dict[str, str], revision: str) -> dict[str, Any]:
+    """A copy, in the Job's namespace (the instance's), of the values of this namespace's Secrets that the Job of a
+    cross-namespace claim reads (docs/function.md#cross-namespace-instances): named by the XR (cluster-unique for a
+    claim's XR) and `suffix`, only the keys the Job uses, dbops' labels, and the revision of what it copies (the
+    Job waits until the observed copy carries it)."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {
-            "name": f"{view.name}-password"[:253],
+            "name": f"{view.name}-{suffix}"[:253],
             "namespace": view.jobs_namespace,
             "labels": managed_labels(view),
             "annotations": {REVISION_ANNOTATION: revision},
         },
         "type": "Opaque",
-        "data": {"password": base64.b64encode(password.encode()).decode()},
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(data.items())},
     }
+
+
+def job_input_current(view: View, key: str, revision: str) -> bool:
+    """Whether the observed copy under `key` exists and carries `revision`: the Job may start."""
+    seen = view.observed.get(key)
+    return seen is not None and text(seen, "metadata", "annotations", REVISION_ANNOTATION) == revision
