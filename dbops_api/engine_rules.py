@@ -133,7 +133,7 @@ def engine_errors(
         errors.append(
             FieldError(f"{prefix}.owner", "applies to PostgreSQL only; MySQL/MariaDB databases have no owner")
         )
-    if kind == "Database" and engine == "postgres":
+    if kind in ("Database", "DatabaseRole") and engine == "postgres":
         errors += _pg_database_role_errors(spec, prefix)
     if kind == "DatabaseGrant" and "grantee" in spec:
         errors += role_name_errors(engine, f"{prefix}.grantee", spec["grantee"])

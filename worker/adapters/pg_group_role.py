@@ -2,24 +2,30 @@
 privileges (DatabaseGrant's, worker.adapters.pg_grants, the role as grantee), and its members in the facts.
 
 `observe` costs the role query, the grantee query (with dbops' memory of what it granted) plus one per database the
-grants name, and one query for the members; `plan` and `plan_drop` are pure. The role is marked as the claim's like
-a DatabaseUser's role (a role dbops did not create is refused unless `adopt: true`); the grants are remembered in
-`_dbops.grants` under the claim's own id, so removing one from the spec revokes it.
+grants name, and one query for the members; with `postgres.defaultPrivileges` one more in the admin database and one
+per database the entries name or the role holds default privileges in (pg_shdepend, from the role query). `plan` and
+`plan_drop` are pure. The role is marked as the claim's like a DatabaseUser's role (a role dbops did not create is
+refused unless `adopt: true`); the grants are remembered in `_dbops.grants` under the claim's own id, so removing one
+from the spec revokes it. The role's default privileges are the exact set the spec names: the role is the claim's,
+so any default privilege it holds that no entry names is revoked, and the drop revokes them all before DROP ROLE
+(PostgreSQL refuses to drop a role pg_default_acl names).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from dbops_api import pg_privileges as privs
 from worker.adapters import pg_memory
-from worker.adapters.base import KindHandler, Plan, creating
-from worker.adapters.pg_acl import Found
+from worker.adapters.base import KindHandler, Plan, Step, creating
+from worker.adapters.pg_acl import DefaultRule, Desired, Found, Held, default_acl_steps, merge
 from worker.adapters.pg_grants import GrantHandler, GrantObserved
 from worker.adapters.pg_role import Dependency, RoleHandler, RoleObserved
 from worker.adapters.pg_sql import Catalog
+from worker.errors import PermanentError
 from worker.ownership import Owner
 
 MEMBERS_SQL = """
@@ -40,11 +46,44 @@ CATALOGS = {
 }
 
 
+# In each database: its owner (forRole's default), which of the named roles and schemas exist, and every default
+# privilege the role holds there (rows whose creator is the role itself hold its owner rights: not ours to manage).
+DEFAULTS_SQL = """
+SELECT (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()),
+       ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname = ANY (%(roles)s::text[])),
+       ARRAY(SELECT nspname::text FROM pg_namespace WHERE nspname = ANY (%(schemas)s::text[])),
+       (SELECT coalesce(json_agg(json_build_array(pg_get_userbyid(da.defaclrole), n.nspname, da.defaclobjtype::text,
+                                                  a.privilege_type, a.is_grantable)), '[]')
+          FROM pg_default_acl da
+          LEFT JOIN pg_namespace n ON n.oid = da.defaclnamespace
+          CROSS JOIN LATERAL aclexplode(da.defaclacl) a
+         WHERE a.grantee = (SELECT oid FROM pg_roles WHERE rolname = %(role)s) AND a.grantee <> da.defaclrole)
+"""
+DATABASES_SQL = "SELECT ARRAY(SELECT datname::text FROM pg_database WHERE datname = ANY (%(names)s::text[]) AND datallowconn)"
+OBJECT_TYPES = {code: name for name, (_, code) in privs.DEFAULT_PRIVILEGE_TYPES.items()}
+
+DefaultKey = tuple[str, DefaultRule]  # (database, rule)
+
+
+@dataclass
+class DefaultsObserved:
+    usable: frozenset[str] = frozenset()  # databases the spec names that exist and accept connections
+    owners: dict[str, str] = dataclasses.field(default_factory=dict)  # database -> owner
+    roles: dict[str, frozenset[str]] = dataclasses.field(
+        default_factory=dict
+    )  # database -> existing forRoles
+    schemas: dict[str, frozenset[str]] = dataclasses.field(
+        default_factory=dict
+    )  # database -> existing schemas
+    held: dict[DefaultKey, Held] = dataclasses.field(default_factory=dict)
+
+
 @dataclass
 class GroupObserved:
     role: RoleObserved
     grants: GrantObserved
     members: list[str]
+    defaults: DefaultsObserved = dataclasses.field(default_factory=DefaultsObserved)
 
 
 def role_spec(spec: dict[str, Any]) -> dict[str, Any]:
@@ -102,12 +141,102 @@ class DatabaseRoleHandler(KindHandler[GroupObserved]):
         if role.exists:
             ((found,),) = self.catalog.query(MEMBERS_SQL, {"name": spec["roleName"]})
             members = list(found or ())
-        return GroupObserved(role, grants, members)
+        return GroupObserved(role, grants, members, self._observe_defaults(spec, role))
+
+    def _observe_defaults(self, spec: dict[str, Any], role: RoleObserved) -> DefaultsObserved:
+        entries = (spec.get("postgres") or {}).get("defaultPrivileges") or []
+        out = DefaultsObserved()
+        named = sorted({e["database"] for e in entries})
+        if named:
+            ((usable,),) = self.catalog.query(DATABASES_SQL, {"names": named})
+            out.usable = frozenset(usable or ())
+        holding = {d.database for d in role.dependencies if d.catalog == "pg_default_acl" and d.kind == "a"}
+        for database in sorted(out.usable | {d for d in holding if d}):
+            mine = [e for e in entries if e["database"] == database]
+            ((owner, roles, schemas, held),) = self.catalog.query(
+                DEFAULTS_SQL,
+                {
+                    "roles": sorted({e["forRole"] for e in mine if "forRole" in e}),
+                    "schemas": sorted({e["schema"] for e in mine if "schema" in e}),
+                    "role": spec["roleName"],
+                },
+                database=database,
+            )
+            out.owners[database] = str(owner)
+            out.roles[database] = frozenset(roles or ())
+            out.schemas[database] = frozenset(schemas or ())
+            rows = json.loads(held) if isinstance(held, str) else (held or [])
+            for for_role, schema, code, privilege, grantable in rows:
+                rule = DefaultRule(str(for_role), schema, OBJECT_TYPES[code], spec["roleName"])
+                into = out.held.setdefault((database, rule), {})
+                into[str(privilege)] = into.get(str(privilege), False) or bool(grantable)
+        return out
+
+    def _default_steps(
+        self, spec: dict[str, Any], observed: DefaultsObserved, drop: bool = False
+    ) -> list[Step]:
+        """ALTER DEFAULT PRIVILEGES that make the role's default privileges exactly the spec's (none on a drop)."""
+        wanted: dict[DefaultKey, Desired] = {}
+        if not drop:
+            problems = self._default_problems(spec, observed)
+            if problems:
+                raise PermanentError("InvalidReference", "; ".join(problems))
+            for entry in (spec.get("postgres") or {}).get("defaultPrivileges") or []:
+                database = entry["database"]
+                rule = DefaultRule(
+                    entry.get("forRole", observed.owners[database]),
+                    entry.get("schema"),
+                    entry["objectType"],
+                    spec["roleName"],
+                )
+                object_type = privs.DEFAULT_PRIVILEGE_TYPES[entry["objectType"]][0]
+                merge(
+                    wanted.setdefault((database, rule), {}),
+                    privs.expand(object_type, entry["privileges"], self.catalog.info.version_tuple),
+                    False,
+                )
+        out: list[Step] = []
+        keys = set(wanted) | set(observed.held)
+        for database, rule in sorted(
+            keys, key=lambda k: (k[0], k[1].for_role, k[1].schema or "", k[1].object_type)
+        ):
+            out += default_acl_steps(
+                rule, wanted.get((database, rule), {}), observed.held.get((database, rule), {}), database
+            )
+        return out
+
+    def _default_problems(self, spec: dict[str, Any], observed: DefaultsObserved) -> list[str]:
+        problems: list[str] = []
+        version = self.catalog.info.version_tuple
+        for i, entry in enumerate((spec.get("postgres") or {}).get("defaultPrivileges") or []):
+            path = f"spec.postgres.defaultPrivileges[{i}]"
+            database = entry["database"]
+            if database not in observed.usable:
+                problems.append(
+                    f"{path}.database: database {database} does not exist or does not accept connections; "
+                    "create it first (a Database claim)"
+                )
+                continue
+            if "forRole" in entry and entry["forRole"] not in observed.roles[database]:
+                problems.append(f"{path}.forRole: role {entry['forRole']} does not exist")
+            if "schema" in entry and entry["schema"] not in observed.schemas[database]:
+                problems.append(
+                    f"{path}.schema: schema {entry['schema']} does not exist in database {database}; "
+                    "add it to the Database claim's spec.postgres.schemas"
+                )
+            object_type = privs.DEFAULT_PRIVILEGE_TYPES[entry["objectType"]][0]
+            problems += [
+                str(e)
+                for e in privs.version_errors(object_type, entry["privileges"], version, f"{path}.privileges")
+            ]
+        return problems
 
     def plan(self, spec: dict[str, Any], observed: GroupObserved) -> Plan:
         role = self.roles.plan(role_spec(spec), observed.role)  # refuses a role this claim may not manage
         grants = self.grants.plan(grant_spec(spec), observed.grants)
+        defaults = self._default_steps(spec, observed.defaults)
         steps = role.steps + (creating(grants.steps) if grants.creates else grants.steps)
+        steps += creating(defaults) if not observed.role.exists else defaults
         return Plan(steps, warnings=[*role.warnings, *grants.warnings], creates=role.creates)
 
     def plan_drop(self, spec: dict[str, Any], observed: GroupObserved) -> Plan:
@@ -116,13 +245,14 @@ class DatabaseRoleHandler(KindHandler[GroupObserved]):
         grants = self.grants.plan_drop(grant_spec(spec), observed.grants)
         if not observed.role.exists:
             return grants
+        defaults = self._default_steps(spec, observed.defaults, drop=True)
         revoked = self._revoked(observed.grants)
+        dependencies = _without(observed.role.dependencies, revoked, self.catalog.admin_database)
         role_observed = dataclasses.replace(
-            observed.role,
-            dependencies=_without(observed.role.dependencies, revoked, self.catalog.admin_database),
+            observed.role, dependencies=_without_defaults(dependencies, observed.defaults)
         )
         role = self.roles.plan_drop(role_spec(spec), role_observed)
-        return Plan(grants.steps + role.steps, warnings=grants.warnings)
+        return Plan(grants.steps + defaults + role.steps, warnings=grants.warnings)
 
     def _revoked(self, observed: GrantObserved) -> list[Found]:
         """The objects on which the drop's revokes leave the role nothing: what the spec names and what this
@@ -140,6 +270,21 @@ class DatabaseRoleHandler(KindHandler[GroupObserved]):
             "members": observed.members,
             "privileges": self.grants.facts(grant_spec(spec), observed.grants)["privileges"],
         }
+
+
+def _without_defaults(deps: list[Dependency], observed: DefaultsObserved) -> list[Dependency]:
+    """Less one pg_default_acl privilege dependency per rule the drop revokes (one pg_default_acl row each)."""
+    counts: dict[str, int] = {}
+    for database, _ in observed.held:
+        counts[database] = counts.get(database, 0) + 1
+    out: list[Dependency] = []
+    for d in deps:
+        left = d.count
+        if d.kind == "a" and d.catalog == "pg_default_acl" and d.database is not None:
+            left -= counts.pop(d.database, 0)
+        if left > 0:
+            out.append(dataclasses.replace(d, count=left))
+    return out
 
 
 def _without(deps: list[Dependency], revoked: list[Found], admin_database: str) -> list[Dependency]:
