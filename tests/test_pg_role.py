@@ -194,10 +194,16 @@ def test_role_default_privileges_reach_members_shrink_noop_and_drop(pg: Server) 
     assert refused.code != 0 and refused.error["code"] == "InvalidReference", refused.result
     assert "spec.postgres.defaultPrivileges[0].schema" in refused.error["message"]
 
-    # Dropping the role (even from a spec no longer naming the database) revokes its default privileges first.
-    execute(pg, f"SET ROLE {owner}", "DROP TABLE app.later", database=db)
+    # Dropping the role (even from a spec no longer naming the database) revokes its default privileges first, and
+    # what they gave it on the table created meanwhile (PostgreSQL refuses DROP ROLE while either names it).
     bare = {"roleName": name, "postgres": {"grants": grants}}
-    dropped = run(pg, "drop", "DatabaseRole", bare)
+    dropped, writes = writes_during(pg, lambda: run(pg, "drop", "DatabaseRole", bare))
     assert dropped.code == 0, (dropped.error, dropped.result)
+    assert any(
+        "REVOKE SELECT ON SEQUENCES" not in s and "REVOKE SELECT ON TABLES" in s for s in statements(writes)
+    )
+    assert any(s.startswith("REVOKE SELECT ON TABLE app.later") for s in statements(writes)), statements(
+        writes
+    )
     assert pg.query("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)) == []
     assert one(pg, "SELECT count(*) FROM pg_default_acl", database=db) == 0

@@ -21,7 +21,18 @@ from typing import Any
 from dbops_api import pg_privileges as privs
 from worker.adapters import pg_memory
 from worker.adapters.base import KindHandler, Plan, Step, creating
-from worker.adapters.pg_acl import DefaultRule, Desired, Found, Held, default_acl_steps, merge
+from worker.adapters.pg_acl import (
+    DefaultRule,
+    Desired,
+    Found,
+    Held,
+    Pair,
+    Target,
+    acl_steps,
+    default_acl_steps,
+    merge,
+    target_for,
+)
 from worker.adapters.pg_grants import GrantHandler, GrantObserved
 from worker.adapters.pg_role import Dependency, RoleHandler, RoleObserved
 from worker.adapters.pg_sql import Catalog
@@ -59,6 +70,36 @@ SELECT (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_
           CROSS JOIN LATERAL aclexplode(da.defaclacl) a
          WHERE a.grantee = (SELECT oid FROM pg_roles WHERE rolname = %(role)s) AND a.grantee <> da.defaclrole)
 """
+# Drop path only: the objects the role's default privileges reached, i.e. what each held rule's creator owns in its
+# scope (schema, or every schema) and the role holds privileges on, with the index of the rule that reached it.
+COVERED_SQL = """
+SELECT o.cat, o.oid, o.kind, o.nsp, o.name, o.args, r.i,
+       ARRAY(SELECT a.privilege_type::text FROM aclexplode(o.acl) a
+              WHERE a.grantee = (SELECT oid FROM pg_roles WHERE rolname = %(role)s))
+  FROM unnest(%(idx)s::int[], %(for)s::text[], %(nsp)s::text[], %(type)s::text[]) AS r(i, forrole, nsp, objtype)
+  JOIN pg_roles f ON f.rolname = r.forrole
+  CROSS JOIN LATERAL (
+        SELECT 'pg_class' AS cat, c.oid, CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END AS kind,
+               n.nspname::text AS nsp, c.relname::text AS name, NULL::text AS args, c.relacl AS acl
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE r.objtype IN ('r', 'S') AND c.relowner = f.oid AND (r.nsp = '' OR n.nspname = r.nsp)
+           AND c.relkind = ANY (CASE WHEN r.objtype = 'S' THEN '{S}' ELSE '{r,p,v,m,f}' END::"char"[])
+        UNION ALL
+        SELECT 'pg_proc', p.oid, 'function', n.nspname::text, p.proname::text,
+               pg_get_function_identity_arguments(p.oid), p.proacl
+          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE r.objtype = 'f' AND p.proowner = f.oid AND (r.nsp = '' OR n.nspname = r.nsp)
+        UNION ALL
+        SELECT 'pg_type', t.oid, 'type', n.nspname::text, t.typname::text, NULL, t.typacl
+          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+         WHERE r.objtype = 'T' AND t.typowner = f.oid AND (r.nsp = '' OR n.nspname = r.nsp)
+        UNION ALL
+        SELECT 'pg_namespace', n.oid, 'schema', NULL, n.nspname::text, NULL, n.nspacl
+          FROM pg_namespace n
+         WHERE r.objtype = 'n' AND n.nspowner = f.oid
+  ) o
+ WHERE o.acl IS NOT NULL
+"""
 DATABASES_SQL = "SELECT ARRAY(SELECT datname::text FROM pg_database WHERE datname = ANY (%(names)s::text[]) AND datallowconn)"
 OBJECT_TYPES = {code: name for name, (_, code) in privs.DEFAULT_PRIVILEGE_TYPES.items()}
 
@@ -76,6 +117,17 @@ class DefaultsObserved:
         default_factory=dict
     )  # database -> existing schemas
     held: dict[DefaultKey, Held] = dataclasses.field(default_factory=dict)
+    # Drop path only: objects the held rules reached that the role holds privileges on, with those privileges.
+    covered: list[Covered] = dataclasses.field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Covered:
+    catalog: str  # pg_class, pg_proc, pg_type, pg_namespace
+    oid: int
+    target: Target
+    held: frozenset[str]  # what the role holds on the object
+    revoke: frozenset[str]  # of those, what the rules that reached it give
 
 
 @dataclass
@@ -133,7 +185,39 @@ class DatabaseRoleHandler(KindHandler[GroupObserved]):
 
     def observe_drop(self, spec: dict[str, Any]) -> GroupObserved:
         role = self.roles.observe_drop(role_spec(spec))
-        return self._rest(spec, role)
+        observed = self._rest(spec, role)
+        self._observe_covered(spec, observed.defaults)
+        return observed
+
+    def _observe_covered(self, spec: dict[str, Any], observed: DefaultsObserved) -> None:
+        """The objects the held default privileges reached (the drop revokes those privileges on them too)."""
+        for database in sorted({d for d, _ in observed.held}):
+            rules = [(rule, held) for (d, rule), held in observed.held.items() if d == database]
+            rows = self.catalog.query(
+                COVERED_SQL,
+                {
+                    "idx": list(range(len(rules))),
+                    "for": [r.for_role for r, _ in rules],
+                    "nsp": [r.schema or "" for r, _ in rules],
+                    "type": [privs.DEFAULT_PRIVILEGE_TYPES[r.object_type][1] for r, _ in rules],
+                    "role": spec["roleName"],
+                },
+                database=database,
+            )
+            merged: dict[tuple[str, int], Covered] = {}
+            for catalog, oid, kind, schema, name, args, index, held in rows:
+                if not held:
+                    continue
+                if kind == privs.TYPE:
+                    target = Target(privs.TYPE, "TYPE", schema, name, None, database)
+                else:
+                    target = target_for(kind, database, schema, name, args)
+                revoke = frozenset(held) & frozenset(rules[index][1])
+                before = merged.get((catalog, int(oid)))
+                if before is not None:
+                    revoke |= before.revoke
+                merged[(catalog, int(oid))] = Covered(catalog, int(oid), target, frozenset(held), revoke)
+            observed.covered += [c for c in merged.values() if c.revoke]
 
     def _rest(self, spec: dict[str, Any], role: RoleObserved) -> GroupObserved:
         grants = self.grants.observe(grant_spec(spec))
@@ -247,7 +331,17 @@ class DatabaseRoleHandler(KindHandler[GroupObserved]):
             return grants
         defaults = self._default_steps(spec, observed.defaults, drop=True)
         revoked = self._revoked(observed.grants)
+        granted = {(f.target.database or self.catalog.admin_database, f.oid) for f in revoked}
+        covered = [c for c in observed.defaults.covered if (c.target.database, c.oid) not in granted]
+        defaults += acl_steps(
+            spec["roleName"],
+            [
+                Pair(c.target, {}, dict.fromkeys(c.revoke, False), ["spec.postgres.defaultPrivileges"])
+                for c in covered
+            ],
+        )
         dependencies = _without(observed.role.dependencies, revoked, self.catalog.admin_database)
+        dependencies = _without_covered(dependencies, [c for c in covered if c.held <= c.revoke])
         role_observed = dataclasses.replace(
             observed.role, dependencies=_without_defaults(dependencies, observed.defaults)
         )
@@ -270,6 +364,23 @@ class DatabaseRoleHandler(KindHandler[GroupObserved]):
             "members": observed.members,
             "privileges": self.grants.facts(grant_spec(spec), observed.grants)["privileges"],
         }
+
+
+def _without_covered(deps: list[Dependency], covered: list[Covered]) -> list[Dependency]:
+    """Less one privilege dependency per object the drop's revokes leave the role nothing on."""
+    counts: dict[tuple[str | None, str, int | None], int] = {}
+    for c in covered:
+        objid = c.oid if c.catalog == "pg_namespace" else None
+        key = (c.target.database, c.catalog, objid)
+        counts[key] = counts.get(key, 0) + 1
+    out: list[Dependency] = []
+    for d in deps:
+        left = d.count
+        if d.kind == "a":
+            left -= counts.pop((d.database, d.catalog, d.objid), 0)
+        if left > 0:
+            out.append(dataclasses.replace(d, count=left))
+    return out
 
 
 def _without_defaults(deps: list[Dependency], observed: DefaultsObserved) -> list[Dependency]:
