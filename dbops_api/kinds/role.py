@@ -29,6 +29,8 @@ from dbops_api.schema import (
     string,
 )
 from dbops_api.system import (
+    PG_SYSTEM_DATABASE_MESSAGE,
+    PG_SYSTEM_DATABASES,
     SYSTEM_ACCOUNT_MESSAGE,
     SYSTEM_ACCOUNTS,
     pg_role_prefix_rule,
@@ -81,6 +83,7 @@ def _role_default_privileges() -> Schema:
                     lambda d: d["objectType"] != "schemas" or "schema" not in d,
                     ".schema",
                 ),
+                system_name_rule("database", PG_SYSTEM_DATABASES, PG_SYSTEM_DATABASE_MESSAGE),
                 pg_system_schema_rule("schema"),
                 pg_role_prefix_rule("forRole"),
             ),
