@@ -2,9 +2,10 @@
 privileges (DatabaseGrant's, worker.adapters.pg_grants, the role as grantee), and its members in the facts.
 
 `observe` costs the role query, the grantee query (with dbops' memory of what it granted) plus one per database the
-grants name, and one query for the members; with `postgres.defaultPrivileges` one more in the admin database and one
-per database the entries name or the role holds default privileges in (pg_shdepend, from the role query). `plan` and
-`plan_drop` are pure. The role is marked as the claim's like a DatabaseUser's role (a role dbops did not create is
+grants name, and one query for the members (with which databases `postgres.defaultPrivileges` names exist); with
+default privileges one more per database the entries name or the role holds some in (pg_shdepend, from the role
+query); the drop path one more per database the role holds default privileges in. `plan` and `plan_drop` are
+pure. The role is marked as the claim's like a DatabaseUser's role (a role dbops did not create is
 refused unless `adopt: true`); the grants are remembered in `_dbops.grants` under the claim's own id, so removing one
 from the spec revokes it. The role's default privileges are the exact set the spec names: the role is the claim's,
 so any default privilege it holds that no entry names is revoked, and the drop revokes them all before DROP ROLE
@@ -39,8 +40,10 @@ from worker.adapters.pg_sql import Catalog
 from worker.errors import PermanentError
 from worker.ownership import Owner
 
+# The role's members, and which of the databases postgres.defaultPrivileges names exist and accept connections.
 MEMBERS_SQL = """
-SELECT coalesce(array_agg(m.rolname::text ORDER BY m.rolname), '{}')
+SELECT coalesce(array_agg(m.rolname::text ORDER BY m.rolname), '{}'),
+       ARRAY(SELECT datname::text FROM pg_database WHERE datname = ANY (%(databases)s::text[]) AND datallowconn)
   FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
  WHERE r.rolname = %(name)s
 """
@@ -100,7 +103,6 @@ SELECT o.cat, o.oid, o.kind, o.nsp, o.name, o.args, r.i,
   ) o
  WHERE o.acl IS NOT NULL
 """
-DATABASES_SQL = "SELECT ARRAY(SELECT datname::text FROM pg_database WHERE datname = ANY (%(names)s::text[]) AND datallowconn)"
 OBJECT_TYPES = {code: name for name, (_, code) in privs.DEFAULT_PRIVILEGE_TYPES.items()}
 
 DefaultKey = tuple[str, DefaultRule]  # (database, rule)
@@ -222,18 +224,21 @@ class DatabaseRoleHandler(KindHandler[GroupObserved]):
     def _rest(self, spec: dict[str, Any], role: RoleObserved) -> GroupObserved:
         grants = self.grants.observe(grant_spec(spec))
         members: list[str] = []
-        if role.exists:
-            ((found,),) = self.catalog.query(MEMBERS_SQL, {"name": spec["roleName"]})
-            members = list(found or ())
-        return GroupObserved(role, grants, members, self._observe_defaults(spec, role))
-
-    def _observe_defaults(self, spec: dict[str, Any], role: RoleObserved) -> DefaultsObserved:
         entries = (spec.get("postgres") or {}).get("defaultPrivileges") or []
-        out = DefaultsObserved()
         named = sorted({e["database"] for e in entries})
-        if named:
-            ((usable,),) = self.catalog.query(DATABASES_SQL, {"names": named})
-            out.usable = frozenset(usable or ())
+        defaults = DefaultsObserved()
+        if role.exists or named:
+            ((found, usable),) = self.catalog.query(
+                MEMBERS_SQL, {"name": spec["roleName"], "databases": named}
+            )
+            members = list(found or ())
+            defaults.usable = frozenset(usable or ())
+        self._observe_defaults(spec, role, defaults)
+        return GroupObserved(role, grants, members, defaults)
+
+    def _observe_defaults(self, spec: dict[str, Any], role: RoleObserved, out: DefaultsObserved) -> None:
+        """The role's default privileges in the databases the spec names (`out.usable`) or it holds some in."""
+        entries = (spec.get("postgres") or {}).get("defaultPrivileges") or []
         holding = {d.database for d in role.dependencies if d.catalog == "pg_default_acl" and d.kind == "a"}
         for database in sorted(out.usable | {d for d in holding if d}):
             mine = [e for e in entries if e["database"] == database]
@@ -254,7 +259,6 @@ class DatabaseRoleHandler(KindHandler[GroupObserved]):
                 rule = DefaultRule(str(for_role), schema, OBJECT_TYPES[code], spec["roleName"])
                 into = out.held.setdefault((database, rule), {})
                 into[str(privilege)] = into.get(str(privilege), False) or bool(grantable)
-        return out
 
     def _default_steps(
         self, spec: dict[str, Any], observed: DefaultsObserved, drop: bool = False
