@@ -207,3 +207,31 @@ def test_role_default_privileges_reach_members_shrink_noop_and_drop(pg: Server) 
     )
     assert pg.query("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)) == []
     assert one(pg, "SELECT count(*) FROM pg_default_acl", database=db) == 0
+
+
+def test_a_hand_grant_on_an_object_the_default_privileges_reached_still_blocks_the_drop(pg: Server) -> None:
+    """The drop revokes only what the role's default privileges give: INSERT granted by hand on a table created
+    under them is not the claim's, so the drop is refused with the fix (not a failed DROP ROLE)."""
+    db, owner = scene(pg)
+    name = unique("future")
+    spec = {
+        "roleName": name,
+        "postgres": {
+            "defaultPrivileges": [{"database": db, "objectType": "tables", "privileges": ["SELECT"]}]
+        },
+    }
+    apply_ok(pg, "DatabaseRole", spec)
+    execute(
+        pg,
+        f"SET ROLE {owner}",
+        "CREATE TABLE app.later (id int)",
+        f"GRANT INSERT ON app.later TO {name}",
+        database=db,
+    )
+    refused = run(pg, "drop", "DatabaseRole", spec)
+    assert refused.code != 0 and refused.error["code"] == "DependentObjects", refused.result
+    assert "app.later" in refused.error["message"], refused.error
+    assert pg.query("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)) != []
+    # Nothing was half-done: the refusal comes from the plan, before any statement.
+    assert one(pg, "SELECT count(*) FROM pg_default_acl", database=db) == 1
+    assert one(pg, f"SELECT has_table_privilege('{name}', 'app.later', 'SELECT')", database=db) is True
