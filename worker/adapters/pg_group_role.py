@@ -1,8 +1,8 @@
 """DatabaseRole on PostgreSQL: a NOLOGIN role (DatabaseUser's role statements, worker.adapters.pg_role) with its
 privileges (DatabaseGrant's, worker.adapters.pg_grants, the role as grantee), and its members in the facts.
 
-`observe` costs the role query, the grantee query (with dbops' memory of what it granted) plus one per database the
-grants name, and one query for the members (with which databases `postgres.defaultPrivileges` names exist); with
+`observe` costs the role query (which also reads the members and which databases `postgres.defaultPrivileges`
+names exist), the grantee query (with dbops' memory of what it granted) plus one per database the grants name; with
 default privileges one more per database the entries name or the role holds some in (pg_shdepend, from the role
 query); the drop path one more per database the role holds default privileges in. `plan` and `plan_drop` are
 pure. The role is marked as the claim's like a DatabaseUser's role (a role dbops did not create is
@@ -40,13 +40,14 @@ from worker.adapters.pg_sql import Catalog
 from worker.errors import PermanentError
 from worker.ownership import Owner
 
-# The role's members, and which of the databases postgres.defaultPrivileges names exist and accept connections.
-MEMBERS_SQL = """
-SELECT coalesce(array_agg(m.rolname::text ORDER BY m.rolname), '{}'),
-       ARRAY(SELECT datname::text FROM pg_database WHERE datname = ANY (%(databases)s::text[]) AND datallowconn)
-  FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
- WHERE r.rolname = %(name)s
-"""
+# Read with the role query (RoleHandler.extra_columns): the role's members, and which of the databases
+# postgres.defaultPrivileges names exist and accept connections.
+MEMBERS_COLUMNS = """,
+       ARRAY(SELECT m.rolname::text
+               FROM pg_auth_members a JOIN pg_roles m ON m.oid = a.member
+              WHERE a.roleid = r.oid ORDER BY m.rolname),
+       ARRAY(SELECT datname::text FROM pg_database
+              WHERE datname = ANY (%(default_databases)s::text[]) AND datallowconn ORDER BY datname)"""
 
 # The memory row of a DatabaseRole's grants: a claim id a DatabaseGrant's never is (claim names have no spaces).
 MEMORY_SUFFIX = " DatabaseRole"
@@ -181,11 +182,18 @@ class DatabaseRoleHandler(KindHandler[GroupObserved]):
     def lock_key(self, spec: dict[str, Any]) -> str:
         return f"role:{spec['roleName']}"
 
+    def _read_members(self, spec: dict[str, Any]) -> None:
+        entries = (spec.get("postgres") or {}).get("defaultPrivileges") or []
+        self.roles.extra_columns = MEMBERS_COLUMNS
+        self.roles.extra_params = {"default_databases": sorted({e["database"] for e in entries})}
+
     def observe(self, spec: dict[str, Any]) -> GroupObserved:
+        self._read_members(spec)
         role = self.roles.observe(role_spec(spec))
         return self._rest(spec, role)
 
     def observe_drop(self, spec: dict[str, Any]) -> GroupObserved:
+        self._read_members(spec)
         role = self.roles.observe_drop(role_spec(spec))
         observed = self._rest(spec, role)
         self._observe_covered(spec, observed.defaults)
@@ -223,16 +231,9 @@ class DatabaseRoleHandler(KindHandler[GroupObserved]):
 
     def _rest(self, spec: dict[str, Any], role: RoleObserved) -> GroupObserved:
         grants = self.grants.observe(grant_spec(spec))
-        members: list[str] = []
-        entries = (spec.get("postgres") or {}).get("defaultPrivileges") or []
-        named = sorted({e["database"] for e in entries})
-        defaults = DefaultsObserved()
-        if role.exists or named:
-            ((found, usable),) = self.catalog.query(
-                MEMBERS_SQL, {"name": spec["roleName"], "databases": named}
-            )
-            members = list(found or ())
-            defaults.usable = frozenset(usable or ())
+        found, usable = role.extra  # MEMBERS_COLUMNS
+        members = list(found or ()) if role.exists else []
+        defaults = DefaultsObserved(usable=frozenset(usable or ()))
         self._observe_defaults(spec, role, defaults)
         return GroupObserved(role, grants, members, defaults)
 
