@@ -4,7 +4,7 @@ privileges (DatabaseGrant's, worker.adapters.pg_grants, the role as grantee), an
 `observe` costs the role query (which also reads the members and which databases `postgres.defaultPrivileges`
 names exist), the grantee query (with dbops' memory of what it granted) plus one per database the grants name; with
 default privileges one more per database the entries name or the role holds some in (pg_shdepend, from the role
-query); the drop path one more per database the role holds default privileges in. `plan` and `plan_drop` are
+query) that the grants do not already read (there they come with the grants' query); the drop path one more per database the role holds default privileges in. `plan` and `plan_drop` are
 pure. The role is marked as the claim's like a DatabaseUser's role (a role dbops did not create is
 refused unless `adopt: true`); the grants are remembered in `_dbops.grants` under the claim's own id, so removing one
 from the spec revokes it. The role's default privileges are the exact set the spec names: the role is the claim's,
@@ -63,17 +63,18 @@ CATALOGS = {
 
 # In each database: its owner (forRole's default), which of the named roles and schemas exist, and every default
 # privilege the role holds there (rows whose creator is the role itself hold its owner rights: not ours to manage).
-DEFAULTS_SQL = """
-SELECT (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()),
-       ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname = ANY (%(roles)s::text[])),
-       ARRAY(SELECT nspname::text FROM pg_namespace WHERE nspname = ANY (%(schemas)s::text[])),
+DEFAULTS_COLUMNS = """
+       (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()),
+       ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname = ANY (%(dp_roles)s::text[])),
+       ARRAY(SELECT nspname::text FROM pg_namespace WHERE nspname = ANY (%(dp_schemas)s::text[])),
        (SELECT coalesce(json_agg(json_build_array(pg_get_userbyid(da.defaclrole), n.nspname, da.defaclobjtype::text,
                                                   a.privilege_type, a.is_grantable)), '[]')
           FROM pg_default_acl da
           LEFT JOIN pg_namespace n ON n.oid = da.defaclnamespace
           CROSS JOIN LATERAL aclexplode(da.defaclacl) a
-         WHERE a.grantee = (SELECT oid FROM pg_roles WHERE rolname = %(role)s) AND a.grantee <> da.defaclrole)
-"""
+         WHERE a.grantee = (SELECT oid FROM pg_roles WHERE rolname = %(dp_role)s) AND a.grantee <> da.defaclrole)"""
+# On its own, in a database the grants do not read; else folded into the grants' query there (GrantHandler.extra).
+DEFAULTS_SQL = "SELECT" + DEFAULTS_COLUMNS + "\n"
 # Drop path only: the objects the role's default privileges reached, i.e. what each held rule's creator owns in its
 # scope (schema, or every schema) and the role holds privileges on, with the index of the rule that reached it.
 COVERED_SQL = """
@@ -230,28 +231,35 @@ class DatabaseRoleHandler(KindHandler[GroupObserved]):
             observed.covered += [c for c in merged.values() if c.revoke]
 
     def _rest(self, spec: dict[str, Any], role: RoleObserved) -> GroupObserved:
-        grants = self.grants.observe(grant_spec(spec))
         found, usable = role.extra  # MEMBERS_COLUMNS
         members = list(found or ()) if role.exists else []
         defaults = DefaultsObserved(usable=frozenset(usable or ()))
-        self._observe_defaults(spec, role, defaults)
-        return GroupObserved(role, grants, members, defaults)
-
-    def _observe_defaults(self, spec: dict[str, Any], role: RoleObserved, out: DefaultsObserved) -> None:
-        """The role's default privileges in the databases the spec names (`out.usable`) or it holds some in."""
         entries = (spec.get("postgres") or {}).get("defaultPrivileges") or []
         holding = {d.database for d in role.dependencies if d.catalog == "pg_default_acl" and d.kind == "a"}
-        for database in sorted(out.usable | {d for d in holding if d}):
-            mine = [e for e in entries if e["database"] == database]
-            ((owner, roles, schemas, held),) = self.catalog.query(
-                DEFAULTS_SQL,
-                {
-                    "roles": sorted({e["forRole"] for e in mine if "forRole" in e}),
-                    "schemas": sorted({e["schema"] for e in mine if "schema" in e}),
-                    "role": spec["roleName"],
-                },
-                database=database,
-            )
+        params = {
+            database: _defaults_params(spec, [e for e in entries if e["database"] == database])
+            for database in sorted(defaults.usable | {d for d in holding if d})
+        }
+        # Where the grants read a database anyway, its default privileges come with that query.
+        self.grants.extra = {database: ("," + DEFAULTS_COLUMNS, p) for database, p in params.items()}
+        grants = self.grants.observe(grant_spec(spec))
+        self._observe_defaults(spec, params, grants.extra, defaults)
+        return GroupObserved(role, grants, members, defaults)
+
+    def _observe_defaults(
+        self,
+        spec: dict[str, Any],
+        params: dict[str, dict[str, Any]],
+        read: dict[str, tuple[Any, ...]],
+        out: DefaultsObserved,
+    ) -> None:
+        """The role's default privileges in the databases the spec names (`out.usable`) or it holds some in
+        (`params`'s): those the grants' queries read (`read`), one query in each other."""
+        for database, p in params.items():
+            if database in read:
+                owner, roles, schemas, held = read[database]
+            else:
+                ((owner, roles, schemas, held),) = self.catalog.query(DEFAULTS_SQL, p, database=database)
             out.owners[database] = str(owner)
             out.roles[database] = frozenset(roles or ())
             out.schemas[database] = frozenset(schemas or ())
@@ -369,6 +377,15 @@ class DatabaseRoleHandler(KindHandler[GroupObserved]):
             "members": observed.members,
             "privileges": self.grants.facts(grant_spec(spec), observed.grants)["privileges"],
         }
+
+
+def _defaults_params(spec: dict[str, Any], mine: list[dict[str, Any]]) -> dict[str, Any]:
+    """DEFAULTS_COLUMNS' parameters for the defaultPrivileges entries of one database."""
+    return {
+        "dp_roles": sorted({e["forRole"] for e in mine if "forRole" in e}),
+        "dp_schemas": sorted({e["schema"] for e in mine if "schema" in e}),
+        "dp_role": spec["roleName"],
+    }
 
 
 def _without_covered(deps: list[Dependency], covered: list[Covered]) -> list[Dependency]:
