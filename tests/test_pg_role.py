@@ -166,6 +166,9 @@ def test_role_default_privileges_reach_members_shrink_noop_and_drop(pg: Server) 
     again, writes = writes_during(pg, lambda: apply_ok(pg, "DatabaseRole", spec))
     assert writes == []
     assert again.result["statements"]["writes"] == 0
+    # The no-op budget: the role query (members included), the grantee query, and the grants' query in the database,
+    # which carries the default privileges there.
+    assert again.result["statements"]["reads"] == 3, again.result["statements"]
 
     # A default privilege granted by hand to the role, outside the spec, is revoked (the exact set); the removed
     # sequences entry is revoked too; the tables entry stays.
@@ -207,6 +210,35 @@ def test_role_default_privileges_reach_members_shrink_noop_and_drop(pg: Server) 
     )
     assert pg.query("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)) == []
     assert one(pg, "SELECT count(*) FROM pg_default_acl", database=db) == 0
+
+
+def test_default_privileges_in_a_database_the_grants_do_not_read(pg: Server) -> None:
+    """Default privileges alone (no grants): read with a query of their own in that database, applied, and a re-run
+    writes nothing."""
+    db, owner = scene(pg)
+    name = unique("onlydefaults")
+    spec = {
+        "roleName": name,
+        "postgres": {
+            "defaultPrivileges": [{"database": db, "objectType": "tables", "privileges": ["SELECT"]}]
+        },
+    }
+    apply_ok(pg, "DatabaseRole", spec)
+    held = one(
+        pg,
+        "SELECT coalesce(json_agg(json_build_array(pg_get_userbyid(d.defaclrole), a.privilege_type)), '[]')"
+        " FROM pg_default_acl d, aclexplode(d.defaclacl) a"
+        " WHERE a.grantee = (SELECT oid FROM pg_roles WHERE rolname = %s)",
+        (name,),
+        database=db,
+    )
+    assert held == [[owner, "SELECT"]], held
+    again, writes = writes_during(pg, lambda: apply_ok(pg, "DatabaseRole", spec))
+    assert writes == []
+    assert again.result["statements"]["reads"] == 3, again.result["statements"]
+    dropped = run(pg, "drop", "DatabaseRole", spec)
+    assert dropped.code == 0, (dropped.error, dropped.result)
+    assert pg.query("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)) == []
 
 
 def test_a_hand_grant_on_an_object_the_default_privileges_reached_still_blocks_the_drop(pg: Server) -> None:
