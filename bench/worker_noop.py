@@ -2,7 +2,8 @@
 
     python bench/worker_noop.py [--engine postgres|mariadb|all] [--runs N]
 
-Starts private servers (tests.servers), converges one Database, DatabaseUser and DatabaseGrant per engine, then
+Starts private servers (tests.servers), converges one Database, DatabaseUser, DatabaseGrant and DatabaseRole (with
+grants and, on PostgreSQL, default privileges) per engine, then
 runs the same requests again N times as a Job would (fresh process, request and secrets from the environment) and
 prints, per kind: median and best wall time from process start to exit, the import floor (`python -c "import
 sqlalchemy, <driver>"`), statements the worker reported and the server logged, writes, and peak RSS. Targets: within
@@ -51,7 +52,8 @@ def peak_rss_mib(cmd: list[str], env: dict[str, str]) -> float:
 
 
 def requests(server: Server, engine: str) -> list[tuple[str, dict[str, Any], str | None]]:
-    """(kind, spec, password) for a database, a user with full use of it, and a grant on one table."""
+    """(kind, spec, password) for a database, a user with full use of it, a grant on one table, and a role with
+    privileges (and on PostgreSQL default privileges) in the database."""
     suffix = str(os.getpid())
     db, user = f"bench_db_{suffix}", f"bench_user_{suffix}"
     grant_spec: dict[str, Any]
@@ -67,10 +69,31 @@ def requests(server: Server, engine: str) -> list[tuple[str, dict[str, Any], str
             "database": db,
             "mysql": {"grants": [{"level": "table", "database": db, "table": "t", "privileges": ["SELECT"]}]},
         }
+    role = f"bench_role_{suffix}"
+    role_spec: dict[str, Any]
+    if engine == "postgres":
+        role_spec = {
+            "roleName": role,
+            "postgres": {
+                "grants": [
+                    {"database": db, "privileges": ["CONNECT"]},
+                    {"database": db, "schema": "public", "tables": ["t"], "privileges": ["SELECT"]},
+                ],
+                "defaultPrivileges": [
+                    {"database": db, "schema": "public", "objectType": "tables", "privileges": ["SELECT"]}
+                ],
+            },
+        }
+    else:
+        role_spec = {
+            "roleName": role,
+            "mysql": {"grants": [{"level": "table", "database": db, "table": "t", "privileges": ["SELECT"]}]},
+        }
     return [
         ("Database", {"name": db}, None),
         ("DatabaseUser", {"username": user, "database": db}, "bench-password-" + suffix),
         ("DatabaseGrant", grant_spec, None),
+        ("DatabaseRole", role_spec, None),
     ]
 
 

@@ -174,4 +174,8 @@ def role_errors(engine: str, spec: dict[str, Any], prefix: str, allow_global: bo
             if field.startswith(prefix + old):
                 field = prefix + new + field[len(prefix + old) :]
         out.append(FieldError(field, e.message))
+    if engine == "postgres":  # postgres.defaultPrivileges: a Database's, the role as grantee
+        out += _pg_database_role_errors(spec, prefix) + pg_privileges.spec_errors(
+            "DatabaseRole", spec, prefix
+        )
     return out

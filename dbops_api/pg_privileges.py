@@ -113,11 +113,22 @@ def spec_errors(kind: str, spec: dict[str, Any], prefix: str) -> list[FieldError
     """Privilege names that do not exist or do not apply to the object type they are granted on."""
     errors: list[FieldError] = []
     pg = spec.get("postgres") or {}
-    if kind == "Database":
+    if kind in ("Database", "DatabaseRole"):
         for i, rule in enumerate(pg.get("defaultPrivileges", [])):
             object_type, _ = DEFAULT_PRIVILEGE_TYPES[rule["objectType"]]
             path = f"{prefix}.postgres.defaultPrivileges[{i}].privileges"
             errors += [FieldError(path, p) for p in problems(object_type, rule["privileges"])]
+    if kind == "DatabaseRole":
+        for i, rule in enumerate(pg.get("defaultPrivileges", [])):
+            if rule.get("forRole") is not None and rule.get("forRole") == spec.get("roleName"):
+                errors.append(
+                    FieldError(
+                        f"{prefix}.postgres.defaultPrivileges[{i}].forRole",
+                        "is the role itself, which holds every privilege on what it creates; name the role "
+                        "whose future objects the role should reach, or remove forRole (the database owner)",
+                    )
+                )
+    if kind == "Database":
         inner = [k for k in ("extensions", "schemas", "defaultPrivileges") if pg.get(k)]
         if pg.get("allowConnections") is False and inner:
             errors.append(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dbops_api.go_compat import CLUSTER_INSTANCE_REF, DRIFT_POLICY
 from dbops_api.kind import MESSAGE_COLUMN, PHASE_COLUMN, Kind, column
+from dbops_api.kinds.database import DATABASE
 from dbops_api.kinds.grant import DATABASE_GRANT
 from dbops_api.kinds.shared import ADOPT, ENGINE_OPTION_RULE, INSTANCE_REF, LIFECYCLE
 from dbops_api.schema import (
@@ -27,7 +28,16 @@ from dbops_api.schema import (
     obj,
     string,
 )
-from dbops_api.system import SYSTEM_ACCOUNT_MESSAGE, SYSTEM_ACCOUNTS, system_member_rule, system_name_rule
+from dbops_api.system import (
+    PG_SYSTEM_DATABASE_MESSAGE,
+    PG_SYSTEM_DATABASES,
+    SYSTEM_ACCOUNT_MESSAGE,
+    SYSTEM_ACCOUNTS,
+    pg_role_prefix_rule,
+    pg_system_schema_rule,
+    system_member_rule,
+    system_name_rule,
+)
 
 GRANT_DATABASE_MESSAGE = (
     "a DatabaseRole has no databaseRef: every grant entry names its database; add database to the entry"
@@ -46,6 +56,40 @@ def _with_database(grants: Schema, rule: Rule | None) -> Schema:
         ]
         item[CHECKS] = [*item.get(CHECKS, []), rule.check]
     return {**grants, "items": item}
+
+
+def _role_default_privileges() -> Schema:
+    """The Database claim's `postgres.defaultPrivileges` items with the role itself as grantee: no `role`, and a
+    required `database` (a DatabaseRole has no databaseRef)."""
+    base = DATABASE["properties"]["postgres"]["properties"]["defaultPrivileges"]["items"]["properties"]
+    return array(
+        "Privileges the role receives automatically on objects that `forRole` creates later in `database` "
+        "(ALTER DEFAULT PRIVILEGES ... TO the role). The exact set: default privileges the role holds that no entry "
+        "names are revoked (also in a database no entry names any more); dropping the role revokes them all first.",
+        obj(
+            "A default privilege rule whose grantee is the role.",
+            {
+                "database": ident("Database the rule applies in (a DatabaseRole has no databaseRef)."),
+                "forRole": ident("Role whose future objects are covered; default: the owner of `database`."),
+                "schema": base["schema"],
+                "objectType": base["objectType"],
+                "privileges": base["privileges"],
+            },
+            required=("database", "objectType", "privileges"),
+            rules=(
+                Rule(
+                    "self.objectType != 'schemas' || !has(self.schema)",
+                    "default privileges on schemas cannot be limited to a schema",
+                    lambda d: d["objectType"] != "schemas" or "schema" not in d,
+                    ".schema",
+                ),
+                system_name_rule("database", PG_SYSTEM_DATABASES, PG_SYSTEM_DATABASE_MESSAGE),
+                pg_system_schema_rule("schema"),
+                pg_role_prefix_rule("forRole"),
+            ),
+        ),
+        maxItems=64,
+    )
 
 
 _PG_GRANTS = _with_database(DATABASE_GRANT["properties"]["postgres"]["properties"]["grants"], None)
@@ -110,6 +154,7 @@ DATABASE_ROLE: Schema = obj(
                     "names its database. The exact set: what this role was granted before and the spec no longer "
                     "names is revoked.",
                 },
+                "defaultPrivileges": _role_default_privileges(),
             },
             rules=(
                 _off("login", LOGIN_MESSAGE),

@@ -157,7 +157,7 @@ SELECT w.i, o.nsp, o.name, o.args, o.oid,
           FROM (SELECT a.privilege_type, bool_or(a.is_grantable) AS grantable
                   FROM aclexplode(o.acl) a
                  WHERE a.grantee = (SELECT oid FROM grantee)
-                 GROUP BY a.privilege_type) x) AS held
+                 GROUP BY a.privilege_type) x) AS held@EXTRA@
   FROM want w
   LEFT JOIN LATERAL (
         SELECT d.oid, NULL::text AS nsp, d.datname::text AS name, NULL::text AS args,
@@ -207,6 +207,7 @@ class ObjectsObserved:
     found: list[Found] = field(default_factory=list)
     missing: list[int] = field(default_factory=list)  # indexes of wants that matched nothing (not `*`)
     missing_schema: list[int] = field(default_factory=list)  # indexes of wants whose schema is absent
+    extra: tuple[Any, ...] | None = None  # the values of the caller's `extra` columns (None: not read)
 
 
 KEYWORDS = {
@@ -225,16 +226,23 @@ def target_for(kind: str, database: str | None, schema: str | None, name: str, a
 
 
 def observe_objects(
-    catalog: Catalog, run_in: str | None, grantee: str, wants: Sequence[Want]
+    catalog: Catalog,
+    run_in: str | None,
+    grantee: str,
+    wants: Sequence[Want],
+    extra: tuple[str, dict[str, Any]] | None = None,
 ) -> ObjectsObserved:
     """Read the objects `wants` name (in database `run_in`; None: the admin database) and the grantee's
-    privileges on them. A database-level want names the database in `name`."""
+    privileges on them. A database-level want names the database in `name`. `extra`: a caller's own columns
+    (", expr, ...", not correlated with the rows) and their parameters, read in the same query into `out.extra`."""
     out = ObjectsObserved()
     if not wants:
         return out
+    columns, params = extra if extra is not None else ("", {})
     rows = catalog.query(
-        OBJECTS_SQL,
+        OBJECTS_SQL.replace("@EXTRA@", columns),
         {
+            **params,
             "idx": list(range(len(wants))),
             "kinds": [w.kind for w in wants],
             "nsps": [w.schema for w in wants],
@@ -243,7 +251,9 @@ def observe_objects(
         },
         database=run_in,
     )
-    for index, schema, name, args, oid, schema_exists, held in rows:
+    if extra is not None and rows:
+        out.extra = tuple(rows[0][7:])
+    for index, schema, name, args, oid, schema_exists, held, *_ in rows:
         want = wants[index]
         if name is None:
             if not schema_exists:

@@ -102,6 +102,8 @@ class GrantObserved:
     unreachable: frozenset[pg_memory.Key] = frozenset()  # remembered, in a database refusing connections
     # `exclusive: true`: objects in the spec's databases the grantee holds privileges on that nothing remembers.
     unnamed: frozenset[pg_memory.Key] = frozenset()
+    # The values of `GrantHandler.extra` per database, for those read with the grants (pg_acl.observe_objects).
+    extra: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 def entry_database(spec: dict[str, Any], grant: dict[str, Any]) -> str:
@@ -134,6 +136,9 @@ class GrantHandler(KindHandler[GrantObserved]):
     def __init__(self, catalog: Catalog, owner: Owner) -> None:
         self.catalog = catalog
         self.owner = owner
+        # A caller's own columns and parameters per database, read with the grants there when the grants read that
+        # database (GrantObserved.extra): a DatabaseRole's default privileges.
+        self.extra: dict[str, tuple[str, dict[str, Any]]] = {}
 
     def lock_key(self, spec: dict[str, Any]) -> str:
         # The same key as the grantee's DatabaseUser: both change the role's memberships and privileges.
@@ -204,7 +209,9 @@ class GrantHandler(KindHandler[GrantObserved]):
                 continue
             run_in = None if database == self.catalog.admin_database else database
             wants = [n.want for n in mine] + [pg_memory.want(k) for k in theirs]
-            result = observe_objects(self.catalog, run_in, grantee, wants)
+            result = observe_objects(self.catalog, run_in, grantee, wants, self.extra.get(database))
+            if result.extra is not None:
+                out.extra[database] = result.extra
             for f in result.found:
                 if f.want_index < len(mine):
                     out.found.append((mine[f.want_index], f))

@@ -1,32 +1,53 @@
 """DatabaseRole on PostgreSQL: a NOLOGIN role (DatabaseUser's role statements, worker.adapters.pg_role) with its
 privileges (DatabaseGrant's, worker.adapters.pg_grants, the role as grantee), and its members in the facts.
 
-`observe` costs the role query, the grantee query (with dbops' memory of what it granted) plus one per database the
-grants name, and one query for the members; `plan` and `plan_drop` are pure. The role is marked as the claim's like
-a DatabaseUser's role (a role dbops did not create is refused unless `adopt: true`); the grants are remembered in
-`_dbops.grants` under the claim's own id, so removing one from the spec revokes it.
+`observe` costs the role query (which also reads the members and which databases `postgres.defaultPrivileges`
+names exist), the grantee query (with dbops' memory of what it granted) plus one per database the grants name; with
+default privileges one more per database the entries name or the role holds some in (pg_shdepend, from the role
+query) that the grants do not already read (there they come with the grants' query); the drop path one more per database the role holds default privileges in. `plan` and `plan_drop` are
+pure. The role is marked as the claim's like a DatabaseUser's role (a role dbops did not create is
+refused unless `adopt: true`); the grants are remembered in `_dbops.grants` under the claim's own id, so removing one
+from the spec revokes it. The role's default privileges are the exact set the spec names: the role is the claim's,
+so any default privilege it holds that no entry names is revoked, and the drop revokes them all before DROP ROLE
+(PostgreSQL refuses to drop a role pg_default_acl names).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from dbops_api import pg_privileges as privs
 from worker.adapters import pg_memory
-from worker.adapters.base import KindHandler, Plan, creating
-from worker.adapters.pg_acl import Found
+from worker.adapters.base import KindHandler, Plan, Step, creating
+from worker.adapters.pg_acl import (
+    DefaultRule,
+    Desired,
+    Found,
+    Held,
+    Pair,
+    Target,
+    acl_steps,
+    default_acl_steps,
+    merge,
+    target_for,
+)
 from worker.adapters.pg_grants import GrantHandler, GrantObserved
 from worker.adapters.pg_role import Dependency, RoleHandler, RoleObserved
 from worker.adapters.pg_sql import Catalog
+from worker.errors import PermanentError
 from worker.ownership import Owner
 
-MEMBERS_SQL = """
-SELECT coalesce(array_agg(m.rolname::text ORDER BY m.rolname), '{}')
-  FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
- WHERE r.rolname = %(name)s
-"""
+# Read with the role query (RoleHandler.extra_columns): the role's members, and which of the databases
+# postgres.defaultPrivileges names exist and accept connections.
+MEMBERS_COLUMNS = """,
+       ARRAY(SELECT m.rolname::text
+               FROM pg_auth_members a JOIN pg_roles m ON m.oid = a.member
+              WHERE a.roleid = r.oid ORDER BY m.rolname),
+       ARRAY(SELECT datname::text FROM pg_database
+              WHERE datname = ANY (%(default_databases)s::text[]) AND datallowconn ORDER BY datname)"""
 
 # The memory row of a DatabaseRole's grants: a claim id a DatabaseGrant's never is (claim names have no spaces).
 MEMORY_SUFFIX = " DatabaseRole"
@@ -40,11 +61,85 @@ CATALOGS = {
 }
 
 
+# In each database: its owner (forRole's default), which of the named roles and schemas exist, and every default
+# privilege the role holds there (rows whose creator is the role itself hold its owner rights: not ours to manage).
+DEFAULTS_COLUMNS = """
+       (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()),
+       ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname = ANY (%(dp_roles)s::text[])),
+       ARRAY(SELECT nspname::text FROM pg_namespace WHERE nspname = ANY (%(dp_schemas)s::text[])),
+       (SELECT coalesce(json_agg(json_build_array(pg_get_userbyid(da.defaclrole), n.nspname, da.defaclobjtype::text,
+                                                  a.privilege_type, a.is_grantable)), '[]')
+          FROM pg_default_acl da
+          LEFT JOIN pg_namespace n ON n.oid = da.defaclnamespace
+          CROSS JOIN LATERAL aclexplode(da.defaclacl) a
+         WHERE a.grantee = (SELECT oid FROM pg_roles WHERE rolname = %(dp_role)s) AND a.grantee <> da.defaclrole)"""
+# On its own, in a database the grants do not read; else folded into the grants' query there (GrantHandler.extra).
+DEFAULTS_SQL = "SELECT" + DEFAULTS_COLUMNS + "\n"
+# Drop path only: the objects the role's default privileges reached, i.e. what each held rule's creator owns in its
+# scope (schema, or every schema) and the role holds privileges on, with the index of the rule that reached it.
+COVERED_SQL = """
+SELECT o.cat, o.oid, o.kind, o.nsp, o.name, o.args, r.i,
+       ARRAY(SELECT a.privilege_type::text FROM aclexplode(o.acl) a
+              WHERE a.grantee = (SELECT oid FROM pg_roles WHERE rolname = %(role)s))
+  FROM unnest(%(idx)s::int[], %(for)s::text[], %(nsp)s::text[], %(type)s::text[]) AS r(i, forrole, nsp, objtype)
+  JOIN pg_roles f ON f.rolname = r.forrole
+  CROSS JOIN LATERAL (
+        SELECT 'pg_class' AS cat, c.oid, CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END AS kind,
+               n.nspname::text AS nsp, c.relname::text AS name, NULL::text AS args, c.relacl AS acl
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE r.objtype IN ('r', 'S') AND c.relowner = f.oid AND (r.nsp = '' OR n.nspname = r.nsp)
+           AND c.relkind = ANY (CASE WHEN r.objtype = 'S' THEN '{S}' ELSE '{r,p,v,m,f}' END::"char"[])
+        UNION ALL
+        SELECT 'pg_proc', p.oid, 'function', n.nspname::text, p.proname::text,
+               pg_get_function_identity_arguments(p.oid), p.proacl
+          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE r.objtype = 'f' AND p.proowner = f.oid AND (r.nsp = '' OR n.nspname = r.nsp)
+        UNION ALL
+        SELECT 'pg_type', t.oid, 'type', n.nspname::text, t.typname::text, NULL, t.typacl
+          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+         WHERE r.objtype = 'T' AND t.typowner = f.oid AND (r.nsp = '' OR n.nspname = r.nsp)
+        UNION ALL
+        SELECT 'pg_namespace', n.oid, 'schema', NULL, n.nspname::text, NULL, n.nspacl
+          FROM pg_namespace n
+         WHERE r.objtype = 'n' AND n.nspowner = f.oid
+  ) o
+ WHERE o.acl IS NOT NULL
+"""
+OBJECT_TYPES = {code: name for name, (_, code) in privs.DEFAULT_PRIVILEGE_TYPES.items()}
+
+DefaultKey = tuple[str, DefaultRule]  # (database, rule)
+
+
+@dataclass
+class DefaultsObserved:
+    usable: frozenset[str] = frozenset()  # databases the spec names that exist and accept connections
+    owners: dict[str, str] = dataclasses.field(default_factory=dict)  # database -> owner
+    roles: dict[str, frozenset[str]] = dataclasses.field(
+        default_factory=dict
+    )  # database -> existing forRoles
+    schemas: dict[str, frozenset[str]] = dataclasses.field(
+        default_factory=dict
+    )  # database -> existing schemas
+    held: dict[DefaultKey, Held] = dataclasses.field(default_factory=dict)
+    # Drop path only: objects the held rules reached that the role holds privileges on, with those privileges.
+    covered: list[Covered] = dataclasses.field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Covered:
+    catalog: str  # pg_class, pg_proc, pg_type, pg_namespace
+    oid: int
+    target: Target
+    held: frozenset[str]  # what the role holds on the object
+    revoke: frozenset[str]  # of those, what the rules that reached it give
+
+
 @dataclass
 class GroupObserved:
     role: RoleObserved
     grants: GrantObserved
     members: list[str]
+    defaults: DefaultsObserved = dataclasses.field(default_factory=DefaultsObserved)
 
 
 def role_spec(spec: dict[str, Any]) -> dict[str, Any]:
@@ -88,26 +183,157 @@ class DatabaseRoleHandler(KindHandler[GroupObserved]):
     def lock_key(self, spec: dict[str, Any]) -> str:
         return f"role:{spec['roleName']}"
 
+    def _read_members(self, spec: dict[str, Any]) -> None:
+        entries = (spec.get("postgres") or {}).get("defaultPrivileges") or []
+        self.roles.extra_columns = MEMBERS_COLUMNS
+        self.roles.extra_params = {"default_databases": sorted({e["database"] for e in entries})}
+
     def observe(self, spec: dict[str, Any]) -> GroupObserved:
+        self._read_members(spec)
         role = self.roles.observe(role_spec(spec))
         return self._rest(spec, role)
 
     def observe_drop(self, spec: dict[str, Any]) -> GroupObserved:
+        self._read_members(spec)
         role = self.roles.observe_drop(role_spec(spec))
-        return self._rest(spec, role)
+        observed = self._rest(spec, role)
+        self._observe_covered(spec, observed.defaults)
+        return observed
+
+    def _observe_covered(self, spec: dict[str, Any], observed: DefaultsObserved) -> None:
+        """The objects the held default privileges reached (the drop revokes those privileges on them too)."""
+        for database in sorted({d for d, _ in observed.held}):
+            rules = [(rule, held) for (d, rule), held in observed.held.items() if d == database]
+            rows = self.catalog.query(
+                COVERED_SQL,
+                {
+                    "idx": list(range(len(rules))),
+                    "for": [r.for_role for r, _ in rules],
+                    "nsp": [r.schema or "" for r, _ in rules],
+                    "type": [privs.DEFAULT_PRIVILEGE_TYPES[r.object_type][1] for r, _ in rules],
+                    "role": spec["roleName"],
+                },
+                database=database,
+            )
+            merged: dict[tuple[str, int], Covered] = {}
+            for catalog, oid, kind, schema, name, args, index, held in rows:
+                if not held:
+                    continue
+                if kind == privs.TYPE:
+                    target = Target(privs.TYPE, "TYPE", schema, name, None, database)
+                else:
+                    target = target_for(kind, database, schema, name, args)
+                revoke = frozenset(held) & frozenset(rules[index][1])
+                before = merged.get((catalog, int(oid)))
+                if before is not None:
+                    revoke |= before.revoke
+                merged[(catalog, int(oid))] = Covered(catalog, int(oid), target, frozenset(held), revoke)
+            observed.covered += [c for c in merged.values() if c.revoke]
 
     def _rest(self, spec: dict[str, Any], role: RoleObserved) -> GroupObserved:
+        found, usable = role.extra  # MEMBERS_COLUMNS
+        members = list(found or ()) if role.exists else []
+        defaults = DefaultsObserved(usable=frozenset(usable or ()))
+        entries = (spec.get("postgres") or {}).get("defaultPrivileges") or []
+        holding = {d.database for d in role.dependencies if d.catalog == "pg_default_acl" and d.kind == "a"}
+        params = {
+            database: _defaults_params(spec, [e for e in entries if e["database"] == database])
+            for database in sorted(defaults.usable | {d for d in holding if d})
+        }
+        # Where the grants read a database anyway, its default privileges come with that query.
+        self.grants.extra = {database: ("," + DEFAULTS_COLUMNS, p) for database, p in params.items()}
         grants = self.grants.observe(grant_spec(spec))
-        members: list[str] = []
-        if role.exists:
-            ((found,),) = self.catalog.query(MEMBERS_SQL, {"name": spec["roleName"]})
-            members = list(found or ())
-        return GroupObserved(role, grants, members)
+        self._observe_defaults(spec, params, grants.extra, defaults)
+        return GroupObserved(role, grants, members, defaults)
+
+    def _observe_defaults(
+        self,
+        spec: dict[str, Any],
+        params: dict[str, dict[str, Any]],
+        read: dict[str, tuple[Any, ...]],
+        out: DefaultsObserved,
+    ) -> None:
+        """The role's default privileges in the databases the spec names (`out.usable`) or it holds some in
+        (`params`'s): those the grants' queries read (`read`), one query in each other."""
+        for database, p in params.items():
+            if database in read:
+                owner, roles, schemas, held = read[database]
+            else:
+                ((owner, roles, schemas, held),) = self.catalog.query(DEFAULTS_SQL, p, database=database)
+            out.owners[database] = str(owner)
+            out.roles[database] = frozenset(roles or ())
+            out.schemas[database] = frozenset(schemas or ())
+            rows = json.loads(held) if isinstance(held, str) else (held or [])
+            for for_role, schema, code, privilege, grantable in rows:
+                rule = DefaultRule(str(for_role), schema, OBJECT_TYPES[code], spec["roleName"])
+                into = out.held.setdefault((database, rule), {})
+                into[str(privilege)] = into.get(str(privilege), False) or bool(grantable)
+
+    def _default_steps(
+        self, spec: dict[str, Any], observed: DefaultsObserved, drop: bool = False
+    ) -> list[Step]:
+        """ALTER DEFAULT PRIVILEGES that make the role's default privileges exactly the spec's (none on a drop)."""
+        wanted: dict[DefaultKey, Desired] = {}
+        if not drop:
+            problems = self._default_problems(spec, observed)
+            if problems:
+                raise PermanentError("InvalidReference", "; ".join(problems))
+            for entry in (spec.get("postgres") or {}).get("defaultPrivileges") or []:
+                database = entry["database"]
+                rule = DefaultRule(
+                    entry.get("forRole", observed.owners[database]),
+                    entry.get("schema"),
+                    entry["objectType"],
+                    spec["roleName"],
+                )
+                object_type = privs.DEFAULT_PRIVILEGE_TYPES[entry["objectType"]][0]
+                merge(
+                    wanted.setdefault((database, rule), {}),
+                    privs.expand(object_type, entry["privileges"], self.catalog.info.version_tuple),
+                    False,
+                )
+        out: list[Step] = []
+        keys = set(wanted) | set(observed.held)
+        for database, rule in sorted(
+            keys, key=lambda k: (k[0], k[1].for_role, k[1].schema or "", k[1].object_type)
+        ):
+            out += default_acl_steps(
+                rule, wanted.get((database, rule), {}), observed.held.get((database, rule), {}), database
+            )
+        return out
+
+    def _default_problems(self, spec: dict[str, Any], observed: DefaultsObserved) -> list[str]:
+        problems: list[str] = []
+        version = self.catalog.info.version_tuple
+        for i, entry in enumerate((spec.get("postgres") or {}).get("defaultPrivileges") or []):
+            path = f"spec.postgres.defaultPrivileges[{i}]"
+            database = entry["database"]
+            if database not in observed.usable:
+                problems.append(
+                    f"{path}.database: database {database} does not exist or does not accept connections; "
+                    "create it first (a Database claim)"
+                )
+                continue
+            if "forRole" in entry and entry["forRole"] not in observed.roles[database]:
+                problems.append(f"{path}.forRole: role {entry['forRole']} does not exist")
+            if "schema" in entry and entry["schema"] not in observed.schemas[database]:
+                problems.append(
+                    f"{path}.schema: schema {entry['schema']} does not exist in database {database}; "
+                    "add it to the Database claim's spec.postgres.schemas"
+                )
+            object_type = privs.DEFAULT_PRIVILEGE_TYPES[entry["objectType"]][0]
+            problems += [
+                str(e)
+                for e in privs.version_errors(object_type, entry["privileges"], version, f"{path}.privileges")
+            ]
+        return problems
 
     def plan(self, spec: dict[str, Any], observed: GroupObserved) -> Plan:
         role = self.roles.plan(role_spec(spec), observed.role)  # refuses a role this claim may not manage
         grants = self.grants.plan(grant_spec(spec), observed.grants)
+        defaults = self._default_steps(spec, observed.defaults)
         steps = role.steps + (creating(grants.steps) if grants.creates else grants.steps)
+        steps += creating(defaults) if not observed.role.exists else defaults
         return Plan(steps, warnings=[*role.warnings, *grants.warnings], creates=role.creates)
 
     def plan_drop(self, spec: dict[str, Any], observed: GroupObserved) -> Plan:
@@ -116,13 +342,24 @@ class DatabaseRoleHandler(KindHandler[GroupObserved]):
         grants = self.grants.plan_drop(grant_spec(spec), observed.grants)
         if not observed.role.exists:
             return grants
+        defaults = self._default_steps(spec, observed.defaults, drop=True)
         revoked = self._revoked(observed.grants)
+        granted = {(f.target.database or self.catalog.admin_database, f.oid) for f in revoked}
+        covered = [c for c in observed.defaults.covered if (c.target.database, c.oid) not in granted]
+        defaults += acl_steps(
+            spec["roleName"],
+            [
+                Pair(c.target, {}, dict.fromkeys(c.revoke, False), ["spec.postgres.defaultPrivileges"])
+                for c in covered
+            ],
+        )
+        dependencies = _without(observed.role.dependencies, revoked, self.catalog.admin_database)
+        dependencies = _without_covered(dependencies, [c for c in covered if c.held <= c.revoke])
         role_observed = dataclasses.replace(
-            observed.role,
-            dependencies=_without(observed.role.dependencies, revoked, self.catalog.admin_database),
+            observed.role, dependencies=_without_defaults(dependencies, observed.defaults)
         )
         role = self.roles.plan_drop(role_spec(spec), role_observed)
-        return Plan(grants.steps + role.steps, warnings=grants.warnings)
+        return Plan(grants.steps + defaults + role.steps, warnings=grants.warnings)
 
     def _revoked(self, observed: GrantObserved) -> list[Found]:
         """The objects on which the drop's revokes leave the role nothing: what the spec names and what this
@@ -140,6 +377,47 @@ class DatabaseRoleHandler(KindHandler[GroupObserved]):
             "members": observed.members,
             "privileges": self.grants.facts(grant_spec(spec), observed.grants)["privileges"],
         }
+
+
+def _defaults_params(spec: dict[str, Any], mine: list[dict[str, Any]]) -> dict[str, Any]:
+    """DEFAULTS_COLUMNS' parameters for the defaultPrivileges entries of one database."""
+    return {
+        "dp_roles": sorted({e["forRole"] for e in mine if "forRole" in e}),
+        "dp_schemas": sorted({e["schema"] for e in mine if "schema" in e}),
+        "dp_role": spec["roleName"],
+    }
+
+
+def _without_covered(deps: list[Dependency], covered: list[Covered]) -> list[Dependency]:
+    """Less one privilege dependency per object the drop's revokes leave the role nothing on."""
+    counts: dict[tuple[str | None, str, int | None], int] = {}
+    for c in covered:
+        objid = c.oid if c.catalog == "pg_namespace" else None
+        key = (c.target.database, c.catalog, objid)
+        counts[key] = counts.get(key, 0) + 1
+    out: list[Dependency] = []
+    for d in deps:
+        left = d.count
+        if d.kind == "a":
+            left -= counts.pop((d.database, d.catalog, d.objid), 0)
+        if left > 0:
+            out.append(dataclasses.replace(d, count=left))
+    return out
+
+
+def _without_defaults(deps: list[Dependency], observed: DefaultsObserved) -> list[Dependency]:
+    """Less one pg_default_acl privilege dependency per rule the drop revokes (one pg_default_acl row each)."""
+    counts: dict[str, int] = {}
+    for database, _ in observed.held:
+        counts[database] = counts.get(database, 0) + 1
+    out: list[Dependency] = []
+    for d in deps:
+        left = d.count
+        if d.kind == "a" and d.catalog == "pg_default_acl" and d.database is not None:
+            left -= counts.pop(d.database, 0)
+        if left > 0:
+            out.append(dataclasses.replace(d, count=left))
+    return out
 
 
 def _without(deps: list[Dependency], revoked: list[Found], admin_database: str) -> list[Dependency]:

@@ -70,7 +70,7 @@ SELECT r.oid IS NOT NULL, {columns}, r.rolconnlimit,
        {password},
        coalesce(r.rolvaliduntil < now(), false),
        shobj_description(r.oid, 'pg_authid'),
-       ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname = ANY (%(roles)s::text[]) AND rolsuper)
+       ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname = ANY (%(roles)s::text[]) AND rolsuper){extra}
   FROM (SELECT 1) AS one
   LEFT JOIN pg_roles r ON r.rolname = %(name)s
   {authid}
@@ -134,6 +134,7 @@ class RoleObserved:
     dependencies: list[Dependency] = field(default_factory=list)
     dependency_names: dict[DependencyKey, tuple[str, ...]] = field(default_factory=dict)  # drop path only
     rotation: pg_rotation.RotationObserved | None = None  # spec.rotation: the login roles (pg_rotation)
+    extra: tuple[Any, ...] = ()  # the values of the caller's `extra_columns`, in order
 
 
 def desired_roles(spec: dict[str, Any]) -> frozenset[str] | None:
@@ -190,6 +191,10 @@ class RoleHandler(KindHandler[RoleObserved]):
         self.catalog = catalog
         self._password = password
         self.owner = owner
+        # A caller's own columns (", expr, expr"), read in the same query (`extra_params` adds their parameters):
+        # DatabaseRole reads its members this way. Their values land in RoleObserved.extra.
+        self.extra_columns = ""
+        self.extra_params: dict[str, Any] = {}
 
     def lock_key(self, spec: dict[str, Any]) -> str:
         return f"role:{spec['username']}"
@@ -213,13 +218,17 @@ class RoleHandler(KindHandler[RoleObserved]):
             memberships=MEMBERSHIPS_SQL,
             password="a.rolpassword" if read_password else "NULL",
             authid="LEFT JOIN pg_authid a ON a.oid = r.oid" if read_password else "",
+            extra=self.extra_columns,
         )
-        (row,) = self.catalog.query(sql, {"name": name, "roles": wanted, "database": spec.get("database")})
+        params = {**self.extra_params, "name": name, "roles": wanted, "database": spec.get("database")}
+        (row,) = self.catalog.query(sql, params)
         exists, *flags = row[: 1 + len(ATTRIBUTES)]
+        base = 1 + len(ATTRIBUTES)
         limit, valid_until, config, memberships, existing, database, deps, stored, expired, marker, supers = (
-            row[1 + len(ATTRIBUTES) :]
+            row[base : base + 11]
         )
         out = RoleObserved(
+            extra=tuple(row[base + 11 :]),
             exists=bool(exists),
             existing_roles=frozenset(existing or ()),
             marker=marker,
