@@ -39,6 +39,7 @@ from tests.servers import Server, private_servers
 from tests.test_mysql_support import can_login as maria_can_login
 from tests.test_pg_support import can_login
 from tools.compat.go_examples import engine_of, load
+from worker.adapters import mysql_catalog
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mariadb, pytest.mark.slow]
 
@@ -278,6 +279,11 @@ def own_server() -> Iterator[Callable[[str], Server]]:
         def get(engine: str) -> Server:
             if engine not in started:
                 started.update(stack.enter_context(private_servers((engine,))))
+                if engine == "mariadb":
+                    # dbops' catalog, as on the session's server (tests/conftest.py): drop_namespace reads it even
+                    # when no example got as far as creating it.
+                    for step in mysql_catalog.create_steps():
+                        started[engine].query(step.sql)
             return started[engine]
 
         yield get
