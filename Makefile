@@ -16,8 +16,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
+# The fast suite on TEST_WORKERS processes (pytest-xdist). Each process starts its own servers and object stores
+# (tests/servers.py); a test file runs whole in one process (--dist loadfile), so its module fixtures start once.
+# Files are handed out longest first (tests/timing.py, tests/durations.json; --no-loadscope-reorder keeps that order).
+# TEST_WORKERS=0 runs everything in one process. docs/testing.md: what a test must do to run beside others.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) lint typecheck
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The real Crossplane CLI and render engine on the function, packages and examples (tests/test_crossplane_cli.py).
 # Builds the pinned tools from the Go module proxy first when they are not cached yet (docs/packages.md): a cold

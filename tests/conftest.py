@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests import timing
 from tests.object_store import ObjectStore, find_server_binary, private_object_store
 from tests.servers import Server, private_servers
 from worker.adapters import mysql_catalog
@@ -33,6 +34,13 @@ def _server(engine: str) -> Server:
             for step in mysql_catalog.create_steps():
                 _STARTED[engine].query(step.sql)
     return _STARTED[engine]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In an xdist process (`make test`), the longest test files first (tests/timing.py); a run in one process
+    keeps pytest's order."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        timing.order(items, timing.load())
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -13,14 +13,17 @@ say exactly that, so the test fails when dbops starts or stops accepting an exam
 Objects are run page by page (a Markdown page or a folder of YAML files, as a reader applies them): a page's
 objects in order, a new unit whenever a name comes back (the page shows an alternative), each unit with what it
 refers to from earlier on the page, in its own namespace. The objects a unit made in the server are dropped
-before the next unit, since pages reuse server-side names (`myapp`, `app_user`).
+before the next unit, since pages reuse server-side names (`myapp`, `app_user`). Those names are the examples'
+own, so the examples run on servers of this module's own: on the session's servers another file's claims may hold
+them (tests/test_offline_cli.py runs the quick start as written, in namespace default).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,10 +36,11 @@ from dbops_api.registry import API_VERSION
 from dbops_local.loop import OfflineCluster
 from dbops_local.runtime import FunctionClient
 from tests.offline_support import cluster
-from tests.servers import Server
+from tests.servers import Server, private_servers
 from tests.test_mysql_support import can_login as maria_can_login
 from tests.test_pg_support import can_login
 from tools.compat.go_examples import engine_of, load
+from worker.adapters import mysql_catalog
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mariadb, pytest.mark.slow]
 
@@ -268,6 +272,25 @@ UNITS = units()
 
 
 @pytest.fixture(scope="module")
+def own_server() -> Iterator[Callable[[str], Server]]:
+    """This module's own server of an engine, started on first use (see the module docstring)."""
+    started: dict[str, Server] = {}
+    with contextlib.ExitStack() as stack:
+
+        def get(engine: str) -> Server:
+            if engine not in started:
+                started.update(stack.enter_context(private_servers((engine,))))
+                if engine == "mariadb":
+                    # dbops' catalog, as on the session's server (tests/conftest.py): drop_namespace reads it even
+                    # when no example got as far as creating it.
+                    for step in mysql_catalog.create_steps():
+                        started[engine].query(step.sql)
+            return started[engine]
+
+        yield get
+
+
+@pytest.fixture(scope="module")
 def timings() -> Iterator[dict[str, float]]:
     spent: dict[str, float] = {}
     yield spent
@@ -278,10 +301,10 @@ def timings() -> Iterator[dict[str, float]]:
 def test_every_go_example_reaches_ready_or_is_refused_as_listed(
     function_client: FunctionClient,
     engine: str,
-    request: pytest.FixtureRequest,
+    own_server: Callable[[str], Server],
     timings: dict[str, float],
 ) -> None:
-    server: Server = request.getfixturevalue("pg" if engine == "postgres" else "maria")
+    server = own_server(engine)
     started = time.monotonic()
     mine = [u for u in UNITS if u.server == engine]
     assert mine, f"no example runs on {engine}"

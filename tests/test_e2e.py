@@ -443,14 +443,16 @@ def test_a_transient_failure_is_waited_for_and_retried_then_converges(
     instance = c.composite(c.claim("DatabaseInstance", "server"))
     assert instance is not None
     # Pods are named <Job>-<index>: the first Job's Pods (the Job's own backoffLimit re-runs a Pod that exits 1)
-    # were refused, the retry's one Pod converged.
+    # were refused, the retry's one Pod converged. On a busy machine the loop may come back only after the first
+    # back-off has ended: then it retries at once, without a wait, while the server is still down, and that Job is
+    # refused too (the server comes back during the one wait, for the retry after it).
     pods = sorted(p for p in c.pod_logs if p.startswith(instance["metadata"]["name"] + "-"))
     by_job: dict[str, list[str]] = {}
     for pod in pods:
         by_job.setdefault(pod.rsplit("-", 1)[0], []).append(c.pod_logs[pod])
-    assert len(by_job) == 2, "the failed check, then the retry"
+    assert len(by_job) >= 2, "the failed check, then the retry"
     retried = by_job.pop(status(c, "DatabaseInstance", "server")["job"])
-    (refused,) = by_job.values()
-    assert all('"class":"transient","code":"ConnectionRefused"' in logs for logs in refused), refused
+    for refused in by_job.values():
+        assert all('"class":"transient","code":"ConnectionRefused"' in logs for logs in refused), refused
     assert len(retried) == 1 and '"ok":true' in retried[0]
     assert database_exists(pg, dbname)

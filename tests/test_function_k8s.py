@@ -67,7 +67,7 @@ def composed_for_examples() -> Iterator[tuple[str, str, dict[str, Any]]]:
             observed: list[dict[str, Any]] = []
             for _ in range(2):
                 out = render(_run, xr, inp, observed, required)
-                for key, res in out.composed.items():
+                for key, res in sorted(out.composed.items()):
                     yield f"{set_name}/{claim['metadata']['name']}", key, res
                 if "credentials" not in out.composed or observed:
                     break
@@ -81,7 +81,7 @@ def composed_for_examples() -> Iterator[tuple[str, str, dict[str, Any]]]:
                 absent = copy.deepcopy(xr)
                 absent["spec"].update(ensure="Absent", deletionPolicy="Delete", deletionProtection=False)
                 out = render(_run, absent, inp, observed, required)
-                for key, res in out.composed.items():
+                for key, res in sorted(out.composed.items()):
                     yield f"{set_name}/{claim['metadata']['name']}/absent", key, res
 
 
