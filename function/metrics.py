@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -58,27 +58,51 @@ def code_label(code: str) -> str:
     return code if _CODE.fullmatch(code) else "Other"
 
 
-class ClaimPhases(Collector):
-    """`dbops_claim_phase{kind, namespace, name, phase}`: 1 for the phase the claim's last call wrote, 0 for the
-    other phases (so `== 1` and `sum by (phase)` both work). Claims not called for CLAIM_TTL are dropped."""
+Claim = tuple[str, str, str]  # kind, namespace, name
+V = TypeVar("V")
+
+
+class _LastCalls(Collector, Generic[V]):
+    """A value per claim as of the function's last call for it; claims not called for `ttl` are forgotten, so a
+    deleted claim's series goes away without the function learning of the deletion."""
 
     def __init__(self, ttl: float = CLAIM_TTL, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self.clock = clock
         self._lock = threading.Lock()
-        self._claims: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._claims: dict[Claim, tuple[V, float]] = {}
 
-    def set(self, kind: str, namespace: str, name: str, phase: str) -> None:
-        if phase not in PHASES:
-            return
+    def _put(self, claim: Claim, value: V) -> None:
         with self._lock:
-            self._claims[(kind, namespace, name)] = (phase, self.clock())
+            self._claims[claim] = (value, self.clock())
 
-    def seen(self, claim: tuple[str, str, str]) -> None:
-        """A memoized answer: the phase is the one the claim had, only the time of the call is new."""
+    def _forget(self, claim: Claim) -> None:
+        with self._lock:
+            self._claims.pop(claim, None)
+
+    def seen(self, claim: Claim) -> None:
+        """A memoized answer: the value is the one the claim had, only the time of the call is new."""
         with self._lock:
             if claim in self._claims:
                 self._claims[claim] = (self._claims[claim][0], self.clock())
+
+    def _live(self) -> list[tuple[Claim, V]]:
+        cutoff = self.clock() - self.ttl
+        with self._lock:
+            for key in [k for k, (_, at) in self._claims.items() if at < cutoff]:
+                del self._claims[key]
+            return [
+                (claim, value) for claim, (value, _) in sorted(self._claims.items(), key=lambda kv: kv[0])
+            ]
+
+
+class ClaimPhases(_LastCalls[str]):
+    """`dbops_claim_phase{kind, namespace, name, phase}`: 1 for the phase the claim's last call wrote, 0 for the
+    other phases (so `== 1` and `sum by (phase)` both work). Claims not called for CLAIM_TTL are dropped."""
+
+    def set(self, kind: str, namespace: str, name: str, phase: str) -> None:
+        if phase in PHASES:
+            self._put((kind, namespace, name), phase)
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
@@ -86,12 +110,7 @@ class ClaimPhases(Collector):
             "Phase of each claim as of the function's last call: 1 for its phase, 0 for the others.",
             labels=["kind", "namespace", "name", "phase"],
         )
-        cutoff = self.clock() - self.ttl
-        with self._lock:
-            for key in [k for k, (_, at) in self._claims.items() if at < cutoff]:
-                del self._claims[key]
-            claims = sorted(self._claims.items())
-        for (kind, namespace, name), (current, _) in claims:
+        for (kind, namespace, name), current in self._live():
             for phase in PHASES:
                 family.add_metric([kind, namespace, name, phase], 1.0 if phase == current else 0.0)
         yield family
@@ -113,35 +132,17 @@ def backup_success(kind: str, status: Mapping[str, Any]) -> float | None:
         when = schedule.get("lastSuccessfulTime") if isinstance(schedule, Mapping) else None
     else:
         return None
-    if not isinstance(when, str):
-        return None
-    try:
-        return datetime.fromisoformat(when).timestamp()
-    except ValueError:
-        return None
+    return _timestamp(when)
 
 
-class BackupTimes(Collector):
+class BackupTimes(_LastCalls[float]):
     """`dbops_backup_last_success_timestamp_seconds{kind, namespace, name}`: per DatabaseBackup and
     DatabaseBackupSchedule, when it last published a backup (absent until it has). Forgotten like ClaimPhases."""
 
-    def __init__(self, ttl: float = CLAIM_TTL, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl = ttl
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._claims: dict[tuple[str, str, str], tuple[float, float]] = {}
-
     def set(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         when = backup_success(kind, status)
-        if when is None:
-            return
-        with self._lock:
-            self._claims[(kind, namespace, name)] = (when, self.clock())
-
-    def seen(self, claim: tuple[str, str, str]) -> None:
-        with self._lock:
-            if claim in self._claims:
-                self._claims[claim] = (self._claims[claim][0], self.clock())
+        if when is not None:
+            self._put((kind, namespace, name), when)
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
@@ -150,12 +151,7 @@ class BackupTimes(Collector):
             "said at the function's last call.",
             labels=["kind", "namespace", "name"],
         )
-        cutoff = self.clock() - self.ttl
-        with self._lock:
-            for key in [k for k, (_, at) in self._claims.items() if at < cutoff]:
-                del self._claims[key]
-            claims = sorted(self._claims.items())
-        for (kind, namespace, name), (when, _) in claims:
+        for (kind, namespace, name), when in self._live():
             family.add_metric([kind, namespace, name], when)
         yield family
 
@@ -169,35 +165,20 @@ def _timestamp(value: Any) -> float | None:
         return None
 
 
-class Rotations(Collector):
+class Rotations(_LastCalls[tuple[str, float | None]]):
     """Per DatabaseUser with `passwordRotation` (status.rotation): `dbops_password_rotation_phase{namespace, name,
     phase}` (1 for its phase, 0 for the others) and `dbops_password_rotation_next_step_timestamp_seconds`: when
     its next step is due (the end of the grace period while `SecretSwitched`, else the next rotation by maxAge;
     absent when nothing is scheduled). Forgotten like ClaimPhases."""
 
-    def __init__(self, ttl: float = CLAIM_TTL, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl = ttl
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._claims: dict[tuple[str, str], tuple[str, float | None, float]] = {}
-
     def set(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         rotation = status.get("rotation") if kind == "DatabaseUser" else None
         if not isinstance(rotation, Mapping) or rotation.get("phase") not in ROTATION_PHASES:
-            with self._lock:
-                self._claims.pop((namespace, name), None)
+            self._forget((kind, namespace, name))
             return
         phase = str(rotation["phase"])
         due = _timestamp(rotation.get("graceEndsAt" if phase == "SecretSwitched" else "nextRotationAt"))
-        with self._lock:
-            self._claims[(namespace, name)] = (phase, due, self.clock())
-
-    def seen(self, claim: tuple[str, str, str]) -> None:
-        key = (claim[1], claim[2])
-        with self._lock:
-            if claim[0] == "DatabaseUser" and key in self._claims:
-                phase, due, _ = self._claims[key]
-                self._claims[key] = (phase, due, self.clock())
+        self._put((kind, namespace, name), (phase, due))
 
     def collect(self) -> Iterator[Metric]:
         phases = GaugeMetricFamily(
@@ -212,12 +193,7 @@ class Rotations(Collector):
             "while SecretSwitched, else the next rotation by maxAge.",
             labels=["namespace", "name"],
         )
-        cutoff = self.clock() - self.ttl
-        with self._lock:
-            for key in [k for k, (_, _, at) in self._claims.items() if at < cutoff]:
-                del self._claims[key]
-            claims = sorted(self._claims.items())
-        for (namespace, name), (current, when, _) in claims:
+        for (_, namespace, name), (current, when) in self._live():
             for phase in ROTATION_PHASES:
                 phases.add_metric([namespace, name, phase], 1.0 if phase == current else 0.0)
             if when is not None:

@@ -186,13 +186,9 @@ class MySQLAdapter(Adapter):
         """One union of `parts` and the `catalog` part (worker.adapters.mysql_catalog): the rows, and whether
         dbops' catalog exists. Without it the union fails, and is read again without the catalog part: a second
         query only until the first object is created."""
-        sql, params = union([*parts, catalog])
-        try:
-            return self._read(sql, params), True
-        except pymysql.MySQLError as exc:
-            number = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-            if number not in mysql_catalog.MISSING:
-                raise classify(exc, self.secrets.values(), doing) from None
+        rows = self._union_if_present([*parts, catalog], doing)
+        if rows is not None:
+            return rows, True
         sql, params = union(parts)
         return self.query(sql, params, doing), False
 
@@ -206,15 +202,24 @@ class MySQLAdapter(Adapter):
         """`observe` with one more part, dbops' memory of what it granted (worker.adapters.mysql_memory): the
         rows, and whether the memory's table exists. Without it (a server where dbops never granted yet) the
         union fails and is read again as `observe` does."""
-        sql, params = union([*parts, catalog, memory])
+        rows = self._union_if_present([*parts, catalog, memory], doing)
+        if rows is not None:
+            return rows, True
+        rows, _ = self.observe(parts, catalog, doing)
+        return rows, False
+
+    def _union_if_present(
+        self, parts: list[tuple[str, list[Any]]], doing: str
+    ) -> list[tuple[Any, ...]] | None:
+        """The union's rows, or None when it names a table of dbops' that does not exist (yet)."""
+        sql, params = union(parts)
         try:
-            return self._read(sql, params), True
+            return self._read(sql, params)
         except pymysql.MySQLError as exc:
             number = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
             if number not in mysql_catalog.MISSING:
                 raise classify(exc, self.secrets.values(), doing) from None
-        rows, _ = self.observe(parts, catalog, doing)
-        return rows, False
+        return None
 
     def try_login(self, user: str, password: str) -> bool | None:
         """Whether `user` can log in with `password` from here: True, False (access denied), or None when the

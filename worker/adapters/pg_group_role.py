@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -353,10 +354,13 @@ class DatabaseRoleHandler(KindHandler[GroupObserved]):
                 for c in covered
             ],
         )
-        dependencies = _without(observed.role.dependencies, revoked, self.catalog.admin_database)
-        dependencies = _without_covered(dependencies, [c for c in covered if c.held <= c.revoke])
+        dropped = (
+            _revoked_keys(revoked, self.catalog.admin_database)
+            + _covered_keys([c for c in covered if c.held <= c.revoke])
+            + _default_keys(observed.defaults)
+        )
         role_observed = dataclasses.replace(
-            observed.role, dependencies=_without_defaults(dependencies, observed.defaults)
+            observed.role, dependencies=_less(observed.role.dependencies, dropped)
         )
         role = self.roles.plan_drop(role_spec(spec), role_observed)
         return Plan(grants.steps + defaults + role.steps, warnings=grants.warnings)
@@ -388,51 +392,39 @@ def _defaults_params(spec: dict[str, Any], mine: list[dict[str, Any]]) -> dict[s
     }
 
 
-def _without_covered(deps: list[Dependency], covered: list[Covered]) -> list[Dependency]:
-    """Less one privilege dependency per object the drop's revokes leave the role nothing on."""
-    counts: dict[tuple[str | None, str, int | None], int] = {}
-    for c in covered:
-        objid = c.oid if c.catalog == "pg_namespace" else None
-        key = (c.target.database, c.catalog, objid)
-        counts[key] = counts.get(key, 0) + 1
+# A pg_shdepend privilege dependency's key: (database, catalog, objid), as pg_role.Dependency reads it.
+DependencyKey = tuple[str | None, str, int | None]
+
+
+def _less(deps: list[Dependency], dropped: Counter[DependencyKey]) -> list[Dependency]:
+    """The role's pg_shdepend dependencies, less the privilege dependencies the drop's own revokes remove (one per
+    object, or per pg_default_acl rule, counted in `dropped`): what is left blocks the drop."""
+    counts = Counter(dropped)
     out: list[Dependency] = []
     for d in deps:
-        left = d.count
-        if d.kind == "a":
-            left -= counts.pop((d.database, d.catalog, d.objid), 0)
+        left = d.count - (counts.pop((d.database, d.catalog, d.objid), 0) if d.kind == "a" else 0)
         if left > 0:
             out.append(dataclasses.replace(d, count=left))
     return out
 
 
-def _without_defaults(deps: list[Dependency], observed: DefaultsObserved) -> list[Dependency]:
-    """Less one pg_default_acl privilege dependency per rule the drop revokes (one pg_default_acl row each)."""
-    counts: dict[str, int] = {}
-    for database, _ in observed.held:
-        counts[database] = counts.get(database, 0) + 1
-    out: list[Dependency] = []
-    for d in deps:
-        left = d.count
-        if d.kind == "a" and d.catalog == "pg_default_acl" and d.database is not None:
-            left -= counts.pop(d.database, 0)
-        if left > 0:
-            out.append(dataclasses.replace(d, count=left))
-    return out
+def _covered_keys(covered: list[Covered]) -> Counter[DependencyKey]:
+    """The objects the drop's revokes of what default privileges gave leave the role nothing on."""
+    return Counter(
+        (c.target.database, c.catalog, c.oid if c.catalog == "pg_namespace" else None) for c in covered
+    )
 
 
-def _without(deps: list[Dependency], revoked: list[Found], admin_database: str) -> list[Dependency]:
-    """pg_shdepend's privilege dependencies of the role, less one per object the drop revokes everything on."""
-    counts: dict[tuple[str | None, str, int | None], int] = {}
+def _default_keys(observed: DefaultsObserved) -> Counter[DependencyKey]:
+    """One pg_default_acl row per default-privilege rule the drop revokes."""
+    return Counter((database, "pg_default_acl", None) for database, _ in observed.held)
+
+
+def _revoked_keys(revoked: list[Found], admin_database: str) -> Counter[DependencyKey]:
+    """The objects the drop revokes everything on."""
+    keys: Counter[DependencyKey] = Counter()
     for f in revoked:
         catalog = CATALOGS[f.target.object_type]
         database = None if catalog == "pg_database" else (f.target.database or admin_database)
-        objid = f.oid if catalog in ("pg_database", "pg_namespace") else None
-        counts[(database, catalog, objid)] = counts.get((database, catalog, objid), 0) + 1
-    out: list[Dependency] = []
-    for d in deps:
-        left = d.count
-        if d.kind == "a":
-            left -= counts.pop((d.database, d.catalog, d.objid), 0)
-        if left > 0:
-            out.append(dataclasses.replace(d, count=left))
-    return out
+        keys[(database, catalog, f.oid if catalog in ("pg_database", "pg_namespace") else None)] += 1
+    return keys
