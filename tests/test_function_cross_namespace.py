@@ -244,6 +244,23 @@ def user_call(
     return call(USER_XR, required, observed_resources=observed)
 
 
+def test_a_claim_choosing_its_xr_name_cannot_name_a_job_input_copy_after_a_secret_of_the_instances_namespace() -> (
+    None
+):
+    """A claim may name its XR (spec.resourceRef), and Crossplane's server-side apply takes over an uncontrolled
+    Secret of the composed name: a copy named after the XR could overwrite `postgres-admin-password` in A. The copy
+    is named by the XR's uid, which no tenant chooses."""
+    spec = copy.deepcopy(USER_SPEC)
+    xr = kube.xr_from_claim(kube.claim("DatabaseUser", "u", spec, namespace=TEAM), namespace=TEAM)
+    xr["metadata"]["name"] = "postgres-admin"
+    rsp = call(
+        xr, {"instance": [instance({"names": [TEAM]})], "database": [USER_DATABASE], "credentials-secret": []}
+    )
+    copy_ = kube.desired(rsp)["job-password"]
+    assert copy_["metadata"]["name"] == f"dbops-{xr['metadata']['uid']}-password"
+    assert "postgres-admin" not in copy_["metadata"]["name"]
+
+
 def test_a_user_keeps_its_credentials_in_its_namespace_and_its_job_reads_a_password_copy_in_the_instances() -> (
     None
 ):
@@ -350,9 +367,8 @@ def test_a_backup_runs_in_the_instances_namespace_reading_a_copy_of_the_keys_it_
     assert not kube.jobs(first), "the Job waits until the copy exists"
     desired = kube.desired(first)
     copy_ = desired["job-secrets"]
-    assert (
-        copy_["metadata"]["namespace"] == PLATFORM and copy_["metadata"]["name"] == "b-x7k2p-backup-secrets"
-    )
+    assert copy_["metadata"]["namespace"] == PLATFORM
+    assert copy_["metadata"]["name"] == f"dbops-{BACKUP_XR['metadata']['uid']}-backup-secrets"
     assert kube.secret_data(copy_) == {
         "access-key": "AKID",
         "secret-key": "s3cr3t",

@@ -228,14 +228,17 @@ def job_password_secret(view: View, password: str, revision: str) -> dict[str, A
 
 def job_input_secret(view: View, suffix: str, data: dict[str, str], revision: str) -> dict[str, Any]:
     """A copy, in the Job's namespace (the instance's), of the values of this namespace's Secrets that the Job of a
-    cross-namespace claim reads (docs/function.md#cross-namespace-instances): named by the XR (cluster-unique for a
-    claim's XR) and `suffix`, only the keys the Job uses, dbops' labels, and the revision of what it copies (the
-    Job waits until the observed copy carries it)."""
+    cross-namespace claim reads (docs/function.md#cross-namespace-instances): only the keys the Job uses, dbops'
+    labels, and the revision of what it copies (the Job waits until the observed copy carries it).
+
+    Named by the XR's uid, not its name: a claim may choose its XR's name (`spec.resourceRef`), and Crossplane's
+    server-side apply takes over a Secret of that name that has no controller, so a name a tenant can choose could
+    overwrite a Secret of the instance's namespace that dbops did not create. A uid is never the tenant's choice."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {
-            "name": f"{view.name}-{suffix}"[:253],
+            "name": f"dbops-{view.uid or view.name}-{suffix}"[:253],
             "namespace": view.jobs_namespace,
             "labels": managed_labels(view),
             "annotations": {REVISION_ANNOTATION: revision},
