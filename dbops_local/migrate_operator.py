@@ -712,10 +712,20 @@ class _Converter:
         if self.valid(role):
             obj.spec["roleRef"] = {"name": name}
             return
+        go_instance = go_spec.get("instanceRef") or {}
+        if go_instance.get("namespace") not in (None, "", own):
+            self.note(
+                obj.doc,
+                "spec.roleRef",
+                "refused",
+                f"DatabaseRole {name!r} is held back (see its notes) and its instance is in namespace "
+                f"{go_instance['namespace']!r}; {SAME_NAMESPACE}",
+            )
+            obj.refused = True
+            return
         obj.spec["roleName"] = go_spec["roleName"]
-        instance = (go_spec.get("instanceRef") or {}).get("name")
-        if "databaseRef" not in obj.spec and instance:
-            obj.spec["instanceRef"] = {"name": instance}
+        if "databaseRef" not in obj.spec and go_instance.get("name"):
+            obj.spec["instanceRef"] = {"name": go_instance["name"]}
         self.note(
             obj.doc,
             "spec.roleRef",

@@ -593,6 +593,17 @@ CASES = [
         [("spec.roleRef", "changed"), ("spec.postgres.defaultPrivileges[0]", "changed")],
     ),
     Case(
+        "a grant by roleRef to a role held back for its instance's namespace is refused too",
+        [
+            with_spec(ROLE, instanceRef={"name": "pg", "namespace": "infra"}),
+            go("DatabaseGrant", "g", {"roleRef": {"name": "readers"}, "postgres": {"roles": ["x"]}}),
+        ],
+        "DatabaseGrant",
+        "g",
+        None,
+        [("spec.roleRef", "refused")],
+    ),
+    Case(
         "a user's postgres.inRoles that are converted roles of its instance become roleRefs; the others stay",
         [
             ROLE,
