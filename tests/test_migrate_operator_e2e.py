@@ -336,8 +336,11 @@ def maria_state(maria: Server, n: Names) -> dict[str, Any]:
 # --- the move ------------------------------------------------------------------------------------------------------
 
 
-def migrate(tmp_path: Path, manifests: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
-    """`dbops-local migrate-from-operator` as a user runs it: the claims (stdout) and the report (stderr)."""
+def migrate(
+    tmp_path: Path, manifests: list[dict[str, Any]], status: int = 0
+) -> tuple[list[dict[str, Any]], str]:
+    """`dbops-local migrate-from-operator` as a user runs it: the claims (stdout) and the report (stderr); `status`:
+    the exit status expected (1: an object was refused)."""
     assert DBOPS_LOCAL is not None, f"dbops-local is not installed next to {sys.executable}"
     given = tmp_path / "go-operator.yaml"
     given.write_text(yaml.safe_dump_all(manifests))
@@ -349,7 +352,7 @@ def migrate(tmp_path: Path, manifests: list[dict[str, Any]]) -> tuple[list[dict[
         timeout=120,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == status, done.stderr
     return [d for d in yaml.safe_load_all(done.stdout) if d], done.stderr
 
 
@@ -565,3 +568,103 @@ def test_the_go_default_detect_is_carried_over_and_writes_nothing_not_even_the_a
     assert len([w for w in writes if marker.search(w)]) == 4, writes
     assert {c.claim(d["kind"], d["metadata"]["name"])["status"]["phase"] for d in managed} == {"Ready"}
     assert converge(_with_mode(claims, "correct")) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server", ["postgres", "mariadb"], indirect=True)
+def test_a_go_role_dbops_cannot_take_over_as_it_is_is_held_back_and_left_as_it_is(
+    function_client: FunctionClient, server: Server, tmp_path: Path
+) -> None:
+    """A Go DatabaseRole with a field dbops refuses (PostgreSQL: createRole true; MariaDB: useNativeRoles false, for
+    which the Go operator made a locked account instead of a role) is held back with a report line saying why and
+    what to do; the grant that named it by roleRef names it by its server name, and the run leaves the role as the
+    Go operator made it (attributes, privileges) while the rest is adopted (docs/migrating.md, "DatabaseRoles")."""
+    n = Names()
+    pg = server.engine == "postgres"
+    (go_pg_objects if pg else go_maria_objects)(server, n)  # type: ignore[operator]
+    writes_during = pg_writes_during if pg else maria_writes_during
+    held, k_held = unique("auditors"), kube_name("auditors")
+    if pg:
+        # postgres.CreateRole with createRole true, then its DatabaseGrant's schema entry (USAGE on the schema).
+        attrs = "NOSUPERUSER NOCREATEDB CREATEROLE INHERIT NOREPLICATION NOBYPASSRLS"
+        execute(server, f'CREATE ROLE "{held}" WITH NOLOGIN {attrs}')
+        execute(server, f'GRANT USAGE ON SCHEMA "public" TO "{held}"', database=n.db)
+        role_spec: dict[str, Any] = {"postgres": {"login": False, "createRole": True}}
+        grant_spec: dict[str, Any] = {
+            "postgres": {"grants": [{"database": n.db, "schema": "public", "privileges": ["USAGE"]}]}
+        }
+    else:
+        # mysql.CreateRole with useNativeRoles false: MySQLCreateUser(name, "%").AccountLock(), then its grant on
+        # a table (applyGrantToRole: to the name as a literal, i.e. 'name'@'%').
+        conn = server.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"CREATE USER IF NOT EXISTS '{held}'@'%' ACCOUNT LOCK")
+                cur.execute(f"GRANT SELECT ON `{n.db}`.`orders` TO '{held}'")
+        finally:
+            conn.close()
+        role_spec = {"mysql": {"useNativeRoles": False}}
+        grant_spec = {
+            "mysql": {
+                "grants": [{"level": "table", "database": n.db, "table": "orders", "privileges": ["SELECT"]}]
+            }
+        }
+    go_role = go_object(
+        "DatabaseRole",
+        k_held,
+        {"instanceRef": {"name": n.k_inst}, "roleName": held, **role_spec},
+        "role-protection",
+    )
+    go_grant = go_object(
+        "DatabaseGrant",
+        f"{k_held}-grant",
+        {"roleRef": {"name": k_held}, "databaseRef": {"name": n.k_db}, **grant_spec},
+        "grant-protection",
+    )
+
+    def held_state() -> Any:
+        if pg:
+            return {
+                "role": server.query(
+                    "SELECT rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, "
+                    "rolbypassrls, shobj_description(oid, 'pg_authid') FROM pg_authid WHERE rolname = %s",
+                    (held,),
+                ),
+                "schema": server.query(
+                    "SELECT nspacl::text[] FROM pg_namespace WHERE nspname = 'public'", database=n.db
+                ),
+            }
+        return {
+            "grants": show_grants(server, held),
+            "account": server.query(
+                "SELECT Priv FROM mysql.global_priv WHERE User = %s AND Host = '%%'", (held,)
+            ),
+        }
+
+    before = held_state()
+    claims, report = migrate(tmp_path, [*go_manifests(server, n), go_role, go_grant], status=1)
+    field = "spec.postgres.createRole" if pg else "spec.mysql.useNativeRoles"
+    (line,) = [r for r in report.splitlines() if r.startswith(f"DatabaseRole/default/{k_held} ")]
+    assert line.startswith(f"DatabaseRole/default/{k_held} {field}: refused: "), line
+    assert "held back" in line and ("convert again" in line or "DatabaseGrant per user" in line), line
+    assert report.splitlines()[0].startswith("converted 9 object(s), refused 1,"), report
+    assert [c["metadata"]["name"] for c in claims if c["kind"] == "DatabaseRole"] == [n.k_role]
+    (grant,) = [c for c in claims if c["metadata"]["name"] == f"{k_held}-grant"]
+    assert grant["spec"]["roleName"] == held and "roleRef" not in grant["spec"], grant["spec"]
+    assert f"DatabaseGrant/default/{k_held}-grant spec.roleRef: changed: -> spec.roleName" in report
+
+    c = cluster(function_client)
+
+    def converge() -> dict[str, str]:
+        c.apply(claims)
+        c.reconcile()
+        return {f"{o['kind']}/{o['metadata']['name']}": o["status"]["phase"] for o in c.claims()}
+
+    phases, first = writes_during(server, converge)
+    assert set(phases.values()) == {"Ready"}, phases
+    # Nothing marks, alters or grants to the held-back role: its grant only remembers what it covers.
+    touching = [w.text for w in first if held in w.text and not re.search(r"_dbops", w.text)]
+    assert touching == [], touching
+    assert held_state() == before, "the held-back role is as the Go operator left it"
+    _, second = writes_during(server, converge)
+    assert second == [], "a second run writes nothing"
