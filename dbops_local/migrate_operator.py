@@ -713,13 +713,19 @@ class _Converter:
             obj.spec["roleRef"] = {"name": name}
             return
         go_instance = go_spec.get("instanceRef") or {}
-        if go_instance.get("namespace") not in (None, "", own):
+        elsewhere = go_instance.get("namespace") not in (None, "", own)
+        if elsewhere or not (go_instance.get("name") or "databaseRef" in obj.spec):
+            where = (
+                f"its instance is in namespace {go_instance.get('namespace')!r}; {SAME_NAMESPACE}"
+                if elsewhere
+                else "it names no DatabaseInstance (spec.instanceRef) that the grant could use; add "
+                "spec.databaseRef to the grant, or fix the DatabaseRole, and convert again"
+            )
             self.note(
                 obj.doc,
                 "spec.roleRef",
                 "refused",
-                f"DatabaseRole {name!r} is held back (see its notes) and its instance is in namespace "
-                f"{go_instance['namespace']!r}; {SAME_NAMESPACE}",
+                f"DatabaseRole {name!r} is held back (see its notes) and {where}",
             )
             obj.refused = True
             return

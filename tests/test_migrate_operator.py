@@ -604,6 +604,17 @@ CASES = [
         [("spec.roleRef", "refused")],
     ),
     Case(
+        "a grant by roleRef to a role held back for its cluster-scoped instance, without databaseRef, is refused",
+        [
+            go("DatabaseRole", "readers", {"clusterInstanceRef": {"name": "shared"}, "roleName": "r"}),
+            go("DatabaseGrant", "g", {"roleRef": {"name": "readers"}, "postgres": {"roles": ["x"]}}),
+        ],
+        "DatabaseGrant",
+        "g",
+        None,
+        [("spec.roleRef", "refused")],
+    ),
+    Case(
         "a user's postgres.inRoles that are converted roles of its instance become roleRefs; the others stay",
         [
             ROLE,
