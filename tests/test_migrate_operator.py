@@ -920,3 +920,38 @@ def test_a_held_back_role_is_reported_with_why_and_what_to_do_and_the_command_fa
         "DatabaseRole/default/readers spec.postgres.superuser: refused: dbops' DatabaseRole never"
     )
     assert "held back" in line and "convert again" in line
+
+
+def test_every_go_database_role_field_is_converted_as_the_compatibility_table_says() -> None:
+    """docs/compatibility.md's rows for DatabaseRole: a refused field holds the role back (a Refuse rule, its value
+    dbops accepts carried over), a missing one is left out with its reason, an alias is moved to its target, and a
+    field at the same path is carried (possibly converted) and never left out."""
+    from tools.compat.compat_doc import load_go_fields, load_verdicts, rows
+
+    rules = RULES["DatabaseRole"]
+
+    def rule_at_or_above(path: str) -> tuple[str, Any] | None:
+        while True:
+            if path in rules:
+                return path, rules[path]
+            if "." not in path:
+                return None
+            path = path.rsplit(".", 1)[0].removesuffix("[]")
+
+    kind_rows = [r for r in rows(load_go_fields(), load_verdicts()) if r.kind == "DatabaseRole"]
+    assert len(kind_rows) == len(GO_FIELDS["DatabaseRole"]["fields"])
+    for row in kind_rows:
+        path, verdict = row.go["path"], row.verdict["verdict"]
+        found = rule_at_or_above(path)
+        rule = found[1] if found else None
+        if verdict == "refused":
+            assert isinstance(rule, Refuse), path
+        elif verdict == "missing":
+            assert isinstance(rule, Drop), path
+        elif verdict == "alias":
+            assert isinstance(rule, Move) and found is not None and rule.to != found[0], path
+        else:
+            assert verdict in ("same", "different"), (path, verdict)
+            assert not isinstance(rule, Drop | Refuse), path
+            if isinstance(rule, Move) and found is not None:
+                assert rule.to == found[0], path  # converted in place, never moved elsewhere
