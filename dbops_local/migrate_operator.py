@@ -1,10 +1,11 @@
 """`dbops-local migrate-from-operator`: db-provision-operator (Go) YAML in, dbops claims out (docs/migrating.md).
 
-The four kinds both projects have (DatabaseInstance, Database, DatabaseUser, DatabaseGrant, same API group) are
-converted field by field: a field dbops has at the same path is carried over; a field in `RULES` is moved,
-converted or left out as the rule says; any other field is left out. Every field left out, every value changed and
-every object refused is reported (to stderr), with the reason. Databases, users and grants get `adopt: true`: they
-exist already, and without it dbops refuses to touch what it did not create (docs/worker.md, ownership).
+The five kinds both projects have (DatabaseInstance, Database, DatabaseUser, DatabaseGrant, DatabaseRole, same API
+group) are converted field by field: a field dbops has at the same path is carried over; a field in `RULES` is
+moved, converted, left out or refused as the rule says; any other field is left out. Every field left out, every
+value changed and every object refused is reported (to stderr), with the reason; a refused object is not in the
+output. Databases, users, roles and grants get `adopt: true`: they exist already, and without it dbops refuses to
+touch what it did not create (docs/worker.md, ownership).
 
 The conversion itself (`convert`) is pure: documents in, a `Conversion` out. It never reads a cluster or a server.
 """
@@ -29,8 +30,8 @@ from dbops_api.validation import normalize
 Obj = dict[str, Any]
 
 GO_API_GROUP = API_VERSION.split("/")[0]  # the same group in both projects
-CONVERTED = ("DatabaseInstance", "Database", "DatabaseUser", "DatabaseGrant")
-ADOPTED = ("Database", "DatabaseUser", "DatabaseGrant")
+CONVERTED = ("DatabaseInstance", "Database", "DatabaseUser", "DatabaseGrant", "DatabaseRole")
+ADOPTED = ("Database", "DatabaseUser", "DatabaseGrant", "DatabaseRole")
 # The Go operator writes the password here instead of a data key when the user has secretTemplate.data.
 GO_PASSWORD_ANNOTATION = "dbops.dbprovision.io/managed-password"  # noqa: S105 (an annotation name)
 COMPAT = "docs/compatibility.md"
@@ -65,7 +66,16 @@ class Defer:
     step: str
 
 
-Rule = Drop | Move | Defer
+@dataclass(frozen=True)
+class Refuse:
+    """Carried over when its value is one of `accepted` (dbops takes it at the same path); any other value refuses
+    the whole object (it is held back from the output), for this reason, which says what to do."""
+
+    why: str
+    accepted: tuple[Any, ...] = ()
+
+
+Rule = Drop | Move | Defer | Refuse
 
 SAME_NAMESPACE = "dbops resolves every reference in the claim's own namespace"
 NEVER_READ = "the Go operator never read it"
@@ -156,6 +166,50 @@ def go_pg_grants(entries: Any) -> Any:
         out.append({**base, "privileges": ["USAGE"]})
     return out
 
+
+SCHEMA_PRIVILEGES = {"USAGE", "CREATE", "ALL", "ALL PRIVILEGES"}
+
+
+def go_role_pg_grants(entries: Any) -> Any:
+    """What the Go operator granted a DatabaseRole for each entry (its role adapter, not the DatabaseGrant one): an
+    entry without tables granted its privileges on the schema too, so one with sequences or functions gets a schema
+    entry beside it (when the privileges are a schema's; other ones failed in the Go operator)."""
+    out = []
+    for entry in entries or []:
+        out.append(entry)
+        privileges = [p.upper() for p in entry.get("privileges", [])]
+        if (
+            entry.get("schema")
+            and not entry.get("tables")
+            and any(entry.get(k) for k in ("sequences", "functions"))
+            and privileges
+            and set(privileges) <= SCHEMA_PRIVILEGES
+        ):
+            base = {k: v for k, v in entry.items() if k not in ("sequences", "functions", "withGrantOption")}
+            out.append(base)
+    return out
+
+
+def go_role_mysql_grants(entries: Any) -> Any:
+    """The Go operator granted a DatabaseRole's column, procedure and function entries on the whole database."""
+    out = []
+    for entry in entries or []:
+        if entry.get("level") in ("column", "procedure", "function"):
+            keep = {k: v for k, v in entry.items() if k not in ("table", "columns", "procedure", "function")}
+            out.append({**keep, "level": "database"})
+        else:
+            out.append(entry)
+    return out
+
+
+ROLE_ATTRIBUTE = (
+    "dbops' DatabaseRole never carries {attr} (a member may SET ROLE to the role and act with it), and adopting the "
+    "role would remove it from the role in the server: the role is held back and stays as it is, unmanaged (a "
+    "DatabaseGrant or DatabaseUser that named it names it by its server name). To manage it with dbops, give "
+    "{attr} to one DatabaseUser instead (or drop it from the role in the server), remove it from the Go object and "
+    "convert again"
+)
+HELD_BACK_ROLE = "the role is held back and stays as it is in the server, unmanaged"
 
 DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$")  # dbops' pattern for driftPolicy.interval
 
@@ -260,13 +314,50 @@ RULES: dict[str, dict[str, Rule]] = {
         "spec.clickhouse": Drop(CLICKHOUSE),
         "spec.driftPolicy.interval": DRIFT_INTERVAL,
     },
+    "DatabaseRole": {
+        "spec.instanceRef.namespace": Defer("namespace"),
+        "spec.clusterInstanceRef": Refuse(
+            "dbops has no cluster-scoped instance: "
+            + HELD_BACK_ROLE
+            + ". Convert the ClusterDatabaseInstance to a "
+            "DatabaseInstance of this namespace, name it in spec.instanceRef and convert again"
+        ),
+        "spec.postgres.login": Refuse(
+            "true: a role that logs in is a DatabaseUser in dbops (a DatabaseRole never logs in); "
+            + HELD_BACK_ROLE
+            + " (a DatabaseGrant that named it names it by its server name). To manage it with dbops, write a "
+            "DatabaseUser with its username, adopt: true and existingPasswordSecret naming a Secret with its "
+            "password (docs/migrating.md)",
+            (False,),
+        ),
+        "spec.postgres.superuser": Refuse(ROLE_ATTRIBUTE.format(attr="SUPERUSER"), (False,)),
+        "spec.postgres.createRole": Refuse(ROLE_ATTRIBUTE.format(attr="CREATEROLE"), (False,)),
+        "spec.postgres.replication": Refuse(ROLE_ATTRIBUTE.format(attr="REPLICATION"), (False,)),
+        "spec.postgres.bypassRLS": Refuse(ROLE_ATTRIBUTE.format(attr="BYPASSRLS"), (False,)),
+        "spec.postgres.grants": Move(
+            "spec.postgres.grants",
+            "what the Go operator granted a role: an entry without tables granted its privileges on the schema too",
+            go_role_pg_grants,
+        ),
+        "spec.mysql.useNativeRoles": Refuse(
+            "false: the Go operator made a locked account '<roleName>'@'%' for it, not a role, and dbops manages "
+            "roles only (CREATE ROLE, granted to users); "
+            + HELD_BACK_ROLE
+            + ". To manage its privileges with dbops, write a DatabaseGrant per user that should have them",
+            (True,),
+        ),
+        "spec.mysql.grants": Move(
+            "spec.mysql.grants",
+            "what the Go operator granted a role: column, procedure and function entries on the whole database",
+            go_role_mysql_grants,
+        ),
+        "spec.clickhouse": Drop(CLICKHOUSE),
+        "spec.driftPolicy.interval": DRIFT_INTERVAL,
+    },
 }
 
 # Go kinds dbops does not have: why, and what to do instead.
 NO_SUCH_KIND = {
-    "DatabaseRole": "not converted by this tool yet; the role stays in the server as it is, and a DatabaseGrant "
-    "that named it (roleRef) names it by its server name (roleName). To manage it, write a dbops DatabaseRole "
-    "with adopt: true",
     "DatabaseBackup": "a run of the Go operator's (its stored files are not a dbops backup, and converting it "
     "would back up again); write a dbops DatabaseBackup for a new backup",
     "DatabaseBackupSchedule": "not converted: write a dbops DatabaseBackupSchedule (CronJob; its retention deletes "
@@ -369,6 +460,8 @@ class _Object:
     deferred: dict[str, Any] = field(default_factory=dict)
     moves: list[tuple[str, str, Any]] = field(default_factory=list)
     refused: bool = False
+    checked: bool = False  # its spec went through dbops' schema (normalize) already
+    grantee: str | None = None  # a DatabaseGrant's role, by its server name, when it names a DatabaseRole
 
 
 class _Converter:
@@ -397,6 +490,12 @@ class _Converter:
             target = sub_schema(schema, key)
             if isinstance(rule, Drop):
                 self.note(doc, here, "left out", rule.why)
+            elif isinstance(rule, Refuse):
+                if any(type(sub) is type(a) and sub == a for a in rule.accepted):
+                    out[key] = sub
+                else:
+                    self.note(doc, here, "refused", rule.why)
+                    obj.refused = True
             elif isinstance(rule, Defer):
                 obj.deferred[here] = sub
             elif isinstance(rule, Move):
@@ -582,38 +681,94 @@ class _Converter:
             )
         return out
 
-    def role(self, obj: _Object, roles: dict[tuple[str, str], Obj]) -> None:
+    def role(self, obj: _Object, roles: dict[tuple[str, str], _Object]) -> None:
+        """A grant's roleRef names the converted DatabaseRole claim (the Go object's name); when that role is held
+        back, the grant names the role by its server name (roleName) and the role's instance."""
         ref = obj.deferred.get("spec.roleRef")
         if ref is None:
             return
         own = obj.doc["metadata"].get("namespace", self.namespace)
         ns = ref.get("namespace") or own
-        role = roles.get((ns, ref.get("name", "")))
         if ns != own:
             self.note(
                 obj.doc, "spec.roleRef.namespace", "refused", f"{ns!r} is another namespace; {SAME_NAMESPACE}"
             )
             obj.refused = True
             return
-        if role is None or not (role.get("spec") or {}).get("roleName"):
+        name = ref.get("name", "")
+        role = roles.get((ns, name))
+        go_spec = (role.doc.get("spec") or {}) if role is not None else {}
+        if role is None or not go_spec.get("roleName"):
             self.note(
                 obj.doc,
                 "spec.roleRef",
                 "refused",
-                f"DatabaseRole {ref.get('name')!r} is not in the input: dbops names the role in the server "
-                "(spec.roleName) and needs its DatabaseRole to find it; add the DatabaseRole to the input",
+                f"DatabaseRole {name!r} is not in the input: the grant needs it (as a DatabaseRole claim, or its "
+                "role's server name when it is held back); add the DatabaseRole to the input",
             )
             obj.refused = True
             return
-        obj.spec["roleName"] = role["spec"]["roleName"]
-        instance = (role["spec"].get("instanceRef") or {}).get("name")
-        if "databaseRef" not in obj.spec and instance:
-            obj.spec["instanceRef"] = {"name": instance}
+        obj.grantee = go_spec["roleName"]
+        if self.valid(role):
+            obj.spec["roleRef"] = {"name": name}
+            return
+        go_instance = go_spec.get("instanceRef") or {}
+        elsewhere = go_instance.get("namespace") not in (None, "", own)
+        if elsewhere or not (go_instance.get("name") or "databaseRef" in obj.spec):
+            where = (
+                f"its instance is in namespace {go_instance.get('namespace')!r}; {SAME_NAMESPACE}"
+                if elsewhere
+                else "it names no DatabaseInstance (spec.instanceRef) that the grant could use; add "
+                "spec.databaseRef to the grant, or fix the DatabaseRole, and convert again"
+            )
+            self.note(
+                obj.doc,
+                "spec.roleRef",
+                "refused",
+                f"DatabaseRole {name!r} is held back (see its notes) and {where}",
+            )
+            obj.refused = True
+            return
+        obj.spec["roleName"] = go_spec["roleName"]
+        if "databaseRef" not in obj.spec and go_instance.get("name"):
+            obj.spec["instanceRef"] = {"name": go_instance["name"]}
         self.note(
             obj.doc,
             "spec.roleRef",
             "changed",
-            f"-> spec.roleName {obj.spec['roleName']!r} (the DatabaseRole's role in the server)",
+            f"-> spec.roleName {obj.grantee!r}: DatabaseRole {name!r} is held back (see its notes), so the grant "
+            "names its role in the server",
+        )
+
+    def user_roles(self, obj: _Object, roles: dict[tuple[str, str, str], _Object]) -> None:
+        """A user's postgres.inRoles entries that are converted DatabaseRoles of its instance become roleRefs to
+        their claims (dbops adds their roleNames to the memberships: the same set)."""
+        pg = obj.spec.get("postgres") or {}
+        ns = obj.doc["metadata"].get("namespace", self.namespace)
+        instance = (obj.spec.get("instanceRef") or {}).get("name", "")
+        refs: list[str] = []
+        moved: list[str] = []
+        kept: list[str] = []
+        for name in pg.get("inRoles") or []:
+            role = roles.get((ns, instance, name))
+            if role is not None and self.valid(role):
+                refs.append(role.doc["metadata"]["name"])
+                moved.append(name)
+            else:
+                kept.append(name)
+        if not refs:
+            return
+        if kept:
+            pg["inRoles"] = kept
+        else:
+            del pg["inRoles"]
+        obj.spec["roleRefs"] = [{"name": r} for r in dict.fromkeys(refs)]
+        self.note(
+            obj.doc,
+            "spec.postgres.inRoles",
+            "changed",
+            f"{', '.join(moved)} -> spec.roleRefs "
+            f"{', '.join(dict.fromkeys(refs))} (the DatabaseRole claims of those roles; the memberships are the same)",
         )
 
     def default_privileges(
@@ -623,7 +778,7 @@ class _Converter:
         if not entries:
             return
         ns = obj.doc["metadata"].get("namespace", self.namespace)
-        grantee = obj.spec.get("roleName")
+        grantee = obj.spec.get("roleName") or obj.grantee
         user = users.get((ns, (obj.spec.get("userRef") or {}).get("name", "")))
         if user is not None:
             grantee = (user.get("spec") or {}).get("username") or user["metadata"]["name"]
@@ -670,10 +825,23 @@ class _Converter:
             return
         obj.spec["adopt"] = True
 
+    def valid(self, obj: _Object) -> bool:
+        """Whether the object is emitted: not refused by a rule or a step, and its spec one dbops' schema accepts
+        (checked once; its refusals are reported)."""
+        if not obj.checked:
+            obj.checked = True
+            if not obj.refused:
+                _, errors = normalize(SPECS[obj.doc["kind"]], obj.spec, "spec")
+                for error in errors:
+                    self.note(
+                        obj.doc, error.path, "refused", f"{error.message} (fix the input and convert again)"
+                    )
+                obj.refused = bool(errors)
+        return not obj.refused
+
     # -- all objects --------------------------------------------------------------------------------------------
     def convert(self, docs: list[Obj]) -> Conversion:
         objs: list[_Object] = []
-        roles: dict[tuple[str, str], Obj] = {}
         for given in docs:
             if not isinstance(given, dict):
                 continue
@@ -684,9 +852,6 @@ class _Converter:
             if group != GO_API_GROUP:
                 self.out.documents.append(self.passed_through(doc))
                 continue
-            if kind == "DatabaseRole":
-                ns = (doc.get("metadata") or {}).get("namespace", self.namespace)
-                roles[(ns, doc["metadata"]["name"])] = doc
             if kind not in CONVERTED:
                 why = NO_SUCH_KIND.get(kind, "dbops has no such kind")
                 self.note(doc, "-", "left out", why)
@@ -708,6 +873,17 @@ class _Converter:
             for o in objs
             if o.doc["kind"] == "DatabaseUser"
         }
+        go_roles = [o for o in objs if o.doc["kind"] == "DatabaseRole"]
+        roles = {(o.doc["metadata"]["namespace"], o.doc["metadata"]["name"]): o for o in go_roles}
+        server_roles = {
+            (
+                o.doc["metadata"]["namespace"],
+                (o.spec.get("instanceRef") or {}).get("name", ""),
+                o.spec.get("roleName", ""),
+            ): o
+            for o in go_roles
+        }
+        # Each object on its own first; then the references, which need to know which roles are emitted.
         for obj in objs:
             self.namespaces(obj)
             kind = obj.doc["kind"]
@@ -717,25 +893,25 @@ class _Converter:
                 self.deletion_policy(obj)
             if kind == "DatabaseUser":
                 self.password(obj)
-            if kind == "DatabaseGrant":
-                self.role(obj, roles)
-                self.default_privileges(obj, databases, users)
             if kind in ADOPTED:
                 self.adopt(obj)
         for obj in objs:
-            if obj.refused:
-                continue
             kind = obj.doc["kind"]
-            _, errors = normalize(SPECS[kind], obj.spec, "spec")
-            if errors:
-                for error in errors:
-                    self.note(
-                        obj.doc, error.path, "refused", f"{error.message} (fix the input and convert again)"
-                    )
-                continue
-            self.out.documents.append(
-                {"apiVersion": API_VERSION, "kind": kind, "metadata": obj.doc["metadata"], "spec": obj.spec}
-            )
+            if kind == "DatabaseUser":
+                self.user_roles(obj, server_roles)
+            if kind == "DatabaseGrant":
+                self.role(obj, roles)
+                self.default_privileges(obj, databases, users)
+        for obj in objs:
+            if self.valid(obj):
+                self.out.documents.append(
+                    {
+                        "apiVersion": API_VERSION,
+                        "kind": obj.doc["kind"],
+                        "metadata": obj.doc["metadata"],
+                        "spec": obj.spec,
+                    }
+                )
         return self.out
 
     def passed_through(self, doc: Obj) -> Obj:
@@ -771,10 +947,10 @@ def main(argv: list[str] | None = None, out: Any = None, err: Any = None) -> int
     err = err or sys.stderr
     parser = argparse.ArgumentParser(
         prog="dbops-local migrate-from-operator",
-        description="Convert db-provision-operator YAML (DatabaseInstance, Database, DatabaseUser, DatabaseGrant) "
-        "to dbops claims with adopt: true. The claims go to stdout (or -o FILE); the report of every field not "
-        "carried over, and why, to stderr. Exit status 1 when an object of these four kinds was refused (it is not "
-        "in the output); objects of kinds dbops lacks are left out and reported. See docs/migrating.md.",
+        description="Convert db-provision-operator YAML (DatabaseInstance, Database, DatabaseUser, DatabaseGrant, "
+        "DatabaseRole) to dbops claims with adopt: true. The claims go to stdout (or -o FILE); the report of every "
+        "field not carried over, and why, to stderr. Exit status 1 when an object of these five kinds was refused "
+        "(it is not in the output); objects of kinds dbops lacks are left out and reported. See docs/migrating.md.",
     )
     parser.add_argument(
         "-f", "--filename", action="append", required=True, help="Go-operator YAML ('-': stdin)"

@@ -16,7 +16,7 @@ import yaml
 from dbops_api.registry import API_VERSION, SPECS
 from dbops_api.validation import normalize
 from dbops_local import cli
-from dbops_local.migrate_operator import RULES, Defer, Drop, Move, Note, convert
+from dbops_local.migrate_operator import RULES, Defer, Drop, Move, Note, Refuse, convert
 
 ROOT = Path(__file__).resolve().parent.parent
 GO_FIELDS = json.loads((ROOT / "tests/compat/go_crd_fields.json").read_text())["kinds"]
@@ -44,6 +44,8 @@ MARIA = go(
 )
 USER = go("DatabaseUser", "app", {"instanceRef": {"name": "pg"}, "username": "app"})
 DATABASE = go("Database", "appdb", {"instanceRef": {"name": "pg"}, "name": "appdb"})
+ROLE = go("DatabaseRole", "readers", {"instanceRef": {"name": "pg"}, "roleName": "readers_role"})
+MARIA_ROLE = go("DatabaseRole", "readers", {"instanceRef": {"name": "maria"}, "roleName": "readers_role"})
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,7 @@ CASES = [
             ("DatabaseInstance", INSTANCE["spec"], "correct", []),
             ("Database", DATABASE["spec"], "detect", []),
             ("DatabaseUser", USER["spec"], "ignore", [("spec.passwordSecret.secretName", "action")]),
+            ("DatabaseRole", ROLE["spec"], "detect", []),
             (
                 "DatabaseGrant",
                 {
@@ -377,10 +380,186 @@ CASES = [
         ],
     ),
     Case(
-        "a grant by roleRef names the role in the server; its default privileges move to the Database",
+        "a DatabaseRole is adopted with its fields as they are; the Go annotations are left out",
+        [
+            {
+                **with_spec(
+                    ROLE,
+                    postgres={
+                        "login": False,
+                        "inherit": True,
+                        "createDB": True,
+                        "superuser": False,
+                        "createRole": False,
+                        "replication": False,
+                        "bypassRLS": False,
+                        "inRoles": ["base"],
+                        "grants": [
+                            {"database": "appdb", "privileges": ["CONNECT"]},
+                            {"database": "appdb", "schema": "public", "privileges": ["USAGE"]},
+                            {
+                                "database": "appdb",
+                                "schema": "public",
+                                "tables": ["t"],
+                                "privileges": ["SELECT"],
+                            },
+                        ],
+                    },
+                ),
+                "metadata": {
+                    "name": "readers",
+                    "annotations": {"dbops.dbprovision.io/deletion-policy": "Retain"},
+                    "finalizers": ["dbops.dbprovision.io/role-protection"],
+                },
+                "status": {"phase": "Ready"},
+            }
+        ],
+        "DatabaseRole",
+        "readers",
+        {
+            "instanceRef": {"name": "pg"},
+            "roleName": "readers_role",
+            "adopt": True,
+            "postgres": {
+                "login": False,
+                "inherit": True,
+                "createDB": True,
+                "superuser": False,
+                "inRoles": ["base"],
+                "grants": [
+                    {"database": "appdb", "privileges": ["CONNECT"]},
+                    {"database": "appdb", "schema": "public", "privileges": ["USAGE"]},
+                    {"database": "appdb", "schema": "public", "tables": ["t"], "privileges": ["SELECT"]},
+                ],
+            },
+        },
+        [("metadata.annotations[dbops.dbprovision.io/deletion-policy]", "left out")],
+    ),
+    Case(
+        "a role's sequences entry also granted its privileges on the schema in the Go operator",
+        [
+            with_spec(
+                ROLE,
+                postgres={
+                    "grants": [{"database": "d", "schema": "s", "sequences": ["q"], "privileges": ["USAGE"]}]
+                },
+            )
+        ],
+        "DatabaseRole",
+        "readers",
+        {
+            "postgres": {
+                "grants": [
+                    {"database": "d", "schema": "s", "sequences": ["q"], "privileges": ["USAGE"]},
+                    {"database": "d", "schema": "s", "privileges": ["USAGE"]},
+                ]
+            }
+        },
+        [("spec.postgres.grants", "changed")],
+    ),
+    Case(
+        "a role's MySQL column and procedure entries were granted on the whole database by the Go operator",
+        [
+            with_spec(
+                MARIA_ROLE,
+                mysql={
+                    "useNativeRoles": True,
+                    "grants": [
+                        {"level": "procedure", "database": "d", "procedure": "p", "privileges": ["EXECUTE"]},
+                        {"level": "table", "database": "d", "table": "t", "privileges": ["SELECT"]},
+                    ],
+                },
+            )
+        ],
+        "DatabaseRole",
+        "readers",
+        {
+            "mysql": {
+                "useNativeRoles": True,
+                "grants": [
+                    {"level": "database", "database": "d", "privileges": ["EXECUTE"]},
+                    {"level": "table", "database": "d", "table": "t", "privileges": ["SELECT"]},
+                ],
+            }
+        },
+        [("spec.mysql.grants", "changed")],
+    ),
+    *[
+        Case(
+            f"a role with {attribute} true is refused (held back): adopting it would take the attribute away",
+            [with_spec(ROLE, postgres={attribute: True, "inherit": True})],
+            "DatabaseRole",
+            "readers",
+            None,
+            [(f"spec.postgres.{attribute}", "refused")],
+        )
+        for attribute in ("superuser", "createRole", "replication", "bypassRLS", "login")
+    ],
+    Case(
+        "a role the Go operator emulated with a locked account (useNativeRoles false) is refused",
+        [with_spec(MARIA_ROLE, mysql={"useNativeRoles": False})],
+        "DatabaseRole",
+        "readers",
+        None,
+        [("spec.mysql.useNativeRoles", "refused")],
+    ),
+    Case(
+        "a role on a cluster-scoped instance is refused",
+        [go("DatabaseRole", "readers", {"clusterInstanceRef": {"name": "shared"}, "roleName": "r"})],
+        "DatabaseRole",
+        "readers",
+        None,
+        [("spec.clusterInstanceRef", "refused")],
+    ),
+    Case(
+        "a role on an instance of another namespace is refused",
+        [with_spec(ROLE, instanceRef={"name": "pg", "namespace": "infra"})],
+        "DatabaseRole",
+        "readers",
+        None,
+        [("spec.instanceRef.namespace", "refused")],
+    ),
+    Case(
+        "a role the Go status says was never created is not adopted",
+        [{**ROLE, "status": {"phase": "Failed"}}],
+        "DatabaseRole",
+        "readers",
+        {"roleName": "readers_role"},
+        [("spec.adopt", "action")],
+    ),
+    Case(
+        "a grant by roleRef names the converted DatabaseRole claim; its default privileges move to the Database",
         [
             DATABASE,
-            go("DatabaseRole", "readers", {"instanceRef": {"name": "pg"}, "roleName": "readers_role"}),
+            ROLE,
+            go(
+                "DatabaseGrant",
+                "g",
+                {
+                    "roleRef": {"name": "readers", "namespace": "default"},
+                    "postgres": {
+                        "defaultPrivileges": [
+                            {
+                                "database": "appdb",
+                                "schema": "public",
+                                "objectType": "tables",
+                                "privileges": ["SELECT"],
+                            }
+                        ],
+                    },
+                },
+            ),
+        ],
+        "DatabaseGrant",
+        "g",
+        {"roleRef": {"name": "readers"}, "adopt": True},
+        [("spec.postgres.defaultPrivileges[0]", "changed")],
+    ),
+    Case(
+        "a grant by roleRef to a held-back role names the role in the server; default privileges to the Database",
+        [
+            DATABASE,
+            with_spec(ROLE, postgres={"superuser": True}),
             go(
                 "DatabaseGrant",
                 "g",
@@ -412,6 +591,45 @@ CASES = [
         "g",
         {"roleName": "readers_role", "instanceRef": {"name": "pg"}, "adopt": True},
         [("spec.roleRef", "changed"), ("spec.postgres.defaultPrivileges[0]", "changed")],
+    ),
+    Case(
+        "a grant by roleRef to a role held back for its instance's namespace is refused too",
+        [
+            with_spec(ROLE, instanceRef={"name": "pg", "namespace": "infra"}),
+            go("DatabaseGrant", "g", {"roleRef": {"name": "readers"}, "postgres": {"roles": ["x"]}}),
+        ],
+        "DatabaseGrant",
+        "g",
+        None,
+        [("spec.roleRef", "refused")],
+    ),
+    Case(
+        "a grant by roleRef to a role held back for its cluster-scoped instance, without databaseRef, is refused",
+        [
+            go("DatabaseRole", "readers", {"clusterInstanceRef": {"name": "shared"}, "roleName": "r"}),
+            go("DatabaseGrant", "g", {"roleRef": {"name": "readers"}, "postgres": {"roles": ["x"]}}),
+        ],
+        "DatabaseGrant",
+        "g",
+        None,
+        [("spec.roleRef", "refused")],
+    ),
+    Case(
+        "a user's postgres.inRoles that are converted roles of its instance become roleRefs; the others stay",
+        [
+            ROLE,
+            go(
+                "DatabaseRole",
+                "admins",
+                {"instanceRef": {"name": "pg"}, "roleName": "admins", "postgres": {"superuser": True}},
+            ),
+            go("DatabaseRole", "elsewhere", {"instanceRef": {"name": "other"}, "roleName": "other_role"}),
+            with_spec(USER, postgres={"inRoles": ["readers_role", "admins", "other_role", "by_hand"]}),
+        ],
+        "DatabaseUser",
+        "app",
+        {"roleRefs": [{"name": "readers"}], "postgres": {"inRoles": ["admins", "other_role", "by_hand"]}},
+        [("spec.postgres.inRoles", "changed"), ("spec.passwordSecret.secretName", "action")],
     ),
     Case(
         "Go PostgreSQL grants as the Go operator applied them: schema entries mean all tables plus USAGE",
@@ -563,8 +781,7 @@ def test_go_only_kinds_are_refused_with_the_reason_and_secrets_lose_their_go_own
         },
         "data": {"password": "c2VjcmV0"},
     }
-    role = go("DatabaseRole", "readers", {"instanceRef": {"name": "pg"}, "roleName": "readers"})
-    result = convert([secret, role, go("ClusterDatabaseInstance", "shared", {})])
+    result = convert([secret, go("ClusterDatabaseInstance", "shared", {})])
     assert result.documents == [
         {
             "apiVersion": "v1",
@@ -574,7 +791,6 @@ def test_go_only_kinds_are_refused_with_the_reason_and_secrets_lose_their_go_own
         }
     ]
     assert {(n.obj, n.what) for n in result.notes} == {
-        ("DatabaseRole/default/readers", "left out"),
         ("ClusterDatabaseInstance/default/shared", "left out"),
         ("Secret/default/app-credentials", "action"),
     }
@@ -591,7 +807,9 @@ def test_every_rule_names_a_go_field_of_the_pinned_crds_or_a_path_the_go_docs_us
         go_paths = {f["path"] for f in GO_FIELDS[kind]["fields"]}
         for path, rule in rules.items():
             assert path in go_paths or path in docs_only, f"{kind} {path}"
-            assert isinstance(rule, Drop | Move | Defer)
+            assert isinstance(rule, Drop | Move | Defer | Refuse)
+            if isinstance(rule, Refuse):
+                assert path in {p for p, *_ in _dbops_paths(kind)}, f"{kind} {path}: refused, so dbops has it"
             if isinstance(rule, Move):
                 assert rule.to in {p for p, *_ in _dbops_paths(kind)}, f"{kind} {path} -> {rule.to}"
 
@@ -665,3 +883,75 @@ def _subset(want: Any, got: Any) -> bool:
     if isinstance(want, dict):
         return isinstance(got, dict) and all(k in got and _subset(v, got[k]) for k, v in want.items())
     return bool(want == got)
+
+
+def test_default_privileges_of_a_grant_by_role_ref_name_the_role_in_the_server() -> None:
+    grant = go(
+        "DatabaseGrant",
+        "g",
+        {
+            "roleRef": {"name": "readers"},
+            "postgres": {
+                "defaultPrivileges": [
+                    {"database": "appdb", "schema": "s", "objectType": "tables", "privileges": ["SELECT"]}
+                ]
+            },
+        },
+    )
+    result = convert([DATABASE, ROLE, grant])
+    (database,) = [d for d in result.documents if d["kind"] == "Database"]
+    assert database["spec"]["postgres"]["defaultPrivileges"] == [
+        {"role": "readers_role", "schema": "s", "objectType": "tables", "privileges": ["SELECT"]}
+    ]
+
+
+def test_a_held_back_role_is_reported_with_why_and_what_to_do_and_the_command_fails(tmp_path: Path) -> None:
+    given = tmp_path / "go.yaml"
+    given.write_text(yaml.safe_dump_all([INSTANCE, with_spec(ROLE, postgres={"superuser": True})]))
+    out, err = io.StringIO(), io.StringIO()
+    from dbops_local import migrate_operator
+
+    assert migrate_operator.main(["-f", str(given)], out, err) == 1
+    assert [d["kind"] for d in yaml.safe_load_all(out.getvalue())] == ["DatabaseInstance"]
+    report = err.getvalue().splitlines()
+    assert report[0].startswith("converted 1 object(s), refused 1, left out 0;")
+    (line,) = [r for r in report if r.startswith("DatabaseRole/default/readers")]
+    assert line.startswith(
+        "DatabaseRole/default/readers spec.postgres.superuser: refused: dbops' DatabaseRole never"
+    )
+    assert "held back" in line and "convert again" in line
+
+
+def test_every_go_database_role_field_is_converted_as_the_compatibility_table_says() -> None:
+    """docs/compatibility.md's rows for DatabaseRole: a refused field holds the role back (a Refuse rule, its value
+    dbops accepts carried over), a missing one is left out with its reason, an alias is moved to its target, and a
+    field at the same path is carried (possibly converted) and never left out."""
+    from tools.compat.compat_doc import load_go_fields, load_verdicts, rows
+
+    rules = RULES["DatabaseRole"]
+
+    def rule_at_or_above(path: str) -> tuple[str, Any] | None:
+        while True:
+            if path in rules:
+                return path, rules[path]
+            if "." not in path:
+                return None
+            path = path.rsplit(".", 1)[0].removesuffix("[]")
+
+    kind_rows = [r for r in rows(load_go_fields(), load_verdicts()) if r.kind == "DatabaseRole"]
+    assert len(kind_rows) == len(GO_FIELDS["DatabaseRole"]["fields"])
+    for row in kind_rows:
+        path, verdict = row.go["path"], row.verdict["verdict"]
+        found = rule_at_or_above(path)
+        rule = found[1] if found else None
+        if verdict == "refused":
+            assert isinstance(rule, Refuse), path
+        elif verdict == "missing":
+            assert isinstance(rule, Drop), path
+        elif verdict == "alias":
+            assert isinstance(rule, Move) and found is not None and rule.to != found[0], path
+        else:
+            assert verdict in ("same", "different"), (path, verdict)
+            assert not isinstance(rule, Drop | Refuse), path
+            if isinstance(rule, Move) and found is not None:
+                assert rule.to == found[0], path  # converted in place, never moved elsewhere

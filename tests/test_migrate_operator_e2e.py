@@ -2,14 +2,16 @@
 
 The server gets what the Go operator leaves behind, made with the statements its adapters send (read from its source,
 panteparak/db-provision-operator e1bb779: internal/adapter/sqlbuilder, internal/adapter/{postgres,mysql}): two login
-users with passwords, a role, a database, privileges on its tables for one user and for the role, and the role
-granted to the other user. The Go objects, as `kubectl get -o yaml` shows them (status, finalizers, the credentials
+users with passwords, a role (a Go DatabaseRole, with privileges of its own), a database, privileges on its tables
+for one user and for the role (a DatabaseGrant by roleRef), and the role granted to both users (on PostgreSQL one by
+the user's postgres.inRoles, the other by a DatabaseGrant's roles). The Go objects, as `kubectl get -o yaml` shows them (status, finalizers, the credentials
 Secrets the Go operator owns), go through `dbops-local migrate-from-operator`; its claims go through dbops-local.
 
-What must hold: every claim Ready; the statement log shows nothing written but dbops' ownership markers and its
+What must hold: the DatabaseRole converted to a claim with adopt: true, the grant's roleRef and the user's membership
+naming that claim; every claim Ready; the statement log shows nothing written but dbops' ownership markers and its
 memory of what the grants cover (and the tables `_dbops` holding them on first use), and a second run writes
-nothing at all; the catalog (roles, memberships, privileges, passwords) is what it was; every login works with the
-password it had.
+nothing at all; the catalog (roles and their attributes, memberships, privileges, passwords) is what it was; every
+login works with the password it had, and a member still uses the role's privileges.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from tests.conftest import unique
 from tests.offline_support import admin_secret, cluster, condition, kube_name
 from tests.servers import Server, Statement
 from tests.test_mysql_support import can_login as maria_can_login
+from tests.test_mysql_support import denied as maria_denied
+from tests.test_mysql_support import query_as as maria_query_as
 from tests.test_mysql_support import show_grants
 from tests.test_mysql_support import writes_during as maria_writes_during
 from tests.test_pg_support import as_user, can_login, execute
@@ -45,11 +49,12 @@ REPORT_PASSWORD = "Go-generated-report-pw-2"
 
 # The only writes a migration may make: dbops' ownership markers (docs/migrating.md, "What the first run writes").
 PG_MARKER = re.compile(
-    r"^COMMENT ON (ROLE|DATABASE) \S+ IS 'managed by dbops for (DatabaseUser|Database) "
+    r"^COMMENT ON (ROLE|DATABASE) \S+ IS 'managed by dbops for (DatabaseUser|DatabaseRole|Database) "
     # dbops' memory of what the grants cover (docs/worker.md, "Memory of what dbops granted")
     r"|^(CREATE SCHEMA _dbops$|CREATE TABLE IF NOT EXISTS _dbops\.grants |REVOKE ALL ON _dbops\.grants |INSERT INTO _dbops\.grants )"
 )
 MARIA_MARKER = re.compile(r"_dbops", re.IGNORECASE)
+ADOPTED = ("Database", "DatabaseUser", "DatabaseGrant", "DatabaseRole")
 
 
 class Names:
@@ -66,25 +71,29 @@ class Names:
 
 
 def go_pg_objects(pg: Server, n: Names) -> None:
-    """PgCreateRole(...).Login(true).Superuser(false)...WithPassword(p): `CREATE ROLE "u" WITH PASSWORD 'p' LOGIN
-    NOSUPERUSER ...`; a DatabaseRole with login false; PgCreateDatabase with the CRD's template and encoding
-    defaults; grantPrivileges for a schema entry (ALL TABLES IN SCHEMA, then USAGE on the schema), run in the
-    database; GrantRole for postgres.roles."""
+    """The DatabaseRole first (postgres.CreateRole: PgCreateRole(...).Login(false).Superuser(false)...: every
+    attribute written out, `CREATE ROLE "r" WITH NOLOGIN NOSUPERUSER ...`); PgCreateRole(...).WithPassword(p) for a
+    user (`CREATE ROLE "u" WITH PASSWORD 'p' LOGIN NOSUPERUSER ... IN ROLE "r"` for postgres.inRoles);
+    PgCreateDatabase with the CRD's template and encoding defaults; the role's own grants (applyGrant, run in the
+    grant's database: an entry without schema and tables on the database, one with tables on each table);
+    grantPrivileges for a DatabaseGrant's schema entry (ALL TABLES IN SCHEMA for table privileges, then USAGE on the
+    schema), run in the database; GrantRole for postgres.roles."""
     attrs = "NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT NOREPLICATION NOBYPASSRLS"
     execute(
         pg,
-        f"CREATE ROLE \"{n.app}\" WITH PASSWORD '{APP_PASSWORD}' LOGIN {attrs}",
-        f"CREATE ROLE \"{n.report}\" WITH PASSWORD '{REPORT_PASSWORD}' LOGIN {attrs}",
         f'CREATE ROLE "{n.readers}" WITH NOLOGIN {attrs}',
+        f'CREATE ROLE "{n.app}" WITH PASSWORD \'{APP_PASSWORD}\' LOGIN {attrs} IN ROLE "{n.readers}"',
+        f"CREATE ROLE \"{n.report}\" WITH PASSWORD '{REPORT_PASSWORD}' LOGIN {attrs}",
         f'CREATE DATABASE "{n.db}" WITH TEMPLATE = "template0" ENCODING = \'UTF8\'',
     )
     execute(
         pg,
         "CREATE TABLE public.orders (id int PRIMARY KEY, total numeric)",  # the application's own table
+        f'GRANT CONNECT ON DATABASE "{n.db}" TO "{n.readers}"',  # the DatabaseRole's own grants
+        f'GRANT SELECT ON TABLE "public"."orders" TO "{n.readers}"',
         f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "public" TO "{n.app}"',
         f'GRANT USAGE ON SCHEMA "public" TO "{n.app}"',
-        f'GRANT SELECT ON ALL TABLES IN SCHEMA "public" TO "{n.readers}"',
-        f'GRANT USAGE ON SCHEMA "public" TO "{n.readers}"',
+        f'GRANT USAGE ON SCHEMA "public" TO "{n.readers}"',  # the DatabaseGrant by roleRef
         database=n.db,
     )
     execute(pg, f'GRANT "{n.readers}" TO "{n.report}"')
@@ -92,8 +101,9 @@ def go_pg_objects(pg: Server, n: Names) -> None:
 
 def go_maria_objects(maria: Server, n: Names) -> None:
     """MySQLCreateUser(u, "%").IdentifiedBy(p): `CREATE USER IF NOT EXISTS 'u'@'%' IDENTIFIED BY 'p'`;
-    MySQLCreateRole; MySQLCreateDatabase with the CRD's charset and collation defaults; Grant at database level;
-    GrantRole(...).ToUser(u, "%")."""
+    MySQLCreateRole for the DatabaseRole (useNativeRoles, the CRD default) and its own grants (applyGrantToRole:
+    a table entry on `db`.`table`, to the role as a literal); MySQLCreateDatabase with the CRD's charset and
+    collation defaults; a DatabaseGrant's grants at database level; GrantRole(...).ToUser(u, "%")."""
     conn = maria.connect()
     try:
         with conn.cursor() as cur:
@@ -103,6 +113,7 @@ def go_maria_objects(maria: Server, n: Names) -> None:
                 f"CREATE ROLE IF NOT EXISTS '{n.readers}'",
                 f"CREATE DATABASE IF NOT EXISTS `{n.db}` CHARACTER SET `utf8mb4` COLLATE `utf8mb4_unicode_ci`",
                 f"CREATE TABLE `{n.db}`.orders (id int PRIMARY KEY, total decimal(10,2))",
+                f"GRANT SELECT ON `{n.db}`.`orders` TO '{n.readers}'",  # the DatabaseRole's own grant
                 f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{n.db}`.* TO '{n.app}'@'%'",
                 f"GRANT SELECT ON `{n.db}`.* TO '{n.readers}'",
                 f"GRANT '{n.readers}' TO '{n.report}'@'%'",
@@ -180,11 +191,12 @@ def go_manifests(server: Server, n: Names) -> list[dict[str, Any]]:
         else {"mysql": {"charset": "utf8mb4", "collation": "utf8mb4_unicode_ci"}}
     )
 
-    def user(claim: str, username: str) -> dict[str, Any]:
+    def user(claim: str, username: str, **more: Any) -> dict[str, Any]:
         spec = {
             "instanceRef": {"name": n.k_inst},
             "username": username,
             "passwordSecret": {"secretName": f"{claim}-credentials"},
+            **more,
         }
         return go_object("DatabaseUser", claim, spec, "user-protection")
 
@@ -214,21 +226,38 @@ def go_manifests(server: Server, n: Names) -> list[dict[str, Any]]:
         }
     )
     role_grants: dict[str, Any] = (
-        {"postgres": {"grants": [{"database": n.db, "schema": "public", "privileges": ["SELECT"]}]}}
+        {"postgres": {"grants": [{"database": n.db, "schema": "public", "privileges": ["USAGE"]}]}}
         if pg
         else {"mysql": {"grants": [{"level": "database", "database": n.db, "privileges": ["SELECT"]}]}}
     )
     membership = {"postgres": {"roles": [n.readers]}} if pg else {"mysql": {"roles": [n.readers]}}
+    # The DatabaseRole as `kubectl get -o yaml` shows it: the CRD's defaults filled in (inherit, useNativeRoles),
+    # false attributes as written, its own privileges.
     role_spec: dict[str, Any] = {"instanceRef": {"name": n.k_inst}, "roleName": n.readers}
     if pg:
-        role_spec["postgres"] = {"login": False}
+        role_spec["postgres"] = {
+            "login": False,
+            "inherit": True,
+            "superuser": False,
+            "createRole": False,
+            "grants": [
+                {"database": n.db, "privileges": ["CONNECT"]},
+                {"database": n.db, "schema": "public", "tables": ["orders"], "privileges": ["SELECT"]},
+            ],
+        }
+    else:
+        role_spec["mysql"] = {
+            "useNativeRoles": True,
+            "grants": [{"level": "table", "database": n.db, "table": "orders", "privileges": ["SELECT"]}],
+        }
+    in_role = {"postgres": {"inRoles": [n.readers]}} if pg else {}
     return [
         admin_secret(server, f"{n.k_inst}-admin"),
         go_object(
             "DatabaseInstance", n.k_inst, {"engine": engine, "connection": connection}, "instance-protection"
         ),
         go_object("Database", n.k_db, database_spec, "database-protection"),
-        user(n.k_app, n.app),
+        user(n.k_app, n.app, **in_role),
         user(n.k_report, n.report),
         go_secret(n, n.k_app, n.app, APP_PASSWORD, server),
         go_secret(n, n.k_report, n.report, REPORT_PASSWORD, server),
@@ -307,8 +336,11 @@ def maria_state(maria: Server, n: Names) -> dict[str, Any]:
 # --- the move ------------------------------------------------------------------------------------------------------
 
 
-def migrate(tmp_path: Path, manifests: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
-    """`dbops-local migrate-from-operator` as a user runs it: the claims (stdout) and the report (stderr)."""
+def migrate(
+    tmp_path: Path, manifests: list[dict[str, Any]], status: int = 0
+) -> tuple[list[dict[str, Any]], str]:
+    """`dbops-local migrate-from-operator` as a user runs it: the claims (stdout) and the report (stderr); `status`:
+    the exit status expected (1: an object was refused)."""
     assert DBOPS_LOCAL is not None, f"dbops-local is not installed next to {sys.executable}"
     given = tmp_path / "go-operator.yaml"
     given.write_text(yaml.safe_dump_all(manifests))
@@ -320,7 +352,7 @@ def migrate(tmp_path: Path, manifests: list[dict[str, Any]]) -> tuple[list[dict[
         timeout=120,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == status, done.stderr
     return [d for d in yaml.safe_load_all(done.stdout) if d], done.stderr
 
 
@@ -337,19 +369,23 @@ def test_a_migration_from_the_go_operator_writes_only_ownership_markers_and_ever
     before = state(server, n)
 
     claims, report = migrate(tmp_path, go_manifests(server, n))
-    assert f"DatabaseRole/default/{n.k_role}: left out:" in report
+    assert ": refused:" not in report and f"DatabaseRole/default/{n.k_role}" not in report, report
     assert f"Secret/default/{n.k_app}-credentials metadata.ownerReferences: action:" in report
     assert APP_PASSWORD not in report and REPORT_PASSWORD not in report
     kinds = sorted(c["kind"] for c in claims)
     assert kinds == sorted(
         ["Secret", "DatabaseInstance", "Database", "DatabaseUser", "DatabaseUser", "Secret", "Secret"]
         + ["DatabaseGrant"] * 3
+        + ["DatabaseRole"]
     )
-    assert all(
-        c["spec"]["adopt"] is True
-        for c in claims
-        if c["kind"] in ("Database", "DatabaseUser", "DatabaseGrant")
-    )
+    assert all(c["spec"]["adopt"] is True for c in claims if c["kind"] in ADOPTED)
+    # The role is a DatabaseRole claim, and what named it names that claim.
+    by_name = {(c["kind"], c["metadata"]["name"]): c for c in claims}
+    assert by_name["DatabaseRole", n.k_role]["spec"]["roleName"] == n.readers
+    assert by_name["DatabaseGrant", f"{n.k_role}-grant"]["spec"]["roleRef"] == {"name": n.k_role}
+    if pg:
+        assert by_name["DatabaseUser", n.k_app]["spec"]["roleRefs"] == [{"name": n.k_role}]
+        assert f"DatabaseUser/default/{n.k_app} spec.postgres.inRoles: changed:" in report
 
     # `dbops-local --plan` first, as docs/migrating.md says: nothing is written, and every claim has a plan.
     planner = cluster(function_client, plan_only=True)
@@ -362,9 +398,7 @@ def test_a_migration_from_the_go_operator_writes_only_ownership_markers_and_ever
     plans, planned_writes = writes_during(server, plan)
     assert planned_writes == [], "a plan writes nothing"
     assert sorted(plans) == sorted(
-        f"{c['kind']}/{c['metadata']['name']}"
-        for c in claims
-        if c["kind"] in ("Database", "DatabaseUser", "DatabaseGrant")
+        f"{c['kind']}/{c['metadata']['name']}" for c in claims if c["kind"] in ADOPTED
     )
     unplanned = {claim: why for claim, why in plans.items() if isinstance(why, str)}
     assert not unplanned, unplanned
@@ -396,6 +430,10 @@ def test_a_migration_from_the_go_operator_writes_only_ownership_markers_and_ever
     assert after == (before if pg else maria_expected(before, n)), (
         "as the Go operator left it, but for those writes"
     )
+    # The role's claim sees the role as the DBA does: its members are the two applications.
+    role = c.claim("DatabaseRole", n.k_role)["status"]["role"]
+    assert role["roleName"] == n.readers
+    assert sorted(role["members"]) == sorted([n.app, n.report] if pg else [f"{n.report}@%"]), role
 
     _, second = writes_during(server, converge)
     assert second == [], "a second run writes nothing"
@@ -415,6 +453,11 @@ def test_a_migration_from_the_go_operator_writes_only_ownership_markers_and_ever
     else:
         assert maria_can_login(server, n.app, APP_PASSWORD)
         assert maria_can_login(server, n.report, REPORT_PASSWORD)
+        # The report user reads through the role (now its default role, see expected_writes), and only reads.
+        assert maria_query_as(server, n.report, REPORT_PASSWORD, f"SELECT count(*) FROM `{n.db}`.orders") == [
+            (0,)
+        ]
+        assert maria_denied(server, n.report, REPORT_PASSWORD, f"DELETE FROM `{n.db}`.orders")
     # The Go Secrets still hold those passwords; dbops wrote its own Secrets beside them.
     assert c.secret_data(f"{n.k_app}-credentials")["password"] == APP_PASSWORD
     assert c.secret_data(f"{n.k_app}-dbops-credentials")["password"] == APP_PASSWORD
@@ -438,12 +481,13 @@ def expected_writes(server: Server, n: Names) -> list[str]:
 
 
 def maria_expected(before: dict[str, Any], n: Names) -> dict[str, Any]:
-    """The MariaDB catalog after those writes: the same grants on the literal name, the report user's default role
-    (SHOW GRANTS gains its SET DEFAULT ROLE line, mysql.global_priv its default_role)."""
+    """The MariaDB catalog after those writes: the same database-level grants on the literal name (a table-level
+    grant names no pattern: unchanged), the report user's default role (SHOW GRANTS gains its SET DEFAULT ROLE line,
+    mysql.global_priv its default_role)."""
     literal = n.db.replace("_", "\\_")
     out = {**before}
     for who in ("app", "readers"):
-        out[who] = [line.replace(f"`{n.db}`", f"`{literal}`") for line in before[who]]
+        out[who] = [line.replace(f"`{n.db}`.*", f"`{literal}`.*") for line in before[who]]
     out["report"] = [*before["report"], f"SET DEFAULT ROLE `{n.readers}` FOR `{n.report}`@`%`"]
     out["accounts"] = [
         (user, host, {**priv, "default_role": n.readers} if user == n.report else priv)
@@ -487,7 +531,7 @@ def test_the_go_default_detect_is_carried_over_and_writes_nothing_not_even_the_a
     assert "driftPolicy" not in report
     (instance,) = [c for c in claims if c["kind"] == "DatabaseInstance"]
     assert instance["spec"]["driftPolicy"] == {"mode": "detect", "interval": "8h"}
-    managed = [c for c in claims if c["kind"] in ("Database", "DatabaseUser", "DatabaseGrant")]
+    managed = [c for c in claims if c["kind"] in ADOPTED]
 
     c = cluster(function_client)
 
@@ -520,6 +564,107 @@ def test_the_go_default_detect_is_carried_over_and_writes_nothing_not_even_the_a
 
     # correct: the adoption markers, then nothing.
     writes = [w.text for w in converge(_with_mode(claims, "correct"))]
-    assert len([w for w in writes if marker.search(w)]) == 3, writes  # the database and the two users
+    # the database, the two users and the role
+    assert len([w for w in writes if marker.search(w)]) == 4, writes
     assert {c.claim(d["kind"], d["metadata"]["name"])["status"]["phase"] for d in managed} == {"Ready"}
     assert converge(_with_mode(claims, "correct")) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server", ["postgres", "mariadb"], indirect=True)
+def test_a_go_role_dbops_cannot_take_over_as_it_is_is_held_back_and_left_as_it_is(
+    function_client: FunctionClient, server: Server, tmp_path: Path
+) -> None:
+    """A Go DatabaseRole with a field dbops refuses (PostgreSQL: createRole true; MariaDB: useNativeRoles false, for
+    which the Go operator made a locked account instead of a role) is held back with a report line saying why and
+    what to do; the grant that named it by roleRef names it by its server name, and the run leaves the role as the
+    Go operator made it (attributes, privileges) while the rest is adopted (docs/migrating.md, "DatabaseRoles")."""
+    n = Names()
+    pg = server.engine == "postgres"
+    (go_pg_objects if pg else go_maria_objects)(server, n)  # type: ignore[operator]
+    writes_during = pg_writes_during if pg else maria_writes_during
+    held, k_held = unique("auditors"), kube_name("auditors")
+    if pg:
+        # postgres.CreateRole with createRole true, then its DatabaseGrant's schema entry (USAGE on the schema).
+        attrs = "NOSUPERUSER NOCREATEDB CREATEROLE INHERIT NOREPLICATION NOBYPASSRLS"
+        execute(server, f'CREATE ROLE "{held}" WITH NOLOGIN {attrs}')
+        execute(server, f'GRANT USAGE ON SCHEMA "public" TO "{held}"', database=n.db)
+        role_spec: dict[str, Any] = {"postgres": {"login": False, "createRole": True}}
+        grant_spec: dict[str, Any] = {
+            "postgres": {"grants": [{"database": n.db, "schema": "public", "privileges": ["USAGE"]}]}
+        }
+    else:
+        # mysql.CreateRole with useNativeRoles false: MySQLCreateUser(name, "%").AccountLock(), then its grant on
+        # a table (applyGrantToRole: to the name as a literal, i.e. 'name'@'%').
+        conn = server.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"CREATE USER IF NOT EXISTS '{held}'@'%' ACCOUNT LOCK")
+                cur.execute(f"GRANT SELECT ON `{n.db}`.`orders` TO '{held}'")
+        finally:
+            conn.close()
+        role_spec = {"mysql": {"useNativeRoles": False}}
+        grant_spec = {
+            "mysql": {
+                "grants": [{"level": "table", "database": n.db, "table": "orders", "privileges": ["SELECT"]}]
+            }
+        }
+    go_role = go_object(
+        "DatabaseRole",
+        k_held,
+        {"instanceRef": {"name": n.k_inst}, "roleName": held, **role_spec},
+        "role-protection",
+    )
+    go_grant = go_object(
+        "DatabaseGrant",
+        f"{k_held}-grant",
+        {"roleRef": {"name": k_held}, "databaseRef": {"name": n.k_db}, **grant_spec},
+        "grant-protection",
+    )
+
+    def held_state() -> Any:
+        if pg:
+            return {
+                "role": server.query(
+                    "SELECT rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, "
+                    "rolbypassrls, shobj_description(oid, 'pg_authid') FROM pg_authid WHERE rolname = %s",
+                    (held,),
+                ),
+                "schema": server.query(
+                    "SELECT nspacl::text[] FROM pg_namespace WHERE nspname = 'public'", database=n.db
+                ),
+            }
+        return {
+            "grants": show_grants(server, held),
+            "account": server.query(
+                "SELECT Priv FROM mysql.global_priv WHERE User = %s AND Host = '%%'", (held,)
+            ),
+        }
+
+    before = held_state()
+    claims, report = migrate(tmp_path, [*go_manifests(server, n), go_role, go_grant], status=1)
+    field = "spec.postgres.createRole" if pg else "spec.mysql.useNativeRoles"
+    (line,) = [r for r in report.splitlines() if r.startswith(f"DatabaseRole/default/{k_held} ")]
+    assert line.startswith(f"DatabaseRole/default/{k_held} {field}: refused: "), line
+    assert "held back" in line and ("convert again" in line or "DatabaseGrant per user" in line), line
+    assert report.splitlines()[0].startswith("converted 9 object(s), refused 1,"), report
+    assert [c["metadata"]["name"] for c in claims if c["kind"] == "DatabaseRole"] == [n.k_role]
+    (grant,) = [c for c in claims if c["metadata"]["name"] == f"{k_held}-grant"]
+    assert grant["spec"]["roleName"] == held and "roleRef" not in grant["spec"], grant["spec"]
+    assert f"DatabaseGrant/default/{k_held}-grant spec.roleRef: changed: -> spec.roleName" in report
+
+    c = cluster(function_client)
+
+    def converge() -> dict[str, str]:
+        c.apply(claims)
+        c.reconcile()
+        return {f"{o['kind']}/{o['metadata']['name']}": o["status"]["phase"] for o in c.claims()}
+
+    phases, first = writes_during(server, converge)
+    assert set(phases.values()) == {"Ready"}, phases
+    # Nothing marks, alters or grants to the held-back role: its grant only remembers what it covers.
+    touching = [w.text for w in first if held in w.text and not re.search(r"_dbops", w.text)]
+    assert touching == [], touching
+    assert held_state() == before, "the held-back role is as the Go operator left it"
+    _, second = writes_during(server, converge)
+    assert second == [], "a second run writes nothing"

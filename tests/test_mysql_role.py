@@ -129,3 +129,16 @@ def test_mysql8_statements_at_plan_level() -> None:
     assert drop[0] == "DROP ROLE `readers`" and not any("DEFAULT ROLE" in s for s in drop)
     with pytest.raises(PermanentError, match=r"MySQL 5\.7\.44 has no roles"):
         check_server(ServerInfo("mysql", "5.7.44", (5, 7, 44)))
+
+
+def test_adopting_an_existing_role_is_no_creation_step() -> None:
+    """driftPolicy ignore runs only creation steps, and adoption changes an existing object: ignore never marks a role
+    as it does not mark a user or a database (docs/worker.md, "Drift policy")."""
+    adapter = _Adapter((8, 0, 36))
+    handler = DatabaseRoleHandler(adapter)  # type: ignore[arg-type]
+    existing = GroupState(
+        RoleState(exists=True, catalog_exists=True), GrantState(accounts={"%": AccountState("%", "")})
+    )
+    plan = handler.plan({"roleName": "readers", "adopt": True, "mysql": {"grants": []}}, existing)
+    assert [s.summary for s in plan.steps if "owners" in s.summary] != [], "adoption writes the role's row"
+    assert not [s.summary for s in plan.steps if s.creates], "and that row creates nothing"

@@ -198,7 +198,8 @@ class DatabaseRoleHandler(KindHandler[GroupState]):
         if verdict is Claim.NEW:
             return Plan(steps + grants.steps, warnings=grants.warnings, creates=True)
         grant_steps = creating(grants.steps) if grants.creates else grants.steps
-        return Plan(creating(steps) + grant_steps, drift=grants.drift, warnings=grants.warnings)
+        # Adopting an existing role (its ownership row) is no creation: driftPolicy ignore does not adopt.
+        return Plan(steps + grant_steps, drift=grants.drift, warnings=grants.warnings)
 
     def plan_drop(self, spec: dict[str, Any], observed: GroupState) -> Plan:
         """The default-role settings naming the role cleared, DROP ROLE (its privileges and memberships go with
