@@ -71,7 +71,11 @@ CASES = [
     Case(
         "roleName-database-from-databaseRef",
         "postgres",
-        {"roleName": "myapp", "databaseRef": {"name": "myapp-db"}, "postgres": {"grants": [{"privileges": []}]}},
+        {
+            "roleName": "myapp",
+            "databaseRef": {"name": "myapp-db"},
+            "postgres": {"grants": [{"privileges": []}]},
+        },
         refused=f"{BY_NAME} CONNECT and TEMPORARY on database myapp",
     ),
     Case(
@@ -100,7 +104,9 @@ CASES = [
             "roleName": "myapp",
             **PG_INSTANCE,
             "postgres": {
-                "grants": [{"database": "myapp", "schema": "public", "tables": ["t"], "privileges": ["SELECT"]}]
+                "grants": [
+                    {"database": "myapp", "schema": "public", "tables": ["t"], "privileges": ["SELECT"]}
+                ]
             },
         },
     ),
@@ -160,7 +166,11 @@ CASES = [
     Case(
         "mariadb-roleName-all",
         "mariadb",
-        {"roleName": "shop", **MARIA_INSTANCE, "mysql": {"grants": [{**MARIA_SELECT, "privileges": ["ALL"]}]}},
+        {
+            "roleName": "shop",
+            **MARIA_INSTANCE,
+            "mysql": {"grants": [{**MARIA_SELECT, "privileges": ["ALL"]}]},
+        },
     ),
     Case(
         "mariadb-roleName-user-not-on-percent",
@@ -216,7 +226,7 @@ def test_a_grant_undoing_a_users_database_access_is_refused_however_it_names_the
     assert not kube.jobs(rsp)
 
 
-def test_a_role_name_grant_asks_for_the_namespaces_users_only_when_an_entry_could_undo_a_database_ref() -> None:
+def test_a_role_name_grant_asks_for_the_users_only_when_an_entry_could_undo_a_database_ref() -> None:
     could = next(c for c in CASES if c.id == "roleName-connect-only")
     xr, required = scene(could)
     del required["users"]

@@ -799,8 +799,7 @@ def test_default_privileges_removed_from_the_spec_are_revoked_and_hand_set_ones_
 
     def default_acl() -> list[tuple[str, str, str]]:
         return sorted(
-            (str(a.grantee_name), str(a.nsp), str(a.privilege_type))
-            for a in _default_acl_rows(pg, db)
+            (str(a.grantee_name), str(a.nsp), str(a.privilege_type)) for a in _default_acl_rows(pg, db)
         )
 
     def can(role: str, password: str, sql: str) -> bool:
@@ -875,6 +874,37 @@ def test_default_privileges_removed_from_the_spec_are_revoked_and_hand_set_ones_
         pg, lambda: run_worker(pg, "drop", request_for(pg, "Database", spec(*rules), owner=claim))
     )
     assert writes == []
+
+
+def test_default_privileges_of_the_old_owner_go_when_the_owner_changes(pg: Server) -> None:
+    """An entry without forRole covers what the database owner creates: a new owner moves the rule, and what the
+    old owner's rule gave (remembered) is revoked."""
+    old_owner, _ = make_role(pg, "oldowner", "NOLOGIN")
+    new_owner, _ = make_role(pg, "newowner", "NOLOGIN")
+    reader, _ = make_role(pg, "reader", "LOGIN")
+    db = unique("db")
+    rule = {"role": reader, "objectType": "tables", "privileges": ["SELECT"]}
+    apply_ok(pg, "Database", {"name": db, "owner": old_owner, "postgres": {"defaultPrivileges": [rule]}})
+    _, writes = writes_during(
+        pg,
+        lambda: apply_ok(
+            pg, "Database", {"name": db, "owner": new_owner, "postgres": {"defaultPrivileges": [rule]}}
+        ),
+    )
+    assert statements(writes) == [
+        f"ALTER DATABASE {db} OWNER TO {new_owner}",
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {new_owner} GRANT SELECT ON TABLES TO {reader}",
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {old_owner} REVOKE SELECT ON TABLES FROM {reader}",
+    ]
+    assert [(a.grantee_name, a.privilege_type) for a in _default_acl_rows(pg, db)] == [(reader, "SELECT")]
+    assert (
+        one(
+            pg,
+            "SELECT pg_get_userbyid(defaclrole) FROM pg_default_acl WHERE defaclobjtype = 'r'",
+            database=db,
+        )
+        == new_owner
+    )
 
 
 def test_default_privileges_reference_checks(pg: Server) -> None:
