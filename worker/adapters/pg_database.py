@@ -192,10 +192,9 @@ class DatabaseHandler(KindHandler[DatabaseObserved]):
             memory=memory,
         )
         named = default_rules(spec, self._owner(spec, out))
-        out.remembered = frozenset(pg_memory.default_rules(memory, spec["name"]))
-        out.default_rules = named + [
-            r for r in pg_memory.default_rules(memory, spec["name"]) if r not in named
-        ]
+        remembered = pg_memory.default_rules(memory, spec["name"])
+        out.remembered = frozenset(remembered)
+        out.default_rules = named + [r for r in remembered if r not in named]
         if out.exists and out.allow_connections and (inside_wanted(pg) or out.remembered):
             extensions, schemas, held = self.catalog.query(
                 INSIDE_SQL,
