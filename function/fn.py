@@ -168,6 +168,8 @@ def write(
         if want.match_name is not None:
             selector.match_name = want.match_name
         if want.match_labels is not None:
+            # Set even when empty: an empty selector lists every object of the kind in the namespace.
+            selector.match_labels.SetInParent()
             selector.match_labels.labels.update(want.match_labels)
         if want.namespace is not None:
             selector.namespace = want.namespace

@@ -211,7 +211,8 @@ def test_a_grant_by_role_name_runs_in_the_instances_namespace() -> None:
     xr = kube.xr_from_claim(
         kube.claim("DatabaseGrant", "reporting", GRANT_SPEC, namespace=TEAM), namespace=TEAM
     )
-    rsp = call(xr, {"instance": [instance({"names": [TEAM]})]})
+    # `users`: the namespace's DatabaseUsers, asked for since the entry could undo a user's databaseRef (none here).
+    rsp = call(xr, {"instance": [instance({"names": [TEAM]})], "users": []})
     [job] = kube.jobs(rsp).values()
     assert job["metadata"]["namespace"] == PLATFORM and mounted_secrets(job) == {"postgres-admin-creds"}
 

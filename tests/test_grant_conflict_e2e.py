@@ -1,8 +1,8 @@
 """A DatabaseUser whose databaseRef gives its user the use of a database, and a DatabaseGrant whose database-level
 entry for that user and database is an exact set without all of it: before, the two claims revoked and granted each
 other's privileges on every run (MariaDB: ALL PRIVILEGES against the entry's subset; PostgreSQL: TEMPORARY). Now
-the grant is refused, naming both claims and the fix, and another round writes nothing. Through dbops-local and the
-real function, on both servers."""
+the grant is refused, naming both claims and the fix, and another round writes nothing, whether the grant names the
+account with userRef or by its name with roleName. Through dbops-local and the real function, on both servers."""
 
 from __future__ import annotations
 
@@ -37,9 +37,10 @@ def held(server: Server, username: str, db: str) -> set[str]:
     return {str(r[0]) for r in rows}
 
 
+@pytest.mark.parametrize("how", ["userRef", "roleName"])
 @pytest.mark.parametrize("server", ["postgres", "mariadb"], indirect=True)
 def test_a_grant_that_would_undo_the_users_database_access_is_refused(
-    function_client: FunctionClient, server: Server
+    function_client: FunctionClient, server: Server, how: str
 ) -> None:
     instance, db_obj, user_obj, grant_obj = (
         kube_name("inst"),
@@ -69,14 +70,18 @@ def test_a_grant_that_would_undo_the_users_database_access_is_refused(
     c.reconcile()
     before = held(server, username, db)
     assert c.claim("DatabaseUser", user_obj)["status"]["phase"] == "Ready"
-    grant = claim(
-        "DatabaseGrant", grant_obj, {"userRef": {"name": user_obj}, "databaseRef": {"name": db_obj}, **subset}
+    grantee: dict[str, Any] = (
+        {"userRef": {"name": user_obj}}
+        if how == "userRef"
+        else {"roleName": username, "instanceRef": {"name": instance}}
     )
+    grant = claim("DatabaseGrant", grant_obj, {**grantee, "databaseRef": {"name": db_obj}, **subset})
     c.apply([grant])
     c.reconcile()
     got = c.claim("DatabaseGrant", grant_obj)["status"]
     assert got["phase"] == "Failed", got
-    assert f"DatabaseUser {user_obj} already gives its user" in got["message"], got["message"]
+    named = "" if how == "userRef" else f" (username {username}, the role spec.roleName names)"
+    assert f"DatabaseUser {user_obj}{named} already gives its user" in got["message"], got["message"]
     assert f"remove databaseRef from DatabaseUser {user_obj}" in got["message"]
     assert held(server, username, db) == before
     # Another round: nothing flips.

@@ -7,12 +7,21 @@ import pwd
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import apply_ok, run, unique
+from tests.conftest import apply_ok, request_for, run, run_worker, unique
 from tests.servers import IS_ROOT, Server
-from tests.test_pg_support import comment, execute, make_role, one, statements, writes_during
+from tests.test_pg_support import (
+    comment,
+    execute,
+    make_role,
+    memory_writes,
+    one,
+    statements,
+    writes_during,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -277,6 +286,35 @@ def test_plan_prints_statements_and_writes_nothing(pg: Server) -> None:
     assert database(pg, name) is None
 
 
+def test_first_run_creates_the_memory_table_so_a_converged_database_costs_one_query(pg: Server) -> None:
+    """A Database reads dbops' memory of the default privileges it set (`_dbops.grants` in the admin database) in
+    its one catalog query; on a server without the table that query fails and is sent again without it, so the
+    first run creates the table (bookkeeping, not a change), even with no default privileges to remember."""
+    admin_db, name = unique("admindb"), unique("db")
+    execute(pg, f"CREATE DATABASE {admin_db}")
+
+    def apply() -> Any:
+        result = run_worker(pg, "apply", request_for(pg, "Database", {"name": name}, database=admin_db))
+        assert result.code == 0, result.result
+        return result
+
+    first, writes = writes_during(pg, apply)
+    assert first.result["changes"] == [
+        f"CREATE DATABASE {name}",
+        f"COMMENT ON DATABASE {name} IS 'managed by dbops for Database default/test'",
+    ]
+    assert memory_writes(writes) == [
+        "CREATE SCHEMA _dbops",
+        "CREATE TABLE IF NOT EXISTS _dbops.grants (claim text NOT NULL, grantee text NOT NULL, targets jsonb NOT "
+        "NULL, PRIMARY KEY (claim, grantee))",
+        "REVOKE ALL ON _dbops.grants FROM PUBLIC",
+    ]
+    assert one(pg, "SELECT count(*) FROM _dbops.grants", database=admin_db) == 0
+    again, writes = writes_during(pg, apply)
+    assert writes == []
+    assert again.result["statements"] == {"reads": 1, "writes": 0}
+
+
 def test_drop_terminates_sessions_and_is_idempotent(pg: Server) -> None:
     name = unique("db")
     apply_ok(pg, "Database", {"name": name, "postgres": {"isTemplate": True}})
@@ -297,7 +335,7 @@ def _is_dead(conn: object) -> bool:
     import psycopg2
 
     try:
-        with conn.cursor() as cur:  # type: ignore[attr-defined]
+        with conn.cursor() as cur:
             cur.execute("SELECT 1")
     except psycopg2.Error:
         return True

@@ -764,6 +764,149 @@ def test_default_privileges_for_sequences_functions_and_types_are_exact(pg: Serv
     assert as_(user, user_pw, "SELECT app.h()")  # objects created earlier keep what they were given
 
 
+def test_default_privileges_removed_from_the_spec_are_revoked_and_hand_set_ones_stay(pg: Server) -> None:
+    """A Database's default privileges are remembered (`_dbops.grants`, claim `<claim> Database`): an entry
+    removed from the spec is revoked, one set by hand is never touched, and dropping the database forgets them."""
+    owner, _ = make_role(pg, "owner", "NOLOGIN")
+    reader, reader_pw = make_role(pg, "reader", "LOGIN")
+    writer, writer_pw = make_role(pg, "writer", "LOGIN")
+    handmade, handmade_pw = make_role(pg, "handmade", "LOGIN")
+    db = unique("db")
+    claim = unique("dbclaim")
+    rules = [
+        {"role": reader, "schema": "app", "objectType": "tables", "privileges": ["SELECT"]},
+        {"role": writer, "schema": "app", "objectType": "tables", "privileges": ["SELECT", "INSERT"]},
+        {"role": writer, "objectType": "sequences", "privileges": ["USAGE"]},
+    ]
+
+    def spec(*entries: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "name": db,
+            "owner": owner,
+            "postgres": {"schemas": [{"name": "app"}], "defaultPrivileges": list(entries)},
+        }
+
+    def apply(body: dict[str, Any]) -> Any:
+        result = run_worker(pg, "apply", request_for(pg, "Database", body, owner=claim))
+        assert result.code == 0, (result.result, result.stderr)
+        return result
+
+    def remembered() -> list[tuple[str, Any]]:
+        rows = pg.query(
+            "SELECT grantee, targets FROM _dbops.grants WHERE claim = %s", (f"default/{claim} Database",)
+        )
+        return sorted((str(g), sorted(map(tuple, t))) for g, t in rows)
+
+    def default_acl() -> list[tuple[str, str, str]]:
+        return sorted(
+            (str(a.grantee_name), str(a.nsp), str(a.privilege_type)) for a in _default_acl_rows(pg, db)
+        )
+
+    def can(role: str, password: str, sql: str) -> bool:
+        return as_user(pg, role, password, sql, database=db)[0]
+
+    apply(spec(*rules))
+    for role in (reader, writer, handmade):
+        execute(pg, f"GRANT USAGE ON SCHEMA app TO {role}", database=db)
+    # Set by hand: another grantee on a managed scope, and the same grantee on a scope the spec never named.
+    execute(
+        pg,
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA app GRANT SELECT ON TABLES TO {handmade}",
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA app GRANT EXECUTE ON FUNCTIONS TO {writer}",
+        database=db,
+    )
+    assert remembered() == sorted(
+        [
+            (reader, [(db, "default tables", "app", owner, "")]),
+            (writer, [(db, "default sequences", "", owner, ""), (db, "default tables", "app", owner, "")]),
+        ]
+    )
+
+    # The writer's table entry is removed: its default INSERT and SELECT on app's tables go, nothing else.
+    _, writes = writes_during(pg, lambda: apply(spec(rules[0], rules[2])))
+    assert statements(writes) == [
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA app REVOKE SELECT, INSERT ON TABLES FROM {writer}"
+    ]
+    assert len(memory_writes(writes)) == 1
+    assert default_acl() == sorted(
+        [
+            (handmade, "app", "SELECT"),
+            (reader, "app", "SELECT"),
+            (writer, "", "USAGE"),
+            (writer, "app", "EXECUTE"),
+        ]
+    )
+    execute(pg, f"SET ROLE {owner}", "CREATE TABLE app.later (id int)", database=db)
+    assert not can(writer, writer_pw, "INSERT INTO app.later VALUES (1)")
+    assert not one(pg, "SELECT has_table_privilege(%s, 'app.later', 'SELECT')", (writer,), database=db)
+    assert can(reader, reader_pw, "SELECT * FROM app.later")
+    assert can(handmade, handmade_pw, "SELECT * FROM app.later")  # set by hand: never touched
+    # Converged: the memory comes with the database query, the rules with the one inside the database.
+    again, writes = writes_during(pg, lambda: apply(spec(rules[0], rules[2])))
+    assert writes == []
+    assert again.result["statements"] == {"reads": 2, "writes": 0}
+
+    # Every entry removed: the rest of what the claim set goes; the hand-set defaults stay.
+    _, writes = writes_during(pg, lambda: apply(spec()))
+    assert sorted(statements(writes)) == sorted(
+        [
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA app REVOKE SELECT ON TABLES FROM {reader}",
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} REVOKE USAGE ON SEQUENCES FROM {writer}",
+        ]
+    )
+    assert default_acl() == sorted([(handmade, "app", "SELECT"), (writer, "app", "EXECUTE")])
+    assert remembered() == []
+    execute(pg, f"SET ROLE {owner}", "CREATE TABLE app.later2 (id int)", database=db)
+    assert not can(reader, reader_pw, "SELECT * FROM app.later2")
+    assert can(handmade, handmade_pw, "SELECT * FROM app.later2")
+    again, writes = writes_during(pg, lambda: apply(spec()))
+    assert writes == []
+    assert again.result["statements"] == {"reads": 2, "writes": 0}  # schema app is still in the spec
+
+    # Dropped: the database's default privileges go with it, and so does the memory of them.
+    apply(spec(*rules))
+    assert len(remembered()) == 2
+    dropped = run_worker(pg, "drop", request_for(pg, "Database", spec(*rules), owner=claim))
+    assert dropped.code == 0, dropped.result
+    assert not pg.query("SELECT 1 FROM pg_database WHERE datname = %s", (db,))
+    assert remembered() == []
+    _, writes = writes_during(
+        pg, lambda: run_worker(pg, "drop", request_for(pg, "Database", spec(*rules), owner=claim))
+    )
+    assert writes == []
+
+
+def test_default_privileges_of_the_old_owner_go_when_the_owner_changes(pg: Server) -> None:
+    """An entry without forRole covers what the database owner creates: a new owner moves the rule, and what the
+    old owner's rule gave (remembered) is revoked."""
+    old_owner, _ = make_role(pg, "oldowner", "NOLOGIN")
+    new_owner, _ = make_role(pg, "newowner", "NOLOGIN")
+    reader, _ = make_role(pg, "reader", "LOGIN")
+    db = unique("db")
+    rule = {"role": reader, "objectType": "tables", "privileges": ["SELECT"]}
+    apply_ok(pg, "Database", {"name": db, "owner": old_owner, "postgres": {"defaultPrivileges": [rule]}})
+    _, writes = writes_during(
+        pg,
+        lambda: apply_ok(
+            pg, "Database", {"name": db, "owner": new_owner, "postgres": {"defaultPrivileges": [rule]}}
+        ),
+    )
+    assert statements(writes) == [
+        f"ALTER DATABASE {db} OWNER TO {new_owner}",
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {new_owner} GRANT SELECT ON TABLES TO {reader}",
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {old_owner} REVOKE SELECT ON TABLES FROM {reader}",
+    ]
+    assert [(a.grantee_name, a.privilege_type) for a in _default_acl_rows(pg, db)] == [(reader, "SELECT")]
+    assert (
+        one(
+            pg,
+            "SELECT pg_get_userbyid(defaclrole) FROM pg_default_acl WHERE defaclobjtype = 'r'",
+            database=db,
+        )
+        == new_owner
+    )
+
+
 def test_default_privileges_reference_checks(pg: Server) -> None:
     db = unique("db")
     apply_ok(pg, "Database", {"name": db})
@@ -787,3 +930,22 @@ def test_default_privileges_reference_checks(pg: Server) -> None:
         "spec.postgres.defaultPrivileges[0].schema: schema nowhere does not exist" in result.error["message"]
     )
     assert writes == []
+
+
+@dataclass
+class _AclRow:
+    grantee_name: str
+    nsp: str
+    privilege_type: str
+
+
+def _default_acl_rows(pg: Server, db: str) -> list[_AclRow]:
+    """Every default privilege set in `db` (pg_default_acl) for a role other than the creator: grantee, schema
+    ('' for the whole database) and privilege."""
+    rows = pg.query(
+        "SELECT pg_get_userbyid(a.grantee), coalesce(n.nspname, ''), a.privilege_type "
+        "FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace, aclexplode(d.defaclacl) a "
+        "WHERE a.grantee <> d.defaclrole",
+        database=db,
+    )
+    return [_AclRow(str(g), str(n), str(p)) for g, n, p in rows]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dbops_api import pg_privileges as privs
-from worker.adapters import pg_password
+from worker.adapters import pg_memory, pg_password
 from worker.adapters.base import ServerInfo
 from worker.adapters.pg_acl import (
     DefaultRule,
@@ -389,6 +389,51 @@ def test_database_drop_plan() -> None:
         ops.plan_drop(spec_of("Database", {"name": "ops"}), DatabaseObserved(exists=True, marker=OWNER.marker))
     with pytest.raises(PermanentError, match="dbops did not create it"):
         handler.plan_drop(spec, DatabaseObserved(exists=True))
+
+
+def test_database_default_privilege_memory_plans() -> None:
+    """The memory of a Database's default privileges (pg_memory.ClaimMemory): a drop forgets the rows of the dropped
+    database after DROP DATABASE (keeping another database's, under the same claim name); a database refusing
+    connections keeps them for a later run; a remembered rule the spec no longer names is revoked, then forgotten."""
+    handler = DatabaseHandler(FixedCatalog(), OWNER)
+    rows = {
+        "r": frozenset({("app", "default tables", "s", "o", ""), ("other", "default tables", "", "o", "")})
+    }
+    memory = pg_memory.ClaimMemory(True, True, rows)
+    spec = spec_of("Database", {"name": "app"})
+    observed = DatabaseObserved(exists=True, marker=OWNER.marker, allow_connections=True, memory=memory)
+    dropped = handler.plan_drop(spec, observed)
+    assert [s.summary.split(" VALUES")[0] for s in dropped.steps] == [
+        "DROP DATABASE app WITH (FORCE)",
+        "INSERT INTO _dbops.grants (claim, grantee, targets)",
+    ]
+    assert dropped.steps[1].params == {
+        "claim": "default/test Database",
+        "grantee": "r",
+        "targets": '[["other","default tables","","o",""]]',
+    }
+    assert dropped.steps[1].bookkeeping
+
+    rule = DefaultRule("o", "s", "tables", "r")
+    refusing = DatabaseObserved(
+        exists=True, marker=OWNER.marker, allow_connections=False, memory=memory, remembered=frozenset({rule})
+    )
+    assert handler.plan(spec, refusing).steps == []
+
+    held = DatabaseObserved(
+        exists=True,
+        marker=OWNER.marker,
+        allow_connections=True,
+        inside_observed=True,
+        memory=memory,
+        remembered=frozenset({rule}),
+        default_rules=[rule],
+        default_held=[{"SELECT": False}],
+    )
+    assert [s.summary.split(" VALUES")[0] for s in handler.plan(spec, held).steps] == [
+        "ALTER DEFAULT PRIVILEGES FOR ROLE o IN SCHEMA s REVOKE SELECT ON TABLES FROM r",
+        "INSERT INTO _dbops.grants (claim, grantee, targets)",
+    ]
 
 
 # --- statements, keys, errors -------------------------------------------------------------------------------------

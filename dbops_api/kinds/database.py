@@ -117,7 +117,9 @@ DATABASE: Schema = obj(
                 "defaultPrivileges": array(
                     "Privileges granted automatically on objects that `forRole` creates later "
                     "(ALTER DEFAULT PRIVILEGES). Each entry owns the exact privilege set of its "
-                    "(forRole, schema, objectType, role) tuple; `privileges: []` revokes them all.",
+                    "(forRole, schema, objectType, role) tuple; `privileges: []` revokes them all. An entry "
+                    "removed from the list is revoked too (dbops remembers the tuples it named); default "
+                    "privileges no entry ever named, such as ones set by hand, are never touched.",
                     obj(
                         "A default privilege rule.",
                         {

@@ -7,9 +7,11 @@ from typing import Any
 
 from dbops_api.validation import FieldError
 from function.kinds.driver import Kind, Target, compose
-from function.outcome import Outcome
+from function.objects import mapping, text
+from function.outcome import Outcome, Requirement
 from function.spec.references import DATABASE, USER, Lookup, instance_spec
-from function.view import View
+from function.spec.validation import schema_walk
+from function.view import View, claim_spec
 
 
 def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
@@ -75,11 +77,15 @@ def _resolve(view: View, spec: dict[str, Any], lookup: Lookup) -> Target | None:
             resolved["granteeHosts"] = ["%"]
     if database is not None:
         resolved["database"] = database["name"]
+    conflicts: list[FieldError] = []
     if user is not None:
-        conflicts = _access_conflicts(spec, user, database, engine, lookup)
-        if conflicts or lookup.waiting:
-            lookup.errors += conflicts
-            return None
+        conflicts = _access_conflicts(spec, user, spec["userRef"]["name"], database, engine, lookup=lookup)
+    elif role is None:
+        for user_claim, named in _users_named(view, lookup, spec, engine, (namespace, instance_name)):
+            conflicts += _access_conflicts(spec, named, user_claim, database, engine, lookup=lookup)
+    if conflicts or lookup.waiting:
+        lookup.errors += conflicts
+        return None
     return Target(instance_name, instance, resolved, renames, instance_namespace=namespace or None)
 
 
@@ -99,21 +105,67 @@ def compose_grant(view: View) -> Outcome:
 
 # The Database claim of the grantee's DatabaseUser's databaseRef, when it is not the grant's own databaseRef.
 USER_DATABASE = "user-database"
+# Every DatabaseUser of the grant's namespace: for a `roleName` grant whose entries could undo a databaseRef, the
+# users whose username is that role on the same instance (the requirement is sent only then).
+USERS = "users"
 ROLE = "role"  # the DatabaseRole of roleRef
 PG_DATABASE_ACCESS = {"CONNECT", "TEMPORARY"}
+
+
+def _could_conflict(spec: dict[str, Any], engine: str) -> bool:
+    block = "postgres" if engine == "postgres" else "mysql"
+    return any(_entry_conflict(engine, g) for g in (spec.get(block) or {}).get("grants") or [])
+
+
+def _users_named(
+    view: View, lookup: Lookup, spec: dict[str, Any], engine: str, instance: tuple[str, str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """The DatabaseUsers of the grant's namespace whose account is the one `roleName` names on the grant's
+    instance, as (claim name, spec with defaults): a grant by roleName reaches the same account as one by userRef,
+    so it meets the same databaseRef. Asked for only when an entry could undo a databaseRef. A grant may only act
+    on users of its own namespace (the worker refuses others without `adopt`), so that is where they are looked
+    for. Users being deleted or with `ensure: Absent` give nothing any more and are skipped. At most one: an
+    account has one managing DatabaseUser (the worker refuses a second), and if several claim it, the Ready one."""
+    if not _could_conflict(spec, engine):
+        return []
+    api_version, kind = view.ref("DatabaseUser")
+    lookup.requirements[USERS] = Requirement(api_version, kind, view.namespace, match_labels={})
+    if not view.resolved(USERS):
+        lookup.waiting.append(f"looking up the DatabaseUsers named {spec['roleName']} in spec.roleName")
+        return []
+    found: list[tuple[bool, str, dict[str, Any]]] = []
+    for item in view.required.get(USERS) or []:
+        name = text(item, "metadata", "name")
+        raw = item.get("spec")
+        if not name or not isinstance(raw, dict) or mapping(item, "metadata").get("deletionTimestamp"):
+            continue
+        user, errors = schema_walk("DatabaseUser", claim_spec(raw))  # aliases resolved, defaults filled in
+        if errors or not isinstance(user, dict):
+            continue  # its own claim reports what is wrong with it
+        if user.get("username") != spec["roleName"] or not isinstance(user.get("databaseRef"), dict):
+            continue
+        if user.get("ensure") == "Absent" or _instance(view, user) != instance:
+            continue
+        if engine != "postgres" and "%" not in (user.get("mysql") or {}).get("allowedHosts", ["%"]):
+            continue  # a roleName grant is for 'name'@'%', which this user's accounts are not
+        found.append((text(item, "status", "phase") != "Ready", name, user))
+    return [(name, user) for _, name, user in sorted(found, key=lambda f: f[:2])[:1]]
 
 
 def _access_conflicts(
     spec: dict[str, Any],
     user: dict[str, Any],
+    user_claim: str,
     database: dict[str, Any] | None,
     engine: str,
+    *,
     lookup: Lookup,
 ) -> list[FieldError]:
     """Database-level entries that would undo what the grantee's DatabaseUser's databaseRef gives it (MySQL and
     MariaDB: ALL PRIVILEGES on the database; PostgreSQL: CONNECT and TEMPORARY on it and USAGE on its schema
     public). A grant entry is an exact set, the user's databaseRef a minimum: left alone, each claim would revoke
-    or re-grant what the other did on every run. Refused, naming both claims and the fix."""
+    or re-grant what the other did on every run. Refused, naming both claims and the fix. The grantee is named by
+    `userRef` or, by its username, `roleName` (`user_claim` is then the DatabaseUser found with that username)."""
     ref = user.get("databaseRef")
     if not isinstance(ref, dict) or ref.get("name") is None:
         return []
@@ -123,14 +175,20 @@ def _access_conflicts(
     grants = list((spec.get(block) or {}).get("grants") or [])
     if not any(_entry_conflict(engine, g) for g in grants):
         return []
+    via = "spec.userRef" if "userRef" in spec else "spec.roleName"
     if database is not None and spec.get("databaseRef", {}).get("name") == ref["name"]:
         user_db: dict[str, Any] | None = database
     else:
-        user_db = _claim_spec(lookup, USER_DATABASE, "Database", ref["name"], "spec.userRef")
+        user_db = _claim_spec(lookup, USER_DATABASE, "Database", ref["name"], via)
     if user_db is None:
         return []
-    name, user_claim = user_db["name"], spec["userRef"]["name"]
+    name = user_db["name"]
     default = database["name"] if database is not None else None
+    who = (
+        f"DatabaseUser {user_claim}"
+        if via == "spec.userRef"
+        else f"DatabaseUser {user_claim} (username {spec['roleName']}, the role spec.roleName names)"
+    )
     errors: list[FieldError] = []
     for i, grant in enumerate(grants):
         what = _entry_conflict(engine, grant)
@@ -139,7 +197,7 @@ def _access_conflicts(
         errors.append(
             FieldError(
                 f"spec.{block}.grants[{i}].privileges",
-                f"DatabaseUser {user_claim} already gives its user {what} on database {name} (its databaseRef "
+                f"{who} already gives its user {what} on database {name} (its databaseRef "
                 f"{ref['name']}); this entry is an exact set without all of it, so the two claims would revoke "
                 "and grant each other's privileges on every run. Grant the database's privileges in one place: "
                 f"remove databaseRef from DatabaseUser {user_claim} (and list here all it needs), or remove this "

@@ -1,17 +1,21 @@
 """Database on PostgreSQL: the database and its attributes, and inside it schemas, extensions and default
 privileges.
 
-`observe` costs one catalog query in the admin database, plus one inside the database when the spec manages
-schemas, extensions or default privileges there. `plan` and `plan_drop` are pure.
+`observe` costs one catalog query in the admin database (which also reads dbops' memory of the default privileges
+this claim set, worker.adapters.pg_memory), plus one inside the database when the spec manages schemas,
+extensions or default privileges there or the memory names default privileges to revoke. `plan` and `plan_drop`
+are pure.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from dbops_api import pg_privileges as privs
+from worker.adapters import pg_memory
 from worker.adapters.base import KindHandler, Plan, Step
 from worker.adapters.pg_acl import (
     DEFAULT_ACLS_JSON,
@@ -24,7 +28,7 @@ from worker.adapters.pg_acl import (
     parse_default_acls,
 )
 from worker.adapters.pg_sql import Catalog, ident, step
-from worker.errors import PermanentError
+from worker.errors import PermanentError, WorkerError
 from worker.ownership import Claim, Owner, claim_object
 
 DATABASE_SQL = """
@@ -37,11 +41,16 @@ SELECT d.oid IS NOT NULL, pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encod
        %(template)s::text IS NULL OR EXISTS (SELECT 1 FROM pg_database WHERE datname = %(template)s::text),
        shobj_description(d.oid, 'pg_database'),
        ARRAY(SELECT a.privilege_type::text FROM aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
-              WHERE a.grantee = 0)
+              WHERE a.grantee = 0),
+       @MEMORY@
   FROM (SELECT 1) AS one
   LEFT JOIN pg_database d ON d.datname = %(name)s
   LEFT JOIN pg_tablespace t ON t.oid = d.dattablespace
 """
+
+# With dbops' memory of the default privileges this claim set; without it until the table exists (pg_memory).
+WITH_MEMORY = DATABASE_SQL.replace("@MEMORY@", pg_memory.CLAIM_READ_SQL)
+WITHOUT_MEMORY = DATABASE_SQL.replace("@MEMORY@", pg_memory.MISSING_SQL)
 
 INSIDE_SQL = f"""
 SELECT (SELECT coalesce(json_object_agg(e.extname, json_build_object('schema', n.nspname, 'version', e.extversion)),
@@ -74,8 +83,12 @@ class DatabaseObserved:
     inside_observed: bool = False  # False: the database is new or refuses connections
     extensions: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (schema, version)
     schemas: dict[str, str] = field(default_factory=dict)  # name -> owner (of the schemas the spec names)
+    # The rules the spec names, then those only the memory names (set by this claim, since removed from the spec).
     default_rules: list[DefaultRule] = field(default_factory=list)
     default_held: list[Held] = field(default_factory=list)
+    # dbops' memory of the default privileges this claim set (pg_memory): by default an empty one.
+    memory: pg_memory.ClaimMemory = field(default_factory=lambda: pg_memory.ClaimMemory(True, True, {}))
+    remembered: frozenset[DefaultRule] = frozenset()  # the rules the memory names in this database
 
 
 def same_locale(a: str, b: str) -> bool:
@@ -122,6 +135,10 @@ class DatabaseHandler(KindHandler[DatabaseObserved]):
     def lock_key(self, spec: dict[str, Any]) -> str:
         return f"database:{spec['name']}"
 
+    @property
+    def claim(self) -> str:
+        return pg_memory.claim_id(self.owner.namespace, self.owner.name) + pg_memory.DATABASE_SUFFIX
+
     def _owner(self, spec: dict[str, Any], observed: DatabaseObserved) -> str:
         return str(spec.get("owner") or observed.owner or self.catalog.admin_user)
 
@@ -135,16 +152,27 @@ class DatabaseHandler(KindHandler[DatabaseObserved]):
             roles.add(entry["role"])
             if "forRole" in entry:
                 roles.add(entry["forRole"])
-        (row,) = self.catalog.query(
-            DATABASE_SQL,
-            {
-                "name": spec["name"],
-                "encoding": pg.get("encoding"),
-                "roles": sorted(roles),
-                "tablespace": pg.get("tablespace"),
-                "template": pg.get("template"),
-            },
-        )
+        params = {
+            "name": spec["name"],
+            "encoding": pg.get("encoding"),
+            "roles": sorted(roles),
+            "tablespace": pg.get("tablespace"),
+            "template": pg.get("template"),
+            "claim": self.claim,
+        }
+        try:
+            (row,) = self.catalog.query(WITH_MEMORY, params)
+            memory = pg_memory.parse_claim(row[15])
+        except WorkerError as exc:
+            if exc.code not in ("UndefinedTable", "PermissionDenied"):
+                raise
+            # No memory table yet (the plan creates it, so this happens once), or one this admin may not read.
+            (row,) = self.catalog.query(WITHOUT_MEMORY, params)
+            memory = (
+                pg_memory.claim_missing(row[15])
+                if exc.code == "UndefinedTable"
+                else pg_memory.claim_unreadable()
+            )
         out = DatabaseObserved(
             exists=bool(row[0]),
             owner=row[1],
@@ -161,9 +189,13 @@ class DatabaseHandler(KindHandler[DatabaseObserved]):
             template_exists=bool(row[12]),
             marker=row[13],
             public=frozenset(row[14] or ()),
+            memory=memory,
         )
-        out.default_rules = default_rules(spec, self._owner(spec, out))
-        if out.exists and out.allow_connections and inside_wanted(pg):
+        named = default_rules(spec, self._owner(spec, out))
+        remembered = pg_memory.default_rules(memory, spec["name"])
+        out.remembered = frozenset(remembered)
+        out.default_rules = named + [r for r in remembered if r not in named]
+        if out.exists and out.allow_connections and (inside_wanted(pg) or out.remembered):
             extensions, schemas, held = self.catalog.query(
                 INSIDE_SQL,
                 {
@@ -214,8 +246,43 @@ class DatabaseHandler(KindHandler[DatabaseObserved]):
             # The steps above allow connections again, but what is inside could not be observed: this run ends
             # NotConverged (the engine's final observation sees the difference) and the next run converges it.
             return plan
-        plan.steps += self._inside(spec, observed)
+        if observed.exists and not observed.inside_observed and observed.remembered:
+            # The database refuses connections and the spec names nothing inside: the default privileges this
+            # claim set and the spec no longer names cannot be revoked now; the memory keeps them for a later run.
+            return plan
+        wanted = self._wanted_defaults(spec, observed)
+        before, after = self._memory_steps(spec, observed, wanted, ensure_table=True)
+        plan.steps += before + self._inside(spec, observed, wanted) + after
+        if wanted and not observed.memory.writable:
+            plan.warnings.append(
+                pg_memory.warning(observed.memory.flags, self.catalog.admin_user, self.catalog.admin_database)
+            )
         return plan
+
+    def _memory_steps(
+        self,
+        spec: dict[str, Any],
+        observed: DatabaseObserved,
+        wanted: Iterable[DefaultRule],
+        *,
+        ensure_table: bool,
+    ) -> tuple[list[Step], list[Step]]:
+        """The memory writes around the default-privilege statements: afterwards this claim remembers exactly the
+        rules the spec names in this database (keys of other databases, under the same claim name, are kept)."""
+        name = spec["name"]
+        after: dict[str, set[pg_memory.Key]] = {}
+        for grantee, keys in observed.memory.rows.items():
+            kept = {k for k in keys if k[0] != name or not k[1].startswith(pg_memory.DEFAULT_PREFIX)}
+            if kept:
+                after[grantee] = kept
+        for rule in wanted:
+            after.setdefault(rule.grantee, set()).add(pg_memory.default_key(name, rule))
+        return pg_memory.claim_steps(
+            observed.memory,
+            self.claim,
+            {g: frozenset(k) for g, k in after.items()},
+            ensure_table=ensure_table,
+        )
 
     def _mark(self, name: str, reason: str) -> Step:
         return step(f"COMMENT ON DATABASE {ident(name)} IS %(marker)s", reason, {"marker": self.owner.marker})
@@ -364,7 +431,27 @@ class DatabaseHandler(KindHandler[DatabaseObserved]):
             )
         return out
 
-    def _inside(self, spec: dict[str, Any], observed: DatabaseObserved) -> list[Step]:
+    def _wanted_defaults(
+        self, spec: dict[str, Any], observed: DatabaseObserved
+    ) -> dict[DefaultRule, Desired]:
+        """postgres.defaultPrivileges as rules, each with the union of the privileges its entries list."""
+        owner = self._owner(spec, observed)
+        wanted: dict[DefaultRule, Desired] = {}
+        for entry in spec["postgres"].get("defaultPrivileges", []):
+            rule = DefaultRule(
+                entry.get("forRole", owner), entry.get("schema"), entry["objectType"], entry["role"]
+            )
+            object_type = privs.DEFAULT_PRIVILEGE_TYPES[entry["objectType"]][0]
+            merge(
+                wanted.setdefault(rule, {}),
+                privs.expand(object_type, entry["privileges"], self._version()),
+                False,
+            )
+        return wanted
+
+    def _inside(
+        self, spec: dict[str, Any], observed: DatabaseObserved, wanted: dict[DefaultRule, Desired]
+    ) -> list[Step]:
         name = spec["name"]
         pg = spec["postgres"]
         owner = self._owner(spec, observed)
@@ -390,28 +477,24 @@ class DatabaseHandler(KindHandler[DatabaseObserved]):
                 )
         for ext in pg.get("extensions", []):
             out += _extension_steps(name, ext, observed.extensions.get(ext["name"]))
-        wanted: dict[DefaultRule, Desired] = {}
-        for entry in pg.get("defaultPrivileges", []):
-            rule = DefaultRule(
-                entry.get("forRole", owner), entry.get("schema"), entry["objectType"], entry["role"]
-            )
-            object_type = privs.DEFAULT_PRIVILEGE_TYPES[entry["objectType"]][0]
-            merge(
-                wanted.setdefault(rule, {}),
-                privs.expand(object_type, entry["privileges"], self._version()),
-                False,
-            )
         held = dict(zip(observed.default_rules, observed.default_held, strict=True))
         for rule, desired in wanted.items():
             out += default_acl_steps(rule, desired, held.get(rule, {}), name)
+        # Set by this claim before and no longer in the spec: everything the grantee holds by that rule goes.
+        # Default privileges the memory does not name (set by hand, or by another claim) are never read.
+        for rule in sorted(observed.remembered - wanted.keys(), key=_rule_order):
+            out += default_acl_steps(rule, {}, held.get(rule, {}), name)
         return out
 
     # --- drop ---------------------------------------------------------------------------------------------------
 
     def plan_drop(self, spec: dict[str, Any], observed: DatabaseObserved) -> Plan:
         name = spec["name"]
+        # The database's default privileges go with it (pg_default_acl is per database): only the memory of the
+        # ones this claim set is left to forget, after the drop.
+        _, forget = self._memory_steps(spec, observed, (), ensure_table=False)
         if not observed.exists:
-            return Plan()
+            return Plan(forget)
         claim_object(f"database {name}", True, observed.marker, self.owner, bool(spec.get("adopt")))
         if name == self.catalog.admin_database:
             raise PermanentError(
@@ -449,7 +532,7 @@ class DatabaseHandler(KindHandler[DatabaseObserved]):
             steps.append(
                 step(f"DROP DATABASE {db}", "the spec asks to drop the database", transactional=False)
             )
-        return Plan(steps)
+        return Plan(steps + forget)
 
     def facts(self, spec: dict[str, Any], observed: DatabaseObserved) -> dict[str, Any]:
         out: dict[str, Any] = {"name": spec["name"], "drift": self._drift(spec["postgres"], observed)}
@@ -503,6 +586,10 @@ def _extension_steps(database: str, ext: dict[str, Any], current: tuple[str, str
             )
         )
     return out
+
+
+def _rule_order(rule: DefaultRule) -> tuple[str, str, str, str]:
+    return (rule.grantee, rule.for_role, rule.schema or "", rule.object_type)
 
 
 def _json(raw: Any) -> dict[str, Any]:

@@ -1,4 +1,5 @@
 """What dbops granted, per DatabaseGrant claim, on a PostgreSQL server: `_dbops.grants` in the admin database.
+A Database claim's default privileges are kept in the same table (`ClaimMemory`, below).
 
 One row per (claim, grantee): the objects the claim's grants named (concrete objects: `*` is stored as the
 tables it matched), as a JSON array of [database, object type, schema, name, routine arguments]. The worker reads
@@ -20,16 +21,24 @@ from typing import Any
 
 from dbops_api import pg_privileges as privs
 from worker.adapters.base import Step
-from worker.adapters.pg_acl import Target, Want
+from worker.adapters.pg_acl import DefaultRule, Target, Want
 from worker.adapters.pg_sql import step as _step
 
 SCHEMA = "_dbops"
 TABLE = f"{SCHEMA}.grants"
+WRITABLE_SQL = (
+    f"has_table_privilege('{TABLE}', 'INSERT') AND has_table_privilege('{TABLE}', 'UPDATE') AND "
+    f"has_table_privilege('{TABLE}', 'DELETE')"
+)
 # The grantee's rows of every claim: this claim's row is what to revoke, the others' say what not to touch.
 READ_SQL = (
     f"json_build_array((SELECT coalesce(json_agg(json_build_array(claim, targets)), '[]') FROM {TABLE} "
-    f"WHERE grantee = %(grantee)s), has_table_privilege('{TABLE}', 'INSERT') AND "
-    f"has_table_privilege('{TABLE}', 'UPDATE') AND has_table_privilege('{TABLE}', 'DELETE'))"
+    f"WHERE grantee = %(grantee)s), {WRITABLE_SQL})"
+)
+# Every row of one claim (one per grantee): a Database claim's default privileges.
+CLAIM_READ_SQL = (
+    f"json_build_array((SELECT coalesce(json_agg(json_build_array(grantee, targets)), '[]') FROM {TABLE} "
+    f"WHERE claim = %(claim)s), {WRITABLE_SQL})"
 )
 # The databases this claim's row names, so the grantee query also says whether they exist.
 DATABASES_SQL = (
@@ -204,3 +213,82 @@ def _delete(claim: str, grantee: str, removed: int) -> Step:
         f"forget the {removed} object(s) no longer granted to {grantee} for claim {claim}",
         {"claim": claim, "grantee": grantee},
     )
+
+
+# --- a Database claim's default privileges ---------------------------------------------------------------------
+
+# The claim id of a Database claim's rows (a DatabaseGrant of the same name keeps its own), one row per grantee of
+# its postgres.defaultPrivileges, each key (database, 'default <objectType>', schema or '', forRole, '').
+DATABASE_SUFFIX = " Database"
+DEFAULT_PREFIX = "default "
+
+
+@dataclass(frozen=True)
+class ClaimMemory:
+    """Every row of one claim: grantee -> the keys it remembers."""
+
+    table: bool
+    schema: bool
+    rows: dict[str, frozenset[Key]]
+    writable: bool = True
+
+    @property
+    def flags(self) -> Memory:
+        """The table's state, for `warning`."""
+        return Memory(self.table, self.schema, None, frozenset(), self.writable)
+
+
+def parse_claim(raw: Any) -> ClaimMemory:
+    """The CLAIM_READ_SQL column."""
+    rows, writable = json.loads(raw) if isinstance(raw, str) else raw
+    data = json.loads(rows) if isinstance(rows, str) else (rows or [])
+    out: dict[str, frozenset[Key]] = {}
+    for grantee, targets in data:
+        items = json.loads(targets) if isinstance(targets, str) else targets or []
+        out[str(grantee)] = frozenset(_key(t) for t in items)
+    return ClaimMemory(True, True, out, bool(writable))
+
+
+def claim_missing(raw: Any) -> ClaimMemory:
+    """No table yet: the MISSING_SQL column."""
+    flags = missing(raw)
+    return ClaimMemory(False, flags.schema, {}, flags.writable)
+
+
+def claim_unreadable() -> ClaimMemory:
+    return ClaimMemory(True, True, {}, False)
+
+
+def default_key(database: str, rule: DefaultRule) -> Key:
+    return (database, DEFAULT_PREFIX + rule.object_type, rule.schema or "", rule.for_role, "")
+
+
+def default_rules(memory: ClaimMemory, database: str) -> list[DefaultRule]:
+    """The default-privilege rules the claim remembers setting in `database`, in a stable order."""
+    out: list[DefaultRule] = []
+    for grantee in sorted(memory.rows):
+        for db, object_type, schema, for_role, _ in sorted(memory.rows[grantee]):
+            if db == database and object_type.startswith(DEFAULT_PREFIX):
+                out.append(DefaultRule(for_role, schema or None, object_type[len(DEFAULT_PREFIX) :], grantee))
+    return out
+
+
+def claim_steps(
+    memory: ClaimMemory, claim: str, after: dict[str, frozenset[Key]], *, ensure_table: bool = False
+) -> tuple[list[Step], list[Step]]:
+    """`steps` for every grantee row of the claim, `after` being what each row must hold once the statements ran
+    (a grantee missing from it: none). `ensure_table` creates the table even when nothing is to be remembered,
+    so later runs read the memory in their one query instead of failing on a missing table and reading again.
+    The table's creation is marked `creates` (driftPolicy ignore runs it: it creates something missing)."""
+    if not memory.writable:
+        return [], []
+    before: list[Step] = []
+    last: list[Step] = []
+    for grantee in sorted(set(memory.rows) | set(after)):
+        row = Memory(True, True, memory.rows.get(grantee), frozenset())
+        grow, shrink = steps(row, claim, grantee, after.get(grantee, frozenset()))
+        before += grow
+        last += shrink
+    if not memory.table and (before or ensure_table):
+        before = [_replace(s, creates=True) for s in create_steps(memory.schema)] + before
+    return before, last
