@@ -42,9 +42,7 @@ def clients() -> str:
     return bin_dir
 
 
-def test_backup_and_restore_with_the_newer_clients(
-    server: Server, clients: str, tmp_path: Path
-) -> None:
+def test_backup_and_restore_with_the_newer_clients(server: Server, clients: str, tmp_path: Path) -> None:
     env = {"PATH": f"{clients}:{os.environ['PATH']}", **key_env(tmp_path, KEY)}
     database = make_database(server, rows=500)
     (tmp_path / "volume").mkdir()
@@ -76,7 +74,9 @@ def test_backup_and_restore_with_the_newer_clients(
         assert owners == [(owner,)]
 
 
-def test_a_failing_restore_into_an_older_postgres_writes_nothing(pg: Server, clients: str, tmp_path: Path) -> None:
+def test_a_failing_restore_into_an_older_postgres_writes_nothing(
+    pg: Server, clients: str, tmp_path: Path
+) -> None:
     """pg_restore 17's SQL runs in one transaction: when a statement fails, psql stops and nothing stays."""
     env = {"PATH": f"{clients}:{os.environ['PATH']}"}
     database = make_database(pg, rows=50)
@@ -90,3 +90,23 @@ def test_a_failing_restore_into_an_older_postgres_writes_nothing(pg: Server, cli
     assert "psql" in done.error["message"] and 'relation "t" already exists' in done.error["message"]
     assert pg.query("SELECT id FROM t", database=target) == [(7,)]
     assert pg.query("SELECT count(*) FROM pg_class WHERE relname = 'counter'", database=target) == [(0,)]
+
+
+def test_only_the_preamble_loses_the_settings_the_server_does_not_know() -> None:
+    """However pg_restore's SQL is cut into reads, the setting goes from the preamble and stays in an object's data."""
+    from worker.backup.dump_postgres import PreambleFilter, unknown_settings
+
+    assert unknown_settings(15) == unknown_settings(16) == (b"SET transaction_timeout = 0;\n",)
+    assert unknown_settings(17) == ()
+    sql = (
+        b"--\n-- PostgreSQL database dump\n--\n\nBEGIN;\n\nSET statement_timeout = 0;\n"
+        b"SET transaction_timeout = 0;\nSET client_encoding = 'UTF8';\n\n--\n-- Name: t; Type: TABLE\n--\n\n"
+        b"COPY public.t (body) FROM stdin;\nSET transaction_timeout = 0;\n\\.\n\nCOMMIT;\n"
+    )
+    expected = sql.replace(b"SET transaction_timeout = 0;\n", b"", 1)
+    for size in (1, 5, 64, len(sql)):
+        kept = PreambleFilter(unknown_settings(15))
+        out = b"".join(kept.feed(sql[i : i + size]) for i in range(0, len(sql), size)) + kept.finish()
+        assert out == expected, size
+        same = PreambleFilter(unknown_settings(17))
+        assert b"".join(same.feed(sql[i : i + size]) for i in range(0, len(sql), size)) + same.finish() == sql
