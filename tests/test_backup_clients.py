@@ -8,16 +8,28 @@ DBOPS_DEBIAN_CLIENTS names another bin directory holding pg_dump, pg_restore, ps
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_worker, unique
+from tests.conftest import WORKER, run_worker, unique
 from tests.servers import Server
-from tests.test_backup import KEY, key_env, make_database, restore_request, rows_of, volume_request
+from tests.test_backup import (
+    KEY,
+    _children,
+    key_env,
+    make_database,
+    restore_request,
+    rows_of,
+    volume_request,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -110,3 +122,40 @@ def test_only_the_preamble_loses_the_settings_the_server_does_not_know() -> None
         assert out == expected, size
         same = PreambleFilter(unknown_settings(17))
         assert b"".join(same.feed(sql[i : i + size]) for i in range(0, len(sql), size)) + same.finish() == sql
+
+
+def test_psql_gets_no_secret_in_argv_or_environment(pg: Server, clients: str, tmp_path: Path) -> None:
+    """The restore's second process holds the credentials as pg_restore does: a 0600 passfile it is pointed at."""
+    env = {"PATH": f"{clients}:{os.environ['PATH']}"}
+    database = make_database(pg, rows=50)
+    backup = volume_request(pg, database, tmp_path)
+    assert run_worker(pg, "backup", backup, env=env).code == 0
+    target = unique("rt")
+    pg.query(f"CREATE DATABASE {target}")
+    full = pg.worker_env(**env, DBOPS_REQUEST=json.dumps(restore_request(backup, target)))
+    worker = subprocess.Popen([WORKER, "restore"], env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    psql = None
+    deadline = time.monotonic() + 60
+    while psql is None and time.monotonic() < deadline and worker.poll() is None:
+        for child in _children(worker.pid):
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0].endswith(b"/psql"):
+                    os.kill(child, signal.SIGSTOP)
+                    psql = child
+                    break
+        time.sleep(0.002)
+    assert psql is not None, "psql never started"
+    try:
+        cmdline = Path(f"/proc/{psql}/cmdline").read_bytes()
+        environ = Path(f"/proc/{psql}/environ").read_bytes()
+        assert pg.admin_password.encode() not in cmdline and pg.admin_password.encode() not in environ
+        variables = dict(v.split(b"=", 1) for v in environ.split(b"\0") if b"=" in v)
+        assert not [k for k in variables if k.startswith(b"DBOPS_")]
+        passfile = Path(variables[b"PGPASSFILE"].decode())
+        assert passfile.stat().st_mode & 0o777 == 0o600 and pg.admin_password in passfile.read_text()
+    finally:
+        os.kill(psql, signal.SIGCONT)
+    stdout, stderr = worker.communicate(timeout=120)
+    assert worker.returncode == 0, stdout.decode() + stderr.decode()
+    assert not passfile.parent.exists()
+    assert rows_of(pg, target) == rows_of(pg, database)
