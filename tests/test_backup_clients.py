@@ -159,3 +159,15 @@ def test_psql_gets_no_secret_in_argv_or_environment(pg: Server, clients: str, tm
     assert worker.returncode == 0, stdout.decode() + stderr.decode()
     assert not passfile.parent.exists()
     assert rows_of(pg, target) == rows_of(pg, database)
+
+
+def test_trixies_pg_dump_refuses_postgres_18_and_dumps_17() -> None:
+    from worker.backup import dump_postgres
+    from worker.errors import PermanentError
+
+    tool = dump_postgres.tool_version("pg_dump (PostgreSQL) 17.12 (Debian 17.12-0+deb13u1)")
+    assert tool == (17, 12)
+    dump_postgres.check_versions(tool, (17, 2), "17.2")
+    dump_postgres.check_versions(tool, (9, 6, 24), "9.6.24")
+    with pytest.raises(PermanentError, match=r"PostgreSQL 18\.1, newer than this worker's pg_dump 17\.12"):
+        dump_postgres.check_versions(tool, (18, 1), "18.1")
