@@ -10,7 +10,7 @@
 # tests/test_packaging.py executes these RUN and COPY steps (in order, paths mapped into a temporary directory)
 # and checks the stages, targets, user and Python version, so keep the steps here and nowhere else.
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG PYTHON_IMAGE=python:3.11-slim-trixie
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -33,8 +33,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=build /dist/ /dist/
 RUN python -m venv --without-pip /venv && python -m pip --python /venv/bin/python install "$(echo /dist/*.whl)[function]"
 
-# The dump and restore tools of the backup and restore actions, from the base's Debian release (bookworm:
-# PostgreSQL 15 and MariaDB 10.11 clients; docs/worker.md, "The clients in the worker image"). A stage of its own:
+# The dump and restore tools of the backup and restore actions, from the base's Debian release (trixie:
+# PostgreSQL 17 and MariaDB 11.8 clients, proven against the test servers by tests/test_backup_clients.py;
+# docs/worker.md, "The clients in the worker image"). A stage of its own:
 # tests/test_packaging.py executes the other stages' steps without Docker but cannot run apt-get, so it checks this
 # one's step as written.
 FROM ${PYTHON_IMAGE} AS worker-os

@@ -666,6 +666,15 @@ def test_mariadb_dump_version_rules() -> None:
         "mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)"
     )
     assert tool == dump_mysql.ToolVersion((10, 11, 19), True)
+    # MariaDB 11's clients (Debian trixie's 11.8) say it differently.
+    eleven = dump_mysql.tool_version(
+        "mariadb-dump from 11.8.9-MariaDB, client 10.20 for debian-linux-gnu (x86_64)"
+    )
+    assert eleven == dump_mysql.ToolVersion((11, 8, 9), True)
+    dump_mysql.check_versions(eleven, "mariadb", (11, 8, 2), "11.8.2-MariaDB")
+    dump_mysql.check_versions(eleven, "mariadb", (10, 11, 6), "10.11.6-MariaDB")
+    with pytest.raises(PermanentError, match=r"newer than this worker.s dump tool 11\.8\.9-MariaDB"):
+        dump_mysql.check_versions(eleven, "mariadb", (12, 0, 2), "12.0.2-MariaDB")
     dump_mysql.check_versions(tool, "mariadb", (10, 11, 6), "10.11.6-MariaDB")
     dump_mysql.check_versions(tool, "mariadb", (10, 6, 20), "10.6.20-MariaDB")
     with pytest.raises(PermanentError, match=r"newer than this worker.s dump tool 10\.11\.19-MariaDB"):
@@ -680,6 +689,24 @@ def test_mariadb_dump_version_rules() -> None:
     assert dump_mysql.option_file("admin", 'p"w\\d') == '[client]\nuser="admin"\npassword="p\\"w\\\\d"\n'
     with pytest.raises(PermanentError):
         dump_mysql.option_file("admin", "two\nlines")
+
+
+def test_mariadb_tools_get_the_tls_mode_spelled_out(tmp_path: Path) -> None:
+    """MariaDB 11.4+ clients verify the server's certificate by default and 10.11's do not: every mode says what it
+    wants, in options both accept; absent is require, as for the worker's own connection."""
+    from worker.backup import dump_mysql
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+
+    def tls(mode: str | None, tls_ca: str | None = None) -> list[str]:
+        conn = dump_mysql.Connection("db", 3306, mode, tls_ca, None, str(tmp_path / "absent-key"))
+        return [a for a in dump_mysql.dump_argv("mariadb-dump", conn, "/o", "d") if "ssl" in a]
+
+    assert tls("disable", str(ca)) == ["--skip-ssl"]
+    assert tls(None) == tls("require") == ["--ssl", "--skip-ssl-verify-server-cert"]
+    assert tls("require", str(ca)) == ["--ssl", "--skip-ssl-verify-server-cert", f"--ssl-ca={ca}"]
+    assert tls("verify-full", str(ca)) == ["--ssl", "--ssl-verify-server-cert", f"--ssl-ca={ca}"]
 
 
 def test_a_dump_that_fails_at_once_leaves_nothing_in_the_bucket(

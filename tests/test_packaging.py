@@ -386,6 +386,10 @@ def test_the_worker_image_carries_the_debian_dump_and_restore_clients() -> None:
         "&& rm -rf /var/lib/apt/lists/*"
     ]
     assert STAGES["worker-os"].base == STAGES["worker-venv"].base
+    # The base's Debian release is the one whose clients tests/test_backup_clients.py proves against the servers.
+    from tests.test_backup_clients import RELEASE
+
+    assert STAGES["worker-os"].base.endswith(f"-slim-{RELEASE}"), STAGES["worker-os"].base
     # The runtime stage is built on it (its FROM), so the clients are in the worker image and not the function's.
     text = DOCKERFILE.read_text(encoding="utf-8")
     assert re.search(r"^FROM worker-os AS worker$", text, flags=re.M)

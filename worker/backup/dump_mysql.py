@@ -11,6 +11,7 @@ written; the worker keeps the last bytes of the stream and looks for it there.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ DUMP_TOOLS = ("mariadb-dump", "mysqldump")
 CLIENT_TOOLS = ("mariadb", "mysql")
 TRAILER = re.compile(rb"\n-- Dump completed( on [0-9: -]+)?\n\Z")
 TAIL_BYTES = 256
-_DISTRIB = re.compile(r"Distrib (\d+)\.(\d+)\.(\d+)(-MariaDB)?")
+# MariaDB before 11: `Ver 10.19 Distrib 10.11.19-MariaDB`; MariaDB 11: `from 11.8.3-MariaDB, client 10.20`.
+_DISTRIB = re.compile(r"(?:Distrib|from) (\d+)\.(\d+)\.(\d+)(-MariaDB)?")
 _MYSQL_VERSION = re.compile(r"Ver (\d+)\.(\d+)\.(\d+)")
 
 
@@ -35,8 +37,8 @@ class ToolVersion:
 
 
 def tool_version(text: str) -> ToolVersion:
-    """`mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, ...` -> 10.11.19 MariaDB; MySQL 8's `mysqldump  Ver
-    8.0.36 for Linux ...` -> 8.0.36."""
+    """`mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, ...` and `mariadb-dump from 11.8.3-MariaDB, client 10.20
+    ...` -> that MariaDB version; MySQL 8's `mysqldump  Ver 8.0.36 for Linux ...` -> 8.0.36."""
     match = _DISTRIB.search(text)
     if match:
         return ToolVersion(tuple(int(g) for g in match.groups()[:3]), bool(match.group(4)))
@@ -90,19 +92,26 @@ class Connection:
 
 
 def _connection_args(conn: Connection) -> list[str]:
+    """Host, port and TLS as `connection.sslMode` says (absent = require, as for the worker's own connection):
+    `disable` turns TLS off; `require` encrypts without checking the server's certificate; `verify-ca` and
+    `verify-full` check it against the CA file. Spelled out for every mode because the clients' defaults differ:
+    MariaDB 11.4 and later verify the server's certificate unless told not to, 10.11 does not. A TLS file the Job
+    names but does not hold (an optional Secret key) is left out."""
     args = [f"--host={conn.host}", f"--port={conn.port}", "--protocol=TCP"]
-    if conn.ssl_mode == "disable":
-        args.append("--skip-ssl")
-    elif conn.ssl_mode in ("require", "verify-ca", "verify-full") or conn.tls_ca:
-        args.append("--ssl")
-        if conn.ssl_mode in ("verify-ca", "verify-full"):
-            args.append("--ssl-verify-server-cert")
+    mode = conn.ssl_mode or "require"
+    if mode == "disable":
+        return [*args, "--skip-ssl"]
+    args.append("--ssl")
+    if mode in ("verify-ca", "verify-full"):
+        args.append("--ssl-verify-server-cert")
+    else:
+        args.append("--skip-ssl-verify-server-cert")
     for flag, value in (
         ("--ssl-ca", conn.tls_ca),
         ("--ssl-cert", conn.tls_cert),
         ("--ssl-key", conn.tls_key),
     ):
-        if value:
+        if value and os.path.isfile(value):
             args.append(f"{flag}={value}")
     return args
 

@@ -24,14 +24,19 @@ from worker.request import Request, Secrets
 
 TOOL = "pg_dump"
 RESTORE_TOOL = "pg_restore"
+SQL_CLIENT = "psql"
+# Settings pg_restore sets first on every connection (and writes first into its SQL) that older servers do not
+# know, with the first major version that knows each: pg_restore 17 sets transaction_timeout even on a server
+# of 15, which refuses it, so a restore into a server older than pg_restore goes through the SQL without them.
+NEWER_SETTINGS = ((b"SET transaction_timeout = 0;\n", 17),)
 _VERSION = re.compile(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
 
 
-def tool_version(text: str) -> tuple[int, ...]:
+def tool_version(text: str, name: str = TOOL) -> tuple[int, ...]:
     """`pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)` -> (15, 18)."""
     match = _VERSION.search(text)
     if not match:
-        raise PermanentError("Unsupported", f"cannot read the version of {TOOL} from {text.strip()[:80]!r}")
+        raise PermanentError("Unsupported", f"cannot read the version of {name} from {text.strip()[:80]!r}")
     return tuple(int(g) for g in match.groups() if g is not None)
 
 
@@ -113,6 +118,65 @@ def restore_argv(binary: str, conn: Connection, database: str) -> list[str]:
         f"--username={conn.user}",
         f"--dbname={database}",
     ]
+
+
+def restore_script_argv(binary: str) -> list[str]:
+    """pg_restore writing the SQL of the whole restore, in one transaction, to its stdout (no connection)."""
+    return [binary, "--exit-on-error", "--no-owner", "--single-transaction", "--file=-"]
+
+
+def sql_client_argv(binary: str, conn: Connection, database: str) -> list[str]:
+    # psql runs the SQL from its stdin and stops at the first error (the transaction is then rolled back).
+    return [
+        binary,
+        "--no-psqlrc",
+        "--quiet",
+        "--set=ON_ERROR_STOP=1",
+        "--no-password",
+        f"--host={conn.host}",
+        f"--port={conn.port}",
+        f"--username={conn.user}",
+        f"--dbname={database}",
+    ]
+
+
+def unknown_settings(server_major: int) -> tuple[bytes, ...]:
+    """The lines of pg_restore's preamble a server of this major version refuses."""
+    return tuple(line for line, since in NEWER_SETTINGS if server_major < since)
+
+
+class PreambleFilter:
+    """Removes the given lines from the preamble of pg_restore's SQL: from what comes before its first object
+    (`\\n--\\n-- ` starts each object's comment), never from an object or its data. Holds back the first
+    bytes until the preamble is complete."""
+
+    HOLD = 16384
+
+    def __init__(self, drop: tuple[bytes, ...]) -> None:
+        self._drop = drop
+        self._held: bytearray | None = bytearray() if drop else None
+
+    def feed(self, data: bytes) -> bytes:
+        if self._held is None:
+            return data
+        self._held += data
+        if len(self._held) < self.HOLD and b"\n--\n-- " not in self._held:
+            return b""
+        return self._release()
+
+    def finish(self) -> bytes:
+        return b"" if self._held is None else self._release()
+
+    def _release(self) -> bytes:
+        held = bytes(self._held or b"")
+        self._held = None
+        end = held.find(b"\n--\n-- ")
+        preamble, rest = (held, b"") if end < 0 else (held[:end], held[end:])
+        for line in self._drop:
+            if preamble.startswith(line):
+                preamble = preamble[len(line) :]
+            preamble = preamble.replace(b"\n" + line, b"\n", 1)
+        return preamble + rest
 
 
 def find(tool: str) -> str:

@@ -22,7 +22,8 @@ import subprocess
 import threading
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import IO, Any
 
 from dbops_api.system import SYSTEM_DATABASES
 from worker.backup import codec, dump_mysql, dump_postgres, manifest
@@ -33,6 +34,7 @@ from worker.backup.process import (
     server_info,
     tool_env,
     tool_failed,
+    version_of,
     write_private,
 )
 from worker.backup.storage import Storage, open_storage
@@ -135,8 +137,8 @@ def _restore(
 
     _verify(storage, data_key, record)
     with private_dir() as private:
-        argv, env = _client(request, secrets, server, private, database, owner=owner)
-        restored = _stream_restore(argv, env, storage, data_key, record, encryption_key=key)
+        client = _client(request, secrets, server, private, database, owner=owner)
+        restored = _stream_restore(client, storage, data_key, record, encryption_key=key)
     tables, _ = _count_objects(request, secrets, database)
     result.changes = [f"restored {storage.uri(data_key)} into database {database} ({restored} bytes of dump)"]
     result.observed = {
@@ -212,19 +214,37 @@ def _verify(storage: Storage, key: str, record: manifest.Manifest) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Client:
+    """The restore's client process, and on PostgreSQL older than pg_restore a second one: pg_restore then writes
+    SQL, the worker removes from it the settings the server does not know (`drop`), and psql runs it."""
+
+    argv: list[str]
+    env: dict[str, str]
+    sql_argv: list[str] | None = None
+    drop: tuple[bytes, ...] = ()
+
+
 def _client(
     request: Request, secrets: Secrets, server: Any, private: str, database: str, *, owner: str | None
-) -> tuple[list[str], dict[str, str]]:
+) -> Client:
     conn = request.connection
     if server.flavor == "postgres":
         binary = dump_postgres.find(dump_postgres.RESTORE_TOOL)
         pg, env = dump_postgres.tool_access(request, secrets, private)
-        argv = [*dump_postgres.restore_argv(binary, pg, database), "--single-transaction"]
-        if owner and owner != secrets.admin_username:
-            # Ownership follows the target: everything restored is created as the database's owner (the admin
-            # must be able to SET ROLE to it), not as the admin.
-            argv.append(f"--role={owner}")
-        return argv, env
+        role = [f"--role={owner}"] if owner and owner != secrets.admin_username else []
+        # Ownership follows the target: everything restored is created as the database's owner (the admin must be
+        # able to SET ROLE to it), not as the admin.
+        tool = dump_postgres.tool_version(version_of(binary), dump_postgres.RESTORE_TOOL)
+        if tool[0] > server.version_tuple[0]:
+            psql = dump_postgres.find(dump_postgres.SQL_CLIENT)
+            return Client(
+                [*dump_postgres.restore_script_argv(binary), *role],
+                env,
+                dump_postgres.sql_client_argv(psql, pg, database),
+                dump_postgres.unknown_settings(server.version_tuple[0]),
+            )
+        return Client([*dump_postgres.restore_argv(binary, pg, database), "--single-transaction", *role], env)
     binary = dump_mysql.find(dump_mysql.CLIENT_TOOLS)
     my = dump_mysql.Connection(
         host=conn["host"],
@@ -236,12 +256,11 @@ def _client(
     )
     options = os.path.join(private, "client.cnf")
     write_private(options, dump_mysql.option_file(secrets.admin_username, secrets.admin_password))
-    return dump_mysql.restore_argv(binary, my, options, database), tool_env(private)
+    return Client(dump_mysql.restore_argv(binary, my, options, database), tool_env(private))
 
 
 def _stream_restore(
-    argv: list[str],
-    env: dict[str, str],
+    client: Client,
     storage: Storage,
     key: str,
     record: manifest.Manifest,
@@ -252,9 +271,16 @@ def _stream_restore(
     if encryption_key is not None:
         transforms.append(codec.Decryptor(encryption_key))
     transforms.append(codec.decompressor(record.compression))
+    sql: _SqlClient | None = None
+    if client.sql_argv is not None:
+        sql = _SqlClient(client.sql_argv, client.env)
     errors: deque[str] = deque(maxlen=STDERR_LINES)
     proc = subprocess.Popen(
-        argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+        client.argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL if sql is None else subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=client.env,
     )
     assert proc.stdin is not None and proc.stderr is not None
     stderr = proc.stderr
@@ -262,6 +288,9 @@ def _stream_restore(
         target=lambda: errors.extend(line.decode("utf-8", "replace").rstrip() for line in stderr), daemon=True
     )
     reader.start()
+    if sql is not None:
+        assert proc.stdout is not None
+        sql.feed_from(proc.stdout, client.drop)
     digest = hashlib.sha256()
     written = 0
 
@@ -271,6 +300,7 @@ def _stream_restore(
             yield chunk
 
     held = b""
+    done = False
     try:
         try:
             for piece in codec.chain(hashed(), *transforms):
@@ -290,16 +320,90 @@ def _stream_restore(
         except BrokenPipeError:
             pass  # the client stopped reading: its exit code and words say why
         proc.wait(timeout=TOOL_EXIT_TIMEOUT)
+        done = proc.returncode == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         reader.join(timeout=5)
         stderr.close()
+        if sql is not None:
+            # psql gets the end of its input (and so runs the COMMIT pg_restore wrote last) only after pg_restore
+            # succeeded; otherwise it is killed first, and the server rolls the transaction back.
+            sql.end(commit=done)
     if proc.returncode != 0:
-        raise tool_failed(os.path.basename(argv[0]), proc.returncode, list(errors), OUTCOME, "RestoreFailed")
+        raise tool_failed(
+            os.path.basename(client.argv[0]), proc.returncode, list(errors), OUTCOME, "RestoreFailed"
+        )
+    if sql is not None and sql.returncode != 0:
+        raise tool_failed(
+            os.path.basename(sql.argv[0]), sql.returncode, list(sql.errors), OUTCOME, "RestoreFailed"
+        )
     if written != record.dump_bytes:
         raise TransientError(
             "RestoreFailed", f"restored {written} bytes, the manifest says {record.dump_bytes}"
         )
     return written
+
+
+class _SqlClient:
+    """psql, fed pg_restore's SQL by a thread, with the settings the server does not know removed."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.argv = argv
+        self.errors: deque[str] = deque(maxlen=STDERR_LINES)
+        self.returncode = -1
+        self._proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+        )
+        assert self._proc.stderr is not None
+        stderr = self._proc.stderr
+        self._reader = threading.Thread(
+            target=lambda: self.errors.extend(line.decode("utf-8", "replace").rstrip() for line in stderr),
+            daemon=True,
+        )
+        self._reader.start()
+        self._copier: threading.Thread | None = None
+
+    def feed_from(self, source: IO[bytes], drop: tuple[bytes, ...]) -> None:
+        sink = self._proc.stdin
+        assert sink is not None
+
+        def copy() -> None:
+            preamble = dump_postgres.PreambleFilter(drop)
+            alive = True
+            # Read to the end even after psql stopped, so pg_restore never blocks on a full pipe.
+            for chunk in iter(lambda: source.read1(1 << 16), b""):  # type: ignore[attr-defined]
+                out = preamble.feed(chunk)
+                if out and alive:
+                    try:
+                        sink.write(out)
+                    except (BrokenPipeError, ValueError):
+                        alive = False
+            out = preamble.finish()
+            if out and alive:
+                with contextlib.suppress(BrokenPipeError, ValueError):
+                    sink.write(out)
+
+        self._copier = threading.Thread(target=copy, daemon=True)
+        self._copier.start()
+
+    def end(self, *, commit: bool) -> None:
+        if self._copier is not None:
+            self._copier.join(timeout=TOOL_EXIT_TIMEOUT if commit else 5)
+            commit = commit and not self._copier.is_alive()
+        if not commit:
+            self._proc.kill()
+        assert self._proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=TOOL_EXIT_TIMEOUT)
+        finally:
+            if self._proc.poll() is None:
+                self._proc.kill()
+                self._proc.wait()
+            self._reader.join(timeout=5)
+            assert self._proc.stderr is not None
+            self._proc.stderr.close()
+        self.returncode = self._proc.returncode if commit else -9
