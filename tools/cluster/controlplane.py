@@ -34,7 +34,8 @@ from typing import Any
 
 from tools.cluster import pki
 from tools.cluster.kube import Credentials, Kube, Obj, load_yaml, wait
-from tools.cluster.procs import ProcessGroup, free_port
+from tools.cluster.procs import ProcessGroup
+from tools.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
