@@ -223,6 +223,7 @@ class ControlPlane:
             ],
         )
         procs.wait_until(kcm, lambda: _listening(kcm_port), 60, "controller manager port")
+        procs.check_running()
         cp = cls(
             tools=tools,
             base=base,
@@ -472,6 +473,7 @@ class ControlPlane:
                 )
             for kind in ("DatabaseInstance", "Database", "DatabaseUser", "DatabaseGrant"):
                 self.admin.wait_for_kind("dbops.dbprovision.io/v1alpha1", kind, timeout=120)
+        self.procs.check_running()
         self.timings["install"] = time.monotonic() - t0
 
     def install_namespaced(self) -> None:

@@ -71,6 +71,13 @@ class ProcessGroup:
             time.sleep(0.2)
         raise RuntimeError(f"{child.name}: no {what} within {timeout:.0f} s:\n{child.tail()}")
 
+    def check_running(self) -> None:
+        """Fail if a child has exited: a server that could not bind its port exits at once, while a probe of that
+        port may have been answered by somebody else's server."""
+        for child in self.children:
+            if child.proc.poll() is not None:
+                raise RuntimeError(f"{child.name} exited with {child.proc.returncode}:\n{child.tail()}")
+
     def stop(self, child: Child, grace: float = 10) -> None:
         if child.proc.poll() is None:
             _signal_group(child.proc.pid, signal.SIGTERM)
