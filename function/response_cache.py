@@ -72,16 +72,30 @@ class Entry:
 
 
 def request_key(req: fnv1.RunFunctionRequest) -> bytes:
-    """A digest of everything in the request but `meta` (whose tag Crossplane derives from the rest anyway). The
-    request's own `meta` is set aside while it is serialized rather than copying the whole request."""
-    meta = fnv1.RequestMeta()
-    meta.CopyFrom(req.meta)
-    req.ClearField("meta")
-    try:
-        data = req.SerializeToString(deterministic=True)
-    finally:
-        req.meta.CopyFrom(meta)
+    """A digest of everything in the request but `meta` (whose tag Crossplane derives from the rest anyway).
+    `meta` is field 1 and fields are serialized in the order of their numbers, so it is the leading
+    length-delimited field of the serialized request, if set: the key is taken over the bytes after it (no copy of
+    the request, and no change to it)."""
+    data = req.SerializeToString(deterministic=True)
+    if data[:1] == _META_TAG:
+        length, start = _varint(data, 1)
+        data = data[start + length :]
     return hashlib.blake2b(data, digest_size=20).digest()
+
+
+_META_TAG = bytes([fnv1.RunFunctionRequest.META_FIELD_NUMBER << 3 | 2])  # field 1, length-delimited
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """The varint at `pos` and the position after it."""
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
 
 
 @dataclass(frozen=True)
