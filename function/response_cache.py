@@ -72,29 +72,28 @@ class Entry:
 
 
 def request_key(req: fnv1.RunFunctionRequest) -> bytes:
-    """A digest of everything in the request but `meta` (whose tag Crossplane derives from the rest anyway).
-    `meta` is field 1 and fields are serialized in the order of their numbers, so it is the leading
-    length-delimited field of the serialized request, if set: the key is taken over the bytes after it (no copy of
-    the request, and no change to it)."""
-    data = req.SerializeToString(deterministic=True)
-    if data[:1] == _META_TAG:
-        length, start = _varint(data, 1)
-        data = data[start + length :]
-    return hashlib.blake2b(data, digest_size=20).digest()
+    """A digest of everything in the request but `meta` (whose tag Crossplane derives from the rest anyway), taken
+    over its serialized bytes after `meta` (no copy of the request, and no change to it)."""
+    return hashlib.blake2b(without_meta(req.SerializeToString(deterministic=True)), digest_size=20).digest()
 
 
-_META_TAG = bytes([fnv1.RunFunctionRequest.META_FIELD_NUMBER << 3 | 2])  # field 1, length-delimited
+# `meta` is field 1 of both RunFunctionRequest and RunFunctionResponse, a message (length-delimited).
+_META_TAG = bytes([fnv1.RunFunctionRequest.META_FIELD_NUMBER << 3 | 2])
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    """The varint at `pos` and the position after it."""
-    value = shift = 0
-    while True:
+def without_meta(data: bytes) -> bytes:
+    """A serialized request or response without its `meta`: fields are serialized in the order of their numbers,
+    so `meta`, when set, is the leading field; the bytes after it."""
+    if data[:1] != _META_TAG:
+        return data
+    length = shift = 0
+    pos = 1
+    while True:  # the varint length
         byte = data[pos]
         pos += 1
-        value |= (byte & 0x7F) << shift
+        length |= (byte & 0x7F) << shift
         if byte < 0x80:
-            return value, pos
+            return data[pos + length :]
         shift += 7
 
 

@@ -206,3 +206,21 @@ def test_request_key_ignores_meta_and_nothing_else() -> None:
     other.CopyFrom(base)
     other.context["k"] = "v"
     assert request_key(other) not in keys
+
+
+def test_without_meta_of_a_response() -> None:
+    """The memo form of a response is its serialization without `meta`, however long the tag, and nothing else."""
+    from function.response_cache import without_meta
+
+    for tag in ("", "t", "z" * 300):
+        rsp = fnv1.RunFunctionResponse()
+        rsp.desired.composite.resource["status"] = {"phase": "Ready"}
+        rsp.results.add(message="m")
+        bare = rsp.SerializeToString()
+        if tag:
+            rsp.meta.tag = tag
+            rsp.meta.ttl.seconds = 60
+        assert without_meta(rsp.SerializeToString()) == bare
+        assert fnv1.RunFunctionResponse.FromString(
+            without_meta(rsp.SerializeToString())
+        ) == fnv1.RunFunctionResponse.FromString(bare)

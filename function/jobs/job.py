@@ -71,29 +71,34 @@ def state_hash(call: WorkerCall) -> str:
         "passwordRevision": call.password_revision,
         "credentialsRevision": call.access.revision,
     }
-    return hashlib.sha256(canonical(material).encode()).hexdigest()[:16]
+    return _hash(material, 16)
 
 
 def job_digest(state: str, template: dict[str, Any], epoch: int, attempt: int) -> str:
     """Distinguishes Jobs: the state, the whole Pod template (a Job's template is immutable, so any change there,
-    e.g. a new worker image, needs a new Job), the resync epoch and the attempt. Memoized by the material's
-    `marshal` bytes (the template's canonical JSON costs five times as much, and the same template comes back call
-    after call); the memo holds digests, and its keys no secret (a template names Secrets, never their values)."""
+    e.g. a new worker image, needs a new Job), the resync epoch and the attempt."""
     material = {"state": state, "template": template, "epoch": epoch, "attempt": attempt}
+    return _hash(material, DIGEST_LEN)
+
+
+def _hash(material: dict[str, Any], length: int) -> str:
+    """The first `length` hex digits of the SHA-256 of `material`'s canonical JSON, memoized by its `marshal` bytes
+    (canonical JSON costs five times as much, and the same request and template come back call after call). The
+    memo holds hex digests, and its keys no secret: a request and a Job template name Secrets, never their values."""
     try:
         blob = marshal.dumps(material)
     except ValueError:  # not plain data (never built that way here): no memo
-        return _digest(material)
-    return _memo_digest(blob)
+        return _sha256(material, length)
+    return _memo_hash(blob, length)
 
 
-def _digest(material: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical(material).encode()).hexdigest()[:DIGEST_LEN]
+def _sha256(material: dict[str, Any], length: int) -> str:
+    return hashlib.sha256(canonical(material).encode()).hexdigest()[:length]
 
 
 @lru_cache(maxsize=MEMO_ENTRIES)
-def _memo_digest(blob: bytes) -> str:
-    return _digest(marshal.loads(blob))  # noqa: S302 (our own bytes, made by job_digest above)
+def _memo_hash(blob: bytes, length: int) -> str:
+    return _sha256(marshal.loads(blob), length)  # noqa: S302 (our own bytes, made by _hash above)
 
 
 def job_name(xr_name: str, digest: str) -> str:

@@ -101,6 +101,11 @@ def redacted(outcome: Outcome, secrets: list[str], kind: str | None) -> Outcome:
         # A fact that no longer fits its schema once scrubbed (an enum, say) is dropped, as any invalid fact is.
         key = facts_key(kind)
         status[key] = facts(kind, scrub(status[key], secrets))
+    messages = [c.message for c in outcome.conditions] + [r.message for r in outcome.results]
+    if outcome.report is not None:
+        messages += outcome.report.changes
+    if status == outcome.status and not any(s in m for m in messages for s in secrets):
+        return outcome  # nothing to scrub: the same outcome, not a copy of it
     return replace(
         outcome,
         status=status,
