@@ -82,23 +82,24 @@ def job_digest(state: str, template: dict[str, Any], epoch: int, attempt: int) -
 
 
 def _hash(material: dict[str, Any], length: int) -> str:
-    """The first `length` hex digits of the SHA-256 of `material`'s canonical JSON, memoized by its `marshal` bytes
-    (canonical JSON costs five times as much, and the same request and template come back call after call). The
-    memo holds hex digests, and its keys no secret: a request and a Job template name Secrets, never their values."""
+    """The first `length` hex digits of the SHA-256 of `material`'s canonical JSON."""
+    return hashlib.sha256(memo_canonical(material).encode()).hexdigest()[:length]
+
+
+def memo_canonical(value: dict[str, Any]) -> str:
+    """`canonical(value)`, memoized by `value`'s `marshal` bytes: canonical JSON costs five times as much, and the
+    same request and Job template come back call after call. The memo holds JSON text of worker requests and Job
+    templates, which name Secrets, never hold their values."""
     try:
-        blob = marshal.dumps(material)
+        blob = marshal.dumps(value)
     except ValueError:  # not plain data (never built that way here): no memo
-        return _sha256(material, length)
-    return _memo_hash(blob, length)
-
-
-def _sha256(material: dict[str, Any], length: int) -> str:
-    return hashlib.sha256(canonical(material).encode()).hexdigest()[:length]
+        return canonical(value)
+    return _memo_canonical(blob)
 
 
 @lru_cache(maxsize=MEMO_ENTRIES)
-def _memo_hash(blob: bytes, length: int) -> str:
-    return _sha256(marshal.loads(blob), length)  # noqa: S302 (our own bytes, made by _hash above)
+def _memo_canonical(blob: bytes) -> str:
+    return canonical(marshal.loads(blob))  # noqa: S302 (our own bytes, made by memo_canonical above)
 
 
 def job_name(xr_name: str, digest: str) -> str:
@@ -115,7 +116,7 @@ def job_spec(view: View, call: WorkerCall) -> dict[str, Any]:
     worker = view.input["worker"]
     job = view.input["job"]
     env: list[dict[str, Any]] = [
-        {"name": "DBOPS_REQUEST", "value": canonical(call.request)},
+        {"name": "DBOPS_REQUEST", "value": memo_canonical(call.request)},
         _secret_env("DBOPS_ADMIN_USERNAME", call.access.admin_username),
         _secret_env("DBOPS_ADMIN_PASSWORD", call.access.admin_password),
     ]
