@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 def _memos() -> dict[str, tuple[Any, str]]:
     from function import input as step_input
     from function import wire
+    from function.jobs import job
     from function.spec import validation
 
     return {
@@ -35,6 +36,7 @@ def _memos() -> dict[str, tuple[Any, str]]:
         "schema walk of a spec": (validation, "_schema_walk"),
         "verdict on a request": (validation, "_memo_request_errors"),
         "step Input": (step_input, "_parsed"),
+        "canonical JSON (hashes, DBOPS_REQUEST)": (job, "_memo_canonical"),
     }
 
 

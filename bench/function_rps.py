@@ -1,13 +1,14 @@
 """gRPC RunFunction throughput and latency of function-dbops against a function that only returns
-`response.to(req)`, for a converged DatabaseUser (observed Secret and Job, required claims, its own among them, and
-Pod), and the served function's resident memory afterwards. Prints numbers; asserts nothing.
+`response.to(req)`, for a converged DatabaseUser (observed Secret and Job, required claims, its own among them, the
+admin Secret and Pod), and the served function's resident memory afterwards. Prints numbers; asserts nothing.
 
     python bench/function_rps.py [--seconds 10] [--concurrency 8]
 
 Both functions run as separate processes served by the SDK runtime (`--insecure`); the client drives them one
 after the other over one channel: function-dbops with the same request again and again (Crossplane's steady
 state, answered from its response memo) and with distinct requests (every call composed from scratch), the
-trivial function with the same request. A distinct request is the same one with an XR label (which the function
+trivial function with the same request. Each row also gives the serving process's CPU time per call (from /proc,
+gRPC included), which other load on the machine changes much less than the calls per second. A distinct request is the same one with an XR label (which the function
 ignores) set to a counter drawn at send time, so no request repeats however many the run sends, warm-up included.
 """
 
@@ -53,9 +54,10 @@ def _free_port() -> int:
 
 def _request() -> Any:
     """A converged Quick Start DatabaseUser as Crossplane sends it in the steady state: its credentials Secret and
-    the Job of the current resync epoch, complete, observed; the claims and the Job's Pod (with the worker's
-    result) required; the XR status what the function wrote last time."""
+    the Job of the current resync epoch, complete, observed; the claims, the instance's admin Secret and the Job's
+    Pod (with the worker's result) required; the XR status what the function wrote last time."""
     from function.fn import FunctionRunner
+    from function.spec.references import ADMIN_SECRET
     from function.wire import to_dict
     from tests.function_cases import kube
     from tests.function_cases.render import render
@@ -82,12 +84,19 @@ def _request() -> Any:
         "instance": [by_kind["DatabaseInstance"]],
         "database": [by_kind["Database"]],
         "claim": [by_kind["DatabaseUser"]],  # its own claim: does it ask for connection details?
+        # The instance's admin Secret: its resourceVersion is part of the Job's state, so without it the state
+        # would differ from the observed Job's and every call would compose a new Job instead of converging.
+        ADMIN_SECRET: [by_kind["Secret"]],
         "pods": [pod],
     }
     observed = {"credentials": secret, key: done}
     rsp = run(kube.request(xr, observed, required, inp))
     xr = {**xr, "status": to_dict(rsp.desired.composite.resource)["status"]}
-    return kube.request(xr, observed, required, inp, tag="bench")
+    req = kube.request(xr, observed, required, inp, tag="bench")
+    phase = to_dict(run(req).desired.composite.resource)["status"].get("phase")
+    if phase != "Ready":  # else every call would compose a new Job: not the steady state this measures
+        raise SystemExit(f"the bench request does not converge (phase {phase!r})")
+    return req
 
 
 VARIANT_LABEL = "bench/variant"
@@ -126,7 +135,18 @@ def _rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def _drive(address: str, reqs: Requests, seconds: float, concurrency: int) -> tuple[int, list[float]]:
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _drive(
+    address: str, reqs: Requests, seconds: float, concurrency: int, pid: int
+) -> tuple[int, list[float], float]:
+    """Calls per second, their latencies, and the serving process's CPU time per call in microseconds (what the
+    server spends on a call, gRPC included, whatever else the machine runs)."""
     import grpc
     from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
 
@@ -138,6 +158,7 @@ async def _drive(address: str, reqs: Requests, seconds: float, concurrency: int)
             await stub.RunFunction(warm_up())
         latencies: list[float] = []
         deadline = time.perf_counter() + seconds
+        cpu = _cpu_seconds(pid)
 
         async def worker() -> None:
             next_request = reqs.sender()
@@ -152,7 +173,8 @@ async def _drive(address: str, reqs: Requests, seconds: float, concurrency: int)
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return int(len(latencies) / elapsed), latencies
+        cpu = _cpu_seconds(pid) - cpu
+    return int(len(latencies) / elapsed), latencies, cpu / len(latencies) * 1e6
 
 
 def _start(cmd: list[str]) -> subprocess.Popen[bytes]:
@@ -182,10 +204,16 @@ def main() -> None:
     ours = _start([function, "--insecure", "--address", ours_addr])
     trivial = _start([sys.executable, __file__, "--serve-trivial", trivial_addr])
     try:
-        ours_rps, ours_lat = asyncio.run(_drive(ours_addr, same, args.seconds, args.concurrency))
-        cold_rps, cold_lat = asyncio.run(_drive(ours_addr, distinct, args.seconds, args.concurrency))
+        ours_rps, ours_lat, ours_cpu = asyncio.run(
+            _drive(ours_addr, same, args.seconds, args.concurrency, ours.pid)
+        )
+        cold_rps, cold_lat, cold_cpu = asyncio.run(
+            _drive(ours_addr, distinct, args.seconds, args.concurrency, ours.pid)
+        )
         rss = _rss_mib(ours.pid)
-        trivial_rps, trivial_lat = asyncio.run(_drive(trivial_addr, same, args.seconds, args.concurrency))
+        trivial_rps, trivial_lat, trivial_cpu = asyncio.run(
+            _drive(trivial_addr, same, args.seconds, args.concurrency, trivial.pid)
+        )
     finally:
         for proc in (ours, trivial):
             proc.terminate()
@@ -194,16 +222,18 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}"
     )
     print(f"date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}")
-    print(f"request: DatabaseUser with observed Secret + Job, required claims + Pod ({req.ByteSize()} bytes)")
-    print(f"load: {args.concurrency} concurrent calls for {args.seconds:g} s per function, one channel")
-    print(f"{'function':<36}{'calls/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
-    rows = (
-        ("function-dbops, same request", ours_rps, ours_lat),
-        ("function-dbops, distinct requests", cold_rps, cold_lat),
-        ("response.to(req)", trivial_rps, trivial_lat),
+    print(
+        f"request: DatabaseUser with observed Secret + Job, required claims, admin Secret + Pod ({req.ByteSize()} bytes)"
     )
-    for label, rps, lat in rows:
-        print(f"{label:<36}{rps:>10}{_p(lat, 50):>10.2f}{_p(lat, 99):>10.2f}")
+    print(f"load: {args.concurrency} concurrent calls for {args.seconds:g} s per function, one channel")
+    print(f"{'function':<36}{'calls/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'server CPU us':>15}")
+    rows = (
+        ("function-dbops, same request", ours_rps, ours_lat, ours_cpu),
+        ("function-dbops, distinct requests", cold_rps, cold_lat, cold_cpu),
+        ("response.to(req)", trivial_rps, trivial_lat, trivial_cpu),
+    )
+    for label, rps, lat, cpu in rows:
+        print(f"{label:<36}{rps:>10}{_p(lat, 50):>10.2f}{_p(lat, 99):>10.2f}{cpu:>15.0f}")
     ratio = ours_rps / trivial_rps if trivial_rps else float("nan")
     cold = cold_rps / trivial_rps if trivial_rps else float("nan")
     print(
@@ -212,6 +242,11 @@ def main() -> None:
     print(
         f"throughput ratio, distinct requests (composed afresh, no response memo): {cold:.2f} "
         f"({distinct.sent} distinct requests sent, warm-up included, none repeated)"
+    )
+    print(
+        f"server CPU ratio (the trivial function's CPU time per call to function-dbops'; what the throughput ratio "
+        f"comes to when the server is the bottleneck): same {trivial_cpu / ours_cpu:.2f}, "
+        f"distinct {trivial_cpu / cold_cpu:.2f}"
     )
     print(
         f"function-dbops resident memory after the run: {rss:.1f} MiB (target < 128: {'met' if rss < 128 else 'NOT met'})"

@@ -30,7 +30,7 @@ from function.kinds.role import compose_role
 from function.kinds.user import compose_user
 from function.metrics import Metrics
 from function.outcome import Outcome, Result
-from function.response_cache import MemoPlan, ResponseCache, memo_plan, request_key
+from function.response_cache import MemoPlan, ResponseCache, memo_plan, request_key, without_meta
 from function.secrets.redaction import known_secrets, redacted
 from function.view import View, decode
 from function.wire import SECRET_VALUES, decoded, decoded_fields, encode, plain
@@ -184,12 +184,7 @@ def write(
 
 
 def _without_meta(rsp: fnv1.RunFunctionResponse) -> bytes:
-    meta = fnv1.ResponseMeta()
-    meta.CopyFrom(rsp.meta)
-    rsp.ClearField("meta")
-    data: bytes = rsp.SerializeToString()
-    rsp.meta.CopyFrom(meta)
-    return data
+    return without_meta(rsp.SerializeToString())
 
 
 class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):

@@ -72,16 +72,29 @@ class Entry:
 
 
 def request_key(req: fnv1.RunFunctionRequest) -> bytes:
-    """A digest of everything in the request but `meta` (whose tag Crossplane derives from the rest anyway). The
-    request's own `meta` is set aside while it is serialized rather than copying the whole request."""
-    meta = fnv1.RequestMeta()
-    meta.CopyFrom(req.meta)
-    req.ClearField("meta")
-    try:
-        data = req.SerializeToString(deterministic=True)
-    finally:
-        req.meta.CopyFrom(meta)
-    return hashlib.blake2b(data, digest_size=20).digest()
+    """A digest of everything in the request but `meta` (whose tag Crossplane derives from the rest anyway), taken
+    over its serialized bytes after `meta` (no copy of the request, and no change to it)."""
+    return hashlib.blake2b(without_meta(req.SerializeToString(deterministic=True)), digest_size=20).digest()
+
+
+# `meta` is field 1 of both RunFunctionRequest and RunFunctionResponse, a message (length-delimited).
+_META_TAG = bytes([fnv1.RunFunctionRequest.META_FIELD_NUMBER << 3 | 2])
+
+
+def without_meta(data: bytes) -> bytes:
+    """A serialized request or response without its `meta`: fields are serialized in the order of their numbers,
+    so `meta`, when set, is the leading field; the bytes after it."""
+    if data[:1] != _META_TAG:
+        return data
+    length = shift = 0
+    pos = 1
+    while True:  # the varint length
+        byte = data[pos]
+        pos += 1
+        length |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return data[pos + length :]
+        shift += 7
 
 
 @dataclass(frozen=True)

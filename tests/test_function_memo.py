@@ -179,3 +179,48 @@ def test_connection_details_are_memoized_only_as_the_request_carries_them() -> N
     hit = _call(runner, req)
     assert cache.hits == 1
     assert dict(hit.desired.composite.connection_details) == details
+
+
+def test_request_key_ignores_meta_and_nothing_else() -> None:
+    """The memo key leaves out `meta` (a short or long tag, or none) without changing the request, and tells every
+    other difference apart."""
+    from function.response_cache import request_key
+
+    base = kube.request(USER_XR, {}, USER_REQUIRED, USER_INPUT)
+    base.ClearField("meta")
+    keys = set()
+    for tag in ("", "a", "x" * 200, "y" * 20000):
+        req = fnv1.RunFunctionRequest()
+        req.CopyFrom(base)
+        if tag:
+            req.meta.tag = tag
+        before = req.SerializeToString(deterministic=True)
+        keys.add(request_key(req))
+        assert req.SerializeToString(deterministic=True) == before, "the request is left as it was"
+    assert len(keys) == 1
+    other = fnv1.RunFunctionRequest()
+    other.CopyFrom(base)
+    other.meta.tag = "a"
+    other.observed.composite.resource["metadata"]["labels"]["x"] = "1"
+    assert request_key(other) not in keys
+    other.CopyFrom(base)
+    other.context["k"] = "v"
+    assert request_key(other) not in keys
+
+
+def test_without_meta_of_a_response() -> None:
+    """The memo form of a response is its serialization without `meta`, however long the tag, and nothing else."""
+    from function.response_cache import without_meta
+
+    for tag in ("", "t", "z" * 300):
+        rsp = fnv1.RunFunctionResponse()
+        rsp.desired.composite.resource["status"] = {"phase": "Ready"}
+        rsp.results.add(message="m")
+        bare = rsp.SerializeToString()
+        if tag:
+            rsp.meta.tag = tag
+            rsp.meta.ttl.seconds = 60
+        assert without_meta(rsp.SerializeToString()) == bare
+        assert fnv1.RunFunctionResponse.FromString(
+            without_meta(rsp.SerializeToString())
+        ) == fnv1.RunFunctionResponse.FromString(bare)

@@ -327,7 +327,12 @@ def _login(server: Server, user: str, password: str) -> None:
 
 @pytest.fixture(
     scope="module",
-    params=[("postgres", "claims"), ("mariadb", "claims"), ("postgres", "namespaced"), ("mariadb", "namespaced")],
+    params=[
+        ("postgres", "claims"),
+        ("mariadb", "claims"),
+        ("postgres", "namespaced"),
+        ("mariadb", "namespaced"),
+    ],
     ids="-".join,
 )
 def scenario(request: pytest.FixtureRequest, function_log: tuple[FunctionClient, Path]) -> Scenario:
@@ -450,7 +455,9 @@ def test_no_password_in_any_object_but_the_secrets_that_hold_one(scenario: Scena
             uid for ns, uid in scenario.holders if ns == "crossplane-system"
         ]
         connection = scenario.cluster.secret_data("url-user-connection")
-        assert connection["password"] == scenario.passwords["rotated"], "the connection Secret holds the password"
+        assert connection["password"] == scenario.passwords["rotated"], (
+            "the connection Secret holds the password"
+        )
     url = scenario.cluster.secret_data("url-user-credentials")["DATABASE_URL"]
     assert urllib.parse.quote(scenario.passwords["rotated"], safe="") in url
 
@@ -500,3 +507,26 @@ def test_the_function_scrubs_a_password_from_worker_text_and_nothing_else() -> N
     assert password not in told and "cannot set *** on ***" in status["message"]
     assert status["phase"] == "Failed" and status["job"] == job["metadata"]["name"]
     assert kube.secret_data(kube.desired(rsp)["credentials"])["password"] == password, "the Secret keeps it"
+
+
+def test_encodings_are_every_form_a_password_takes() -> None:
+    """`encodings` skips the forms that cannot differ from others (form encoding without spaces, JSON of plain
+    ASCII); it still yields exactly the six forms, for any text."""
+    from function.secrets.redaction import encodings
+
+    def every_form(value: str) -> set[str]:
+        return {
+            value,
+            urllib.parse.quote(value, safe=""),
+            urllib.parse.quote_plus(value),
+            base64.b64encode(value.encode()).decode(),
+            json.dumps(value, ensure_ascii=False)[1:-1],
+            json.dumps(value)[1:-1],
+        }
+
+    rng = random.Random(7)
+    printable = [chr(i) for i in range(32, 127)]
+    anything = [chr(i) for i in range(0x250)] + ["\u2028", "\U0001f600", "\x7f"]
+    for n in range(5000):
+        value = "".join(rng.choice(anything if n % 2 else printable) for _ in range(rng.randint(0, 24)))
+        assert encodings(value) == every_form(value), repr(value)

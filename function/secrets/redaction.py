@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import urllib.parse
 from dataclasses import replace
 from typing import Any
@@ -64,15 +65,20 @@ def known_secrets(view: View) -> list[str]:
 
 def encodings(value: str) -> set[str]:
     """`value` as text may carry it: raw, percent-encoded (for a URL's user or password, and as a form value),
-    base64, and JSON-escaped."""
-    return {
-        value,
-        urllib.parse.quote(value, safe=""),
-        urllib.parse.quote_plus(value),
-        base64.b64encode(value.encode()).decode(),
-        json.dumps(value, ensure_ascii=False)[1:-1],
-        json.dumps(value)[1:-1],
-    }
+    base64, and JSON-escaped. The form encoding differs from the URL one only in spaces, and JSON escapes nothing
+    in printable ASCII but quotes and backslashes: those are worked out only when they can differ."""
+    quoted = urllib.parse.quote(value, safe="")
+    out = {value, quoted, base64.b64encode(value.encode()).decode()}
+    if " " in value:
+        out.add(urllib.parse.quote_plus(value))
+    if not _JSON_AS_IS.fullmatch(value):
+        out.add(json.dumps(value, ensure_ascii=False)[1:-1])
+        out.add(json.dumps(value)[1:-1])
+    return out
+
+
+# Printable ASCII but `"` and `\`: what JSON writes as it is.
+_JSON_AS_IS = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
 
 
 def scrub(value: Any, secrets: list[str], mask: str = REDACTED) -> Any:
@@ -101,6 +107,11 @@ def redacted(outcome: Outcome, secrets: list[str], kind: str | None) -> Outcome:
         # A fact that no longer fits its schema once scrubbed (an enum, say) is dropped, as any invalid fact is.
         key = facts_key(kind)
         status[key] = facts(kind, scrub(status[key], secrets))
+    messages = [c.message for c in outcome.conditions] + [r.message for r in outcome.results]
+    if outcome.report is not None:
+        messages += outcome.report.changes
+    if status == outcome.status and not any(s in m for m in messages for s in secrets):
+        return outcome  # nothing to scrub: the same outcome, not a copy of it
     return replace(
         outcome,
         status=status,
