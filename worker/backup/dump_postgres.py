@@ -93,31 +93,24 @@ def environment(conn: Connection, passfile_path: str) -> dict[str, str]:
     return env
 
 
-def dump_argv(binary: str, conn: Connection, database: str) -> list[str]:
-    # -Z0: the worker compresses (zstd or gzip) after the archive is parsed for the evidence of completeness.
+def _connection_argv(conn: Connection, database: str) -> list[str]:
+    # No password option: the tools read the 0600 passfile named by PGPASSFILE.
     return [
-        binary,
-        "--format=custom",
-        "--compress=0",
         "--no-password",
         f"--host={conn.host}",
         f"--port={conn.port}",
         f"--username={conn.user}",
         f"--dbname={database}",
     ]
+
+
+def dump_argv(binary: str, conn: Connection, database: str) -> list[str]:
+    # -Z0: the worker compresses (zstd or gzip) after the archive is parsed for the evidence of completeness.
+    return [binary, "--format=custom", "--compress=0", *_connection_argv(conn, database)]
 
 
 def restore_argv(binary: str, conn: Connection, database: str) -> list[str]:
-    return [
-        binary,
-        "--no-password",
-        "--exit-on-error",
-        "--no-owner",
-        f"--host={conn.host}",
-        f"--port={conn.port}",
-        f"--username={conn.user}",
-        f"--dbname={database}",
-    ]
+    return [binary, "--exit-on-error", "--no-owner", *_connection_argv(conn, database)]
 
 
 def restore_script_argv(binary: str) -> list[str]:
@@ -127,17 +120,7 @@ def restore_script_argv(binary: str) -> list[str]:
 
 def sql_client_argv(binary: str, conn: Connection, database: str) -> list[str]:
     # psql runs the SQL from its stdin and stops at the first error (the transaction is then rolled back).
-    return [
-        binary,
-        "--no-psqlrc",
-        "--quiet",
-        "--set=ON_ERROR_STOP=1",
-        "--no-password",
-        f"--host={conn.host}",
-        f"--port={conn.port}",
-        f"--username={conn.user}",
-        f"--dbname={database}",
-    ]
+    return [binary, "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", *_connection_argv(conn, database)]
 
 
 def unknown_settings(server_major: int) -> tuple[bytes, ...]:
