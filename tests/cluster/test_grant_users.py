@@ -15,7 +15,7 @@ from tests.cluster.test_findings import admin, instance
 from tests.conftest import unique
 from tests.servers import Server
 from tests.test_pg_support import writes_during
-from tools.cluster.controlplane import ControlPlane, refused
+from tools.cluster.controlplane import ControlPlane, audited, refused
 from tools.cluster.kube import Kube, Obj
 
 CROSSPLANE = "system:serviceaccount:crossplane-system:crossplane"
@@ -113,8 +113,12 @@ def test_a_rolename_grant_meets_the_namespaces_database_users_on_real_crossplane
     assert held(pg, owner, db) == before
     assert ready["status"]["phase"] == "Ready", ready["status"]
     assert held(pg, other, db) == {"CONNECT"}
-    # Another resync of the refused grant changes nothing: still refused, still no write for that account.
+    # Still refused after all that (no later call of the function let it through).
     assert claim(kube, "DatabaseGrant", "by-name", ns)["status"]["phase"] == "Failed"
+    # The audit log records Crossplane's DatabaseUser requests (so its silence on refusals means something), and
+    # the API server refused none of them.
+    seen = audited(control_plane.base, CROSSPLANE, "databaseusers")
+    assert any(e.get("verb") in ("list", "watch") for e in seen), [e.get("verb") for e in seen]
     assert not refused(control_plane.base, CROSSPLANE, "databaseusers"), (
         "Crossplane may list DatabaseUser claims"
     )
