@@ -23,6 +23,7 @@ from worker.adapters.pg_acl import (
 )
 from worker.adapters.pg_database import DatabaseHandler, DatabaseObserved, same_locale
 from worker.adapters.pg_errors import classify, connect_error, statement_error
+from worker.adapters.pg_group_role import DatabaseRoleHandler, DefaultsObserved
 from worker.adapters.pg_role import RoleHandler, RoleObserved, setting_items
 from worker.adapters.pg_sql import ident, render, step
 from worker.adapters.postgres import advisory_key, version_tuple
@@ -32,7 +33,9 @@ from worker.request import parse
 
 PG15 = (15, 20)
 PG17 = (17, 2)
-OWNER = Owner("DatabaseUser", "default", "test")  # the claim these plans act for; its objects carry its marker
+OWNER = Owner(
+    "DatabaseUser", "default", "test"
+)  # the claim these plans act for; its objects carry its marker
 
 
 @dataclass
@@ -379,14 +382,18 @@ def test_database_drop_plan() -> None:
         ("DROP DATABASE app WITH (FORCE)", False),
     ]
     old = DatabaseHandler(FixedCatalog(info=ServerInfo("postgres", "12.1", (12, 1))), OWNER)
-    assert [s.summary for s in old.plan_drop(spec, DatabaseObserved(exists=True, marker=OWNER.marker)).steps] == [
+    assert [
+        s.summary for s in old.plan_drop(spec, DatabaseObserved(exists=True, marker=OWNER.marker)).steps
+    ] == [
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND pid <> pg_backend_pid()",
         "DROP DATABASE app",
     ]
     assert handler.plan_drop(spec, DatabaseObserved()).steps == []
     ops = DatabaseHandler(FixedCatalog(admin_database="ops"), OWNER)
     with pytest.raises(PermanentError, match="admin database"):
-        ops.plan_drop(spec_of("Database", {"name": "ops"}), DatabaseObserved(exists=True, marker=OWNER.marker))
+        ops.plan_drop(
+            spec_of("Database", {"name": "ops"}), DatabaseObserved(exists=True, marker=OWNER.marker)
+        )
     with pytest.raises(PermanentError, match="dbops did not create it"):
         handler.plan_drop(spec, DatabaseObserved(exists=True))
 
@@ -434,6 +441,100 @@ def test_database_default_privilege_memory_plans() -> None:
         "ALTER DEFAULT PRIVILEGES FOR ROLE o IN SCHEMA s REVOKE SELECT ON TABLES FROM r",
         "INSERT INTO _dbops.grants (claim, grantee, targets)",
     ]
+
+
+# A DatabaseRole "readers" (claim default/test) and a Database claim default/app whose defaultPrivileges entry names
+# it: the rule (database app, forRole o, schema s, tables). The Database's memory row says it set that rule.
+THEIR_RULE = DefaultRule("o", "s", "tables", "readers")
+THEIR_ROWS = [
+    ["default/app Database", [["app", "default tables", "s", "o", ""]]],
+    ["default/zz Database", [["app", "default tables", "s", "o", ""]]],  # the first claim by id is named
+    ["default/g", [["app", "table", "s", "t", ""]]],  # a DatabaseGrant's object: no default rule
+]
+
+
+@pytest.mark.parametrize(
+    ("entries", "held", "expect"),
+    [
+        pytest.param(
+            [], {THEIR_RULE: {"SELECT": False}}, [], id="no entry: the Database's rule is left alone"
+        ),
+        pytest.param(
+            [],
+            {
+                THEIR_RULE: {"SELECT": False},
+                DefaultRule("o", None, "functions", "readers"): {"EXECUTE": False},
+            },
+            ["ALTER DEFAULT PRIVILEGES FOR ROLE o REVOKE EXECUTE ON FUNCTIONS FROM readers"],
+            id="a rule no claim remembers is still revoked",
+        ),
+        pytest.param(
+            [{"database": "app", "objectType": "sequences", "privileges": ["USAGE"]}],
+            {THEIR_RULE: {"SELECT": False}},
+            ["ALTER DEFAULT PRIVILEGES FOR ROLE o GRANT USAGE ON SEQUENCES TO readers"],
+            id="the role's own rule beside it",
+        ),
+        pytest.param(
+            [{"database": "app", "schema": "t", "objectType": "tables", "privileges": ["SELECT"]}],
+            {THEIR_RULE: {"SELECT": False}},
+            ["ALTER DEFAULT PRIVILEGES FOR ROLE o IN SCHEMA t GRANT SELECT ON TABLES TO readers"],
+            id="another schema is another rule",
+        ),
+        pytest.param(
+            [{"database": "app", "schema": "s", "objectType": "tables", "privileges": ["SELECT"]}],
+            {THEIR_RULE: {"SELECT": False}},
+            "OwnedByAnotherClaim",
+            id="the same rule: refused",
+        ),
+        pytest.param(
+            [
+                {
+                    "database": "app",
+                    "forRole": "o",
+                    "schema": "s",
+                    "objectType": "tables",
+                    "privileges": ["INSERT"],
+                }
+            ],
+            {},
+            "OwnedByAnotherClaim",
+            id="the same rule with forRole spelled out, not held yet: refused",
+        ),
+    ],
+)
+def test_a_database_role_leaves_the_default_privileges_a_database_claim_sets_for_it(
+    entries: list[dict[str, Any]], held: dict[DefaultRule, dict[str, bool]], expect: list[str] | str
+) -> None:
+    memory = pg_memory.parse([THEIR_ROWS, True], "default/test DatabaseRole")
+    theirs = pg_memory.others_default_rules(memory, "readers")
+    assert theirs == {("app", THEIR_RULE): "default/app Database"}
+    handler = DatabaseRoleHandler(FixedCatalog(), Owner("DatabaseRole", "default", "test"))
+    spec = spec_of("DatabaseRole", {"roleName": "readers", "postgres": {"defaultPrivileges": entries}})
+    observed = DefaultsObserved(
+        usable=frozenset({"app"}),
+        owners={"app": "o"},
+        roles={"app": frozenset({"o"})},
+        schemas={"app": frozenset({"s", "t"})},
+        held={("app", rule): privileges for rule, privileges in held.items()},
+        theirs=theirs,
+    )
+    if isinstance(expect, str):
+        with pytest.raises(PermanentError) as refused:
+            handler._default_steps(spec, observed)
+        assert refused.value.code == expect
+        message = str(refused.value)
+        assert message.startswith("spec.postgres.defaultPrivileges[0]: Database default/app already sets"), (
+            message
+        )
+        assert "DatabaseRole default/test and Database default/app would revoke each other's" in message, (
+            message
+        )
+        assert "remove the entry with role readers from Database default/app" in message, message
+    else:
+        assert [s.summary for s in handler._default_steps(spec, observed)] == expect
+    # The drop revokes every rule naming the role, the Database's too (DROP ROLE needs it).
+    dropped = [s.summary for s in handler._default_steps(spec, observed, drop=True)]
+    assert len(dropped) == len(held)
 
 
 # --- statements, keys, errors -------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ stalls=test_reading_pods_without_the_pod_rule_stalls_the_step_until_the_rule_is_
 groups=(
   "$here/test_quickstart.py $here/test_install.py"
   "$here/test_admin_password.py $here/test_namespaced.py"
-  "$here/test_findings.py $here/test_deletion.py"
+  "$here/test_findings.py $here/test_deletion.py $here/test_grant_users.py"
   "$here/test_pod_reads.py::$stalls $here/test_backup.py"  # the shortest group: the backup round trip fits
   "$here/test_pod_reads.py --deselect $here/test_pod_reads.py::$stalls"
 )

@@ -8,8 +8,10 @@ query) that the grants do not already read (there they come with the grants' que
 pure. The role is marked as the claim's like a DatabaseUser's role (a role dbops did not create is
 refused unless `adopt: true`); the grants are remembered in `_dbops.grants` under the claim's own id, so removing one
 from the spec revokes it. The role's default privileges are the exact set the spec names: the role is the claim's,
-so any default privilege it holds that no entry names is revoked, and the drop revokes them all before DROP ROLE
-(PostgreSQL refuses to drop a role pg_default_acl names).
+so any default privilege it holds that no entry names is revoked, but for the rules a Database claim remembers
+setting for the role (its `_dbops.grants` rows, read with the grantee query), which are that claim's; an entry naming
+one of those is refused. The drop revokes them all before DROP ROLE (PostgreSQL refuses to drop a role
+pg_default_acl names).
 """
 
 from __future__ import annotations
@@ -122,6 +124,9 @@ class DefaultsObserved:
         default_factory=dict
     )  # database -> existing schemas
     held: dict[DefaultKey, Held] = dataclasses.field(default_factory=dict)
+    # Rules another claim (a Database's postgres.defaultPrivileges entry naming this role) remembers setting for the
+    # role, with that claim's memory id: left to it, not part of the role's exact set.
+    theirs: dict[DefaultKey, str] = dataclasses.field(default_factory=dict)
     # Drop path only: objects the held rules reached that the role holds privileges on, with those privileges.
     covered: list[Covered] = dataclasses.field(default_factory=list)
 
@@ -176,6 +181,7 @@ def grant_spec(spec: dict[str, Any]) -> dict[str, Any]:
 class DatabaseRoleHandler(KindHandler[GroupObserved]):
     def __init__(self, catalog: Catalog, owner: Owner) -> None:
         self.catalog = catalog
+        self.owner = owner
         self.roles = RoleHandler(catalog, None, owner)
         self.grants = GrantHandler(catalog, owner)
         self.grants.creates_grantee = True
@@ -244,6 +250,7 @@ class DatabaseRoleHandler(KindHandler[GroupObserved]):
         # Where the grants read a database anyway, its default privileges come with that query.
         self.grants.extra = {database: ("," + DEFAULTS_COLUMNS, p) for database, p in params.items()}
         grants = self.grants.observe(grant_spec(spec))
+        defaults.theirs = pg_memory.others_default_rules(grants.memory, spec["roleName"])
         self._observe_defaults(spec, params, grants.extra, defaults)
         return GroupObserved(role, grants, members, defaults)
 
@@ -279,7 +286,8 @@ class DatabaseRoleHandler(KindHandler[GroupObserved]):
             problems = self._default_problems(spec, observed)
             if problems:
                 raise PermanentError("InvalidReference", "; ".join(problems))
-            for entry in (spec.get("postgres") or {}).get("defaultPrivileges") or []:
+            shared: list[str] = []
+            for i, entry in enumerate((spec.get("postgres") or {}).get("defaultPrivileges") or []):
                 database = entry["database"]
                 rule = DefaultRule(
                     entry.get("forRole", observed.owners[database]),
@@ -287,14 +295,23 @@ class DatabaseRoleHandler(KindHandler[GroupObserved]):
                     entry["objectType"],
                     spec["roleName"],
                 )
+                if (database, rule) in observed.theirs:
+                    shared.append(
+                        _shared_rule(self.owner, i, database, rule, observed.theirs[(database, rule)])
+                    )
+                    continue
                 object_type = privs.DEFAULT_PRIVILEGE_TYPES[entry["objectType"]][0]
                 merge(
                     wanted.setdefault((database, rule), {}),
                     privs.expand(object_type, entry["privileges"], self.catalog.info.version_tuple),
                     False,
                 )
+            if shared:
+                raise PermanentError("OwnedByAnotherClaim", "; ".join(shared))
         out: list[Step] = []
-        keys = set(wanted) | set(observed.held)
+        # On a drop everything goes (PostgreSQL refuses DROP ROLE while a rule names it); else the rules a
+        # Database claim sets for the role are that claim's.
+        keys = set(wanted) | {k for k in observed.held if drop or k not in observed.theirs}
         for database, rule in sorted(
             keys, key=lambda k: (k[0], k[1].for_role, k[1].schema or "", k[1].object_type)
         ):
@@ -381,6 +398,21 @@ class DatabaseRoleHandler(KindHandler[GroupObserved]):
             "members": observed.members,
             "privileges": self.grants.facts(grant_spec(spec), observed.grants)["privileges"],
         }
+
+
+def _shared_rule(owner: Owner, i: int, database: str, rule: DefaultRule, claim: str) -> str:
+    """Why an entry naming a rule a Database claim sets for the role is refused, and the fix."""
+    other = claim.removesuffix(pg_memory.DATABASE_SUFFIX)
+    scope = f"in schema {rule.schema}" if rule.schema else "in every schema"
+    return (
+        f"spec.postgres.defaultPrivileges[{i}]: Database {other} already sets this rule for role {rule.grantee} "
+        f"(its spec.postgres.defaultPrivileges entry with role {rule.grantee}: {rule.object_type} of "
+        f"{rule.for_role} {scope}, database {database}); each claim's set for a rule is exact, so DatabaseRole "
+        f"{pg_memory.claim_id(owner.namespace, owner.name)} and Database {other} would revoke each other's "
+        "privileges on every run. Name the rule in one place: remove this entry (the Database's gives the role its "
+        f"privileges), or remove the entry with role {rule.grantee} from Database {other} and list here all the "
+        'privileges the role needs (docs/worker.md, "Name each pair in one place")'
+    )
 
 
 def _defaults_params(spec: dict[str, Any], mine: list[dict[str, Any]]) -> dict[str, Any]:

@@ -14,8 +14,8 @@ grant creates the table).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from dataclasses import replace as _replace
 from typing import Any
 
@@ -70,6 +70,8 @@ class Memory:
     mine: frozenset[Key] | None  # this claim's row; None: no row
     others: frozenset[Key]  # what other claims remember for this grantee
     writable: bool = True  # the admin may create (or write) the table; if not, the grant runs without memory
+    # Which other claim remembers each of `others` (the first by claim id, when several do).
+    claims: Mapping[Key, str] = field(default_factory=dict, compare=False)
 
     @property
     def remembered(self) -> frozenset[Key]:
@@ -118,16 +120,17 @@ def parse(raw: Any, claim: str) -> Memory:
     rows, writable = json.loads(raw) if isinstance(raw, str) else raw
     data = json.loads(rows) if isinstance(rows, str) else (rows or [])
     mine: frozenset[Key] | None = None
-    others: set[Key] = set()
-    for owner, targets in data:
+    others: dict[Key, str] = {}
+    for owner, targets in sorted(data, key=lambda row: str(row[0])):
         keys = frozenset(
             _key(t) for t in (json.loads(targets) if isinstance(targets, str) else targets or [])
         )
         if owner == claim:
             mine = keys
         else:
-            others |= keys
-    return Memory(True, True, mine, frozenset(others), bool(writable))
+            for k in keys:
+                others.setdefault(k, str(owner))
+    return Memory(True, True, mine, frozenset(others), bool(writable), others)
 
 
 def _key(item: Any) -> Key:
@@ -261,6 +264,18 @@ def claim_unreadable() -> ClaimMemory:
 
 def default_key(database: str, rule: DefaultRule) -> Key:
     return (database, DEFAULT_PREFIX + rule.object_type, rule.schema or "", rule.for_role, "")
+
+
+def others_default_rules(memory: Memory, grantee: str) -> dict[tuple[str, DefaultRule], str]:
+    """The default-privilege rules for `grantee` that other claims (Database claims) remember setting, as
+    (database, rule) -> the claim id that remembers it: a DatabaseRole's exact set leaves them to that claim."""
+    out: dict[tuple[str, DefaultRule], str] = {}
+    for k in sorted(memory.others):
+        database, object_type, schema, for_role, _ = k
+        if object_type.startswith(DEFAULT_PREFIX):
+            rule = DefaultRule(for_role, schema or None, object_type[len(DEFAULT_PREFIX) :], grantee)
+            out[(database, rule)] = memory.claims.get(k, "")
+    return out
 
 
 def default_rules(memory: ClaimMemory, database: str) -> list[DefaultRule]:
