@@ -328,8 +328,9 @@ def _stream_restore(
         reader.join(timeout=5)
         stderr.close()
         if sql is not None:
-            # psql gets the end of its input (and so runs the COMMIT pg_restore wrote last) only after pg_restore
-            # succeeded; otherwise it is killed first, and the server rolls the transaction back.
+            # pg_restore writes the COMMIT last, after reading all its input, which it gets only once the
+            # checksum matched (the last piece is held until then). If pg_restore failed, psql is killed before
+            # any COMMIT and the server rolls the transaction back.
             sql.end(commit=done)
     if proc.returncode != 0:
         raise tool_failed(
