@@ -6,6 +6,8 @@ import os
 import pwd
 import shutil
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -313,6 +315,46 @@ def test_first_run_creates_the_memory_table_so_a_converged_database_costs_one_qu
     again, writes = writes_during(pg, apply)
     assert writes == []
     assert again.result["statements"] == {"reads": 1, "writes": 0}
+
+
+def test_a_new_database_keeps_its_marker_when_the_memory_table_is_created_by_another_worker_at_once(
+    pg: Server,
+) -> None:
+    """Two Databases created at the same moment on a server without dbops' memory table: both create it, and one
+    of them is refused ("already exists"). The worker observes again and converges, which needs the marker of the
+    database it has just created to be committed already: before, the marker was part of the transaction that
+    failed, and the retry found an unmarked database and refused it for good (UnmanagedObject), which the real
+    control plane showed. Here the other worker is a session holding `CREATE SCHEMA _dbops` uncommitted until the
+    worker waits on it."""
+    admin_db, name = unique("admindb"), unique("db")
+    execute(pg, f"CREATE DATABASE {admin_db}")
+    other = pg.connect(database=admin_db)
+    outcome: dict[str, Any] = {}
+    try:
+        other.autocommit = False
+        with other.cursor() as cur:
+            cur.execute("CREATE SCHEMA _dbops")
+        worker = threading.Thread(
+            target=lambda: outcome.update(
+                run=run_worker(pg, "apply", request_for(pg, "Database", {"name": name}, database=admin_db))
+            )
+        )
+        worker.start()
+        deadline = time.monotonic() + 60
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'CREATE SCHEMA%%'"
+        while one(pg, waiting) == 0:
+            assert worker.is_alive() and time.monotonic() < deadline, outcome
+            time.sleep(0.1)
+        other.commit()
+    finally:
+        other.close()
+    worker.join(timeout=120)
+    run = outcome["run"]
+    assert run.code == 0, run.result
+    assert comment(pg, "pg_database", name) == "managed by dbops for Database default/test"
+    assert one(pg, "SELECT to_regclass('_dbops.grants') IS NOT NULL", database=admin_db)
+    again = run_worker(pg, "apply", request_for(pg, "Database", {"name": name}, database=admin_db))
+    assert again.result["statements"]["writes"] == 0, again.result
 
 
 def test_drop_terminates_sessions_and_is_idempotent(pg: Server) -> None:

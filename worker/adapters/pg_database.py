@@ -226,8 +226,13 @@ class DatabaseHandler(KindHandler[DatabaseObserved]):
         plan = Plan(creates=not observed.exists)
         if not observed.exists:
             plan.steps.append(self._create(spec))
-            # CREATE DATABASE cannot run in a transaction, so the marker follows it (docs/worker-postgres.md).
-            plan.steps.append(self._mark(name, f"database {name} is new: it is marked as {self.owner}'s"))
+            # CREATE DATABASE cannot run in a transaction, so the marker follows it (docs/worker-postgres.md), on
+            # its own: were it part of the next transaction, a failure there (another worker creating dbops'
+            # memory table at the same moment) would roll the marker back and leave a database this claim created
+            # that it could no longer tell from one it did not.
+            plan.steps.append(
+                self._mark(name, f"database {name} is new: it is marked as {self.owner}'s", transactional=False)
+            )
         else:
             if verdict is Claim.MARK:
                 plan.steps.append(
@@ -284,8 +289,13 @@ class DatabaseHandler(KindHandler[DatabaseObserved]):
             ensure_table=ensure_table,
         )
 
-    def _mark(self, name: str, reason: str) -> Step:
-        return step(f"COMMENT ON DATABASE {ident(name)} IS %(marker)s", reason, {"marker": self.owner.marker})
+    def _mark(self, name: str, reason: str, *, transactional: bool = True) -> Step:
+        return step(
+            f"COMMENT ON DATABASE {ident(name)} IS %(marker)s",
+            reason,
+            {"marker": self.owner.marker},
+            transactional=transactional,
+        )
 
     def _public_steps(self, spec: dict[str, Any], observed: DatabaseObserved) -> list[Step]:
         """postgres.publicPrivileges: the exact set PUBLIC holds on the database (absent: not managed)."""
