@@ -231,7 +231,9 @@ class DatabaseHandler(KindHandler[DatabaseObserved]):
             # memory table at the same moment) would roll the marker back and leave a database this claim created
             # that it could no longer tell from one it did not.
             plan.steps.append(
-                self._mark(name, f"database {name} is new: it is marked as {self.owner}'s", transactional=False)
+                self._mark(
+                    name, f"database {name} is new: it is marked as {self.owner}'s", transactional=False
+                )
             )
         else:
             if verdict is Claim.MARK:
