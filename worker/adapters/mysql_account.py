@@ -699,6 +699,17 @@ def _database_steps(account: Account, database: str, state: UserState, info: Ser
     return [sql.step(f"spec.database gives the user full use of {database}")]
 
 
+def _identified_via(account: Account, plugin: str, stored: str) -> Sql:
+    """MariaDB's `ALTER USER … IDENTIFIED VIA <plugin> USING <stored form>`, to which rotation may add the old one."""
+    return (
+        Sql()
+        .add("ALTER USER")
+        .account(account)
+        .add(f"IDENTIFIED VIA {plugin} USING")
+        .value(stored, secret=True)
+    )
+
+
 def rotation_steps(
     account: Account,
     current: AccountState,
@@ -732,29 +743,15 @@ def rotation_steps(
                 return [], True
             old_plugin, old_auth = creds[0]
             sql = (
-                Sql()
-                .add("ALTER USER")
-                .account(account)
-                .add(f"IDENTIFIED VIA {plugin} USING")
-                .value(new, secret=True)
+                _identified_via(account, plugin, new)
                 .add(f"OR {old_plugin} USING")
                 .value(old_auth, secret=True)
             )
             why = f"rotation: generation {generation}'s password is added; the current one works until it is retired"
             return [sql.step(why)], True
         if has_new and len(creds) > 1:
-            sql = (
-                Sql()
-                .add("ALTER USER")
-                .account(account)
-                .add(f"IDENTIFIED VIA {plugin} USING")
-                .value(new, secret=True)
-            )
-            return [
-                sql.step(
-                    f"rotation: the passwords before generation {generation} are past their grace period"
-                )
-            ], True
+            why = f"rotation: the passwords before generation {generation} are past their grace period"
+            return [_identified_via(account, plugin, new).step(why)], True
         return [], False  # one credential: the ordinary password steps keep it DBOPS_PASSWORD
     # MySQL 8
     plugin = wish.plugin or current.plugin
